@@ -1,0 +1,12 @@
+import type { Hypervisor, HypervisorInfo } from "../../../ports/hypervisor";
+import type { QemuInstallation } from "./qemu-probe";
+
+/** QEMU: KVM when /dev/kvm is usable, else TCG software emulation. */
+export class QemuHypervisor implements Hypervisor {
+  constructor(private readonly installation: QemuInstallation) {}
+
+  info(): HypervisorInfo {
+    const { kvm, version } = this.installation;
+    return { kind: kvm ? "qemu-kvm" : "qemu-tcg", version, capabilities: kvm ? ["kvm"] : [] };
+  }
+}

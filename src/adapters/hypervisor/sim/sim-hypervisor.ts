@@ -1,0 +1,11 @@
+import type { Hypervisor, HypervisorInfo } from "../../../ports/hypervisor";
+
+/**
+ * The simulated hypervisor: no guest code runs. It exists for fast tests and for hosts
+ * without QEMU, and says so in GetHostInfo.
+ */
+export class SimHypervisor implements Hypervisor {
+  info(): HypervisorInfo {
+    return { kind: "sim", version: "", capabilities: [] };
+  }
+}

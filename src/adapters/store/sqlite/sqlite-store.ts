@@ -1,0 +1,99 @@
+import Database from "better-sqlite3";
+import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { HostRecord, Store } from "../../../ports/store";
+import { migrate } from "./migrations";
+
+export const DATABASE_FILE = "steward.db";
+export const PID_FILE = "steward.pid";
+
+/** Another process holds the data folder. */
+export class StoreLockedError extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly holderPid: number | undefined,
+  ) {
+    super(
+      `the data folder ${dataDir} is in use by another Steward server` +
+        (holderPid ? ` (pid ${holderPid})` : "") +
+        "; stop it, or give this one its own --data-dir",
+    );
+    this.name = "StoreLockedError";
+  }
+}
+
+/**
+ * The state in SQLite. The database is opened in WAL mode with an EXCLUSIVE lock held for the
+ * life of the process: a second server on the same folder cannot open it, and the kernel drops
+ * the lock when the holder dies, so a crash leaves no stale lock behind.
+ */
+export class SqliteStore implements Store {
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly dataDir: string,
+    private readonly hostRecord: HostRecord,
+  ) {}
+
+  static open(dataDir: string): SqliteStore {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+    const db = new Database(path.join(dataDir, DATABASE_FILE), { timeout: 0 });
+    try {
+      lockExclusively(db, dataDir);
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      migrate(db);
+      const host = ensureHostRecord(db);
+      fs.writeFileSync(path.join(dataDir, PID_FILE), `${process.pid}\n`);
+      return new SqliteStore(db, dataDir, host);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  host(): HostRecord {
+    return this.hostRecord;
+  }
+
+  close(): void {
+    if (!this.db.open) return;
+    fs.rmSync(path.join(this.dataDir, PID_FILE), { force: true });
+    this.db.close();
+  }
+}
+
+function lockExclusively(db: Database.Database, dataDir: string): void {
+  db.pragma("locking_mode = EXCLUSIVE");
+  try {
+    db.pragma("journal_mode = WAL");
+    // The first write transaction takes the lock; EXCLUSIVE mode keeps it until close.
+    db.exec("BEGIN EXCLUSIVE; COMMIT");
+  } catch (error) {
+    if ((error as { code?: string }).code === "SQLITE_BUSY") {
+      throw new StoreLockedError(dataDir, readPid(dataDir));
+    }
+    throw error;
+  }
+}
+
+function readPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(path.join(dataDir, PID_FILE), "utf8"), 10);
+    return Number.isFinite(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function ensureHostRecord(db: Database.Database): HostRecord {
+  db.prepare("INSERT OR IGNORE INTO host (id, host_id, created_at) VALUES (1, ?, ?)").run(
+    randomUUID(),
+    new Date().toISOString(),
+  );
+  const row = db.prepare("SELECT host_id, created_at FROM host WHERE id = 1").get() as {
+    host_id: string;
+    created_at: string;
+  };
+  return { hostId: row.host_id, createdAt: new Date(row.created_at) };
+}

@@ -1,0 +1,67 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { HostInfoSchema, HypervisorKind } from "../../gen/steward/v1/host_pb";
+import type { HostService } from "../../gen/steward/v1/host_service_pb";
+import { VmClass } from "../../gen/steward/v1/vm_pb";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { HostInfo, HostInfoReader } from "../core/host-info";
+import { VM_CLASSES, type VmClassName } from "../core/vm-classes";
+import type { HypervisorKind as DomainHypervisorKind } from "../ports/hypervisor";
+import type { ServiceImpl } from "../server/service-impl";
+import { notYetImplemented } from "./not-implemented";
+
+export const VM_CLASS_OF_NAME: Readonly<Record<VmClassName, VmClass>> = {
+  AdminVM: VmClass.ADMIN_VM,
+  TemplateVM: VmClass.TEMPLATE_VM,
+  AppVM: VmClass.APP_VM,
+  StandaloneVM: VmClass.STANDALONE_VM,
+  DispVM: VmClass.DISP_VM,
+};
+
+const HYPERVISOR_KIND: Readonly<Record<DomainHypervisorKind, HypervisorKind>> = {
+  "qemu-kvm": HypervisorKind.QEMU_KVM,
+  "qemu-tcg": HypervisorKind.QEMU_TCG,
+  sim: HypervisorKind.SIM,
+};
+
+/**
+ * HostService. `apiFeatures` lists the RPCs this server implements; it is read at call time
+ * because it is known only once every service is bound.
+ */
+export function hostApi(reader: HostInfoReader, apiFeatures: () => readonly string[]): ServiceImpl<typeof HostService> {
+  const vmClasses = VM_CLASSES.map((spec) => ({
+    klass: VM_CLASS_OF_NAME[spec.name],
+    name: spec.name,
+    description: spec.description,
+    templateClass: spec.templateClass ? VM_CLASS_OF_NAME[spec.templateClass] : VmClass.UNSPECIFIED,
+    creatable: spec.creatable,
+    startable: spec.startable,
+  }));
+  return {
+    getHostInfo: async (_request, ctx) => ({ host: hostInfoMessage(reader.describe(ctx.caller), apiFeatures()) }),
+    listVmClasses: async () => ({ classes: vmClasses }),
+    listLabels: notYetImplemented,
+    getLabel: notYetImplemented,
+    createLabel: notYetImplemented,
+    removeLabel: notYetImplemented,
+    listGlobalProperties: notYetImplemented,
+    getGlobalProperty: notYetImplemented,
+    setGlobalProperty: notYetImplemented,
+    resetGlobalProperty: notYetImplemented,
+    describeGlobalProperty: notYetImplemented,
+  };
+}
+
+function hostInfoMessage(info: HostInfo, apiFeatures: readonly string[]): MessageInitShape<typeof HostInfoSchema> {
+  return {
+    version: info.version,
+    apiVersion: info.apiVersion,
+    hostname: info.hostname,
+    hostId: info.hostId,
+    hypervisor: HYPERVISOR_KIND[info.hypervisor.kind],
+    hypervisorVersion: info.hypervisor.version,
+    startTime: timestampFromDate(info.startTime),
+    capabilities: info.capabilities,
+    apiFeatures: [...apiFeatures],
+    caller: info.caller,
+  };
+}

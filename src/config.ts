@@ -1,0 +1,194 @@
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+
+/**
+ * The server's configuration: flags, each with a STEWARD_* environment equivalent (a flag
+ * wins over its variable), validated into one typed object before anything starts.
+ */
+
+export type HypervisorChoice = "auto" | "qemu" | "sim";
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+
+export type ListenAddress =
+  | { kind: "tcp"; host: string; port: number; text: string }
+  | { kind: "unix"; path: string; text: string };
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** With it, clients must present a certificate signed by this CA (mTLS). */
+  clientCaFile: string | undefined;
+}
+
+export interface Config {
+  listen: ListenAddress[];
+  dataDir: string;
+  hypervisor: HypervisorChoice;
+  logLevel: LogLevel;
+  tls: TlsFiles | undefined;
+  /** How long in-flight calls may run on after SIGTERM/SIGINT before they are cut. */
+  shutdownGraceMs: number;
+  /** The largest message accepted or sent; larger requests get RESOURCE_EXHAUSTED. */
+  maxMessageBytes: number;
+}
+
+export const DEFAULT_PORT = 50051;
+export const DEFAULT_DATA_DIR = "/var/lib/steward";
+export const SOCKET_FILE = "steward.sock";
+/** gRPC's customary limit: a volume import streams in chunks of at most 1 MiB, lists are paged. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 5;
+const HYPERVISORS: readonly HypervisorChoice[] = ["auto", "qemu", "sim"];
+const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export const SERVE_HELP = `Usage: steward serve [options]
+
+Runs the Steward gRPC server, which owns the virtual machines of this host.
+
+Options (each has an environment variable; the flag wins):
+  --listen ADDR          Where to listen: HOST:PORT, [IPV6]:PORT or unix:/PATH. Repeatable;
+                         STEWARD_LISTEN takes a comma-separated list. Default:
+                         127.0.0.1:${DEFAULT_PORT} and unix:DATA_DIR/${SOCKET_FILE} (mode 0660).
+                         A non-loopback address needs --tls-cert and --tls-key.
+  --data-dir DIR         Where the state (SQLite), sockets and pools live.
+                         STEWARD_DATA_DIR. Default: ${DEFAULT_DATA_DIR} (npm start: ./data).
+                         One server per folder: a second one refuses to start.
+  --hypervisor KIND      auto, qemu or sim. STEWARD_HYPERVISOR. Default: auto, which uses QEMU
+                         (KVM when /dev/kvm is usable, else TCG) when qemu-system-x86_64 is
+                         installed, else the simulation (no guest code runs) with a warning.
+  --log-level LEVEL      trace, debug, info, warn, error, fatal or silent. STEWARD_LOG_LEVEL.
+                         Default: info. Logs are JSON lines on stdout, one per RPC.
+  --tls-cert FILE        PEM certificate chain of the server; TCP listeners speak TLS.
+                         STEWARD_TLS_CERT.
+  --tls-key FILE         PEM private key of the server. STEWARD_TLS_KEY.
+  --tls-client-ca FILE   PEM CA bundle: clients must present a certificate it signed (mTLS);
+                         the certificate's subject CN becomes the caller's identity.
+                         STEWARD_TLS_CLIENT_CA. Without it, callers are "dom0".
+  --shutdown-grace SECS  On SIGTERM/SIGINT, how long in-flight calls may finish before they
+                         are cut. STEWARD_SHUTDOWN_GRACE. Default: ${DEFAULT_SHUTDOWN_GRACE_SECONDS}.
+  --max-message-bytes N  The largest request or response message. STEWARD_MAX_MESSAGE_BYTES.
+                         Default: ${DEFAULT_MAX_MESSAGE_BYTES} (4 MiB); larger requests get
+                         RESOURCE_EXHAUSTED. Lists are paged and imports are chunked to fit.
+  -h, --help             Show this help.
+
+The unix socket is never TLS: its file mode (0660) decides who may call.
+`;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Parses `steward serve` arguments and the STEWARD_* variables into a validated Config. */
+export function parseServeConfig(args: readonly string[], env: Env): Config {
+  const flags = parseFlags(args);
+  const value = (flag: keyof typeof flags, variable: string): string | undefined =>
+    (flags[flag] as string | undefined) ?? nonEmpty(env[variable]);
+
+  const dataDir = path.resolve(value("data-dir", "STEWARD_DATA_DIR") ?? DEFAULT_DATA_DIR);
+  const listenTexts = flags.listen ?? nonEmpty(env.STEWARD_LISTEN)?.split(",").map((s) => s.trim()).filter(Boolean);
+  const listen = (listenTexts ?? [`127.0.0.1:${DEFAULT_PORT}`, `unix:${path.join(dataDir, SOCKET_FILE)}`]).map(
+    parseListenAddress,
+  );
+  const tls = parseTls(value("tls-cert", "STEWARD_TLS_CERT"), value("tls-key", "STEWARD_TLS_KEY"), value("tls-client-ca", "STEWARD_TLS_CLIENT_CA"));
+  if (!tls) requireLoopback(listen);
+
+  return {
+    listen,
+    dataDir,
+    hypervisor: oneOf("--hypervisor", value("hypervisor", "STEWARD_HYPERVISOR") ?? "auto", HYPERVISORS),
+    logLevel: oneOf("--log-level", value("log-level", "STEWARD_LOG_LEVEL") ?? "info", LOG_LEVELS),
+    tls,
+    shutdownGraceMs:
+      1000 * positiveNumber("--shutdown-grace", value("shutdown-grace", "STEWARD_SHUTDOWN_GRACE") ?? String(DEFAULT_SHUTDOWN_GRACE_SECONDS)),
+    maxMessageBytes: Math.floor(
+      positiveNumber("--max-message-bytes", value("max-message-bytes", "STEWARD_MAX_MESSAGE_BYTES") ?? String(DEFAULT_MAX_MESSAGE_BYTES)),
+    ),
+  };
+}
+
+export function wantsHelp(args: readonly string[]): boolean {
+  return args.includes("--help") || args.includes("-h");
+}
+
+function parseFlags(args: readonly string[]) {
+  try {
+    return parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        listen: { type: "string", multiple: true },
+        "data-dir": { type: "string" },
+        hypervisor: { type: "string" },
+        "log-level": { type: "string" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        "tls-client-ca": { type: "string" },
+        "shutdown-grace": { type: "string" },
+        "max-message-bytes": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}; see steward serve --help`);
+  }
+}
+
+export function parseListenAddress(text: string): ListenAddress {
+  if (text.startsWith("unix:")) {
+    const socketPath = text.slice("unix:".length).replace(/^\/\/(?=\/)/, "");
+    if (!socketPath) throw new ConfigError(`--listen ${text}: the unix socket needs a path (unix:/run/steward.sock)`);
+    return { kind: "unix", path: path.resolve(socketPath), text };
+  }
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) {
+    throw new ConfigError(`--listen ${text}: expected HOST:PORT, [IPV6]:PORT or unix:/PATH`);
+  }
+  return { kind: "tcp", host: match[1] ?? match[2]!, port, text };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function requireLoopback(listen: readonly ListenAddress[]): void {
+  for (const address of listen) {
+    if (address.kind === "tcp" && !isLoopback(address.host)) {
+      throw new ConfigError(
+        `--listen ${address.text} is reachable from other machines, and without TLS anyone there could ` +
+          "control this host's VMs. Enable TLS with --tls-cert FILE --tls-key FILE (add --tls-client-ca FILE " +
+          "to require client certificates), or listen on 127.0.0.1 or a unix socket.",
+      );
+    }
+  }
+}
+
+function parseTls(certFile?: string, keyFile?: string, clientCaFile?: string): TlsFiles | undefined {
+  if (!certFile && !keyFile) {
+    if (clientCaFile) throw new ConfigError("--tls-client-ca needs --tls-cert and --tls-key: mTLS is TLS first");
+    return undefined;
+  }
+  if (!certFile || !keyFile) throw new ConfigError("--tls-cert and --tls-key go together");
+  return { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile), clientCaFile: clientCaFile && path.resolve(clientCaFile) };
+}
+
+function oneOf<T extends string>(flag: string, given: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(given)) return given as T;
+  throw new ConfigError(`${flag} ${given}: expected one of ${allowed.join(", ")}`);
+}
+
+function positiveNumber(flag: string, given: string): number {
+  const number = Number(given);
+  if (!Number.isFinite(number) || number <= 0) throw new ConfigError(`${flag} ${given}: expected a positive number`);
+  return number;
+}
+
+function nonEmpty(text: string | undefined): string | undefined {
+  return text === undefined || text === "" ? undefined : text;
+}

@@ -1,0 +1,43 @@
+import type { Clock } from "../ports/clock";
+import type { Hypervisor, HypervisorInfo } from "../ports/hypervisor";
+import type { Store } from "../ports/store";
+
+export const API_VERSION = "v1";
+
+export interface HostInfo {
+  version: string;
+  apiVersion: string;
+  hostname: string;
+  hostId: string;
+  hypervisor: HypervisorInfo;
+  startTime: Date;
+  capabilities: string[];
+  caller: string;
+}
+
+export interface HostFacts {
+  version: string;
+  hostname: string;
+}
+
+/** Describes the host. Everything but the caller is fixed at start, so a call costs nothing. */
+export class HostInfoReader {
+  private readonly fixed: Omit<HostInfo, "caller">;
+
+  constructor(store: Store, hypervisor: Hypervisor, clock: Clock, facts: HostFacts) {
+    const hypervisorInfo = hypervisor.info();
+    this.fixed = {
+      version: facts.version,
+      apiVersion: API_VERSION,
+      hostname: facts.hostname,
+      hostId: store.host().hostId,
+      hypervisor: hypervisorInfo,
+      startTime: clock.now(),
+      capabilities: [...hypervisorInfo.capabilities],
+    };
+  }
+
+  describe(caller: string): HostInfo {
+    return { ...this.fixed, caller };
+  }
+}

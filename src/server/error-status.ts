@@ -1,0 +1,80 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
+import { StatusSchema } from "../../gen/google/rpc/status_pb";
+import { DomainError, InvalidFieldError, type ErrorKind } from "../core/errors";
+
+/**
+ * The one place where failures become gRPC statuses (containerd's errgrpc). A domain error keeps
+ * its message and gets a google.rpc.Status with an ErrorInfo (and a BadRequest for a bad field)
+ * in grpc-status-details-bin; anything else is INTERNAL with a generic message, and its cause
+ * goes to the log only.
+ */
+
+export const ERROR_DOMAIN = "steward.v1";
+export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+
+const CODE_OF_KIND: Record<ErrorKind, grpc.status> = {
+  "invalid-argument": grpc.status.INVALID_ARGUMENT,
+  "not-found": grpc.status.NOT_FOUND,
+  "already-exists": grpc.status.ALREADY_EXISTS,
+  "failed-precondition": grpc.status.FAILED_PRECONDITION,
+  "permission-denied": grpc.status.PERMISSION_DENIED,
+  "resource-exhausted": grpc.status.RESOURCE_EXHAUSTED,
+  "out-of-range": grpc.status.OUT_OF_RANGE,
+  "deadline-exceeded": grpc.status.DEADLINE_EXCEEDED,
+  unavailable: grpc.status.UNAVAILABLE,
+  aborted: grpc.status.ABORTED,
+  cancelled: grpc.status.CANCELLED,
+  "data-loss": grpc.status.DATA_LOSS,
+  "not-implemented": grpc.status.UNIMPLEMENTED,
+};
+
+export interface RpcStatus {
+  code: grpc.status;
+  details: string;
+  metadata: grpc.Metadata;
+  /** Whether the failure was unexpected: its cause must be logged. */
+  unexpected: boolean;
+}
+
+export function codeOfKind(kind: ErrorKind): grpc.status {
+  return CODE_OF_KIND[kind];
+}
+
+/** The status for a failure; `requestId` lets an INTERNAL answer point at its log line. */
+export function toRpcStatus(error: unknown, requestId: string): RpcStatus {
+  if (error instanceof DomainError) {
+    const code = CODE_OF_KIND[error.kind];
+    const violation = error instanceof InvalidFieldError ? { field: error.field, description: error.message } : undefined;
+    return {
+      code,
+      details: error.message,
+      metadata: statusDetails(code, error.message, error.reason, error.metadata, violation),
+      unexpected: false,
+    };
+  }
+  const message = `internal error; the server log has the cause under request id ${requestId}`;
+  return {
+    code: grpc.status.INTERNAL,
+    details: message,
+    metadata: statusDetails(grpc.status.INTERNAL, message, "INTERNAL", { request_id: requestId }),
+    unexpected: true,
+  };
+}
+
+function statusDetails(
+  code: grpc.status,
+  message: string,
+  reason: string,
+  metadata: Readonly<Record<string, string>>,
+  violation?: { field: string; description: string },
+): grpc.Metadata {
+  const details = [anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata }))];
+  if (violation) details.push(anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: [violation] })));
+  const status = create(StatusSchema, { code, message, details });
+  const trailers = new grpc.Metadata();
+  trailers.set(STATUS_DETAILS_KEY, Buffer.from(toBinary(StatusSchema, status)));
+  return trailers;
+}

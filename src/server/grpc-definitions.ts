@@ -1,0 +1,88 @@
+import { fromBinary, toBinary, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import type * as grpc from "@grpc/grpc-js";
+
+/**
+ * grpc-js service definitions built from the generated descriptors, for the server and for
+ * clients alike: the paths, stream kinds and (de)serializers all come from the contract.
+ */
+
+/**
+ * What a request deserializer yields for bytes that are not a valid message. grpc-js would
+ * answer INTERNAL for a deserializer that throws; a malformed request is the client's mistake,
+ * so the binding answers INVALID_ARGUMENT naming the field instead.
+ */
+export class MalformedMessage {
+  constructor(
+    readonly field: string,
+    readonly cause: string,
+  ) {}
+}
+
+export function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
+export function methodDefinition(method: DescMethod): grpc.MethodDefinition<object, object> {
+  const kind = method.methodKind;
+  return {
+    path: methodPath(method),
+    requestStream: kind === "client_streaming" || kind === "bidi_streaming",
+    responseStream: kind === "server_streaming" || kind === "bidi_streaming",
+    requestSerialize: (message) => Buffer.from(toBinary(method.input, message as never)),
+    requestDeserialize: (bytes) => decodeOrMark(method.input, bytes),
+    responseSerialize: (message) => Buffer.from(toBinary(method.output, message as never)),
+    responseDeserialize: (bytes) => fromBinary(method.output, bytes),
+    originalName: method.localName,
+  };
+}
+
+export function serviceDefinition(service: DescService): grpc.ServiceDefinition {
+  return Object.fromEntries(service.methods.map((method) => [method.localName, methodDefinition(method)]));
+}
+
+function decodeOrMark(schema: DescMessage, bytes: Uint8Array): object {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (error) {
+    return new MalformedMessage(locateBadField(schema, bytes) ?? "request", (error as Error).message);
+  }
+}
+
+/**
+ * Walks the wire format to find the first field whose bytes cannot be read, descending into
+ * message fields, and returns its path ("volume.vm"); undefined when the fault is not in a field.
+ */
+export function locateBadField(schema: DescMessage, bytes: Uint8Array, prefix = ""): string | undefined {
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    let fieldNo: number;
+    let wireType: WireType;
+    try {
+      [fieldNo, wireType] = reader.tag();
+    } catch {
+      return undefined;
+    }
+    const field = schema.fields.find((f) => f.number === fieldNo);
+    const path = prefix + (field ? field.name : `field ${fieldNo}`);
+    const start = reader.pos;
+    try {
+      reader.skip(wireType, fieldNo);
+    } catch {
+      return path;
+    }
+    const nestedSchema = messageOf(field);
+    if (nestedSchema && wireType === WireType.LengthDelimited) {
+      const inner = new BinaryReader(bytes.subarray(start, reader.pos)).bytes();
+      const nested = locateBadField(nestedSchema, inner, `${path}.`);
+      if (nested !== undefined) return nested;
+    }
+  }
+  return undefined;
+}
+
+function messageOf(field: DescField | undefined): DescMessage | undefined {
+  if (field?.fieldKind === "message") return field.message;
+  if (field?.fieldKind === "list" && field.listKind === "message") return field.message;
+  return undefined;
+}

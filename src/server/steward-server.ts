@@ -1,0 +1,95 @@
+import type { DescService } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { Health } from "../../gen/grpc/health/v1/health_pb";
+import type { Config } from "../config";
+import { serviceDefinition } from "./grpc-definitions";
+import { HealthStatus, ServingStatus } from "./health";
+import { bind, removeSocket, serverCredentials } from "./listen";
+import { DescriptorIndex, REFLECTION_SERVICES, reflectionServices } from "./reflection";
+import { bindService, type BindingOptions } from "./rpc-binding";
+import type { ServiceImpl } from "./service-impl";
+
+/** One service of the contract and its implementation. */
+export interface ServiceBinding {
+  service: DescService;
+  impl: object;
+}
+
+export function binding<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceBinding {
+  return { service, impl };
+}
+
+/**
+ * The gRPC server: Steward's services, reflection and health on every listen address. It
+ * reports NOT_SERVING until listening and again from the moment stop() begins.
+ */
+export class StewardServer {
+  private readonly server: grpc.Server;
+  private readonly health: HealthStatus;
+  private readonly draining = new AbortController();
+  private readonly stopped = new AbortController();
+  private bound: string[] = [];
+
+  constructor(
+    private readonly config: Config,
+    services: readonly ServiceBinding[],
+    private readonly log: Logger,
+  ) {
+    this.server = new grpc.Server({
+      "grpc.max_receive_message_length": config.maxMessageBytes,
+      "grpc.max_send_message_length": config.maxMessageBytes,
+    });
+    this.health = new HealthStatus(services.map((s) => s.service.typeName));
+    const index = new DescriptorIndex([...services.map((s) => s.service), Health, ...REFLECTION_SERVICES]);
+    const reflection = reflectionServices(index);
+    const options: BindingOptions = { log, draining: this.draining.signal, stopped: this.stopped.signal };
+    for (const { service, impl } of [...services, binding(Health, this.health.impl()), reflection.v1, reflection.v1alpha]) {
+      this.server.addService(serviceDefinition(service), bindService(service, impl as ServiceImpl<DescService>, options));
+    }
+  }
+
+  /** The addresses listened on, with the ports chosen for port 0. */
+  get addresses(): readonly string[] {
+    return this.bound;
+  }
+
+  async listen(): Promise<void> {
+    const tls = serverCredentials(this.config.tls);
+    try {
+      for (const address of this.config.listen) this.bound.push(await bind(this.server, address, tls));
+    } catch (error) {
+      this.server.forceShutdown();
+      this.bound.forEach(removeSocket);
+      throw error;
+    }
+    this.health.setAll(ServingStatus.SERVING);
+    this.log.info(
+      { addresses: this.bound, tls: Boolean(this.config.tls), mtls: Boolean(this.config.tls?.clientCaFile) },
+      "listening",
+    );
+  }
+
+  /**
+   * Stops accepting calls, ends endless streams, lets other calls finish for up to the grace
+   * period, then cuts what is left.
+   */
+  async stop(): Promise<void> {
+    const graceMs = this.config.shutdownGraceMs;
+    this.health.setAll(ServingStatus.NOT_SERVING);
+    this.draining.abort();
+    await new Promise<void>((resolve) => {
+      const cut = setTimeout(() => {
+        this.log.warn({ graceMs }, "calls still running after the grace period: cutting them");
+        this.stopped.abort();
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(cut);
+        resolve();
+      });
+    });
+    this.bound.forEach(removeSocket);
+  }
+}

@@ -1,0 +1,75 @@
+import * as path from "node:path";
+import { ConfigError, DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, parseListenAddress, parseServeConfig } from "../../src/config";
+
+describe("parseServeConfig", () => {
+  it("defaults to loopback TCP and a unix socket in the data folder", () => {
+    const config = parseServeConfig([], {});
+    expect(config.dataDir).toBe(DEFAULT_DATA_DIR);
+    expect(config.listen).toEqual([
+      { kind: "tcp", host: "127.0.0.1", port: 50051, text: "127.0.0.1:50051" },
+      { kind: "unix", path: path.join(DEFAULT_DATA_DIR, "steward.sock"), text: `unix:${DEFAULT_DATA_DIR}/steward.sock` },
+    ]);
+    expect(config.hypervisor).toBe("auto");
+    expect(config.logLevel).toBe("info");
+    expect(config.tls).toBeUndefined();
+    expect(config.maxMessageBytes).toBe(DEFAULT_MAX_MESSAGE_BYTES);
+    expect(config.shutdownGraceMs).toBe(5000);
+  });
+
+  it("takes every flag, repeated --listen included", () => {
+    const config = parseServeConfig(
+      ["--listen", "127.0.0.1:7000", "--listen", "unix:/run/s.sock", "--listen", "[::1]:7001", "--data-dir", "/srv/st", "--hypervisor", "sim", "--log-level", "debug", "--shutdown-grace", "2", "--max-message-bytes", "1024"],
+      {},
+    );
+    expect(config.listen.map((a) => a.kind)).toEqual(["tcp", "unix", "tcp"]);
+    expect(config.listen[2]).toMatchObject({ host: "::1", port: 7001 });
+    expect(config).toMatchObject({ dataDir: "/srv/st", hypervisor: "sim", logLevel: "debug", shutdownGraceMs: 2000, maxMessageBytes: 1024 });
+  });
+
+  it("reads STEWARD_* variables, and a flag wins over its variable", () => {
+    const env = { STEWARD_LISTEN: "127.0.0.1:1, unix:/tmp/x.sock", STEWARD_DATA_DIR: "/env/dir", STEWARD_HYPERVISOR: "qemu", STEWARD_LOG_LEVEL: "warn" };
+    const fromEnv = parseServeConfig([], env);
+    expect(fromEnv.listen.map((a) => a.text)).toEqual(["127.0.0.1:1", "unix:/tmp/x.sock"]);
+    expect(fromEnv).toMatchObject({ dataDir: "/env/dir", hypervisor: "qemu", logLevel: "warn" });
+    expect(parseServeConfig(["--hypervisor", "sim", "--data-dir", "/flag"], env)).toMatchObject({ hypervisor: "sim", dataDir: "/flag" });
+  });
+
+  it("refuses a non-loopback address without TLS, saying how to enable it", () => {
+    for (const address of ["0.0.0.0:50051", "192.168.1.4:1", "[::]:50051", "example.com:443"]) {
+      expect(() => parseServeConfig(["--listen", address], {})).toThrow(ConfigError);
+    }
+    expect(() => parseServeConfig(["--listen", "0.0.0.0:50051"], {})).toThrow(/--tls-cert FILE --tls-key FILE/);
+  });
+
+  it("accepts a non-loopback address with TLS", () => {
+    const config = parseServeConfig(["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-ca", "ca.pem"], {});
+    expect(config.tls).toEqual({ certFile: path.resolve("c.pem"), keyFile: path.resolve("k.pem"), clientCaFile: path.resolve("ca.pem") });
+  });
+
+  it("refuses incomplete TLS settings", () => {
+    expect(() => parseServeConfig(["--tls-cert", "c.pem"], {})).toThrow("--tls-cert and --tls-key go together");
+    expect(() => parseServeConfig(["--tls-client-ca", "ca.pem"], {})).toThrow(/mTLS is TLS first/);
+  });
+
+  it("names the flag of a bad value", () => {
+    expect(() => parseServeConfig(["--hypervisor", "xen"], {})).toThrow("--hypervisor xen: expected one of auto, qemu, sim");
+    expect(() => parseServeConfig(["--log-level", "loud"], {})).toThrow(/--log-level loud/);
+    expect(() => parseServeConfig(["--shutdown-grace=-1"], {})).toThrow(/--shutdown-grace -1/);
+    expect(() => parseServeConfig(["--max-message-bytes", "lots"], {})).toThrow(/--max-message-bytes lots/);
+    expect(() => parseServeConfig(["--frobnicate"], {})).toThrow(/see steward serve --help/);
+  });
+});
+
+describe("parseListenAddress", () => {
+  it("parses host:port, [v6]:port and unix paths", () => {
+    expect(parseListenAddress("localhost:0")).toMatchObject({ kind: "tcp", host: "localhost", port: 0 });
+    expect(parseListenAddress("[::1]:80")).toMatchObject({ kind: "tcp", host: "::1", port: 80 });
+    expect(parseListenAddress("unix:///run/steward.sock")).toMatchObject({ kind: "unix", path: "/run/steward.sock" });
+  });
+
+  it("refuses what is not an address", () => {
+    for (const bad of ["nohost", "host:", ":80", "host:99999", "unix:", "::1:80"]) {
+      expect(() => parseListenAddress(bad)).toThrow(ConfigError);
+    }
+  });
+});

@@ -1,0 +1,74 @@
+import * as grpc from "@grpc/grpc-js";
+import { errorDetails } from "../../../src/client/status-details";
+import { alreadyExists, DomainError, failedPrecondition, InvalidFieldError, notFound, notImplemented, type ErrorKind } from "../../../src/core/errors";
+import { ERROR_DOMAIN, toRpcStatus } from "../../../src/server/error-status";
+
+function decode(error: unknown) {
+  const status = toRpcStatus(error, "req-1");
+  const details = errorDetails({ ...new Error(status.details), code: status.code, details: status.details, metadata: status.metadata });
+  return { status, details };
+}
+
+describe("toRpcStatus", () => {
+  it.each<[ErrorKind, grpc.status]>([
+    ["invalid-argument", grpc.status.INVALID_ARGUMENT],
+    ["not-found", grpc.status.NOT_FOUND],
+    ["already-exists", grpc.status.ALREADY_EXISTS],
+    ["failed-precondition", grpc.status.FAILED_PRECONDITION],
+    ["permission-denied", grpc.status.PERMISSION_DENIED],
+    ["resource-exhausted", grpc.status.RESOURCE_EXHAUSTED],
+    ["out-of-range", grpc.status.OUT_OF_RANGE],
+    ["deadline-exceeded", grpc.status.DEADLINE_EXCEEDED],
+    ["unavailable", grpc.status.UNAVAILABLE],
+    ["aborted", grpc.status.ABORTED],
+    ["cancelled", grpc.status.CANCELLED],
+    ["data-loss", grpc.status.DATA_LOSS],
+    ["not-implemented", grpc.status.UNIMPLEMENTED],
+  ])("maps %s to %s", (kind, code) => {
+    expect(toRpcStatus(new DomainError(kind, "R", "m"), "id").code).toBe(code);
+  });
+
+  it("keeps the domain message and sends an ErrorInfo with reason, domain and metadata", () => {
+    const { status, details } = decode(notFound("VM_NOT_FOUND", "no VM named work", { vm: "work" }));
+    expect(status).toMatchObject({ code: grpc.status.NOT_FOUND, details: "no VM named work", unexpected: false });
+    expect(details).toEqual({
+      code: grpc.status.NOT_FOUND,
+      message: "no VM named work",
+      reason: "VM_NOT_FOUND",
+      domain: ERROR_DOMAIN,
+      metadata: { vm: "work" },
+      fieldViolations: [],
+    });
+  });
+
+  it("adds a BadRequest naming the field of an invalid argument", () => {
+    const { status, details } = decode(new InvalidFieldError("vm", "must start with a letter", "INVALID_VM_NAME"));
+    expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(status.details).toBe("vm: must start with a letter");
+    expect(details?.reason).toBe("INVALID_VM_NAME");
+    expect(details?.metadata).toEqual({ field: "vm" });
+    expect(details?.fieldViolations).toEqual([{ field: "vm", description: "vm: must start with a letter" }]);
+  });
+
+  it("names the RPC that is not implemented yet", () => {
+    const { status, details } = decode(notImplemented("steward.v1.VmService/GetVm"));
+    expect(status.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(status.details).toBe("steward.v1.VmService/GetVm is not implemented yet");
+    expect(details?.reason).toBe("NOT_IMPLEMENTED");
+  });
+
+  it("turns anything unexpected into INTERNAL with a generic message that hides the cause", () => {
+    const { status, details } = decode(new Error("SQLITE_CORRUPT at /secret/path"));
+    expect(status.code).toBe(grpc.status.INTERNAL);
+    expect(status.unexpected).toBe(true);
+    expect(status.details).not.toContain("secret");
+    expect(status.details).toContain("req-1");
+    expect(details).toMatchObject({ reason: "INTERNAL", metadata: { request_id: "req-1" } });
+    expect(decode("a thrown string").status.code).toBe(grpc.status.INTERNAL);
+  });
+
+  it("builds the other helpers with their kinds", () => {
+    expect(alreadyExists("VM_EXISTS", "m").kind).toBe("already-exists");
+    expect(failedPrecondition("VM_NOT_HALTED", "m").kind).toBe("failed-precondition");
+  });
+});

@@ -19,9 +19,11 @@ export class DescriptorIndex {
   private readonly fileBySymbol = new Map<string, DescFile>();
   private readonly serviceNames: string[];
 
-  constructor(services: readonly DescService[]) {
+  /** `extraFiles` are offered too though no service imports them (error details). */
+  constructor(services: readonly DescService[], extraFiles: readonly DescFile[] = []) {
     this.serviceNames = services.map((s) => s.typeName).sort();
     for (const service of services) this.addFile(service.file);
+    for (const file of extraFiles) this.addFile(file);
   }
 
   services(): readonly string[] {

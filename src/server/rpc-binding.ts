@@ -179,7 +179,9 @@ function wellFormed(request: unknown): unknown {
 }
 
 async function* readAll(call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) {
-  for await (const message of call) yield wellFormed(message);
+  // Not `for await (… of call)`: at the end of the requests that destroys the stream, and with
+  // a duplex stream the response side too, before its status is sent.
+  for await (const message of call.iterator({ destroyOnReturn: false })) yield wellFormed(message);
 }
 
 /** Writes each response as the client's flow control allows; stops when the call is aborted. */

@@ -1,6 +1,8 @@
 import type { DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb";
+import { file_google_rpc_status } from "../../gen/google/rpc/status_pb";
 import { Health } from "../../gen/grpc/health/v1/health_pb";
 import type { Config } from "../config";
 import { serviceDefinition } from "./grpc-definitions";
@@ -41,7 +43,11 @@ export class StewardServer {
       "grpc.max_send_message_length": config.maxMessageBytes,
     });
     this.health = new HealthStatus(services.map((s) => s.service.typeName));
-    const index = new DescriptorIndex([...services.map((s) => s.service), Health, ...REFLECTION_SERVICES]);
+    // The error details are offered too, so reflection-driven clients can decode them.
+    const index = new DescriptorIndex([...services.map((s) => s.service), Health, ...REFLECTION_SERVICES], [
+      file_google_rpc_status,
+      file_google_rpc_error_details,
+    ]);
     const reflection = reflectionServices(index);
     const options: BindingOptions = { log, draining: this.draining.signal, stopped: this.stopped.signal };
     for (const { service, impl } of [...services, binding(Health, this.health.impl()), reflection.v1, reflection.v1alpha]) {

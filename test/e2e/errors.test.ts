@@ -1,0 +1,110 @@
+import { create, toBinary, type DescService } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { BackupService } from "../../gen/steward/v1/backup_service_pb";
+import { BlockExportService } from "../../gen/steward/v1/block_export_service_pb";
+import { DeviceService } from "../../gen/steward/v1/device_service_pb";
+import { EventService } from "../../gen/steward/v1/event_service_pb";
+import { FirewallService } from "../../gen/steward/v1/firewall_service_pb";
+import { HostService } from "../../gen/steward/v1/host_service_pb";
+import { PoolService } from "../../gen/steward/v1/pool_service_pb";
+import { CreateVmRequestSchema, VmService } from "../../gen/steward/v1/vm_service_pb";
+import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
+import { hostApi } from "../../src/api/host-api";
+import { createClient } from "../../src/client/steward-client";
+import { parseServeConfig } from "../../src/config";
+import { binding, StewardServer } from "../../src/server/steward-server";
+import { rpcError } from "../fixtures/expect-rpc-error";
+import { LogCapture } from "../fixtures/log-capture";
+import { startTestServer, type TestServer } from "../fixtures/test-server";
+
+const ALL_SERVICES: DescService[] = [HostService, VmService, PoolService, VolumeService, BlockExportService, FirewallService, DeviceService, EventService, BackupService];
+
+/** A client that sends raw bytes to one method, to test what the server does with bad ones. */
+function rawCall(address: string, path: string, bytes: Buffer): Promise<unknown> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, (error, response) => {
+      client.close();
+      error ? reject(error) : resolve(response);
+    }),
+  );
+}
+
+describe("error statuses", () => {
+  let server: TestServer;
+  beforeAll(async () => (server = await startTestServer(["--max-message-bytes", "4096"])));
+  afterAll(() => server.stop());
+
+  it("answers UNIMPLEMENTED naming the RPC for every RPC not implemented yet, never a fake success", async () => {
+    const { host } = await createClient(HostService, server.tcp).getHostInfo({});
+    const implemented = new Set(host!.apiFeatures);
+    let checked = 0;
+    for (const service of ALL_SERVICES) {
+      const client = createClient(service, server.tcp) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      for (const method of service.methods) {
+        const name = `${service.typeName}/${method.name}`;
+        if (implemented.has(name)) continue;
+        const call =
+          method.methodKind === "unary" || method.methodKind === "client_streaming"
+            ? (client[method.localName]!(method.methodKind === "unary" ? {} : [{}]) as Promise<unknown>)
+            : drain(client[method.localName]!(method.methodKind === "server_streaming" ? {} : [{}]) as AsyncIterable<unknown>);
+        const error = await rpcError(call);
+        expect([name, error.code]).toEqual([name, grpc.status.UNIMPLEMENTED]);
+        expect(error.details).toBe(`${name} is not implemented yet`);
+        expect(error.info).toMatchObject({ reason: "NOT_IMPLEMENTED", domain: "steward.v1", metadata: { rpc: name } });
+        checked++;
+      }
+    }
+    const total = ALL_SERVICES.reduce((sum, service) => sum + service.methods.length, 0);
+    expect(checked).toBe(total - implemented.size);
+  });
+
+  it("answers INVALID_ARGUMENT naming the field for a request that cannot be decoded", async () => {
+    const good = Buffer.from(toBinary(CreateVmRequestSchema, create(CreateVmRequestSchema, { name: "work", label: "red" })));
+    const error = await rpcError(rawCall(server.tcp, "/steward.v1.VmService/CreateVm", good.subarray(0, good.length - 2)));
+    expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error.details).toMatch(/^label: cannot be decoded/);
+    expect(error.info).toMatchObject({ reason: "MALFORMED_REQUEST", metadata: { field: "label" } });
+    expect(error.info!.fieldViolations[0]!.field).toBe("label");
+  });
+
+  it("answers RESOURCE_EXHAUSTED for a request over the maximum message size", async () => {
+    const client = createClient(VmService, server.tcp);
+    const error = await rpcError(client.createVm({ name: "x".repeat(5000), label: "red" }));
+    client.close();
+    expect(error.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+  });
+
+  it("answers UNIMPLEMENTED for a method outside the contract", async () => {
+    const error = await rpcError(rawCall(server.tcp, "/steward.v1.VmService/Frobnicate", Buffer.alloc(0)));
+    expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
+  });
+});
+
+describe("an unexpected failure", () => {
+  it("becomes INTERNAL with a generic message, and its cause goes to the log", async () => {
+    const logs = new LogCapture();
+    const config = parseServeConfig(["--listen", "127.0.0.1:0", "--data-dir", "/nonexistent"], {});
+    const broken = hostApi({ describe: () => { throw new Error("disk on fire at /var/secret"); } } as never, () => []);
+    const server = new StewardServer(config, [binding(HostService, broken)], logs.log);
+    await server.listen();
+    const client = createClient(HostService, server.addresses[0]!);
+    const error = await rpcError(client.getHostInfo({}, { metadata: { "x-request-id": "boom-1" } }));
+    client.close();
+    await server.stop();
+
+    expect(error.code).toBe(grpc.status.INTERNAL);
+    expect(error.details).not.toMatch(/fire|secret/);
+    expect(error.details).toContain("boom-1");
+    expect(error.info).toMatchObject({ reason: "INTERNAL", metadata: { request_id: "boom-1" } });
+    const line = logs.lines.find((l) => l.requestId === "boom-1")!;
+    expect(line).toMatchObject({ code: "INTERNAL", level: 50 });
+    expect(JSON.stringify(line.err)).toContain("disk on fire");
+  });
+});
+
+async function drain(stream: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of stream) {
+    // consume
+  }
+}

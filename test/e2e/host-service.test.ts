@@ -1,0 +1,65 @@
+import * as grpc from "@grpc/grpc-js";
+import * as fs from "node:fs";
+import { HypervisorKind } from "../../gen/steward/v1/host_pb";
+import { HostService } from "../../gen/steward/v1/host_service_pb";
+import { VmClass } from "../../gen/steward/v1/vm_pb";
+import packageJson from "../../package.json";
+import { createClient } from "../../src/client/steward-client";
+import { startTestServer, type TestServer } from "../fixtures/test-server";
+
+describe("HostService over the network", () => {
+  let server: TestServer;
+  beforeAll(async () => (server = await startTestServer()));
+  afterAll(() => server.stop());
+
+  it("describes the host, the server and the hypervisor", async () => {
+    const client = createClient(HostService, server.tcp);
+    const { host } = await client.getHostInfo({});
+    client.close();
+    expect(host).toMatchObject({
+      version: packageJson.version,
+      apiVersion: "v1",
+      hypervisor: HypervisorKind.SIM,
+      hypervisorVersion: "",
+      caller: "dom0",
+    });
+    expect(host!.hostId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(host!.hostname.length).toBeGreaterThan(0);
+    expect(host!.apiFeatures).toEqual(["steward.v1.HostService/GetHostInfo", "steward.v1.HostService/ListVmClasses"]);
+    expect(Number(host!.startTime!.seconds)).toBeGreaterThan(Date.now() / 1000 - 60);
+  });
+
+  it("lists the five VM classes with their rules, AdminVM first", async () => {
+    const client = createClient(HostService, server.tcp);
+    const { classes } = await client.listVmClasses({});
+    client.close();
+    expect(classes.map((c) => c.name)).toEqual(["AdminVM", "TemplateVM", "AppVM", "StandaloneVM", "DispVM"]);
+    expect(classes[0]).toMatchObject({ klass: VmClass.ADMIN_VM, creatable: false, startable: false });
+    expect(classes[2]).toMatchObject({ klass: VmClass.APP_VM, templateClass: VmClass.TEMPLATE_VM, creatable: true });
+    expect(classes[4]).toMatchObject({ klass: VmClass.DISP_VM, templateClass: VmClass.APP_VM, creatable: false });
+  });
+
+  it("answers on the unix socket too, which only owner and group may use", async () => {
+    const client = createClient(HostService, server.unix);
+    const { host } = await client.getHostInfo({});
+    client.close();
+    expect(host!.caller).toBe("dom0");
+    expect(fs.statSync(server.unix.slice("unix:".length)).mode & 0o777).toBe(0o660);
+  });
+
+  it("echoes the client's x-request-id, or makes one, and logs one line per RPC", async () => {
+    const client = createClient(HostService, server.tcp);
+    let echoed: grpc.MetadataValue | undefined;
+    await client.getHostInfo({}, { metadata: { "x-request-id": "trace-42" }, onHeaders: (h) => (echoed = h.get("x-request-id")[0]) });
+    expect(echoed).toBe("trace-42");
+    await client.listVmClasses({}, { onHeaders: (h) => (echoed = h.get("x-request-id")[0]) });
+    client.close();
+    expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
+
+    const line = server.logs.lines.find((l) => l.requestId === "trace-42")!;
+    expect(line).toMatchObject({ msg: "rpc", method: "steward.v1.HostService/GetHostInfo", code: "OK", caller: "dom0" });
+    expect(typeof line.durationMs).toBe("number");
+    expect(line.peer).toMatch(/127\.0\.0\.1:\d+/);
+    expect(server.logs.lines.filter((l) => l.requestId === "trace-42")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,97 @@
+"""Steward's API from Python, with Debian's python3-grpcio and stubs protoc makes from our protos.
+
+Usage: test_steward_api.py PROTO_DIR ADDRESS
+Generates the stubs into a temporary folder, then runs the tests against the server at ADDRESS.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import grpc
+
+PROTO_DIR, ADDRESS = sys.argv[1], sys.argv[2]
+
+
+def generate_stubs(out):
+    protos = []
+    for root, _, files in os.walk(PROTO_DIR):
+        if os.path.relpath(root, PROTO_DIR).startswith("grpc"):
+            continue  # grpcio ships its own health and reflection stubs
+        protos += [os.path.relpath(os.path.join(root, f), PROTO_DIR) for f in files if f.endswith(".proto")]
+    subprocess.run(
+        ["protoc", f"-I{PROTO_DIR}", "-I/usr/include", f"--python_out={out}", f"--grpc_python_out={out}",
+         "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin", *sorted(protos)],
+        check=True,
+    )
+    sys.path.insert(0, out)
+    import google  # our google.rpc stubs join the installed google package
+    if isinstance(google.__path__, list):
+        google.__path__.append(os.path.join(out, "google"))
+
+
+STUBS = tempfile.mkdtemp(prefix="steward-py-")
+generate_stubs(STUBS)
+
+from google.rpc import error_details_pb2, status_pb2  # noqa: E402
+from steward.v1 import host_pb2, host_service_pb2, host_service_pb2_grpc  # noqa: E402
+from steward.v1 import vm_pb2, vm_service_pb2, vm_service_pb2_grpc  # noqa: E402
+
+
+def status_details(error):
+    """The google.rpc.Status that Steward sends in grpc-status-details-bin, and its ErrorInfo."""
+    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    status = status_pb2.Status.FromString(raw)
+    info = error_details_pb2.ErrorInfo()
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            detail.Unpack(info)
+    return status, info
+
+
+class StewardFromPython(unittest.TestCase):
+    def setUp(self):
+        self.channel = grpc.insecure_channel(ADDRESS)
+        self.host = host_service_pb2_grpc.HostServiceStub(self.channel)
+        self.vms = vm_service_pb2_grpc.VmServiceStub(self.channel)
+
+    def tearDown(self):
+        self.channel.close()
+
+    def test_get_host_info(self):
+        reply, call = self.host.GetHostInfo.with_call(
+            host_service_pb2.GetHostInfoRequest(), metadata=[("x-request-id", "from-python")], timeout=10)
+        self.assertEqual(reply.host.api_version, "v1")
+        self.assertEqual(reply.host.hypervisor, host_pb2.HYPERVISOR_KIND_SIM)
+        self.assertEqual(reply.host.caller, "dom0")
+        self.assertEqual(len(reply.host.host_id), 36)
+        self.assertIn("steward.v1.HostService/GetHostInfo", reply.host.api_features)
+        self.assertIn(("x-request-id", "from-python"), call.initial_metadata())
+
+    def test_list_vm_classes(self):
+        reply = self.host.ListVmClasses(host_service_pb2.ListVmClassesRequest(), timeout=10)
+        self.assertEqual([c.name for c in reply.classes], ["AdminVM", "TemplateVM", "AppVM", "StandaloneVM", "DispVM"])
+        app_vm = reply.classes[2]
+        self.assertEqual(app_vm.klass, vm_pb2.VM_CLASS_APP_VM)
+        self.assertEqual(app_vm.template_class, vm_pb2.VM_CLASS_TEMPLATE_VM)
+
+    def test_error_details_decode(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.vms.GetVm(vm_service_pb2.GetVmRequest(vm="work"), timeout=10)
+        error = raised.exception
+        self.assertEqual(error.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertEqual(error.details(), "steward.v1.VmService/GetVm is not implemented yet")
+        status, info = status_details(error)
+        self.assertEqual(status.code, grpc.StatusCode.UNIMPLEMENTED.value[0])
+        self.assertEqual(info.reason, "NOT_IMPLEMENTED")
+        self.assertEqual(info.domain, "steward.v1")
+        self.assertEqual(info.metadata["rpc"], "steward.v1.VmService/GetVm")
+
+    def test_deadline_is_honoured(self):
+        reply = self.host.GetHostInfo(host_service_pb2.GetHostInfoRequest(), timeout=0.5)
+        self.assertTrue(reply.host.version)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])

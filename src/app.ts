@@ -45,9 +45,10 @@ export class StewardApp {
       const hypervisor = selectHypervisor(config.hypervisor, log);
       const reader = new HostInfoReader(store, hypervisor, systemClock, { version: STEWARD_VERSION, hostname: os.hostname() });
       const services: ServiceBinding[] = [];
-      const features = () => implementedRpcs(services);
+      let features: readonly string[] | undefined;
+      const apiFeatures = () => (features ??= implementedRpcs(services));
       services.push(
-        binding(HostService, hostApi(reader, features)),
+        binding(HostService, hostApi(reader, apiFeatures)),
         binding(VmService, vmApi()),
         binding(PoolService, poolApi()),
         binding(VolumeService, volumeApi()),

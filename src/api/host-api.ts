@@ -1,8 +1,8 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { HostInfoSchema, HypervisorKind } from "../../gen/steward/v1/host_pb";
-import type { HostService } from "../../gen/steward/v1/host_service_pb";
+import { GetHostInfoResponseSchema, ListVmClassesResponseSchema, type GetHostInfoResponse, type HostService } from "../../gen/steward/v1/host_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HostInfo, HostInfoReader } from "../core/host-info";
 import { VM_CLASSES, type VmClassName } from "../core/vm-classes";
 import type { HypervisorKind as DomainHypervisorKind } from "../ports/hypervisor";
@@ -36,9 +36,16 @@ export function hostApi(reader: HostInfoReader, apiFeatures: () => readonly stri
     creatable: spec.creatable,
     startable: spec.startable,
   }));
+  // Everything in these answers is fixed while the server runs but the caller, and callers
+  // are few: build each answer once.
+  const hostInfoByCaller = new Map<string, GetHostInfoResponse>();
+  const hostInfo = (caller: string) =>
+    hostInfoByCaller.get(caller) ??
+    cache(hostInfoByCaller, caller, create(GetHostInfoResponseSchema, { host: hostInfoMessage(reader.describe(caller), apiFeatures()) }));
+  const classes = create(ListVmClassesResponseSchema, { classes: vmClasses });
   return {
-    getHostInfo: async (_request, ctx) => ({ host: hostInfoMessage(reader.describe(ctx.caller), apiFeatures()) }),
-    listVmClasses: async () => ({ classes: vmClasses }),
+    getHostInfo: async (_request, ctx) => hostInfo(ctx.caller),
+    listVmClasses: async () => classes,
     listLabels: notYetImplemented,
     getLabel: notYetImplemented,
     createLabel: notYetImplemented,
@@ -61,7 +68,15 @@ function hostInfoMessage(info: HostInfo, apiFeatures: readonly string[]): Messag
     hypervisorVersion: info.hypervisor.version,
     startTime: timestampFromDate(info.startTime),
     capabilities: info.capabilities,
-    apiFeatures: [...apiFeatures],
+    apiFeatures: apiFeatures as string[],
     caller: info.caller,
   };
+}
+
+const MAX_CACHED_CALLERS = 1024;
+
+function cache<V>(map: Map<string, V>, key: string, value: V): V {
+  if (map.size >= MAX_CACHED_CALLERS) map.clear();
+  map.set(key, value);
+  return value;
 }

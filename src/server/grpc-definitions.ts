@@ -29,9 +29,9 @@ export function methodDefinition(method: DescMethod): grpc.MethodDefinition<obje
     path: methodPath(method),
     requestStream: kind === "client_streaming" || kind === "bidi_streaming",
     responseStream: kind === "server_streaming" || kind === "bidi_streaming",
-    requestSerialize: (message) => Buffer.from(toBinary(method.input, message as never)),
+    requestSerialize: (message) => asBuffer(toBinary(method.input, message as never)),
     requestDeserialize: (bytes) => decodeOrMark(method.input, bytes),
-    responseSerialize: (message) => Buffer.from(toBinary(method.output, message as never)),
+    responseSerialize: (message) => asBuffer(toBinary(method.output, message as never)),
     responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };
@@ -85,4 +85,9 @@ function messageOf(field: DescField | undefined): DescMessage | undefined {
   if (field?.fieldKind === "message") return field.message;
   if (field?.fieldKind === "list" && field.listKind === "message") return field.message;
   return undefined;
+}
+
+/** The same bytes as a Buffer, without copying them. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { once, type EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { InvalidFieldError } from "../core/errors";
-import { callerOf } from "./caller-identity";
+import { callerOf, LOCAL_CALLER } from "./caller-identity";
 import { toRpcStatus } from "./error-status";
 import { MalformedMessage, methodPath } from "./grpc-definitions";
 import type { RpcContext } from "./rpc-context";
@@ -25,6 +25,8 @@ export interface BindingOptions {
   draining: AbortSignal;
   /** Aborted when the grace period is over: every call's `signal` follows it. */
   stopped: AbortSignal;
+  /** Whether clients present certificates (mTLS); without, every caller is dom0. */
+  clientCertificates: boolean;
 }
 
 /** What every kind of grpc-js server call offers. */
@@ -45,112 +47,156 @@ export function bindService<S extends DescService>(
 }
 
 function bindMethod(method: DescMethod, handler: AnyHandler, options: BindingOptions): grpc.UntypedHandleCall {
-  const call = (request: unknown, ctx: RpcContext) => (handler as (r: unknown, c: RpcContext) => unknown)(request, ctx);
+  const name = methodPath(method).slice(1);
+  const call = handler as (request: unknown, ctx: RpcContext) => unknown;
   switch (method.methodKind) {
     case "unary":
       return (serverCall: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const scope = openCall(serverCall, method, options);
-        invoke(async () => create(method.output, (await call(wellFormed(serverCall.request), scope.ctx)) as never)).then(
-          (response) => {
-            callback(null, response);
-            scope.finish(grpc.status.OK);
-          },
-          (error) => callback(scope.fail(error)),
-        );
+        const scope = new CallScope(serverCall, name, options);
+        answer(scope, method.output, callback, () => call(wellFormed(serverCall.request), scope));
       };
     case "server_streaming":
       return (serverCall: grpc.ServerWritableStream<unknown, unknown>) => {
-        const scope = openCall(serverCall, method, options);
-        invoke(() => writeAll(serverCall, method.output, call(wellFormed(serverCall.request), scope.ctx), scope.ctx.signal)).then(
-          () => scope.endStream(serverCall),
-          (error) => serverCall.emit("error", scope.fail(error)),
-        );
+        const scope = new CallScope(serverCall, name, options);
+        stream(scope, method.output, serverCall, () => call(wellFormed(serverCall.request), scope));
       };
     case "client_streaming":
       return (serverCall: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const scope = openCall(serverCall, method, options);
-        invoke(async () => create(method.output, (await call(readAll(serverCall), scope.ctx)) as never)).then(
-          (response) => {
-            callback(null, response);
-            scope.finish(grpc.status.OK);
-          },
-          (error) => callback(scope.fail(error)),
-        );
+        const scope = new CallScope(serverCall, name, options);
+        answer(scope, method.output, callback, () => call(readAll(serverCall), scope));
       };
     case "bidi_streaming":
       return (serverCall: grpc.ServerDuplexStream<unknown, unknown>) => {
-        const scope = openCall(serverCall, method, options);
-        invoke(() => writeAll(serverCall, method.output, call(readAll(serverCall), scope.ctx), scope.ctx.signal)).then(
-          () => scope.endStream(serverCall),
-          (error) => serverCall.emit("error", scope.fail(error)),
-        );
+        const scope = new CallScope(serverCall, name, options);
+        stream(scope, method.output, serverCall, () => call(readAll(serverCall), scope));
       };
   }
 }
 
-interface CallScope {
-  ctx: RpcContext;
-  finish(code: grpc.status, error?: unknown): void;
-  /** The status to answer for a failure; logs the call. */
-  fail(error: unknown): grpc.StatusObject;
-  /** Ends a response stream with OK, or logs CANCELLED when the client left. */
-  endStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): void;
-}
-
-function openCall(serverCall: AnyCall, method: DescMethod, options: BindingOptions): CallScope {
-  const started = process.hrtime.bigint();
-  const name = methodPath(method).slice(1);
-  const requestId = requestIdOf(serverCall.metadata);
-  const headers = new grpc.Metadata();
-  headers.set(REQUEST_ID_KEY, requestId);
-  serverCall.sendMetadata(headers);
-
-  const cancelled = new AbortController();
-  serverCall.on("cancelled", () => cancelled.abort(new Error("the client cancelled the call")));
-  const signal = AbortSignal.any([cancelled.signal, options.stopped]);
-  const deadline = serverCall.getDeadline();
-  const peer = serverCall.getPeer();
-  const caller = callerOf(serverCall);
-  let callLog: Logger | undefined;
-  const ctx: RpcContext = {
-    method: name,
-    requestId,
-    peer,
-    caller,
-    signal,
-    draining: options.draining,
-    deadline: deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
-    get log() {
-      return (callLog ??= options.log.child({ method: name, requestId }));
-    },
-  };
-
-  let finished = false;
-  const finish = (code: grpc.status, error?: unknown) => {
-    if (finished) return;
-    finished = true;
-    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-    const line = { method: name, code: grpc.status[code], durationMs, peer, requestId, caller };
-    if (error) options.log.error({ ...line, err: error }, "rpc failed unexpectedly");
-    else options.log.info(line, "rpc");
-  };
-  return {
-    ctx,
-    finish,
-    fail(error) {
-      const status = cancelled.signal.aborted ? cancelledStatus() : toRpcStatus(error, requestId);
-      finish(status.code, status.unexpected ? error : undefined);
-      return { code: status.code, details: status.details, metadata: status.metadata };
-    },
-    endStream(call) {
-      if (cancelled.signal.aborted) {
-        finish(grpc.status.CANCELLED);
+/** Runs a handler that answers once, and sends its answer or its failure. */
+function answer(scope: CallScope, output: DescMessage, callback: grpc.sendUnaryData<unknown>, run: () => unknown): void {
+  invoke(run).then(
+    (response) => {
+      let message: unknown;
+      try {
+        message = create(output, response as never);
+      } catch (error) {
+        callback(scope.fail(error));
         return;
       }
-      call.end();
-      finish(grpc.status.OK);
+      scope.sendHeaders();
+      callback(null, message);
+      scope.finish(grpc.status.OK);
     },
-  };
+    (error) => callback(scope.fail(error)),
+  );
+}
+
+/** Runs a handler that answers with a stream, and writes it out, then the status. */
+function stream(
+  scope: CallScope,
+  output: DescMessage,
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  run: () => unknown,
+): void {
+  invoke(() => writeAll(call, scope, output, run())).then(
+    () => scope.endStream(call),
+    (error) => call.emit("error", scope.fail(error)),
+  );
+}
+
+/**
+ * One call: its context for the handler, and the bookkeeping around it. What a handler may not
+ * need (the abort signal, a bound logger) is made only when asked for: this runs for every RPC.
+ */
+class CallScope implements RpcContext {
+  readonly method: string;
+  readonly requestId: string;
+  readonly peer: string;
+  readonly caller: string;
+  readonly draining: AbortSignal;
+  private readonly started = process.hrtime.bigint();
+  private controller: AbortController | undefined;
+  private callLog: Logger | undefined;
+  private headersSent = false;
+  private finished = false;
+
+  constructor(
+    private readonly serverCall: AnyCall,
+    method: string,
+    private readonly options: BindingOptions,
+  ) {
+    this.method = method;
+    this.requestId = requestIdOf(serverCall.metadata);
+    this.peer = serverCall.getPeer();
+    this.caller = options.clientCertificates ? callerOf(serverCall) : LOCAL_CALLER;
+    this.draining = options.draining;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = (this.controller = new AbortController());
+      const abort = () => controller.abort(new Error(this.isCancelled() ? "the client cancelled the call" : "the server stopped"));
+      if (this.isCancelled() || this.options.stopped.aborted) abort();
+      else {
+        this.serverCall.once("cancelled", abort);
+        this.options.stopped.addEventListener("abort", abort, { once: true });
+        controller.signal.addEventListener("abort", () => this.options.stopped.removeEventListener("abort", abort), { once: true });
+      }
+    }
+    return this.controller.signal;
+  }
+
+  get deadline(): Date | undefined {
+    const deadline = this.serverCall.getDeadline();
+    return deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined;
+  }
+
+  get log(): Logger {
+    return (this.callLog ??= this.options.log.child({ method: this.method, requestId: this.requestId }));
+  }
+
+  /** The response headers, with x-request-id; sent with the first response or the status. */
+  sendHeaders(): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    const headers = new grpc.Metadata();
+    headers.set(REQUEST_ID_KEY, this.requestId);
+    this.serverCall.sendMetadata(headers);
+  }
+
+  /** The status to answer for a failure; logs the call. */
+  fail(error: unknown): grpc.StatusObject {
+    const status = this.isCancelled() ? cancelledStatus() : toRpcStatus(error, this.requestId);
+    this.sendHeaders();
+    this.finish(status.code, status.unexpected ? error : undefined);
+    return { code: status.code, details: status.details, metadata: status.metadata };
+  }
+
+  /** Ends a response stream with OK, or logs CANCELLED when the client left. */
+  endStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): void {
+    if (this.isCancelled()) {
+      this.finish(grpc.status.CANCELLED);
+      return;
+    }
+    this.sendHeaders();
+    call.end();
+    this.finish(grpc.status.OK);
+  }
+
+  finish(code: grpc.status, error?: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.controller?.abort(new Error("the call ended"));
+    const durationMs = Number(process.hrtime.bigint() - this.started) / 1e6;
+    const line = { method: this.method, code: grpc.status[code], durationMs, peer: this.peer, requestId: this.requestId, caller: this.caller };
+    if (error) this.options.log.error({ ...line, err: error }, "rpc failed unexpectedly");
+    else this.options.log.info(line, "rpc");
+  }
+
+  private isCancelled(): boolean {
+    return (this.serverCall as { cancelled?: boolean }).cancelled === true;
+  }
 }
 
 function cancelledStatus() {
@@ -163,7 +209,7 @@ function requestIdOf(metadata: grpc.Metadata): string {
 }
 
 /** Runs a handler so that a synchronous throw becomes a rejection like any other. */
-function invoke<T>(run: () => T | Promise<T>): Promise<T> {
+function invoke<T>(run: () => T): Promise<Awaited<T>> {
   try {
     return Promise.resolve(run());
   } catch (error) {
@@ -187,12 +233,14 @@ async function* readAll(call: grpc.ServerReadableStream<unknown, unknown> | grpc
 /** Writes each response as the client's flow control allows; stops when the call is aborted. */
 async function writeAll(
   call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  scope: CallScope,
   schema: DescMessage,
   responses: unknown,
-  signal: AbortSignal,
 ): Promise<void> {
+  const signal = scope.signal;
   for await (const response of responses as AsyncIterable<unknown>) {
     if (signal.aborted) return;
+    scope.sendHeaders();
     if (!call.write(create(schema, response as never))) {
       await once(call, "drain", { signal }).catch(() => undefined);
     }

@@ -49,7 +49,12 @@ export class StewardServer {
       file_google_rpc_error_details,
     ]);
     const reflection = reflectionServices(index);
-    const options: BindingOptions = { log, draining: this.draining.signal, stopped: this.stopped.signal };
+    const options: BindingOptions = {
+      log,
+      draining: this.draining.signal,
+      stopped: this.stopped.signal,
+      clientCertificates: Boolean(config.tls?.clientCaFile),
+    };
     for (const { service, impl } of [...services, binding(Health, this.health.impl()), reflection.v1, reflection.v1alpha]) {
       this.server.addService(serviceDefinition(service), bindService(service, impl as ServiceImpl<DescService>, options));
     }

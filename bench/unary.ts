@@ -1,0 +1,115 @@
+/**
+ * bench/unary: GetHostInfo throughput and p50/p99 latency at 1, 16 and 64 concurrent calls
+ * over loopback, against Steward (a real `steward serve`, logging one line per RPC to a
+ * file) and against a bare grpc-js server answering a response of the same size from memory,
+ * measured in the same run, alternating so that both see the same machine. Target: Steward
+ * at least 0.9 of the bare server's throughput.
+ *
+ *   npm run bench:unary [-- --seconds 3 --rounds 2]
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as readline from "node:readline";
+import { parseArgs } from "node:util";
+import { GetHostInfoRequestSchema } from "../gen/steward/v1/host_service_pb";
+import { RawUnaryClient, runLoad, type LoadResult } from "./load";
+
+const ROOT = path.resolve(__dirname, "../..");
+const PATH = "/steward.v1.HostService/GetHostInfo";
+const CONCURRENCY = [1, 16, 64];
+const TARGET_RATIO = 0.9;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { seconds: { type: "string", default: "3" }, rounds: { type: "string", default: "2" } } });
+  const durationMs = Number(values.seconds) * 1000;
+  const rounds = Number(values.rounds);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "steward-bench-"));
+  const request = Buffer.from(toBinary(GetHostInfoRequestSchema, create(GetHostInfoRequestSchema)));
+  const children: ChildProcess[] = [];
+  try {
+    const steward = await startSteward(dir, children);
+    const stewardClient = new RawUnaryClient(steward, PATH, request);
+    const sample = await stewardClient.call();
+    const bare = await startBare(sample, children);
+    const bareClient = new RawUnaryClient(bare, PATH, request);
+    await bareClient.call();
+
+    console.log(`GetHostInfo over loopback, response ${sample.length} bytes, ${rounds} rounds of ${durationMs / 1000} s per side, ${os.cpus().length} CPUs`);
+    console.log("concurrency | bare calls/s | steward calls/s | ratio | bare p50/p99 ms | steward p50/p99 ms");
+    let worst = Infinity;
+    for (const concurrency of CONCURRENCY) {
+      await runLoad(bareClient, concurrency, 300); // warm-up
+      await runLoad(stewardClient, concurrency, 300);
+      const bareRuns: LoadResult[] = [];
+      const stewardRuns: LoadResult[] = [];
+      for (let round = 0; round < rounds; round++) {
+        bareRuns.push(await runLoad(bareClient, concurrency, durationMs));
+        stewardRuns.push(await runLoad(stewardClient, concurrency, durationMs));
+      }
+      const b = combine(bareRuns);
+      const s = combine(stewardRuns);
+      const ratio = s.throughput / b.throughput;
+      worst = Math.min(worst, ratio);
+      console.log(
+        `${String(concurrency).padStart(11)} | ${b.throughput.toFixed(0).padStart(12)} | ${s.throughput.toFixed(0).padStart(15)} | ${ratio.toFixed(2).padStart(5)} | ` +
+          `${b.p50Ms.toFixed(3)}/${b.p99Ms.toFixed(3)}`.padStart(15) + " | " + `${s.p50Ms.toFixed(3)}/${s.p99Ms.toFixed(3)}`.padStart(18),
+      );
+    }
+    console.log(`lowest ratio ${worst.toFixed(2)} (target ≥ ${TARGET_RATIO}): ${worst >= TARGET_RATIO ? "met" : "NOT met"}`);
+    stewardClient.close();
+    bareClient.close();
+  } finally {
+    for (const child of children) child.kill("SIGTERM");
+    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.once("exit", resolve)))));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Throughput over all rounds; latency quantiles of the median round. */
+function combine(runs: LoadResult[]): LoadResult {
+  const calls = runs.reduce((n, r) => n + r.calls, 0);
+  const seconds = runs.reduce((n, r) => n + r.seconds, 0);
+  const median = [...runs].sort((a, b) => a.throughput - b.throughput)[Math.floor(runs.length / 2)]!;
+  return { calls, seconds, throughput: calls / seconds, p50Ms: median.p50Ms, p99Ms: median.p99Ms };
+}
+
+/**
+ * Starts `steward serve` with its log going straight to a file, as in production: piping it
+ * through this process would charge the client's CPU for the server's logging.
+ */
+async function startSteward(dir: string, children: ChildProcess[]): Promise<string> {
+  const logFile = path.join(dir, "steward.log");
+  const log = fs.openSync(logFile, "w");
+  const child = spawn(process.execPath, [path.join(ROOT, "dist/src/main.js"), "serve", "--hypervisor", "sim", "--data-dir", path.join(dir, "data"), "--listen", "127.0.0.1:0"], {
+    stdio: ["ignore", log, "inherit"],
+  });
+  children.push(child);
+  fs.closeSync(log);
+  for (let waited = 0; waited < 15_000; waited += 50) {
+    if (child.exitCode !== null) throw new Error(`steward exited with ${child.exitCode}`);
+    const listening = fs
+      .readFileSync(logFile, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { msg?: string; addresses?: string[] })
+      .find((line) => line.msg === "listening");
+    if (listening) return listening.addresses![0]!;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error("steward did not start listening within 15 s");
+}
+
+async function startBare(response: Buffer, children: ChildProcess[]): Promise<string> {
+  const child = spawn(process.execPath, [path.join(__dirname, "bare-server.js"), response.toString("base64")], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  const port = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once("line", resolve));
+  return `127.0.0.1:${port}`;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,13 +1,28 @@
 /**
  * The baseline for bench/unary: a bare grpc-js server that answers GetHostInfo's path with a
  * response of the same bytes, held in memory. No decoding, no logging, no context: what
- * grpc-js alone costs. Prints its port on stdout.
+ * grpc-js alone costs. With --echo-request-id it also sends an x-request-id response header,
+ * as Steward does, to show what that header alone costs. Prints its port on stdout.
+ *
+ *   node bare-server.js RESPONSE_BASE64 [--echo-request-id]
  */
 import * as grpc from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
 
 const response = Buffer.from(process.argv[2] ?? "", "base64");
-const server = new grpc.Server();
+const echoRequestId = process.argv.includes("--echo-request-id");
 const identity = (bytes: Buffer) => bytes;
+
+function getHostInfo(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+  if (echoRequestId) {
+    const headers = new grpc.Metadata();
+    headers.set("x-request-id", (call.metadata.get("x-request-id")[0] as string | undefined) ?? randomUUID());
+    call.sendMetadata(headers);
+  }
+  callback(null, response);
+}
+
+const server = new grpc.Server();
 server.addService(
   {
     getHostInfo: {
@@ -20,7 +35,7 @@ server.addService(
       responseDeserialize: identity,
     },
   },
-  { getHostInfo: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, response) },
+  { getHostInfo },
 );
 server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
   if (error) throw error;

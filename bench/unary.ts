@@ -2,8 +2,11 @@
  * bench/unary: GetHostInfo throughput and p50/p99 latency at 1, 16 and 64 concurrent calls
  * over loopback, against Steward (a real `steward serve`, logging one line per RPC to a
  * file) and against a bare grpc-js server answering a response of the same size from memory,
- * measured in the same run, alternating so that both see the same machine. Target: Steward
- * at least 0.9 of the bare server's throughput.
+ * measured in the same run, alternating so that all see the same machine. Target: Steward at
+ * least 0.9 of the bare server's throughput.
+ *
+ * A third server, the bare one sending an x-request-id header as Steward does, shows how much
+ * of the difference that header alone makes.
  *
  *   npm run bench:unary [-- --seconds 3 --rounds 2]
  */
@@ -33,34 +36,32 @@ async function main(): Promise<void> {
     const steward = await startSteward(dir, children);
     const stewardClient = new RawUnaryClient(steward, PATH, request);
     const sample = await stewardClient.call();
-    const bare = await startBare(sample, children);
-    const bareClient = new RawUnaryClient(bare, PATH, request);
+    const bareClient = new RawUnaryClient(await startBare(sample, children, []), PATH, request);
+    const headerClient = new RawUnaryClient(await startBare(sample, children, ["--echo-request-id"]), PATH, request);
     await bareClient.call();
+    await headerClient.call();
 
     console.log(`GetHostInfo over loopback, response ${sample.length} bytes, ${rounds} rounds of ${durationMs / 1000} s per side, ${os.cpus().length} CPUs`);
-    console.log("concurrency | bare calls/s | steward calls/s | ratio | bare p50/p99 ms | steward p50/p99 ms");
+    console.log("calls/s (p50/p99 ms)");
+    console.log("concurrency |            bare |  bare+request-id |         steward | steward/bare | steward/bare+request-id");
     let worst = Infinity;
     for (const concurrency of CONCURRENCY) {
-      await runLoad(bareClient, concurrency, 300); // warm-up
-      await runLoad(stewardClient, concurrency, 300);
-      const bareRuns: LoadResult[] = [];
-      const stewardRuns: LoadResult[] = [];
+      const clients = [bareClient, headerClient, stewardClient];
+      for (const client of clients) await runLoad(client, concurrency, 300); // warm-up
+      const runs: LoadResult[][] = clients.map(() => []);
       for (let round = 0; round < rounds; round++) {
-        bareRuns.push(await runLoad(bareClient, concurrency, durationMs));
-        stewardRuns.push(await runLoad(stewardClient, concurrency, durationMs));
+        for (const [i, client] of clients.entries()) runs[i]!.push(await runLoad(client, concurrency, durationMs));
       }
-      const b = combine(bareRuns);
-      const s = combine(stewardRuns);
+      const [b, h, s] = runs.map(combine) as [LoadResult, LoadResult, LoadResult];
       const ratio = s.throughput / b.throughput;
       worst = Math.min(worst, ratio);
+      const cell = (r: LoadResult) => `${r.throughput.toFixed(0)} (${r.p50Ms.toFixed(2)}/${r.p99Ms.toFixed(2)})`.padStart(16);
       console.log(
-        `${String(concurrency).padStart(11)} | ${b.throughput.toFixed(0).padStart(12)} | ${s.throughput.toFixed(0).padStart(15)} | ${ratio.toFixed(2).padStart(5)} | ` +
-          `${b.p50Ms.toFixed(3)}/${b.p99Ms.toFixed(3)}`.padStart(15) + " | " + `${s.p50Ms.toFixed(3)}/${s.p99Ms.toFixed(3)}`.padStart(18),
+        `${String(concurrency).padStart(11)} | ${cell(b)} | ${cell(h)} | ${cell(s)} | ${ratio.toFixed(2).padStart(12)} | ${(s.throughput / h.throughput).toFixed(2).padStart(23)}`,
       );
     }
-    console.log(`lowest ratio ${worst.toFixed(2)} (target ≥ ${TARGET_RATIO}): ${worst >= TARGET_RATIO ? "met" : "NOT met"}`);
-    stewardClient.close();
-    bareClient.close();
+    console.log(`lowest steward/bare ${worst.toFixed(2)} (target ≥ ${TARGET_RATIO}): ${worst >= TARGET_RATIO ? "met" : "NOT met"}`);
+    for (const client of [stewardClient, bareClient, headerClient]) client.close();
   } finally {
     for (const child of children) child.kill("SIGTERM");
     await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.once("exit", resolve)))));
@@ -102,8 +103,10 @@ async function startSteward(dir: string, children: ChildProcess[]): Promise<stri
   throw new Error("steward did not start listening within 15 s");
 }
 
-async function startBare(response: Buffer, children: ChildProcess[]): Promise<string> {
-  const child = spawn(process.execPath, [path.join(__dirname, "bare-server.js"), response.toString("base64")], { stdio: ["ignore", "pipe", "inherit"] });
+async function startBare(response: Buffer, children: ChildProcess[], flags: string[]): Promise<string> {
+  const child = spawn(process.execPath, [path.join(__dirname, "bare-server.js"), response.toString("base64"), ...flags], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   children.push(child);
   const port = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once("line", resolve));
   return `127.0.0.1:${port}`;

@@ -6,6 +6,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HostInfo, HostInfoReader } from "../core/host-info";
 import { VM_CLASSES, type VmClassName } from "../core/vm-classes";
 import type { HypervisorKind as DomainHypervisorKind } from "../ports/hypervisor";
+import { constantResponse } from "../server/grpc-definitions";
 import type { ServiceImpl } from "../server/service-impl";
 import { notYetImplemented } from "./not-implemented";
 
@@ -41,8 +42,12 @@ export function hostApi(reader: HostInfoReader, apiFeatures: () => readonly stri
   const hostInfoByCaller = new Map<string, GetHostInfoResponse>();
   const hostInfo = (caller: string) =>
     hostInfoByCaller.get(caller) ??
-    cache(hostInfoByCaller, caller, create(GetHostInfoResponseSchema, { host: hostInfoMessage(reader.describe(caller), apiFeatures()) }));
-  const classes = create(ListVmClassesResponseSchema, { classes: vmClasses });
+    cache(
+      hostInfoByCaller,
+      caller,
+      constantResponse(GetHostInfoResponseSchema, create(GetHostInfoResponseSchema, { host: hostInfoMessage(reader.describe(caller), apiFeatures()) })),
+    );
+  const classes = constantResponse(ListVmClassesResponseSchema, create(ListVmClassesResponseSchema, { classes: vmClasses }));
   return {
     getHostInfo: async (_request, ctx) => hostInfo(ctx.caller),
     listVmClasses: async () => classes,

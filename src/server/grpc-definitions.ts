@@ -1,4 +1,4 @@
-import { fromBinary, toBinary, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type Message, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import type * as grpc from "@grpc/grpc-js";
 
@@ -31,7 +31,7 @@ export function methodDefinition(method: DescMethod): grpc.MethodDefinition<obje
     responseStream: kind === "server_streaming" || kind === "bidi_streaming",
     requestSerialize: (message) => asBuffer(toBinary(method.input, message as never)),
     requestDeserialize: (bytes) => decodeOrMark(method.input, bytes),
-    responseSerialize: (message) => asBuffer(toBinary(method.output, message as never)),
+    responseSerialize: (message) => serializedOnce.get(message) ?? asBuffer(toBinary(method.output, message as never)),
     responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };
@@ -85,6 +85,25 @@ function messageOf(field: DescField | undefined): DescMessage | undefined {
   if (field?.fieldKind === "message") return field.message;
   if (field?.fieldKind === "list" && field.listKind === "message") return field.message;
   return undefined;
+}
+
+const serializedOnce = new WeakMap<object, Buffer>();
+
+/**
+ * Marks a response that never changes (a host's fixed facts): it is frozen, serialized now, and
+ * those bytes are sent every time it is answered.
+ */
+export function constantResponse<T extends Message>(schema: DescMessage, message: T): T {
+  serializedOnce.set(deepFreeze(message), asBuffer(toBinary(schema, message)));
+  return message;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }
 
 /** The same bytes as a Buffer, without copying them. */

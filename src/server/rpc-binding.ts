@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { once, type EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { InvalidFieldError } from "../core/errors";
+import type { AccessLog } from "./access-log";
 import { callerOf, LOCAL_CALLER } from "./caller-identity";
 import { toRpcStatus } from "./error-status";
 import { MalformedMessage, methodPath } from "./grpc-definitions";
@@ -21,6 +22,8 @@ const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
 export interface BindingOptions {
   log: Logger;
+  /** Where the line of each RPC goes. */
+  accessLog: AccessLog;
   /** Aborted when the server starts stopping: every call's `draining` follows it. */
   draining: AbortSignal;
   /** Aborted when the grace period is over: every call's `signal` follows it. */
@@ -115,7 +118,7 @@ class CallScope implements RpcContext {
   readonly peer: string;
   readonly caller: string;
   readonly draining: AbortSignal;
-  private readonly started = process.hrtime.bigint();
+  private readonly started = performance.now();
   private controller: AbortController | undefined;
   private callLog: Logger | undefined;
   private headersSent = false;
@@ -188,10 +191,10 @@ class CallScope implements RpcContext {
     if (this.finished) return;
     this.finished = true;
     this.controller?.abort(new Error("the call ended"));
-    const durationMs = Number(process.hrtime.bigint() - this.started) / 1e6;
-    const line = { method: this.method, code: grpc.status[code], durationMs, peer: this.peer, requestId: this.requestId, caller: this.caller };
+    const durationMs = performance.now() - this.started;
+    const line = { method: this.method, code: grpc.status[code]!, durationMs, peer: this.peer, requestId: this.requestId, caller: this.caller };
     if (error) this.options.log.error({ ...line, err: error }, "rpc failed unexpectedly");
-    else this.options.log.info(line, "rpc");
+    else this.options.accessLog.record(line);
   }
 
   private isCancelled(): boolean {

@@ -5,6 +5,7 @@ import { file_google_rpc_error_details } from "../../gen/google/rpc/error_detail
 import { file_google_rpc_status } from "../../gen/google/rpc/status_pb";
 import { Health } from "../../gen/grpc/health/v1/health_pb";
 import type { Config } from "../config";
+import { AccessLog } from "./access-log";
 import { serviceDefinition } from "./grpc-definitions";
 import { HealthStatus, ServingStatus } from "./health";
 import { bind, removeSocket, serverCredentials } from "./listen";
@@ -31,6 +32,7 @@ export class StewardServer {
   private readonly health: HealthStatus;
   private readonly draining = new AbortController();
   private readonly stopped = new AbortController();
+  private readonly accessLog: AccessLog;
   private bound: string[] = [];
 
   constructor(
@@ -49,8 +51,10 @@ export class StewardServer {
       file_google_rpc_error_details,
     ]);
     const reflection = reflectionServices(index);
+    this.accessLog = new AccessLog(log);
     const options: BindingOptions = {
       log,
+      accessLog: this.accessLog,
       draining: this.draining.signal,
       stopped: this.stopped.signal,
       clientCertificates: Boolean(config.tls?.clientCaFile),
@@ -102,5 +106,6 @@ export class StewardServer {
       });
     });
     this.bound.forEach(removeSocket);
+    this.accessLog.drain();
   }
 }

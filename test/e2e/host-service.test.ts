@@ -53,10 +53,14 @@ describe("HostService over the network", () => {
     await client.getHostInfo({}, { metadata: { "x-request-id": "trace-42" }, onHeaders: (h) => (echoed = h.get("x-request-id")[0]) });
     expect(echoed).toBe("trace-42");
     await client.listVmClasses({}, { onHeaders: (h) => (echoed = h.get("x-request-id")[0]) });
+    const first = echoed;
+    await client.listVmClasses({}, { onHeaders: (h) => (echoed = h.get("x-request-id")[0]) });
     client.close();
-    expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
+    expect(first).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
+    expect(echoed).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
+    expect(echoed).not.toBe(first);
 
-    const line = server.logs.lines.find((l) => l.requestId === "trace-42")!;
+    const line = await server.logs.waitFor((l) => l.requestId === "trace-42");
     expect(line).toMatchObject({ msg: "rpc", method: "steward.v1.HostService/GetHostInfo", code: "OK", caller: "dom0" });
     expect(typeof line.durationMs).toBe("number");
     expect(line.peer).toMatch(/127\.0\.0\.1:\d+/);

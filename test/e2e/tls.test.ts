@@ -58,7 +58,7 @@ describe("TLS and mTLS", () => {
       const { host } = await client.getHostInfo({});
       client.close();
       expect(host!.caller).toBe("orchestrator-1");
-      expect(server.logs.lines.some((l) => l.method === "steward.v1.HostService/GetHostInfo" && l.caller === "orchestrator-1")).toBe(true);
+      await server.logs.waitFor((l) => l.method === "steward.v1.HostService/GetHostInfo" && l.caller === "orchestrator-1");
     });
 
     it("refuses clients without a certificate, or with one from another CA", async () => {

@@ -115,7 +115,6 @@ function stream(
 class CallScope implements RpcContext {
   readonly method: string;
   readonly requestId: string;
-  readonly peer: string;
   readonly caller: string;
   readonly draining: AbortSignal;
   private readonly started = performance.now();
@@ -131,7 +130,6 @@ class CallScope implements RpcContext {
   ) {
     this.method = method;
     this.requestId = requestIdOf(serverCall.metadata);
-    this.peer = serverCall.getPeer();
     this.caller = options.clientCertificates ? callerOf(serverCall) : LOCAL_CALLER;
     this.draining = options.draining;
   }
@@ -148,6 +146,11 @@ class CallScope implements RpcContext {
       }
     }
     return this.controller.signal;
+  }
+
+  /** The client's address; read when asked for, as the log line does once the answer is sent. */
+  get peer(): string {
+    return this.serverCall.getPeer();
   }
 
   get deadline(): Date | undefined {

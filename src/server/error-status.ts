@@ -39,10 +39,6 @@ export interface RpcStatus {
   unexpected: boolean;
 }
 
-export function codeOfKind(kind: ErrorKind): grpc.status {
-  return CODE_OF_KIND[kind];
-}
-
 /** The status for a failure; `requestId` lets an INTERNAL answer point at its log line. */
 export function toRpcStatus(error: unknown, requestId: string): RpcStatus {
   if (error instanceof DomainError) {

@@ -23,6 +23,8 @@ import { volumeApi } from "./api/volume-api";
 import { vmApi } from "./api/vm-api";
 import type { Config } from "./config";
 import { HostInfoReader } from "./core/host-info";
+import { Labels } from "./core/labels";
+import { VmRegistry } from "./core/vm-registry";
 import { systemClock } from "./ports/clock";
 import type { Store } from "./ports/store";
 import { binding, StewardServer, type ServiceBinding } from "./server/steward-server";
@@ -44,12 +46,14 @@ export class StewardApp {
     try {
       const hypervisor = selectHypervisor(config.hypervisor, log);
       const reader = new HostInfoReader(store, hypervisor, systemClock, { version: STEWARD_VERSION, hostname: os.hostname() });
+      const labels = new Labels(store, systemClock);
+      const vms = new VmRegistry(store, hypervisor, labels, systemClock);
       const services: ServiceBinding[] = [];
       let features: readonly string[] | undefined;
       const apiFeatures = () => (features ??= implementedRpcs(services));
       services.push(
-        binding(HostService, hostApi(reader, apiFeatures)),
-        binding(VmService, vmApi()),
+        binding(HostService, hostApi(reader, labels, apiFeatures)),
+        binding(VmService, vmApi(vms)),
         binding(PoolService, poolApi()),
         binding(VolumeService, volumeApi()),
         binding(BlockExportService, blockExportApi()),

@@ -4,19 +4,14 @@ import { GetHostInfoResponseSchema, ListVmClassesResponseSchema, type GetHostInf
 import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HostInfo, HostInfoReader } from "../core/host-info";
-import { VM_CLASSES, type VmClassName } from "../core/vm-classes";
+import { formatColor, type Label, type Labels } from "../core/labels";
+import { VM_CLASSES } from "../core/vm-classes";
 import type { HypervisorKind as DomainHypervisorKind } from "../ports/hypervisor";
 import { constantResponse } from "../server/grpc-definitions";
 import type { ServiceImpl } from "../server/service-impl";
 import { notYetImplemented } from "./not-implemented";
+import { VM_CLASS_OF_NAME } from "./vm-messages";
 
-export const VM_CLASS_OF_NAME: Readonly<Record<VmClassName, VmClass>> = {
-  AdminVM: VmClass.ADMIN_VM,
-  TemplateVM: VmClass.TEMPLATE_VM,
-  AppVM: VmClass.APP_VM,
-  StandaloneVM: VmClass.STANDALONE_VM,
-  DispVM: VmClass.DISP_VM,
-};
 
 const HYPERVISOR_KIND: Readonly<Record<DomainHypervisorKind, HypervisorKind>> = {
   "qemu-kvm": HypervisorKind.QEMU_KVM,
@@ -28,7 +23,7 @@ const HYPERVISOR_KIND: Readonly<Record<DomainHypervisorKind, HypervisorKind>> = 
  * HostService. `apiFeatures` lists the RPCs this server implements; it is read at call time
  * because it is known only once every service is bound.
  */
-export function hostApi(reader: HostInfoReader, apiFeatures: () => readonly string[]): ServiceImpl<typeof HostService> {
+export function hostApi(reader: HostInfoReader, labels: Labels, apiFeatures: () => readonly string[]): ServiceImpl<typeof HostService> {
   const vmClasses = VM_CLASSES.map((spec) => ({
     klass: VM_CLASS_OF_NAME[spec.name],
     name: spec.name,
@@ -51,10 +46,13 @@ export function hostApi(reader: HostInfoReader, apiFeatures: () => readonly stri
   return {
     getHostInfo: async (_request, ctx) => hostInfo(ctx.caller),
     listVmClasses: async () => classes,
-    listLabels: notYetImplemented,
-    getLabel: notYetImplemented,
-    createLabel: notYetImplemented,
-    removeLabel: notYetImplemented,
+    listLabels: async () => ({ labels: labels.list().map(labelMessage) }),
+    getLabel: async (request) => ({ label: labelMessage(labels.get(request.name)) }),
+    createLabel: async (request) => ({ label: labelMessage(labels.create(request.name, request.color)) }),
+    removeLabel: async (request) => {
+      labels.remove(request.name);
+      return {};
+    },
     listGlobalProperties: notYetImplemented,
     getGlobalProperty: notYetImplemented,
     setGlobalProperty: notYetImplemented,
@@ -84,4 +82,8 @@ function cache<V>(map: Map<string, V>, key: string, value: V): V {
   if (map.size >= MAX_CACHED_CALLERS) map.clear();
   map.set(key, value);
   return value;
+}
+
+function labelMessage(label: Label) {
+  return { name: label.name, color: formatColor(label.color), index: label.index, builtin: label.builtin };
 }

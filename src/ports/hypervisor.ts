@@ -11,7 +11,12 @@ export interface HypervisorInfo {
   capabilities: string[];
 }
 
+/** Qubes' power states. */
+export type PowerState = "Halted" | "Transient" | "Running" | "Paused" | "Suspended" | "Halting" | "Dying" | "Crashed" | "NA";
+
 export interface Hypervisor {
   /** What this hypervisor is; stable for the life of the process. */
   info(): HypervisorInfo;
+  /** The power state of the VM with this UUID; Halted when the hypervisor runs no such VM. */
+  powerState(uuid: string): PowerState;
 }

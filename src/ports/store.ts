@@ -1,4 +1,5 @@
 /** The store port: the durable state of the host. */
+import type { VmClassName } from "../core/vm-classes";
 
 export interface HostRecord {
   /** A UUID made when the state was first created. */
@@ -7,9 +8,86 @@ export interface HostRecord {
   createdAt: Date;
 }
 
+/** A VM as stored: what it is, and the properties set on it (defaults are the core's). */
+export interface VmRecord {
+  qid: number;
+  uuid: string;
+  name: string;
+  klass: VmClassName;
+  createdAt: Date;
+  /** Properties explicitly set, as their stored text (a VM reference is the VM's qid). */
+  properties: Readonly<Record<string, string>>;
+  tags: readonly string[];
+}
+
+export interface LabelRecord {
+  name: string;
+  /** 0xRRGGBB. */
+  color: number;
+  index: number;
+  builtin: boolean;
+}
+
+export interface NewEvent {
+  /** The VM's name; empty for the host. */
+  subject: string;
+  name: string;
+  kwargs: Readonly<Record<string, string>>;
+}
+
+export interface VmFilter {
+  klass?: VmClassName;
+  tag?: string;
+  label?: string;
+}
+
+export interface VmRepository {
+  byQid(qid: number): VmRecord | undefined;
+  byName(name: string): VmRecord | undefined;
+  byUuid(uuid: string): VmRecord | undefined;
+  /** VMs matching the filter, by name, after `afterName`, at most `limit`. */
+  list(filter: VmFilter, afterName: string, limit: number): VmRecord[];
+  count(filter: VmFilter): number;
+  /** The smallest qid not in use, from 1 (0 is dom0). */
+  nextQid(): number;
+  insert(vm: Omit<VmRecord, "tags" | "properties">): void;
+  remove(qid: number): void;
+  setProperty(qid: number, name: string, value: string): void;
+  addTag(qid: number, tag: string): void;
+  /** VMs one of whose properties names the VM `qid` (template, netvm, default_dispvm…). */
+  referencesTo(qid: number, vmProperties: readonly string[]): { vm: string; property: string }[];
+  /** Names of the VMs whose label is `label`. */
+  withLabel(label: string): string[];
+}
+
+export interface LabelRepository {
+  list(): LabelRecord[];
+  get(name: string): LabelRecord | undefined;
+  insert(label: LabelRecord): void;
+  remove(name: string): void;
+  nextIndex(): number;
+}
+
+export interface EventRepository {
+  /** Appends an event with the next sequence number, and returns that number. */
+  append(event: NewEvent, time: Date): number;
+}
+
+/** What a retry-safe request (by its request_id) produced the first time. */
+export interface RequestRepository {
+  find(requestId: string): { rpc: string; result: string } | undefined;
+  remember(requestId: string, rpc: string, result: string, time: Date): void;
+}
+
 export interface Store {
   /** The host's own record, made by the first start on a data folder. */
   host(): HostRecord;
+  /** Runs `work` in one transaction: all its writes, events included, commit together or not at all. */
+  transaction<T>(work: () => T): T;
+  readonly vms: VmRepository;
+  readonly labels: LabelRepository;
+  readonly events: EventRepository;
+  readonly requests: RequestRepository;
   /** Flushes and releases the state; the store is unusable afterwards. */
   close(): void;
 }

@@ -146,15 +146,15 @@ describe("steward serve, the process", () => {
     const [tcp] = await child.listening();
     const client = createClient(HostService, tcp!);
     await client.getHostInfo({}, { metadata: { "x-request-id": "line-check" } });
-    const error = await rpcError(client.getLabel({ name: "red" }, { metadata: { "x-request-id": "line-check-2" } }));
+    const error = await rpcError(client.getLabel({ name: "nope" }, { metadata: { "x-request-id": "line-check-2" } }));
     client.close();
-    expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(error.code).toBe(grpc.status.NOT_FOUND);
     const ok = await child.waitForLine((l) => l.requestId === "line-check");
     expect(ok).toMatchObject({ method: "steward.v1.HostService/GetHostInfo", code: "OK", caller: "dom0" });
     expect(ok.peer).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(ok.durationMs).toEqual(expect.any(Number));
     const failed = await child.waitForLine((l) => l.requestId === "line-check-2");
-    expect(failed).toMatchObject({ method: "steward.v1.HostService/GetLabel", code: "UNIMPLEMENTED" });
+    expect(failed).toMatchObject({ method: "steward.v1.HostService/GetLabel", code: "NOT_FOUND" });
   });
 });
 

@@ -395,7 +395,7 @@ export enum PowerState {
   CRASHED = 8,
 
   /**
-   * Not applicable: the AdminVM, which has no power state of its own.
+   * Not available: the hypervisor does not know the VM (Qubes' NA).
    *
    * @generated from enum value: POWER_STATE_NA = 9;
    */

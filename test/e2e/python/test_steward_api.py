@@ -78,15 +78,35 @@ class StewardFromPython(unittest.TestCase):
 
     def test_error_details_decode(self):
         with self.assertRaises(grpc.RpcError) as raised:
-            self.vms.GetVm(vm_service_pb2.GetVmRequest(vm="work"), timeout=10)
+            self.vms.GetVm(vm_service_pb2.GetVmRequest(vm="nosuchvm"), timeout=10)
         error = raised.exception
-        self.assertEqual(error.code(), grpc.StatusCode.UNIMPLEMENTED)
-        self.assertEqual(error.details(), "steward.v1.VmService/GetVm is not implemented yet")
+        self.assertEqual(error.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(error.details(), "no VM named nosuchvm")
         status, info = status_details(error)
-        self.assertEqual(status.code, grpc.StatusCode.UNIMPLEMENTED.value[0])
-        self.assertEqual(info.reason, "NOT_IMPLEMENTED")
+        self.assertEqual(status.code, grpc.StatusCode.NOT_FOUND.value[0])
+        self.assertEqual(info.reason, "VM_NOT_FOUND")
         self.assertEqual(info.domain, "steward.v1")
-        self.assertEqual(info.metadata["rpc"], "steward.v1.VmService/GetVm")
+        self.assertEqual(info.metadata["vm"], "nosuchvm")
+
+    def test_create_list_and_remove_a_vm(self):
+        created = self.vms.CreateVm(vm_service_pb2.CreateVmRequest(
+            name="py-template", klass=vm_pb2.VM_CLASS_TEMPLATE_VM, label="black"), timeout=10).vm
+        self.assertEqual(created.name, "py-template")
+        self.assertIn("created-by-dom0", created.tags)
+        listed = self.vms.ListVms(vm_service_pb2.ListVmsRequest(klass=vm_pb2.VM_CLASS_TEMPLATE_VM), timeout=10)
+        self.assertEqual([vm.name for vm in listed.vms], ["py-template"])
+        self.vms.RemoveVm(vm_service_pb2.RemoveVmRequest(vm="uuid:" + created.uuid), timeout=10)
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.vms.GetVm(vm_service_pb2.GetVmRequest(vm="py-template"), timeout=10)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_not_implemented_names_the_rpc(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.vms.StartVm(vm_service_pb2.StartVmRequest(vm="dom0"), timeout=10)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        _, info = status_details(raised.exception)
+        self.assertEqual(info.reason, "NOT_IMPLEMENTED")
+        self.assertEqual(info.metadata["rpc"], "steward.v1.VmService/StartVm")
 
     def test_deadline_is_honoured(self):
         reply = self.host.GetHostInfo(host_service_pb2.GetHostInfoRequest(), timeout=0.5)

@@ -1,4 +1,4 @@
-import type { Hypervisor, HypervisorInfo } from "../../../ports/hypervisor";
+import type { Hypervisor, HypervisorInfo, PowerState } from "../../../ports/hypervisor";
 import type { QemuInstallation } from "./qemu-probe";
 
 /** QEMU: KVM when /dev/kvm is usable, else TCG software emulation. */
@@ -8,5 +8,10 @@ export class QemuHypervisor implements Hypervisor {
   info(): HypervisorInfo {
     const { kvm, version } = this.installation;
     return { kind: kvm ? "qemu-kvm" : "qemu-tcg", version, capabilities: kvm ? ["kvm"] : [] };
+  }
+
+  /** No VM runs yet: starting VMs comes with the lifecycle. */
+  powerState(_uuid: string): PowerState {
+    return "Halted";
   }
 }

@@ -1,4 +1,4 @@
-import type { Hypervisor, HypervisorInfo } from "../../../ports/hypervisor";
+import type { Hypervisor, HypervisorInfo, PowerState } from "../../../ports/hypervisor";
 
 /**
  * The simulated hypervisor: no guest code runs. It exists for fast tests and for hosts
@@ -7,5 +7,10 @@ import type { Hypervisor, HypervisorInfo } from "../../../ports/hypervisor";
 export class SimHypervisor implements Hypervisor {
   info(): HypervisorInfo {
     return { kind: "sim", version: "", capabilities: [] };
+  }
+
+  /** No VM runs yet: starting VMs comes with the lifecycle. */
+  powerState(_uuid: string): PowerState {
+    return "Halted";
   }
 }

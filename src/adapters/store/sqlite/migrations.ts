@@ -22,6 +22,63 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "vms, labels, events",
+    up: `
+      CREATE TABLE labels (
+        name     TEXT PRIMARY KEY,
+        color    INTEGER NOT NULL,
+        idx      INTEGER NOT NULL UNIQUE,
+        builtin  INTEGER NOT NULL
+      );
+      INSERT INTO labels (name, color, idx, builtin) VALUES
+        ('red', ${0xcc0000}, 1, 1), ('orange', ${0xf57900}, 2, 1), ('yellow', ${0xedd400}, 3, 1),
+        ('green', ${0x73d216}, 4, 1), ('gray', ${0x555753}, 5, 1), ('blue', ${0x3465a4}, 6, 1),
+        ('purple', ${0x75507b}, 7, 1), ('black', ${0x000000}, 8, 1);
+
+      CREATE TABLE vms (
+        qid         INTEGER PRIMARY KEY,
+        uuid        TEXT NOT NULL UNIQUE,
+        name        TEXT NOT NULL UNIQUE,
+        klass       TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+      );
+      INSERT INTO vms (qid, uuid, name, klass, created_at)
+        VALUES (0, '00000000-0000-0000-0000-000000000000', 'dom0', 'AdminVM', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+
+      CREATE TABLE vm_properties (
+        qid    INTEGER NOT NULL REFERENCES vms (qid) ON DELETE CASCADE,
+        name   TEXT NOT NULL,
+        value  TEXT NOT NULL,
+        PRIMARY KEY (qid, name)
+      );
+      CREATE INDEX vm_properties_by_value ON vm_properties (name, value);
+      INSERT INTO vm_properties (qid, name, value) VALUES (0, 'label', 'black');
+
+      CREATE TABLE vm_tags (
+        qid  INTEGER NOT NULL REFERENCES vms (qid) ON DELETE CASCADE,
+        tag  TEXT NOT NULL,
+        PRIMARY KEY (qid, tag)
+      );
+      CREATE INDEX vm_tags_by_tag ON vm_tags (tag);
+
+      CREATE TABLE events (
+        sequence  INTEGER PRIMARY KEY AUTOINCREMENT,
+        time      TEXT NOT NULL,
+        subject   TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        kwargs    TEXT NOT NULL
+      );
+
+      CREATE TABLE request_ids (
+        request_id  TEXT PRIMARY KEY,
+        rpc         TEXT NOT NULL,
+        result      TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

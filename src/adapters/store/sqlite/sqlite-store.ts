@@ -2,8 +2,11 @@ import Database from "better-sqlite3";
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { HostRecord, Store } from "../../../ports/store";
+import type { EventRepository, HostRecord, LabelRepository, RequestRepository, Store, VmRepository } from "../../../ports/store";
+import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
+import { SqliteLabelRepository } from "./label-repository";
 import { migrate } from "./migrations";
+import { SqliteVmRepository } from "./vm-repository";
 
 export const DATABASE_FILE = "steward.db";
 export const PID_FILE = "steward.pid";
@@ -29,11 +32,21 @@ export class StoreLockedError extends Error {
  * the lock when the holder dies, so a crash leaves no stale lock behind.
  */
 export class SqliteStore implements Store {
+  readonly vms: VmRepository;
+  readonly labels: LabelRepository;
+  readonly events: EventRepository;
+  readonly requests: RequestRepository;
+
   private constructor(
     private readonly db: Database.Database,
     private readonly dataDir: string,
     private readonly hostRecord: HostRecord,
-  ) {}
+  ) {
+    this.vms = new SqliteVmRepository(db);
+    this.labels = new SqliteLabelRepository(db);
+    this.events = new SqliteEventRepository(db);
+    this.requests = new SqliteRequestRepository(db);
+  }
 
   static open(dataDir: string): SqliteStore {
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
@@ -54,6 +67,10 @@ export class SqliteStore implements Store {
 
   host(): HostRecord {
     return this.hostRecord;
+  }
+
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
   }
 
   close(): void {

@@ -1,0 +1,57 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { PowerState as PowerStateMessage, VmClass, type VmSchema } from "../../gen/steward/v1/vm_pb";
+import { InvalidFieldError } from "../core/errors";
+import type { VmClassName } from "../core/vm-classes";
+import type { Vm } from "../core/vm-registry";
+import type { PowerState } from "../ports/hypervisor";
+
+/** Between the contract's VM messages and enums and the core's VMs. */
+
+export const VM_CLASS_OF_NAME: Readonly<Record<VmClassName, VmClass>> = {
+  AdminVM: VmClass.ADMIN_VM,
+  TemplateVM: VmClass.TEMPLATE_VM,
+  AppVM: VmClass.APP_VM,
+  StandaloneVM: VmClass.STANDALONE_VM,
+  DispVM: VmClass.DISP_VM,
+};
+
+const POWER_STATE: Readonly<Record<PowerState, PowerStateMessage>> = {
+  Halted: PowerStateMessage.HALTED,
+  Transient: PowerStateMessage.TRANSIENT,
+  Running: PowerStateMessage.RUNNING,
+  Paused: PowerStateMessage.PAUSED,
+  Suspended: PowerStateMessage.SUSPENDED,
+  Halting: PowerStateMessage.HALTING,
+  Dying: PowerStateMessage.DYING,
+  Crashed: PowerStateMessage.CRASHED,
+  NA: PowerStateMessage.NA,
+};
+
+/** A class named in a request; UNSPECIFIED is undefined (every class, in a filter). */
+export function vmClassName(klass: VmClass, field: string): VmClassName | undefined {
+  if (klass === VmClass.UNSPECIFIED) return undefined;
+  const name = (Object.keys(VM_CLASS_OF_NAME) as VmClassName[]).find((n) => VM_CLASS_OF_NAME[n] === klass);
+  if (!name) throw new InvalidFieldError(field, `unknown VM class ${klass}`, "INVALID_VM_CLASS");
+  return name;
+}
+
+/** A power state named in a request; UNSPECIFIED is undefined (every state, in a filter). */
+export function powerStateName(state: PowerStateMessage, field: string): PowerState | undefined {
+  if (state === PowerStateMessage.UNSPECIFIED) return undefined;
+  const name = (Object.keys(POWER_STATE) as PowerState[]).find((n) => POWER_STATE[n] === state);
+  if (!name) throw new InvalidFieldError(field, `unknown power state ${state}`, "INVALID_POWER_STATE");
+  return name;
+}
+
+export function vmMessage(vm: Vm): MessageInitShape<typeof VmSchema> {
+  return {
+    name: vm.name,
+    uuid: vm.uuid,
+    klass: VM_CLASS_OF_NAME[vm.klass],
+    state: POWER_STATE[vm.state],
+    qid: vm.qid,
+    label: vm.label,
+    template: vm.template,
+    tags: [...vm.tags],
+  };
+}

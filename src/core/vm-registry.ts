@@ -1,0 +1,236 @@
+import { randomUUID } from "node:crypto";
+import type { Clock } from "../ports/clock";
+import type { Hypervisor, PowerState } from "../ports/hypervisor";
+import type { Store, VmFilter, VmRecord } from "../ports/store";
+import { alreadyExists, DomainError, failedPrecondition, InvalidFieldError, notFound, notImplemented } from "./errors";
+import type { Labels } from "./labels";
+import { VM_CLASSES, type VmClassName } from "./vm-classes";
+import { checkVmName, describeRef, parseVmRef } from "./vm-names";
+
+/** A VM as the core shows it. */
+export interface Vm {
+  qid: number;
+  uuid: string;
+  name: string;
+  klass: VmClassName;
+  state: PowerState;
+  label: string;
+  /** The template's name; empty when the VM has none. */
+  template: string;
+  tags: readonly string[];
+  createdAt: Date;
+}
+
+export interface NewVm {
+  name: string;
+  klass: VmClassName | undefined;
+  label: string;
+  template: string;
+  properties: Readonly<Record<string, unknown>>;
+  pool: string;
+  volumePools: Readonly<Record<string, string>>;
+  requestId: string;
+}
+
+export interface VmListRequest {
+  filter: VmFilter & { state?: PowerState };
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface VmPage {
+  vms: Vm[];
+  nextPageToken: string;
+  totalSize: number;
+}
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+/** Properties whose value names another VM: a VM named by one of them cannot be removed. */
+export const VM_REFERENCE_PROPERTIES = ["template", "netvm", "default_dispvm"] as const;
+
+/** Creating, finding, listing and removing VMs, with Qubes' rules. */
+export class VmRegistry {
+  constructor(
+    private readonly store: Store,
+    private readonly hypervisor: Hypervisor,
+    private readonly labels: Labels,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The VM a request names by `field` (its name or `uuid:<uuid>`). */
+  get(text: string, field = "vm"): Vm {
+    return this.view(this.find(text, field));
+  }
+
+  list(request: VmListRequest): VmPage {
+    if (request.pageSize < 0) throw new InvalidFieldError("page_size", "must not be negative");
+    const pageSize = Math.min(request.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    const { state, ...filter } = request.filter;
+    // The power state comes from the hypervisor, not the store: it is filtered here.
+    const matching = this.views(filter, decodePageToken(request.pageToken, request.filter), state);
+    const vms: Vm[] = [];
+    let next = matching.next();
+    while (!next.done && vms.length < pageSize) {
+      vms.push(next.value);
+      next = matching.next();
+    }
+    const more = !next.done;
+    return {
+      vms,
+      nextPageToken: more ? encodePageToken(vms[vms.length - 1]!.name, request.filter) : "",
+      totalSize: state ? count(this.views(filter, "", state)) : this.store.vms.count(filter),
+    };
+  }
+
+  /** The VMs after `after` that match, by name, read from the store a batch at a time. */
+  private *views(filter: VmFilter, after: string, state: PowerState | undefined): Generator<Vm, void, undefined> {
+    for (;;) {
+      const batch = this.store.vms.list(filter, after, DEFAULT_PAGE_SIZE);
+      for (const record of batch) {
+        const vm = this.view(record);
+        if (!state || vm.state === state) yield vm;
+      }
+      if (batch.length < DEFAULT_PAGE_SIZE) return;
+      after = batch[batch.length - 1]!.name;
+    }
+  }
+
+  create(request: NewVm, caller: string): Vm {
+    const name = checkVmName(request.name, "name");
+    const klass = creatableClass(request.klass);
+    if (Object.keys(request.properties).length > 0) throw notImplemented("CreateVmRequest.properties (the property schema)");
+    checkPools(request.pool, request.volumePools);
+    return this.store.transaction(() => {
+      const earlier = this.earlierResult(request.requestId);
+      if (earlier) return earlier;
+      if (this.store.vms.byName(name)) throw alreadyExists("VM_EXISTS", `a VM named ${name} exists`, { vm: name });
+      const label = this.labels.get(request.label, "label");
+      const template = this.templateFor(klass, request.template);
+      const record = { qid: this.store.vms.nextQid(), uuid: randomUUID(), name, klass, createdAt: this.clock.now() };
+      this.store.vms.insert(record);
+      this.store.vms.setProperty(record.qid, "label", label.name);
+      if (template && klass === "AppVM") this.store.vms.setProperty(record.qid, "template", String(template.qid));
+      const tag = `created-by-${caller}`;
+      this.store.vms.addTag(record.qid, tag);
+      const now = this.clock.now();
+      this.store.events.append({ subject: name, name: "domain-add", kwargs: { vm: name } }, now);
+      this.store.events.append({ subject: name, name: `domain-tag-add:${tag}`, kwargs: { tag } }, now);
+      if (request.requestId) this.store.requests.remember(request.requestId, "CreateVm", record.uuid, now);
+      return this.view(this.store.vms.byQid(record.qid)!);
+    });
+  }
+
+  /** Removes a halted VM that nothing uses; with allowMissing, a missing VM is success. */
+  remove(text: string, allowMissing: boolean): void {
+    this.store.transaction(() => {
+      const ref = parseVmRef(text, "vm");
+      const record = "name" in ref ? this.store.vms.byName(ref.name) : this.store.vms.byUuid(ref.uuid);
+      if (!record) {
+        if (allowMissing) return;
+        throw vmNotFound(describeRef(ref));
+      }
+      if (record.klass === "AdminVM") throw failedPrecondition("VM_IS_ADMIN", `${record.name} is the AdminVM and cannot be removed`, { vm: record.name });
+      const state = this.hypervisor.powerState(record.uuid);
+      if (state !== "Halted") {
+        throw failedPrecondition("VM_NOT_HALTED", `${record.name} is ${state}: only a halted VM can be removed`, { vm: record.name, state });
+      }
+      const users = this.store.vms.referencesTo(record.qid, VM_REFERENCE_PROPERTIES);
+      if (users.length > 0) {
+        const described = users.map((u) => `${u.vm} (${u.property})`).join(", ");
+        throw failedPrecondition("VM_IN_USE", `${record.name} is used by ${described}`, { vm: record.name, used_by: described });
+      }
+      this.store.vms.remove(record.qid);
+      this.store.events.append({ subject: record.name, name: "domain-delete", kwargs: { vm: record.name } }, this.clock.now());
+    });
+  }
+
+  private find(text: string, field: string): VmRecord {
+    const ref = parseVmRef(text, field);
+    const record = "name" in ref ? this.store.vms.byName(ref.name) : this.store.vms.byUuid(ref.uuid);
+    if (!record) throw vmNotFound(describeRef(ref), field);
+    return record;
+  }
+
+  private view(record: VmRecord): Vm {
+    const templateQid = record.properties.template;
+    const template = templateQid === undefined ? undefined : this.store.vms.byQid(Number(templateQid));
+    return {
+      qid: record.qid,
+      uuid: record.uuid,
+      name: record.name,
+      klass: record.klass,
+      // The AdminVM is the host itself: always running, as Qubes reports it.
+      state: record.klass === "AdminVM" ? "Running" : this.hypervisor.powerState(record.uuid),
+      label: record.properties.label ?? "",
+      template: template?.name ?? "",
+      tags: record.tags,
+      createdAt: record.createdAt,
+    };
+  }
+
+  private templateFor(klass: VmClassName, text: string): VmRecord | undefined {
+    const needed = VM_CLASSES.find((c) => c.name === klass)!.templateClass;
+    if (text === "") {
+      if (!needed) return undefined;
+      throw failedPrecondition("NO_TEMPLATE", `an ${klass} needs a template: none was given, and default_template is not set`);
+    }
+    const template = this.find(text, "template");
+    if (template.klass !== "TemplateVM") {
+      throw failedPrecondition("NOT_A_TEMPLATE", `${template.name} is a ${template.klass}, not a TemplateVM`, { template: template.name });
+    }
+    return template;
+  }
+
+  private earlierResult(requestId: string): Vm | undefined {
+    if (!requestId) return undefined;
+    const earlier = this.store.requests.find(requestId);
+    if (!earlier) return undefined;
+    if (earlier.rpc !== "CreateVm") {
+      throw new InvalidFieldError("request_id", `was used by an earlier ${earlier.rpc} request`, "REQUEST_ID_REUSED");
+    }
+    const record = this.store.vms.byUuid(earlier.result);
+    if (!record) throw failedPrecondition("REQUEST_RESULT_GONE", `the VM that request ${requestId} made has been removed since`, { request_id: requestId });
+    return this.view(record);
+  }
+}
+
+function count(items: Iterable<unknown>): number {
+  let n = 0;
+  for (const _ of items) n++;
+  return n;
+}
+
+function vmNotFound(ref: string, field = "vm"): DomainError {
+  return notFound("VM_NOT_FOUND", `no VM ${ref.startsWith("uuid:") ? "with " + ref : "named " + ref}`, { vm: ref, field });
+}
+
+function creatableClass(klass: VmClassName | undefined): VmClassName {
+  if (!klass) throw new InvalidFieldError("klass", "a VM class is required: TemplateVM, AppVM or StandaloneVM", "INVALID_VM_CLASS");
+  if (klass === "DispVM") throw new InvalidFieldError("klass", "DispVMs are made by CreateDisposableVm", "INVALID_VM_CLASS");
+  if (klass === "AdminVM") throw new InvalidFieldError("klass", "there is one AdminVM, dom0, and it cannot be created", "INVALID_VM_CLASS");
+  return klass;
+}
+
+function checkPools(pool: string, volumePools: Readonly<Record<string, string>>): void {
+  const perVolume = Object.values(volumePools);
+  if (pool && perVolume.length > 0) throw failedPrecondition("POOL_CONFLICT", "give pool or volume_pools, not both");
+  // Pools come with the storage service; until then there are none to name.
+  const named = pool || perVolume[0];
+  if (named) throw notFound("POOL_NOT_FOUND", `no pool named ${named}`, { pool: named });
+}
+
+function encodePageToken(after: string, filter: object): string {
+  return Buffer.from(JSON.stringify({ after, filter })).toString("base64url");
+}
+
+function decodePageToken(token: string, filter: object): string {
+  if (token === "") return "";
+  try {
+    const decoded = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { after?: unknown; filter?: unknown };
+    if (typeof decoded.after === "string" && JSON.stringify(decoded.filter) === JSON.stringify(filter)) return decoded.after;
+  } catch {
+    // fall through
+  }
+  throw new InvalidFieldError("page_token", "not a token of a previous reply to this same request", "INVALID_PAGE_TOKEN");
+}

@@ -24,7 +24,10 @@ import { vmApi } from "./api/vm-api";
 import type { Config } from "./config";
 import { HostInfoReader } from "./core/host-info";
 import { Labels } from "./core/labels";
+import { VmFeatures } from "./core/vm-features";
+import { VmNotes } from "./core/vm-notes";
 import { VmRegistry } from "./core/vm-registry";
+import { VmTags } from "./core/vm-tags";
 import { systemClock } from "./ports/clock";
 import type { Store } from "./ports/store";
 import { binding, StewardServer, type ServiceBinding } from "./server/steward-server";
@@ -48,12 +51,18 @@ export class StewardApp {
       const reader = new HostInfoReader(store, hypervisor, systemClock, { version: STEWARD_VERSION, hostname: os.hostname() });
       const labels = new Labels(store, systemClock);
       const vms = new VmRegistry(store, hypervisor, labels, systemClock);
+      const vmParts = {
+        vms,
+        tags: new VmTags(store, vms, systemClock),
+        features: new VmFeatures(store, vms, systemClock),
+        notes: new VmNotes(store, vms),
+      };
       const services: ServiceBinding[] = [];
       let features: readonly string[] | undefined;
       const apiFeatures = () => (features ??= implementedRpcs(services));
       services.push(
         binding(HostService, hostApi(reader, labels, apiFeatures)),
-        binding(VmService, vmApi(vms)),
+        binding(VmService, vmApi(vmParts)),
         binding(PoolService, poolApi()),
         binding(VolumeService, volumeApi()),
         binding(BlockExportService, blockExportApi()),

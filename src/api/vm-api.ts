@@ -1,13 +1,24 @@
-import { VmView } from "../../gen/steward/v1/vm_pb";
+import { FeatureScope, VmView } from "../../gen/steward/v1/vm_pb";
 import type { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { notImplemented } from "../core/errors";
+import { InvalidFieldError, notImplemented } from "../core/errors";
+import type { FeatureScope as DomainFeatureScope, VmFeatures } from "../core/vm-features";
+import type { VmNotes } from "../core/vm-notes";
 import type { VmRegistry } from "../core/vm-registry";
+import type { VmTags } from "../core/vm-tags";
 import type { ServiceImpl } from "../server/service-impl";
 import { notYetImplemented } from "./not-implemented";
 import { powerStateName, vmClassName, vmMessage } from "./vm-messages";
 
 /** VmService: finding, listing, creating and removing VMs; the rest comes with later work. */
-export function vmApi(vms: VmRegistry): ServiceImpl<typeof VmService> {
+export interface VmParts {
+  vms: VmRegistry;
+  tags: VmTags;
+  features: VmFeatures;
+  notes: VmNotes;
+}
+
+export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
+  const vms = parts.vms;
   return {
     listVms: async (request) => {
       if (request.view === VmView.FULL) throw notImplemented("ListVmsRequest.view VM_VIEW_FULL (the property schema)");
@@ -43,7 +54,7 @@ export function vmApi(vms: VmRegistry): ServiceImpl<typeof VmService> {
     }),
     createDisposableVm: notYetImplemented,
     cloneVm: notYetImplemented,
-    renameVm: notYetImplemented,
+    renameVm: async (request) => ({ vm: vmMessage(parts.vms.rename(request.vm, request.newName)) }),
     removeVm: async (request) => {
       vms.remove(request.vm, request.allowMissing);
       return {};
@@ -60,21 +71,47 @@ export function vmApi(vms: VmRegistry): ServiceImpl<typeof VmService> {
     setProperty: notYetImplemented,
     resetProperty: notYetImplemented,
     describeProperty: notYetImplemented,
-    listFeatures: notYetImplemented,
-    getFeature: notYetImplemented,
-    setFeature: notYetImplemented,
-    removeFeature: notYetImplemented,
-    checkFeature: notYetImplemented,
-    listTags: notYetImplemented,
-    hasTag: notYetImplemented,
-    addTag: notYetImplemented,
-    removeTag: notYetImplemented,
-    getNotes: notYetImplemented,
-    setNotes: notYetImplemented,
+    listFeatures: async (request) => ({ features: parts.features.list(request.vm) }),
+    getFeature: async (request) => ({ value: parts.features.get(request.vm, request.name) }),
+    setFeature: async (request) => {
+      parts.features.set(request.vm, request.name, request.value);
+      return {};
+    },
+    removeFeature: async (request) => {
+      parts.features.remove(request.vm, request.name, request.allowMissing);
+      return {};
+    },
+    checkFeature: async (request) => {
+      const found = parts.features.check(request.vm, request.name, featureScope(request.scope));
+      return found ? { found: true, value: found.value, sourceVm: found.vm } : { found: false };
+    },
+    listTags: async (request) => ({ tags: [...parts.tags.list(request.vm)] }),
+    hasTag: async (request) => ({ present: parts.tags.has(request.vm, request.tag) }),
+    addTag: async (request) => ({ added: parts.tags.add(request.vm, request.tag) }),
+    removeTag: async (request) => ({ removed: parts.tags.remove(request.vm, request.tag) }),
+    getNotes: async (request) => ({ notes: parts.notes.get(request.vm) }),
+    setNotes: async (request) => {
+      parts.notes.set(request.vm, request.notes);
+      return {};
+    },
     getVmStats: notYetImplemented,
     watchVmStats: notYetImplemented,
     console: notYetImplemented,
     getVmAddresses: notYetImplemented,
     getVmOsRelease: notYetImplemented,
   };
+}
+
+const FEATURE_SCOPE: Readonly<Record<FeatureScope, DomainFeatureScope>> = {
+  [FeatureScope.UNSPECIFIED]: "vm",
+  [FeatureScope.TEMPLATE]: "template",
+  [FeatureScope.NETVM]: "netvm",
+  [FeatureScope.ADMINVM]: "adminvm",
+  [FeatureScope.TEMPLATE_AND_ADMINVM]: "template-and-adminvm",
+};
+
+function featureScope(scope: FeatureScope): DomainFeatureScope {
+  const found = FEATURE_SCOPE[scope];
+  if (!found) throw new InvalidFieldError("scope", `unknown feature scope ${scope}`, "INVALID_FEATURE_SCOPE");
+  return found;
 }

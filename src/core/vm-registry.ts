@@ -131,10 +131,7 @@ export class VmRegistry {
         throw vmNotFound(describeRef(ref));
       }
       if (record.klass === "AdminVM") throw failedPrecondition("VM_IS_ADMIN", `${record.name} is the AdminVM and cannot be removed`, { vm: record.name });
-      const state = this.hypervisor.powerState(record.uuid);
-      if (state !== "Halted") {
-        throw failedPrecondition("VM_NOT_HALTED", `${record.name} is ${state}: only a halted VM can be removed`, { vm: record.name, state });
-      }
+      this.requireHalted(record, "removed");
       const users = this.store.vms.referencesTo(record.qid, VM_REFERENCE_PROPERTIES);
       if (users.length > 0) {
         const described = users.map((u) => `${u.vm} (${u.property})`).join(", ");
@@ -143,6 +140,34 @@ export class VmRegistry {
       this.store.vms.remove(record.qid);
       this.store.events.append({ subject: record.name, name: "domain-delete", kwargs: { vm: record.name } }, this.clock.now());
     });
+  }
+
+  /** Renames a halted VM; references to it follow, as they hold its qid. Idempotent. */
+  rename(text: string, newNameText: string): Vm {
+    const newName = checkVmName(newNameText, "new_name");
+    return this.store.transaction(() => {
+      const record = this.resolve(text, "vm");
+      if (record.name === newName) return this.view(record);
+      if (record.klass === "AdminVM") throw failedPrecondition("VM_IS_ADMIN", `${record.name} is the AdminVM and cannot be renamed`, { vm: record.name });
+      this.requireHalted(record, "renamed");
+      if (this.store.vms.byName(newName)) throw alreadyExists("VM_EXISTS", `a VM named ${newName} exists`, { vm: newName });
+      this.store.vms.rename(record.qid, newName);
+      const kwargs = { name: "name", newvalue: newName, oldvalue: record.name };
+      this.store.events.append({ subject: newName, name: "property-set:name", kwargs }, this.clock.now());
+      return this.view(this.store.vms.byQid(record.qid)!);
+    });
+  }
+
+  /** The stored VM a request names by `field`: its name or `uuid:<uuid>`. */
+  resolve(text: string, field = "vm"): VmRecord {
+    return this.find(text, field);
+  }
+
+  private requireHalted(record: VmRecord, toBe: string): void {
+    const state = this.hypervisor.powerState(record.uuid);
+    if (state !== "Halted") {
+      throw failedPrecondition("VM_NOT_HALTED", `${record.name} is ${state}: only a halted VM can be ${toBe}`, { vm: record.name, state });
+    }
   }
 
   private find(text: string, field: string): VmRecord {

@@ -53,7 +53,17 @@ export interface VmRepository {
   insert(vm: Omit<VmRecord, "tags" | "properties">): void;
   remove(qid: number): void;
   setProperty(qid: number, name: string, value: string): void;
-  addTag(qid: number, tag: string): void;
+  /** Adds a tag; false when the VM had it already. */
+  addTag(qid: number, tag: string): boolean;
+  /** Removes a tag; false when the VM did not have it. */
+  removeTag(qid: number, tag: string): boolean;
+  rename(qid: number, name: string): void;
+  features(qid: number): Record<string, string>;
+  setFeature(qid: number, name: string, value: string): void;
+  /** Removes a feature; false when it was not set. */
+  removeFeature(qid: number, name: string): boolean;
+  notes(qid: number): string;
+  setNotes(qid: number, notes: string): void;
   /** VMs one of whose properties names the VM `qid` (template, netvm, default_dispvm…). */
   referencesTo(qid: number, vmProperties: readonly string[]): { vm: string; property: string }[];
   /** Names of the VMs whose label is `label`. */

@@ -79,6 +79,22 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "features and notes",
+    up: `
+      CREATE TABLE vm_features (
+        qid    INTEGER NOT NULL REFERENCES vms (qid) ON DELETE CASCADE,
+        name   TEXT NOT NULL,
+        value  TEXT NOT NULL,
+        PRIMARY KEY (qid, name)
+      );
+      CREATE TABLE vm_notes (
+        qid    INTEGER PRIMARY KEY REFERENCES vms (qid) ON DELETE CASCADE,
+        notes  TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

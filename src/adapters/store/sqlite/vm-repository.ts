@@ -76,8 +76,43 @@ export class SqliteVmRepository implements VmRepository {
       .run(qid, name, value);
   }
 
-  addTag(qid: number, tag: string): void {
-    this.db.prepare("INSERT OR IGNORE INTO vm_tags (qid, tag) VALUES (?, ?)").run(qid, tag);
+  addTag(qid: number, tag: string): boolean {
+    return this.db.prepare("INSERT OR IGNORE INTO vm_tags (qid, tag) VALUES (?, ?)").run(qid, tag).changes > 0;
+  }
+
+  removeTag(qid: number, tag: string): boolean {
+    return this.db.prepare("DELETE FROM vm_tags WHERE qid = ? AND tag = ?").run(qid, tag).changes > 0;
+  }
+
+  rename(qid: number, name: string): void {
+    this.db.prepare("UPDATE vms SET name = ? WHERE qid = ?").run(name, qid);
+  }
+
+  features(qid: number): Record<string, string> {
+    const features: Record<string, string> = {};
+    for (const { name, value } of this.db.prepare<[number], { name: string; value: string }>("SELECT name, value FROM vm_features WHERE qid = ? ORDER BY name").all(qid)) {
+      features[name] = value;
+    }
+    return features;
+  }
+
+  setFeature(qid: number, name: string, value: string): void {
+    this.db
+      .prepare("INSERT INTO vm_features (qid, name, value) VALUES (?, ?, ?) ON CONFLICT (qid, name) DO UPDATE SET value = excluded.value")
+      .run(qid, name, value);
+  }
+
+  removeFeature(qid: number, name: string): boolean {
+    return this.db.prepare("DELETE FROM vm_features WHERE qid = ? AND name = ?").run(qid, name).changes > 0;
+  }
+
+  notes(qid: number): string {
+    return this.db.prepare<[number], { notes: string }>("SELECT notes FROM vm_notes WHERE qid = ?").get(qid)?.notes ?? "";
+  }
+
+  setNotes(qid: number, notes: string): void {
+    if (notes === "") this.db.prepare("DELETE FROM vm_notes WHERE qid = ?").run(qid);
+    else this.db.prepare("INSERT INTO vm_notes (qid, notes) VALUES (?, ?) ON CONFLICT (qid) DO UPDATE SET notes = excluded.notes").run(qid, notes);
   }
 
   referencesTo(qid: number, vmProperties: readonly string[]): { vm: string; property: string }[] {

@@ -1,0 +1,50 @@
+import type { Clock } from "../ports/clock";
+import type { Store } from "../ports/store";
+import { InvalidFieldError } from "./errors";
+import type { VmRegistry } from "./vm-registry";
+
+const TAG = /^[A-Za-z0-9_.:-]{1,255}$/;
+
+/** A VM's tags (Qubes' vm.tag.*): free words that policies and filters select VMs by. */
+export class VmTags {
+  constructor(
+    private readonly store: Store,
+    private readonly vms: VmRegistry,
+    private readonly clock: Clock,
+  ) {}
+
+  list(vm: string): readonly string[] {
+    return this.vms.resolve(vm).tags;
+  }
+
+  has(vm: string, tag: string): boolean {
+    return this.vms.resolve(vm).tags.includes(checkTag(tag));
+  }
+
+  /** Adds a tag; false when the VM had it. Idempotent. */
+  add(vm: string, tag: string): boolean {
+    checkTag(tag);
+    return this.store.transaction(() => {
+      const record = this.vms.resolve(vm);
+      const added = this.store.vms.addTag(record.qid, tag);
+      if (added) this.store.events.append({ subject: record.name, name: `domain-tag-add:${tag}`, kwargs: { tag } }, this.clock.now());
+      return added;
+    });
+  }
+
+  /** Removes a tag; false when the VM did not have it. Idempotent. */
+  remove(vm: string, tag: string): boolean {
+    checkTag(tag);
+    return this.store.transaction(() => {
+      const record = this.vms.resolve(vm);
+      const removed = this.store.vms.removeTag(record.qid, tag);
+      if (removed) this.store.events.append({ subject: record.name, name: `domain-tag-delete:${tag}`, kwargs: { tag } }, this.clock.now());
+      return removed;
+    });
+  }
+}
+
+function checkTag(tag: string): string {
+  if (!TAG.test(tag)) throw new InvalidFieldError("tag", "tags are 1 to 255 of letters, digits, '_', '.', ':' or '-'", "INVALID_TAG");
+  return tag;
+}

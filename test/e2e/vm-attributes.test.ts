@@ -1,0 +1,115 @@
+import * as grpc from "@grpc/grpc-js";
+import Database from "better-sqlite3";
+import * as path from "node:path";
+import { FeatureScope, VmClass } from "../../gen/steward/v1/vm_pb";
+import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { createClient, type StewardClient } from "../../src/client/steward-client";
+import { rpcError } from "../fixtures/expect-rpc-error";
+import { removeDir } from "../fixtures/temp-dir";
+import { startTestServer, type TestServer } from "../fixtures/test-server";
+
+describe("tags, features, notes and renaming", () => {
+  let server: TestServer;
+  let vms: StewardClient<typeof VmService>;
+  beforeAll(async () => {
+    server = await startTestServer();
+    vms = createClient(VmService, server.tcp);
+    await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black" });
+    await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "tpl" });
+  });
+  afterAll(async () => {
+    vms.close();
+    await server.stop();
+  });
+
+  it("adds, lists, tests and removes tags, idempotently", async () => {
+    expect((await vms.addTag({ vm: "work", tag: "backup:daily" })).added).toBe(true);
+    expect((await vms.addTag({ vm: "work", tag: "backup:daily" })).added).toBe(false);
+    expect((await vms.listTags({ vm: "work" })).tags).toEqual(["backup:daily", "created-by-dom0"]);
+    expect((await vms.hasTag({ vm: "work", tag: "backup:daily" })).present).toBe(true);
+    expect((await vms.removeTag({ vm: "work", tag: "backup:daily" })).removed).toBe(true);
+    expect((await vms.removeTag({ vm: "work", tag: "backup:daily" })).removed).toBe(false);
+    expect((await vms.hasTag({ vm: "work", tag: "backup:daily" })).present).toBe(false);
+    const bad = await rpcError(vms.addTag({ vm: "work", tag: "has space" }));
+    expect(bad.info).toMatchObject({ reason: "INVALID_TAG", metadata: { field: "tag" } });
+    expect((await rpcError(vms.addTag({ vm: "ghost", tag: "x" }))).code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it("sets, gets, lists and removes features", async () => {
+    await vms.setFeature({ vm: "work", name: "gui", value: "1" });
+    await vms.setFeature({ vm: "work", name: "os-distribution", value: "debian" });
+    expect((await vms.getFeature({ vm: "work", name: "gui" })).value).toBe("1");
+    expect((await vms.listFeatures({ vm: "work" })).features).toEqual({ gui: "1", "os-distribution": "debian" });
+    await vms.removeFeature({ vm: "work", name: "gui" });
+    expect((await rpcError(vms.getFeature({ vm: "work", name: "gui" }))).info).toMatchObject({ reason: "FEATURE_NOT_FOUND", metadata: { vm: "work", feature: "gui" } });
+    expect((await rpcError(vms.removeFeature({ vm: "work", name: "gui" }))).code).toBe(grpc.status.NOT_FOUND);
+    await vms.removeFeature({ vm: "work", name: "gui", allowMissing: true });
+    expect((await rpcError(vms.setFeature({ vm: "work", name: "has space", value: "" }))).info?.metadata.field).toBe("name");
+  });
+
+  it("checks a feature on the VM, then its template, then dom0", async () => {
+    await vms.setFeature({ vm: "tpl", name: "qrexec", value: "1" });
+    await vms.setFeature({ vm: "dom0", name: "gui-default-color", value: "blue" });
+    expect(await vms.checkFeature({ vm: "work", name: "qrexec" })).toMatchObject({ found: false });
+    expect(await vms.checkFeature({ vm: "work", name: "qrexec", scope: FeatureScope.TEMPLATE })).toMatchObject({ found: true, value: "1", sourceVm: "tpl" });
+    expect(await vms.checkFeature({ vm: "work", name: "gui-default-color", scope: FeatureScope.TEMPLATE })).toMatchObject({ found: false });
+    expect(await vms.checkFeature({ vm: "work", name: "gui-default-color", scope: FeatureScope.ADMINVM })).toMatchObject({ found: true, sourceVm: "dom0" });
+    expect(await vms.checkFeature({ vm: "work", name: "qrexec", scope: FeatureScope.TEMPLATE_AND_ADMINVM })).toMatchObject({ sourceVm: "tpl" });
+    await vms.setFeature({ vm: "work", name: "qrexec", value: "" });
+    expect(await vms.checkFeature({ vm: "work", name: "qrexec", scope: FeatureScope.TEMPLATE })).toMatchObject({ found: true, value: "", sourceVm: "work" });
+  });
+
+  it("keeps notes as text, within Qubes' limits", async () => {
+    expect((await vms.getNotes({ vm: "work" })).notes).toBe("");
+    await vms.setNotes({ vm: "work", notes: "Tax papers.\n\tKeep offline." });
+    expect((await vms.getNotes({ vm: "work" })).notes).toBe("Tax papers.\n\tKeep offline.");
+    expect((await rpcError(vms.setNotes({ vm: "work", notes: "bell\x07" }))).info?.reason).toBe("INVALID_NOTES");
+    expect((await rpcError(vms.setNotes({ vm: "work", notes: "x".repeat(256 * 1024 + 1) }))).info?.reason).toBe("NOTES_TOO_LONG");
+    await vms.setNotes({ vm: "work", notes: "" });
+    expect((await vms.getNotes({ vm: "work" })).notes).toBe("");
+  });
+
+  it("renames a halted VM, and references to it follow", async () => {
+    await vms.createVm({ name: "tpl-old", klass: VmClass.TEMPLATE_VM, label: "black" });
+    await vms.createVm({ name: "app-on-old", klass: VmClass.APP_VM, label: "red", template: "tpl-old" });
+    const { vm } = await vms.renameVm({ vm: "tpl-old", newName: "tpl-new" });
+    expect(vm).toMatchObject({ name: "tpl-new" });
+    expect((await vms.getVm({ vm: "app-on-old" })).vm!.template).toBe("tpl-new");
+    expect((await vms.renameVm({ vm: "tpl-new", newName: "tpl-new" })).vm!.name).toBe("tpl-new");
+    expect((await rpcError(vms.renameVm({ vm: "tpl-new", newName: "work" }))).info?.reason).toBe("VM_EXISTS");
+    expect((await rpcError(vms.renameVm({ vm: "tpl-new", newName: "bad name" }))).info?.metadata.field).toBe("new_name");
+    expect((await rpcError(vms.renameVm({ vm: "dom0", newName: "host" }))).info?.reason).toBe("VM_IS_ADMIN");
+  });
+});
+
+describe("attribute events", () => {
+  it("are written with each change, and only for real changes", async () => {
+    const server = await startTestServer();
+    const vms = createClient(VmService, server.tcp);
+    await vms.createVm({ name: "ev", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.addTag({ vm: "ev", tag: "t1" });
+    await vms.addTag({ vm: "ev", tag: "t1" });
+    await vms.removeTag({ vm: "ev", tag: "t1" });
+    await vms.setFeature({ vm: "ev", name: "f", value: "1" });
+    await vms.setFeature({ vm: "ev", name: "f", value: "1" });
+    await vms.setFeature({ vm: "ev", name: "f", value: "2" });
+    await vms.removeFeature({ vm: "ev", name: "f" });
+    await vms.renameVm({ vm: "ev", newName: "ev2" });
+    vms.close();
+    await server.app.stop();
+    const db = new Database(path.join(server.dataDir, "steward.db"), { readonly: true, fileMustExist: true });
+    const events = db.prepare("SELECT subject, name, kwargs FROM events ORDER BY sequence").all() as { subject: string; name: string; kwargs: string }[];
+    db.close();
+    removeDir(server.dataDir);
+    expect(events.map((e) => [e.subject, e.name, JSON.parse(e.kwargs)])).toEqual([
+      ["ev", "domain-add", { vm: "ev" }],
+      ["ev", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
+      ["ev", "domain-tag-add:t1", { tag: "t1" }],
+      ["ev", "domain-tag-delete:t1", { tag: "t1" }],
+      ["ev", "domain-feature-set:f", { feature: "f", value: "1" }],
+      ["ev", "domain-feature-set:f", { feature: "f", value: "2", oldvalue: "1" }],
+      ["ev", "domain-feature-delete:f", { feature: "f" }],
+      ["ev2", "property-set:name", { name: "name", newvalue: "ev2", oldvalue: "ev" }],
+    ]);
+  });
+});

@@ -22,6 +22,7 @@ import { poolApi } from "./api/pool-api";
 import { volumeApi } from "./api/volume-api";
 import { vmApi } from "./api/vm-api";
 import type { Config } from "./config";
+import { EventHub } from "./core/event-hub";
 import { HostInfoReader } from "./core/host-info";
 import { Labels } from "./core/labels";
 import { VmFeatures } from "./core/vm-features";
@@ -49,6 +50,7 @@ export class StewardApp {
     try {
       const hypervisor = selectHypervisor(config.hypervisor, log);
       const reader = new HostInfoReader(store, hypervisor, systemClock, { version: STEWARD_VERSION, hostname: os.hostname() });
+      const events = new EventHub(store, systemClock, config.events);
       const labels = new Labels(store, systemClock);
       const vms = new VmRegistry(store, hypervisor, labels, systemClock);
       const vmParts = {
@@ -68,7 +70,7 @@ export class StewardApp {
         binding(BlockExportService, blockExportApi()),
         binding(FirewallService, firewallApi()),
         binding(DeviceService, deviceApi()),
-        binding(EventService, eventApi()),
+        binding(EventService, eventApi(events, vms)),
         binding(BackupService, backupApi()),
       );
       const server = new StewardServer(config, services, log);

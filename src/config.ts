@@ -30,6 +30,16 @@ export interface Config {
   shutdownGraceMs: number;
   /** The largest message accepted or sent; larger requests get RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
+  events: EventSettings;
+}
+
+export interface EventSettings {
+  /** How many of the latest events the log keeps for clients that resume. */
+  retained: number;
+  /** How often an Events stream says it is alive while nothing happens. */
+  heartbeatMs: number;
+  /** How many events may wait for one slow subscriber before its stream is ended. */
+  subscriberBuffer: number;
 }
 
 export const DEFAULT_PORT = 50051;
@@ -38,6 +48,9 @@ export const SOCKET_FILE = "steward.sock";
 /** gRPC's customary limit: a volume import streams in chunks of at most 1 MiB, lists are paged. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 5;
+export const DEFAULT_EVENTS_RETAINED = 100_000;
+export const DEFAULT_EVENTS_HEARTBEAT_SECONDS = 5;
+export const DEFAULT_EVENTS_BUFFER = 10_000;
 const HYPERVISORS: readonly HypervisorChoice[] = ["auto", "qemu", "sim"];
 const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
@@ -76,6 +89,12 @@ Options (each has an environment variable; the flag wins):
   --max-message-bytes N  The largest request or response message. STEWARD_MAX_MESSAGE_BYTES.
                          Default: ${DEFAULT_MAX_MESSAGE_BYTES} (4 MiB); larger requests get
                          RESOURCE_EXHAUSTED. Lists are paged and imports are chunked to fit.
+  --events-retained N    How many of the latest events are kept for clients that resume an
+                         Events stream. STEWARD_EVENTS_RETAINED. Default: ${DEFAULT_EVENTS_RETAINED}.
+  --events-heartbeat SECS  How often an idle Events stream sends a heartbeat.
+                         STEWARD_EVENTS_HEARTBEAT. Default: ${DEFAULT_EVENTS_HEARTBEAT_SECONDS}.
+  --events-buffer N      How many events may wait for one slow Events client before its stream
+                         ends with RESOURCE_EXHAUSTED. STEWARD_EVENTS_BUFFER. Default: ${DEFAULT_EVENTS_BUFFER}.
   -h, --help             Show this help.
 
 The unix socket is never TLS: its file mode (0660) decides who may call.
@@ -108,6 +127,12 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
     maxMessageBytes: Math.floor(
       positiveNumber("--max-message-bytes", value("max-message-bytes", "STEWARD_MAX_MESSAGE_BYTES") ?? String(DEFAULT_MAX_MESSAGE_BYTES)),
     ),
+    events: {
+      retained: Math.floor(positiveNumber("--events-retained", value("events-retained", "STEWARD_EVENTS_RETAINED") ?? String(DEFAULT_EVENTS_RETAINED))),
+      heartbeatMs:
+        1000 * positiveNumber("--events-heartbeat", value("events-heartbeat", "STEWARD_EVENTS_HEARTBEAT") ?? String(DEFAULT_EVENTS_HEARTBEAT_SECONDS)),
+      subscriberBuffer: Math.floor(positiveNumber("--events-buffer", value("events-buffer", "STEWARD_EVENTS_BUFFER") ?? String(DEFAULT_EVENTS_BUFFER))),
+    },
   };
 }
 
@@ -131,6 +156,9 @@ function parseFlags(args: readonly string[]) {
         "tls-client-ca": { type: "string" },
         "shutdown-grace": { type: "string" },
         "max-message-bytes": { type: "string" },
+        "events-retained": { type: "string" },
+        "events-heartbeat": { type: "string" },
+        "events-buffer": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;

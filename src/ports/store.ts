@@ -78,9 +78,23 @@ export interface LabelRepository {
   nextIndex(): number;
 }
 
+/** An event as the log keeps it. */
+export interface StoredEvent extends NewEvent {
+  sequence: number;
+  time: Date;
+}
+
 export interface EventRepository {
-  /** Appends an event with the next sequence number, and returns that number. */
+  /** Appends an event with the next sequence number, within the current transaction. */
   append(event: NewEvent, time: Date): number;
+  /** The sequence number of the latest event; 0 when there has been none. */
+  latestSequence(): number;
+  /** The sequence number of the oldest event kept; latestSequence() + 1 when none is kept. */
+  oldestSequence(): number;
+  /** Up to `limit` events after `sequence`, in order. */
+  after(sequence: number, limit: number): StoredEvent[];
+  /** Drops all but the latest `keep` events. */
+  trim(keep: number): void;
 }
 
 /** What a retry-safe request (by its request_id) produced the first time. */
@@ -94,6 +108,8 @@ export interface Store {
   host(): HostRecord;
   /** Runs `work` in one transaction: all its writes, events included, commit together or not at all. */
   transaction<T>(work: () => T): T;
+  /** Calls `listener` with the events of each transaction, once it has committed. */
+  onCommit(listener: (events: readonly StoredEvent[]) => void): void;
   readonly vms: VmRepository;
   readonly labels: LabelRepository;
   readonly events: EventRepository;

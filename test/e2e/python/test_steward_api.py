@@ -37,6 +37,7 @@ generate_stubs(STUBS)
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 from steward.v1 import host_pb2, host_service_pb2, host_service_pb2_grpc  # noqa: E402
 from steward.v1 import vm_pb2, vm_service_pb2, vm_service_pb2_grpc  # noqa: E402
+from steward.v1 import event_service_pb2, event_service_pb2_grpc  # noqa: E402
 
 
 def status_details(error):
@@ -107,6 +108,45 @@ class StewardFromPython(unittest.TestCase):
         _, info = status_details(raised.exception)
         self.assertEqual(info.reason, "NOT_IMPLEMENTED")
         self.assertEqual(info.metadata["rpc"], "steward.v1.VmService/StartVm")
+
+    def test_follow_events_while_another_client_changes_things(self):
+        import threading
+        events = event_service_pb2_grpc.EventServiceStub(self.channel)
+        stream = events.Events(event_service_pb2.EventsRequest(name_prefixes=["domain-", "connection-"]), timeout=30)
+        seen, opened, finished = [], threading.Event(), threading.Event()
+
+        def follow():
+            try:
+                for message in stream:
+                    if message.WhichOneof("kind") != "event":
+                        continue
+                    seen.append((message.event.sequence, message.event.name, message.event.subject, dict(message.event.kwargs)))
+                    if message.event.name == "connection-established":
+                        opened.set()
+                    if message.event.name == "domain-delete":
+                        finished.set()
+                        return
+            except grpc.RpcError:
+                finished.set()
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        self.assertTrue(opened.wait(10))
+        other = grpc.insecure_channel(ADDRESS)
+        vms = vm_service_pb2_grpc.VmServiceStub(other)
+        vms.CreateVm(vm_service_pb2.CreateVmRequest(name="py-followed", klass=vm_pb2.VM_CLASS_STANDALONE_VM, label="green"), timeout=10)
+        vms.SetFeature(vm_service_pb2.SetFeatureRequest(vm="py-followed", name="gui", value="1"), timeout=10)
+        vms.RemoveVm(vm_service_pb2.RemoveVmRequest(vm="py-followed"), timeout=10)
+        self.assertTrue(finished.wait(10))
+        stream.cancel()
+        follower.join(10)
+        other.close()
+        names = [name for _, name, _, _ in seen]
+        self.assertEqual(names, ["connection-established", "domain-add", "domain-tag-add:created-by-dom0",
+                                 "domain-feature-set:gui", "domain-delete"])
+        sequences = [sequence for sequence, _, _, _ in seen[1:]]
+        self.assertEqual(sequences, sorted(sequences))
+        self.assertEqual(seen[1][2:], ("py-followed", {"vm": "py-followed"}))
 
     def test_deadline_is_honoured(self):
         reply = self.host.GetHostInfo(host_service_pb2.GetHostInfoRequest(), timeout=0.5)

@@ -1,15 +1,62 @@
 import type { Database } from "better-sqlite3";
-import type { EventRepository, NewEvent, RequestRepository } from "../../../ports/store";
+import type { EventRepository, NewEvent, RequestRepository, StoredEvent } from "../../../ports/store";
+
+interface EventRow {
+  sequence: number;
+  time: string;
+  subject: string;
+  name: string;
+  kwargs: string;
+}
 
 /** The event log: written in the same transaction as the change it tells of. */
 export class SqliteEventRepository implements EventRepository {
+  /** Events appended by the transaction under way, published once it commits. */
+  private pending: StoredEvent[] = [];
+
   constructor(private readonly db: Database) {}
 
   append(event: NewEvent, time: Date): number {
+    if (!this.db.inTransaction) throw new Error("events are appended within the transaction of their change");
     const result = this.db
       .prepare("INSERT INTO events (time, subject, name, kwargs) VALUES (?, ?, ?, ?)")
       .run(time.toISOString(), event.subject, event.name, JSON.stringify(event.kwargs));
-    return Number(result.lastInsertRowid);
+    const sequence = Number(result.lastInsertRowid);
+    this.pending.push({ ...event, sequence, time });
+    return sequence;
+  }
+
+  latestSequence(): number {
+    // AUTOINCREMENT keeps the highest number ever given in sqlite_sequence, even once trimmed.
+    const row = this.db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get();
+    return row?.seq ?? 0;
+  }
+
+  oldestSequence(): number {
+    const row = this.db.prepare<[], { sequence: number | null }>("SELECT MIN(sequence) AS sequence FROM events").get();
+    return row?.sequence ?? this.latestSequence() + 1;
+  }
+
+  after(sequence: number, limit: number): StoredEvent[] {
+    return this.db
+      .prepare<[number, number], EventRow>("SELECT * FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?")
+      .all(sequence, limit)
+      .map((row) => ({ sequence: row.sequence, time: new Date(row.time), subject: row.subject, name: row.name, kwargs: JSON.parse(row.kwargs) }));
+  }
+
+  trim(keep: number): void {
+    this.db.prepare("DELETE FROM events WHERE sequence <= ?").run(this.latestSequence() - keep);
+  }
+
+  /** The events of the transaction that just committed; the next one starts empty. */
+  takeCommitted(): StoredEvent[] {
+    const events = this.pending;
+    this.pending = [];
+    return events;
+  }
+
+  discardPending(): void {
+    this.pending = [];
   }
 }
 

@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { EventRepository, HostRecord, LabelRepository, RequestRepository, Store, VmRepository } from "../../../ports/store";
+import type { HostRecord, LabelRepository, RequestRepository, Store, StoredEvent, VmRepository } from "../../../ports/store";
 import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
 import { SqliteLabelRepository } from "./label-repository";
 import { migrate } from "./migrations";
@@ -34,8 +34,9 @@ export class StoreLockedError extends Error {
 export class SqliteStore implements Store {
   readonly vms: VmRepository;
   readonly labels: LabelRepository;
-  readonly events: EventRepository;
+  readonly events: SqliteEventRepository;
   readonly requests: RequestRepository;
+  private readonly commitListeners: ((events: readonly StoredEvent[]) => void)[] = [];
 
   private constructor(
     private readonly db: Database.Database,
@@ -70,7 +71,22 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work)();
+    // A transaction within a transaction is part of it, and publishes with it.
+    if (this.db.inTransaction) return work();
+    let result: T;
+    try {
+      result = this.db.transaction(work)();
+    } catch (error) {
+      this.events.discardPending();
+      throw error;
+    }
+    const committed = this.events.takeCommitted();
+    if (committed.length > 0) for (const listener of this.commitListeners) listener(committed);
+    return result;
+  }
+
+  onCommit(listener: (events: readonly StoredEvent[]) => void): void {
+    this.commitListeners.push(listener);
   }
 
   close(): void {

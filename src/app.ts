@@ -25,7 +25,11 @@ import type { Config } from "./config";
 import { EventHub } from "./core/event-hub";
 import { HostInfoReader } from "./core/host-info";
 import { Labels } from "./core/labels";
+import { GlobalProperties } from "./core/properties/global-properties";
+import { PropertyResolver } from "./core/properties/property-resolver";
+import { VmProperties } from "./core/properties/vm-properties";
 import { VmFeatures } from "./core/vm-features";
+import { VmLookup } from "./core/vm-lookup";
 import { VmNotes } from "./core/vm-notes";
 import { VmRegistry } from "./core/vm-registry";
 import { VmTags } from "./core/vm-tags";
@@ -52,25 +56,31 @@ export class StewardApp {
       const reader = new HostInfoReader(store, hypervisor, systemClock, { version: STEWARD_VERSION, hostname: os.hostname() });
       const events = new EventHub(store, systemClock, config.events);
       const labels = new Labels(store, systemClock);
-      const vms = new VmRegistry(store, hypervisor, labels, systemClock);
+      const lookup = new VmLookup(store);
+      const resolver = new PropertyResolver(store, hypervisor);
+      const properties = new VmProperties(store, lookup, resolver, hypervisor, systemClock);
+      const globals = new GlobalProperties(store, resolver, systemClock);
+      const vms = new VmRegistry(store, lookup, hypervisor, labels, properties, resolver, systemClock);
       const vmParts = {
         vms,
-        tags: new VmTags(store, vms, systemClock),
-        features: new VmFeatures(store, vms, systemClock),
-        notes: new VmNotes(store, vms),
+        lookup,
+        properties,
+        tags: new VmTags(store, lookup, systemClock),
+        features: new VmFeatures(store, lookup, systemClock),
+        notes: new VmNotes(store, lookup),
       };
       const services: ServiceBinding[] = [];
       let features: readonly string[] | undefined;
       const apiFeatures = () => (features ??= implementedRpcs(services));
       services.push(
-        binding(HostService, hostApi(reader, labels, apiFeatures)),
+        binding(HostService, hostApi(reader, labels, globals, apiFeatures)),
         binding(VmService, vmApi(vmParts)),
         binding(PoolService, poolApi()),
         binding(VolumeService, volumeApi()),
         binding(BlockExportService, blockExportApi()),
         binding(FirewallService, firewallApi()),
         binding(DeviceService, deviceApi()),
-        binding(EventService, eventApi(events, vms)),
+        binding(EventService, eventApi(events, lookup)),
         binding(BackupService, backupApi()),
       );
       const server = new StewardServer(config, services, log);

@@ -2,11 +2,11 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { EventService } from "../../gen/steward/v1/event_service_pb";
 import { InvalidFieldError } from "../core/errors";
 import type { EventHub, StreamItem } from "../core/event-hub";
-import type { VmRegistry } from "../core/vm-registry";
+import type { VmLookup } from "../core/vm-lookup";
 import type { ServiceImpl } from "../server/service-impl";
 
 /** EventService: the host's events as a stream, resumable by sequence number. */
-export function eventApi(hub: EventHub, vms: VmRegistry): ServiceImpl<typeof EventService> {
+export function eventApi(hub: EventHub, vms: VmLookup): ServiceImpl<typeof EventService> {
   return {
     async *events(request, ctx) {
       const subject = request.vm === "" ? undefined : vms.resolve(request.vm).name;

@@ -5,11 +5,12 @@ import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HostInfo, HostInfoReader } from "../core/host-info";
 import { formatColor, type Label, type Labels } from "../core/labels";
+import type { GlobalProperties } from "../core/properties/global-properties";
 import { VM_CLASSES } from "../core/vm-classes";
 import type { HypervisorKind as DomainHypervisorKind } from "../ports/hypervisor";
 import { constantResponse } from "../server/grpc-definitions";
 import type { ServiceImpl } from "../server/service-impl";
-import { notYetImplemented } from "./not-implemented";
+import { descriptionMessage, domainValue, propertyMessage } from "./property-messages";
 import { VM_CLASS_OF_NAME } from "./vm-messages";
 
 
@@ -23,7 +24,12 @@ const HYPERVISOR_KIND: Readonly<Record<DomainHypervisorKind, HypervisorKind>> = 
  * HostService. `apiFeatures` lists the RPCs this server implements; it is read at call time
  * because it is known only once every service is bound.
  */
-export function hostApi(reader: HostInfoReader, labels: Labels, apiFeatures: () => readonly string[]): ServiceImpl<typeof HostService> {
+export function hostApi(
+  reader: HostInfoReader,
+  labels: Labels,
+  globals: GlobalProperties,
+  apiFeatures: () => readonly string[],
+): ServiceImpl<typeof HostService> {
   const vmClasses = VM_CLASSES.map((spec) => ({
     klass: VM_CLASS_OF_NAME[spec.name],
     name: spec.name,
@@ -53,11 +59,14 @@ export function hostApi(reader: HostInfoReader, labels: Labels, apiFeatures: () 
       labels.remove(request.name);
       return {};
     },
-    listGlobalProperties: notYetImplemented,
-    getGlobalProperty: notYetImplemented,
-    setGlobalProperty: notYetImplemented,
-    resetGlobalProperty: notYetImplemented,
-    describeGlobalProperty: notYetImplemented,
+    listGlobalProperties: async () => ({ properties: globals.list().map(propertyMessage) }),
+    getGlobalProperty: async (request) => ({ property: propertyMessage(globals.get(request.name)) }),
+    setGlobalProperty: async (request) => {
+      const spec = globals.describe(request.name).spec;
+      return { property: propertyMessage(globals.set(request.name, domainValue(spec, request.value, "value"))) };
+    },
+    resetGlobalProperty: async (request) => ({ property: propertyMessage(globals.reset(request.name)) }),
+    describeGlobalProperty: async (request) => ({ description: descriptionMessage(globals.describe(request.name)) }),
   };
 }
 

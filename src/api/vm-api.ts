@@ -1,17 +1,23 @@
-import { FeatureScope, VmView } from "../../gen/steward/v1/vm_pb";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { FeatureScope, VmView, type VmSchema } from "../../gen/steward/v1/vm_pb";
 import type { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { InvalidFieldError, notImplemented } from "../core/errors";
+import { InvalidFieldError } from "../core/errors";
+import type { VmProperties } from "../core/properties/vm-properties";
+import type { VmLookup } from "../core/vm-lookup";
 import type { FeatureScope as DomainFeatureScope, VmFeatures } from "../core/vm-features";
 import type { VmNotes } from "../core/vm-notes";
-import type { VmRegistry } from "../core/vm-registry";
+import type { Vm, VmRegistry } from "../core/vm-registry";
 import type { VmTags } from "../core/vm-tags";
 import type { ServiceImpl } from "../server/service-impl";
 import { notYetImplemented } from "./not-implemented";
+import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
 import { powerStateName, vmClassName, vmMessage } from "./vm-messages";
 
 /** VmService: finding, listing, creating and removing VMs; the rest comes with later work. */
 export interface VmParts {
   vms: VmRegistry;
+  lookup: VmLookup;
+  properties: VmProperties;
   tags: VmTags;
   features: VmFeatures;
   notes: VmNotes;
@@ -21,7 +27,6 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
   const vms = parts.vms;
   return {
     listVms: async (request) => {
-      if (request.view === VmView.FULL) throw notImplemented("ListVmsRequest.view VM_VIEW_FULL (the property schema)");
       const page = vms.list({
         filter: {
           klass: vmClassName(request.klass, "klass"),
@@ -32,9 +37,10 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
         pageSize: request.pageSize,
         pageToken: request.pageToken,
       });
-      return { vms: page.vms.map(vmMessage), nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+      const full = request.view === VmView.FULL;
+      return { vms: page.vms.map((vm) => (full ? fullVmMessage(parts, vm) : vmMessage(vm))), nextPageToken: page.nextPageToken, totalSize: page.totalSize };
     },
-    getVm: async (request) => ({ vm: vmMessage(vms.get(request.vm)) }),
+    getVm: async (request) => ({ vm: fullVmMessage(parts, vms.get(request.vm)) }),
     createVm: async (request, ctx) => ({
       vm: vmMessage(
         vms.create(
@@ -43,7 +49,7 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
             klass: vmClassName(request.klass, "klass"),
             label: request.label,
             template: request.template,
-            properties: request.properties,
+            properties: initialValues(request.properties),
             pool: request.pool,
             volumePools: request.volumePools,
             requestId: request.requestId,
@@ -66,11 +72,14 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
     killVm: notYetImplemented,
     suspendVm: notYetImplemented,
     resumeVm: notYetImplemented,
-    listProperties: notYetImplemented,
-    getProperty: notYetImplemented,
-    setProperty: notYetImplemented,
-    resetProperty: notYetImplemented,
-    describeProperty: notYetImplemented,
+    listProperties: async (request) => ({ properties: parts.properties.list(request.vm).map(propertyMessage) }),
+    getProperty: async (request) => ({ property: propertyMessage(parts.properties.get(request.vm, request.name)) }),
+    setProperty: async (request) => {
+      const spec = parts.properties.describe(request.vm, request.name).spec;
+      return { property: propertyMessage(parts.properties.set(request.vm, request.name, domainValue(spec, request.value, "value"))) };
+    },
+    resetProperty: async (request) => ({ property: propertyMessage(parts.properties.reset(request.vm, request.name)) }),
+    describeProperty: async (request) => ({ description: descriptionMessage(parts.properties.describe(request.vm, request.name)) }),
     listFeatures: async (request) => ({ features: parts.features.list(request.vm) }),
     getFeature: async (request) => ({ value: parts.features.get(request.vm, request.name) }),
     setFeature: async (request) => {
@@ -114,4 +123,11 @@ function featureScope(scope: FeatureScope): DomainFeatureScope {
   const found = FEATURE_SCOPE[scope];
   if (!found) throw new InvalidFieldError("scope", `unknown feature scope ${scope}`, "INVALID_FEATURE_SCOPE");
   return found;
+}
+
+/** A VM with every property and its features: the FULL view. */
+function fullVmMessage(parts: VmParts, vm: Vm): MessageInitShape<typeof VmSchema> {
+  const record = parts.lookup.resolve(`uuid:${vm.uuid}`);
+  const properties = parts.properties.all(record).map(propertyMessage);
+  return { ...(vmMessage(vm) as object), properties, features: parts.features.list(`uuid:${vm.uuid}`) } as MessageInitShape<typeof VmSchema>;
 }

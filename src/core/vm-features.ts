@@ -1,7 +1,7 @@
 import type { Clock } from "../ports/clock";
 import type { Store, VmRecord } from "../ports/store";
 import { InvalidFieldError, notFound } from "./errors";
-import type { VmRegistry } from "./vm-registry";
+import type { VmLookup } from "./vm-lookup";
 
 const FEATURE_NAME = /^[\x21-\x7e]{1,255}$/;
 const MAX_FEATURE_VALUE = 64 * 1024;
@@ -22,7 +22,7 @@ export interface FeatureFound {
 export class VmFeatures {
   constructor(
     private readonly store: Store,
-    private readonly vms: VmRegistry,
+    private readonly vms: VmLookup,
     private readonly clock: Clock,
   ) {}
 

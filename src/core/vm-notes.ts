@@ -1,6 +1,6 @@
 import type { Store } from "../ports/store";
 import { InvalidFieldError } from "./errors";
-import type { VmRegistry } from "./vm-registry";
+import type { VmLookup } from "./vm-lookup";
 
 /** Qubes' limit on a VM's notes. */
 export const MAX_NOTES_BYTES = 256 * 1024;
@@ -11,7 +11,7 @@ const FORBIDDEN = /[\x00-\x08\x0b-\x1f\x7f]/;
 export class VmNotes {
   constructor(
     private readonly store: Store,
-    private readonly vms: VmRegistry,
+    private readonly vms: VmLookup,
   ) {}
 
   get(vm: string): string {

@@ -2,10 +2,14 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../ports/clock";
 import type { Hypervisor, PowerState } from "../ports/hypervisor";
 import type { Store, VmFilter, VmRecord } from "../ports/store";
-import { alreadyExists, DomainError, failedPrecondition, InvalidFieldError, notFound, notImplemented } from "./errors";
+import { alreadyExists, failedPrecondition, InvalidFieldError, notFound } from "./errors";
 import type { Labels } from "./labels";
 import { VM_CLASSES, type VmClassName } from "./vm-classes";
-import { checkVmName, describeRef, parseVmRef } from "./vm-names";
+import type { PropertyResolver } from "./properties/property-resolver";
+import { GLOBAL_VM_PROPERTIES, globalSpec, type PropertyValue } from "./properties/property-schema";
+import type { VmProperties } from "./properties/vm-properties";
+import type { VmLookup } from "./vm-lookup";
+import { checkVmName } from "./vm-names";
 
 /** A VM as the core shows it. */
 export interface Vm {
@@ -26,7 +30,7 @@ export interface NewVm {
   klass: VmClassName | undefined;
   label: string;
   template: string;
-  properties: Readonly<Record<string, unknown>>;
+  properties: Readonly<Record<string, PropertyValue>>;
   pool: string;
   volumePools: Readonly<Record<string, string>>;
   requestId: string;
@@ -53,14 +57,17 @@ export const VM_REFERENCE_PROPERTIES = ["template", "netvm", "default_dispvm"] a
 export class VmRegistry {
   constructor(
     private readonly store: Store,
+    private readonly lookup: VmLookup,
     private readonly hypervisor: Hypervisor,
     private readonly labels: Labels,
+    private readonly properties: VmProperties,
+    private readonly resolver: PropertyResolver,
     private readonly clock: Clock,
   ) {}
 
   /** The VM a request names by `field` (its name or `uuid:<uuid>`). */
   get(text: string, field = "vm"): Vm {
-    return this.view(this.find(text, field));
+    return this.view(this.lookup.resolve(text, field));
   }
 
   list(request: VmListRequest): VmPage {
@@ -99,7 +106,6 @@ export class VmRegistry {
   create(request: NewVm, caller: string): Vm {
     const name = checkVmName(request.name, "name");
     const klass = creatableClass(request.klass);
-    if (Object.keys(request.properties).length > 0) throw notImplemented("CreateVmRequest.properties (the property schema)");
     checkPools(request.pool, request.volumePools);
     return this.store.transaction(() => {
       const earlier = this.earlierResult(request.requestId);
@@ -111,6 +117,7 @@ export class VmRegistry {
       this.store.vms.insert(record);
       this.store.vms.setProperty(record.qid, "label", label.name);
       if (template && klass === "AppVM") this.store.vms.setProperty(record.qid, "template", String(template.qid));
+      this.properties.setAtCreation(this.store.vms.byQid(record.qid)!, request.properties);
       const tag = `created-by-${caller}`;
       this.store.vms.addTag(record.qid, tag);
       const now = this.clock.now();
@@ -124,17 +131,19 @@ export class VmRegistry {
   /** Removes a halted VM that nothing uses; with allowMissing, a missing VM is success. */
   remove(text: string, allowMissing: boolean): void {
     this.store.transaction(() => {
-      const ref = parseVmRef(text, "vm");
-      const record = "name" in ref ? this.store.vms.byName(ref.name) : this.store.vms.byUuid(ref.uuid);
+      const record = this.lookup.find(text, "vm");
       if (!record) {
         if (allowMissing) return;
-        throw vmNotFound(describeRef(ref));
+        this.lookup.resolve(text, "vm");
+        return;
       }
       if (record.klass === "AdminVM") throw failedPrecondition("VM_IS_ADMIN", `${record.name} is the AdminVM and cannot be removed`, { vm: record.name });
       this.requireHalted(record, "removed");
-      const users = this.store.vms.referencesTo(record.qid, VM_REFERENCE_PROPERTIES);
+      const users = this.store.vms.referencesTo(record.qid, VM_REFERENCE_PROPERTIES).map((u) => `${u.vm} (${u.property})`);
+      const globals = this.store.globals.all();
+      for (const name of GLOBAL_VM_PROPERTIES) if (globals[name] === String(record.qid)) users.push(`the global ${name}`);
       if (users.length > 0) {
-        const described = users.map((u) => `${u.vm} (${u.property})`).join(", ");
+        const described = users.join(", ");
         throw failedPrecondition("VM_IN_USE", `${record.name} is used by ${described}`, { vm: record.name, used_by: described });
       }
       this.store.vms.remove(record.qid);
@@ -146,7 +155,7 @@ export class VmRegistry {
   rename(text: string, newNameText: string): Vm {
     const newName = checkVmName(newNameText, "new_name");
     return this.store.transaction(() => {
-      const record = this.resolve(text, "vm");
+      const record = this.lookup.resolve(text, "vm");
       if (record.name === newName) return this.view(record);
       if (record.klass === "AdminVM") throw failedPrecondition("VM_IS_ADMIN", `${record.name} is the AdminVM and cannot be renamed`, { vm: record.name });
       this.requireHalted(record, "renamed");
@@ -158,10 +167,6 @@ export class VmRegistry {
     });
   }
 
-  /** The stored VM a request names by `field`: its name or `uuid:<uuid>`. */
-  resolve(text: string, field = "vm"): VmRecord {
-    return this.find(text, field);
-  }
 
   private requireHalted(record: VmRecord, toBe: string): void {
     const state = this.hypervisor.powerState(record.uuid);
@@ -170,16 +175,8 @@ export class VmRegistry {
     }
   }
 
-  private find(text: string, field: string): VmRecord {
-    const ref = parseVmRef(text, field);
-    const record = "name" in ref ? this.store.vms.byName(ref.name) : this.store.vms.byUuid(ref.uuid);
-    if (!record) throw vmNotFound(describeRef(ref), field);
-    return record;
-  }
-
   private view(record: VmRecord): Vm {
-    const templateQid = record.properties.template;
-    const template = templateQid === undefined ? undefined : this.store.vms.byQid(Number(templateQid));
+    const template = this.resolver.templateOf(record);
     return {
       qid: record.qid,
       uuid: record.uuid,
@@ -198,9 +195,11 @@ export class VmRegistry {
     const needed = VM_CLASSES.find((c) => c.name === klass)!.templateClass;
     if (text === "") {
       if (!needed) return undefined;
+      const fallback = this.resolver.global(globalSpec("default_template")).value;
+      if (typeof fallback === "string") return this.store.vms.byName(fallback);
       throw failedPrecondition("NO_TEMPLATE", `an ${klass} needs a template: none was given, and default_template is not set`);
     }
-    const template = this.find(text, "template");
+    const template = this.lookup.resolve(text, "template");
     if (template.klass !== "TemplateVM") {
       throw failedPrecondition("NOT_A_TEMPLATE", `${template.name} is a ${template.klass}, not a TemplateVM`, { template: template.name });
     }
@@ -224,10 +223,6 @@ function count(items: Iterable<unknown>): number {
   let n = 0;
   for (const _ of items) n++;
   return n;
-}
-
-function vmNotFound(ref: string, field = "vm"): DomainError {
-  return notFound("VM_NOT_FOUND", `no VM ${ref.startsWith("uuid:") ? "with " + ref : "named " + ref}`, { vm: ref, field });
 }
 
 function creatableClass(klass: VmClassName | undefined): VmClassName {

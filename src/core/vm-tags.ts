@@ -1,7 +1,7 @@
 import type { Clock } from "../ports/clock";
 import type { Store } from "../ports/store";
 import { InvalidFieldError } from "./errors";
-import type { VmRegistry } from "./vm-registry";
+import type { VmLookup } from "./vm-lookup";
 
 const TAG = /^[A-Za-z0-9_.:-]{1,255}$/;
 
@@ -9,7 +9,7 @@ const TAG = /^[A-Za-z0-9_.:-]{1,255}$/;
 export class VmTags {
   constructor(
     private readonly store: Store,
-    private readonly vms: VmRegistry,
+    private readonly vms: VmLookup,
     private readonly clock: Clock,
   ) {}
 

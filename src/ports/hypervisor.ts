@@ -19,4 +19,6 @@ export interface Hypervisor {
   info(): HypervisorInfo;
   /** The power state of the VM with this UUID; Halted when the hypervisor runs no such VM. */
   powerState(uuid: string): PowerState;
+  /** When the VM with this UUID started; undefined while it does not run. */
+  startTime(uuid: string): Date | undefined;
 }

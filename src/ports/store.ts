@@ -53,6 +53,10 @@ export interface VmRepository {
   insert(vm: Omit<VmRecord, "tags" | "properties">): void;
   remove(qid: number): void;
   setProperty(qid: number, name: string, value: string): void;
+  /** Forgets a set property, so that its default applies; false when it was not set. */
+  deleteProperty(qid: number, name: string): boolean;
+  /** Every VM, by qid; for checks that span the host (unique addresses, netvm users). */
+  all(): VmRecord[];
   /** Adds a tag; false when the VM had it already. */
   addTag(qid: number, tag: string): boolean;
   /** Removes a tag; false when the VM did not have it. */
@@ -68,6 +72,13 @@ export interface VmRepository {
   referencesTo(qid: number, vmProperties: readonly string[]): { vm: string; property: string }[];
   /** Names of the VMs whose label is `label`. */
   withLabel(label: string): string[];
+}
+
+/** Global properties explicitly set, as their stored text. */
+export interface GlobalPropertyRepository {
+  all(): Record<string, string>;
+  set(name: string, value: string): void;
+  delete(name: string): boolean;
 }
 
 export interface LabelRepository {
@@ -112,6 +123,7 @@ export interface Store {
   onCommit(listener: (events: readonly StoredEvent[]) => void): void;
   readonly vms: VmRepository;
   readonly labels: LabelRepository;
+  readonly globals: GlobalPropertyRepository;
   readonly events: EventRepository;
   readonly requests: RequestRepository;
   /** Flushes and releases the state; the store is unusable afterwards. */

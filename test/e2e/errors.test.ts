@@ -85,7 +85,7 @@ describe("an unexpected failure", () => {
   it("becomes INTERNAL with a generic message, and its cause goes to the log", async () => {
     const logs = new LogCapture();
     const config = parseServeConfig(["--listen", "127.0.0.1:0", "--data-dir", "/nonexistent"], {});
-    const broken = hostApi({ describe: () => { throw new Error("disk on fire at /var/secret"); } } as never, {} as never, () => []);
+    const broken = hostApi({ describe: () => { throw new Error("disk on fire at /var/secret"); } } as never, {} as never, {} as never, () => []);
     const server = new StewardServer(config, [binding(HostService, broken)], logs.log);
     await server.listen();
     const client = createClient(HostService, server.addresses[0]!);

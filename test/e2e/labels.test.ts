@@ -1,12 +1,10 @@
 import * as grpc from "@grpc/grpc-js";
-import Database from "better-sqlite3";
-import * as path from "node:path";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
-import { removeDir } from "../fixtures/temp-dir";
+import { stopAndReadEvents } from "../fixtures/stored-events";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
 
 describe("labels", () => {
@@ -75,21 +73,11 @@ describe("label events", () => {
     await host.createLabel({ name: "evented", color: "0x123456" });
     await host.removeLabel({ name: "evented" });
     host.close();
-    await server.app.stop();
-    // The running server holds the state exclusively: read it once the server has stopped.
-    const db = new Database(path.join(server.dataDir, "steward.db"), { readonly: true, fileMustExist: true });
-    const events = db.prepare("SELECT sequence, name, subject, kwargs FROM events ORDER BY sequence").all() as {
-      sequence: number;
-      name: string;
-      subject: string;
-      kwargs: string;
-    }[];
-    db.close();
-    expect(events.map((e) => [e.name, e.subject, JSON.parse(e.kwargs)])).toEqual([
+    const events = await stopAndReadEvents(server);
+    expect(events.map((e) => [e.name, e.subject, e.kwargs])).toEqual([
       ["label-add", "", { label: "evented", color: "0x123456", index: "9" }],
       ["label-delete", "", { label: "evented" }],
     ]);
     expect(events[1]!.sequence).toBeGreaterThan(events[0]!.sequence);
-    removeDir(server.dataDir);
   });
 });

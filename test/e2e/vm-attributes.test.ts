@@ -1,11 +1,9 @@
 import * as grpc from "@grpc/grpc-js";
-import Database from "better-sqlite3";
-import * as path from "node:path";
 import { FeatureScope, VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
-import { removeDir } from "../fixtures/temp-dir";
+import { stopAndReadEvents } from "../fixtures/stored-events";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
 
 describe("tags, features, notes and renaming", () => {
@@ -96,12 +94,8 @@ describe("attribute events", () => {
     await vms.removeFeature({ vm: "ev", name: "f" });
     await vms.renameVm({ vm: "ev", newName: "ev2" });
     vms.close();
-    await server.app.stop();
-    const db = new Database(path.join(server.dataDir, "steward.db"), { readonly: true, fileMustExist: true });
-    const events = db.prepare("SELECT subject, name, kwargs FROM events ORDER BY sequence").all() as { subject: string; name: string; kwargs: string }[];
-    db.close();
-    removeDir(server.dataDir);
-    expect(events.map((e) => [e.subject, e.name, JSON.parse(e.kwargs)])).toEqual([
+    const events = await stopAndReadEvents(server);
+    expect(events.map((e) => [e.subject, e.name, e.kwargs])).toEqual([
       ["ev", "domain-add", { vm: "ev" }],
       ["ev", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
       ["ev", "domain-tag-add:t1", { tag: "t1" }],

@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import Database from "better-sqlite3";
 import * as path from "node:path";
-import { PowerState, VmClass, VmView } from "../../gen/steward/v1/vm_pb";
+import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { StewardApp } from "../../src/app";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
@@ -101,11 +101,14 @@ describe("VMs: create, find, list, remove", () => {
     expect((await rpcError(vms.getVm({ vm: "uuid:nope" }))).code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 
-  it("refuses what needs parts that come later, clearly", async () => {
-    const properties = await rpcError(vms.createVm({ name: "p1", klass: VmClass.STANDALONE_VM, label: "red", properties: { memory: { kind: { case: "intValue", value: 400n } } } }));
-    expect(properties.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect((await rpcError(vms.createVm({ name: "p1", klass: VmClass.STANDALONE_VM, label: "red", pool: "fast" }))).info?.reason).toBe("POOL_NOT_FOUND");
-    expect((await rpcError(vms.listVms({ view: VmView.FULL }))).code).toBe(grpc.status.UNIMPLEMENTED);
+  it("refuses pools, which do not exist yet, by name", async () => {
+    expect((await rpcError(vms.createVm({ name: "p1", klass: VmClass.STANDALONE_VM, label: "red", pool: "fast" }))).info).toMatchObject({
+      reason: "POOL_NOT_FOUND",
+      metadata: { pool: "fast" },
+    });
+    expect((await rpcError(vms.createVm({ name: "p1", klass: VmClass.STANDALONE_VM, label: "red", pool: "a", volumePools: { private: "b" } }))).info?.reason).toBe(
+      "POOL_CONFLICT",
+    );
   });
 });
 

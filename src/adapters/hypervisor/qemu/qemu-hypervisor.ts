@@ -14,4 +14,8 @@ export class QemuHypervisor implements Hypervisor {
   powerState(_uuid: string): PowerState {
     return "Halted";
   }
+
+  startTime(_uuid: string): Date | undefined {
+    return undefined;
+  }
 }

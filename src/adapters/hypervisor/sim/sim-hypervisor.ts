@@ -13,4 +13,8 @@ export class SimHypervisor implements Hypervisor {
   powerState(_uuid: string): PowerState {
     return "Halted";
   }
+
+  startTime(_uuid: string): Date | undefined {
+    return undefined;
+  }
 }

@@ -1,5 +1,5 @@
 import type { Database } from "better-sqlite3";
-import type { LabelRecord, LabelRepository } from "../../../ports/store";
+import type { GlobalPropertyRepository, LabelRecord, LabelRepository } from "../../../ports/store";
 
 interface LabelRow {
   name: string;
@@ -37,4 +37,24 @@ export class SqliteLabelRepository implements LabelRepository {
 
 function toLabel(row: LabelRow): LabelRecord {
   return { name: row.name, color: row.color, index: row.idx, builtin: row.builtin === 1 };
+}
+
+export class SqliteGlobalPropertyRepository implements GlobalPropertyRepository {
+  constructor(private readonly db: Database) {}
+
+  all(): Record<string, string> {
+    const values: Record<string, string> = {};
+    for (const { name, value } of this.db.prepare<[], { name: string; value: string }>("SELECT name, value FROM global_properties").all()) {
+      values[name] = value;
+    }
+    return values;
+  }
+
+  set(name: string, value: string): void {
+    this.db.prepare("INSERT INTO global_properties (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(name, value);
+  }
+
+  delete(name: string): boolean {
+    return this.db.prepare("DELETE FROM global_properties WHERE name = ?").run(name).changes > 0;
+  }
 }

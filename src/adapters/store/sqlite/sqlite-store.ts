@@ -2,9 +2,9 @@ import Database from "better-sqlite3";
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { HostRecord, LabelRepository, RequestRepository, Store, StoredEvent, VmRepository } from "../../../ports/store";
+import type { GlobalPropertyRepository, HostRecord, LabelRepository, RequestRepository, Store, StoredEvent, VmRepository } from "../../../ports/store";
 import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
-import { SqliteLabelRepository } from "./label-repository";
+import { SqliteGlobalPropertyRepository, SqliteLabelRepository } from "./label-repository";
 import { migrate } from "./migrations";
 import { SqliteVmRepository } from "./vm-repository";
 
@@ -34,6 +34,7 @@ export class StoreLockedError extends Error {
 export class SqliteStore implements Store {
   readonly vms: VmRepository;
   readonly labels: LabelRepository;
+  readonly globals: GlobalPropertyRepository;
   readonly events: SqliteEventRepository;
   readonly requests: RequestRepository;
   private readonly commitListeners: ((events: readonly StoredEvent[]) => void)[] = [];
@@ -45,6 +46,7 @@ export class SqliteStore implements Store {
   ) {
     this.vms = new SqliteVmRepository(db);
     this.labels = new SqliteLabelRepository(db);
+    this.globals = new SqliteGlobalPropertyRepository(db);
     this.events = new SqliteEventRepository(db);
     this.requests = new SqliteRequestRepository(db);
   }

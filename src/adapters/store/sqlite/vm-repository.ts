@@ -76,6 +76,14 @@ export class SqliteVmRepository implements VmRepository {
       .run(qid, name, value);
   }
 
+  deleteProperty(qid: number, name: string): boolean {
+    return this.db.prepare("DELETE FROM vm_properties WHERE qid = ? AND name = ?").run(qid, name).changes > 0;
+  }
+
+  all(): VmRecord[] {
+    return this.db.prepare<[], VmRow>("SELECT * FROM vms ORDER BY qid").all().map((row) => this.record(row)!);
+  }
+
   addTag(qid: number, tag: string): boolean {
     return this.db.prepare("INSERT OR IGNORE INTO vm_tags (qid, tag) VALUES (?, ?)").run(qid, tag).changes > 0;
   }

@@ -1,0 +1,103 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import {
+  DefaultSource,
+  PropertyType,
+  WriteRule,
+  type PropertyDescriptionSchema,
+  type PropertySchema,
+  type PropertyValue as PropertyValueMessage,
+  type PropertyValueSchema,
+} from "../../gen/steward/v1/property_pb";
+import { InvalidFieldError, notFound } from "../core/errors";
+import type { PropertySpec, PropertyType as DomainType, PropertyValue, WriteRule as DomainWriteRule } from "../core/properties/property-schema";
+import { findVmSpec } from "../core/properties/property-schema";
+import type { DefaultOrigin, Property, PropertyDescription } from "../core/properties/vm-properties";
+
+/** Between the contract's typed property values and the core's. */
+
+const TYPE: Readonly<Record<DomainType, PropertyType>> = {
+  str: PropertyType.STR,
+  int: PropertyType.INT,
+  bool: PropertyType.BOOL,
+  vm: PropertyType.VM,
+  label: PropertyType.LABEL,
+};
+
+const MEMBER: Readonly<Record<DomainType, NonNullable<PropertyValueMessage["kind"]["case"]>>> = {
+  str: "strValue",
+  int: "intValue",
+  bool: "boolValue",
+  vm: "vmValue",
+  label: "labelValue",
+};
+
+const MEMBER_FIELD: Readonly<Record<DomainType, string>> = { str: "str_value", int: "int_value", bool: "bool_value", vm: "vm_value", label: "label_value" };
+
+const WRITE: Readonly<Record<DomainWriteRule, WriteRule>> = {
+  anytime: WriteRule.ANYTIME,
+  halted: WriteRule.HALTED,
+  creation: WriteRule.AT_CREATION,
+  "read-only": WriteRule.READ_ONLY,
+};
+
+/** The value a request gives for a property, checked against the property's type. */
+export function domainValue(spec: PropertySpec, message: PropertyValueMessage | undefined, field: string): PropertyValue {
+  const kind = message?.kind;
+  if (!kind || kind.case === undefined) throw new InvalidFieldError(field, `a value is required: ${spec.name} takes ${MEMBER_FIELD[spec.type]}`, "PROPERTY_TYPE_MISMATCH");
+  if (kind.case !== MEMBER[spec.type]) {
+    throw new InvalidFieldError(field, `${spec.name} is of type ${spec.type}: give ${MEMBER_FIELD[spec.type]}`, "PROPERTY_TYPE_MISMATCH");
+  }
+  if (kind.case === "intValue") {
+    const number = Number(kind.value);
+    if (!Number.isSafeInteger(number)) throw new InvalidFieldError(field, `${spec.name} is out of range`, "PROPERTY_OUT_OF_RANGE");
+    return number;
+  }
+  if (kind.case === "vmValue") return kind.value === "" ? null : kind.value;
+  return kind.value;
+}
+
+/** The initial properties of CreateVm, by name. */
+export function initialValues(properties: Readonly<Record<string, PropertyValueMessage>>): Record<string, PropertyValue> {
+  const values: Record<string, PropertyValue> = {};
+  for (const [name, message] of Object.entries(properties)) {
+    const spec = findVmSpec(name);
+    if (!spec) throw notFound("PROPERTY_NOT_FOUND", `there is no VM property ${name}`, { property: name, field: `properties[${name}]` });
+    values[name] = domainValue(spec, message, `properties[${name}]`);
+  }
+  return values;
+}
+
+export function valueMessage(spec: PropertySpec, value: PropertyValue | undefined): MessageInitShape<typeof PropertyValueSchema> | undefined {
+  if (value === undefined) return undefined;
+  const member = MEMBER[spec.type];
+  if (member === "intValue") return { kind: { case: member, value: BigInt(value as number) } };
+  if (member === "vmValue") return { kind: { case: member, value: (value as string | null) ?? "" } };
+  return { kind: { case: member, value } } as MessageInitShape<typeof PropertyValueSchema>;
+}
+
+export function propertyMessage(property: Property): MessageInitShape<typeof PropertySchema> {
+  return { name: property.spec.name, type: TYPE[property.spec.type], value: valueMessage(property.spec, property.value), isDefault: property.isDefault };
+}
+
+export function descriptionMessage(description: PropertyDescription): MessageInitShape<typeof PropertyDescriptionSchema> {
+  const { spec } = description;
+  return {
+    name: spec.name,
+    type: TYPE[spec.type],
+    help: spec.help,
+    defaultSource: DEFAULT_SOURCE[description.defaultOrigin],
+    defaultFrom: description.defaultFrom,
+    defaultValue: valueMessage(spec, description.defaultValue),
+    writeRule: WRITE[spec.write],
+    minValue: BigInt(spec.min ?? 0),
+    maxValue: BigInt(spec.max ?? 0),
+  };
+}
+
+const DEFAULT_SOURCE: Readonly<Record<DefaultOrigin, DefaultSource>> = {
+  none: DefaultSource.NONE,
+  constant: DefaultSource.CONSTANT,
+  template: DefaultSource.TEMPLATE,
+  global: DefaultSource.GLOBAL,
+  computed: DefaultSource.COMPUTED,
+};

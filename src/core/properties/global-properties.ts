@@ -1,0 +1,64 @@
+import type { Clock } from "../../ports/clock";
+import type { Store } from "../../ports/store";
+import { notFound } from "../errors";
+import { checkGlobalProperty, checkValue } from "./property-checks";
+import type { PropertyResolver } from "./property-resolver";
+import { findGlobalSpec, GLOBAL_PROPERTIES, type PropertySpec, type PropertyValue } from "./property-schema";
+import { eventText } from "./property-text";
+import type { Property, PropertyDescription } from "./vm-properties";
+
+/** The host's global properties (Qubes' property.* on the AdminVM). */
+export class GlobalProperties {
+  constructor(
+    private readonly store: Store,
+    private readonly resolver: PropertyResolver,
+    private readonly clock: Clock,
+  ) {}
+
+  list(): Property[] {
+    const stored = this.store.globals.all();
+    return [...GLOBAL_PROPERTIES].sort((a, b) => a.name.localeCompare(b.name)).map((spec) => ({ spec, ...this.resolver.global(spec, stored) }));
+  }
+
+  get(name: string): Property {
+    const spec = specOf(name);
+    return { spec, ...this.resolver.global(spec) };
+  }
+
+  set(name: string, value: PropertyValue): Property {
+    return this.store.transaction(() => {
+      const spec = specOf(name);
+      const target = checkValue(this.store, spec, value, "value");
+      checkGlobalProperty(this.resolver, spec, value, target);
+      const old = this.resolver.global(spec);
+      this.store.globals.set(name, this.resolver.encode(spec, target ? target.name : value));
+      const now = this.resolver.global(spec);
+      this.store.events.append({ subject: "", name: `property-set:${name}`, kwargs: { name, newvalue: eventText(now.value), oldvalue: eventText(old.value) } }, this.clock.now());
+      return { spec, ...now };
+    });
+  }
+
+  reset(name: string): Property {
+    return this.store.transaction(() => {
+      const spec = specOf(name);
+      const old = this.resolver.global(spec);
+      if (this.store.globals.delete(name)) {
+        this.store.events.append({ subject: "", name: `property-reset:${name}`, kwargs: { name, oldvalue: eventText(old.value) } }, this.clock.now());
+      }
+      return { spec, ...this.resolver.global(spec) };
+    });
+  }
+
+  describe(name: string): PropertyDescription {
+    const spec = specOf(name);
+    const defaultValue = spec.default.kind === "constant" ? spec.default.value : spec.default.kind === "global" ? this.get(spec.default.property).value : undefined;
+    const fromGlobal = spec.default.kind === "global";
+    return { spec, defaultValue, defaultOrigin: fromGlobal ? "global" : "constant", defaultFrom: fromGlobal ? (spec.default as { property: string }).property : "" };
+  }
+}
+
+function specOf(name: string): PropertySpec {
+  const spec = findGlobalSpec(name);
+  if (!spec) throw notFound("PROPERTY_NOT_FOUND", `there is no global property ${name}`, { property: name, field: "name" });
+  return spec;
+}

@@ -1,0 +1,212 @@
+import * as grpc from "@grpc/grpc-js";
+import { HostService } from "../../gen/steward/v1/host_service_pb";
+import { DefaultSource, PropertyType, WriteRule, type PropertyValue } from "../../gen/steward/v1/property_pb";
+import { VmClass, VmView } from "../../gen/steward/v1/vm_pb";
+import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { createClient, type StewardClient } from "../../src/client/steward-client";
+import { rpcError } from "../fixtures/expect-rpc-error";
+import { stopAndReadEvents } from "../fixtures/stored-events";
+import { startTestServer, type TestServer } from "../fixtures/test-server";
+
+const int = (value: number) => ({ kind: { case: "intValue" as const, value: BigInt(value) } });
+const str = (value: string) => ({ kind: { case: "strValue" as const, value } });
+const bool = (value: boolean) => ({ kind: { case: "boolValue" as const, value } });
+const vm = (value: string) => ({ kind: { case: "vmValue" as const, value } });
+const plain = (value: PropertyValue | undefined) => value?.kind.value;
+
+describe("VM properties", () => {
+  let server: TestServer;
+  let vms: StewardClient<typeof VmService>;
+  let host: StewardClient<typeof HostService>;
+  beforeAll(async () => {
+    server = await startTestServer();
+    vms = createClient(VmService, server.tcp);
+    host = createClient(HostService, server.tcp);
+    await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(1024), vcpus: int(4) } });
+    await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "tpl" });
+  });
+  afterAll(async () => {
+    vms.close();
+    host.close();
+    await server.stop();
+  });
+
+  it("lists every property with its type, value and whether it is the default", async () => {
+    const { properties } = await vms.listProperties({ vm: "work" });
+    const byName = new Map(properties.map((p) => [p.name, p]));
+    for (const name of ["name", "uuid", "qid", "label", "template", "netvm", "provides_network", "ip", "ip6", "mac", "memory", "maxmem", "vcpus", "kernel", "kernelopts", "virt_mode", "autostart", "debug", "include_in_backups", "qrexec_timeout", "shutdown_timeout", "default_dispvm", "template_for_dispvms", "default_user", "start_time", "klass"]) {
+      expect([name, byName.has(name)]).toEqual([name, true]);
+    }
+    expect(byName.get("auto_cleanup")).toBeUndefined(); // DispVMs only
+    expect(byName.get("memory")).toMatchObject({ type: PropertyType.INT, isDefault: true });
+    expect(plain(byName.get("memory")!.value)).toBe(1024n); // from the template
+    expect(plain(byName.get("vcpus")!.value)).toBe(4n);
+    expect(byName.get("label")).toMatchObject({ type: PropertyType.LABEL, isDefault: false });
+    expect(byName.get("template")).toMatchObject({ type: PropertyType.VM, isDefault: false });
+    expect(plain(byName.get("template")!.value)).toBe("tpl");
+    expect(plain(byName.get("qrexec_timeout")!.value)).toBe(60n); // from default_qrexec_timeout
+    expect(plain(byName.get("netvm")!.value)).toBe(""); // default_netvm is not set
+    expect(plain(byName.get("start_time")!.value)).toBe("");
+  });
+
+  it("sets, gets and resets a property, with events", async () => {
+    const set = (await vms.setProperty({ vm: "work", name: "memory", value: int(2048) })).property!;
+    expect(set).toMatchObject({ name: "memory", isDefault: false });
+    expect(plain(set.value)).toBe(2048n);
+    expect(plain((await vms.getProperty({ vm: "work", name: "memory" })).property!.value)).toBe(2048n);
+    const reset = (await vms.resetProperty({ vm: "work", name: "memory" })).property!;
+    expect(reset.isDefault).toBe(true);
+    expect(plain(reset.value)).toBe(1024n);
+    // The template's value changes the AppVM's default.
+    await vms.setProperty({ vm: "tpl", name: "memory", value: int(1500) });
+    expect(plain((await vms.getProperty({ vm: "work", name: "memory" })).property!.value)).toBe(1500n);
+  });
+
+  it("checks type, range, choices and write rules, naming the field", async () => {
+    const wrongType = await rpcError(vms.setProperty({ vm: "work", name: "memory", value: str("lots") }));
+    expect(wrongType.info).toMatchObject({ reason: "PROPERTY_TYPE_MISMATCH", metadata: { field: "value" } });
+    expect((await rpcError(vms.setProperty({ vm: "work", name: "memory", value: int(0) }))).info?.reason).toBe("PROPERTY_OUT_OF_RANGE");
+    expect((await rpcError(vms.setProperty({ vm: "work", name: "virt_mode", value: str("xen") }))).info?.reason).toBe("PROPERTY_OUT_OF_RANGE");
+    expect((await rpcError(vms.setProperty({ vm: "work", name: "memory" }))).code).toBe(grpc.status.INVALID_ARGUMENT);
+    const readOnly = await rpcError(vms.setProperty({ vm: "work", name: "qid", value: int(99) }));
+    expect(readOnly.info).toMatchObject({ reason: "PROPERTY_READ_ONLY", metadata: { property: "qid" } });
+    expect((await rpcError(vms.setProperty({ vm: "work", name: "name", value: str("x") }))).details).toContain("RenameVm");
+    expect((await rpcError(vms.getProperty({ vm: "work", name: "colour" }))).info?.reason).toBe("PROPERTY_NOT_FOUND");
+    expect((await rpcError(vms.resetProperty({ vm: "work", name: "label" }))).info?.reason).toBe("PROPERTY_NO_DEFAULT");
+    expect((await rpcError(vms.setProperty({ vm: "work", name: "label", value: { kind: { case: "labelValue", value: "mauve" } } }))).info?.reason).toBe(
+      "LABEL_NOT_FOUND",
+    );
+  });
+
+  it("describes a property: type, help, default and where it comes from", async () => {
+    const memory = (await vms.describeProperty({ vm: "work", name: "memory" })).description!;
+    expect(memory).toMatchObject({ type: PropertyType.INT, defaultSource: DefaultSource.TEMPLATE, defaultFrom: "tpl", writeRule: WriteRule.ANYTIME, minValue: 1n });
+    expect(memory.help).toMatch(/MiB/);
+    const timeout = (await vms.describeProperty({ vm: "work", name: "shutdown_timeout" })).description!;
+    expect(timeout).toMatchObject({ defaultSource: DefaultSource.GLOBAL, defaultFrom: "default_shutdown_timeout" });
+    expect((await vms.describeProperty({ vm: "tpl", name: "memory" })).description).toMatchObject({ defaultSource: DefaultSource.CONSTANT });
+    expect((await vms.describeProperty({ vm: "work", name: "uuid" })).description).toMatchObject({ writeRule: WriteRule.READ_ONLY, defaultSource: DefaultSource.COMPUTED });
+  });
+
+  it("allocates ip and mac from the qid, and keeps them unique", async () => {
+    const { vm: a } = await vms.createVm({ name: "addr-a", klass: VmClass.STANDALONE_VM, label: "red" });
+    const ip = plain((await vms.getProperty({ vm: "addr-a", name: "ip" })).property!.value);
+    const mac = plain((await vms.getProperty({ vm: "addr-a", name: "mac" })).property!.value);
+    expect(ip).toBe(`10.137.0.${a!.qid}`);
+    expect(mac).toBe(`00:16:3e:5e:00:${a!.qid.toString(16).padStart(2, "0")}`);
+    await vms.createVm({ name: "addr-b", klass: VmClass.STANDALONE_VM, label: "red" });
+    const taken = await rpcError(vms.setProperty({ vm: "addr-b", name: "ip", value: str(ip as string) }));
+    expect(taken.info).toMatchObject({ reason: "ADDRESS_IN_USE", metadata: { vm: "addr-a" } });
+    expect((await rpcError(vms.setProperty({ vm: "addr-b", name: "ip", value: str("10.1.2") }))).info?.reason).toBe("INVALID_ADDRESS");
+    await vms.setProperty({ vm: "addr-b", name: "ip", value: str("10.137.9.9") });
+  });
+
+  it("lets netvm name only a VM that provides network, never in a loop", async () => {
+    await vms.createVm({ name: "sys-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.createVm({ name: "sys-fw", klass: VmClass.STANDALONE_VM, label: "green", properties: { provides_network: bool(true), netvm: vm("sys-net") } });
+    await vms.setProperty({ vm: "work", name: "netvm", value: vm("sys-fw") });
+    expect(plain((await vms.getProperty({ vm: "work", name: "netvm" })).property!.value)).toBe("sys-fw");
+    expect((await rpcError(vms.setProperty({ vm: "work", name: "netvm", value: vm("tpl") }))).info?.reason).toBe("NOT_A_NETVM");
+    const loop = await rpcError(vms.setProperty({ vm: "sys-net", name: "netvm", value: vm("sys-fw") }));
+    expect(loop.info?.reason).toBe("NETVM_LOOP");
+    expect(loop.details).toContain("sys-net -> sys-fw -> sys-net");
+    expect((await rpcError(vms.setProperty({ vm: "sys-fw", name: "provides_network", value: bool(false) }))).info).toMatchObject({
+      reason: "NETVM_IN_USE",
+      metadata: { used_by: "work" },
+    });
+    expect((await rpcError(vms.removeVm({ vm: "sys-fw" }))).info?.reason).toBe("VM_IN_USE");
+    await vms.setProperty({ vm: "work", name: "netvm", value: vm("") });
+    expect(plain((await vms.getProperty({ vm: "work", name: "netvm" })).property!.value)).toBe("");
+  });
+
+  it("returns every VM with all its properties in one ListVms call (FULL view)", async () => {
+    const { vms: listed } = await vms.listVms({ view: VmView.FULL, klass: VmClass.APP_VM });
+    expect(listed.map((v) => v.name)).toEqual(["work"]);
+    expect(listed[0]!.properties.length).toBeGreaterThan(20);
+    expect(plain(listed[0]!.properties.find((p) => p.name === "memory")!.value)).toBe(1500n);
+    expect((await vms.getVm({ vm: "work" })).vm!.properties.length).toBe(listed[0]!.properties.length);
+  });
+});
+
+describe("global properties", () => {
+  let server: TestServer;
+  let vms: StewardClient<typeof VmService>;
+  let host: StewardClient<typeof HostService>;
+  beforeAll(async () => {
+    server = await startTestServer();
+    vms = createClient(VmService, server.tcp);
+    host = createClient(HostService, server.tcp);
+  });
+  afterAll(async () => {
+    vms.close();
+    host.close();
+    await server.stop();
+  });
+
+  it("lists the globals with their defaults", async () => {
+    const { properties } = await host.listGlobalProperties({});
+    const names = properties.map((p) => p.name);
+    for (const name of ["default_template", "default_netvm", "default_dispvm", "default_kernel", "default_pool", "default_pool_private", "default_qrexec_timeout", "default_shutdown_timeout", "stats_interval"]) {
+      expect(names).toContain(name);
+    }
+    expect(plain(properties.find((p) => p.name === "default_shutdown_timeout")!.value)).toBe(60n);
+    expect(properties.every((p) => p.isDefault)).toBe(true);
+  });
+
+  it("gives defaults to VMs: default_template for new AppVMs, default_netvm for netvm", async () => {
+    await vms.createVm({ name: "deb", klass: VmClass.TEMPLATE_VM, label: "black" });
+    expect((await rpcError(host.setGlobalProperty({ name: "default_template", value: vm("dom0") }))).info?.reason).toBe("NOT_A_TEMPLATE");
+    await host.setGlobalProperty({ name: "default_template", value: vm("deb") });
+    const { vm: app } = await vms.createVm({ name: "app", klass: VmClass.APP_VM, label: "red" });
+    expect(app!.template).toBe("deb");
+
+    await vms.createVm({ name: "net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    expect((await rpcError(host.setGlobalProperty({ name: "default_netvm", value: vm("app") }))).info?.reason).toBe("NOT_A_NETVM");
+    await host.setGlobalProperty({ name: "default_netvm", value: vm("net") });
+    expect(plain((await vms.getProperty({ vm: "app", name: "netvm" })).property!.value)).toBe("net");
+    expect(plain((await vms.getProperty({ vm: "net", name: "netvm" })).property!.value)).toBe(""); // not its own netvm
+    expect(plain((await vms.getProperty({ vm: "deb", name: "netvm" })).property!.value)).toBe(""); // templates have none
+
+    await host.setGlobalProperty({ name: "default_shutdown_timeout", value: int(120) });
+    expect(plain((await vms.getProperty({ vm: "app", name: "shutdown_timeout" })).property!.value)).toBe(120n);
+    expect((await host.getGlobalProperty({ name: "default_shutdown_timeout" })).property).toMatchObject({ isDefault: false });
+    expect((await host.resetGlobalProperty({ name: "default_shutdown_timeout" })).property).toMatchObject({ isDefault: true });
+  });
+
+  it("keeps a VM that a global names from being removed", async () => {
+    const inUse = await rpcError(vms.removeVm({ vm: "net" }));
+    expect(inUse.info?.reason).toBe("VM_IN_USE");
+    expect(inUse.details).toContain("the global default_netvm");
+  });
+
+  it("refuses unknown names and bad values", async () => {
+    expect((await rpcError(host.getGlobalProperty({ name: "default_colour" }))).code).toBe(grpc.status.NOT_FOUND);
+    expect((await rpcError(host.setGlobalProperty({ name: "stats_interval", value: int(0) }))).info?.reason).toBe("PROPERTY_OUT_OF_RANGE");
+    expect((await rpcError(host.setGlobalProperty({ name: "default_pool", value: str("bad pool") }))).info?.reason).toBe("INVALID_POOL_NAME");
+    const described = (await host.describeGlobalProperty({ name: "default_pool_private" })).description!;
+    expect(described).toMatchObject({ defaultSource: DefaultSource.GLOBAL, defaultFrom: "default_pool" });
+  });
+});
+
+describe("property events", () => {
+  it("tell each set and reset, with new and old values", async () => {
+    const server = await startTestServer();
+    const vms = createClient(VmService, server.tcp);
+    const host = createClient(HostService, server.tcp);
+    await vms.createVm({ name: "p", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.setProperty({ vm: "p", name: "memory", value: int(800) });
+    await vms.setProperty({ vm: "p", name: "autostart", value: bool(true) });
+    await vms.resetProperty({ vm: "p", name: "memory" });
+    await vms.resetProperty({ vm: "p", name: "memory" });
+    await host.setGlobalProperty({ name: "stats_interval", value: int(5) });
+    vms.close();
+    host.close();
+    const events = (await stopAndReadEvents(server)).filter((e) => e.name.startsWith("property-"));
+    expect(events.map((e) => [e.subject, e.name, e.kwargs])).toEqual([
+      ["p", "property-set:memory", { name: "memory", newvalue: "800", oldvalue: "400" }],
+      ["p", "property-set:autostart", { name: "autostart", newvalue: "True", oldvalue: "False" }],
+      ["p", "property-reset:memory", { name: "memory", oldvalue: "800" }],
+      ["", "property-set:stats_interval", { name: "stats_interval", newvalue: "5", oldvalue: "3" }],
+    ]);
+  });
+});

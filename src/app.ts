@@ -29,6 +29,7 @@ import { GlobalProperties } from "./core/properties/global-properties";
 import { PropertyResolver } from "./core/properties/property-resolver";
 import { VmProperties } from "./core/properties/vm-properties";
 import { VmFeatures } from "./core/vm-features";
+import { VmLifecycle } from "./core/vm-lifecycle";
 import { VmLookup } from "./core/vm-lookup";
 import { VmNotes } from "./core/vm-notes";
 import { VmRegistry } from "./core/vm-registry";
@@ -63,6 +64,7 @@ export class StewardApp {
       const vms = new VmRegistry(store, lookup, hypervisor, labels, properties, resolver, systemClock);
       const vmParts = {
         vms,
+        lifecycle: new VmLifecycle(store, lookup, hypervisor, resolver, systemClock),
         lookup,
         properties,
         tags: new VmTags(store, lookup, systemClock),

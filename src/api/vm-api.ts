@@ -1,8 +1,10 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { FeatureScope, VmView, type VmSchema } from "../../gen/steward/v1/vm_pb";
 import type { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { InvalidFieldError } from "../core/errors";
 import type { VmProperties } from "../core/properties/vm-properties";
+import type { VmLifecycle } from "../core/vm-lifecycle";
 import type { VmLookup } from "../core/vm-lookup";
 import type { FeatureScope as DomainFeatureScope, VmFeatures } from "../core/vm-features";
 import type { VmNotes } from "../core/vm-notes";
@@ -11,11 +13,12 @@ import type { VmTags } from "../core/vm-tags";
 import type { ServiceImpl } from "../server/service-impl";
 import { notYetImplemented } from "./not-implemented";
 import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
-import { powerStateName, vmClassName, vmMessage } from "./vm-messages";
+import { powerStateMessage, powerStateName, vmClassName, vmMessage } from "./vm-messages";
 
 /** VmService: finding, listing, creating and removing VMs; the rest comes with later work. */
 export interface VmParts {
   vms: VmRegistry;
+  lifecycle: VmLifecycle;
   lookup: VmLookup;
   properties: VmProperties;
   tags: VmTags;
@@ -65,13 +68,17 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
       vms.remove(request.vm, request.allowMissing);
       return {};
     },
-    startVm: notYetImplemented,
-    shutdownVm: notYetImplemented,
-    pauseVm: notYetImplemented,
-    unpauseVm: notYetImplemented,
-    killVm: notYetImplemented,
-    suspendVm: notYetImplemented,
-    resumeVm: notYetImplemented,
+    startVm: async (request) => ({ state: powerStateMessage(await parts.lifecycle.start(request.vm)) }),
+    shutdownVm: async (request) => {
+      const timeoutMs = request.timeout ? durationMs(request.timeout, "timeout") : undefined;
+      const state = await parts.lifecycle.shutdown(request.vm, { force: request.force, wait: request.wait, timeoutMs });
+      return { state: powerStateMessage(state) };
+    },
+    pauseVm: async (request) => ({ state: powerStateMessage(await parts.lifecycle.pause(request.vm)) }),
+    unpauseVm: async (request) => ({ state: powerStateMessage(await parts.lifecycle.unpause(request.vm)) }),
+    killVm: async (request) => ({ state: powerStateMessage(await parts.lifecycle.kill(request.vm)) }),
+    suspendVm: async (request) => ({ state: powerStateMessage(await parts.lifecycle.suspend(request.vm)) }),
+    resumeVm: async (request) => ({ state: powerStateMessage(await parts.lifecycle.resume(request.vm)) }),
     listProperties: async (request) => ({ properties: parts.properties.list(request.vm).map(propertyMessage) }),
     getProperty: async (request) => ({ property: propertyMessage(parts.properties.get(request.vm, request.name)) }),
     setProperty: async (request) => {
@@ -130,4 +137,10 @@ function fullVmMessage(parts: VmParts, vm: Vm): MessageInitShape<typeof VmSchema
   const record = parts.lookup.resolve(`uuid:${vm.uuid}`);
   const properties = parts.properties.all(record).map(propertyMessage);
   return { ...(vmMessage(vm) as object), properties, features: parts.features.list(`uuid:${vm.uuid}`) } as MessageInitShape<typeof VmSchema>;
+}
+
+function durationMs(duration: Duration, field: string): number {
+  const ms = Number(duration.seconds) * 1000 + Math.floor(duration.nanos / 1e6);
+  if (ms < 0 || duration.nanos < 0) throw new InvalidFieldError(field, "must not be negative");
+  return ms;
 }

@@ -1,4 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PowerState as PowerStateMessage, VmClass, type VmSchema } from "../../gen/steward/v1/vm_pb";
 import { InvalidFieldError } from "../core/errors";
 import type { VmClassName } from "../core/vm-classes";
@@ -43,8 +44,13 @@ export function powerStateName(state: PowerStateMessage, field: string): PowerSt
   return name;
 }
 
+export function powerStateMessage(state: PowerState): PowerStateMessage {
+  return POWER_STATE[state];
+}
+
 export function vmMessage(vm: Vm): MessageInitShape<typeof VmSchema> {
   return {
+    runtime: vm.startedAt ? { startTime: timestampFromDate(vm.startedAt) } : undefined,
     name: vm.name,
     uuid: vm.uuid,
     klass: VM_CLASS_OF_NAME[vm.klass],

@@ -23,6 +23,8 @@ export interface Vm {
   template: string;
   tags: readonly string[];
   createdAt: Date;
+  /** When it started; undefined while halted. */
+  startedAt: Date | undefined;
 }
 
 export interface NewVm {
@@ -188,6 +190,7 @@ export class VmRegistry {
       template: template?.name ?? "",
       tags: record.tags,
       createdAt: record.createdAt,
+      startedAt: this.hypervisor.startTime(record.uuid),
     };
   }
 

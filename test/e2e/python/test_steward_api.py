@@ -103,11 +103,11 @@ class StewardFromPython(unittest.TestCase):
 
     def test_not_implemented_names_the_rpc(self):
         with self.assertRaises(grpc.RpcError) as raised:
-            self.vms.StartVm(vm_service_pb2.StartVmRequest(vm="dom0"), timeout=10)
+            self.vms.GetVmStats(vm_service_pb2.GetVmStatsRequest(vm="dom0"), timeout=10)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
         _, info = status_details(raised.exception)
         self.assertEqual(info.reason, "NOT_IMPLEMENTED")
-        self.assertEqual(info.metadata["rpc"], "steward.v1.VmService/StartVm")
+        self.assertEqual(info.metadata["rpc"], "steward.v1.VmService/GetVmStats")
 
     def test_follow_events_while_another_client_changes_things(self):
         import threading

@@ -1,4 +1,5 @@
-import type { Hypervisor, HypervisorInfo, PowerState } from "../../../ports/hypervisor";
+import { notImplemented } from "../../../core/errors";
+import type { Hypervisor, HypervisorInfo, PowerState, StartSpec } from "../../../ports/hypervisor";
 import type { QemuInstallation } from "./qemu-probe";
 
 /** QEMU: KVM when /dev/kvm is usable, else TCG software emulation. */
@@ -10,7 +11,7 @@ export class QemuHypervisor implements Hypervisor {
     return { kind: kvm ? "qemu-kvm" : "qemu-tcg", version, capabilities: kvm ? ["kvm"] : [] };
   }
 
-  /** No VM runs yet: starting VMs comes with the lifecycle. */
+  /** No VM runs under QEMU yet. */
   powerState(_uuid: string): PowerState {
     return "Halted";
   }
@@ -18,4 +19,23 @@ export class QemuHypervisor implements Hypervisor {
   startTime(_uuid: string): Date | undefined {
     return undefined;
   }
+
+  // Running guests under QEMU comes with the QEMU adapter; until then it says so.
+  async start(spec: StartSpec): Promise<void> {
+    throw notImplemented(`starting ${spec.name} under QEMU (use --hypervisor sim until the QEMU adapter lands)`);
+  }
+
+  async shutdown(_uuid: string): Promise<void> {}
+
+  async kill(_uuid: string): Promise<void> {}
+
+  async pause(_uuid: string): Promise<void> {}
+
+  async unpause(_uuid: string): Promise<void> {}
+
+  async suspend(_uuid: string): Promise<void> {}
+
+  async resume(_uuid: string): Promise<void> {}
+
+  onHalted(_listener: (uuid: string) => void): void {}
 }

@@ -1,0 +1,129 @@
+import * as grpc from "@grpc/grpc-js";
+import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
+import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { createClient, type StewardClient } from "../../src/client/steward-client";
+import { rpcError } from "../fixtures/expect-rpc-error";
+import { stopAndReadEvents } from "../fixtures/stored-events";
+import { startTestServer, type TestServer } from "../fixtures/test-server";
+
+const bool = (value: boolean) => ({ kind: { case: "boolValue" as const, value } });
+const vmRef = (value: string) => ({ kind: { case: "vmValue" as const, value } });
+const state = async (vms: StewardClient<typeof VmService>, vm: string) => (await vms.getVm({ vm })).vm!.state;
+
+describe("the lifecycle, on the simulated hypervisor", () => {
+  let server: TestServer;
+  let vms: StewardClient<typeof VmService>;
+  beforeAll(async () => {
+    server = await startTestServer();
+    vms = createClient(VmService, server.tcp);
+    await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black" });
+    await vms.createVm({ name: "sys-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.createVm({ name: "sys-fw", klass: VmClass.APP_VM, label: "green", template: "tpl", properties: { provides_network: bool(true), netvm: vmRef("sys-net") } });
+    await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "tpl", properties: { netvm: vmRef("sys-fw") } });
+  });
+  afterAll(async () => {
+    vms.close();
+    await server.stop();
+  });
+
+  it("starts a VM after its netvm chain, and reports it running since then", async () => {
+    expect((await vms.startVm({ vm: "work" })).state).toBe(PowerState.RUNNING);
+    expect(await state(vms, "sys-fw")).toBe(PowerState.RUNNING);
+    expect(await state(vms, "sys-net")).toBe(PowerState.RUNNING);
+    const { vm } = await vms.getVm({ vm: "work" });
+    expect(Number(vm!.runtime!.startTime!.seconds)).toBeGreaterThan(Date.now() / 1000 - 60);
+    const startTime = vm!.properties.find((p) => p.name === "start_time")!.value!.kind.value as string;
+    expect(new Date(startTime).getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect((await rpcError(vms.startVm({ vm: "work" })))).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, info: expect.objectContaining({ reason: "VM_BAD_STATE", metadata: { vm: "work", state: "Running" } }) });
+  });
+
+  it("refuses what a running VM cannot do: remove, rename, change its template", async () => {
+    expect((await rpcError(vms.removeVm({ vm: "work" }))).info?.reason).toBe("VM_NOT_HALTED");
+    expect((await rpcError(vms.renameVm({ vm: "work", newName: "job" }))).info?.reason).toBe("VM_NOT_HALTED");
+    expect((await rpcError(vms.setProperty({ vm: "work", name: "template", value: vmRef("tpl") }))).info?.reason).toBe("VM_NOT_HALTED");
+  });
+
+  it("pauses, unpauses, suspends and resumes, each only from the right state", async () => {
+    expect((await vms.pauseVm({ vm: "work" })).state).toBe(PowerState.PAUSED);
+    expect((await rpcError(vms.pauseVm({ vm: "work" }))).info?.metadata.state).toBe("Paused");
+    expect((await rpcError(vms.suspendVm({ vm: "work" }))).info?.reason).toBe("VM_BAD_STATE");
+    expect((await vms.unpauseVm({ vm: "work" })).state).toBe(PowerState.RUNNING);
+    expect((await vms.suspendVm({ vm: "work" })).state).toBe(PowerState.SUSPENDED);
+    expect((await rpcError(vms.unpauseVm({ vm: "work" }))).info?.reason).toBe("VM_BAD_STATE");
+    expect((await vms.resumeVm({ vm: "work" })).state).toBe(PowerState.RUNNING);
+  });
+
+  it("will not shut down a netvm that running VMs use, unless forced, which shuts them down too", async () => {
+    const refused = await rpcError(vms.shutdownVm({ vm: "sys-fw", wait: true }));
+    expect(refused.info).toMatchObject({ reason: "VM_IN_USE", metadata: { used_by: "work" } });
+    expect((await vms.shutdownVm({ vm: "sys-fw", wait: true, force: true })).state).toBe(PowerState.HALTED);
+    expect(await state(vms, "work")).toBe(PowerState.HALTED);
+    expect(await state(vms, "sys-net")).toBe(PowerState.RUNNING);
+  });
+
+  it("shuts down without waiting (Halting), then halts", async () => {
+    const { state: after } = await vms.shutdownVm({ vm: "sys-net" });
+    expect([PowerState.HALTING, PowerState.HALTED]).toContain(after);
+    for (let i = 0; i < 100 && (await state(vms, "sys-net")) !== PowerState.HALTED; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await state(vms, "sys-net")).toBe(PowerState.HALTED);
+    expect((await rpcError(vms.shutdownVm({ vm: "sys-net" }))).info?.reason).toBe("VM_BAD_STATE");
+  });
+
+  it("on a guest that ignores shutdown: DEADLINE_EXCEEDED and still running, or killed with force", async () => {
+    await vms.createVm({ name: "stubborn", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.setFeature({ vm: "stubborn", name: "sim-shutdown-ms", value: "never" });
+    await vms.startVm({ vm: "stubborn" });
+    const timedOut = await rpcError(vms.shutdownVm({ vm: "stubborn", wait: true, timeout: { seconds: 0n, nanos: 200_000_000 } }));
+    expect(timedOut.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(timedOut.info?.reason).toBe("SHUTDOWN_TIMEOUT");
+    expect(await state(vms, "stubborn")).toBe(PowerState.HALTING);
+    const forced = await vms.shutdownVm({ vm: "stubborn", wait: true, force: true, timeout: { seconds: 0n, nanos: 200_000_000 } });
+    expect(forced.state).toBe(PowerState.HALTED);
+  });
+
+  it("kills a running VM at once, and never dom0", async () => {
+    await vms.createVm({ name: "victim", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.startVm({ vm: "victim" });
+    expect((await vms.killVm({ vm: "victim" })).state).toBe(PowerState.HALTED);
+    expect((await rpcError(vms.killVm({ vm: "victim" }))).info?.reason).toBe("VM_BAD_STATE");
+    for (const call of [vms.killVm({ vm: "dom0" }), vms.startVm({ vm: "dom0" }), vms.shutdownVm({ vm: "dom0" })]) {
+      expect((await rpcError(call)).info?.reason).toBe("VM_IS_ADMIN");
+    }
+  });
+
+  it("reports a failed start as UNAVAILABLE and leaves the VM halted", async () => {
+    await vms.createVm({ name: "broken", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.setFeature({ vm: "broken", name: "sim-start-fails", value: "1" });
+    const failed = await rpcError(vms.startVm({ vm: "broken" }));
+    expect(failed.code).toBe(grpc.status.UNAVAILABLE);
+    expect(failed.info?.reason).toBe("START_FAILED");
+    expect(await state(vms, "broken")).toBe(PowerState.HALTED);
+  });
+});
+
+describe("lifecycle events", () => {
+  it("tell each step in Qubes' names", async () => {
+    const server = await startTestServer();
+    const vms = createClient(VmService, server.tcp);
+    await vms.createVm({ name: "ev", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.startVm({ vm: "ev" });
+    await vms.pauseVm({ vm: "ev" });
+    await vms.unpauseVm({ vm: "ev" });
+    await vms.shutdownVm({ vm: "ev", wait: true });
+    await vms.setFeature({ vm: "ev", name: "sim-start-fails", value: "1" });
+    await rpcError(vms.startVm({ vm: "ev" }));
+    vms.close();
+    const names = (await stopAndReadEvents(server)).filter((e) => e.subject === "ev" && !e.name.includes("tag") && !e.name.includes("feature")).map((e) => e.name);
+    expect(names).toEqual([
+      "domain-add",
+      "domain-pre-start",
+      "domain-start",
+      "domain-paused",
+      "domain-unpaused",
+      "domain-pre-shutdown",
+      "domain-shutdown",
+      "domain-pre-start",
+      "domain-start-failed",
+    ]);
+  });
+});

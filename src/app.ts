@@ -64,7 +64,7 @@ export class StewardApp {
       const vms = new VmRegistry(store, lookup, hypervisor, labels, properties, resolver, systemClock);
       const vmParts = {
         vms,
-        lifecycle: new VmLifecycle(store, lookup, hypervisor, resolver, systemClock),
+        lifecycle: new VmLifecycle(store, lookup, hypervisor, resolver, vms, systemClock),
         lookup,
         properties,
         tags: new VmTags(store, lookup, systemClock),

@@ -61,8 +61,24 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
         ),
       ),
     }),
-    createDisposableVm: notYetImplemented,
-    cloneVm: notYetImplemented,
+    createDisposableVm: async (request, ctx) => ({
+      vm: vmMessage(vms.createDisposable({ template: request.template, label: request.label, requestId: request.requestId }, ctx.caller)),
+    }),
+    cloneVm: async (request, ctx) => ({
+      vm: vmMessage(
+        vms.clone(
+          {
+            vm: request.vm,
+            newName: request.newName,
+            klass: vmClassName(request.klass, "klass"),
+            pool: request.pool,
+            volumePools: request.volumePools,
+            requestId: request.requestId,
+          },
+          ctx.caller,
+        ),
+      ),
+    }),
     renameVm: async (request) => ({ vm: vmMessage(parts.vms.rename(request.vm, request.newName)) }),
     removeVm: async (request) => {
       vms.remove(request.vm, request.allowMissing);

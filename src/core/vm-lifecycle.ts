@@ -5,6 +5,7 @@ import { DomainError, failedPrecondition } from "./errors";
 import type { PropertyResolver } from "./properties/property-resolver";
 import { vmSpec } from "./properties/property-schema";
 import type { VmLookup } from "./vm-lookup";
+import type { VmRegistry } from "./vm-registry";
 
 export interface ShutdownOptions {
   /** Kill the VM when it has not halted in time, and shut down the VMs using it as netvm. */
@@ -28,6 +29,7 @@ export class VmLifecycle {
     private readonly lookup: VmLookup,
     private readonly hypervisor: Hypervisor,
     private readonly resolver: PropertyResolver,
+    private readonly registry: VmRegistry,
     private readonly clock: Clock,
   ) {
     hypervisor.onHalted((uuid) => this.halted(uuid));
@@ -166,7 +168,10 @@ export class VmLifecycle {
 
   private halted(uuid: string): void {
     const vm = this.store.vms.byUuid(uuid);
-    if (vm) this.tell(vm, "domain-shutdown", {});
+    if (vm) {
+      this.tell(vm, "domain-shutdown", {});
+      this.registry.cleanUpDisposable(uuid);
+    }
     const waiters = this.haltWaiters.get(uuid) ?? [];
     this.haltWaiters.delete(uuid);
     for (const done of waiters) done();

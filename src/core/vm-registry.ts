@@ -6,7 +6,7 @@ import { alreadyExists, failedPrecondition, InvalidFieldError, notFound } from "
 import type { Labels } from "./labels";
 import { VM_CLASSES, type VmClassName } from "./vm-classes";
 import type { PropertyResolver } from "./properties/property-resolver";
-import { GLOBAL_VM_PROPERTIES, globalSpec, type PropertyValue } from "./properties/property-schema";
+import { GLOBAL_VM_PROPERTIES, globalSpec, vmPropertySpecs, vmSpec, type PropertyValue } from "./properties/property-schema";
 import type { VmProperties } from "./properties/vm-properties";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
@@ -54,6 +54,8 @@ export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 /** Properties whose value names another VM: a VM named by one of them cannot be removed. */
 export const VM_REFERENCE_PROPERTIES = ["template", "netvm", "default_dispvm"] as const;
+/** What a clone does not take from its source: what names it, and addresses, which stay unique. */
+const UNCOPIED = new Set(["name", "uuid", "qid", "klass", "label", "template", "ip", "ip6", "mac", "start_time"]);
 
 /** Creating, finding, listing and removing VMs, with Qubes' rules. */
 export class VmRegistry {
@@ -110,24 +112,107 @@ export class VmRegistry {
     const klass = creatableClass(request.klass);
     checkPools(request.pool, request.volumePools);
     return this.store.transaction(() => {
-      const earlier = this.earlierResult(request.requestId);
+      const earlier = this.earlierResult(request.requestId, "CreateVm");
       if (earlier) return earlier;
-      if (this.store.vms.byName(name)) throw alreadyExists("VM_EXISTS", `a VM named ${name} exists`, { vm: name });
+      this.requireFreeName(name);
       const label = this.labels.get(request.label, "label");
       const template = this.templateFor(klass, request.template);
-      const record = { qid: this.store.vms.nextQid(), uuid: randomUUID(), name, klass, createdAt: this.clock.now() };
-      this.store.vms.insert(record);
-      this.store.vms.setProperty(record.qid, "label", label.name);
-      if (template && klass === "AppVM") this.store.vms.setProperty(record.qid, "template", String(template.qid));
-      this.properties.setAtCreation(this.store.vms.byQid(record.qid)!, request.properties);
-      const tag = `created-by-${caller}`;
-      this.store.vms.addTag(record.qid, tag);
-      const now = this.clock.now();
-      this.store.events.append({ subject: name, name: "domain-add", kwargs: { vm: name } }, now);
-      this.store.events.append({ subject: name, name: `domain-tag-add:${tag}`, kwargs: { tag } }, now);
-      if (request.requestId) this.store.requests.remember(request.requestId, "CreateVm", record.uuid, now);
-      return this.view(this.store.vms.byQid(record.qid)!);
+      const record = this.insert(name, klass, label.name, klass === "AppVM" ? template : undefined);
+      this.properties.setAtCreation(record, request.properties);
+      return this.announce(record, caller, request.requestId, "CreateVm");
     });
+  }
+
+  /**
+   * Makes a DispVM from an AppVM with template_for_dispvms (or the global default_dispvm), named
+   * disp<N>, removed when it halts (auto_cleanup).
+   */
+  createDisposable(request: { template: string; label: string; requestId: string }, caller: string): Vm {
+    return this.store.transaction(() => {
+      const earlier = this.earlierResult(request.requestId, "CreateDisposableVm");
+      if (earlier) return earlier;
+      const base = this.disposableBase(request.template);
+      const label = request.label ? this.labels.get(request.label, "label").name : (this.resolver.vm(base, vmSpec("label")).value as string);
+      const record = this.insert(this.nextDisposableName(), "DispVM", label, base);
+      this.store.vms.setProperty(record.qid, "auto_cleanup", "1");
+      return this.announce(this.store.vms.byQid(record.qid)!, caller, request.requestId, "CreateDisposableVm");
+    });
+  }
+
+  /**
+   * Copies a halted VM with its properties, features, tags and notes under a new name (and
+   * optionally another class). Addresses are not copied: they stay unique.
+   */
+  clone(request: { vm: string; newName: string; klass: VmClassName | undefined; pool: string; volumePools: Readonly<Record<string, string>>; requestId: string }, caller: string): Vm {
+    const name = checkVmName(request.newName, "new_name");
+    const klass = request.klass === undefined ? undefined : creatableClass(request.klass);
+    checkPools(request.pool, request.volumePools);
+    return this.store.transaction(() => {
+      const earlier = this.earlierResult(request.requestId, "CloneVm");
+      if (earlier) return earlier;
+      const source = this.lookup.resolve(request.vm, "vm");
+      if (source.klass === "AdminVM") throw failedPrecondition("VM_IS_ADMIN", `${source.name} is the AdminVM and cannot be cloned`, { vm: source.name });
+      if (source.klass === "DispVM") throw failedPrecondition("VM_IS_DISPOSABLE", `${source.name} is a DispVM and cannot be cloned`, { vm: source.name });
+      this.requireHalted(source, "cloned");
+      this.requireFreeName(name);
+      const newClass = klass ?? source.klass;
+      const template = newClass === "AppVM" ? this.templateFor(newClass, this.resolver.templateOf(source)?.name ?? "") : undefined;
+      const record = this.insert(name, newClass, source.properties.label ?? "black", template);
+      const copied = vmPropertySpecs(newClass).filter((spec) => !UNCOPIED.has(spec.name) && source.properties[spec.name] !== undefined);
+      for (const spec of copied) this.store.vms.setProperty(record.qid, spec.name, source.properties[spec.name]!);
+      for (const [feature, value] of Object.entries(this.store.vms.features(source.qid))) this.store.vms.setFeature(record.qid, feature, value);
+      for (const tag of source.tags) if (!tag.startsWith("created-by-")) this.store.vms.addTag(record.qid, tag);
+      this.store.vms.setNotes(record.qid, this.store.vms.notes(source.qid));
+      return this.announce(this.store.vms.byQid(record.qid)!, caller, request.requestId, "CloneVm");
+    });
+  }
+
+  /** Removes a DispVM with auto_cleanup once it halted; called by the lifecycle. */
+  cleanUpDisposable(uuid: string): void {
+    const record = this.store.vms.byUuid(uuid);
+    if (!record || record.klass !== "DispVM" || this.resolver.vm(record, vmSpec("auto_cleanup")).value !== true) return;
+    this.remove(`uuid:${uuid}`, true);
+  }
+
+  private insert(name: string, klass: VmClassName, label: string, template: VmRecord | undefined): VmRecord {
+    const record = { qid: this.store.vms.nextQid(), uuid: randomUUID(), name, klass, createdAt: this.clock.now() };
+    this.store.vms.insert(record);
+    this.store.vms.setProperty(record.qid, "label", label);
+    if (template) this.store.vms.setProperty(record.qid, "template", String(template.qid));
+    return this.store.vms.byQid(record.qid)!;
+  }
+
+  /** Tags a new VM created-by-<caller>, tells of it, and remembers the request that made it. */
+  private announce(record: VmRecord, caller: string, requestId: string, rpc: string): Vm {
+    const tag = `created-by-${caller}`;
+    this.store.vms.addTag(record.qid, tag);
+    const now = this.clock.now();
+    this.store.events.append({ subject: record.name, name: "domain-add", kwargs: { vm: record.name } }, now);
+    this.store.events.append({ subject: record.name, name: `domain-tag-add:${tag}`, kwargs: { tag } }, now);
+    if (requestId) this.store.requests.remember(requestId, rpc, record.uuid, now);
+    return this.view(this.store.vms.byQid(record.qid)!);
+  }
+
+  private requireFreeName(name: string): void {
+    if (this.store.vms.byName(name)) throw alreadyExists("VM_EXISTS", `a VM named ${name} exists`, { vm: name });
+  }
+
+  private disposableBase(text: string): VmRecord {
+    let base: VmRecord | undefined;
+    if (text) base = this.lookup.resolve(text, "template");
+    else {
+      const fallback = this.resolver.global(globalSpec("default_dispvm")).value;
+      if (typeof fallback !== "string") throw failedPrecondition("NO_DEFAULT_DISPVM", "no template was given, and default_dispvm is not set");
+      base = this.store.vms.byName(fallback)!;
+    }
+    if (base.klass !== "AppVM" || this.resolver.vm(base, vmSpec("template_for_dispvms")).value !== true) {
+      throw failedPrecondition("NOT_A_DISPVM_TEMPLATE", `${base.name} is not an AppVM with template_for_dispvms`, { vm: base.name });
+    }
+    return base;
+  }
+
+  private nextDisposableName(): string {
+    for (let n = 1; ; n++) if (!this.store.vms.byName(`disp${n}`)) return `disp${n}`;
   }
 
   /** Removes a halted VM that nothing uses; with allowMissing, a missing VM is success. */
@@ -209,11 +294,11 @@ export class VmRegistry {
     return template;
   }
 
-  private earlierResult(requestId: string): Vm | undefined {
+  private earlierResult(requestId: string, rpc: string): Vm | undefined {
     if (!requestId) return undefined;
     const earlier = this.store.requests.find(requestId);
     if (!earlier) return undefined;
-    if (earlier.rpc !== "CreateVm") {
+    if (earlier.rpc !== rpc) {
       throw new InvalidFieldError("request_id", `was used by an earlier ${earlier.rpc} request`, "REQUEST_ID_REUSED");
     }
     const record = this.store.vms.byUuid(earlier.result);

@@ -1,0 +1,91 @@
+import * as grpc from "@grpc/grpc-js";
+import { HostService } from "../../gen/steward/v1/host_service_pb";
+import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
+import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { createClient, type StewardClient } from "../../src/client/steward-client";
+import { rpcError } from "../fixtures/expect-rpc-error";
+import { startTestServer, type TestServer } from "../fixtures/test-server";
+
+const bool = (value: boolean) => ({ kind: { case: "boolValue" as const, value } });
+const int = (value: number) => ({ kind: { case: "intValue" as const, value: BigInt(value) } });
+const vmRef = (value: string) => ({ kind: { case: "vmValue" as const, value } });
+
+describe("DispVMs and clones", () => {
+  let server: TestServer;
+  let vms: StewardClient<typeof VmService>;
+  let host: StewardClient<typeof HostService>;
+  beforeAll(async () => {
+    server = await startTestServer();
+    vms = createClient(VmService, server.tcp);
+    host = createClient(HostService, server.tcp);
+    await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(800) } });
+    await vms.createVm({ name: "dvm", klass: VmClass.APP_VM, label: "red", template: "tpl", properties: { template_for_dispvms: bool(true) } });
+    await vms.createVm({ name: "plain", klass: VmClass.APP_VM, label: "red", template: "tpl" });
+  });
+  afterAll(async () => {
+    vms.close();
+    host.close();
+    await server.stop();
+  });
+
+  it("makes a DispVM from an AppVM with template_for_dispvms, and removes it when it halts", async () => {
+    const { vm } = await vms.createDisposableVm({ template: "dvm" });
+    expect(vm).toMatchObject({ name: "disp1", klass: VmClass.DISP_VM, template: "dvm", label: "red" });
+    expect(vm!.tags).toContain("created-by-dom0");
+    const memory = (await vms.getProperty({ vm: "disp1", name: "memory" })).property!;
+    expect(memory.value!.kind.value).toBe(800n); // through dvm from tpl
+    expect((await vms.getProperty({ vm: "disp1", name: "auto_cleanup" })).property!.value!.kind.value).toBe(true);
+    expect((await rpcError(vms.removeVm({ vm: "dvm" }))).details).toContain("disp1 (template)");
+
+    await vms.startVm({ vm: "disp1" });
+    await vms.shutdownVm({ vm: "disp1", wait: true });
+    expect((await rpcError(vms.getVm({ vm: "disp1" }))).code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it("keeps a DispVM without auto_cleanup once halted", async () => {
+    const { vm } = await vms.createDisposableVm({ template: "dvm", label: "green" });
+    expect(vm!.label).toBe("green");
+    await vms.setProperty({ vm: vm!.name, name: "auto_cleanup", value: bool(false) });
+    await vms.startVm({ vm: vm!.name });
+    await vms.killVm({ vm: vm!.name });
+    expect((await vms.getVm({ vm: vm!.name })).vm!.state).toBe(PowerState.HALTED);
+    await vms.removeVm({ vm: vm!.name });
+  });
+
+  it("refuses an AppVM that is not a DispVM template, and uses default_dispvm when none is named", async () => {
+    expect((await rpcError(vms.createDisposableVm({ template: "plain" }))).info?.reason).toBe("NOT_A_DISPVM_TEMPLATE");
+    expect((await rpcError(vms.createDisposableVm({}))).info?.reason).toBe("NO_DEFAULT_DISPVM");
+    await host.setGlobalProperty({ name: "default_dispvm", value: vmRef("dvm") });
+    const { vm } = await vms.createDisposableVm({ requestId: "disp-req" });
+    expect(vm!.template).toBe("dvm");
+    expect((await vms.createDisposableVm({ requestId: "disp-req" })).vm!.uuid).toBe(vm!.uuid);
+    await vms.removeVm({ vm: vm!.name });
+    await host.resetGlobalProperty({ name: "default_dispvm" });
+  });
+
+  it("clones a halted VM with its properties, features, tags and notes, but new addresses", async () => {
+    await vms.setProperty({ vm: "plain", name: "vcpus", value: int(3) });
+    await vms.setFeature({ vm: "plain", name: "gui", value: "1" });
+    await vms.addTag({ vm: "plain", tag: "work" });
+    await vms.setNotes({ vm: "plain", notes: "copied" });
+    const { vm } = await vms.cloneVm({ vm: "plain", newName: "plain-copy" });
+    expect(vm).toMatchObject({ name: "plain-copy", klass: VmClass.APP_VM, template: "tpl", label: "red" });
+    expect(vm!.uuid).not.toBe((await vms.getVm({ vm: "plain" })).vm!.uuid);
+    expect((await vms.getProperty({ vm: "plain-copy", name: "vcpus" })).property!.value!.kind.value).toBe(3n);
+    expect((await vms.getFeature({ vm: "plain-copy", name: "gui" })).value).toBe("1");
+    expect((await vms.listTags({ vm: "plain-copy" })).tags).toEqual(["created-by-dom0", "work"]);
+    expect((await vms.getNotes({ vm: "plain-copy" })).notes).toBe("copied");
+    const ipOf = async (name: string) => (await vms.getProperty({ vm: name, name: "ip" })).property!.value!.kind.value;
+    expect(await ipOf("plain-copy")).not.toBe(await ipOf("plain"));
+  });
+
+  it("clones into another class, and refuses a running source, a taken name and dom0", async () => {
+    const { vm } = await vms.cloneVm({ vm: "plain", newName: "standalone-copy", klass: VmClass.STANDALONE_VM });
+    expect(vm).toMatchObject({ klass: VmClass.STANDALONE_VM, template: "" });
+    expect((await rpcError(vms.cloneVm({ vm: "plain", newName: "plain-copy" }))).info?.reason).toBe("VM_EXISTS");
+    expect((await rpcError(vms.cloneVm({ vm: "dom0", newName: "dom1" }))).info?.reason).toBe("VM_IS_ADMIN");
+    await vms.startVm({ vm: "plain" });
+    expect((await rpcError(vms.cloneVm({ vm: "plain", newName: "hot-copy" }))).info?.reason).toBe("VM_NOT_HALTED");
+    await vms.killVm({ vm: "plain" });
+  });
+});

@@ -4,13 +4,15 @@
  * grpc-js alone costs. With --echo-request-id it also sends an x-request-id response header,
  * as Steward does, to show what that header alone costs. Prints its port on stdout.
  *
- *   node bare-server.js RESPONSE_BASE64 [--echo-request-id]
+ *   node bare-server.js RESPONSE_BASE64 [--echo-request-id] [--path /pkg.Service/Method]
  */
 import * as grpc from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 
 const response = Buffer.from(process.argv[2] ?? "", "base64");
 const echoRequestId = process.argv.includes("--echo-request-id");
+const pathFlag = process.argv.indexOf("--path");
+const path = pathFlag > 0 ? process.argv[pathFlag + 1]! : "/steward.v1.HostService/GetHostInfo";
 const identity = (bytes: Buffer) => bytes;
 
 function getHostInfo(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
@@ -26,7 +28,7 @@ const server = new grpc.Server();
 server.addService(
   {
     getHostInfo: {
-      path: "/steward.v1.HostService/GetHostInfo",
+      path,
       requestStream: false,
       responseStream: false,
       requestSerialize: identity,

@@ -15,16 +15,15 @@
  *   npm run bench:unary [-- --seconds 1.5 --rounds 5]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as readline from "node:readline";
 import { parseArgs } from "node:util";
 import { GetHostInfoRequestSchema } from "../gen/steward/v1/host_service_pb";
+import { startBare, startSteward, stopAll } from "./child";
 import { RawUnaryClient, runLoad, type LoadResult } from "./load";
 
-const ROOT = path.resolve(__dirname, "../..");
 const PATH = "/steward.v1.HostService/GetHostInfo";
 const CONCURRENCY = [1, 16, 64];
 const TARGET_RATIO = 0.9;
@@ -37,7 +36,7 @@ async function main(): Promise<void> {
   const request = Buffer.from(toBinary(GetHostInfoRequestSchema, create(GetHostInfoRequestSchema)));
   const children: ChildProcess[] = [];
   try {
-    const steward = await startSteward(dir, children);
+    const { address: steward } = await startSteward(dir, children);
     const stewardClient = new RawUnaryClient(steward, PATH, request);
     const sample = await stewardClient.call();
     const bareClient = new RawUnaryClient(await startBare(sample, children, []), PATH, request);
@@ -68,8 +67,7 @@ async function main(): Promise<void> {
     console.log(`lowest steward/bare ${worst.toFixed(2)} (target ≥ ${TARGET_RATIO}): ${worst >= TARGET_RATIO ? "met" : "NOT met"}`);
     for (const client of [stewardClient, bareClient, headerClient]) client.close();
   } finally {
-    for (const child of children) child.kill("SIGTERM");
-    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.once("exit", resolve)))));
+    await stopAll(children);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -87,41 +85,6 @@ function combine(runs: LoadResult[]): LoadResult {
   const seconds = runs.reduce((n, r) => n + r.seconds, 0);
   const median = [...runs].sort((a, b) => a.throughput - b.throughput)[Math.floor(runs.length / 2)]!;
   return { calls, seconds, throughput: calls / seconds, p50Ms: median.p50Ms, p99Ms: median.p99Ms };
-}
-
-/**
- * Starts `steward serve` with its log going straight to a file, as in production: piping it
- * through this process would charge the client's CPU for the server's logging.
- */
-async function startSteward(dir: string, children: ChildProcess[]): Promise<string> {
-  const logFile = path.join(dir, "steward.log");
-  const log = fs.openSync(logFile, "w");
-  const child = spawn(process.execPath, [path.join(ROOT, "dist/src/main.js"), "serve", "--hypervisor", "sim", "--data-dir", path.join(dir, "data"), "--listen", "127.0.0.1:0"], {
-    stdio: ["ignore", log, "inherit"],
-  });
-  children.push(child);
-  fs.closeSync(log);
-  for (let waited = 0; waited < 15_000; waited += 50) {
-    if (child.exitCode !== null) throw new Error(`steward exited with ${child.exitCode}`);
-    const listening = fs
-      .readFileSync(logFile, "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { msg?: string; addresses?: string[] })
-      .find((line) => line.msg === "listening");
-    if (listening) return listening.addresses![0]!;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error("steward did not start listening within 15 s");
-}
-
-async function startBare(response: Buffer, children: ChildProcess[], flags: string[]): Promise<string> {
-  const child = spawn(process.execPath, [path.join(__dirname, "bare-server.js"), response.toString("base64"), ...flags], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  children.push(child);
-  const port = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once("line", resolve));
-  return `127.0.0.1:${port}`;
 }
 
 main().catch((error) => {

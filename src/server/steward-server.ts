@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb";
 import { file_google_rpc_status } from "../../gen/google/rpc/status_pb";
@@ -52,6 +53,8 @@ export class StewardServer {
     ]);
     const reflection = reflectionServices(index);
     this.accessLog = new AccessLog(log);
+    // Every open stream listens to these two: thousands of listeners are expected, not a leak.
+    setMaxListeners(Infinity, this.draining.signal, this.stopped.signal);
     const options: BindingOptions = {
       log,
       accessLog: this.accessLog,

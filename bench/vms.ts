@@ -1,0 +1,193 @@
+/**
+ * bench/vms: the figures of the VM issue, against a real `steward serve` (simulated hypervisor,
+ * logging to a file):
+ *   - ListVms of 10,000 VMs with all their properties (FULL view), paging through all of them:
+ *     target under 150 ms in total;
+ *   - GetProperty throughput at 64 concurrent calls, next to a bare grpc-js server answering a
+ *     response of the same size from memory: target at least 0.8 of it;
+ *   - one change delivered to 1,000 Events subscribers: target p99 under 50 ms; 10,000 changes in
+ *     a row to 100 subscribers, without loss;
+ *   - the server's RSS with 10,000 VMs: target under 200 MB.
+ *
+ *   npm run bench:vms [-- --vms 10000]
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import type { ChildProcess } from "node:child_process";
+import { setMaxListeners } from "node:events";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { EventService } from "../gen/steward/v1/event_service_pb";
+import { GetPropertyRequestSchema, VmService } from "../gen/steward/v1/vm_service_pb";
+import { VmClass, VmView } from "../gen/steward/v1/vm_pb";
+import { createClient } from "../src/client/steward-client";
+import { rssMib, startBare, startSteward, stopAll } from "./child";
+import { RawUnaryClient, runLoad } from "./load";
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { vms: { type: "string", default: "10000" } } });
+  const count = Number(values.vms);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "steward-bench-"));
+  const children: ChildProcess[] = [];
+  try {
+    const { address, pid } = await startSteward(dir, children);
+    const vms = createClient(VmService, address);
+    const rssEmpty = rssMib(pid);
+    const setupStarted = performance.now();
+    await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black" });
+    await inParallel(count - 1, 32, (i) => vms.createVm({ name: `vm-${i}`, klass: VmClass.APP_VM, label: i % 2 ? "red" : "blue", template: "tpl" }));
+    console.log(`${count} VMs created in ${((performance.now() - setupStarted) / 1000).toFixed(1)} s`);
+
+    // ListVms, FULL view, every page.
+    const listTimes: number[] = [];
+    let listed = 0;
+    let properties = 0;
+    for (let run = 0; run < 5; run++) {
+      const started = performance.now();
+      listed = 0;
+      properties = 0;
+      let pageToken = "";
+      do {
+        const page = await vms.listVms({ view: VmView.FULL, pageSize: 1000, pageToken });
+        listed += page.vms.length;
+        for (const vm of page.vms) properties += vm.properties.length;
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      listTimes.push(performance.now() - started);
+    }
+    const listMedian = median(listTimes);
+    console.log(`ListVms FULL of ${listed} VMs (${properties} properties), all pages: median ${listMedian.toFixed(0)} ms of 5 runs (target < 150 ms): ${listMedian < 150 ? "met" : "NOT met"}`);
+
+    const rss = rssMib(pid);
+    console.log(`server RSS: ${rssEmpty.toFixed(0)} MiB empty, ${rss.toFixed(0)} MiB with ${count} VMs (target < 200 MB): ${rss * 1.048576 < 200 ? "met" : "NOT met"}`);
+
+    // GetProperty against a bare server answering the same bytes.
+    const request = Buffer.from(toBinary(GetPropertyRequestSchema, create(GetPropertyRequestSchema, { vm: "vm-42", name: "memory" })));
+    const stewardCall = new RawUnaryClient(address, "/steward.v1.VmService/GetProperty", request);
+    const sample = await stewardCall.call();
+    const bare = new RawUnaryClient(await startBare(sample, children, ["--path", "/steward.v1.VmService/GetProperty"]), "/steward.v1.VmService/GetProperty", request);
+    await runLoad(bare, 64, 300);
+    await runLoad(stewardCall, 64, 300);
+    const ratios: number[] = [];
+    let bareRate = 0;
+    let stewardRate = 0;
+    for (let round = 0; round < 5; round++) {
+      const b = await runLoad(bare, 64, 1500);
+      const s = await runLoad(stewardCall, 64, 1500);
+      bareRate += b.throughput / 5;
+      stewardRate += s.throughput / 5;
+      ratios.push(s.throughput / b.throughput);
+    }
+    const ratio = median(ratios);
+    console.log(
+      `GetProperty at 64 concurrent (${sample.length} byte answer): bare ${bareRate.toFixed(0)}/s, steward ${stewardRate.toFixed(0)}/s, ratio ${ratio.toFixed(2)} (target >= 0.8): ${ratio >= 0.8 ? "met" : "NOT met"}`,
+    );
+    bare.close();
+    stewardCall.close();
+
+    await fanOut(address, vms);
+    vms.close();
+  } finally {
+    await stopAll(children);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One change to 1,000 subscribers (latency), then 10,000 changes to 100 subscribers (no loss). */
+async function fanOut(address: string, vms: ReturnType<typeof createClient<typeof VmService>>): Promise<void> {
+  const channels = Array.from({ length: 10 }, () => createClient(EventService, address));
+  const latencyOf = async (subscribers: number) => {
+    const received: number[] = [];
+    let sentAt = 0;
+    const abort = new AbortController();
+    setMaxListeners(Infinity, abort.signal);
+    const opened: Promise<void>[] = [];
+    for (let i = 0; i < subscribers; i++) {
+      opened.push(
+        new Promise<void>((ready) => {
+          void (async () => {
+            try {
+              for await (const message of channels[i % channels.length]!.events({ namePrefixes: ["domain-feature-set:latency"] }, { signal: abort.signal })) {
+                if (message.kind.case !== "event") continue;
+                if (message.kind.value.name === "connection-established") ready();
+                else received.push(performance.now() - sentAt);
+              }
+            } catch {
+              // cancelled at the end
+            }
+          })();
+        }),
+      );
+    }
+    await Promise.all(opened);
+    sentAt = performance.now();
+    await vms.setFeature({ vm: "vm-1", name: "latency", value: "1" });
+    while (received.length < subscribers) await new Promise((resolve) => setTimeout(resolve, 1));
+    abort.abort();
+    received.sort((a, b) => a - b);
+    return { p50: received[Math.floor(subscribers / 2)]!, p99: received[Math.floor(subscribers * 0.99)]! };
+  };
+  const one = await latencyOf(1000);
+  console.log(`one change to 1000 subscribers: p50 ${one.p50.toFixed(1)} ms, p99 ${one.p99.toFixed(1)} ms (target p99 < 50 ms): ${one.p99 < 50 ? "met" : "NOT met"}`);
+
+  const changes = 10_000;
+  const counts = new Array<number>(100).fill(0);
+  const abort = new AbortController();
+  setMaxListeners(Infinity, abort.signal);
+  const opened: Promise<void>[] = [];
+  for (let i = 0; i < 100; i++) {
+    opened.push(
+      new Promise<void>((ready) => {
+        void (async () => {
+          let last = 0n;
+          try {
+            for await (const message of channels[i % channels.length]!.events({ namePrefixes: ["domain-feature-set:burst"] }, { signal: abort.signal })) {
+              if (message.kind.case !== "event") continue;
+              if (message.kind.value.name === "connection-established") {
+                ready();
+                continue;
+              }
+              if (message.kind.value.sequence <= last) throw new Error("out of order");
+              last = message.kind.value.sequence;
+              counts[i]!++;
+            }
+          } catch (error) {
+            if (!abort.signal.aborted) console.error(`subscriber ${i}: ${(error as Error).message}`);
+          }
+        })();
+      }),
+    );
+  }
+  await Promise.all(opened);
+  const started = performance.now();
+  await inParallel(changes, 16, (i) => vms.setFeature({ vm: `vm-${i % 100}`, name: "burst", value: String(i) }));
+  const deadline = Date.now() + 60_000;
+  while (counts.some((c) => c < changes) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  const seconds = (performance.now() - started) / 1000;
+  abort.abort();
+  const lossless = counts.every((c) => c === changes);
+  console.log(
+    `${changes} changes to 100 subscribers: ${lossless ? "every subscriber got every change, in order" : `LOST: fewest received ${Math.min(...counts)}`} in ${seconds.toFixed(1)} s (${((changes * 100) / seconds).toFixed(0)} deliveries/s)`,
+  );
+  for (const channel of channels) channel.close();
+}
+
+async function inParallel(total: number, width: number, work: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < total) await work(next++);
+    }),
+  );
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,6 +1,5 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { FeatureScope, VmView, type VmSchema } from "../../gen/steward/v1/vm_pb";
+import { FeatureScope, VmView } from "../../gen/steward/v1/vm_pb";
 import type { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { InvalidFieldError } from "../core/errors";
 import type { VmProperties } from "../core/properties/vm-properties";
@@ -8,7 +7,7 @@ import type { VmLifecycle } from "../core/vm-lifecycle";
 import type { VmLookup } from "../core/vm-lookup";
 import type { FeatureScope as DomainFeatureScope, VmFeatures } from "../core/vm-features";
 import type { VmNotes } from "../core/vm-notes";
-import type { Vm, VmRegistry } from "../core/vm-registry";
+import type { VmRegistry } from "../core/vm-registry";
 import type { VmTags } from "../core/vm-tags";
 import type { ServiceImpl } from "../server/service-impl";
 import { notYetImplemented } from "./not-implemented";
@@ -39,11 +38,11 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
         },
         pageSize: request.pageSize,
         pageToken: request.pageToken,
+        full: request.view === VmView.FULL,
       });
-      const full = request.view === VmView.FULL;
-      return { vms: page.vms.map((vm) => (full ? fullVmMessage(parts, vm) : vmMessage(vm))), nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+      return { vms: page.vms.map(vmMessage), nextPageToken: page.nextPageToken, totalSize: page.totalSize };
     },
-    getVm: async (request) => ({ vm: fullVmMessage(parts, vms.get(request.vm)) }),
+    getVm: async (request) => ({ vm: vmMessage(vms.get(request.vm)) }),
     createVm: async (request, ctx) => ({
       vm: vmMessage(
         vms.create(
@@ -146,13 +145,6 @@ function featureScope(scope: FeatureScope): DomainFeatureScope {
   const found = FEATURE_SCOPE[scope];
   if (!found) throw new InvalidFieldError("scope", `unknown feature scope ${scope}`, "INVALID_FEATURE_SCOPE");
   return found;
-}
-
-/** A VM with every property and its features: the FULL view. */
-function fullVmMessage(parts: VmParts, vm: Vm): MessageInitShape<typeof VmSchema> {
-  const record = parts.lookup.resolve(`uuid:${vm.uuid}`);
-  const properties = parts.properties.all(record).map(propertyMessage);
-  return { ...(vmMessage(vm) as object), properties, features: parts.features.list(`uuid:${vm.uuid}`) } as MessageInitShape<typeof VmSchema>;
 }
 
 function durationMs(duration: Duration, field: string): number {

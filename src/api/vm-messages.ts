@@ -1,10 +1,11 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { PowerState as PowerStateMessage, VmClass, type VmSchema } from "../../gen/steward/v1/vm_pb";
+import { PowerState as PowerStateMessage, VmClass, VmRuntimeSchema, type Vm as VmMessage } from "../../gen/steward/v1/vm_pb";
 import { InvalidFieldError } from "../core/errors";
 import type { VmClassName } from "../core/vm-classes";
 import type { Vm } from "../core/vm-registry";
 import type { PowerState } from "../ports/hypervisor";
+import { propertyMessage } from "./property-messages";
 
 /** Between the contract's VM messages and enums and the core's VMs. */
 
@@ -48,9 +49,11 @@ export function powerStateMessage(state: PowerState): PowerStateMessage {
   return POWER_STATE[state];
 }
 
-export function vmMessage(vm: Vm): MessageInitShape<typeof VmSchema> {
+/** A VM message, built whole with its $typeName (pages of ListVms hold thousands). */
+export function vmMessage(vm: Vm): VmMessage {
   return {
-    runtime: vm.startedAt ? { startTime: timestampFromDate(vm.startedAt) } : undefined,
+    $typeName: "steward.v1.Vm",
+    runtime: vm.startedAt ? create(VmRuntimeSchema, { startTime: timestampFromDate(vm.startedAt) }) : undefined,
     name: vm.name,
     uuid: vm.uuid,
     klass: VM_CLASS_OF_NAME[vm.klass],
@@ -59,5 +62,7 @@ export function vmMessage(vm: Vm): MessageInitShape<typeof VmSchema> {
     label: vm.label,
     template: vm.template,
     tags: [...vm.tags],
+    properties: vm.properties?.map(propertyMessage) ?? [],
+    features: vm.features ?? {},
   };
 }

@@ -7,7 +7,7 @@ import type { Labels } from "./labels";
 import { VM_CLASSES, type VmClassName } from "./vm-classes";
 import type { PropertyResolver } from "./properties/property-resolver";
 import { GLOBAL_VM_PROPERTIES, globalSpec, vmPropertySpecs, vmSpec, type PropertyValue } from "./properties/property-schema";
-import type { VmProperties } from "./properties/vm-properties";
+import type { Property, VmProperties } from "./properties/vm-properties";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
 
@@ -25,6 +25,10 @@ export interface Vm {
   createdAt: Date;
   /** When it started; undefined while halted. */
   startedAt: Date | undefined;
+  /** Every property, in the full view only. */
+  properties?: Property[];
+  /** The features, in the full view only. */
+  features?: Record<string, string>;
 }
 
 export interface NewVm {
@@ -42,6 +46,8 @@ export interface VmListRequest {
   filter: VmFilter & { state?: PowerState };
   pageSize: number;
   pageToken: string;
+  /** With every property and the features of each VM. */
+  full: boolean;
 }
 
 export interface VmPage {
@@ -70,37 +76,39 @@ export class VmRegistry {
   ) {}
 
   /** The VM a request names by `field` (its name or `uuid:<uuid>`). */
+  /** The VM a request names, with every property and its features. */
   get(text: string, field = "vm"): Vm {
-    return this.view(this.lookup.resolve(text, field));
+    return this.fullViews([this.lookup.resolve(text, field)], this.resolver.snapshot())[0]!;
   }
 
   list(request: VmListRequest): VmPage {
     if (request.pageSize < 0) throw new InvalidFieldError("page_size", "must not be negative");
     const pageSize = Math.min(request.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     const { state, ...filter } = request.filter;
+    const resolver = this.resolver.snapshot();
     // The power state comes from the hypervisor, not the store: it is filtered here.
-    const matching = this.views(filter, decodePageToken(request.pageToken, request.filter), state);
-    const vms: Vm[] = [];
+    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), state, resolver);
+    const records: VmRecord[] = [];
     let next = matching.next();
-    while (!next.done && vms.length < pageSize) {
-      vms.push(next.value);
+    while (!next.done && records.length < pageSize) {
+      records.push(next.value);
       next = matching.next();
     }
     const more = !next.done;
+    const vms = request.full ? this.fullViews(records, resolver) : records.map((record) => this.view(record, resolver));
     return {
       vms,
       nextPageToken: more ? encodePageToken(vms[vms.length - 1]!.name, request.filter) : "",
-      totalSize: state ? count(this.views(filter, "", state)) : this.store.vms.count(filter),
+      totalSize: state ? count(this.matching(filter, "", state, resolver)) : this.store.vms.count(filter),
     };
   }
 
   /** The VMs after `after` that match, by name, read from the store a batch at a time. */
-  private *views(filter: VmFilter, after: string, state: PowerState | undefined): Generator<Vm, void, undefined> {
+  private *matching(filter: VmFilter, after: string, state: PowerState | undefined, resolver: PropertyResolver): Generator<VmRecord, void, undefined> {
     for (;;) {
       const batch = this.store.vms.list(filter, after, DEFAULT_PAGE_SIZE);
       for (const record of batch) {
-        const vm = this.view(record);
-        if (!state || vm.state === state) yield vm;
+        if (!state || this.view(record, resolver).state === state) yield record;
       }
       if (batch.length < DEFAULT_PAGE_SIZE) return;
       after = batch[batch.length - 1]!.name;
@@ -262,8 +270,17 @@ export class VmRegistry {
     }
   }
 
-  private view(record: VmRecord): Vm {
-    const template = this.resolver.templateOf(record);
+  private fullViews(records: readonly VmRecord[], resolver: PropertyResolver): Vm[] {
+    const features = this.store.vms.featuresOf(records.map((record) => record.qid));
+    return records.map((record) => ({
+      ...this.view(record, resolver),
+      properties: this.properties.all(record, resolver),
+      features: features.get(record.qid)!,
+    }));
+  }
+
+  private view(record: VmRecord, resolver = this.resolver): Vm {
+    const template = resolver.templateOf(record);
     return {
       qid: record.qid,
       uuid: record.uuid,

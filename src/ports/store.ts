@@ -63,6 +63,8 @@ export interface VmRepository {
   removeTag(qid: number, tag: string): boolean;
   rename(qid: number, name: string): void;
   features(qid: number): Record<string, string>;
+  /** The features of many VMs at once, by qid. */
+  featuresOf(qids: readonly number[]): Map<number, Record<string, string>>;
   setFeature(qid: number, name: string, value: string): void;
   /** Removes a feature; false when it was not set. */
   removeFeature(qid: number, name: string): boolean;

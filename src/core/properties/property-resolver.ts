@@ -8,15 +8,53 @@ export interface Resolved {
   isDefault: boolean;
 }
 
+/** What resolving reads: VMs by qid and name, and the set global properties. */
+interface Reads {
+  byQid(qid: number): VmRecord | undefined;
+  byName(name: string): VmRecord | undefined;
+  globals(): Readonly<Record<string, string>>;
+}
+
 /**
  * Works out properties' effective values: what was set, else the default, which may come from
  * the template (recursively), a global property, a constant, or be computed from the VM.
  */
 export class PropertyResolver {
+  private readonly reads: Reads;
+
   constructor(
     private readonly store: Store,
     private readonly hypervisor: Hypervisor,
-  ) {}
+    reads?: Reads,
+  ) {
+    this.reads = reads ?? {
+      byQid: (qid) => store.vms.byQid(qid),
+      byName: (name) => store.vms.byName(name),
+      globals: () => store.globals.all(),
+    };
+  }
+
+  /**
+   * A resolver for one read of many VMs (a page of ListVms): it reads each template, netvm and
+   * the globals once. Not for use across changes.
+   */
+  snapshot(): PropertyResolver {
+    const byQid = new Map<number, VmRecord | undefined>();
+    const byName = new Map<string, VmRecord | undefined>();
+    let globals: Readonly<Record<string, string>> | undefined;
+    const remember = (record: VmRecord | undefined) => {
+      if (record) {
+        byQid.set(record.qid, record);
+        byName.set(record.name, record);
+      }
+      return record;
+    };
+    return new PropertyResolver(this.store, this.hypervisor, {
+      byQid: (qid) => (byQid.has(qid) ? byQid.get(qid) : remember(this.store.vms.byQid(qid))),
+      byName: (name) => (byName.has(name) ? byName.get(name) : remember(this.store.vms.byName(name))),
+      globals: () => (globals ??= this.store.globals.all()),
+    });
+  }
 
   /** Decodes a stored value of a property of this type. */
   decode(spec: PropertySpec, text: string): PropertyValue {
@@ -26,7 +64,7 @@ export class PropertyResolver {
       case "bool":
         return text === "1";
       case "vm":
-        return text === "" ? null : (this.store.vms.byQid(Number(text))?.name ?? null);
+        return text === "" ? null : (this.reads.byQid(Number(text))?.name ?? null);
       default:
         return text;
     }
@@ -35,7 +73,7 @@ export class PropertyResolver {
   /** Encodes a value for the store; a vm value is stored as the VM's qid, so it survives renames. */
   encode(spec: PropertySpec, value: PropertyValue): string {
     if (spec.type === "bool") return value ? "1" : "0";
-    if (spec.type === "vm") return value === null ? "" : String(this.store.vms.byName(value as string)!.qid);
+    if (spec.type === "vm") return value === null ? "" : String(this.reads.byName(value as string)!.qid);
     return String(value);
   }
 
@@ -45,7 +83,7 @@ export class PropertyResolver {
     return { value: this.vmDefault(record, spec, spec.default), isDefault: true };
   }
 
-  global(spec: PropertySpec, stored: Readonly<Record<string, string>> = this.store.globals.all()): Resolved {
+  global(spec: PropertySpec, stored: Readonly<Record<string, string>> = this.reads.globals()): Resolved {
     const text = stored[spec.name];
     if (text !== undefined) return { value: this.decode(spec, text), isDefault: false };
     return { value: this.globalDefault(spec.default, stored), isDefault: true };
@@ -72,16 +110,16 @@ export class PropertyResolver {
   templateOf(record: VmRecord): VmRecord | undefined {
     if (record.klass !== "AppVM" && record.klass !== "DispVM") return undefined;
     const stored = record.properties.template;
-    if (stored !== undefined) return this.store.vms.byQid(Number(stored));
+    if (stored !== undefined) return this.reads.byQid(Number(stored));
     const fallback = this.global(globalSpec("default_template")).value;
-    return typeof fallback === "string" ? this.store.vms.byName(fallback) : undefined;
+    return typeof fallback === "string" ? this.reads.byName(fallback) : undefined;
   }
 
   /** The VM's effective netvm record, when it has one. */
   netvmOf(record: VmRecord): VmRecord | undefined {
     if (record.klass === "AdminVM") return undefined;
     const netvm = this.vm(record, vmSpec("netvm")).value;
-    return typeof netvm === "string" ? this.store.vms.byName(netvm) : undefined;
+    return typeof netvm === "string" ? this.reads.byName(netvm) : undefined;
   }
 
   private globalDefault(defaults: DefaultSpec, stored: Readonly<Record<string, string>>): PropertyValue | undefined {

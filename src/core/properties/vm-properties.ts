@@ -41,11 +41,9 @@ export class VmProperties {
     return this.all(this.vms.resolve(vm));
   }
 
-  /** Every property of a stored VM, by name. */
-  all(record: VmRecord): Property[] {
-    return vmPropertySpecs(record.klass)
-      .map((spec) => ({ spec, ...this.resolver.vm(record, spec) }))
-      .sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+  /** Every property of a stored VM, by name; `resolver` may be a snapshot for reading many VMs. */
+  all(record: VmRecord, resolver = this.resolver): Property[] {
+    return specsByName(record.klass).map((spec) => ({ spec, ...resolver.vm(record, spec) }));
   }
 
   get(vm: string, name: string): Property {
@@ -139,4 +137,13 @@ export class VmProperties {
 function readOnly(record: VmRecord, spec: PropertySpec) {
   const hint = spec.name === "name" ? " (use RenameVm)" : "";
   return failedPrecondition("PROPERTY_READ_ONLY", `${spec.name} is read-only${hint}`, { vm: record.name, property: spec.name });
+}
+
+const SPECS_BY_NAME = new Map<string, PropertySpec[]>();
+
+/** A class's property specs, sorted by name once. */
+function specsByName(klass: VmRecord["klass"]): PropertySpec[] {
+  let specs = SPECS_BY_NAME.get(klass);
+  if (!specs) SPECS_BY_NAME.set(klass, (specs = vmPropertySpecs(klass).sort((a, b) => a.name.localeCompare(b.name))));
+  return specs;
 }

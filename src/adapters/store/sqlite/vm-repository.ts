@@ -1,4 +1,5 @@
 import type { Database, Statement } from "better-sqlite3";
+import { DomainError } from "../../../core/errors";
 import type { VmClassName } from "../../../core/vm-classes";
 import type { VmFilter, VmRecord, VmRepository } from "../../../ports/store";
 
@@ -11,7 +12,12 @@ interface VmRow {
 }
 
 /** VMs in SQLite: one row per VM, its set properties and tags beside it. */
+/** The highest qid: ip addresses are made from 16 bits of it. */
+export const MAX_QID = 65535;
+
 export class SqliteVmRepository implements VmRepository {
+  private readonly statements = new Map<string, Statement>();
+
   private readonly byQidStatement: Statement<[number], VmRow>;
   private readonly byNameStatement: Statement<[string], VmRow>;
   private readonly byUuidStatement: Statement<[string], VmRow>;
@@ -40,94 +46,129 @@ export class SqliteVmRepository implements VmRepository {
 
   list(filter: VmFilter, afterName: string, limit: number): VmRecord[] {
     const { where, params } = whereClause(filter);
-    const rows = this.db
-      .prepare<unknown[], VmRow>(`SELECT * FROM vms ${where} ${where ? "AND" : "WHERE"} name > ? ORDER BY name LIMIT ?`)
+    const rows = this
+      .statement<unknown[], VmRow>(`SELECT * FROM vms ${where} ${where ? "AND" : "WHERE"} name > ? ORDER BY name LIMIT ?`)
       .all(...params, afterName, limit);
-    return rows.map((row) => this.record(row)!);
+    return this.records(rows);
+  }
+
+  featuresOf(qids: readonly number[]): Map<number, Record<string, string>> {
+    const features = new Map<number, Record<string, string>>(qids.map((qid) => [qid, {}]));
+    for (const chunk of chunks(qids)) {
+      const rows = this.db
+        .prepare<number[], { qid: number; name: string; value: string }>(`SELECT qid, name, value FROM vm_features WHERE qid IN (${marks(chunk)}) ORDER BY name`)
+        .all(...chunk);
+      for (const row of rows) features.get(row.qid)![row.name] = row.value;
+    }
+    return features;
+  }
+
+  /** Records for many rows, their properties and tags read in a few queries rather than two per row. */
+  private records(rows: VmRow[]): VmRecord[] {
+    const properties = new Map<number, Record<string, string>>(rows.map((row) => [row.qid, {}]));
+    const tags = new Map<number, string[]>(rows.map((row) => [row.qid, []]));
+    for (const chunk of chunks(rows.map((row) => row.qid))) {
+      // IN lists vary in length: prepared each time rather than cached.
+      const propertyRows = this.db.prepare<number[], { qid: number; name: string; value: string }>(`SELECT qid, name, value FROM vm_properties WHERE qid IN (${marks(chunk)})`).all(...chunk);
+      for (const row of propertyRows) properties.get(row.qid)![row.name] = row.value;
+      const tagRows = this.db.prepare<number[], { qid: number; tag: string }>(`SELECT qid, tag FROM vm_tags WHERE qid IN (${marks(chunk)}) ORDER BY tag`).all(...chunk);
+      for (const row of tagRows) tags.get(row.qid)!.push(row.tag);
+    }
+    return rows.map((row) => ({
+      qid: row.qid,
+      uuid: row.uuid,
+      name: row.name,
+      klass: row.klass as VmClassName,
+      createdAt: new Date(row.created_at),
+      properties: properties.get(row.qid)!,
+      tags: tags.get(row.qid)!,
+    }));
   }
 
   count(filter: VmFilter): number {
     const { where, params } = whereClause(filter);
-    return (this.db.prepare<unknown[], { n: number }>(`SELECT COUNT(*) AS n FROM vms ${where}`).get(...params) as { n: number }).n;
+    return (this.statement<unknown[], { n: number }>(`SELECT COUNT(*) AS n FROM vms ${where}`).get(...params) as { n: number }).n;
   }
 
   nextQid(): number {
-    const row = this.db
-      .prepare<[], { qid: number }>(
-        "SELECT COALESCE((SELECT MIN(v.qid) + 1 FROM vms v WHERE NOT EXISTS (SELECT 1 FROM vms w WHERE w.qid = v.qid + 1)), 1) AS qid",
-      )
-      .get()!;
-    return row.qid;
+    // Past the highest qid while there is room (the common case, and cheap); else the lowest gap.
+    const highest = this.statement<[], { qid: number }>("SELECT MAX(qid) AS qid FROM vms").get()!.qid;
+    if (highest < MAX_QID) return highest + 1;
+    const gap = this.statement<[number], { qid: number | null }>(
+      "SELECT MIN(v.qid) + 1 AS qid FROM vms v WHERE v.qid < ? AND NOT EXISTS (SELECT 1 FROM vms w WHERE w.qid = v.qid + 1)",
+    ).get(MAX_QID);
+    if (gap?.qid == null) throw new DomainError("resource-exhausted", "NO_FREE_QID", `all ${MAX_QID} qids are in use`);
+    return gap.qid;
   }
 
   insert(vm: Omit<VmRecord, "tags" | "properties">): void {
-    this.db
-      .prepare("INSERT INTO vms (qid, uuid, name, klass, created_at) VALUES (?, ?, ?, ?, ?)")
+    this
+      .statement("INSERT INTO vms (qid, uuid, name, klass, created_at) VALUES (?, ?, ?, ?, ?)")
       .run(vm.qid, vm.uuid, vm.name, vm.klass, vm.createdAt.toISOString());
   }
 
   remove(qid: number): void {
-    this.db.prepare("DELETE FROM vms WHERE qid = ?").run(qid);
+    this.statement("DELETE FROM vms WHERE qid = ?").run(qid);
   }
 
   setProperty(qid: number, name: string, value: string): void {
-    this.db
-      .prepare("INSERT INTO vm_properties (qid, name, value) VALUES (?, ?, ?) ON CONFLICT (qid, name) DO UPDATE SET value = excluded.value")
+    this
+      .statement("INSERT INTO vm_properties (qid, name, value) VALUES (?, ?, ?) ON CONFLICT (qid, name) DO UPDATE SET value = excluded.value")
       .run(qid, name, value);
   }
 
   deleteProperty(qid: number, name: string): boolean {
-    return this.db.prepare("DELETE FROM vm_properties WHERE qid = ? AND name = ?").run(qid, name).changes > 0;
+    return this.statement("DELETE FROM vm_properties WHERE qid = ? AND name = ?").run(qid, name).changes > 0;
   }
 
   all(): VmRecord[] {
-    return this.db.prepare<[], VmRow>("SELECT * FROM vms ORDER BY qid").all().map((row) => this.record(row)!);
+    return this.records(this.statement<[], VmRow>("SELECT * FROM vms ORDER BY qid").all());
   }
 
   addTag(qid: number, tag: string): boolean {
-    return this.db.prepare("INSERT OR IGNORE INTO vm_tags (qid, tag) VALUES (?, ?)").run(qid, tag).changes > 0;
+    return this.statement("INSERT OR IGNORE INTO vm_tags (qid, tag) VALUES (?, ?)").run(qid, tag).changes > 0;
   }
 
   removeTag(qid: number, tag: string): boolean {
-    return this.db.prepare("DELETE FROM vm_tags WHERE qid = ? AND tag = ?").run(qid, tag).changes > 0;
+    return this.statement("DELETE FROM vm_tags WHERE qid = ? AND tag = ?").run(qid, tag).changes > 0;
   }
 
   rename(qid: number, name: string): void {
-    this.db.prepare("UPDATE vms SET name = ? WHERE qid = ?").run(name, qid);
+    this.statement("UPDATE vms SET name = ? WHERE qid = ?").run(name, qid);
   }
 
   features(qid: number): Record<string, string> {
     const features: Record<string, string> = {};
-    for (const { name, value } of this.db.prepare<[number], { name: string; value: string }>("SELECT name, value FROM vm_features WHERE qid = ? ORDER BY name").all(qid)) {
+    for (const { name, value } of this.statement<[number], { name: string; value: string }>("SELECT name, value FROM vm_features WHERE qid = ? ORDER BY name").all(qid)) {
       features[name] = value;
     }
     return features;
   }
 
   setFeature(qid: number, name: string, value: string): void {
-    this.db
-      .prepare("INSERT INTO vm_features (qid, name, value) VALUES (?, ?, ?) ON CONFLICT (qid, name) DO UPDATE SET value = excluded.value")
+    this
+      .statement("INSERT INTO vm_features (qid, name, value) VALUES (?, ?, ?) ON CONFLICT (qid, name) DO UPDATE SET value = excluded.value")
       .run(qid, name, value);
   }
 
   removeFeature(qid: number, name: string): boolean {
-    return this.db.prepare("DELETE FROM vm_features WHERE qid = ? AND name = ?").run(qid, name).changes > 0;
+    return this.statement("DELETE FROM vm_features WHERE qid = ? AND name = ?").run(qid, name).changes > 0;
   }
 
   notes(qid: number): string {
-    return this.db.prepare<[number], { notes: string }>("SELECT notes FROM vm_notes WHERE qid = ?").get(qid)?.notes ?? "";
+    return this.statement<[number], { notes: string }>("SELECT notes FROM vm_notes WHERE qid = ?").get(qid)?.notes ?? "";
   }
 
   setNotes(qid: number, notes: string): void {
-    if (notes === "") this.db.prepare("DELETE FROM vm_notes WHERE qid = ?").run(qid);
-    else this.db.prepare("INSERT INTO vm_notes (qid, notes) VALUES (?, ?) ON CONFLICT (qid) DO UPDATE SET notes = excluded.notes").run(qid, notes);
+    if (notes === "") this.statement("DELETE FROM vm_notes WHERE qid = ?").run(qid);
+    else this.statement("INSERT INTO vm_notes (qid, notes) VALUES (?, ?) ON CONFLICT (qid) DO UPDATE SET notes = excluded.notes").run(qid, notes);
   }
 
   referencesTo(qid: number, vmProperties: readonly string[]): { vm: string; property: string }[] {
     if (vmProperties.length === 0) return [];
     const marks = vmProperties.map(() => "?").join(", ");
-    return this.db
-      .prepare<unknown[], { vm: string; property: string }>(
+    return this
+      .statement<unknown[], { vm: string; property: string }>(
         `SELECT v.name AS vm, p.name AS property FROM vm_properties p JOIN vms v ON v.qid = p.qid
          WHERE p.name IN (${marks}) AND p.value = ? ORDER BY v.name, p.name`,
       )
@@ -135,12 +176,19 @@ export class SqliteVmRepository implements VmRepository {
   }
 
   withLabel(label: string): string[] {
-    return this.db
-      .prepare<[string], { name: string }>(
+    return this
+      .statement<[string], { name: string }>(
         "SELECT v.name FROM vm_properties p JOIN vms v ON v.qid = p.qid WHERE p.name = 'label' AND p.value = ? ORDER BY v.name",
       )
       .all(label)
       .map((row) => row.name);
+  }
+
+  /** A prepared statement, prepared once per distinct SQL text. */
+  private statement<P extends unknown[] = unknown[], R = unknown>(sql: string): Statement<P, R> {
+    let statement = this.statements.get(sql);
+    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
+    return statement as unknown as Statement<P, R>;
   }
 
   private record(row: VmRow | undefined): VmRecord | undefined {
@@ -175,4 +223,17 @@ function whereClause(filter: VmFilter): { where: string; params: unknown[] } {
     params.push(filter.label);
   }
   return { where: conditions.length ? `WHERE ${conditions.join(" AND ")}` : "", params };
+}
+
+/** SQLite takes at most 32766 parameters in a statement. */
+const CHUNK = 10_000;
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+function marks(items: readonly unknown[]): string {
+  return items.map(() => "?").join(", ");
 }

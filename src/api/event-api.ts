@@ -1,7 +1,10 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { EventService } from "../../gen/steward/v1/event_service_pb";
+import { create } from "@bufbuild/protobuf";
+import { EventsResponseSchema, type EventService, type EventsResponse } from "../../gen/steward/v1/event_service_pb";
 import { InvalidFieldError } from "../core/errors";
 import type { EventHub, StreamItem } from "../core/event-hub";
+import type { StoredEvent } from "../ports/store";
+import { constantResponse } from "../server/grpc-definitions";
 import type { VmLookup } from "../core/vm-lookup";
 import type { ServiceImpl } from "../server/service-impl";
 
@@ -18,15 +21,23 @@ export function eventApi(hub: EventHub, vms: VmLookup): ServiceImpl<typeof Event
   };
 }
 
-function eventsResponse(item: StreamItem) {
+/**
+ * Every subscriber of an event is sent the same message: it is built and serialized once per
+ * event, not once per subscriber (one change may go to thousands).
+ */
+const messages = new WeakMap<StoredEvent, EventsResponse>();
+
+function eventsResponse(item: StreamItem): EventsResponse {
   if ("heartbeat" in item) {
-    return { kind: { case: "heartbeat" as const, value: { sequence: BigInt(item.heartbeat.sequence), time: timestampFromDate(item.heartbeat.time) } } };
+    const heartbeat = { sequence: BigInt(item.heartbeat.sequence), time: timestampFromDate(item.heartbeat.time) };
+    return create(EventsResponseSchema, { kind: { case: "heartbeat", value: heartbeat } });
   }
   const { event } = item;
-  return {
-    kind: {
-      case: "event" as const,
-      value: { sequence: BigInt(event.sequence), time: timestampFromDate(event.time), subject: event.subject, name: event.name, kwargs: { ...event.kwargs } },
-    },
-  };
+  let message = messages.get(event);
+  if (!message) {
+    const value = { sequence: BigInt(event.sequence), time: timestampFromDate(event.time), subject: event.subject, name: event.name, kwargs: { ...event.kwargs } };
+    message = constantResponse(EventsResponseSchema, create(EventsResponseSchema, { kind: { case: "event", value } }));
+    messages.set(event, message);
+  }
+  return message;
 }

@@ -87,7 +87,7 @@ export class VmRegistry {
     const { state, ...filter } = request.filter;
     const resolver = this.resolver.snapshot();
     // The power state comes from the hypervisor, not the store: it is filtered here.
-    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), state, resolver);
+    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), state, resolver, pageSize + 1);
     const records: VmRecord[] = [];
     let next = matching.next();
     while (!next.done && records.length < pageSize) {
@@ -99,18 +99,18 @@ export class VmRegistry {
     return {
       vms,
       nextPageToken: more ? encodePageToken(vms[vms.length - 1]!.name, request.filter) : "",
-      totalSize: state ? count(this.matching(filter, "", state, resolver)) : this.store.vms.count(filter),
+      totalSize: state ? count(this.matching(filter, "", state, resolver, MAX_PAGE_SIZE)) : this.store.vms.count(filter),
     };
   }
 
   /** The VMs after `after` that match, by name, read from the store a batch at a time. */
-  private *matching(filter: VmFilter, after: string, state: PowerState | undefined, resolver: PropertyResolver): Generator<VmRecord, void, undefined> {
+  private *matching(filter: VmFilter, after: string, state: PowerState | undefined, resolver: PropertyResolver, batchSize: number): Generator<VmRecord, void, undefined> {
     for (;;) {
-      const batch = this.store.vms.list(filter, after, DEFAULT_PAGE_SIZE);
+      const batch = this.store.vms.list(filter, after, batchSize);
       for (const record of batch) {
         if (!state || this.view(record, resolver).state === state) yield record;
       }
-      if (batch.length < DEFAULT_PAGE_SIZE) return;
+      if (batch.length < batchSize) return;
       after = batch[batch.length - 1]!.name;
     }
   }

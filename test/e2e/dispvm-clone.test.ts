@@ -1,31 +1,19 @@
 import * as grpc from "@grpc/grpc-js";
-import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
-import { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
-import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { bool, int, vmRef } from "../fixtures/property-values";
+import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 
-const bool = (value: boolean) => ({ kind: { case: "boolValue" as const, value } });
-const int = (value: number) => ({ kind: { case: "intValue" as const, value: BigInt(value) } });
-const vmRef = (value: string) => ({ kind: { case: "vmValue" as const, value } });
 
 describe("DispVMs and clones", () => {
-  let server: TestServer;
-  let vms: StewardClient<typeof VmService>;
-  let host: StewardClient<typeof HostService>;
+  const suite = serverForSuite();
+  let vms: ServerWithClients["vms"];
+  let host: ServerWithClients["host"];
   beforeAll(async () => {
-    server = await startTestServer();
-    vms = createClient(VmService, server.tcp);
-    host = createClient(HostService, server.tcp);
+    ({ vms, host } = suite);
     await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(800) } });
     await vms.createVm({ name: "dvm", klass: VmClass.APP_VM, label: "red", template: "tpl", properties: { template_for_dispvms: bool(true) } });
     await vms.createVm({ name: "plain", klass: VmClass.APP_VM, label: "red", template: "tpl" });
-  });
-  afterAll(async () => {
-    vms.close();
-    host.close();
-    await server.stop();
   });
 
   it("makes a DispVM from an AppVM with template_for_dispvms, and removes it when it halts", async () => {

@@ -4,26 +4,21 @@ import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { stopAndReadEvents } from "../fixtures/stored-events";
-import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { bool, vmRef } from "../fixtures/property-values";
+import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
+import { startTestServer } from "../fixtures/test-server";
 
-const bool = (value: boolean) => ({ kind: { case: "boolValue" as const, value } });
-const vmRef = (value: string) => ({ kind: { case: "vmValue" as const, value } });
 const state = async (vms: StewardClient<typeof VmService>, vm: string) => (await vms.getVm({ vm })).vm!.state;
 
 describe("the lifecycle, on the simulated hypervisor", () => {
-  let server: TestServer;
-  let vms: StewardClient<typeof VmService>;
+  const suite = serverForSuite();
+  let vms: ServerWithClients["vms"];
   beforeAll(async () => {
-    server = await startTestServer();
-    vms = createClient(VmService, server.tcp);
+    vms = suite.vms;
     await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black" });
     await vms.createVm({ name: "sys-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
     await vms.createVm({ name: "sys-fw", klass: VmClass.APP_VM, label: "green", template: "tpl", properties: { provides_network: bool(true), netvm: vmRef("sys-net") } });
     await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "tpl", properties: { netvm: vmRef("sys-fw") } });
-  });
-  afterAll(async () => {
-    vms.close();
-    await server.stop();
   });
 
   it("starts a VM after its netvm chain, and reports it running since then", async () => {

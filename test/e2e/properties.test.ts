@@ -3,32 +3,23 @@ import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { DefaultSource, PropertyType, WriteRule, type PropertyValue } from "../../gen/steward/v1/property_pb";
 import { VmClass, VmView } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { createClient, type StewardClient } from "../../src/client/steward-client";
+import { createClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { stopAndReadEvents } from "../fixtures/stored-events";
-import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { bool, int, str, vmRef } from "../fixtures/property-values";
+import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
+import { startTestServer } from "../fixtures/test-server";
 
-const int = (value: number) => ({ kind: { case: "intValue" as const, value: BigInt(value) } });
-const str = (value: string) => ({ kind: { case: "strValue" as const, value } });
-const bool = (value: boolean) => ({ kind: { case: "boolValue" as const, value } });
-const vm = (value: string) => ({ kind: { case: "vmValue" as const, value } });
+const vm = vmRef;
 const plain = (value: PropertyValue | undefined) => value?.kind.value;
 
 describe("VM properties", () => {
-  let server: TestServer;
-  let vms: StewardClient<typeof VmService>;
-  let host: StewardClient<typeof HostService>;
+  const suite = serverForSuite();
+  let vms: ServerWithClients["vms"];
   beforeAll(async () => {
-    server = await startTestServer();
-    vms = createClient(VmService, server.tcp);
-    host = createClient(HostService, server.tcp);
+    vms = suite.vms;
     await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(1024), vcpus: int(4) } });
     await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "tpl" });
-  });
-  afterAll(async () => {
-    vms.close();
-    host.close();
-    await server.stop();
   });
 
   it("lists every property with its type, value and whether it is the default", async () => {
@@ -129,19 +120,10 @@ describe("VM properties", () => {
 });
 
 describe("global properties", () => {
-  let server: TestServer;
-  let vms: StewardClient<typeof VmService>;
-  let host: StewardClient<typeof HostService>;
-  beforeAll(async () => {
-    server = await startTestServer();
-    vms = createClient(VmService, server.tcp);
-    host = createClient(HostService, server.tcp);
-  });
-  afterAll(async () => {
-    vms.close();
-    host.close();
-    await server.stop();
-  });
+  const suite = serverForSuite();
+  let vms: ServerWithClients["vms"];
+  let host: ServerWithClients["host"];
+  beforeAll(() => ({ vms, host } = suite));
 
   it("lists the globals with their defaults", async () => {
     const { properties } = await host.listGlobalProperties({});

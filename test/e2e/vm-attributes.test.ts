@@ -1,23 +1,19 @@
 import * as grpc from "@grpc/grpc-js";
 import { FeatureScope, VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { createClient, type StewardClient } from "../../src/client/steward-client";
+import { createClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { stopAndReadEvents } from "../fixtures/stored-events";
-import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
+import { startTestServer } from "../fixtures/test-server";
 
 describe("tags, features, notes and renaming", () => {
-  let server: TestServer;
-  let vms: StewardClient<typeof VmService>;
+  const suite = serverForSuite();
+  let vms: ServerWithClients["vms"];
   beforeAll(async () => {
-    server = await startTestServer();
-    vms = createClient(VmService, server.tcp);
+    vms = suite.vms;
     await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black" });
     await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "tpl" });
-  });
-  afterAll(async () => {
-    vms.close();
-    await server.stop();
   });
 
   it("adds, lists, tests and removes tags, idempotently", async () => {

@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import type { EventSettings } from "./core/event-hub";
 
 /**
  * The server's configuration: flags, each with a STEWARD_* environment equivalent (a flag
@@ -33,14 +34,7 @@ export interface Config {
   events: EventSettings;
 }
 
-export interface EventSettings {
-  /** How many of the latest events the log keeps for clients that resume. */
-  retained: number;
-  /** How often an Events stream says it is alive while nothing happens. */
-  heartbeatMs: number;
-  /** How many events may wait for one slow subscriber before its stream is ended. */
-  subscriberBuffer: number;
-}
+
 
 export const DEFAULT_PORT = 50051;
 export const DEFAULT_DATA_DIR = "/var/lib/steward";

@@ -1,7 +1,15 @@
-import type { EventSettings } from "../config";
 import type { Clock } from "../ports/clock";
 import type { Store, StoredEvent } from "../ports/store";
 import { DomainError, serverStopping } from "./errors";
+
+export interface EventSettings {
+  /** How many of the latest events the log keeps for clients that resume. */
+  retained: number;
+  /** How often an Events stream says it is alive while nothing happens. */
+  heartbeatMs: number;
+  /** How many events may wait for one slow subscriber before its stream is ended. */
+  subscriberBuffer: number;
+}
 
 /** What an Events stream sends: an event, or a sign of life. */
 export type StreamItem = { event: StoredEvent } | { heartbeat: { sequence: number; time: Date } };

@@ -226,12 +226,8 @@ export class VmRegistry {
   /** Removes a halted VM that nothing uses; with allowMissing, a missing VM is success. */
   remove(text: string, allowMissing: boolean): void {
     this.store.transaction(() => {
-      const record = this.lookup.find(text, "vm");
-      if (!record) {
-        if (allowMissing) return;
-        this.lookup.resolve(text, "vm");
-        return;
-      }
+      const record = allowMissing ? this.lookup.find(text, "vm") : this.lookup.resolve(text, "vm");
+      if (!record) return;
       if (record.klass === "AdminVM") throw failedPrecondition("VM_IS_ADMIN", `${record.name} is the AdminVM and cannot be removed`, { vm: record.name });
       this.requireHalted(record, "removed");
       const users = this.store.vms.referencesTo(record.qid, VM_REFERENCE_PROPERTIES).map((u) => `${u.vm} (${u.property})`);

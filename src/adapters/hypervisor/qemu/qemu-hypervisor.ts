@@ -1,4 +1,4 @@
-import { notImplemented } from "../../../core/errors";
+import { DomainError } from "../../../core/errors";
 import type { Hypervisor, HypervisorInfo, PowerState, StartSpec } from "../../../ports/hypervisor";
 import type { QemuInstallation } from "./qemu-probe";
 
@@ -22,7 +22,12 @@ export class QemuHypervisor implements Hypervisor {
 
   // Running guests under QEMU comes with the QEMU adapter; until then it says so.
   async start(spec: StartSpec): Promise<void> {
-    throw notImplemented(`starting ${spec.name} under QEMU (use --hypervisor sim until the QEMU adapter lands)`);
+    throw new DomainError(
+      "not-implemented",
+      "NOT_IMPLEMENTED",
+      `cannot start ${spec.name}: running VMs under QEMU is not implemented yet; use --hypervisor sim until it is`,
+      { vm: spec.name },
+    );
   }
 
   async shutdown(_uuid: string): Promise<void> {}

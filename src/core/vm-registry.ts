@@ -75,8 +75,7 @@ export class VmRegistry {
     private readonly clock: Clock,
   ) {}
 
-  /** The VM a request names by `field` (its name or `uuid:<uuid>`). */
-  /** The VM a request names, with every property and its features. */
+  /** The VM a request names (its name or `uuid:<uuid>`), with every property and its features. */
   get(text: string, field = "vm"): Vm {
     return this.fullViews([this.lookup.resolve(text, field)], this.resolver.snapshot())[0]!;
   }
@@ -87,7 +86,7 @@ export class VmRegistry {
     const { state, ...filter } = request.filter;
     const resolver = this.resolver.snapshot();
     // The power state comes from the hypervisor, not the store: it is filtered here.
-    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), state, resolver, pageSize + 1);
+    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), state, pageSize + 1);
     const records: VmRecord[] = [];
     let next = matching.next();
     while (!next.done && records.length < pageSize) {
@@ -99,16 +98,16 @@ export class VmRegistry {
     return {
       vms,
       nextPageToken: more ? encodePageToken(vms[vms.length - 1]!.name, request.filter) : "",
-      totalSize: state ? count(this.matching(filter, "", state, resolver, MAX_PAGE_SIZE)) : this.store.vms.count(filter),
+      totalSize: state ? count(this.matching(filter, "", state, MAX_PAGE_SIZE)) : this.store.vms.count(filter),
     };
   }
 
   /** The VMs after `after` that match, by name, read from the store a batch at a time. */
-  private *matching(filter: VmFilter, after: string, state: PowerState | undefined, resolver: PropertyResolver, batchSize: number): Generator<VmRecord, void, undefined> {
+  private *matching(filter: VmFilter, after: string, state: PowerState | undefined, batchSize: number): Generator<VmRecord, void, undefined> {
     for (;;) {
       const batch = this.store.vms.list(filter, after, batchSize);
       for (const record of batch) {
-        if (!state || this.view(record, resolver).state === state) yield record;
+        if (!state || this.powerState(record) === state) yield record;
       }
       if (batch.length < batchSize) return;
       after = batch[batch.length - 1]!.name;
@@ -179,6 +178,8 @@ export class VmRegistry {
   cleanUpDisposable(uuid: string): void {
     const record = this.store.vms.byUuid(uuid);
     if (!record || record.klass !== "DispVM" || this.resolver.vm(record, vmSpec("auto_cleanup")).value !== true) return;
+    // A DispVM that another VM still names (as its netvm, say) stays, as it would on RemoveVm.
+    if (this.usersOf(record).length > 0) return;
     this.remove(`uuid:${uuid}`, true);
   }
 
@@ -230,9 +231,7 @@ export class VmRegistry {
       if (!record) return;
       if (record.klass === "AdminVM") throw failedPrecondition("VM_IS_ADMIN", `${record.name} is the AdminVM and cannot be removed`, { vm: record.name });
       this.requireHalted(record, "removed");
-      const users = this.store.vms.referencesTo(record.qid, VM_REFERENCE_PROPERTIES).map((u) => `${u.vm} (${u.property})`);
-      const globals = this.store.globals.all();
-      for (const name of GLOBAL_VM_PROPERTIES) if (globals[name] === String(record.qid)) users.push(`the global ${name}`);
+      const users = this.usersOf(record);
       if (users.length > 0) {
         const described = users.join(", ");
         throw failedPrecondition("VM_IN_USE", `${record.name} is used by ${described}`, { vm: record.name, used_by: described });
@@ -240,6 +239,14 @@ export class VmRegistry {
       this.store.vms.remove(record.qid);
       this.store.events.append({ subject: record.name, name: "domain-delete", kwargs: { vm: record.name } }, this.clock.now());
     });
+  }
+
+  /** What names the VM: other VMs' template, netvm or default_dispvm, and global defaults. */
+  private usersOf(record: VmRecord): string[] {
+    const users = this.store.vms.referencesTo(record.qid, VM_REFERENCE_PROPERTIES).map((u) => `${u.vm} (${u.property})`);
+    const globals = this.store.globals.all();
+    for (const name of GLOBAL_VM_PROPERTIES) if (globals[name] === String(record.qid)) users.push(`the global ${name}`);
+    return users;
   }
 
   /** Renames a halted VM; references to it follow, as they hold its qid. Idempotent. */
@@ -275,6 +282,11 @@ export class VmRegistry {
     }));
   }
 
+  private powerState(record: VmRecord): PowerState {
+    // The AdminVM is the host itself: always running, as Qubes reports it.
+    return record.klass === "AdminVM" ? "Running" : this.hypervisor.powerState(record.uuid);
+  }
+
   private view(record: VmRecord, resolver = this.resolver): Vm {
     const template = resolver.templateOf(record);
     return {
@@ -282,8 +294,7 @@ export class VmRegistry {
       uuid: record.uuid,
       name: record.name,
       klass: record.klass,
-      // The AdminVM is the host itself: always running, as Qubes reports it.
-      state: record.klass === "AdminVM" ? "Running" : this.hypervisor.powerState(record.uuid),
+      state: this.powerState(record),
       label: record.properties.label ?? "",
       template: template?.name ?? "",
       tags: record.tags,

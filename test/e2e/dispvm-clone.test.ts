@@ -40,6 +40,17 @@ describe("DispVMs and clones", () => {
     await vms.removeVm({ vm: vm!.name });
   });
 
+  it("keeps a DispVM that another VM uses as its netvm, instead of failing when it halts", async () => {
+    const { vm: disp } = await vms.createDisposableVm({ template: "dvm" });
+    await vms.setProperty({ vm: disp!.name, name: "provides_network", value: bool(true) });
+    await vms.createVm({ name: "behind-disp", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vmRef(disp!.name) } });
+    await vms.startVm({ vm: disp!.name });
+    await vms.killVm({ vm: disp!.name });
+    expect((await vms.getVm({ vm: disp!.name })).vm!.state).toBe(PowerState.HALTED);
+    await vms.removeVm({ vm: "behind-disp" });
+    await vms.removeVm({ vm: disp!.name });
+  });
+
   it("refuses an AppVM that is not a DispVM template, and uses default_dispvm when none is named", async () => {
     expect((await rpcError(vms.createDisposableVm({ template: "plain" }))).info?.reason).toBe("NOT_A_DISPVM_TEMPLATE");
     expect((await rpcError(vms.createDisposableVm({}))).info?.reason).toBe("NO_DEFAULT_DISPVM");

@@ -65,7 +65,6 @@ export class StewardApp {
       const vmParts = {
         vms,
         lifecycle: new VmLifecycle(store, lookup, hypervisor, resolver, vms, systemClock),
-        lookup,
         properties,
         tags: new VmTags(store, lookup, systemClock),
         features: new VmFeatures(store, lookup, systemClock),

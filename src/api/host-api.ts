@@ -62,7 +62,7 @@ export function hostApi(
     listGlobalProperties: async () => ({ properties: globals.list().map(propertyMessage) }),
     getGlobalProperty: async (request) => ({ property: propertyMessage(globals.get(request.name)) }),
     setGlobalProperty: async (request) => {
-      const spec = globals.describe(request.name).spec;
+      const spec = globals.spec(request.name);
       return { property: propertyMessage(globals.set(request.name, domainValue(spec, request.value, "value"))) };
     },
     resetGlobalProperty: async (request) => ({ property: propertyMessage(globals.reset(request.name)) }),

@@ -4,7 +4,6 @@ import type { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { InvalidFieldError } from "../core/errors";
 import type { VmProperties } from "../core/properties/vm-properties";
 import type { VmLifecycle } from "../core/vm-lifecycle";
-import type { VmLookup } from "../core/vm-lookup";
 import type { FeatureScope as DomainFeatureScope, VmFeatures } from "../core/vm-features";
 import type { VmNotes } from "../core/vm-notes";
 import type { VmRegistry } from "../core/vm-registry";
@@ -14,17 +13,17 @@ import { notYetImplemented } from "./not-implemented";
 import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
 import { powerStateMessage, powerStateName, vmClassName, vmMessage } from "./vm-messages";
 
-/** VmService: finding, listing, creating and removing VMs; the rest comes with later work. */
+/** The core parts VmService calls. */
 export interface VmParts {
   vms: VmRegistry;
   lifecycle: VmLifecycle;
-  lookup: VmLookup;
   properties: VmProperties;
   tags: VmTags;
   features: VmFeatures;
   notes: VmNotes;
 }
 
+/** VmService; stats, console, addresses and OS release come with the QEMU adapter. */
 export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
   const vms = parts.vms;
   return {
@@ -97,7 +96,7 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
     listProperties: async (request) => ({ properties: parts.properties.list(request.vm).map(propertyMessage) }),
     getProperty: async (request) => ({ property: propertyMessage(parts.properties.get(request.vm, request.name)) }),
     setProperty: async (request) => {
-      const spec = parts.properties.describe(request.vm, request.name).spec;
+      const spec = parts.properties.spec(request.vm, request.name);
       return { property: propertyMessage(parts.properties.set(request.vm, request.name, domainValue(spec, request.value, "value"))) };
     },
     resetProperty: async (request) => ({ property: propertyMessage(parts.properties.reset(request.vm, request.name)) }),

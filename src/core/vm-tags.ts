@@ -23,23 +23,22 @@ export class VmTags {
 
   /** Adds a tag; false when the VM had it. Idempotent. */
   add(vm: string, tag: string): boolean {
-    checkTag(tag);
-    return this.store.transaction(() => {
-      const record = this.vms.resolve(vm);
-      const added = this.store.vms.addTag(record.qid, tag);
-      if (added) this.store.events.append({ subject: record.name, name: `domain-tag-add:${tag}`, kwargs: { tag } }, this.clock.now());
-      return added;
-    });
+    return this.change(vm, tag, "domain-tag-add", (qid) => this.store.vms.addTag(qid, tag));
   }
 
   /** Removes a tag; false when the VM did not have it. Idempotent. */
   remove(vm: string, tag: string): boolean {
+    return this.change(vm, tag, "domain-tag-delete", (qid) => this.store.vms.removeTag(qid, tag));
+  }
+
+  /** Applies a change, and tells of it only when it changed something. */
+  private change(vm: string, tag: string, event: string, apply: (qid: number) => boolean): boolean {
     checkTag(tag);
     return this.store.transaction(() => {
       const record = this.vms.resolve(vm);
-      const removed = this.store.vms.removeTag(record.qid, tag);
-      if (removed) this.store.events.append({ subject: record.name, name: `domain-tag-delete:${tag}`, kwargs: { tag } }, this.clock.now());
-      return removed;
+      const changed = apply(record.qid);
+      if (changed) this.store.events.append({ subject: record.name, name: `${event}:${tag}`, kwargs: { tag } }, this.clock.now());
+      return changed;
     });
   }
 }

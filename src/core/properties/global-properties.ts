@@ -20,6 +20,11 @@ export class GlobalProperties {
     return [...GLOBAL_PROPERTIES].sort((a, b) => a.name.localeCompare(b.name)).map((spec) => ({ spec, ...this.resolver.global(spec, stored) }));
   }
 
+  /** The schema of a global property; NOT_FOUND for an unknown name. */
+  spec(name: string): PropertySpec {
+    return specOf(name);
+  }
+
   get(name: string): Property {
     const spec = specOf(name);
     return { spec, ...this.resolver.global(spec) };

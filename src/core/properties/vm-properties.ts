@@ -46,6 +46,11 @@ export class VmProperties {
     return specsByName(record.klass).map((spec) => ({ spec, ...resolver.vm(record, spec) }));
   }
 
+  /** The schema of one of the VM's properties; NOT_FOUND when its class has no such property. */
+  spec(vm: string, name: string): PropertySpec {
+    return this.specOf(this.vms.resolve(vm), name);
+  }
+
   get(vm: string, name: string): Property {
     const record = this.vms.resolve(vm);
     const spec = this.specOf(record, name);

@@ -74,15 +74,7 @@ export class SqliteVmRepository implements VmRepository {
       const tagRows = this.db.prepare<number[], { qid: number; tag: string }>(`SELECT qid, tag FROM vm_tags WHERE qid IN (${marks(chunk)}) ORDER BY tag`).all(...chunk);
       for (const row of tagRows) tags.get(row.qid)!.push(row.tag);
     }
-    return rows.map((row) => ({
-      qid: row.qid,
-      uuid: row.uuid,
-      name: row.name,
-      klass: row.klass as VmClassName,
-      createdAt: new Date(row.created_at),
-      properties: properties.get(row.qid)!,
-      tags: tags.get(row.qid)!,
-    }));
+    return rows.map((row) => toRecord(row, properties.get(row.qid)!, tags.get(row.qid)!));
   }
 
   count(filter: VmFilter): number {
@@ -191,19 +183,12 @@ export class SqliteVmRepository implements VmRepository {
     return statement as unknown as Statement<P, R>;
   }
 
+  /** One row's record, with its two small queries (prepared once): the path of single lookups. */
   private record(row: VmRow | undefined): VmRecord | undefined {
     if (!row) return undefined;
     const properties: Record<string, string> = {};
     for (const { name, value } of this.propertiesOf.all(row.qid)) properties[name] = value;
-    return {
-      qid: row.qid,
-      uuid: row.uuid,
-      name: row.name,
-      klass: row.klass as VmClassName,
-      createdAt: new Date(row.created_at),
-      properties,
-      tags: this.tagsOf.all(row.qid).map((t) => t.tag),
-    };
+    return toRecord(row, properties, this.tagsOf.all(row.qid).map((t) => t.tag));
   }
 }
 
@@ -236,4 +221,8 @@ function chunks<T>(items: readonly T[]): T[][] {
 
 function marks(items: readonly unknown[]): string {
   return items.map(() => "?").join(", ");
+}
+
+function toRecord(row: VmRow, properties: Record<string, string>, tags: string[]): VmRecord {
+  return { qid: row.qid, uuid: row.uuid, name: row.name, klass: row.klass as VmClassName, createdAt: new Date(row.created_at), properties, tags };
 }

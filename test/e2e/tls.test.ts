@@ -1,6 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
 import * as fs from "node:fs";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
+import { VmClass } from "../../gen/steward/v1/vm_pb";
+import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient } from "../../src/client/steward-client";
 import { makeCertificates, type TestCertificates } from "../fixtures/certificates";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -58,6 +60,11 @@ describe("TLS and mTLS", () => {
       const { host } = await client.getHostInfo({});
       client.close();
       expect(host!.caller).toBe("orchestrator-1");
+      // What the caller creates carries its name.
+      const vms = createClient(VmService, `localhost:${port}`, tlsCredentials(certs, { cert: certs.clientCert, key: certs.clientKey }));
+      const { vm } = await vms.createVm({ name: "fleet-vm", klass: VmClass.STANDALONE_VM, label: "red" });
+      vms.close();
+      expect(vm!.tags).toEqual(["created-by-orchestrator-1"]);
       await server.logs.waitFor((l) => l.method === "steward.v1.HostService/GetHostInfo" && l.caller === "orchestrator-1");
     });
 

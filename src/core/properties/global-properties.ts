@@ -36,7 +36,7 @@ export class GlobalProperties {
       const target = checkValue(this.store, spec, value, "value");
       checkGlobalProperty(this.resolver, spec, value, target);
       const old = this.resolver.global(spec);
-      this.store.globals.set(name, this.resolver.encode(spec, target ? target.name : value));
+      this.store.globals.set(name, this.resolver.encode(spec, value, target));
       const now = this.resolver.global(spec);
       this.store.events.append({ subject: "", name: `property-set:${name}`, kwargs: { name, newvalue: eventText(now.value), oldvalue: eventText(old.value) } }, this.clock.now());
       return { spec, ...now };

@@ -70,10 +70,13 @@ export class PropertyResolver {
     }
   }
 
-  /** Encodes a value for the store; a vm value is stored as the VM's qid, so it survives renames. */
-  encode(spec: PropertySpec, value: PropertyValue): string {
+  /**
+   * Encodes a value for the store. A vm value is stored as the qid of `target`, the VM it names
+   * (as checkValue found it), so that it survives renames; none is "".
+   */
+  encode(spec: PropertySpec, value: PropertyValue, target: VmRecord | undefined): string {
     if (spec.type === "bool") return value ? "1" : "0";
-    if (spec.type === "vm") return value === null ? "" : String(this.reads.byName(value as string)!.qid);
+    if (spec.type === "vm") return target ? String(target.qid) : "";
     return String(value);
   }
 

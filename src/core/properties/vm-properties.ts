@@ -65,7 +65,7 @@ export class VmProperties {
       const target = checkValue(this.store, spec, value, "value");
       checkVmProperty(this.store, this.resolver, record, spec, value, target);
       const old = this.resolver.vm(record, spec);
-      this.store.vms.setProperty(record.qid, name, this.resolver.encode(spec, target ? target.name : value));
+      this.store.vms.setProperty(record.qid, name, this.resolver.encode(spec, value, target));
       const now = this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
       const kwargs = { name, newvalue: eventText(now.value), oldvalue: eventText(old.value) };
       this.store.events.append({ subject: record.name, name: `property-set:${name}`, kwargs }, this.clock.now());
@@ -81,7 +81,7 @@ export class VmProperties {
       const current = this.store.vms.byQid(record.qid)!;
       const target = checkValue(this.store, spec, value, `properties[${name}]`);
       checkVmProperty(this.store, this.resolver, current, spec, value, target);
-      this.store.vms.setProperty(record.qid, name, this.resolver.encode(spec, target ? target.name : value));
+      this.store.vms.setProperty(record.qid, name, this.resolver.encode(spec, value, target));
     }
   }
 

@@ -9,7 +9,24 @@ import type { LogLevel } from "./config";
  */
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
   // No pid or hostname on every line: one process per host writes this log.
-  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination ?? new BatchedLines(1));
+  return pino({ level, base: undefined, timestamp: isoTimeOncePerMillisecond }, destination ?? new BatchedLines(1));
+}
+
+let lastMs = NaN;
+let lastTime = "";
+
+/**
+ * pino's isoTime, formatting the date once per millisecond rather than once per line: lines
+ * come in bursts (a batch of RPC lines is logged at once), and formatting was a third of a
+ * line's cost.
+ */
+export function isoTimeOncePerMillisecond(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
 }
 
 export function flushLogs(log: Logger): Promise<void> {

@@ -15,6 +15,11 @@ export interface VmRecord {
   name: string;
   klass: VmClassName;
   createdAt: Date;
+  /**
+   * Changes with every write to the VM (its row, properties, tags or features), and only then:
+   * with its uuid, it says whether what was derived from the record still holds.
+   */
+  revision: number;
   /** Properties explicitly set, as their stored text (a VM reference is the VM's qid). */
   properties: Readonly<Record<string, string>>;
   tags: readonly string[];
@@ -50,7 +55,7 @@ export interface VmRepository {
   count(filter: VmFilter): number;
   /** The smallest qid not in use, from 1 (0 is dom0). */
   nextQid(): number;
-  insert(vm: Omit<VmRecord, "tags" | "properties">): void;
+  insert(vm: Omit<VmRecord, "tags" | "properties" | "revision">): void;
   remove(qid: number): void;
   setProperty(qid: number, name: string, value: string): void;
   /** Forgets a set property, so that its default applies; false when it was not set. */

@@ -105,6 +105,37 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: "vm revisions",
+    // Every write to a VM — its row, properties, tags or features — gives it a new revision, so
+    // that what was derived from a VM can be kept until its revision changes. Revisions are
+    // random (within what a JavaScript number holds exactly) rather than counted: a counter rolls
+    // back with a transaction, and the revision it handed out would come again for other contents.
+    up: `
+      ALTER TABLE vms ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+      CREATE TRIGGER vm_properties_revise_on_insert AFTER INSERT ON vm_properties
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = NEW.qid; END;
+      CREATE TRIGGER vm_properties_revise_on_update AFTER UPDATE ON vm_properties
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = NEW.qid; END;
+      CREATE TRIGGER vm_properties_revise_on_delete AFTER DELETE ON vm_properties
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = OLD.qid; END;
+      CREATE TRIGGER vm_tags_revise_on_insert AFTER INSERT ON vm_tags
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = NEW.qid; END;
+      CREATE TRIGGER vm_tags_revise_on_update AFTER UPDATE ON vm_tags
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = NEW.qid; END;
+      CREATE TRIGGER vm_tags_revise_on_delete AFTER DELETE ON vm_tags
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = OLD.qid; END;
+      CREATE TRIGGER vm_features_revise_on_insert AFTER INSERT ON vm_features
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = NEW.qid; END;
+      CREATE TRIGGER vm_features_revise_on_update AFTER UPDATE ON vm_features
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = NEW.qid; END;
+      CREATE TRIGGER vm_features_revise_on_delete AFTER DELETE ON vm_features
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = OLD.qid; END;
+      CREATE TRIGGER vms_revise_on_update AFTER UPDATE OF qid, uuid, name, klass, created_at ON vms
+        BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = NEW.qid; END;
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

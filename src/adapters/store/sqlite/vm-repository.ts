@@ -9,14 +9,23 @@ interface VmRow {
   name: string;
   klass: string;
   created_at: string;
+  revision: number;
 }
 
-/** VMs in SQLite: one row per VM, its set properties and tags beside it. */
 /** The highest qid: ip addresses are made from 16 bits of it. */
 export const MAX_QID = 65535;
 
+/**
+ * VMs in SQLite: one row per VM, its set properties and tags beside it.
+ *
+ * Records are kept (frozen) between reads and read again only when their row's revision has
+ * changed: listing thousands of VMs then reads their rows, not their properties and tags.
+ * A record kept from a transaction that rolled back is never taken for the committed one, as
+ * the rolled-back revision is a different random number.
+ */
 export class SqliteVmRepository implements VmRepository {
   private readonly statements = new Map<string, Statement>();
+  private readonly kept = new Map<number, VmRecord>();
 
   private readonly byQidStatement: Statement<[number], VmRow>;
   private readonly byNameStatement: Statement<[string], VmRow>;
@@ -63,18 +72,43 @@ export class SqliteVmRepository implements VmRepository {
     return features;
   }
 
-  /** Records for many rows, their properties and tags read in a few queries rather than two per row. */
+  /**
+   * Records for many rows: those kept as they are, the others with their properties and tags
+   * read in a few queries rather than two per row.
+   */
   private records(rows: VmRow[]): VmRecord[] {
-    const properties = new Map<number, Record<string, string>>(rows.map((row) => [row.qid, {}]));
-    const tags = new Map<number, string[]>(rows.map((row) => [row.qid, []]));
-    for (const chunk of chunks(rows.map((row) => row.qid))) {
+    const stale = rows.filter((row) => !this.keptFor(row));
+    const properties = new Map<number, Record<string, string>>(stale.map((row) => [row.qid, {}]));
+    const tags = new Map<number, string[]>(stale.map((row) => [row.qid, []]));
+    for (const chunk of chunks(stale.map((row) => row.qid))) {
       // IN lists vary in length: prepared each time rather than cached.
       const propertyRows = this.db.prepare<number[], { qid: number; name: string; value: string }>(`SELECT qid, name, value FROM vm_properties WHERE qid IN (${marks(chunk)})`).all(...chunk);
       for (const row of propertyRows) properties.get(row.qid)![row.name] = row.value;
       const tagRows = this.db.prepare<number[], { qid: number; tag: string }>(`SELECT qid, tag FROM vm_tags WHERE qid IN (${marks(chunk)}) ORDER BY tag`).all(...chunk);
       for (const row of tagRows) tags.get(row.qid)!.push(row.tag);
     }
-    return rows.map((row) => toRecord(row, properties.get(row.qid)!, tags.get(row.qid)!));
+    return rows.map((row) => this.keptFor(row) ?? this.keep(row, properties.get(row.qid)!, tags.get(row.qid)!));
+  }
+
+  /** The kept record of this row, when it is still what the row says. */
+  private keptFor(row: VmRow): VmRecord | undefined {
+    const kept = this.kept.get(row.qid);
+    return kept && kept.revision === row.revision && kept.uuid === row.uuid ? kept : undefined;
+  }
+
+  private keep(row: VmRow, properties: Record<string, string>, tags: string[]): VmRecord {
+    const record = Object.freeze({
+      qid: row.qid,
+      uuid: row.uuid,
+      name: row.name,
+      klass: row.klass as VmClassName,
+      createdAt: new Date(row.created_at),
+      revision: row.revision,
+      properties: Object.freeze(properties),
+      tags: Object.freeze(tags),
+    });
+    this.kept.set(row.qid, record);
+    return record;
   }
 
   count(filter: VmFilter): number {
@@ -93,7 +127,7 @@ export class SqliteVmRepository implements VmRepository {
     return gap.qid;
   }
 
-  insert(vm: Omit<VmRecord, "tags" | "properties">): void {
+  insert(vm: Omit<VmRecord, "tags" | "properties" | "revision">): void {
     this
       .statement("INSERT INTO vms (qid, uuid, name, klass, created_at) VALUES (?, ?, ?, ?, ?)")
       .run(vm.qid, vm.uuid, vm.name, vm.klass, vm.createdAt.toISOString());
@@ -101,6 +135,7 @@ export class SqliteVmRepository implements VmRepository {
 
   remove(qid: number): void {
     this.statement("DELETE FROM vms WHERE qid = ?").run(qid);
+    this.kept.delete(qid);
   }
 
   setProperty(qid: number, name: string, value: string): void {
@@ -183,12 +218,14 @@ export class SqliteVmRepository implements VmRepository {
     return statement as unknown as Statement<P, R>;
   }
 
-  /** One row's record, with its two small queries (prepared once): the path of single lookups. */
+  /** One row's record, with its two small queries (prepared once) unless kept: the path of single lookups. */
   private record(row: VmRow | undefined): VmRecord | undefined {
     if (!row) return undefined;
+    const kept = this.keptFor(row);
+    if (kept) return kept;
     const properties: Record<string, string> = {};
     for (const { name, value } of this.propertiesOf.all(row.qid)) properties[name] = value;
-    return toRecord(row, properties, this.tagsOf.all(row.qid).map((t) => t.tag));
+    return this.keep(row, properties, this.tagsOf.all(row.qid).map((t) => t.tag));
   }
 }
 
@@ -221,8 +258,4 @@ function chunks<T>(items: readonly T[]): T[][] {
 
 function marks(items: readonly unknown[]): string {
   return items.map(() => "?").join(", ");
-}
-
-function toRecord(row: VmRow, properties: Record<string, string>, tags: string[]): VmRecord {
-  return { qid: row.qid, uuid: row.uuid, name: row.name, klass: row.klass as VmClassName, createdAt: new Date(row.created_at), properties, tags };
 }

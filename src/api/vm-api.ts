@@ -11,6 +11,7 @@ import type { VmTags } from "../core/vm-tags";
 import type { ServiceImpl } from "../server/service-impl";
 import { notYetImplemented } from "./not-implemented";
 import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
+import { fullPageMessage } from "./vm-page-encoding";
 import { powerStateMessage, powerStateName, vmClassName, vmMessage } from "./vm-messages";
 
 /** The core parts VmService calls. */
@@ -39,6 +40,7 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
         pageToken: request.pageToken,
         full: request.view === VmView.FULL,
       });
+      if (request.view === VmView.FULL) return fullPageMessage(page);
       return { vms: page.vms.map(vmMessage), nextPageToken: page.nextPageToken, totalSize: page.totalSize };
     },
     getVm: async (request) => ({ vm: vmMessage(vms.get(request.vm)) }),

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { PowerState as PowerStateMessage, VmClass, VmRuntimeSchema, type Vm as VmMessage } from "../../gen/steward/v1/vm_pb";
+import { PowerState as PowerStateMessage, VmClass, VmRuntimeSchema, type Vm as VmMessage, type VmRuntime } from "../../gen/steward/v1/vm_pb";
 import { InvalidFieldError } from "../core/errors";
 import type { VmClassName } from "../core/vm-classes";
 import type { Vm } from "../core/vm-registry";
@@ -53,16 +53,27 @@ export function powerStateMessage(state: PowerState): PowerStateMessage {
 export function vmMessage(vm: Vm): VmMessage {
   return {
     $typeName: "steward.v1.Vm",
-    runtime: vm.startedAt ? create(VmRuntimeSchema, { startTime: timestampFromDate(vm.startedAt) }) : undefined,
+    ...vmDescription(vm),
+    state: POWER_STATE[vm.state],
+    runtime: runtimeMessage(vm),
+    properties: vm.properties?.map(propertyMessage) ?? [],
+    features: vm.features ?? {},
+  };
+}
+
+/** What names and describes a VM: the Vm fields but its state, runtime, properties and features. */
+export function vmDescription(vm: Vm): Pick<VmMessage, "name" | "uuid" | "klass" | "qid" | "label" | "template" | "tags"> {
+  return {
     name: vm.name,
     uuid: vm.uuid,
     klass: VM_CLASS_OF_NAME[vm.klass],
-    state: POWER_STATE[vm.state],
     qid: vm.qid,
     label: vm.label,
     template: vm.template,
     tags: [...vm.tags],
-    properties: vm.properties?.map(propertyMessage) ?? [],
-    features: vm.features ?? {},
   };
+}
+
+export function runtimeMessage(vm: Vm): VmRuntime | undefined {
+  return vm.startedAt ? create(VmRuntimeSchema, { startTime: timestampFromDate(vm.startedAt) }) : undefined;
 }

@@ -5,9 +5,10 @@ import type { Store, VmFilter, VmRecord } from "../ports/store";
 import { alreadyExists, failedPrecondition, InvalidFieldError, notFound } from "./errors";
 import type { Labels } from "./labels";
 import { VM_CLASSES, type VmClassName } from "./vm-classes";
-import type { PropertyResolver } from "./properties/property-resolver";
+import type { PropertyResolver, SnapshotResolver } from "./properties/property-resolver";
 import { GLOBAL_VM_PROPERTIES, globalSpec, vmPropertySpecs, vmSpec, type PropertyValue } from "./properties/property-schema";
-import type { Property, VmProperties } from "./properties/vm-properties";
+import { resolvedProperty, type Property, type VmProperties } from "./properties/vm-properties";
+import { StableVmViews, type StableViewRead, type StableVmView } from "./stable-vm-views";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
 
@@ -25,10 +26,14 @@ export interface Vm {
   createdAt: Date;
   /** When it started; undefined while halted. */
   startedAt: Date | undefined;
-  /** Every property, in the full view only. */
+  /** Every property, in the full view only; those the hypervisor decides come last (`live`). */
   properties?: Property[];
   /** The features, in the full view only. */
-  features?: Record<string, string>;
+  features?: Readonly<Record<string, string>>;
+  /** In the full view, what stands for its stored part; see StableVmView. */
+  stable?: StableVmView;
+  /** In the full view, the properties the hypervisor decides, as it says now. */
+  live?: readonly Property[];
 }
 
 export interface NewVm {
@@ -65,6 +70,8 @@ const UNCOPIED = new Set(["name", "uuid", "qid", "klass", "label", "template", "
 
 /** Creating, finding, listing and removing VMs, with Qubes' rules. */
 export class VmRegistry {
+  private readonly stableViews: StableVmViews;
+
   constructor(
     private readonly store: Store,
     private readonly lookup: VmLookup,
@@ -73,7 +80,9 @@ export class VmRegistry {
     private readonly properties: VmProperties,
     private readonly resolver: PropertyResolver,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.stableViews = new StableVmViews(store, properties);
+  }
 
   /** The VM a request names (its name or `uuid:<uuid>`), with every property and its features. */
   get(text: string, field = "vm"): Vm {
@@ -237,6 +246,7 @@ export class VmRegistry {
         throw failedPrecondition("VM_IN_USE", `${record.name} is used by ${described}`, { vm: record.name, used_by: described });
       }
       this.store.vms.remove(record.qid);
+      this.stableViews.forget(record.qid);
       this.store.events.append({ subject: record.name, name: "domain-delete", kwargs: { vm: record.name } }, this.clock.now());
     });
   }
@@ -273,13 +283,20 @@ export class VmRegistry {
     }
   }
 
-  private fullViews(records: readonly VmRecord[], resolver: PropertyResolver): Vm[] {
-    const features = this.store.vms.featuresOf(records.map((record) => record.qid));
-    return records.map((record) => ({
-      ...this.view(record, resolver),
-      properties: this.properties.all(record, resolver),
-      features: features.get(record.qid)!,
-    }));
+  private fullViews(records: readonly VmRecord[], resolver: SnapshotResolver): Vm[] {
+    const stable = this.stableViews.of(records, resolver);
+    return records.map((record, i) => this.fullView(record, stable[i]!, resolver));
+  }
+
+  /** A full view, with what the hypervisor says now. */
+  private fullView(record: VmRecord, { view: stable, features }: StableViewRead, resolver: SnapshotResolver): Vm {
+    return new FullVmView(
+      this.view(record, resolver, stable.template),
+      stable,
+      stable.live.map((spec) => resolvedProperty(record, spec, resolver)),
+      () => this.stableViews.storedProperties(record, stable, resolver),
+      () => features ?? this.store.vms.features(record.qid),
+    );
   }
 
   private powerState(record: VmRecord): PowerState {
@@ -287,8 +304,7 @@ export class VmRegistry {
     return record.klass === "AdminVM" ? "Running" : this.hypervisor.powerState(record.uuid);
   }
 
-  private view(record: VmRecord, resolver = this.resolver): Vm {
-    const template = resolver.templateOf(record);
+  private view(record: VmRecord, resolver = this.resolver, template = resolver.templateOf(record)?.name ?? ""): Vm {
     return {
       qid: record.qid,
       uuid: record.uuid,
@@ -296,7 +312,7 @@ export class VmRegistry {
       klass: record.klass,
       state: this.powerState(record),
       label: record.properties.label ?? "",
-      template: template?.name ?? "",
+      template,
       tags: record.tags,
       createdAt: record.createdAt,
       startedAt: this.hypervisor.startTime(record.uuid),
@@ -328,6 +344,43 @@ export class VmRegistry {
     const record = this.store.vms.byUuid(earlier.result);
     if (!record) throw failedPrecondition("REQUEST_RESULT_GONE", `the VM that request ${requestId} made has been removed since`, { request_id: requestId });
     return this.view(record);
+  }
+}
+
+/**
+ * A VM's full view. Its stored properties are worked out each time they are read, and only
+ * then: a caller that kept what it derived from `stable` does not read them, and a page of
+ * views does not hold them all at once.
+ */
+class FullVmView implements Vm {
+  readonly qid: number;
+  readonly uuid: string;
+  readonly name: string;
+  readonly klass: VmClassName;
+  readonly state: PowerState;
+  readonly label: string;
+  readonly template: string;
+  readonly tags: readonly string[];
+  readonly createdAt: Date;
+  readonly startedAt: Date | undefined;
+
+  constructor(
+    basic: Vm,
+    readonly stable: StableVmView,
+    readonly live: readonly Property[],
+    private readonly storedProperties: () => Property[],
+    private readonly readFeatures: () => Readonly<Record<string, string>>,
+  ) {
+    ({ qid: this.qid, uuid: this.uuid, name: this.name, klass: this.klass, state: this.state } = basic);
+    ({ label: this.label, template: this.template, tags: this.tags, createdAt: this.createdAt, startedAt: this.startedAt } = basic);
+  }
+
+  get properties(): Property[] {
+    return this.storedProperties().concat(this.live);
+  }
+
+  get features(): Readonly<Record<string, string>> {
+    return this.readFeatures();
   }
 }
 

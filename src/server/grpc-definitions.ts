@@ -31,7 +31,7 @@ export function methodDefinition(method: DescMethod): grpc.MethodDefinition<obje
     responseStream: kind === "server_streaming" || kind === "bidi_streaming",
     requestSerialize: (message) => asBuffer(toBinary(method.input, message as never)),
     requestDeserialize: (bytes) => decodeOrMark(method.input, bytes),
-    responseSerialize: (message) => serializedOnce.get(message) ?? asBuffer(toBinary(method.output, message as never)),
+    responseSerialize: (message) => preEncoded.get(message) ?? asBuffer(toBinary(method.output, message as never)),
     responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };
@@ -87,14 +87,23 @@ function messageOf(field: DescField | undefined): DescMessage | undefined {
   return undefined;
 }
 
-const serializedOnce = new WeakMap<object, Buffer>();
+const preEncoded = new WeakMap<object, Buffer>();
 
 /**
  * Marks a response that never changes (a host's fixed facts): it is frozen, serialized now, and
  * those bytes are sent every time it is answered.
  */
 export function constantResponse<T extends Message>(schema: DescMessage, message: T): T {
-  serializedOnce.set(deepFreeze(message), asBuffer(toBinary(schema, message)));
+  preEncoded.set(deepFreeze(message), asBuffer(toBinary(schema, message)));
+  return message;
+}
+
+/**
+ * Marks a response whose handler encoded it itself, from pieces it keeps (see
+ * api/vm-page-encoding.ts): `bytes` are sent for it. The message must hold what the bytes do.
+ */
+export function encodedResponse<T extends Message>(message: T, bytes: Uint8Array): T {
+  preEncoded.set(message, asBuffer(bytes));
   return message;
 }
 

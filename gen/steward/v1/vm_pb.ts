@@ -79,7 +79,8 @@ export type Vm = Message<"steward.v1.Vm"> & {
   tags: string[];
 
   /**
-   * Every property with its value; only in the FULL view.
+   * Every property with its value, by name, but those the hypervisor decides (start_time)
+   * come last; only in the FULL view.
    *
    * @generated from field: repeated steward.v1.Property properties = 9;
    */

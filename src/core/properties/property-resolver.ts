@@ -38,22 +38,8 @@ export class PropertyResolver {
    * A resolver for one read of many VMs (a page of ListVms): it reads each template, netvm and
    * the globals once. Not for use across changes.
    */
-  snapshot(): PropertyResolver {
-    const byQid = new Map<number, VmRecord | undefined>();
-    const byName = new Map<string, VmRecord | undefined>();
-    let globals: Readonly<Record<string, string>> | undefined;
-    const remember = (record: VmRecord | undefined) => {
-      if (record) {
-        byQid.set(record.qid, record);
-        byName.set(record.name, record);
-      }
-      return record;
-    };
-    return new PropertyResolver(this.store, this.hypervisor, {
-      byQid: (qid) => (byQid.has(qid) ? byQid.get(qid) : remember(this.store.vms.byQid(qid))),
-      byName: (name) => (byName.has(name) ? byName.get(name) : remember(this.store.vms.byName(name))),
-      globals: () => (globals ??= this.store.globals.all()),
-    });
+  snapshot(): SnapshotResolver {
+    return new SnapshotResolver(this.store, this.hypervisor);
   }
 
   /** Decodes a stored value of a property of this type. */
@@ -163,4 +149,96 @@ export class PropertyResolver {
 
 function hex(byte: number): string {
   return byte.toString(16).padStart(2, "0");
+}
+
+/**
+ * The VMs some resolving read, as pairs: the key it read by (a qid, or a name) and what it
+ * found. Flat rather than an object per read: one list is kept for every VM listed.
+ */
+export type VmReads = readonly (number | string | VmRecord | undefined)[];
+
+/**
+ * A resolver that reads each VM and the globals once, and can tell which VMs a piece of
+ * resolving consulted, so that its result can be kept for as long as they stay as they were.
+ */
+export class SnapshotResolver extends PropertyResolver {
+  private readonly memo: MemoizedReads;
+  private globalsText: string | undefined;
+
+  constructor(store: Store, hypervisor: Hypervisor) {
+    const memo = new MemoizedReads(store);
+    super(store, hypervisor, memo);
+    this.memo = memo;
+  }
+
+  /** Runs `work` and returns, with its result, the VMs it read (each read once). */
+  consulting<T>(work: () => T): { result: T; reads: VmReads } {
+    const trace: ReadTrace = { qid: new Map(), name: new Map() };
+    this.memo.trace = trace;
+    try {
+      const result = work();
+      const reads: (number | string | VmRecord | undefined)[] = [];
+      for (const [key, found] of [...trace.qid, ...trace.name]) reads.push(key, found);
+      return { result, reads };
+    } finally {
+      this.memo.trace = undefined;
+    }
+  }
+
+  /** Whether each of these reads would find the same VM, unchanged (same uuid and revision). */
+  sameAs(reads: VmReads): boolean {
+    for (let i = 0; i < reads.length; i += 2) {
+      const key = reads[i] as number | string;
+      const found = reads[i + 1] as VmRecord | undefined;
+      const now = typeof key === "number" ? this.memo.byQid(key) : this.memo.byName(key);
+      if (now !== found && (now === undefined || found === undefined || now.uuid !== found.uuid || now.revision !== found.revision)) return false;
+    }
+    return true;
+  }
+
+  /** The global properties as text, to compare with another time's. */
+  globalsAsText(): string {
+    return (this.globalsText ??= JSON.stringify(Object.entries(this.memo.globals()).sort(([a], [b]) => a.localeCompare(b))));
+  }
+}
+
+/** The VMs read while resolving, by how they were asked for. */
+interface ReadTrace {
+  qid: Map<number, VmRecord | undefined>;
+  name: Map<string, VmRecord | undefined>;
+}
+
+/** Reads of the store, each made once; those made while `trace` is set are noted in it. */
+class MemoizedReads implements Reads {
+  trace: ReadTrace | undefined;
+  private readonly qids = new Map<number, VmRecord | undefined>();
+  private readonly names = new Map<string, VmRecord | undefined>();
+  private globalValues: Readonly<Record<string, string>> | undefined;
+
+  constructor(private readonly store: Store) {}
+
+  byQid(qid: number): VmRecord | undefined {
+    const found = this.qids.has(qid) ? this.qids.get(qid) : this.remember(this.store.vms.byQid(qid), qid, this.qids);
+    this.trace?.qid.set(qid, found);
+    return found;
+  }
+
+  byName(name: string): VmRecord | undefined {
+    const found = this.names.has(name) ? this.names.get(name) : this.remember(this.store.vms.byName(name), name, this.names);
+    this.trace?.name.set(name, found);
+    return found;
+  }
+
+  globals(): Readonly<Record<string, string>> {
+    return (this.globalValues ??= this.store.globals.all());
+  }
+
+  private remember<K>(found: VmRecord | undefined, key: K, memo: Map<K, VmRecord | undefined>): VmRecord | undefined {
+    memo.set(key, found);
+    if (found) {
+      this.qids.set(found.qid, found);
+      this.names.set(found.name, found);
+    }
+    return found;
+  }
 }

@@ -105,7 +105,8 @@ export class SqliteVmRepository implements VmRepository {
       createdAt: new Date(row.created_at),
       revision: row.revision,
       properties: Object.freeze(properties),
-      tags: Object.freeze(tags),
+      // A copy: arrays grown by push keep room to grow, and thousands of records are kept.
+      tags: Object.freeze(tags.slice()),
     });
     this.kept.set(row.qid, record);
     return record;

@@ -1,0 +1,192 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import type { Vm as VmMessage } from "../../gen/steward/v1/vm_pb";
+import { VmSchema } from "../../gen/steward/v1/vm_pb";
+import { ListVmsResponseSchema, type ListVmsResponse } from "../../gen/steward/v1/vm_service_pb";
+import type { Property } from "../core/properties/vm-properties";
+import type { StableVmView } from "../core/stable-vm-views";
+import type { Vm, VmPage } from "../core/vm-registry";
+import { encodedResponse } from "../server/grpc-definitions";
+import { propertyMessage } from "./property-messages";
+import { powerStateMessage, runtimeMessage, vmDescription, vmMessage } from "./vm-messages";
+
+/*
+ * ListVms pages in the FULL view, encoded from pieces kept with each VM's stable view: a page
+ * of 1,000 VMs holds 26,000 properties, and encoding them all anew for every page would cost
+ * most of the call.
+ *
+ * A Vm message may be written as pieces one after the other: protobuf merges them, and the
+ * elements of a repeated field keep the order in which they come. So each VM is written as its
+ * stable part (its fields, the properties the store decides and the features, encoded once per
+ * stable view) followed by the live properties, power state and runtime, encoded for each page. On the wire it is a ListVmsResponse like any other; the message returned holds the same
+ * VMs as fields protobuf-es writes out as they are (`$unknown`, under the number of `vms`).
+ */
+
+const VMS = ListVmsResponseSchema.field.vms!.number;
+const NEXT_PAGE_TOKEN = ListVmsResponseSchema.field.nextPageToken!.number;
+const TOTAL_SIZE = ListVmsResponseSchema.field.totalSize!.number;
+
+/** The encoding of each stable view; kept as long as the view is. */
+const stableEncoding = new WeakMap<StableVmView, Uint8Array>();
+
+export function fullPageMessage(page: VmPage): ListVmsResponse {
+  encodeStableViews(page.vms);
+  const live = new LivePieces();
+  const vms = page.vms.map((vm) => vmPieces(vm, live));
+  const token = Buffer.from(page.nextPageToken, "utf8");
+  const hasToken = token.length > 0;
+  const hasTotal = page.totalSize !== 0;
+  // Sized first, so that a page (700 kB for 1,000 VMs) is one allocation, not a growing buffer.
+  const size =
+    vms.reduce((sum, pieces) => sum + lengthDelimitedSize(VMS, pieces), 0) +
+    (hasToken ? lengthDelimitedSize(NEXT_PAGE_TOKEN, [token]) : 0) +
+    (hasTotal ? varintSize(tag(TOTAL_SIZE, WireType.Varint)) + varintSize(page.totalSize) : 0);
+  const out = new ByteWriter(size);
+  const spans = vms.map((pieces) => out.lengthDelimited(VMS, pieces));
+  if (hasToken) out.lengthDelimited(NEXT_PAGE_TOKEN, [token]);
+  if (hasTotal) out.varintField(TOTAL_SIZE, page.totalSize);
+  const bytes = out.finish();
+  const response = create(ListVmsResponseSchema, { nextPageToken: page.nextPageToken, totalSize: page.totalSize });
+  response.$unknown = spans.map(({ start, end }) => ({ no: VMS, wireType: WireType.LengthDelimited, data: bytes.subarray(start, end) }));
+  return encodedResponse(response, bytes);
+}
+
+function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {
+  const stable = vm.stable && stableEncoding.get(vm.stable);
+  // Every VM of a FULL page has a stable view; a message built whole is the fallback.
+  if (!stable) return [toBinary(VmSchema, vmMessage(vm))];
+  const pieces = [stable];
+  for (const property of vm.live!) pieces.push(live.property(property));
+  pieces.push(live.state(vm));
+  return pieces;
+}
+
+/**
+ * Encodes the stable views not encoded yet: each VM's fields, the properties the store decides
+ * and the features. They are encoded a batch at a time, as the VMs of one message, and then cut
+ * apart: one buffer for many is much cheaper than one growing buffer each, and a batch is small
+ * enough for its messages to be gone before the next. A stable view holds for one revision of
+ * the VM, so its name, tags and label are the same whenever the view comes back.
+ */
+function encodeStableViews(vms: readonly Vm[]): void {
+  const fresh = vms.filter((vm) => vm.stable && !stableEncoding.has(vm.stable));
+  for (let i = 0; i < fresh.length; i += ENCODING_BATCH) {
+    const batch = fresh.slice(i, i + ENCODING_BATCH);
+    const reader = new BinaryReader(toBinary(ListVmsResponseSchema, create(ListVmsResponseSchema, { vms: batch.map(stableMessage) })));
+    for (const vm of batch) {
+      reader.tag();
+      stableEncoding.set(vm.stable!, reader.bytes());
+    }
+  }
+}
+
+const ENCODING_BATCH = 64;
+
+/** The VM's message without its state, runtime and live properties. */
+function stableMessage(vm: Vm): VmMessage {
+  const properties = vm.properties!;
+  const stored = properties.slice(0, properties.length - vm.live!.length);
+  return { ...EMPTY_VM, ...vmDescription(vm), properties: stored.map(propertyMessage), features: vm.features! };
+}
+
+/** A Vm message with no field set, to build pieces from without create()'s copying. */
+const EMPTY_VM: VmMessage = Object.freeze({
+  $typeName: "steward.v1.Vm",
+  name: "",
+  uuid: "",
+  klass: 0,
+  state: 0,
+  qid: 0,
+  label: "",
+  template: "",
+  tags: [],
+  properties: [],
+  features: {},
+  runtime: undefined,
+});
+
+/** The pieces that change with the hypervisor, encoded once per page for each distinct value. */
+class LivePieces {
+  private readonly encoded = new Map<string, Uint8Array>();
+
+  property(property: Property): Uint8Array {
+    const key = `property:${property.spec.name}:${property.isDefault}:${String(property.value)}`;
+    return this.once(key, () => ({ ...EMPTY_VM, properties: [propertyMessage(property)] }));
+  }
+
+  state(vm: Vm): Uint8Array {
+    const key = `state:${vm.state}:${vm.startedAt?.getTime() ?? ""}`;
+    return this.once(key, () => ({ ...EMPTY_VM, state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) }));
+  }
+
+  private once(key: string, message: () => VmMessage): Uint8Array {
+    let bytes = this.encoded.get(key);
+    if (!bytes) this.encoded.set(key, (bytes = toBinary(VmSchema, message())));
+    return bytes;
+  }
+}
+
+function tag(no: number, wireType: WireType): number {
+  return ((no << 3) | wireType) >>> 0;
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value > 0x7f) {
+    value >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+function piecesLength(pieces: readonly Uint8Array[]): number {
+  let length = 0;
+  for (const piece of pieces) length += piece.length;
+  return length;
+}
+
+/** The size of a length-delimited field made of these pieces, with its tag and length. */
+function lengthDelimitedSize(no: number, pieces: readonly Uint8Array[]): number {
+  const length = piecesLength(pieces);
+  return varintSize(tag(no, WireType.LengthDelimited)) + varintSize(length) + length;
+}
+
+/** Fields written into a buffer of the size they take. */
+class ByteWriter {
+  private readonly buffer: Buffer;
+  private at = 0;
+
+  constructor(size: number) {
+    this.buffer = Buffer.allocUnsafe(size);
+  }
+
+  /** Writes a length-delimited field; returns where its value (length and bytes) lies. */
+  lengthDelimited(no: number, pieces: readonly Uint8Array[]): { start: number; end: number } {
+    this.varint(tag(no, WireType.LengthDelimited));
+    const start = this.at;
+    this.varint(piecesLength(pieces));
+    for (const piece of pieces) {
+      this.buffer.set(piece, this.at);
+      this.at += piece.length;
+    }
+    return { start, end: this.at };
+  }
+
+  varintField(no: number, value: number): void {
+    this.varint(tag(no, WireType.Varint));
+    this.varint(value);
+  }
+
+  finish(): Uint8Array {
+    if (this.at !== this.buffer.length) throw new Error(`encoded ${this.at} bytes of the ${this.buffer.length} sized`);
+    return this.buffer;
+  }
+
+  private varint(value: number): void {
+    while (value > 0x7f) {
+      this.buffer[this.at++] = (value & 0x7f) | 0x80;
+      value >>>= 7;
+    }
+    this.buffer[this.at++] = value;
+  }
+}

@@ -6,8 +6,9 @@
  *     shown apart);
  *   - GetProperty throughput at 64 concurrent calls, next to a bare grpc-js server answering a
  *     response of the same size from memory: target at least 0.8 of it;
- *   - one change delivered to 1,000 Events subscribers: target p99 under 50 ms; 10,000 changes in
- *     a row to 100 subscribers, without loss;
+ *   - one change delivered to 1,000 Events subscribers: target p99 under 50 ms (the median of
+ *     five rounds, after two that warm up); 10,000 changes in a row to 100 subscribers, without
+ *     loss;
  *   - the server's RSS with 10,000 VMs: target under 200 MB.
  *
  *   npm run bench:vms [-- --vms 10000]
@@ -89,36 +90,50 @@ async function main(): Promise<void> {
 async function fanOut(address: string, vms: ReturnType<typeof createClient<typeof VmService>>): Promise<void> {
   const channels = Array.from({ length: 10 }, () => createClient(EventService, address));
   const rawChannels = Array.from({ length: 10 }, () => new grpc.Client(address, grpc.credentials.createInsecure()));
-  const latencyOf = async (subscribers: number) => {
-    const received: number[] = [];
-    let sentAt = 0;
-    const request = Buffer.from(toBinary(EventsRequestSchema, create(EventsRequestSchema, { namePrefixes: ["domain-feature-set:latency"] })));
-    const identity = (bytes: Buffer) => bytes;
-    const calls: grpc.ClientReadableStream<Buffer>[] = [];
-    const opened = Array.from({ length: subscribers }, (_, i) => {
-      const call = rawChannels[i % rawChannels.length]!.makeServerStreamRequest("/steward.v1.EventService/Events", identity, identity, request);
-      calls.push(call);
-      call.on("error", () => undefined);
-      // The first message is connection-established; the second, the change.
-      let messages = 0;
-      return new Promise<void>((ready) =>
-        call.on("data", () => {
-          if (++messages === 1) ready();
-          else received.push(performance.now() - sentAt);
-        }),
-      );
-    });
-    await Promise.all(opened);
+  const subscribers = 1000;
+  let received: number[] = [];
+  let sentAt = 0;
+  const request = Buffer.from(toBinary(EventsRequestSchema, create(EventsRequestSchema, { namePrefixes: ["domain-feature-set:latency"] })));
+  const identity = (bytes: Buffer) => bytes;
+  const calls: grpc.ClientReadableStream<Buffer>[] = [];
+  const subscribed = Array.from({ length: subscribers }, (_, i) => {
+    const call = rawChannels[i % rawChannels.length]!.makeServerStreamRequest("/steward.v1.EventService/Events", identity, identity, request);
+    calls.push(call);
+    call.on("error", () => undefined);
+    // The first message is connection-established; the others, the changes.
+    let messages = 0;
+    return new Promise<void>((ready) =>
+      call.on("data", () => {
+        if (++messages === 1) ready();
+        else received.push(performance.now() - sentAt);
+      }),
+    );
+  });
+  await Promise.all(subscribed);
+  // Each round: one change, timed until all 1,000 subscribers have it. The first rounds warm
+  // the server's code up, as a long-running daemon's is; the others are measured.
+  const warmUp = 2;
+  const rounds: { p50: number; p99: number }[] = [];
+  const warmUpP99: number[] = [];
+  for (let round = 0; round < warmUp + 5; round++) {
+    received = [];
+    await new Promise((resolve) => setTimeout(resolve, 100));
     sentAt = performance.now();
-    await vms.setFeature({ vm: "vm-1", name: "latency", value: "1" });
+    await vms.setFeature({ vm: "vm-1", name: "latency", value: String(round) });
     while (received.length < subscribers) await new Promise((resolve) => setTimeout(resolve, 1));
-    for (const call of calls) call.cancel();
     received.sort((a, b) => a - b);
-    return { p50: received[Math.floor(subscribers / 2)]!, p99: received[Math.floor(subscribers * 0.99)]! };
-  };
-  const one = await latencyOf(1000);
+    const p99 = received[Math.floor(subscribers * 0.99)]!;
+    if (round < warmUp) warmUpP99.push(p99);
+    else rounds.push({ p50: received[Math.floor(subscribers / 2)]!, p99 });
+  }
+  for (const call of calls) call.cancel();
   for (const channel of rawChannels) channel.close();
-  console.log(`one change to 1000 subscribers: p50 ${one.p50.toFixed(1)} ms, p99 ${one.p99.toFixed(1)} ms (target p99 < 50 ms): ${one.p99 < 50 ? "met" : "NOT met"}`);
+  const p99 = median(rounds.map((r) => r.p99));
+  console.log(
+    `one change to ${subscribers} subscribers, ${rounds.length} rounds after ${warmUp} of warm-up (p99 ${warmUpP99.map((p) => p.toFixed(1)).join(" / ")} ms): ` +
+      `p99 ${rounds.map((r) => r.p99.toFixed(1)).join(" / ")} ms, ` +
+      `median p50 ${median(rounds.map((r) => r.p50)).toFixed(1)} ms, median p99 ${p99.toFixed(1)} ms (target p99 < 50 ms): ${p99 < 50 ? "met" : "NOT met"}`,
+  );
 
   const changes = 10_000;
   const counts = new Array<number>(100).fill(0);

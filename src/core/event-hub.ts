@@ -51,7 +51,7 @@ export class EventHub {
    * or `draining` aborts.
    */
   async *stream(request: StreamRequest, signal: AbortSignal, draining: AbortSignal): AsyncGenerator<StreamItem> {
-    const subscriber = new Subscriber(request, this.settings.subscriberBuffer);
+    const subscriber = new Subscriber(request, this.settings.subscriberBuffer, this.settings.heartbeatMs, [signal, draining]);
     // Subscribe before reading the latest number: every later commit reaches the subscriber.
     this.subscribers.add(subscriber);
     try {
@@ -62,6 +62,7 @@ export class EventHub {
       yield* this.follow(subscriber, signal, draining);
     } finally {
       this.subscribers.delete(subscriber);
+      subscriber.close();
     }
   }
 
@@ -106,7 +107,7 @@ export class EventHub {
         continue;
       }
       if (draining.aborted) throw serverStopping();
-      const woken = await subscriber.waitForEvents(this.settings.heartbeatMs, signal, draining);
+      const woken = await subscriber.waitForEvents();
       if (!woken && !signal.aborted && !draining.aborted) {
         yield { heartbeat: { sequence: this.store.events.latestSequence(), time: this.clock.now() } };
       }
@@ -137,18 +138,29 @@ function expired(after: number, oldest: number): DomainError {
   );
 }
 
-/** One client's queue: bounded, and marked when it overflowed. */
+/**
+ * One client's queue: bounded, and marked when it overflowed. Its heartbeat timer and its
+ * listeners on the signals that end it are set up once, not for every wait: a thousand
+ * subscribers each wait again after every event, and the signals are shared by all of them.
+ */
 class Subscriber {
   private queue: StoredEvent[] = [];
   private head = 0;
   private wake: ((woken: boolean) => void) | undefined;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly stop = () => this.wake?.(true);
   overflowed = false;
   lastTaken = 0;
 
   constructor(
     private readonly request: StreamRequest,
     private readonly limit: number,
-  ) {}
+    heartbeatMs: number,
+    private readonly endedBy: readonly AbortSignal[],
+  ) {
+    this.heartbeat = setTimeout(() => this.wake?.(false), heartbeatMs);
+    for (const signal of endedBy) signal.addEventListener("abort", this.stop);
+  }
 
   offer(events: readonly StoredEvent[]): void {
     if (this.overflowed) return;
@@ -177,21 +189,23 @@ class Subscriber {
     return event;
   }
 
-  /** Waits for events; false when `timeoutMs` passed first (time for a heartbeat). */
-  waitForEvents(timeoutMs: number, signal: AbortSignal, draining: AbortSignal): Promise<boolean> {
+  /**
+   * Waits for events or the end of the stream; false when the heartbeat interval passed first.
+   * The caller checks the signals before waiting.
+   */
+  waitForEvents(): Promise<boolean> {
+    this.heartbeat.refresh();
     return new Promise((resolve) => {
-      const done = (woken: boolean) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", stop);
-        draining.removeEventListener("abort", stop);
+      this.wake = (woken) => {
         this.wake = undefined;
         resolve(woken);
       };
-      const stop = () => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      signal.addEventListener("abort", stop, { once: true });
-      draining.addEventListener("abort", stop, { once: true });
-      this.wake = done;
     });
+  }
+
+  close(): void {
+    clearTimeout(this.heartbeat);
+    for (const signal of this.endedBy) signal.removeEventListener("abort", this.stop);
+    this.wake?.(true);
   }
 }

@@ -26,8 +26,33 @@ const VMS = ListVmsResponseSchema.field.vms!.number;
 const NEXT_PAGE_TOKEN = ListVmsResponseSchema.field.nextPageToken!.number;
 const TOTAL_SIZE = ListVmsResponseSchema.field.totalSize!.number;
 
-/** The encoding of each stable view; kept as long as the view is. */
-const stableEncoding = new WeakMap<StableVmView, Uint8Array>();
+/**
+ * The encoding of a VM's current stable view, in room kept for the VM across its views: a new
+ * encoding of the same size or smaller is written over the last one. Allocating the encodings
+ * of 10,000 VMs anew each time they all change (a global property) fragmented the process'
+ * native heap by tens of MB.
+ */
+interface EncodingRoom {
+  view: StableVmView;
+  room: Uint8Array;
+  bytes: Uint8Array;
+}
+
+const encodings = new WeakMap<object, EncodingRoom>();
+/** Extra room given to an encoding, so that it may grow a little in place. */
+const SLACK = 64;
+
+function encodingOf(view: StableVmView): Uint8Array | undefined {
+  const kept = encodings.get(view.lineage);
+  return kept?.view === view ? kept.bytes : undefined;
+}
+
+function keepEncoding(view: StableVmView, bytes: Uint8Array): void {
+  const earlier = encodings.get(view.lineage);
+  const room = earlier && earlier.room.length >= bytes.length ? earlier.room : new Uint8Array(bytes.length + SLACK);
+  room.set(bytes);
+  encodings.set(view.lineage, { view, room, bytes: room.subarray(0, bytes.length) });
+}
 
 export function fullPageMessage(page: VmPage): ListVmsResponse {
   encodeStableViews(page.vms);
@@ -52,7 +77,7 @@ export function fullPageMessage(page: VmPage): ListVmsResponse {
 }
 
 function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {
-  const stable = vm.stable && stableEncoding.get(vm.stable);
+  const stable = vm.stable && encodingOf(vm.stable);
   // Every VM of a FULL page has a stable view; a message built whole is the fallback.
   if (!stable) return [toBinary(VmSchema, vmMessage(vm))];
   const pieces = [stable];
@@ -69,13 +94,13 @@ function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {
  * the VM, so its name, tags and label are the same whenever the view comes back.
  */
 function encodeStableViews(vms: readonly Vm[]): void {
-  const fresh = vms.filter((vm) => vm.stable && !stableEncoding.has(vm.stable));
+  const fresh = vms.filter((vm) => vm.stable && !encodingOf(vm.stable));
   for (let i = 0; i < fresh.length; i += ENCODING_BATCH) {
     const batch = fresh.slice(i, i + ENCODING_BATCH);
     const reader = new BinaryReader(toBinary(ListVmsResponseSchema, create(ListVmsResponseSchema, { vms: batch.map(stableMessage) })));
     for (const vm of batch) {
       reader.tag();
-      stableEncoding.set(vm.stable!, reader.bytes());
+      keepEncoding(vm.stable!, reader.bytes());
     }
   }
 }

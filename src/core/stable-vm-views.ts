@@ -10,6 +10,11 @@ import type { VmClassName } from "./vm-classes";
  * that what a caller derives from it (its encoding) can be kept with it.
  */
 export interface StableVmView {
+  /**
+   * The same object for every stable view of one VM, until the VM is removed: what a caller
+   * keeps for a VM across its views (the room its encoding takes) can be kept with it.
+   */
+  readonly lineage: object;
   /** The template's name; empty when the VM has none. */
   readonly template: string;
   /** The properties the hypervisor decides: a full view lists them last. */
@@ -32,6 +37,7 @@ class KeptView implements StableVmView {
   resolved = false;
 
   constructor(
+    readonly lineage: object,
     readonly template: string,
     readonly live: readonly PropertySpec[],
     readonly uuid: string,
@@ -98,7 +104,9 @@ export class StableVmViews {
 
   private renew(record: VmRecord, resolver: SnapshotResolver, globals: string): StableVmView {
     const { result: template, reads } = resolver.consulting(() => resolver.templateOf(record)?.name ?? "");
-    const view = new KeptView(template, liveSpecs(record.klass), record.uuid, record.revision, globals, reads);
+    const earlier = this.kept.get(record.qid);
+    const lineage = earlier?.uuid === record.uuid ? earlier.lineage : {};
+    const view = new KeptView(lineage, template, liveSpecs(record.klass), record.uuid, record.revision, globals, reads);
     this.kept.set(record.qid, view);
     return view;
   }

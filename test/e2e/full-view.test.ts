@@ -75,6 +75,15 @@ describe("ListVms FULL view through changes", () => {
     expect(valueOf(all.get("dvm"), "netvm")).toBe("sys-net");
   });
 
+  it("shows a VM whose encoding grows past the room kept for it, then shrinks", async () => {
+    for (const kernelopts of ["x".repeat(300), "short", ""]) {
+      await vms.setProperty({ vm: "work", name: "kernelopts", value: str(kernelopts) });
+      const all = await listed();
+      expect(valueOf(all.get("work"), "kernelopts")).toBe(kernelopts);
+      for (const name of ["work", "dvm"]) expect(all.get(name)).toEqual((await vms.getVm({ vm: name })).vm);
+    }
+  });
+
   it("shows the power state, start time and runtime as they are now", async () => {
     await vms.startVm({ vm: "work" });
     const running = (await listed()).get("work")!;

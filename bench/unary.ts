@@ -8,11 +8,11 @@
  * A third server, the bare one sending an x-request-id header as Steward does, shows how much
  * of the difference that header alone makes.
  *
- * Each round measures the three servers one after the other; a ratio is taken within a round,
- * so that a slower or faster minute of the machine weighs on both sides of it, and the median
- * of the rounds' ratios is reported.
+ * Each round measures the three servers one after the other, starting with a different one each
+ * round; a ratio is taken within a round, so that a slower or faster minute of the machine
+ * weighs on both sides of it, and the median of the rounds' ratios is reported.
  *
- *   npm run bench:unary [-- --seconds 1.5 --rounds 5]
+ *   npm run bench:unary [-- --seconds 1.5 --rounds 7]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { ChildProcess } from "node:child_process";
@@ -29,7 +29,7 @@ const CONCURRENCY = [1, 16, 64];
 const TARGET_RATIO = 0.9;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: "string", default: "1.5" }, rounds: { type: "string", default: "5" } } });
+  const { values } = parseArgs({ options: { seconds: { type: "string", default: "1.5" }, rounds: { type: "string", default: "7" } } });
   const durationMs = Number(values.seconds) * 1000;
   const rounds = Number(values.rounds);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "steward-bench-"));
@@ -53,7 +53,11 @@ async function main(): Promise<void> {
       for (const client of clients) await runLoad(client, concurrency, 300); // warm-up
       const runs: LoadResult[][] = clients.map(() => []);
       for (let round = 0; round < rounds; round++) {
-        for (const [i, client] of clients.entries()) runs[i]!.push(await runLoad(client, concurrency, durationMs));
+        // Each round starts with a different server, so that none is always measured first.
+        for (let k = 0; k < clients.length; k++) {
+          const i = (round + k) % clients.length;
+          runs[i]!.push(await runLoad(clients[i]!, concurrency, durationMs));
+        }
       }
       const [b, h, s] = runs.map(combine) as [LoadResult, LoadResult, LoadResult];
       const ratio = medianRatio(runs[2]!, runs[0]!);

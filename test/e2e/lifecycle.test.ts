@@ -121,4 +121,20 @@ describe("lifecycle events", () => {
       "domain-start-failed",
     ]);
   });
+
+  it("tell a VM killed while it starts as shut down and its start as failed, never as started", async () => {
+    const server = await startTestServer();
+    const vms = createClient(VmService, server.tcp);
+    await vms.createVm({ name: "slow", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.setFeature({ vm: "slow", name: "sim-start-ms", value: "300" });
+    const starting = rpcError(vms.startVm({ vm: "slow" }));
+    while ((await state(vms, "slow")) !== PowerState.TRANSIENT) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await vms.killVm({ vm: "slow" })).state).toBe(PowerState.HALTED);
+    const aborted = await starting;
+    expect([aborted.code, aborted.info?.reason]).toEqual([grpc.status.ABORTED, "START_ABORTED"]);
+    expect(await state(vms, "slow")).toBe(PowerState.HALTED);
+    vms.close();
+    const names = (await stopAndReadEvents(server)).filter((e) => e.subject === "slow" && e.name.startsWith("domain-") && !e.name.includes("tag") && !e.name.includes("feature")).map((e) => e.name);
+    expect(names).toEqual(["domain-add", "domain-pre-start", "domain-shutdown", "domain-start-failed"]);
+  });
 });

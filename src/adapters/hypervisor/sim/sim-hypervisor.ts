@@ -15,8 +15,8 @@ interface SimVm {
 /**
  * The simulated hypervisor: the same power states and transitions as a real one, but no guest
  * code runs. It exists for fast tests and for hosts without QEMU, and says so in GetHostInfo.
- * A VM's features tune the simulated guest: sim-shutdown-ms (how long a shutdown takes, or
- * "never"), sim-start-fails (starting fails).
+ * A VM's features tune the simulated guest: sim-start-ms (how long it boots), sim-shutdown-ms
+ * (how long a shutdown takes, or "never"), sim-start-fails (starting fails).
  */
 export class SimHypervisor implements Hypervisor {
   private readonly vms = new Map<string, SimVm>();
@@ -39,7 +39,12 @@ export class SimHypervisor implements Hypervisor {
     const shutdown = spec.features["sim-shutdown-ms"];
     const vm: SimVm = { state: "Transient", startTime: new Date(), shutdownMs: shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS) };
     this.vms.set(spec.uuid, vm);
-    await new Promise((resolve) => setImmediate(resolve));
+    const bootMs = Number(spec.features["sim-start-ms"] ?? 0);
+    await new Promise((resolve) => (bootMs > 0 ? setTimeout(resolve, bootMs) : setImmediate(resolve)));
+    if (this.vms.get(spec.uuid) !== vm) {
+      // Killed (or halted) while it booted: the start did not happen.
+      throw new DomainError("aborted", "START_ABORTED", `${spec.name} was stopped while it started`, { vm: spec.name });
+    }
     if (spec.features["sim-start-fails"]) {
       this.vms.delete(spec.uuid);
       throw new Error(`the simulated guest of ${spec.name} failed to boot`);

@@ -18,8 +18,9 @@ import { powerStateMessage, runtimeMessage, vmDescription, vmMessage } from "./v
  * A Vm message may be written as pieces one after the other: protobuf merges them, and the
  * elements of a repeated field keep the order in which they come. So each VM is written as its
  * stable part (its fields, the properties the store decides and the features, encoded once per
- * stable view) followed by the live properties, power state and runtime, encoded for each page. On the wire it is a ListVmsResponse like any other; the message returned holds the same
- * VMs as fields protobuf-es writes out as they are (`$unknown`, under the number of `vms`).
+ * stable view) followed by the live properties, power state and runtime, encoded for each page.
+ * On the wire it is a ListVmsResponse like any other; the message returned holds the same VMs
+ * as fields protobuf-es writes out as they are (`$unknown`, under the number of `vms`).
  */
 
 const VMS = ListVmsResponseSchema.field.vms!.number;

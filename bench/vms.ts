@@ -43,11 +43,16 @@ async function main(): Promise<void> {
     await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black" });
     await inParallel(count - 1, 32, (i) => vms.createVm({ name: `vm-${i}`, klass: VmClass.APP_VM, label: i % 2 ? "red" : "blue", template: "tpl" }));
     console.log(`${count} VMs created in ${((performance.now() - setupStarted) / 1000).toFixed(1)} s`);
+    const rssCreated = rssMib(pid);
 
     await listAllFull(address, vms, host, count);
 
+    // Judged after the 14 listings above (7 MB each, 5 of them re-deriving every VM): the most.
     const rss = rssMib(pid);
-    console.log(`server RSS: ${rssEmpty.toFixed(0)} MiB empty, ${rss.toFixed(0)} MiB with ${count} VMs (target < 200 MB): ${rss * 1.048576 < 200 ? "met" : "NOT met"}`);
+    console.log(
+      `server RSS: ${rssEmpty.toFixed(0)} MiB empty, ${rssCreated.toFixed(0)} MiB with ${count} VMs created, ` +
+        `${rss.toFixed(0)} MiB (${(rss * 1.048576).toFixed(0)} MB) after the listings (target < 200 MB): ${rss * 1.048576 < 200 ? "met" : "NOT met"}`,
+    );
 
     // GetProperty against a bare server answering the same bytes.
     const request = Buffer.from(toBinary(GetPropertyRequestSchema, create(GetPropertyRequestSchema, { vm: "vm-42", name: "memory" })));

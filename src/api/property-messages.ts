@@ -39,6 +39,16 @@ const WRITE: Readonly<Record<DomainWriteRule, WriteRule>> = {
   "read-only": WriteRule.READ_ONLY,
 };
 
+/** The contract's type of a property. */
+export function propertyTypeOf(spec: PropertySpec): PropertyType {
+  return TYPE[spec.type];
+}
+
+/** The PropertyValue member that holds a value of the property's type. */
+export function valueMember(spec: PropertySpec): NonNullable<PropertyValueMessage["kind"]["case"]> {
+  return MEMBER[spec.type];
+}
+
 /** The value a request gives for a property, checked against the property's type. */
 export function domainValue(spec: PropertySpec, message: PropertyValueMessage | undefined, field: string): PropertyValue {
   const kind = message?.kind;

@@ -1,5 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import type { Vm as VmMessage } from "../../gen/steward/v1/vm_pb";
 import { VmSchema } from "../../gen/steward/v1/vm_pb";
 import { ListVmsResponseSchema, type ListVmsResponse } from "../../gen/steward/v1/vm_service_pb";
@@ -7,8 +7,10 @@ import type { Property } from "../core/properties/vm-properties";
 import type { StableVmView } from "../core/stable-vm-views";
 import type { Vm, VmPage } from "../core/vm-registry";
 import { encodedResponse } from "../server/grpc-definitions";
+import { encodeProperties } from "./property-encoding";
 import { propertyMessage } from "./property-messages";
 import { powerStateMessage, runtimeMessage, vmDescription, vmMessage } from "./vm-messages";
+import { LENGTH_DELIMITED, lengthDelimitedSize, tag, VARINT, varintSize, WireWriter } from "./wire-writer";
 
 /*
  * ListVms pages in the FULL view, encoded from pieces kept with each VM's stable view: a page
@@ -48,11 +50,16 @@ function encodingOf(view: StableVmView): Uint8Array | undefined {
   return kept?.view === view ? kept.bytes : undefined;
 }
 
-function keepEncoding(view: StableVmView, bytes: Uint8Array): void {
+function keepEncoding(view: StableVmView, parts: readonly Uint8Array[]): void {
+  const length = parts.reduce((sum, part) => sum + part.length, 0);
   const earlier = encodings.get(view.lineage);
-  const room = earlier && earlier.room.length >= bytes.length ? earlier.room : new Uint8Array(bytes.length + SLACK);
-  room.set(bytes);
-  encodings.set(view.lineage, { view, room, bytes: room.subarray(0, bytes.length) });
+  const room = earlier && earlier.room.length >= length ? earlier.room : new Uint8Array(length + SLACK);
+  let at = 0;
+  for (const part of parts) {
+    room.set(part, at);
+    at += part.length;
+  }
+  encodings.set(view.lineage, { view, room, bytes: room.subarray(0, length) });
 }
 
 export function fullPageMessage(page: VmPage): ListVmsResponse {
@@ -66,14 +73,17 @@ export function fullPageMessage(page: VmPage): ListVmsResponse {
   const size =
     vms.reduce((sum, pieces) => sum + lengthDelimitedSize(VMS, pieces), 0) +
     (hasToken ? lengthDelimitedSize(NEXT_PAGE_TOKEN, [token]) : 0) +
-    (hasTotal ? varintSize(tag(TOTAL_SIZE, WireType.Varint)) + varintSize(page.totalSize) : 0);
-  const out = new ByteWriter(size);
+    (hasTotal ? varintSize(tag(TOTAL_SIZE, VARINT)) + varintSize(page.totalSize) : 0);
+  const out = new WireWriter(size);
   const spans = vms.map((pieces) => out.lengthDelimited(VMS, pieces));
   if (hasToken) out.lengthDelimited(NEXT_PAGE_TOKEN, [token]);
-  if (hasTotal) out.varintField(TOTAL_SIZE, page.totalSize);
-  const bytes = out.finish();
+  if (hasTotal) {
+    out.tag(TOTAL_SIZE, VARINT);
+    out.varint(page.totalSize);
+  }
+  const bytes = out.written();
   const response = create(ListVmsResponseSchema, { nextPageToken: page.nextPageToken, totalSize: page.totalSize });
-  response.$unknown = spans.map(({ start, end }) => ({ no: VMS, wireType: WireType.LengthDelimited, data: bytes.subarray(start, end) }));
+  response.$unknown = spans.map(({ start, end }) => ({ no: VMS, wireType: LENGTH_DELIMITED, data: bytes.subarray(start, end) }));
   return encodedResponse(response, bytes);
 }
 
@@ -88,32 +98,29 @@ function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {
 }
 
 /**
- * Encodes the stable views not encoded yet: each VM's fields, the properties the store decides
- * and the features. They are encoded a batch at a time, as the VMs of one message, and then cut
- * apart: one buffer for many is much cheaper than one growing buffer each, and a batch is small
- * enough for its messages to be gone before the next. A stable view holds for one revision of
- * the VM, so its name, tags and label are the same whenever the view comes back.
+ * Encodes the stable views not encoded yet: each VM's fields and features, then the properties
+ * the store decides (see property-encoding.ts). The fields and features are encoded a batch at
+ * a time, as the VMs of one message, and then cut apart: one buffer for many is much cheaper
+ * than one growing buffer each, and a batch is small enough for its objects to be gone before
+ * the next. A stable view holds for one revision of the VM, so its name, tags and label are the
+ * same whenever the view comes back.
  */
 function encodeStableViews(vms: readonly Vm[]): void {
   const fresh = vms.filter((vm) => vm.stable && !encodingOf(vm.stable));
   for (let i = 0; i < fresh.length; i += ENCODING_BATCH) {
     const batch = fresh.slice(i, i + ENCODING_BATCH);
-    const reader = new BinaryReader(toBinary(ListVmsResponseSchema, create(ListVmsResponseSchema, { vms: batch.map(stableMessage) })));
+    const described = batch.map((vm) => ({ ...EMPTY_VM, ...vmDescription(vm), features: vm.features! }));
+    const reader = new BinaryReader(toBinary(ListVmsResponseSchema, create(ListVmsResponseSchema, { vms: described })));
     for (const vm of batch) {
       reader.tag();
-      keepEncoding(vm.stable!, reader.bytes());
+      const fields = reader.bytes();
+      const properties = vm.properties!;
+      keepEncoding(vm.stable!, [fields, encodeProperties(properties.slice(0, properties.length - vm.live!.length))]);
     }
   }
 }
 
 const ENCODING_BATCH = 64;
-
-/** The VM's message without its state, runtime and live properties. */
-function stableMessage(vm: Vm): VmMessage {
-  const properties = vm.properties!;
-  const stored = properties.slice(0, properties.length - vm.live!.length);
-  return { ...EMPTY_VM, ...vmDescription(vm), properties: stored.map(propertyMessage), features: vm.features! };
-}
 
 /** A Vm message with no field set, to build pieces from without create()'s copying. */
 const EMPTY_VM: VmMessage = Object.freeze({
@@ -149,70 +156,5 @@ class LivePieces {
     let bytes = this.encoded.get(key);
     if (!bytes) this.encoded.set(key, (bytes = toBinary(VmSchema, message())));
     return bytes;
-  }
-}
-
-function tag(no: number, wireType: WireType): number {
-  return ((no << 3) | wireType) >>> 0;
-}
-
-function varintSize(value: number): number {
-  let size = 1;
-  while (value > 0x7f) {
-    value >>>= 7;
-    size++;
-  }
-  return size;
-}
-
-function piecesLength(pieces: readonly Uint8Array[]): number {
-  let length = 0;
-  for (const piece of pieces) length += piece.length;
-  return length;
-}
-
-/** The size of a length-delimited field made of these pieces, with its tag and length. */
-function lengthDelimitedSize(no: number, pieces: readonly Uint8Array[]): number {
-  const length = piecesLength(pieces);
-  return varintSize(tag(no, WireType.LengthDelimited)) + varintSize(length) + length;
-}
-
-/** Fields written into a buffer of the size they take. */
-class ByteWriter {
-  private readonly buffer: Buffer;
-  private at = 0;
-
-  constructor(size: number) {
-    this.buffer = Buffer.allocUnsafe(size);
-  }
-
-  /** Writes a length-delimited field; returns where its value (length and bytes) lies. */
-  lengthDelimited(no: number, pieces: readonly Uint8Array[]): { start: number; end: number } {
-    this.varint(tag(no, WireType.LengthDelimited));
-    const start = this.at;
-    this.varint(piecesLength(pieces));
-    for (const piece of pieces) {
-      this.buffer.set(piece, this.at);
-      this.at += piece.length;
-    }
-    return { start, end: this.at };
-  }
-
-  varintField(no: number, value: number): void {
-    this.varint(tag(no, WireType.Varint));
-    this.varint(value);
-  }
-
-  finish(): Uint8Array {
-    if (this.at !== this.buffer.length) throw new Error(`encoded ${this.at} bytes of the ${this.buffer.length} sized`);
-    return this.buffer;
-  }
-
-  private varint(value: number): void {
-    while (value > 0x7f) {
-      this.buffer[this.at++] = (value & 0x7f) | 0x80;
-      value >>>= 7;
-    }
-    this.buffer[this.at++] = value;
   }
 }

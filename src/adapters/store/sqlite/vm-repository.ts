@@ -12,6 +12,14 @@ interface VmRow {
   revision: number;
 }
 
+/** The columns of a VM's row, in this order, as lists are read (arrays cost less than objects). */
+const COLUMNS = "qid, uuid, name, klass, created_at, revision";
+type RawRow = [qid: number, uuid: string, name: string, klass: string, createdAt: string, revision: number];
+
+function rowOf([qid, uuid, name, klass, created_at, revision]: RawRow): VmRow {
+  return { qid, uuid, name, klass, created_at, revision };
+}
+
 /** The highest qid: ip addresses are made from 16 bits of it. */
 export const MAX_QID = 65535;
 
@@ -55,9 +63,7 @@ export class SqliteVmRepository implements VmRepository {
 
   list(filter: VmFilter, afterName: string, limit: number): VmRecord[] {
     const { where, params } = whereClause(filter);
-    const rows = this
-      .statement<unknown[], VmRow>(`SELECT * FROM vms ${where} ${where ? "AND" : "WHERE"} name > ? ORDER BY name LIMIT ?`)
-      .all(...params, afterName, limit);
+    const rows = this.rawRows(`SELECT ${COLUMNS} FROM vms ${where} ${where ? "AND" : "WHERE"} name > ? ORDER BY name LIMIT ?`, [...params, afterName, limit]);
     return this.records(rows);
   }
 
@@ -76,24 +82,24 @@ export class SqliteVmRepository implements VmRepository {
    * Records for many rows: those kept as they are, the others with their properties and tags
    * read in a few queries rather than two per row.
    */
-  private records(rows: VmRow[]): VmRecord[] {
-    const stale = rows.filter((row) => !this.keptFor(row));
-    const properties = new Map<number, Record<string, string>>(stale.map((row) => [row.qid, {}]));
-    const tags = new Map<number, string[]>(stale.map((row) => [row.qid, []]));
-    for (const chunk of chunks(stale.map((row) => row.qid))) {
+  private records(rows: readonly RawRow[]): VmRecord[] {
+    const stale = rows.filter(([qid, uuid, , , , revision]) => !this.keptFor(qid, uuid, revision));
+    const properties = new Map<number, Record<string, string>>(stale.map(([qid]) => [qid, {}]));
+    const tags = new Map<number, string[]>(stale.map(([qid]) => [qid, []]));
+    for (const chunk of chunks(stale.map(([qid]) => qid))) {
       // IN lists vary in length: prepared each time rather than cached.
       const propertyRows = this.db.prepare<number[], { qid: number; name: string; value: string }>(`SELECT qid, name, value FROM vm_properties WHERE qid IN (${marks(chunk)})`).all(...chunk);
       for (const row of propertyRows) properties.get(row.qid)![row.name] = row.value;
       const tagRows = this.db.prepare<number[], { qid: number; tag: string }>(`SELECT qid, tag FROM vm_tags WHERE qid IN (${marks(chunk)}) ORDER BY tag`).all(...chunk);
       for (const row of tagRows) tags.get(row.qid)!.push(row.tag);
     }
-    return rows.map((row) => this.keptFor(row) ?? this.keep(row, properties.get(row.qid)!, tags.get(row.qid)!));
+    return rows.map((row) => this.keptFor(row[0], row[1], row[5]) ?? this.keep(rowOf(row), properties.get(row[0])!, tags.get(row[0])!));
   }
 
-  /** The kept record of this row, when it is still what the row says. */
-  private keptFor(row: VmRow): VmRecord | undefined {
-    const kept = this.kept.get(row.qid);
-    return kept && kept.revision === row.revision && kept.uuid === row.uuid ? kept : undefined;
+  /** The kept record of a row, when it is still what the row says. */
+  private keptFor(qid: number, uuid: string, revision: number): VmRecord | undefined {
+    const kept = this.kept.get(qid);
+    return kept && kept.revision === revision && kept.uuid === uuid ? kept : undefined;
   }
 
   private keep(row: VmRow, properties: Record<string, string>, tags: string[]): VmRecord {
@@ -150,7 +156,7 @@ export class SqliteVmRepository implements VmRepository {
   }
 
   all(): VmRecord[] {
-    return this.records(this.statement<[], VmRow>("SELECT * FROM vms ORDER BY qid").all());
+    return this.records(this.rawRows(`SELECT ${COLUMNS} FROM vms ORDER BY qid`, []));
   }
 
   addTag(qid: number, tag: string): boolean {
@@ -212,6 +218,10 @@ export class SqliteVmRepository implements VmRepository {
       .map((row) => row.name);
   }
 
+  private rawRows(sql: string, params: unknown[]): RawRow[] {
+    return this.statement(sql).raw(true).all(...params) as RawRow[];
+  }
+
   /** A prepared statement, prepared once per distinct SQL text. */
   private statement<P extends unknown[] = unknown[], R = unknown>(sql: string): Statement<P, R> {
     let statement = this.statements.get(sql);
@@ -222,7 +232,7 @@ export class SqliteVmRepository implements VmRepository {
   /** One row's record, with its two small queries (prepared once) unless kept: the path of single lookups. */
   private record(row: VmRow | undefined): VmRecord | undefined {
     if (!row) return undefined;
-    const kept = this.keptFor(row);
+    const kept = this.keptFor(row.qid, row.uuid, row.revision);
     if (kept) return kept;
     const properties: Record<string, string> = {};
     for (const { name, value } of this.propertiesOf.all(row.qid)) properties[name] = value;

@@ -1,5 +1,4 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import { BinaryReader } from "@bufbuild/protobuf/wire";
 import type { Vm as VmMessage } from "../../gen/steward/v1/vm_pb";
 import { VmSchema } from "../../gen/steward/v1/vm_pb";
 import { ListVmsResponseSchema, type ListVmsResponse } from "../../gen/steward/v1/vm_service_pb";
@@ -7,9 +6,9 @@ import type { Property } from "../core/properties/vm-properties";
 import type { StableVmView } from "../core/stable-vm-views";
 import type { Vm, VmPage } from "../core/vm-registry";
 import { encodedResponse } from "../server/grpc-definitions";
-import { encodeProperties } from "./property-encoding";
+import { encodeStablePart } from "./vm-encoding";
 import { propertyMessage } from "./property-messages";
-import { powerStateMessage, runtimeMessage, vmDescription, vmMessage } from "./vm-messages";
+import { powerStateMessage, runtimeMessage, vmMessage } from "./vm-messages";
 import { LENGTH_DELIMITED, lengthDelimitedSize, tag, VARINT, varintSize, WireWriter } from "./wire-writer";
 
 /*
@@ -50,16 +49,11 @@ function encodingOf(view: StableVmView): Uint8Array | undefined {
   return kept?.view === view ? kept.bytes : undefined;
 }
 
-function keepEncoding(view: StableVmView, parts: readonly Uint8Array[]): void {
-  const length = parts.reduce((sum, part) => sum + part.length, 0);
+function keepEncoding(view: StableVmView, bytes: Uint8Array): void {
   const earlier = encodings.get(view.lineage);
-  const room = earlier && earlier.room.length >= length ? earlier.room : new Uint8Array(length + SLACK);
-  let at = 0;
-  for (const part of parts) {
-    room.set(part, at);
-    at += part.length;
-  }
-  encodings.set(view.lineage, { view, room, bytes: room.subarray(0, length) });
+  const room = earlier && earlier.room.length >= bytes.length ? earlier.room : new Uint8Array(bytes.length + SLACK);
+  room.set(bytes);
+  encodings.set(view.lineage, { view, room, bytes: room.subarray(0, bytes.length) });
 }
 
 export function fullPageMessage(page: VmPage): ListVmsResponse {
@@ -98,29 +92,16 @@ function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {
 }
 
 /**
- * Encodes the stable views not encoded yet: each VM's fields and features, then the properties
- * the store decides (see property-encoding.ts). The fields and features are encoded a batch at
- * a time, as the VMs of one message, and then cut apart: one buffer for many is much cheaper
- * than one growing buffer each, and a batch is small enough for its objects to be gone before
- * the next. A stable view holds for one revision of the VM, so its name, tags and label are the
- * same whenever the view comes back.
+ * Encodes the stable views not encoded yet (see vm-encoding.ts). A stable view holds for one
+ * revision of the VM, so its name, tags and label are the same whenever the view comes back.
  */
 function encodeStableViews(vms: readonly Vm[]): void {
-  const fresh = vms.filter((vm) => vm.stable && !encodingOf(vm.stable));
-  for (let i = 0; i < fresh.length; i += ENCODING_BATCH) {
-    const batch = fresh.slice(i, i + ENCODING_BATCH);
-    const described = batch.map((vm) => ({ ...EMPTY_VM, ...vmDescription(vm), features: vm.features! }));
-    const reader = new BinaryReader(toBinary(ListVmsResponseSchema, create(ListVmsResponseSchema, { vms: described })));
-    for (const vm of batch) {
-      reader.tag();
-      const fields = reader.bytes();
-      const properties = vm.properties!;
-      keepEncoding(vm.stable!, [fields, encodeProperties(properties.slice(0, properties.length - vm.live!.length))]);
-    }
+  for (const vm of vms) {
+    if (!vm.stable || encodingOf(vm.stable)) continue;
+    const properties = vm.properties!;
+    keepEncoding(vm.stable, encodeStablePart(vm, properties.slice(0, properties.length - vm.live!.length)));
   }
 }
-
-const ENCODING_BATCH = 64;
 
 /** A Vm message with no field set, to build pieces from without create()'s copying. */
 const EMPTY_VM: VmMessage = Object.freeze({

@@ -2,7 +2,7 @@ import { WireType } from "@bufbuild/protobuf/wire";
 
 /*
  * Protobuf wire format written by hand where protobuf-es' way costs too much on a hot path
- * (see vm-page-encoding.ts and property-encoding.ts); what is written is checked against
+ * (see vm-page-encoding.ts and vm-encoding.ts); what is written is checked against
  * protobuf-es by the tests.
  */
 

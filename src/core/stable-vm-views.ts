@@ -1,7 +1,7 @@
 import type { Store, VmRecord } from "../ports/store";
 import type { SnapshotResolver, VmReads } from "./properties/property-resolver";
-import { vmPropertySpecs, type PropertySpec } from "./properties/property-schema";
-import type { Property, VmProperties } from "./properties/vm-properties";
+import type { PropertySpec } from "./properties/property-schema";
+import { specsByName, type Property, type VmProperties } from "./properties/vm-properties";
 import type { VmClassName } from "./vm-classes";
 
 /**
@@ -29,7 +29,7 @@ export interface StableViewRead {
 
 /** Properties whose value the hypervisor gives, not the store. */
 const LIVE_PROPERTIES: ReadonlySet<string> = new Set(["start_time"]);
-const LIVE_SPECS = new Map<VmClassName, readonly PropertySpec[]>();
+const SPECS = new Map<VmClassName, { stored: readonly PropertySpec[]; live: readonly PropertySpec[] }>();
 
 /** A stable view, and what says whether it still holds: one object for each VM listed. */
 class KeptView implements StableVmView {
@@ -76,7 +76,7 @@ export class StableVmViews {
 
   /** The properties of the stored part of `view`, the VM's current stable view, worked out now. */
   storedProperties(record: VmRecord, view: StableVmView, resolver: SnapshotResolver): Property[] {
-    const { result, reads } = resolver.consulting(() => this.properties.all(record, resolver, (spec) => !LIVE_PROPERTIES.has(spec.name)));
+    const { result, reads } = resolver.consulting(() => this.properties.all(record, resolver, specsOf(record.klass).stored));
     const kept = this.kept.get(record.qid);
     if (kept === view && !kept.resolved) {
       kept.reads = kept.reads.concat(reads);
@@ -106,14 +106,22 @@ export class StableVmViews {
     const { result: template, reads } = resolver.consulting(() => resolver.templateOf(record)?.name ?? "");
     const earlier = this.kept.get(record.qid);
     const lineage = earlier?.uuid === record.uuid ? earlier.lineage : {};
-    const view = new KeptView(lineage, template, liveSpecs(record.klass), record.uuid, record.revision, globals, reads);
+    const view = new KeptView(lineage, template, specsOf(record.klass).live, record.uuid, record.revision, globals, reads);
     this.kept.set(record.qid, view);
     return view;
   }
 }
 
-function liveSpecs(klass: VmClassName): readonly PropertySpec[] {
-  let specs = LIVE_SPECS.get(klass);
-  if (!specs) LIVE_SPECS.set(klass, (specs = Object.freeze(vmPropertySpecs(klass).filter((spec) => LIVE_PROPERTIES.has(spec.name)))));
+/** A class's properties, by name: those the store decides, and those the hypervisor does. */
+function specsOf(klass: VmClassName): { stored: readonly PropertySpec[]; live: readonly PropertySpec[] } {
+  let specs = SPECS.get(klass);
+  if (!specs) {
+    const all = specsByName(klass);
+    specs = Object.freeze({
+      stored: Object.freeze(all.filter((spec) => !LIVE_PROPERTIES.has(spec.name))),
+      live: Object.freeze(all.filter((spec) => LIVE_PROPERTIES.has(spec.name))),
+    });
+    SPECS.set(klass, specs);
+  }
   return specs;
 }

@@ -51,12 +51,11 @@ export class VmProperties {
   }
 
   /**
-   * Every property of a stored VM (or those `include` takes), by name; `resolver` may be a
-   * snapshot for reading many VMs.
+   * Every property of a stored VM (or those of `specs`), by name; `resolver` may be a snapshot
+   * for reading many VMs.
    */
-  all(record: VmRecord, resolver = this.resolver, include?: (spec: PropertySpec) => boolean): Property[] {
-    const specs = specsByName(record.klass);
-    return (include ? specs.filter(include) : specs).map((spec) => resolvedProperty(record, spec, resolver));
+  all(record: VmRecord, resolver = this.resolver, specs: readonly PropertySpec[] = specsByName(record.klass)): Property[] {
+    return specs.map((spec) => resolvedProperty(record, spec, resolver));
   }
 
   /** The schema of one of the VM's properties; NOT_FOUND when its class has no such property. */
@@ -160,7 +159,7 @@ function readOnly(record: VmRecord, spec: PropertySpec) {
 const SPECS_BY_NAME = new Map<string, PropertySpec[]>();
 
 /** A class's property specs, sorted by name once. */
-function specsByName(klass: VmRecord["klass"]): PropertySpec[] {
+export function specsByName(klass: VmRecord["klass"]): PropertySpec[] {
   let specs = SPECS_BY_NAME.get(klass);
   if (!specs) SPECS_BY_NAME.set(klass, (specs = vmPropertySpecs(klass).sort((a, b) => a.name.localeCompare(b.name))));
   return specs;

@@ -8,7 +8,7 @@ import { VM_CLASSES, type VmClassName } from "./vm-classes";
 import type { PropertyResolver, SnapshotResolver } from "./properties/property-resolver";
 import { GLOBAL_VM_PROPERTIES, globalSpec, vmPropertySpecs, vmSpec, type PropertyValue } from "./properties/property-schema";
 import { resolvedProperty, type Property, type VmProperties } from "./properties/vm-properties";
-import { StableVmViews, type StableViewRead, type StableVmView } from "./stable-vm-views";
+import { StableVmViews, type StableVmView } from "./stable-vm-views";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
 
@@ -285,18 +285,15 @@ export class VmRegistry {
 
   private fullViews(records: readonly VmRecord[], resolver: SnapshotResolver): Vm[] {
     const stable = this.stableViews.of(records, resolver);
-    return records.map((record, i) => this.fullView(record, stable[i]!, resolver));
-  }
-
-  /** A full view, with what the hypervisor says now. */
-  private fullView(record: VmRecord, { view: stable, features }: StableViewRead, resolver: SnapshotResolver): Vm {
-    return new FullVmView(
-      this.view(record, resolver, stable.template),
-      stable,
-      stable.live.map((spec) => resolvedProperty(record, spec, resolver)),
-      () => this.stableViews.storedProperties(record, stable, resolver),
-      () => features ?? this.store.vms.features(record.qid),
-    );
+    const source: StoredPartSource = {
+      properties: (record, view) => this.stableViews.storedProperties(record, view, resolver),
+      features: (record) => this.store.vms.features(record.qid),
+    };
+    return records.map((record, i) => {
+      const { view, features } = stable[i]!;
+      const live = view.live.map((spec) => resolvedProperty(record, spec, resolver));
+      return new FullVmView(this.view(record, resolver, view.template), view, live, record, features, source);
+    });
   }
 
   private powerState(record: VmRecord): PowerState {
@@ -347,6 +344,12 @@ export class VmRegistry {
   }
 }
 
+/** Where the full views of one read work their stored part out, when asked. */
+interface StoredPartSource {
+  properties(record: VmRecord, stable: StableVmView): Property[];
+  features(record: VmRecord): Readonly<Record<string, string>>;
+}
+
 /**
  * A VM's full view. Its stored properties are worked out each time they are read, and only
  * then: a caller that kept what it derived from `stable` does not read them, and a page of
@@ -368,19 +371,21 @@ class FullVmView implements Vm {
     basic: Vm,
     readonly stable: StableVmView,
     readonly live: readonly Property[],
-    private readonly storedProperties: () => Property[],
-    private readonly readFeatures: () => Readonly<Record<string, string>>,
+    private readonly record: VmRecord,
+    /** The features, when they were read with the stable view. */
+    private readonly readFeatures: Readonly<Record<string, string>> | undefined,
+    private readonly source: StoredPartSource,
   ) {
     ({ qid: this.qid, uuid: this.uuid, name: this.name, klass: this.klass, state: this.state } = basic);
     ({ label: this.label, template: this.template, tags: this.tags, createdAt: this.createdAt, startedAt: this.startedAt } = basic);
   }
 
   get properties(): Property[] {
-    return this.storedProperties().concat(this.live);
+    return this.source.properties(this.record, this.stable).concat(this.live);
   }
 
   get features(): Readonly<Record<string, string>> {
-    return this.readFeatures();
+    return this.readFeatures ?? this.source.features(this.record);
   }
 }
 

@@ -163,6 +163,7 @@ export type VmReads = readonly (number | string | VmRecord | undefined)[];
  */
 export class SnapshotResolver extends PropertyResolver {
   private readonly memo: MemoizedReads;
+  private readonly trace: ReadTrace = { qid: new Map(), name: new Map() };
   private globalsText: string | undefined;
 
   constructor(store: Store, hypervisor: Hypervisor) {
@@ -171,14 +172,18 @@ export class SnapshotResolver extends PropertyResolver {
     this.memo = memo;
   }
 
-  /** Runs `work` and returns, with its result, the VMs it read (each read once). */
+  /** Runs `work` and returns, with its result, the VMs it read (each read once). Not nested. */
   consulting<T>(work: () => T): { result: T; reads: VmReads } {
-    const trace: ReadTrace = { qid: new Map(), name: new Map() };
+    // One trace for every call: the calls come by the thousand (two for each VM listed).
+    const trace = this.trace;
+    trace.qid.clear();
+    trace.name.clear();
     this.memo.trace = trace;
     try {
       const result = work();
       const reads: (number | string | VmRecord | undefined)[] = [];
-      for (const [key, found] of [...trace.qid, ...trace.name]) reads.push(key, found);
+      for (const [key, found] of trace.qid) reads.push(key, found);
+      for (const [key, found] of trace.name) reads.push(key, found);
       return { result, reads };
     } finally {
       this.memo.trace = undefined;

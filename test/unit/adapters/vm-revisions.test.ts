@@ -1,18 +1,13 @@
-import { SqliteStore } from "../../../src/adapters/store/sqlite/sqlite-store";
+import type { SqliteStore } from "../../../src/adapters/store/sqlite/sqlite-store";
 import type { VmRecord } from "../../../src/ports/store";
-import { makeTempDir, removeDir } from "../../fixtures/temp-dir";
+import { storeForEach } from "../../fixtures/temp-store";
 
 describe("VM records' revisions", () => {
-  let dir: string;
+  const opened = storeForEach();
   let store: SqliteStore;
   beforeEach(() => {
-    dir = makeTempDir();
-    store = SqliteStore.open(dir);
+    store = opened.current;
     store.transaction(() => store.vms.insert({ qid: 1, uuid: "11111111-1111-1111-1111-111111111111", name: "work", klass: "StandaloneVM", createdAt: new Date() }));
-  });
-  afterEach(() => {
-    store.close();
-    removeDir(dir);
   });
 
   const work = (): VmRecord => store.vms.byQid(1)!;

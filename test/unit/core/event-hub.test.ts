@@ -1,21 +1,16 @@
 import { getEventListeners } from "node:events";
-import { SqliteStore } from "../../../src/adapters/store/sqlite/sqlite-store";
+import type { SqliteStore } from "../../../src/adapters/store/sqlite/sqlite-store";
 import { EventHub } from "../../../src/core/event-hub";
 import { systemClock } from "../../../src/ports/clock";
-import { makeTempDir, removeDir } from "../../fixtures/temp-dir";
+import { storeForEach } from "../../fixtures/temp-store";
 
 describe("EventHub subscribers", () => {
-  let dir: string;
+  const opened = storeForEach();
   let store: SqliteStore;
   let hub: EventHub;
   beforeEach(() => {
-    dir = makeTempDir();
-    store = SqliteStore.open(dir);
+    store = opened.current;
     hub = new EventHub(store, systemClock, { retained: 1000, heartbeatMs: 30, subscriberBuffer: 10 });
-  });
-  afterEach(() => {
-    store.close();
-    removeDir(dir);
   });
 
   const request = { subject: undefined, prefixes: [], afterSequence: undefined };

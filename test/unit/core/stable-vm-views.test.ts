@@ -1,5 +1,4 @@
 import { SimHypervisor } from "../../../src/adapters/hypervisor/sim/sim-hypervisor";
-import { SqliteStore } from "../../../src/adapters/store/sqlite/sqlite-store";
 import { GlobalProperties } from "../../../src/core/properties/global-properties";
 import { PropertyResolver } from "../../../src/core/properties/property-resolver";
 import { VmProperties } from "../../../src/core/properties/vm-properties";
@@ -7,18 +6,16 @@ import { Labels } from "../../../src/core/labels";
 import { VmLookup } from "../../../src/core/vm-lookup";
 import { VmRegistry } from "../../../src/core/vm-registry";
 import { systemClock } from "../../../src/ports/clock";
-import { makeTempDir, removeDir } from "../../fixtures/temp-dir";
+import { storeForEach } from "../../fixtures/temp-store";
 
 /** The full view's stable part is the same object while it holds, and a new one once it does not. */
 describe("stable VM views", () => {
-  let dir: string;
-  let store: SqliteStore;
+  const opened = storeForEach();
   let vms: VmRegistry;
   let properties: VmProperties;
   let globals: GlobalProperties;
   beforeEach(() => {
-    dir = makeTempDir();
-    store = SqliteStore.open(dir);
+    const store = opened.current;
     const hypervisor = new SimHypervisor();
     const lookup = new VmLookup(store);
     const resolver = new PropertyResolver(store, hypervisor);
@@ -29,10 +26,6 @@ describe("stable VM views", () => {
     vms.create({ ...base, name: "tpl", klass: "TemplateVM", template: "" }, "dom0");
     vms.create({ ...base, name: "work", klass: "AppVM", template: "tpl" }, "dom0");
     vms.create({ ...base, name: "other", klass: "StandaloneVM", template: "" }, "dom0");
-  });
-  afterEach(() => {
-    store.close();
-    removeDir(dir);
   });
 
   const stableOf = (name: string) => {

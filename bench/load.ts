@@ -25,10 +25,11 @@ export class RawUnaryClient {
     this.client = new grpc.Client(address, grpc.credentials.createInsecure());
   }
 
-  call(): Promise<Buffer> {
+  /** One call, with the client's request or another one. */
+  call(request = this.request): Promise<Buffer> {
     const identity = (bytes: Buffer) => bytes;
     return new Promise((resolve, reject) =>
-      this.client.makeUnaryRequest(this.path, identity, identity, this.request, (error, response) =>
+      this.client.makeUnaryRequest(this.path, identity, identity, request, (error, response) =>
         error ? reject(error) : resolve(response!),
       ),
     );

@@ -197,17 +197,12 @@ async function listAllFull(address: string, vms: ReturnType<typeof createClient<
     tokens.push(token);
   }
   const requests = tokens.map((pageToken) => Buffer.from(toBinary(ListVmsRequestSchema, create(ListVmsRequestSchema, { view: VmView.FULL, pageSize: 1000, pageToken }))));
-  const channel = new grpc.Client(address, grpc.credentials.createInsecure());
-  const identity = (bytes: Buffer) => bytes;
-  const page = (request: Buffer) =>
-    new Promise<Buffer>((resolve, reject) =>
-      channel.makeUnaryRequest("/steward.v1.VmService/ListVms", identity, identity, request, (error, response) => (error ? reject(error) : resolve(response!))),
-    );
+  const channel = new RawUnaryClient(address, "/steward.v1.VmService/ListVms", requests[0]!);
   let bytes = 0;
   const receiveAll = async () => {
     const started = performance.now();
     bytes = 0;
-    for (const request of requests) bytes += (await page(request)).length;
+    for (const request of requests) bytes += (await channel.call(request)).length;
     return performance.now() - started;
   };
   const cold: number[] = [];

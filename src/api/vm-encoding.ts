@@ -35,7 +35,7 @@ function nameAndTypeOf(spec: PropertySpec): Uint8Array {
     out.string(spec.name);
     out.tag(TYPE, VARINT);
     out.varint(propertyTypeOf(spec));
-    nameAndType.set(spec, (bytes = Uint8Array.prototype.slice.call(out.written())));
+    nameAndType.set(spec, (bytes = out.copyWritten()));
   }
   return bytes;
 }
@@ -70,6 +70,13 @@ export function encodeStablePart(vm: Vm, properties: readonly Property[]): Uint8
     out.join(entry);
   }
   return out.written();
+}
+
+/** Vm.properties entries for these properties alone (the live ones, say), to keep. */
+export function encodePropertyEntries(properties: readonly Property[]): Uint8Array {
+  scratch.reset();
+  writeProperties(scratch, properties);
+  return scratch.copyWritten();
 }
 
 /** A string field; empty ones are left out, as proto3 does. */

@@ -6,9 +6,8 @@ import type { Property } from "../core/properties/vm-properties";
 import type { StableVmView } from "../core/stable-vm-views";
 import type { Vm, VmPage } from "../core/vm-registry";
 import { encodedResponse } from "../server/grpc-definitions";
-import { encodeStablePart } from "./vm-encoding";
-import { propertyMessage } from "./property-messages";
-import { powerStateMessage, runtimeMessage, vmMessage } from "./vm-messages";
+import { encodePropertyEntries, encodeStablePart } from "./vm-encoding";
+import { powerStateMessage, runtimeMessage } from "./vm-messages";
 import { LENGTH_DELIMITED, lengthDelimitedSize, tag, VARINT, varintSize, WireWriter } from "./wire-writer";
 
 /*
@@ -81,11 +80,9 @@ export function fullPageMessage(page: VmPage): ListVmsResponse {
   return encodedResponse(response, bytes);
 }
 
+/** A VM of a FULL page (so with a stable view, encoded by now), as pieces to write one after the other. */
 function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {
-  const stable = vm.stable && encodingOf(vm.stable);
-  // Every VM of a FULL page has a stable view; a message built whole is the fallback.
-  if (!stable) return [toBinary(VmSchema, vmMessage(vm))];
-  const pieces = [stable];
+  const pieces = [encodingOf(vm.stable!)!];
   for (const property of vm.live!) pieces.push(live.property(property));
   pieces.push(live.state(vm));
   return pieces;
@@ -97,13 +94,13 @@ function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {
  */
 function encodeStableViews(vms: readonly Vm[]): void {
   for (const vm of vms) {
-    if (!vm.stable || encodingOf(vm.stable)) continue;
+    if (encodingOf(vm.stable!)) continue;
     const properties = vm.properties!;
-    keepEncoding(vm.stable, encodeStablePart(vm, properties.slice(0, properties.length - vm.live!.length)));
+    keepEncoding(vm.stable!, encodeStablePart(vm, properties.slice(0, properties.length - vm.live!.length)));
   }
 }
 
-/** A Vm message with no field set, to build pieces from without create()'s copying. */
+/** A Vm message with no field set, to build the state piece from without create()'s copying. */
 const EMPTY_VM: VmMessage = Object.freeze({
   $typeName: "steward.v1.Vm",
   name: "",
@@ -125,17 +122,17 @@ class LivePieces {
 
   property(property: Property): Uint8Array {
     const key = `property:${property.spec.name}:${property.isDefault}:${String(property.value)}`;
-    return this.once(key, () => ({ ...EMPTY_VM, properties: [propertyMessage(property)] }));
+    return this.once(key, () => encodePropertyEntries([property]));
   }
 
   state(vm: Vm): Uint8Array {
     const key = `state:${vm.state}:${vm.startedAt?.getTime() ?? ""}`;
-    return this.once(key, () => ({ ...EMPTY_VM, state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) }));
+    return this.once(key, () => toBinary(VmSchema, { ...EMPTY_VM, state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) }));
   }
 
-  private once(key: string, message: () => VmMessage): Uint8Array {
+  private once(key: string, encode: () => Uint8Array): Uint8Array {
     let bytes = this.encoded.get(key);
-    if (!bytes) this.encoded.set(key, (bytes = toBinary(VmSchema, message())));
+    if (!bytes) this.encoded.set(key, (bytes = encode()));
     return bytes;
   }
 }

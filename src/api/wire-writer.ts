@@ -145,6 +145,11 @@ export class WireWriter {
     return this.buffer.subarray(0, this.at);
   }
 
+  /** A copy of what was written, to keep. */
+  copyWritten(): Uint8Array {
+    return new Uint8Array(this.written());
+  }
+
   private reserve(size: number): void {
     if (this.at + size <= this.buffer.length) return;
     const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.at + size));

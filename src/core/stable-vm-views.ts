@@ -27,8 +27,6 @@ export interface StableViewRead {
   features?: Readonly<Record<string, string>>;
 }
 
-/** Properties whose value the hypervisor gives, not the store. */
-const LIVE_PROPERTIES: ReadonlySet<string> = new Set(["start_time"]);
 const SPECS = new Map<VmClassName, { stored: readonly PropertySpec[]; live: readonly PropertySpec[] }>();
 
 /** A stable view, and what says whether it still holds: one object for each VM listed. */
@@ -118,8 +116,8 @@ function specsOf(klass: VmClassName): { stored: readonly PropertySpec[]; live: r
   if (!specs) {
     const all = specsByName(klass);
     specs = Object.freeze({
-      stored: Object.freeze(all.filter((spec) => !LIVE_PROPERTIES.has(spec.name))),
-      live: Object.freeze(all.filter((spec) => LIVE_PROPERTIES.has(spec.name))),
+      stored: Object.freeze(all.filter((spec) => !spec.live)),
+      live: Object.freeze(all.filter((spec) => spec.live)),
     });
     SPECS.set(klass, specs);
   }

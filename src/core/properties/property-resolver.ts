@@ -175,6 +175,7 @@ export class SnapshotResolver extends PropertyResolver {
   /** Runs `work` and returns, with its result, the VMs it read (each read once). Not nested. */
   consulting<T>(work: () => T): { result: T; reads: VmReads } {
     // One trace for every call: the calls come by the thousand (two for each VM listed).
+    if (this.memo.trace) throw new Error("consulting() calls do not nest: they share one trace");
     const trace = this.trace;
     trace.qid.clear();
     trace.name.clear();

@@ -32,6 +32,8 @@ export interface PropertySpec {
   max?: number;
   /** The values a str property accepts; undefined for any. */
   choices?: readonly string[];
+  /** Its value comes from the hypervisor, not the store (start_time): it changes without a write. */
+  live?: true;
 }
 
 const NOT_ADMIN: readonly VmClassName[] = ["TemplateVM", "AppVM", "StandaloneVM", "DispVM"];
@@ -83,7 +85,7 @@ export const VM_PROPERTIES: readonly PropertySpec[] = [
   { name: "template_for_dispvms", type: "bool", write: "anytime", default: constant(false), classes: ["AppVM"], help: "Whether DispVMs may be based on this AppVM." },
   { name: "default_user", type: "str", write: "anytime", default: fromTemplate(constant("user")), classes: NOT_ADMIN, help: "The user commands run as in the guest." },
   { name: "auto_cleanup", type: "bool", write: "anytime", default: constant(false), classes: ["DispVM"], help: "Remove the DispVM when it halts." },
-  { name: "start_time", type: "str", write: "read-only", default: computed, help: "When the VM started, as an ISO 8601 time; empty while halted." },
+  { name: "start_time", type: "str", write: "read-only", default: computed, live: true, help: "When the VM started, as an ISO 8601 time; empty while halted." },
 ];
 
 export const GLOBAL_PROPERTIES: readonly PropertySpec[] = [

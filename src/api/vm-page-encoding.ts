@@ -1,5 +1,4 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import type { Vm as VmMessage } from "../../gen/steward/v1/vm_pb";
 import { VmSchema } from "../../gen/steward/v1/vm_pb";
 import { ListVmsResponseSchema, type ListVmsResponse } from "../../gen/steward/v1/vm_service_pb";
 import type { Property } from "../core/properties/vm-properties";
@@ -100,22 +99,6 @@ function encodeStableViews(vms: readonly Vm[]): void {
   }
 }
 
-/** A Vm message with no field set, to build the state piece from without create()'s copying. */
-const EMPTY_VM: VmMessage = Object.freeze({
-  $typeName: "steward.v1.Vm",
-  name: "",
-  uuid: "",
-  klass: 0,
-  state: 0,
-  qid: 0,
-  label: "",
-  template: "",
-  tags: [],
-  properties: [],
-  features: {},
-  runtime: undefined,
-});
-
 /** The pieces that change with the hypervisor, encoded once per page for each distinct value. */
 class LivePieces {
   private readonly encoded = new Map<string, Uint8Array>();
@@ -127,7 +110,7 @@ class LivePieces {
 
   state(vm: Vm): Uint8Array {
     const key = `state:${vm.state}:${vm.startedAt?.getTime() ?? ""}`;
-    return this.once(key, () => toBinary(VmSchema, { ...EMPTY_VM, state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) }));
+    return this.once(key, () => toBinary(VmSchema, create(VmSchema, { state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) })));
   }
 
   private once(key: string, encode: () => Uint8Array): Uint8Array {

@@ -44,6 +44,9 @@ export class StewardServer {
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": config.maxMessageBytes,
       "grpc.max_send_message_length": config.maxMessageBytes,
+      // Steward serves no channelz service, so nothing could read what grpc-js would track for
+      // it on every call and connection.
+      "grpc.enable_channelz": 0,
     });
     this.health = new HealthStatus(services.map((s) => s.service.typeName));
     // The error details are offered too, so reflection-driven clients can decode them.

@@ -1,6 +1,7 @@
 import { PropertySchema, PropertyValueSchema } from "../../gen/steward/v1/property_pb";
 import { VmSchema } from "../../gen/steward/v1/vm_pb";
 import type { PropertySpec } from "../core/properties/property-schema";
+import { isSharedProperty } from "../core/properties/shared-properties";
 import type { Property } from "../core/properties/vm-properties";
 import type { Vm } from "../core/vm-registry";
 import { propertyTypeOf, valueMember } from "./property-messages";
@@ -41,10 +42,11 @@ function nameAndTypeOf(spec: PropertySpec): Uint8Array {
 }
 
 /**
- * The VM's fields but its state and runtime, with these properties (those the store decides)
- * and its features, in protobuf-es' order. The bytes are valid until the next call: take a copy.
+ * The VM's fields but its state and runtime, with the first `count` of these properties (those
+ * the store decides) and its features, in protobuf-es' order. The bytes are valid until the
+ * next call: take a copy.
  */
-export function encodeStablePart(vm: Vm, properties: readonly Property[]): Uint8Array {
+export function encodeStablePart(vm: Vm, properties: readonly Property[], count = properties.length): Uint8Array {
   const out = scratch;
   out.reset();
   const description = vmDescription(vm);
@@ -58,7 +60,7 @@ export function encodeStablePart(vm: Vm, properties: readonly Property[]): Uint8
     out.tag(VM.tags!.number, LENGTH_DELIMITED);
     out.string(tag);
   }
-  writeProperties(out, properties);
+  writeProperties(out, properties, count);
   for (const [key, value] of Object.entries(vm.features!)) {
     // A map entry: the key is field 1, the value field 2, both always written.
     out.tag(VM.features!.number, LENGTH_DELIMITED);
@@ -75,7 +77,7 @@ export function encodeStablePart(vm: Vm, properties: readonly Property[]): Uint8
 /** Vm.properties entries for these properties alone (the live ones, say), to keep. */
 export function encodePropertyEntries(properties: readonly Property[]): Uint8Array {
   scratch.reset();
-  writeProperties(scratch, properties);
+  writeProperties(scratch, properties, properties.length);
   return scratch.copyWritten();
 }
 
@@ -93,18 +95,32 @@ function varintField(out: WireWriter, no: number, value: number): void {
   out.varint(value);
 }
 
-function writeProperties(out: WireWriter, properties: readonly Property[]): void {
-  for (const property of properties) {
-    out.tag(VM_PROPERTIES, LENGTH_DELIMITED);
-    const entry = out.fork();
-    out.bytes(nameAndTypeOf(property.spec));
-    if (property.value !== undefined) writeValue(out, property);
-    if (property.isDefault) {
-      out.tag(IS_DEFAULT, VARINT);
-      out.varint(1);
-    }
-    out.join(entry);
+/** The encoded Vm.properties entries of shared properties (see shared-properties.ts). */
+const sharedEntries = new WeakMap<Property, Uint8Array>();
+
+function writeProperties(out: WireWriter, properties: readonly Property[], count: number): void {
+  for (let i = 0; i < count; i++) {
+    const property = properties[i]!;
+    const kept = sharedEntries.get(property);
+    if (kept) out.bytes(kept);
+    else if (isSharedProperty(property)) {
+      const start = out.position;
+      writeProperty(out, property);
+      sharedEntries.set(property, out.copyFrom(start));
+    } else writeProperty(out, property);
   }
+}
+
+function writeProperty(out: WireWriter, property: Property): void {
+  out.tag(VM_PROPERTIES, LENGTH_DELIMITED);
+  const entry = out.fork();
+  out.bytes(nameAndTypeOf(property.spec));
+  if (property.value !== undefined) writeValue(out, property);
+  if (property.isDefault) {
+    out.tag(IS_DEFAULT, VARINT);
+    out.varint(1);
+  }
+  out.join(entry);
 }
 
 function writeValue(out: WireWriter, property: Property): void {

@@ -1,6 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { VmSchema } from "../../gen/steward/v1/vm_pb";
 import { ListVmsResponseSchema, type ListVmsResponse } from "../../gen/steward/v1/vm_service_pb";
+import { isSharedProperty } from "../core/properties/shared-properties";
 import type { Property } from "../core/properties/vm-properties";
 import type { StableVmView } from "../core/stable-vm-views";
 import type { Vm, VmPage } from "../core/vm-registry";
@@ -48,8 +49,14 @@ function encodingOf(view: StableVmView): Uint8Array | undefined {
 }
 
 function keepEncoding(view: StableVmView, bytes: Uint8Array): void {
-  const earlier = encodings.get(view.lineage);
-  const room = earlier && earlier.room.length >= bytes.length ? earlier.room : new Uint8Array(bytes.length + SLACK);
+  const kept = encodings.get(view.lineage);
+  if (kept && kept.room.length >= bytes.length) {
+    kept.room.set(bytes);
+    kept.view = view;
+    if (kept.bytes.length !== bytes.length) kept.bytes = kept.room.subarray(0, bytes.length);
+    return;
+  }
+  const room = new Uint8Array(bytes.length + SLACK);
   room.set(bytes);
   encodings.set(view.lineage, { view, room, bytes: room.subarray(0, bytes.length) });
 }
@@ -95,27 +102,29 @@ function encodeStableViews(vms: readonly Vm[]): void {
   for (const vm of vms) {
     if (encodingOf(vm.stable!)) continue;
     const properties = vm.properties!;
-    keepEncoding(vm.stable!, encodeStablePart(vm, properties.slice(0, properties.length - vm.live!.length)));
+    keepEncoding(vm.stable!, encodeStablePart(vm, properties, properties.length - vm.live!.length));
   }
 }
 
 /** The pieces that change with the hypervisor, encoded once per page for each distinct value. */
 class LivePieces {
-  private readonly encoded = new Map<string, Uint8Array>();
+  private readonly properties = new Map<Property, Uint8Array>();
+  private readonly states = new Map<string, Map<number | undefined, Uint8Array>>();
 
+  /** A live property; one the VMs share (halted VMs' start_time) is encoded once. */
   property(property: Property): Uint8Array {
-    const key = `property:${property.spec.name}:${property.isDefault}:${String(property.value)}`;
-    return this.once(key, () => encodePropertyEntries([property]));
+    if (!isSharedProperty(property)) return encodePropertyEntries([property]);
+    let bytes = this.properties.get(property);
+    if (!bytes) this.properties.set(property, (bytes = encodePropertyEntries([property])));
+    return bytes;
   }
 
   state(vm: Vm): Uint8Array {
-    const key = `state:${vm.state}:${vm.startedAt?.getTime() ?? ""}`;
-    return this.once(key, () => toBinary(VmSchema, create(VmSchema, { state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) })));
-  }
-
-  private once(key: string, encode: () => Uint8Array): Uint8Array {
-    let bytes = this.encoded.get(key);
-    if (!bytes) this.encoded.set(key, (bytes = encode()));
+    let byStart = this.states.get(vm.state);
+    if (!byStart) this.states.set(vm.state, (byStart = new Map()));
+    const start = vm.startedAt?.getTime();
+    let bytes = byStart.get(start);
+    if (!bytes) byStart.set(start, (bytes = toBinary(VmSchema, create(VmSchema, { state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) }))));
     return bytes;
   }
 }

@@ -7,7 +7,7 @@ import type { Labels } from "./labels";
 import { VM_CLASSES, type VmClassName } from "./vm-classes";
 import type { PropertyResolver, SnapshotResolver } from "./properties/property-resolver";
 import { GLOBAL_VM_PROPERTIES, globalSpec, vmPropertySpecs, vmSpec, type PropertyValue } from "./properties/property-schema";
-import { resolvedProperty, type Property, type VmProperties } from "./properties/vm-properties";
+import type { Property, VmProperties } from "./properties/vm-properties";
 import { StableVmViews, type StableVmView } from "./stable-vm-views";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
@@ -291,7 +291,7 @@ export class VmRegistry {
     };
     return records.map((record, i) => {
       const { view, features } = stable[i]!;
-      const live = view.live.map((spec) => resolvedProperty(record, spec, resolver));
+      const live = view.live.map((spec) => resolver.vm(record, spec));
       return new FullVmView(this.view(record, resolver, view.template), view, live, record, features, source);
     });
   }

@@ -17,7 +17,7 @@ export class GlobalProperties {
 
   list(): Property[] {
     const stored = this.store.globals.all();
-    return [...GLOBAL_PROPERTIES].sort((a, b) => a.name.localeCompare(b.name)).map((spec) => ({ spec, ...this.resolver.global(spec, stored) }));
+    return [...GLOBAL_PROPERTIES].sort((a, b) => a.name.localeCompare(b.name)).map((spec) => this.resolver.global(spec, stored));
   }
 
   /** The schema of a global property; NOT_FOUND for an unknown name. */
@@ -26,8 +26,7 @@ export class GlobalProperties {
   }
 
   get(name: string): Property {
-    const spec = specOf(name);
-    return { spec, ...this.resolver.global(spec) };
+    return this.resolver.global(specOf(name));
   }
 
   set(name: string, value: PropertyValue): Property {
@@ -39,7 +38,7 @@ export class GlobalProperties {
       this.store.globals.set(name, this.resolver.encode(spec, value, target));
       const now = this.resolver.global(spec);
       this.store.events.append({ subject: "", name: `property-set:${name}`, kwargs: { name, newvalue: eventText(now.value), oldvalue: eventText(old.value) } }, this.clock.now());
-      return { spec, ...now };
+      return now;
     });
   }
 
@@ -50,7 +49,7 @@ export class GlobalProperties {
       if (this.store.globals.delete(name)) {
         this.store.events.append({ subject: "", name: `property-reset:${name}`, kwargs: { name, oldvalue: eventText(old.value) } }, this.clock.now());
       }
-      return { spec, ...this.resolver.global(spec) };
+      return this.resolver.global(spec);
     });
   }
 

@@ -1,11 +1,16 @@
 import type { Hypervisor } from "../../ports/hypervisor";
 import type { Store, VmRecord } from "../../ports/store";
 import { globalSpec, vmSpec, type DefaultSpec, type PropertySpec, type PropertyValue } from "./property-schema";
+import { sharedProperty } from "./shared-properties";
 
-/** A property's effective value; undefined when it has none (no default, never set). */
-export interface Resolved {
-  value: PropertyValue | undefined;
-  isDefault: boolean;
+/**
+ * A property with its effective value (undefined when it has none: no default, never set).
+ * Never changed: one object may be shared by many VMs (see shared-properties.ts).
+ */
+export interface Property {
+  readonly spec: PropertySpec;
+  readonly value: PropertyValue | undefined;
+  readonly isDefault: boolean;
 }
 
 /** What resolving reads: VMs by qid and name, and the set global properties. */
@@ -66,16 +71,16 @@ export class PropertyResolver {
     return String(value);
   }
 
-  vm(record: VmRecord, spec: PropertySpec): Resolved {
+  vm(record: VmRecord, spec: PropertySpec): Property {
     const stored = record.properties[spec.name];
-    if (stored !== undefined) return { value: this.decode(spec, stored), isDefault: false };
-    return { value: this.vmDefault(record, spec, spec.default), isDefault: true };
+    if (stored !== undefined) return sharedProperty(spec, this.decode(spec, stored), false);
+    return sharedProperty(spec, this.vmDefault(record, spec, spec.default), true);
   }
 
-  global(spec: PropertySpec, stored: Readonly<Record<string, string>> = this.reads.globals()): Resolved {
+  global(spec: PropertySpec, stored: Readonly<Record<string, string>> = this.reads.globals()): Property {
     const text = stored[spec.name];
-    if (text !== undefined) return { value: this.decode(spec, text), isDefault: false };
-    return { value: this.globalDefault(spec.default, stored), isDefault: true };
+    if (text !== undefined) return sharedProperty(spec, this.decode(spec, text), false);
+    return sharedProperty(spec, this.globalDefault(spec.default, stored), true);
   }
 
   vmDefault(record: VmRecord, spec: PropertySpec, defaults: DefaultSpec): PropertyValue | undefined {
@@ -163,7 +168,6 @@ export type VmReads = readonly (number | string | VmRecord | undefined)[];
  */
 export class SnapshotResolver extends PropertyResolver {
   private readonly memo: MemoizedReads;
-  private readonly trace: ReadTrace = { qid: new Map(), name: new Map() };
   private globalsText: string | undefined;
 
   constructor(store: Store, hypervisor: Hypervisor) {
@@ -174,18 +178,11 @@ export class SnapshotResolver extends PropertyResolver {
 
   /** Runs `work` and returns, with its result, the VMs it read (each read once). Not nested. */
   consulting<T>(work: () => T): { result: T; reads: VmReads } {
-    // One trace for every call: the calls come by the thousand (two for each VM listed).
-    if (this.memo.trace) throw new Error("consulting() calls do not nest: they share one trace");
-    const trace = this.trace;
-    trace.qid.clear();
-    trace.name.clear();
+    if (this.memo.trace) throw new Error("consulting() calls do not nest: the reads would be noted in one trace");
+    const trace: (number | string | VmRecord | undefined)[] = [];
     this.memo.trace = trace;
     try {
-      const result = work();
-      const reads: (number | string | VmRecord | undefined)[] = [];
-      for (const [key, found] of trace.qid) reads.push(key, found);
-      for (const [key, found] of trace.name) reads.push(key, found);
-      return { result, reads };
+      return { result: work(), reads: trace };
     } finally {
       this.memo.trace = undefined;
     }
@@ -208,15 +205,13 @@ export class SnapshotResolver extends PropertyResolver {
   }
 }
 
-/** The VMs read while resolving, by how they were asked for. */
-interface ReadTrace {
-  qid: Map<number, VmRecord | undefined>;
-  name: Map<string, VmRecord | undefined>;
-}
-
 /** Reads of the store, each made once; those made while `trace` is set are noted in it. */
 class MemoizedReads implements Reads {
-  trace: ReadTrace | undefined;
+  /**
+   * The reads of one piece of resolving, as VmReads pairs. A flat list searched from the start:
+   * a VM's properties read a few VMs (template, netvm), many times each.
+   */
+  trace: (number | string | VmRecord | undefined)[] | undefined;
   private readonly qids = new Map<number, VmRecord | undefined>();
   private readonly names = new Map<string, VmRecord | undefined>();
   private globalValues: Readonly<Record<string, string>> | undefined;
@@ -225,13 +220,13 @@ class MemoizedReads implements Reads {
 
   byQid(qid: number): VmRecord | undefined {
     const found = this.qids.has(qid) ? this.qids.get(qid) : this.remember(this.store.vms.byQid(qid), qid, this.qids);
-    this.trace?.qid.set(qid, found);
+    if (this.trace) note(this.trace, qid, found);
     return found;
   }
 
   byName(name: string): VmRecord | undefined {
     const found = this.names.has(name) ? this.names.get(name) : this.remember(this.store.vms.byName(name), name, this.names);
-    this.trace?.name.set(name, found);
+    if (this.trace) note(this.trace, name, found);
     return found;
   }
 
@@ -247,4 +242,10 @@ class MemoizedReads implements Reads {
     }
     return found;
   }
+}
+
+/** Adds a read to a trace, unless it holds it already. */
+function note(trace: (number | string | VmRecord | undefined)[], key: number | string, found: VmRecord | undefined): void {
+  for (let i = 0; i < trace.length; i += 2) if (trace[i] === key) return;
+  trace.push(key, found);
 }

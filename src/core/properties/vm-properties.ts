@@ -4,25 +4,12 @@ import type { Store, VmRecord } from "../../ports/store";
 import { failedPrecondition, notFound } from "../errors";
 import type { VmLookup } from "../vm-lookup";
 import { checkValue, checkVmProperty } from "./property-checks";
-import type { PropertyResolver } from "./property-resolver";
+import type { Property, PropertyResolver } from "./property-resolver";
 import { vmPropertySpecs, type PropertySpec, type PropertyValue } from "./property-schema";
 import { eventText } from "./property-text";
 
-/** A property with its effective value. */
-export interface Property {
-  spec: PropertySpec;
-  value: PropertyValue | undefined;
-  isDefault: boolean;
-}
+export type { Property } from "./property-resolver";
 
-/**
- * A VM's property with its effective value, built field by field: a spread would give each of
- * the many kept (a ListVms FULL view keeps 26 per VM) a separate property store.
- */
-export function resolvedProperty(record: VmRecord, spec: PropertySpec, resolver: PropertyResolver): Property {
-  const { value, isDefault } = resolver.vm(record, spec);
-  return { spec, value, isDefault };
-}
 
 /** Where a property's default comes from, for this VM now. */
 export type DefaultOrigin = "none" | "constant" | "template" | "global" | "computed";
@@ -55,7 +42,7 @@ export class VmProperties {
    * for reading many VMs.
    */
   all(record: VmRecord, resolver = this.resolver, specs: readonly PropertySpec[] = specsByName(record.klass)): Property[] {
-    return specs.map((spec) => resolvedProperty(record, spec, resolver));
+    return specs.map((spec) => resolver.vm(record, spec));
   }
 
   /** The schema of one of the VM's properties; NOT_FOUND when its class has no such property. */
@@ -66,7 +53,7 @@ export class VmProperties {
   get(vm: string, name: string): Property {
     const record = this.vms.resolve(vm);
     const spec = this.specOf(record, name);
-    return resolvedProperty(record, spec, this.resolver);
+    return this.resolver.vm(record, spec);
   }
 
   set(vm: string, name: string, value: PropertyValue): Property {
@@ -81,7 +68,7 @@ export class VmProperties {
       const now = this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
       const kwargs = { name, newvalue: eventText(now.value), oldvalue: eventText(old.value) };
       this.store.events.append({ subject: record.name, name: `property-set:${name}`, kwargs }, this.clock.now());
-      return { spec, ...now };
+      return now;
     });
   }
 
@@ -109,7 +96,7 @@ export class VmProperties {
       if (this.store.vms.deleteProperty(record.qid, name)) {
         this.store.events.append({ subject: record.name, name: `property-reset:${name}`, kwargs: { name, oldvalue: eventText(old.value) } }, this.clock.now());
       }
-      return resolvedProperty(this.store.vms.byQid(record.qid)!, spec, this.resolver);
+      return this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
     });
   }
 

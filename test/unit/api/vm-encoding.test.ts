@@ -5,6 +5,7 @@ import { encodeStablePart } from "../../../src/api/vm-encoding";
 import { propertyMessage } from "../../../src/api/property-messages";
 import { vmDescription } from "../../../src/api/vm-messages";
 import { vmSpec } from "../../../src/core/properties/property-schema";
+import { isSharedProperty, sharedProperty } from "../../../src/core/properties/shared-properties";
 import type { Property } from "../../../src/core/properties/vm-properties";
 import type { Vm } from "../../../src/core/vm-registry";
 
@@ -44,6 +45,23 @@ describe("encodeStablePart", () => {
     const written = encodeStablePart(of, properties);
     expect(fromBinary(VmSchema, written)).toEqual(fromBinary(VmSchema, expected(of, properties)));
     expect(Buffer.from(written).equals(Buffer.from(expected(of, properties)))).toBe(true);
+  });
+
+  it("writes shared properties from the encoding it kept, the same bytes every time", () => {
+    const shared = [sharedProperty(vmSpec("memory"), 400, true), sharedProperty(vmSpec("kernel"), "6.6", false), sharedProperty(vmSpec("netvm"), null, true)];
+    expect(shared.every(isSharedProperty)).toBe(true);
+    const properties = [...shared, property("ip", "10.137.0.7", true)];
+    for (let time = 0; time < 3; time++) {
+      expect(Buffer.from(encodeStablePart(vm(), properties)).equals(Buffer.from(expected(vm(), properties)))).toBe(true);
+    }
+    // The same value but not the default is another property, with its own encoding.
+    const set = [sharedProperty(vmSpec("memory"), 400, false)];
+    expect(Buffer.from(encodeStablePart(vm(), set)).equals(Buffer.from(expected(vm(), set)))).toBe(true);
+  });
+
+  it("writes only the first `count` properties when told", () => {
+    const properties = [property("memory", 400), property("vcpus", 2), property("start_time", "")];
+    expect(Buffer.from(encodeStablePart(vm(), properties, 2)).equals(Buffer.from(expected(vm(), properties.slice(0, 2))))).toBe(true);
   });
 
   it("knows every field of Vm, Property and PropertyValue (a new one must be written here too)", () => {

@@ -40,6 +40,9 @@ export class SqliteVmRepository implements VmRepository {
   private readonly byUuidStatement: Statement<[string], VmRow>;
   private readonly propertiesOf: Statement<[number], { name: string; value: string }>;
   private readonly tagsOf: Statement<[number], { tag: string }>;
+  private readonly propertiesFor: Statement<[string], { qid: number; name: string; value: string }>;
+  private readonly tagsFor: Statement<[string], { qid: number; tag: string }>;
+  private readonly featuresFor: Statement<[string], { qid: number; name: string; value: string }>;
 
   constructor(private readonly db: Database) {
     this.byQidStatement = db.prepare("SELECT * FROM vms WHERE qid = ?");
@@ -47,6 +50,11 @@ export class SqliteVmRepository implements VmRepository {
     this.byUuidStatement = db.prepare("SELECT * FROM vms WHERE uuid = ?");
     this.propertiesOf = db.prepare("SELECT name, value FROM vm_properties WHERE qid = ?");
     this.tagsOf = db.prepare("SELECT tag FROM vm_tags WHERE qid = ? ORDER BY tag");
+    // Rows of many VMs at once: their qids go as one JSON array, so that one statement, prepared
+    // once, serves any number of them (an IN list of marks would be a new statement each time).
+    this.propertiesFor = db.prepare(`SELECT qid, name, value FROM vm_properties WHERE ${QID_IN_JSON_ARRAY}`);
+    this.tagsFor = db.prepare(`SELECT qid, tag FROM vm_tags WHERE ${QID_IN_JSON_ARRAY} ORDER BY tag`);
+    this.featuresFor = db.prepare(`SELECT qid, name, value FROM vm_features WHERE ${QID_IN_JSON_ARRAY} ORDER BY name`);
   }
 
   byQid(qid: number): VmRecord | undefined {
@@ -69,12 +77,8 @@ export class SqliteVmRepository implements VmRepository {
 
   featuresOf(qids: readonly number[]): Map<number, Record<string, string>> {
     const features = new Map<number, Record<string, string>>(qids.map((qid) => [qid, {}]));
-    for (const chunk of chunks(qids)) {
-      const rows = this.db
-        .prepare<number[], { qid: number; name: string; value: string }>(`SELECT qid, name, value FROM vm_features WHERE qid IN (${marks(chunk)}) ORDER BY name`)
-        .all(...chunk);
-      for (const row of rows) features.get(row.qid)![row.name] = row.value;
-    }
+    if (qids.length === 0) return features;
+    for (const row of this.featuresFor.all(JSON.stringify(qids))) features.get(row.qid)![row.name] = row.value;
     return features;
   }
 
@@ -86,12 +90,10 @@ export class SqliteVmRepository implements VmRepository {
     const stale = rows.filter(([qid, uuid, , , , revision]) => !this.keptFor(qid, uuid, revision));
     const properties = new Map<number, Record<string, string>>(stale.map(([qid]) => [qid, {}]));
     const tags = new Map<number, string[]>(stale.map(([qid]) => [qid, []]));
-    for (const chunk of chunks(stale.map(([qid]) => qid))) {
-      // IN lists vary in length: prepared each time rather than cached.
-      const propertyRows = this.db.prepare<number[], { qid: number; name: string; value: string }>(`SELECT qid, name, value FROM vm_properties WHERE qid IN (${marks(chunk)})`).all(...chunk);
-      for (const row of propertyRows) properties.get(row.qid)![row.name] = row.value;
-      const tagRows = this.db.prepare<number[], { qid: number; tag: string }>(`SELECT qid, tag FROM vm_tags WHERE qid IN (${marks(chunk)}) ORDER BY tag`).all(...chunk);
-      for (const row of tagRows) tags.get(row.qid)!.push(row.tag);
+    if (stale.length > 0) {
+      const qids = JSON.stringify(stale.map(([qid]) => qid));
+      for (const row of this.propertiesFor.all(qids)) properties.get(row.qid)![row.name] = row.value;
+      for (const row of this.tagsFor.all(qids)) tags.get(row.qid)!.push(row.tag);
     }
     return rows.map((row) => this.keptFor(row[0], row[1], row[5]) ?? this.keep(rowOf(row), properties.get(row[0])!, tags.get(row[0])!));
   }
@@ -258,15 +260,5 @@ function whereClause(filter: VmFilter): { where: string; params: unknown[] } {
   return { where: conditions.length ? `WHERE ${conditions.join(" AND ")}` : "", params };
 }
 
-/** SQLite takes at most 32766 parameters in a statement. */
-const CHUNK = 10_000;
-
-function chunks<T>(items: readonly T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
-  return out;
-}
-
-function marks(items: readonly unknown[]): string {
-  return items.map(() => "?").join(", ");
-}
+/** The condition of rows whose qid is in the JSON array given as the statement's parameter. */
+const QID_IN_JSON_ARRAY = "qid IN (SELECT value FROM json_each(?))";

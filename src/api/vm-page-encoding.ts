@@ -73,7 +73,8 @@ export function fullPageMessage(page: VmPage): ListVmsResponse {
     vms.reduce((sum, pieces) => sum + lengthDelimitedSize(VMS, pieces), 0) +
     (hasToken ? lengthDelimitedSize(NEXT_PAGE_TOKEN, [token]) : 0) +
     (hasTotal ? varintSize(tag(TOTAL_SIZE, VARINT)) + varintSize(page.totalSize) : 0);
-  const out = new WireWriter(size);
+  const buffer = pageBuffers.take(size);
+  const out = new WireWriter(buffer);
   const spans = vms.map((pieces) => out.lengthDelimited(VMS, pieces));
   if (hasToken) out.lengthDelimited(NEXT_PAGE_TOKEN, [token]);
   if (hasTotal) {
@@ -83,8 +84,40 @@ export function fullPageMessage(page: VmPage): ListVmsResponse {
   const bytes = out.written();
   const response = create(ListVmsResponseSchema, { nextPageToken: page.nextPageToken, totalSize: page.totalSize });
   response.$unknown = spans.map(({ start, end }) => ({ no: VMS, wireType: LENGTH_DELIMITED, data: bytes.subarray(start, end) }));
-  return encodedResponse(response, bytes);
+  return encodedResponse(response, bytes, () => pageBuffers.give(buffer));
 }
+
+/**
+ * Buffers for pages, written again once a page is sent. A listing of 10,000 VMs writes 7 MB
+ * of pages; allocated anew for each, blocks of that size freed by the collector in its own time
+ * left the process' native heap tens of MB larger. A page's bytes are lent to its response,
+ * which gives them back once grpc-js has copied them (see encodedResponse).
+ */
+export class PageBuffers {
+  private free: Buffer[] = [];
+
+  /** A buffer of at least `size` bytes: the smallest free one, or a new one a little larger, to serve again. */
+  take(size: number): Buffer {
+    // The free buffers go from the largest to the smallest.
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      if (this.free[i]!.length >= size) return this.free.splice(i, 1)[0]!;
+    }
+    return Buffer.allocUnsafe(Math.ceil(size / PAGE_BUFFER_STEP) * PAGE_BUFFER_STEP);
+  }
+
+  /** Takes a buffer back; the largest few are kept, for pages coming in the same moment. */
+  give(buffer: Buffer): void {
+    if (buffer.length > MAX_KEPT_PAGE_BUFFER) return;
+    this.free.push(buffer);
+    this.free.sort((a, b) => b.length - a.length);
+    this.free.length = Math.min(this.free.length, KEPT_PAGE_BUFFERS);
+  }
+}
+
+const PAGE_BUFFER_STEP = 256 * 1024;
+const KEPT_PAGE_BUFFERS = 2;
+const MAX_KEPT_PAGE_BUFFER = 16 * 1024 * 1024;
+const pageBuffers = new PageBuffers();
 
 /** A VM of a FULL page (so with a stable view, encoded by now), as pieces to write one after the other. */
 function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {

@@ -40,8 +40,9 @@ export class WireWriter {
   private buffer: Buffer;
   private at = 0;
 
-  constructor(size: number) {
-    this.buffer = Buffer.allocUnsafe(size);
+  /** Writes into a buffer of this size, or into this buffer (growing out of it if need be). */
+  constructor(sizeOrBuffer: number | Buffer) {
+    this.buffer = typeof sizeOrBuffer === "number" ? Buffer.allocUnsafe(sizeOrBuffer) : sizeOrBuffer;
   }
 
   /** Writes from the start again, over what was written. */

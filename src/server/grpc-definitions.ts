@@ -31,7 +31,7 @@ export function methodDefinition(method: DescMethod): grpc.MethodDefinition<obje
     responseStream: kind === "server_streaming" || kind === "bidi_streaming",
     requestSerialize: (message) => asBuffer(toBinary(method.input, message as never)),
     requestDeserialize: (bytes) => decodeOrMark(method.input, bytes),
-    responseSerialize: (message) => preEncoded.get(message) ?? asBuffer(toBinary(method.output, message as never)),
+    responseSerialize: (message) => serializeResponse(method.output, message),
     responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };
@@ -98,13 +98,40 @@ export function constantResponse<T extends Message>(schema: DescMessage, message
   return message;
 }
 
+/** What gives back the buffer of a response's lent bytes, by response. */
+const lenders = new WeakMap<object, () => void>();
+/** Responses whose lent bytes were serialized, and given back. */
+const spent = new WeakSet<object>();
+
 /**
  * Marks a response whose handler encoded it itself, from pieces it keeps (see
  * api/vm-page-encoding.ts): `bytes` are sent for it. The message must hold what the bytes do.
+ *
+ * With `giveBack`, the bytes are lent: they are the response's until it is serialized, which
+ * grpc-js does once, copying the bytes into its own frame as soon as the serializer returns and
+ * before any other code runs; so the serializer calls `giveBack`, and the buffer may be written
+ * over from then on. The message then holds none of the bytes any more (its unknown fields are
+ * dropped), and serializing it again is an error.
  */
-export function encodedResponse<T extends Message>(message: T, bytes: Uint8Array): T {
+export function encodedResponse<T extends Message>(message: T, bytes: Uint8Array, giveBack?: () => void): T {
   preEncoded.set(message, asBuffer(bytes));
+  if (giveBack) lenders.set(message, giveBack);
   return message;
+}
+
+function serializeResponse(schema: DescMessage, message: object): Buffer {
+  if (spent.has(message)) throw new Error(`a ${schema.typeName} whose bytes were lent is serialized once`);
+  const bytes = preEncoded.get(message);
+  if (!bytes) return asBuffer(toBinary(schema, message as never));
+  const giveBack = lenders.get(message);
+  if (giveBack) {
+    lenders.delete(message);
+    preEncoded.delete(message);
+    spent.add(message);
+    (message as Message).$unknown = undefined;
+    giveBack();
+  }
+  return bytes;
 }
 
 function deepFreeze<T>(value: T): T {

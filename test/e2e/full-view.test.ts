@@ -104,4 +104,17 @@ describe("ListVms FULL view through changes", () => {
     expect([disp1.klass, disp1.label, disp1.template]).toEqual([VmClass.STANDALONE_VM, "green", ""]);
     expect(disp1).toEqual((await vms.getVm({ vm: "disp1" })).vm);
   });
+
+  it("answers pages asked for at the same time, again and again, each with its own VMs", async () => {
+    const expected = await listed();
+    const pageSizes = [1, 2, 3, 6];
+    for (let round = 0; round < 3; round++) {
+      const pages = await Promise.all(pageSizes.flatMap((pageSize) => [vms.listVms({ view: VmView.FULL, pageSize }), vms.listVms({ view: VmView.FULL, pageSize })]));
+      pages.forEach((page, i) => {
+        const pageSize = pageSizes[Math.floor(i / 2)]!;
+        expect(page.vms.map((vm) => vm.name)).toEqual([...expected.keys()].slice(0, pageSize));
+        for (const vm of page.vms) expect(vm).toEqual(expected.get(vm.name));
+      });
+    }
+  });
 });

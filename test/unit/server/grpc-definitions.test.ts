@@ -1,8 +1,8 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetHostInfoRequestSchema, HostService } from "../../../gen/steward/v1/host_service_pb";
 import { ImportVolumeRequestSchema, VolumeService } from "../../../gen/steward/v1/volume_service_pb";
-import { CreateVmRequestSchema, VmService } from "../../../gen/steward/v1/vm_service_pb";
-import { locateBadField, MalformedMessage, methodDefinition, serviceDefinition } from "../../../src/server/grpc-definitions";
+import { CreateVmRequestSchema, ListVmsResponseSchema, VmService } from "../../../gen/steward/v1/vm_service_pb";
+import { encodedResponse, locateBadField, MalformedMessage, methodDefinition, serviceDefinition } from "../../../src/server/grpc-definitions";
 
 describe("service definitions from descriptors", () => {
   it("gives each RPC its path and stream kinds", () => {
@@ -40,5 +40,34 @@ describe("service definitions from descriptors", () => {
     bytes[nameLengthAt] = 30;
     expect(locateBadField(ImportVolumeRequestSchema, bytes)).toBe("header.volume.name");
     expect(locateBadField(GetHostInfoRequestSchema, new Uint8Array())).toBeUndefined();
+  });
+
+  describe("responses that bring their own bytes", () => {
+    const listVms = methodDefinition(VmService.method.listVms);
+    const page = () => {
+      const message = create(ListVmsResponseSchema, { nextPageToken: "next", totalSize: 2 });
+      return { message, bytes: toBinary(ListVmsResponseSchema, message) };
+    };
+
+    it("sends those bytes, as often as asked", () => {
+      const { message, bytes } = page();
+      encodedResponse(message, bytes);
+      expect(listVms.responseSerialize(message)).toEqual(Buffer.from(bytes));
+      expect(listVms.responseSerialize(message)).toEqual(Buffer.from(bytes));
+    });
+
+    it("gives lent bytes back as it serializes them, once, and keeps no view of them", () => {
+      const { message, bytes } = page();
+      message.$unknown = [{ no: 1, wireType: 2, data: bytes }];
+      const giveBack = jest.fn();
+      encodedResponse(message, bytes, giveBack);
+      expect(giveBack).not.toHaveBeenCalled();
+      expect(listVms.responseSerialize(message)).toEqual(Buffer.from(bytes));
+      expect(giveBack).toHaveBeenCalledTimes(1);
+      expect(message.$unknown).toBeUndefined();
+      // Their buffer may hold another page by now: sending this one again would send that.
+      expect(() => listVms.responseSerialize(message)).toThrow(/serialized once/);
+      expect(giveBack).toHaveBeenCalledTimes(1);
+    });
   });
 });

@@ -2,6 +2,7 @@ import { create, type DescMessage, type DescMethod, type DescService } from "@bu
 import * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import { once, type EventEmitter } from "node:events";
+import * as http2 from "node:http2";
 import type { Logger } from "pino";
 import { InvalidFieldError } from "../core/errors";
 import type { AccessLog } from "./access-log";
@@ -166,7 +167,7 @@ class CallScope implements RpcContext {
   sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    const headers = new grpc.Metadata();
+    const headers = new ResponseHeaders();
     headers.set(REQUEST_ID_KEY, this.requestId);
     this.serverCall.sendMetadata(headers);
   }
@@ -202,6 +203,20 @@ class CallScope implements RpcContext {
 
   private isCancelled(): boolean {
     return (this.serverCall as { cancelled?: boolean }).cancelled === true;
+  }
+}
+
+/**
+ * Response headers whose x-request-id HPACK sends as a never-indexed literal: the value is new
+ * on every call, so entering it in the connection's header table (what HPACK does by default)
+ * would never spare a byte, and would push out the headers that do repeat. grpc-js sends the
+ * headers this returns, spread into its own (symbol keys and all).
+ */
+class ResponseHeaders extends grpc.Metadata {
+  override toHttp2Headers(): http2.OutgoingHttpHeaders {
+    const headers = super.toHttp2Headers();
+    (headers as Record<symbol, unknown>)[http2.sensitiveHeaders] = [REQUEST_ID_KEY];
+    return headers;
   }
 }
 

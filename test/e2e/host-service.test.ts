@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import * as fs from "node:fs";
+import * as http2 from "node:http2";
 import { HypervisorKind } from "../../gen/steward/v1/host_pb";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
@@ -66,5 +67,22 @@ describe("HostService over the network", () => {
     expect(typeof line.durationMs).toBe("number");
     expect(line.peer).toMatch(/127\.0\.0\.1:\d+/);
     expect(server.logs.lines.filter((l) => l.requestId === "trace-42")).toHaveLength(1);
+  });
+
+  it("sends x-request-id for HPACK never to index (a new value on every call)", async () => {
+    const session = http2.connect(`http://${server.tcp}`);
+    try {
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const stream = session.request({ ":method": "POST", ":path": "/steward.v1.HostService/GetHostInfo", "content-type": "application/grpc", te: "trailers" });
+        stream.on("response", resolve);
+        stream.on("error", reject);
+        stream.end(Buffer.from([0, 0, 0, 0, 0])); // an empty GetHostInfoRequest, uncompressed
+        stream.resume();
+      });
+      expect(headers["x-request-id"]).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
+      expect((headers as Record<symbol, unknown>)[http2.sensitiveHeaders]).toEqual(["x-request-id"]);
+    } finally {
+      session.close();
+    }
   });
 });

@@ -10,9 +10,11 @@
  *
  * Each round measures the three servers one after the other, starting with a different one each
  * round; a ratio is taken within a round, so that a slower or faster minute of the machine
- * weighs on both sides of it, and the median of the rounds' ratios is reported.
+ * weighs on both sides of it, and the median of the rounds' ratios is reported. On a small
+ * shared machine one round's ratio may be off by a tenth: many short rounds (15 of a second)
+ * give a steadier median than a few long ones.
  *
- *   npm run bench:unary [-- --seconds 1.5 --rounds 7]
+ *   npm run bench:unary [-- --seconds 1 --rounds 15]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { ChildProcess } from "node:child_process";
@@ -29,7 +31,7 @@ const CONCURRENCY = [1, 16, 64];
 const TARGET_RATIO = 0.9;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: "string", default: "1.5" }, rounds: { type: "string", default: "7" } } });
+  const { values } = parseArgs({ options: { seconds: { type: "string", default: "1" }, rounds: { type: "string", default: "15" } } });
   const durationMs = Number(values.seconds) * 1000;
   const rounds = Number(values.rounds);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "steward-bench-"));

@@ -10,7 +10,6 @@ import { eventText } from "./property-text";
 
 export type { Property } from "./property-resolver";
 
-
 /** Where a property's default comes from, for this VM now. */
 export type DefaultOrigin = "none" | "constant" | "template" | "global" | "computed";
 

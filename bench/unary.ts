@@ -12,7 +12,9 @@
  * round; a ratio is taken within a round, so that a slower or faster minute of the machine
  * weighs on both sides of it, and the median of the rounds' ratios is reported. On a small
  * shared machine one round's ratio may be off by a tenth: many short rounds (15 of a second)
- * give a steadier median than a few long ones.
+ * give a steadier median than a few long ones. Three processes of each server take turns, one
+ * per round: identical processes of one server differ by a few hundredths for as long as they
+ * run (how each lies in memory), which no number of rounds with one process averages out.
  *
  *   npm run bench:unary [-- --seconds 1 --rounds 15]
  */
@@ -29,6 +31,8 @@ import { RawUnaryClient, runLoad, type LoadResult } from "./load";
 const PATH = "/steward.v1.HostService/GetHostInfo";
 const CONCURRENCY = [1, 16, 64];
 const TARGET_RATIO = 0.9;
+/** Processes of each server, taking turns round by round. */
+const INSTANCES = 3;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: "string", default: "1" }, rounds: { type: "string", default: "15" } } });
@@ -38,27 +42,40 @@ async function main(): Promise<void> {
   const request = Buffer.from(toBinary(GetHostInfoRequestSchema, create(GetHostInfoRequestSchema)));
   const children: ChildProcess[] = [];
   try {
-    const { address: steward } = await startSteward(dir, children);
-    const stewardClient = new RawUnaryClient(steward, PATH, request);
-    const sample = await stewardClient.call();
-    const bareClient = new RawUnaryClient(await startBare(sample, children, []), PATH, request);
-    const headerClient = new RawUnaryClient(await startBare(sample, children, ["--echo-request-id"]), PATH, request);
-    await bareClient.call();
-    await headerClient.call();
+    // Several processes of each server, used in turn: how one process happens to lie in memory
+    // shifts its figures by a few hundredths for as long as it runs, which rounds cannot average.
+    const stewards: RawUnaryClient[] = [];
+    for (let i = 0; i < INSTANCES; i++) {
+      const instanceDir = path.join(dir, String(i));
+      fs.mkdirSync(instanceDir);
+      stewards.push(new RawUnaryClient((await startSteward(instanceDir, children)).address, PATH, request));
+    }
+    const sample = await stewards[0]!.call();
+    const bares: RawUnaryClient[] = [];
+    const headers: RawUnaryClient[] = [];
+    for (let i = 0; i < INSTANCES; i++) {
+      bares.push(new RawUnaryClient(await startBare(sample, children, []), PATH, request));
+      headers.push(new RawUnaryClient(await startBare(sample, children, ["--echo-request-id"]), PATH, request));
+    }
+    const servers = [bares, headers, stewards];
+    for (const client of servers.flat()) await client.call();
 
-    console.log(`GetHostInfo over loopback, response ${sample.length} bytes, ${rounds} rounds of ${durationMs / 1000} s per side, ${os.cpus().length} CPUs`);
+    console.log(
+      `GetHostInfo over loopback, response ${sample.length} bytes, ${rounds} rounds of ${durationMs / 1000} s per side, ` +
+        `${INSTANCES} processes of each server taking turns, ${os.cpus().length} CPUs`,
+    );
     console.log("calls/s over all rounds (p50/p99 ms of the median round); ratios: median of the rounds' ratios");
     console.log("concurrency |            bare |  bare+request-id |         steward | steward/bare | steward/bare+request-id");
     let worst = Infinity;
     for (const concurrency of CONCURRENCY) {
-      const clients = [bareClient, headerClient, stewardClient];
-      for (const client of clients) await runLoad(client, concurrency, 300); // warm-up
-      const runs: LoadResult[][] = clients.map(() => []);
+      for (const client of servers.flat()) await runLoad(client, concurrency, 300); // warm-up
+      const runs: LoadResult[][] = servers.map(() => []);
       for (let round = 0; round < rounds; round++) {
-        // Each round starts with a different server, so that none is always measured first.
-        for (let k = 0; k < clients.length; k++) {
-          const i = (round + k) % clients.length;
-          runs[i]!.push(await runLoad(clients[i]!, concurrency, durationMs));
+        // Each round starts with a different server, so that none is always measured first,
+        // and calls the next process of each.
+        for (let k = 0; k < servers.length; k++) {
+          const i = (round + k) % servers.length;
+          runs[i]!.push(await runLoad(servers[i]![round % INSTANCES]!, concurrency, durationMs));
         }
       }
       const [b, h, s] = runs.map(combine) as [LoadResult, LoadResult, LoadResult];
@@ -71,7 +88,7 @@ async function main(): Promise<void> {
       );
     }
     console.log(`lowest steward/bare ${worst.toFixed(2)} (target ≥ ${TARGET_RATIO}): ${worst >= TARGET_RATIO ? "met" : "NOT met"}`);
-    for (const client of [stewardClient, bareClient, headerClient]) client.close();
+    for (const client of servers.flat()) client.close();
   } finally {
     await stopAll(children);
     fs.rmSync(dir, { recursive: true, force: true });

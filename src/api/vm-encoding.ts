@@ -74,11 +74,16 @@ export function encodeStablePart(vm: Vm, properties: readonly Property[], count 
   return out.written();
 }
 
-/** Vm.properties entries for these properties alone (the live ones, say), to keep. */
-export function encodePropertyEntries(properties: readonly Property[]): Uint8Array {
-  scratch.reset();
-  writeProperties(scratch, properties, properties.length);
-  return scratch.copyWritten();
+/**
+ * The Vm.properties entry of one property (a live one, say), to keep: a shared property's is
+ * encoded once and the same bytes come back every time.
+ */
+export function propertyEntry(property: Property): Uint8Array {
+  const kept = sharedEntry(property);
+  if (kept) return kept;
+  entryWriter.reset();
+  writeProperty(entryWriter, property);
+  return entryWriter.copyWritten();
 }
 
 /** A string field; empty ones are left out, as proto3 does. */
@@ -98,16 +103,23 @@ function varintField(out: WireWriter, no: number, value: number): void {
 /** The encoded Vm.properties entries of shared properties (see shared-properties.ts). */
 const sharedEntries = new WeakMap<Property, Uint8Array>();
 
+/** A shared property's encoded entry, made the first time it is asked for; undefined for others. */
+function sharedEntry(property: Property): Uint8Array | undefined {
+  let bytes = sharedEntries.get(property);
+  if (!bytes && isSharedProperty(property)) {
+    entryWriter.reset();
+    writeProperty(entryWriter, property);
+    sharedEntries.set(property, (bytes = entryWriter.copyWritten()));
+  }
+  return bytes;
+}
+
 function writeProperties(out: WireWriter, properties: readonly Property[], count: number): void {
   for (let i = 0; i < count; i++) {
     const property = properties[i]!;
-    const kept = sharedEntries.get(property);
+    const kept = sharedEntry(property);
     if (kept) out.bytes(kept);
-    else if (isSharedProperty(property)) {
-      const start = out.position;
-      writeProperty(out, property);
-      sharedEntries.set(property, out.copyFrom(start));
-    } else writeProperty(out, property);
+    else writeProperty(out, property);
   }
 }
 
@@ -145,5 +157,7 @@ function writeValue(out: WireWriter, property: Property): void {
   out.join(value);
 }
 
-/** One buffer, written again by every encoding. */
+/** One buffer, written again by every encoding of a VM. */
 const scratch = new WireWriter(64 * 1024);
+/** Another for one property's entry, which may be made in the middle of a VM's encoding. */
+const entryWriter = new WireWriter(1024);

@@ -1,12 +1,10 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { VmSchema } from "../../gen/steward/v1/vm_pb";
 import { ListVmsResponseSchema, type ListVmsResponse } from "../../gen/steward/v1/vm_service_pb";
-import { isSharedProperty } from "../core/properties/shared-properties";
-import type { Property } from "../core/properties/vm-properties";
 import type { StableVmView } from "../core/stable-vm-views";
 import type { Vm, VmPage } from "../core/vm-registry";
 import { encodedResponse } from "../server/grpc-definitions";
-import { encodePropertyEntries, encodeStablePart } from "./vm-encoding";
+import { encodeStablePart, propertyEntry } from "./vm-encoding";
 import { powerStateMessage, runtimeMessage } from "./vm-messages";
 import { LENGTH_DELIMITED, lengthDelimitedSize, tag, VARINT, varintSize, WireWriter } from "./wire-writer";
 
@@ -63,8 +61,8 @@ function keepEncoding(view: StableVmView, bytes: Uint8Array): void {
 
 export function fullPageMessage(page: VmPage): ListVmsResponse {
   encodeStableViews(page.vms);
-  const live = new LivePieces();
-  const vms = page.vms.map((vm) => vmPieces(vm, live));
+  const states = new StatePieces();
+  const vms = page.vms.map((vm) => vmPieces(vm, states));
   const token = Buffer.from(page.nextPageToken, "utf8");
   const hasToken = token.length > 0;
   const hasTotal = page.totalSize !== 0;
@@ -120,10 +118,10 @@ const MAX_KEPT_PAGE_BUFFER = 16 * 1024 * 1024;
 const pageBuffers = new PageBuffers();
 
 /** A VM of a FULL page (so with a stable view, encoded by now), as pieces to write one after the other. */
-function vmPieces(vm: Vm, live: LivePieces): Uint8Array[] {
+function vmPieces(vm: Vm, states: StatePieces): Uint8Array[] {
   const pieces = [encodingOf(vm.stable!)!];
-  for (const property of vm.live!) pieces.push(live.property(property));
-  pieces.push(live.state(vm));
+  for (const property of vm.live!) pieces.push(propertyEntry(property));
+  pieces.push(states.of(vm));
   return pieces;
 }
 
@@ -139,20 +137,15 @@ function encodeStableViews(vms: readonly Vm[]): void {
   }
 }
 
-/** The pieces that change with the hypervisor, encoded once per page for each distinct value. */
-class LivePieces {
-  private readonly properties = new Map<Property, Uint8Array>();
+/**
+ * The power state and runtime of a page's VMs, encoded once per page for each distinct value.
+ * (Live properties need no such thing: those the VMs share, as halted VMs' start_time, keep
+ * their encoding; see propertyEntry.)
+ */
+class StatePieces {
   private readonly states = new Map<string, Map<number | undefined, Uint8Array>>();
 
-  /** A live property; one the VMs share (halted VMs' start_time) is encoded once. */
-  property(property: Property): Uint8Array {
-    if (!isSharedProperty(property)) return encodePropertyEntries([property]);
-    let bytes = this.properties.get(property);
-    if (!bytes) this.properties.set(property, (bytes = encodePropertyEntries([property])));
-    return bytes;
-  }
-
-  state(vm: Vm): Uint8Array {
+  of(vm: Vm): Uint8Array {
     let byStart = this.states.get(vm.state);
     if (!byStart) this.states.set(vm.state, (byStart = new Map()));
     const start = vm.startedAt?.getTime();

@@ -148,17 +148,7 @@ export class WireWriter {
 
   /** A copy of what was written, to keep. */
   copyWritten(): Uint8Array {
-    return this.copyFrom(0);
-  }
-
-  /** Where the next byte goes. */
-  get position(): number {
-    return this.at;
-  }
-
-  /** A copy of what was written from `start` on, to keep. */
-  copyFrom(start: number): Uint8Array {
-    return new Uint8Array(this.buffer.subarray(start, this.at));
+    return new Uint8Array(this.written());
   }
 
   private reserve(size: number): void {

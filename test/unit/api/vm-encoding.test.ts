@@ -1,7 +1,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { PropertySchema, PropertyValueSchema } from "../../../gen/steward/v1/property_pb";
 import { VmSchema } from "../../../gen/steward/v1/vm_pb";
-import { encodeStablePart } from "../../../src/api/vm-encoding";
+import { encodeStablePart, propertyEntry } from "../../../src/api/vm-encoding";
 import { propertyMessage } from "../../../src/api/property-messages";
 import { vmDescription } from "../../../src/api/vm-messages";
 import { vmSpec } from "../../../src/core/properties/property-schema";
@@ -57,6 +57,16 @@ describe("encodeStablePart", () => {
     // The same value but not the default is another property, with its own encoding.
     const set = [sharedProperty(vmSpec("memory"), 400, false)];
     expect(Buffer.from(encodeStablePart(vm(), set)).equals(Buffer.from(expected(vm(), set)))).toBe(true);
+  });
+
+  it("gives one property's entry, kept for a shared property, made anew for another", () => {
+    const entryOf = (p: Property) => toBinary(VmSchema, create(VmSchema, { properties: [propertyMessage(p)] }));
+    const halted = sharedProperty(vmSpec("start_time"), "", true);
+    expect(propertyEntry(halted)).toBe(propertyEntry(halted));
+    expect(Buffer.from(propertyEntry(halted)).equals(Buffer.from(entryOf(halted)))).toBe(true);
+    const running = property("start_time", "2026-11-21T10:00:00.000Z");
+    expect(propertyEntry(running)).not.toBe(propertyEntry(running));
+    expect(Buffer.from(propertyEntry(running)).equals(Buffer.from(entryOf(running)))).toBe(true);
   });
 
   it("writes only the first `count` properties when told", () => {

@@ -161,6 +161,8 @@ function hex(byte: number): string {
  * found. Flat rather than an object per read: one list is kept for every VM listed.
  */
 export type VmReads = readonly (number | string | VmRecord | undefined)[];
+/** VmReads as they are being noted. */
+type ReadTrace = (number | string | VmRecord | undefined)[];
 
 /**
  * A resolver that reads each VM and the globals once, and can tell which VMs a piece of
@@ -179,7 +181,7 @@ export class SnapshotResolver extends PropertyResolver {
   /** Runs `work` and returns, with its result, the VMs it read (each read once). Not nested. */
   consulting<T>(work: () => T): { result: T; reads: VmReads } {
     if (this.memo.trace) throw new Error("consulting() calls do not nest: the reads would be noted in one trace");
-    const trace: (number | string | VmRecord | undefined)[] = [];
+    const trace: ReadTrace = [];
     this.memo.trace = trace;
     try {
       return { result: work(), reads: trace };
@@ -211,7 +213,7 @@ class MemoizedReads implements Reads {
    * The reads of one piece of resolving, as VmReads pairs. A flat list searched from the start:
    * a VM's properties read a few VMs (template, netvm), many times each.
    */
-  trace: (number | string | VmRecord | undefined)[] | undefined;
+  trace: ReadTrace | undefined;
   private readonly qids = new Map<number, VmRecord | undefined>();
   private readonly names = new Map<string, VmRecord | undefined>();
   private globalValues: Readonly<Record<string, string>> | undefined;
@@ -245,7 +247,7 @@ class MemoizedReads implements Reads {
 }
 
 /** Adds a read to a trace, unless it holds it already. */
-function note(trace: (number | string | VmRecord | undefined)[], key: number | string, found: VmRecord | undefined): void {
+function note(trace: ReadTrace, key: number | string, found: VmRecord | undefined): void {
   for (let i = 0; i < trace.length; i += 2) if (trace[i] === key) return;
   trace.push(key, found);
 }

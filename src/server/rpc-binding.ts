@@ -2,13 +2,13 @@ import { create, type DescMessage, type DescMethod, type DescService } from "@bu
 import * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import { once, type EventEmitter } from "node:events";
-import * as http2 from "node:http2";
 import type { Logger } from "pino";
 import { InvalidFieldError } from "../core/errors";
 import type { AccessLog } from "./access-log";
 import { callerOf, LOCAL_CALLER } from "./caller-identity";
 import { toRpcStatus } from "./error-status";
 import { MalformedMessage, methodPath } from "./grpc-definitions";
+import { REQUEST_ID_KEY, ResponseHeaders } from "./response-headers";
 import type { RpcContext } from "./rpc-context";
 import type { ServiceImpl } from "./service-impl";
 
@@ -18,7 +18,6 @@ import type { ServiceImpl } from "./service-impl";
  * error-status.ts), respects flow control on streams, and logs one line per RPC.
  */
 
-export const REQUEST_ID_KEY = "x-request-id";
 const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
 export interface BindingOptions {
@@ -167,9 +166,7 @@ class CallScope implements RpcContext {
   sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    const headers = new ResponseHeaders();
-    headers.set(REQUEST_ID_KEY, this.requestId);
-    this.serverCall.sendMetadata(headers);
+    this.serverCall.sendMetadata(new ResponseHeaders(this.requestId));
   }
 
   /** The status to answer for a failure; logs the call. */
@@ -203,20 +200,6 @@ class CallScope implements RpcContext {
 
   private isCancelled(): boolean {
     return (this.serverCall as { cancelled?: boolean }).cancelled === true;
-  }
-}
-
-/**
- * Response headers whose x-request-id HPACK sends as a never-indexed literal: the value is new
- * on every call, so entering it in the connection's header table (what HPACK does by default)
- * would never spare a byte, and would push out the headers that do repeat. grpc-js sends the
- * headers this returns, spread into its own (symbol keys and all).
- */
-class ResponseHeaders extends grpc.Metadata {
-  override toHttp2Headers(): http2.OutgoingHttpHeaders {
-    const headers = super.toHttp2Headers();
-    (headers as Record<symbol, unknown>)[http2.sensitiveHeaders] = [REQUEST_ID_KEY];
-    return headers;
   }
 }
 

@@ -11,12 +11,13 @@
  * Each round measures the three servers one after the other, starting with a different one each
  * round; a ratio is taken within a round, so that a slower or faster minute of the machine
  * weighs on both sides of it, and the median of the rounds' ratios is reported. On a small
- * shared machine one round's ratio may be off by a tenth: many short rounds (15 of a second)
- * give a steadier median than a few long ones. Three processes of each server take turns, one
+ * shared machine one round's ratio may be off by a tenth: many short rounds (25 of a second)
+ * give a steadier median than a few long ones (with 15, a bare server measured against another
+ * bare server came out anywhere from 0.96 to 1.03). Three processes of each server take turns, one
  * per round: identical processes of one server differ by a few hundredths for as long as they
  * run (how each lies in memory), which no number of rounds with one process averages out.
  *
- *   npm run bench:unary [-- --seconds 1 --rounds 15]
+ *   npm run bench:unary [-- --seconds 1 --rounds 25]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { ChildProcess } from "node:child_process";
@@ -35,7 +36,7 @@ const TARGET_RATIO = 0.9;
 const INSTANCES = 3;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: "string", default: "1" }, rounds: { type: "string", default: "15" } } });
+  const { values } = parseArgs({ options: { seconds: { type: "string", default: "1" }, rounds: { type: "string", default: "25" } } });
   const durationMs = Number(values.seconds) * 1000;
   const rounds = Number(values.rounds);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "steward-bench-"));

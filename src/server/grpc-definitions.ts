@@ -120,9 +120,12 @@ export function encodedResponse<T extends Message>(message: T, bytes: Uint8Array
 }
 
 function serializeResponse(schema: DescMessage, message: object): Buffer {
-  if (spent.has(message)) throw new Error(`a ${schema.typeName} whose bytes were lent is serialized once`);
   const bytes = preEncoded.get(message);
-  if (!bytes) return asBuffer(toBinary(schema, message as never));
+  if (!bytes) {
+    // A lent response has no kept bytes left once serialized: only then can it be spent.
+    if (spent.has(message)) throw new Error(`a ${schema.typeName} whose bytes were lent is serialized once`);
+    return asBuffer(toBinary(schema, message as never));
+  }
   const giveBack = lenders.get(message);
   if (giveBack) {
     lenders.delete(message);

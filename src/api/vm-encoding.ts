@@ -79,11 +79,7 @@ export function encodeStablePart(vm: Vm, properties: readonly Property[], count 
  * encoded once and the same bytes come back every time.
  */
 export function propertyEntry(property: Property): Uint8Array {
-  const kept = sharedEntry(property);
-  if (kept) return kept;
-  entryWriter.reset();
-  writeProperty(entryWriter, property);
-  return entryWriter.copyWritten();
+  return sharedEntry(property) ?? encodeEntry(property);
 }
 
 /** A string field; empty ones are left out, as proto3 does. */
@@ -106,12 +102,15 @@ const sharedEntries = new WeakMap<Property, Uint8Array>();
 /** A shared property's encoded entry, made the first time it is asked for; undefined for others. */
 function sharedEntry(property: Property): Uint8Array | undefined {
   let bytes = sharedEntries.get(property);
-  if (!bytes && isSharedProperty(property)) {
-    entryWriter.reset();
-    writeProperty(entryWriter, property);
-    sharedEntries.set(property, (bytes = entryWriter.copyWritten()));
-  }
+  if (!bytes && isSharedProperty(property)) sharedEntries.set(property, (bytes = encodeEntry(property)));
   return bytes;
+}
+
+/** One property's Vm.properties entry, in bytes of its own. */
+function encodeEntry(property: Property): Uint8Array {
+  entryWriter.reset();
+  writeProperty(entryWriter, property);
+  return entryWriter.copyWritten();
 }
 
 function writeProperties(out: WireWriter, properties: readonly Property[], count: number): void {

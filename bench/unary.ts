@@ -6,7 +6,8 @@
  * least 0.9 of the bare server's throughput.
  *
  * A third server, the bare one sending an x-request-id header as Steward does, shows how much
- * of the difference that header alone makes.
+ * of the difference that header alone makes. The bare servers send the date header Node's http2
+ * adds by default; Steward sends none (see server/response-headers.ts).
  *
  * Each round measures the three servers one after the other, starting with a different one each
  * round; a ratio is taken within a round, so that a slower or faster minute of the machine

@@ -69,7 +69,7 @@ describe("HostService over the network", () => {
     expect(server.logs.lines.filter((l) => l.requestId === "trace-42")).toHaveLength(1);
   });
 
-  it("sends x-request-id for HPACK never to index (a new value on every call)", async () => {
+  it("sends x-request-id for HPACK never to index (a new value on every call), and no date", async () => {
     const session = http2.connect(`http://${server.tcp}`);
     try {
       const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
@@ -81,6 +81,9 @@ describe("HostService over the network", () => {
       });
       expect(headers["x-request-id"]).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
       expect((headers as Record<symbol, unknown>)[http2.sensitiveHeaders]).toEqual(["x-request-id"]);
+      // Node's http2 would add a date to every response; gRPC has no use for it.
+      expect(headers.date).toBeUndefined();
+      expect(Object.keys(headers).sort()).toEqual([":status", "content-type", "grpc-accept-encoding", "grpc-encoding", "x-request-id"]);
     } finally {
       session.close();
     }

@@ -18,7 +18,7 @@
  * per round: identical processes of one server differ by a few hundredths for as long as they
  * run (how each lies in memory), which no number of rounds with one process averages out.
  *
- *   npm run bench:unary [-- --seconds 1 --rounds 25]
+ *   npm run bench:unary [-- --seconds 1 --rounds 25 --warmup 3]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { ChildProcess } from "node:child_process";
@@ -37,8 +37,11 @@ const TARGET_RATIO = 0.9;
 const INSTANCES = 3;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: "string", default: "1" }, rounds: { type: "string", default: "25" } } });
+  const { values } = parseArgs({
+    options: { seconds: { type: "string", default: "1" }, rounds: { type: "string", default: "25" }, warmup: { type: "string", default: "3" } },
+  });
   const durationMs = Number(values.seconds) * 1000;
+  const warmupMs = Number(values.warmup) * 1000;
   const rounds = Number(values.rounds);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "steward-bench-"));
   const request = Buffer.from(toBinary(GetHostInfoRequestSchema, create(GetHostInfoRequestSchema)));
@@ -60,11 +63,14 @@ async function main(): Promise<void> {
       headers.push(new RawUnaryClient(await startBare(sample, children, ["--echo-request-id"]), PATH, request));
     }
     const servers = [bares, headers, stewards];
-    for (const client of servers.flat()) await client.call();
+    // V8 goes on optimizing a server's hot code for its first seconds of calls (about 3 s of calls
+    // one at a time, for Steward as for the bare server); a round measured before then charges
+    // the server with more code to optimize for its warming, not for its steady pace.
+    for (const client of servers.flat()) await runLoad(client, 1, warmupMs);
 
     console.log(
       `GetHostInfo over loopback, response ${sample.length} bytes, ${rounds} rounds of ${durationMs / 1000} s per side, ` +
-        `${INSTANCES} processes of each server taking turns, ${os.cpus().length} CPUs`,
+        `${INSTANCES} processes of each server taking turns, each warmed up for ${warmupMs / 1000} s, ${os.cpus().length} CPUs`,
     );
     console.log("calls/s over all rounds (p50/p99 ms of the median round); ratios: median of the rounds' ratios");
     console.log("concurrency |            bare |  bare+request-id |         steward | steward/bare | steward/bare+request-id");

@@ -69,23 +69,38 @@ describe("HostService over the network", () => {
     expect(server.logs.lines.filter((l) => l.requestId === "trace-42")).toHaveLength(1);
   });
 
-  it("sends x-request-id for HPACK never to index (a new value on every call), and no date", async () => {
+  /** The response headers and trailers of one raw call to GetHostInfo with this request body. */
+  async function rawCall(body: Buffer): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }> {
     const session = http2.connect(`http://${server.tcp}`);
     try {
-      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      return await new Promise((resolve, reject) => {
         const stream = session.request({ ":method": "POST", ":path": "/steward.v1.HostService/GetHostInfo", "content-type": "application/grpc", te: "trailers" });
-        stream.on("response", resolve);
+        let headers: http2.IncomingHttpHeaders = {};
+        stream.on("response", (h) => (headers = h));
+        stream.on("trailers", (trailers) => resolve({ headers, trailers }));
         stream.on("error", reject);
-        stream.end(Buffer.from([0, 0, 0, 0, 0])); // an empty GetHostInfoRequest, uncompressed
+        stream.end(body);
         stream.resume();
       });
-      expect(headers["x-request-id"]).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
-      expect((headers as Record<symbol, unknown>)[http2.sensitiveHeaders]).toEqual(["x-request-id"]);
-      // Node's http2 would add a date to every response; gRPC has no use for it.
-      expect(headers.date).toBeUndefined();
-      expect(Object.keys(headers).sort()).toEqual([":status", "content-type", "grpc-accept-encoding", "grpc-encoding", "x-request-id"]);
     } finally {
       session.close();
     }
+  }
+
+  it("sends x-request-id for HPACK never to index (a new value on every call), and no date", async () => {
+    const { headers, trailers } = await rawCall(Buffer.from([0, 0, 0, 0, 0])); // an empty GetHostInfoRequest, uncompressed
+    expect(trailers["grpc-status"]).toBe(String(grpc.status.OK));
+    expect(headers["x-request-id"]).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
+    expect((headers as Record<symbol, unknown>)[http2.sensitiveHeaders]).toEqual(["x-request-id"]);
+    // Node's http2 would add a date to every response; gRPC has no use for it.
+    expect(headers.date).toBeUndefined();
+    expect(Object.keys(headers).sort()).toEqual([":status", "content-type", "grpc-accept-encoding", "grpc-encoding", "x-request-id"]);
+  });
+
+  it("sends the same headers before a failure's status", async () => {
+    // Field 1 as length-delimited, its length cut off: a malformed request, INVALID_ARGUMENT.
+    const { headers, trailers } = await rawCall(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0xff]));
+    expect(trailers["grpc-status"]).toBe(String(grpc.status.INVALID_ARGUMENT));
+    expect(Object.keys(headers).sort()).toEqual([":status", "content-type", "grpc-accept-encoding", "grpc-encoding", "x-request-id"]);
   });
 });

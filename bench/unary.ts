@@ -15,8 +15,10 @@
  * shared machine one round's ratio may be off by a tenth: many short rounds (25 of a second)
  * give a steadier median than a few long ones (with 15, a bare server measured against another
  * bare server came out anywhere from 0.96 to 1.03). Three processes of each server take turns, one
- * per round: identical processes of one server differ by a few hundredths for as long as they
- * run (how each lies in memory), which no number of rounds with one process averages out.
+ * per round, so that no figure rests on one process alone. (Six identical processes, measured
+ * round after round, came out within the noise of each other: what once looked like one process
+ * lying worse in memory than another was most likely processes still warming up: see the
+ * warm-up in main().)
  *
  *   npm run bench:unary [-- --seconds 1 --rounds 25 --warmup 3]
  */
@@ -47,8 +49,7 @@ async function main(): Promise<void> {
   const request = Buffer.from(toBinary(GetHostInfoRequestSchema, create(GetHostInfoRequestSchema)));
   const children: ChildProcess[] = [];
   try {
-    // Several processes of each server, used in turn: how one process happens to lie in memory
-    // shifts its figures by a few hundredths for as long as it runs, which rounds cannot average.
+    // Several processes of each server, used in turn, so that no figure rests on one process.
     const stewards: RawUnaryClient[] = [];
     for (let i = 0; i < INSTANCES; i++) {
       const instanceDir = path.join(dir, String(i));

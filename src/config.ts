@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import type { EventSettings } from "./core/event-hub";
+import type { EventSettings } from "./core/events/event-hub";
 
 /**
  * The server's configuration: flags, each with a STEWARD_* environment equivalent (a flag

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { StoreLockedError } from "./adapters/store/sqlite/sqlite-store";
 import { HypervisorUnavailableError } from "./adapters/hypervisor/select-hypervisor";
-import { StewardApp } from "./app";
+import { StewardApp } from "./app/app";
 import { ConfigError, parseServeConfig, SERVE_HELP, wantsHelp } from "./config";
 import { createLogger, flushLogs } from "./logging";
 import { STEWARD_VERSION } from "./version";

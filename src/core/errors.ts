@@ -2,6 +2,12 @@
  * Domain errors: what went wrong, in the domain's words. Each carries a stable `reason`
  * (VM_NOT_FOUND, VM_NOT_HALTED…) that clients branch on, and metadata naming the things
  * involved. Only server/ turns them into gRPC statuses; the core never speaks of status codes.
+ *
+ * Reasons are part of the contract: each is declared once, in the catalog of its area (a file
+ * named `*-errors.ts`, with factories such as `vmIsAdmin(vm, action)`), and a unit test holds
+ * the sorted list of all of them, so that a changed reason is a reviewed change. A reason is a
+ * branded string that only `declareReasons` makes: a reason written out at a throw site does
+ * not compile.
  */
 
 /** The kinds of failure the domain knows; server/error-status.ts maps each to one gRPC code. */
@@ -20,10 +26,39 @@ export type ErrorKind =
   | "data-loss"
   | "not-implemented";
 
+declare const reasonBrand: unique symbol;
+
+/** A stable reason, from a catalog. */
+export type Reason = string & { readonly [reasonBrand]: true };
+
+/** Every declared reason, and the catalog that declared it. */
+const declared = new Map<string, string>();
+
+/**
+ * Declares the reasons of one area's catalog. A reason belongs to one catalog: declaring it
+ * again elsewhere throws when the module loads, so two areas cannot drift apart on one word.
+ */
+export function declareReasons<const R extends readonly string[]>(catalog: string, reasons: R): { readonly [K in R[number]]: Reason } {
+  const table: Record<string, Reason> = {};
+  for (const reason of reasons) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(reason)) throw new Error(`reason ${reason} of ${catalog} is not UPPER_SNAKE_CASE`);
+    const owner = declared.get(reason);
+    if (owner !== undefined && owner !== catalog) throw new Error(`reason ${reason} of ${catalog} is declared by ${owner} already`);
+    declared.set(reason, catalog);
+    table[reason] = reason as Reason;
+  }
+  return Object.freeze(table) as { readonly [K in R[number]]: Reason };
+}
+
+/** Every reason declared by the catalogs loaded so far, sorted. */
+export function declaredReasons(): { reason: string; catalog: string }[] {
+  return [...declared].map(([reason, catalog]) => ({ reason, catalog })).sort((a, b) => a.reason.localeCompare(b.reason));
+}
+
 export class DomainError extends Error {
   constructor(
     readonly kind: ErrorKind,
-    readonly reason: string,
+    readonly reason: Reason,
     message: string,
     readonly metadata: Readonly<Record<string, string>> = {},
   ) {
@@ -32,40 +67,44 @@ export class DomainError extends Error {
   }
 }
 
+/** The reasons that belong to no one area: the contract's own. */
+export const CONTRACT = declareReasons("contract", ["INVALID_FIELD", "NOT_IMPLEMENTED", "SERVER_STOPPING", "CANCELLED"]);
+
 /** A request field is malformed; `field` is its path in the request ("vm", "rules[2].dstports"). */
 export class InvalidFieldError extends DomainError {
   constructor(
     readonly field: string,
     description: string,
-    reason = "INVALID_FIELD",
+    reason: Reason = CONTRACT.INVALID_FIELD,
   ) {
     super("invalid-argument", reason, `${field}: ${description}`, { field });
     this.name = "InvalidFieldError";
   }
 }
 
-export function notFound(reason: string, message: string, metadata: Record<string, string> = {}): DomainError {
+export function notFound(reason: Reason, message: string, metadata: Record<string, string> = {}): DomainError {
   return new DomainError("not-found", reason, message, metadata);
 }
 
-export function alreadyExists(reason: string, message: string, metadata: Record<string, string> = {}): DomainError {
+export function alreadyExists(reason: Reason, message: string, metadata: Record<string, string> = {}): DomainError {
   return new DomainError("already-exists", reason, message, metadata);
 }
 
-export function failedPrecondition(
-  reason: string,
-  message: string,
-  metadata: Record<string, string> = {},
-): DomainError {
+export function failedPrecondition(reason: Reason, message: string, metadata: Record<string, string> = {}): DomainError {
   return new DomainError("failed-precondition", reason, message, metadata);
 }
 
 /** An RPC of the contract that a later version of Steward implements. */
 export function notImplemented(rpc: string): DomainError {
-  return new DomainError("not-implemented", "NOT_IMPLEMENTED", `${rpc} is not implemented yet`, { rpc });
+  return new DomainError("not-implemented", CONTRACT.NOT_IMPLEMENTED, `${rpc} is not implemented yet`, { rpc });
 }
 
 /** An endless stream ends because the server is stopping; the client should reconnect. */
 export function serverStopping(): DomainError {
-  return new DomainError("unavailable", "SERVER_STOPPING", "the server is stopping; reconnect");
+  return new DomainError("unavailable", CONTRACT.SERVER_STOPPING, "the server is stopping; reconnect");
+}
+
+/** The caller stopped waiting (it cancelled, or its deadline passed); what it started may go on. */
+export function callCancelled(what: string): DomainError {
+  return new DomainError("cancelled", CONTRACT.CANCELLED, `the call was cancelled while ${what}`);
 }

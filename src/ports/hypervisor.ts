@@ -1,46 +1,112 @@
-/** The hypervisor port: what the core needs from whatever runs the VMs. */
+/**
+ * The hypervisor port: what the core needs from whatever runs the VMs, shaped for an
+ * event-driven driver (QEMU over QMP). A driver launches a VM from its plan and hands back a
+ * handle for the running guest; from then on the guest tells what it does as events, which the
+ * core's power-state table follows. At start, a driver hands over the VMs it finds already
+ * running (left by an earlier Steward), so that they are adopted rather than forgotten.
+ */
+import type { HypervisorInfo } from "../core/model/host";
+import type { LaunchDisk, LaunchDevice, LaunchPlan } from "../core/model/launch-plan";
+import type { HaltCause } from "../core/model/power-state";
 
-/** Which hypervisor runs the VMs. */
-export type HypervisorKind = "qemu-kvm" | "qemu-tcg" | "sim";
+export type { HypervisorInfo, HypervisorKind } from "../core/model/host";
 
-export interface HypervisorInfo {
-  kind: HypervisorKind;
-  /** The hypervisor's own version line; empty for the simulation. */
-  version: string;
-  /** Capabilities it brings, such as "kvm". */
-  capabilities: string[];
+/** What a guest does that the core hears of, as QEMU's QMP events tell it. */
+export type GuestEvent =
+  /** It stopped running (QMP STOP): paused, by Steward or by QEMU itself (an I/O error). */
+  | { kind: "stopped" }
+  /** It runs again (RESUME). */
+  | { kind: "resumed" }
+  /** It went to sleep (SUSPEND, ACPI S3). */
+  | { kind: "suspended" }
+  /** It woke from sleep (WAKEUP). */
+  | { kind: "woken" }
+  /** It is powering off (SHUTDOWN); `exited` follows. */
+  | { kind: "shutdown" }
+  /** It reset (RESET). */
+  | { kind: "reset" }
+  /** It panicked (GUEST_PANICKED); `exited` follows. */
+  | { kind: "panicked"; detail: string }
+  /** It ended: the VM is halted. The last event of a handle. */
+  | { kind: "exited"; cause: HaltCause; detail: string };
+
+/** What an adopted guest was doing when its driver found it. */
+export type GuestStatus = "running" | "paused" | "suspended" | "shutting-down";
+
+/** A running VM, as its driver handles it. */
+export interface RunningVm {
+  readonly uuid: string;
+  /** The hypervisor's process for it; 0 where there is none (the simulation). */
+  readonly pid: number;
+  readonly startedAt: Date;
+  /** What the guest is doing, as the driver last heard. */
+  status(): GuestStatus;
+  /**
+   * Calls `listener` with each event of the guest, in order, from now on; `exited` comes last,
+   * once, whatever ended the guest (including kill() and the death of its process).
+   */
+  onEvent(listener: (event: GuestEvent) => void): void;
+  /** Stops the guest's CPUs (`stopped` follows). */
+  pause(): Promise<void>;
+  /** Runs them again (`resumed` follows). */
+  unpause(): Promise<void>;
+  /** Puts the guest to sleep (S3); FAILED_PRECONDITION where the guest cannot sleep. */
+  suspend(): Promise<void>;
+  /** Wakes a sleeping guest. */
+  resume(): Promise<void>;
+  /** Presses the power button (ACPI): the guest shuts down if it honours it. */
+  powerButton(): Promise<void>;
+  /** Ends the VM at once; `exited` (killed) follows. */
+  kill(): Promise<void>;
+  /** Optional capabilities: present where the driver offers them for this guest. */
+  readonly console?: GuestConsole;
+  readonly stats?: GuestStats;
+  readonly hotPlug?: HotPlug;
 }
 
-/** Qubes' power states. */
-export type PowerState = "Halted" | "Transient" | "Running" | "Paused" | "Suspended" | "Halting" | "Dying" | "Crashed" | "NA";
+/** The guest's serial console, as a byte stream each way. */
+export interface GuestConsole {
+  open(signal: AbortSignal): Promise<ConsoleStream>;
+}
 
-/** What the hypervisor needs to start a VM. */
-export interface StartSpec {
-  uuid: string;
-  name: string;
-  memoryMib: number;
-  vcpus: number;
-  /** The VM's features, which a guest may read (and the simulation takes its cues from). */
-  features: Readonly<Record<string, string>>;
+export interface ConsoleStream {
+  /** What the guest writes, in chunks, until the stream closes. */
+  readonly output: AsyncIterable<Uint8Array>;
+  /** Types into the console; resolves once the bytes are handed over (backpressure). */
+  write(bytes: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+/** The guest's resource use, sampled. */
+export interface GuestStats {
+  sample(): Promise<GuestStatsSample>;
+}
+
+export interface GuestStatsSample {
+  time: Date;
+  /** CPU time the guest used, in nanoseconds, since it started. */
+  cpuTimeNs: number;
+  /** Memory the guest has now, in bytes. */
+  memoryBytes: number;
+}
+
+/** Adding and removing disks and devices while the guest runs. */
+export interface HotPlug {
+  attachDisk(disk: LaunchDisk): Promise<void>;
+  detachDisk(name: string): Promise<void>;
+  attachDevice(device: LaunchDevice): Promise<void>;
+  detachDevice(device: LaunchDevice): Promise<void>;
 }
 
 export interface Hypervisor {
   /** What this hypervisor is; stable for the life of the process. */
   info(): HypervisorInfo;
-  /** The power state of the VM with this UUID; Halted when the hypervisor runs no such VM. */
-  powerState(uuid: string): PowerState;
-  /** When the VM with this UUID started; undefined while it does not run. */
-  startTime(uuid: string): Date | undefined;
-  /** Starts a halted VM; resolves once it runs, rejects (and leaves it halted) when it cannot. */
-  start(spec: StartSpec): Promise<void>;
-  /** Asks the guest to shut down; the VM is Halting until it halts. */
-  shutdown(uuid: string): Promise<void>;
-  /** Stops the VM at once. */
-  kill(uuid: string): Promise<void>;
-  pause(uuid: string): Promise<void>;
-  unpause(uuid: string): Promise<void>;
-  suspend(uuid: string): Promise<void>;
-  resume(uuid: string): Promise<void>;
-  /** Calls `listener` whenever a VM halts, whatever the cause. */
-  onHalted(listener: (uuid: string) => void): void;
+  /** The VMs this driver finds running at start, left by an earlier Steward, to adopt. */
+  adopt(): Promise<RunningVm[]>;
+  /**
+   * Starts a VM from its plan; resolves once the guest runs. When it cannot, it rejects and
+   * leaves nothing running. When `signal` aborts before then (the VM is killed while it
+   * starts), it ends what it started and rejects with START_ABORTED.
+   */
+  launch(plan: LaunchPlan, signal: AbortSignal): Promise<RunningVm>;
 }

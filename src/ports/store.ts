@@ -1,50 +1,8 @@
 /** The store port: the durable state of the host. */
-import type { VmClassName } from "../core/vm-classes";
-
-export interface HostRecord {
-  /** A UUID made when the state was first created. */
-  hostId: string;
-  /** When the state was first created. */
-  createdAt: Date;
-}
-
-/** A VM as stored: what it is, and the properties set on it (defaults are the core's). */
-export interface VmRecord {
-  qid: number;
-  uuid: string;
-  name: string;
-  klass: VmClassName;
-  createdAt: Date;
-  /**
-   * Changes with every write to the VM (its row, properties, tags or features), and only then:
-   * with its uuid, it says whether what was derived from the record still holds.
-   */
-  revision: number;
-  /** Properties explicitly set, as their stored text (a VM reference is the VM's qid). */
-  properties: Readonly<Record<string, string>>;
-  tags: readonly string[];
-}
-
-export interface LabelRecord {
-  name: string;
-  /** 0xRRGGBB. */
-  color: number;
-  index: number;
-  builtin: boolean;
-}
-
-export interface NewEvent {
-  /** The VM's name; empty for the host. */
-  subject: string;
-  name: string;
-  kwargs: Readonly<Record<string, string>>;
-}
-
-export interface VmFilter {
-  klass?: VmClassName;
-  tag?: string;
-  label?: string;
-}
+import type { StoredEvent, NewEvent } from "../core/model/event";
+import type { HostRecord } from "../core/model/host";
+import type { LabelRecord } from "../core/model/label";
+import type { VmFilter, VmRecord } from "../core/model/vm-record";
 
 export interface VmRepository {
   byQid(qid: number): VmRecord | undefined;
@@ -94,12 +52,6 @@ export interface LabelRepository {
   insert(label: LabelRecord): void;
   remove(name: string): void;
   nextIndex(): number;
-}
-
-/** An event as the log keeps it. */
-export interface StoredEvent extends NewEvent {
-  sequence: number;
-  time: Date;
 }
 
 export interface EventRepository {

@@ -4,6 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { StatusSchema } from "../../gen/google/rpc/status_pb";
 import { DomainError, InvalidFieldError, type ErrorKind } from "../core/errors";
+import { SERVER } from "./server-errors";
 
 /**
  * The one place where failures become gRPC statuses (containerd's errgrpc). A domain error keeps
@@ -55,7 +56,7 @@ export function toRpcStatus(error: unknown, requestId: string): RpcStatus {
   return {
     code: grpc.status.INTERNAL,
     details: message,
-    metadata: statusDetails(grpc.status.INTERNAL, message, "INTERNAL", { request_id: requestId }),
+    metadata: statusDetails(grpc.status.INTERNAL, message, SERVER.INTERNAL, { request_id: requestId }),
     unexpected: true,
   };
 }

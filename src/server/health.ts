@@ -1,5 +1,6 @@
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb";
-import { DomainError, serverStopping } from "../core/errors";
+import { serverStopping } from "../core/errors";
+import { serviceUnknown } from "./server-errors";
 import type { ServiceImpl } from "./service-impl";
 
 export { ServingStatus };
@@ -30,9 +31,7 @@ export class HealthStatus {
       check: async (request) => {
         const status = this.get(request.service);
         if (status === undefined) {
-          throw new DomainError("not-found", "SERVICE_UNKNOWN", `unknown service ${request.service}`, {
-            service: request.service,
-          });
+          throw serviceUnknown(request.service);
         }
         return { status };
       },

@@ -3,8 +3,8 @@ import * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import { once, type EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { InvalidFieldError } from "../core/errors";
-import type { AccessLog } from "./access-log";
+import { malformedRequest } from "./server-errors";
+import type { AccessLog } from "./interceptors/access-log";
 import { callerOf, LOCAL_CALLER } from "./caller-identity";
 import { toRpcStatus } from "./error-status";
 import { MalformedMessage, methodPath } from "./grpc-definitions";
@@ -235,7 +235,7 @@ function invoke<T>(run: () => T): Promise<Awaited<T>> {
 
 function wellFormed(request: unknown): unknown {
   if (request instanceof MalformedMessage) {
-    throw new InvalidFieldError(request.field, `cannot be decoded (${request.cause})`, "MALFORMED_REQUEST");
+    throw malformedRequest(request.field, request.cause);
   }
   return request;
 }

@@ -6,7 +6,7 @@ import { file_google_rpc_error_details } from "../../gen/google/rpc/error_detail
 import { file_google_rpc_status } from "../../gen/google/rpc/status_pb";
 import { Health } from "../../gen/grpc/health/v1/health_pb";
 import type { Config } from "../config";
-import { AccessLog } from "./access-log";
+import { AccessLog } from "./interceptors/access-log";
 import { serviceDefinition } from "./grpc-definitions";
 import { HealthStatus, ServingStatus } from "./health";
 import { bind, removeSocket, serverCredentials } from "./listen";

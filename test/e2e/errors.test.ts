@@ -9,7 +9,7 @@ import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { CreateVmRequestSchema, VmService } from "../../gen/steward/v1/vm_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
-import { hostApi } from "../../src/api/host-api";
+import { hostApi } from "../../src/api/host/host-api";
 import { createClient } from "../../src/client/steward-client";
 import { parseServeConfig } from "../../src/config";
 import { binding, StewardServer } from "../../src/server/steward-server";
@@ -85,7 +85,7 @@ describe("an unexpected failure", () => {
   it("becomes INTERNAL with a generic message, and its cause goes to the log", async () => {
     const logs = new LogCapture();
     const config = parseServeConfig(["--listen", "127.0.0.1:0", "--data-dir", "/nonexistent"], {});
-    const broken = hostApi({ describe: () => { throw new Error("disk on fire at /var/secret"); } } as never, {} as never, {} as never, () => []);
+    const broken = hostApi({ hostInfo: { describe: () => { throw new Error("disk on fire at /var/secret"); } } as never, labels: {} as never, globals: {} as never }, () => []);
     const server = new StewardServer(config, [binding(HostService, broken)], logs.log);
     await server.listen();
     const client = createClient(HostService, server.addresses[0]!);

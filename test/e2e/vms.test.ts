@@ -3,7 +3,7 @@ import Database from "better-sqlite3";
 import * as path from "node:path";
 import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { StewardApp } from "../../src/app";
+import { StewardApp } from "../../src/app/app";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { removeDir } from "../fixtures/temp-dir";

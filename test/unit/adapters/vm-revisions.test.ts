@@ -1,5 +1,5 @@
 import type { SqliteStore } from "../../../src/adapters/store/sqlite/sqlite-store";
-import type { VmRecord } from "../../../src/ports/store";
+import type { VmRecord } from "../../../src/core/model/vm-record";
 import { storeForEach } from "../../fixtures/temp-store";
 
 describe("VM records' revisions", () => {

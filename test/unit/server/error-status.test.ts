@@ -1,7 +1,9 @@
 import * as grpc from "@grpc/grpc-js";
 import { errorDetails } from "../../../src/client/status-details";
-import { alreadyExists, DomainError, failedPrecondition, InvalidFieldError, notFound, notImplemented, type ErrorKind } from "../../../src/core/errors";
+import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound, notImplemented, type ErrorKind } from "../../../src/core/errors";
 import { ERROR_DOMAIN, toRpcStatus } from "../../../src/server/error-status";
+
+const R = declareReasons("error-status test", ["R", "VM_NOT_FOUND", "INVALID_VM_NAME", "VM_EXISTS", "VM_NOT_HALTED"]);
 
 function decode(error: unknown) {
   const status = toRpcStatus(error, "req-1");
@@ -25,11 +27,11 @@ describe("toRpcStatus", () => {
     ["data-loss", grpc.status.DATA_LOSS],
     ["not-implemented", grpc.status.UNIMPLEMENTED],
   ])("maps %s to %s", (kind, code) => {
-    expect(toRpcStatus(new DomainError(kind, "R", "m"), "id").code).toBe(code);
+    expect(toRpcStatus(new DomainError(kind, R.R, "m"), "id").code).toBe(code);
   });
 
   it("keeps the domain message and sends an ErrorInfo with reason, domain and metadata", () => {
-    const { status, details } = decode(notFound("VM_NOT_FOUND", "no VM named work", { vm: "work" }));
+    const { status, details } = decode(notFound(R.VM_NOT_FOUND, "no VM named work", { vm: "work" }));
     expect(status).toMatchObject({ code: grpc.status.NOT_FOUND, details: "no VM named work", unexpected: false });
     expect(details).toEqual({
       code: grpc.status.NOT_FOUND,
@@ -42,7 +44,7 @@ describe("toRpcStatus", () => {
   });
 
   it("adds a BadRequest naming the field of an invalid argument", () => {
-    const { status, details } = decode(new InvalidFieldError("vm", "must start with a letter", "INVALID_VM_NAME"));
+    const { status, details } = decode(new InvalidFieldError("vm", "must start with a letter", R.INVALID_VM_NAME));
     expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(status.details).toBe("vm: must start with a letter");
     expect(details?.reason).toBe("INVALID_VM_NAME");
@@ -68,7 +70,7 @@ describe("toRpcStatus", () => {
   });
 
   it("builds the other helpers with their kinds", () => {
-    expect(alreadyExists("VM_EXISTS", "m").kind).toBe("already-exists");
-    expect(failedPrecondition("VM_NOT_HALTED", "m").kind).toBe("failed-precondition");
+    expect(alreadyExists(R.VM_EXISTS, "m").kind).toBe("already-exists");
+    expect(failedPrecondition(R.VM_NOT_HALTED, "m").kind).toBe("failed-precondition");
   });
 });

@@ -1,98 +1,140 @@
-import { DomainError } from "../../../core/errors";
-import type { Hypervisor, HypervisorInfo, PowerState, StartSpec } from "../../../ports/hypervisor";
+import type { HaltCause } from "../../../core/model/power-state";
+import type { LaunchPlan } from "../../../core/model/launch-plan";
+import type { GuestEvent, GuestStatus, Hypervisor, HypervisorInfo, RunningVm } from "../../../ports/hypervisor";
+import { startAborted } from "../../../ports/hypervisor-errors";
 
 /** The simulated guest takes this long to shut down unless its sim-shutdown-ms feature says otherwise. */
 const DEFAULT_SHUTDOWN_MS = 20;
 
-interface SimVm {
-  state: PowerState;
-  startTime: Date;
-  /** How long the guest takes to honour a shutdown; undefined: it never does. */
-  shutdownMs: number | undefined;
-  shutdownTimer?: NodeJS.Timeout;
+/**
+ * Where simulated guests run: this process's memory. A SimHypervisor made on the same host
+ * adopts the guests an earlier one launched, as a restarted Steward adopts QEMU processes.
+ */
+export class SimHost {
+  readonly guests = new Map<string, SimGuest>();
 }
 
 /**
- * The simulated hypervisor: the same power states and transitions as a real one, but no guest
- * code runs. It exists for fast tests and for hosts without QEMU, and says so in GetHostInfo.
- * A VM's features tune the simulated guest: sim-start-ms (how long it boots), sim-shutdown-ms
- * (how long a shutdown takes, or "never"), sim-start-fails (starting fails).
+ * The simulated hypervisor: the same power states, events and transitions as a real one, but
+ * no guest code runs. It exists for fast tests and for hosts without QEMU, and says so in
+ * GetHostInfo. A VM's features tune the simulated guest: sim-start-ms (how long it boots),
+ * sim-shutdown-ms (how long it takes to honour the power button, or "never"), sim-start-fails
+ * (it fails to boot).
  */
 export class SimHypervisor implements Hypervisor {
-  private readonly vms = new Map<string, SimVm>();
-  private readonly haltedListeners: ((uuid: string) => void)[] = [];
+  constructor(private readonly host = new SimHost()) {}
 
   info(): HypervisorInfo {
     return { kind: "sim", version: "", capabilities: [] };
   }
 
-  powerState(uuid: string): PowerState {
-    return this.vms.get(uuid)?.state ?? "Halted";
+  async adopt(): Promise<RunningVm[]> {
+    return [...this.host.guests.values()].map((guest) => guest.adopted());
   }
 
-  startTime(uuid: string): Date | undefined {
-    return this.vms.get(uuid)?.startTime;
+  async launch(plan: LaunchPlan, signal: AbortSignal): Promise<RunningVm> {
+    if (this.host.guests.has(plan.uuid)) throw new Error(`${plan.name} runs in the simulation already`);
+    const startedAt = new Date();
+    await boot(Number(plan.features["sim-start-ms"] ?? 0), signal);
+    if (signal.aborted) throw startAborted(plan.name);
+    if (plan.features["sim-start-fails"]) throw new Error(`the simulated guest of ${plan.name} failed to boot`);
+    const shutdown = plan.features["sim-shutdown-ms"];
+    const guest = new SimGuest(plan.uuid, startedAt, shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS), () => this.host.guests.delete(plan.uuid));
+    this.host.guests.set(plan.uuid, guest);
+    return guest;
+  }
+}
+
+/** Waits out a boot; ends early when the start is aborted. */
+function boot(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = ms > 0 ? setTimeout(done, ms) : undefined;
+    if (ms <= 0) setImmediate(done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** One simulated guest, and its handle. */
+export class SimGuest implements RunningVm {
+  readonly pid = 0;
+  private current: GuestStatus = "running";
+  private listeners: ((event: GuestEvent) => void)[] = [];
+  private shutdownTimer: NodeJS.Timeout | undefined;
+  private ended = false;
+
+  constructor(
+    readonly uuid: string,
+    readonly startedAt: Date,
+    /** How long the guest takes to honour the power button; undefined: it never does. */
+    private readonly shutdownMs: number | undefined,
+    private readonly gone: () => void,
+  ) {}
+
+  status(): GuestStatus {
+    return this.current;
   }
 
-  async start(spec: StartSpec): Promise<void> {
-    if (this.vms.has(spec.uuid)) throw new DomainError("failed-precondition", "VM_BAD_STATE", `${spec.name} is already running`);
-    const shutdown = spec.features["sim-shutdown-ms"];
-    const vm: SimVm = { state: "Transient", startTime: new Date(), shutdownMs: shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS) };
-    this.vms.set(spec.uuid, vm);
-    const bootMs = Number(spec.features["sim-start-ms"] ?? 0);
-    await new Promise((resolve) => (bootMs > 0 ? setTimeout(resolve, bootMs) : setImmediate(resolve)));
-    if (this.vms.get(spec.uuid) !== vm) {
-      // Killed (or halted) while it booted: the start did not happen.
-      throw new DomainError("aborted", "START_ABORTED", `${spec.name} was stopped while it started`, { vm: spec.name });
-    }
-    if (spec.features["sim-start-fails"]) {
-      this.vms.delete(spec.uuid);
-      throw new Error(`the simulated guest of ${spec.name} failed to boot`);
-    }
-    vm.state = "Running";
+  onEvent(listener: (event: GuestEvent) => void): void {
+    this.listeners.push(listener);
   }
 
-  async shutdown(uuid: string): Promise<void> {
-    const vm = this.vms.get(uuid);
-    if (!vm || vm.state === "Halting") return;
-    vm.state = "Halting";
-    if (vm.shutdownMs !== undefined) vm.shutdownTimer = setTimeout(() => this.halt(uuid), vm.shutdownMs);
+  /** The guest, handed to a new driver: whoever followed it before is gone. */
+  adopted(): this {
+    this.listeners = [];
+    return this;
   }
 
-  async kill(uuid: string): Promise<void> {
-    if (this.vms.has(uuid)) this.halt(uuid);
+  async pause(): Promise<void> {
+    this.become("paused", { kind: "stopped" });
   }
 
-  async pause(uuid: string): Promise<void> {
-    this.move(uuid, "Paused");
+  async unpause(): Promise<void> {
+    this.become("running", { kind: "resumed" });
   }
 
-  async unpause(uuid: string): Promise<void> {
-    this.move(uuid, "Running");
+  async suspend(): Promise<void> {
+    this.become("suspended", { kind: "suspended" });
   }
 
-  async suspend(uuid: string): Promise<void> {
-    this.move(uuid, "Suspended");
+  async resume(): Promise<void> {
+    this.become("running", { kind: "woken" });
   }
 
-  async resume(uuid: string): Promise<void> {
-    this.move(uuid, "Running");
+  async powerButton(): Promise<void> {
+    if (this.ended || this.current === "shutting-down") return;
+    this.current = "shutting-down";
+    if (this.shutdownMs === undefined) return;
+    this.shutdownTimer = setTimeout(() => {
+      this.emit({ kind: "shutdown" });
+      this.exit("shutdown", "the guest powered off");
+    }, this.shutdownMs);
   }
 
-  onHalted(listener: (uuid: string) => void): void {
-    this.haltedListeners.push(listener);
+  async kill(): Promise<void> {
+    this.exit("killed", "killed");
   }
 
-  private move(uuid: string, state: PowerState): void {
-    const vm = this.vms.get(uuid);
-    if (vm) vm.state = state;
+  private become(status: GuestStatus, event: GuestEvent): void {
+    if (this.ended) return;
+    this.current = status;
+    this.emit(event);
   }
 
-  private halt(uuid: string): void {
-    const vm = this.vms.get(uuid);
-    if (!vm) return;
-    clearTimeout(vm.shutdownTimer);
-    this.vms.delete(uuid);
-    for (const listener of this.haltedListeners) listener(uuid);
+  private exit(cause: HaltCause, detail: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.shutdownTimer);
+    this.gone();
+    this.emit({ kind: "exited", cause, detail });
+    this.listeners = [];
+  }
+
+  private emit(event: GuestEvent): void {
+    for (const listener of [...this.listeners]) listener(event);
   }
 }

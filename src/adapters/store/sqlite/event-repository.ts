@@ -1,5 +1,6 @@
 import type { Database } from "better-sqlite3";
-import type { EventRepository, NewEvent, RequestRepository, StoredEvent } from "../../../ports/store";
+import type { NewEvent, StoredEvent } from "../../../core/model/event";
+import type { EventRepository, RequestRepository } from "../../../ports/store";
 
 interface EventRow {
   sequence: number;

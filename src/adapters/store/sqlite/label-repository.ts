@@ -1,5 +1,6 @@
 import type { Database } from "better-sqlite3";
-import type { GlobalPropertyRepository, LabelRecord, LabelRepository } from "../../../ports/store";
+import type { LabelRecord } from "../../../core/model/label";
+import type { GlobalPropertyRepository, LabelRepository } from "../../../ports/store";
 
 interface LabelRow {
   name: string;

@@ -1,7 +1,8 @@
 import type { Database, Statement } from "better-sqlite3";
-import { DomainError } from "../../../core/errors";
-import type { VmClassName } from "../../../core/vm-classes";
-import type { VmFilter, VmRecord, VmRepository } from "../../../ports/store";
+import type { VmClassName } from "../../../core/model/vm-classes";
+import type { VmFilter, VmRecord } from "../../../core/model/vm-record";
+import type { VmRepository } from "../../../ports/store";
+import { noFreeQid } from "../../../ports/store-errors";
 
 interface VmRow {
   qid: number;
@@ -132,7 +133,7 @@ export class SqliteVmRepository implements VmRepository {
     const gap = this.statement<[number], { qid: number | null }>(
       "SELECT MIN(v.qid) + 1 AS qid FROM vms v WHERE v.qid < ? AND NOT EXISTS (SELECT 1 FROM vms w WHERE w.qid = v.qid + 1)",
     ).get(MAX_QID);
-    if (gap?.qid == null) throw new DomainError("resource-exhausted", "NO_FREE_QID", `all ${MAX_QID} qids are in use`);
+    if (gap?.qid == null) throw noFreeQid(MAX_QID);
     return gap.qid;
   }
 

@@ -1,0 +1,184 @@
+/**
+ * The pool drivers, in the manner of Incus' storage/drivers/load.go: one table of entries, each
+ * describing itself, feeds both AddPool (open a driver with its parameters) and ListPoolDrivers
+ * (which drivers there are, and what they take). Adding a driver is one entry here. This is the
+ * one file that names driver implementations.
+ */
+import type { StorageDriver } from "../../ports/storage-driver";
+import { invalidDriverParameter, unknownPoolDriver } from "../../ports/storage-errors";
+import { MemoryStorageDriver } from "./memory/memory-storage-driver";
+
+/** How a parameter's text is read: "path" is an absolute path, "bool" is true or false. */
+export type StorageDriverParameterType = "str" | "int" | "bool" | "path";
+
+interface ParameterValueTypes {
+  str: string;
+  int: number;
+  bool: boolean;
+  path: string;
+}
+
+export type StorageDriverParameterValue = ParameterValueTypes[StorageDriverParameterType];
+
+export interface StorageDriverParameter {
+  readonly name: string;
+  readonly type: StorageDriverParameterType;
+  /** What applies when it is not given, written as a caller would write it; never with required. */
+  readonly default?: string;
+  /** Whether AddPool must give it. */
+  readonly required: boolean;
+  /** What it sets, for ListPoolDrivers' description of it. */
+  readonly help: string;
+}
+
+/** A driver as ListPoolDrivers describes it. */
+export interface StorageDriverInfo {
+  readonly name: string;
+  readonly description: string;
+  readonly parameters: readonly StorageDriverParameter[];
+}
+
+/** The parameters a driver is opened with, checked and with defaults filled in: undefined only for an optional one without default. */
+export type StorageDriverParameterValues = Readonly<Record<string, StorageDriverParameterValue | undefined>>;
+
+export interface StorageDriverEntry extends StorageDriverInfo {
+  /** Opens a pool of the driver; FAILED_PRECONDITION when it cannot use what the parameters name. */
+  open(parameters: StorageDriverParameterValues): Promise<StorageDriver>;
+}
+
+/** The values of `P` by name, typed: a required parameter or one with a default is never undefined. */
+type ParameterValuesOf<P extends readonly StorageDriverParameter[]> = {
+  readonly [E in P[number] as E["name"]]: ParameterValueTypes[E["type"]] | (E extends { required: true } | { default: string } ? never : undefined);
+};
+
+/** An entry whose open() sees its own parameters typed, so a driver's factory needs no casts. */
+export function defineStorageDriver<const P extends readonly StorageDriverParameter[]>(
+  entry: StorageDriverInfo & { parameters: P; open(parameters: ParameterValuesOf<P>): Promise<StorageDriver> },
+): StorageDriverEntry {
+  // The registry hands open() only values it checked against these very parameters.
+  return { ...entry, open: (parameters) => entry.open(parameters as ParameterValuesOf<P>) };
+}
+
+/** Reads a parameter's text; undefined when it is not of the type. */
+const PARSERS: { readonly [T in StorageDriverParameterType]: (text: string) => ParameterValueTypes[T] | undefined } = {
+  str: (text) => text,
+  int: (text) => (/^(?:0|-?[1-9][0-9]*)$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : undefined),
+  // Any case, since Qubes writes True and False.
+  bool: (text) => (/^true$/i.test(text) ? true : /^false$/i.test(text) ? false : undefined),
+  path: (text) => (text.startsWith("/") && !text.includes("\0") ? text : undefined),
+};
+
+const EXPECTED: { readonly [T in StorageDriverParameterType]: string } = {
+  str: "a string",
+  int: "an integer",
+  bool: "true or false",
+  path: "an absolute path",
+};
+
+/** The drivers a host offers, by name. */
+export class StorageDriverRegistry {
+  private readonly entries = new Map<string, StorageDriverEntry>();
+
+  /** Throws when two entries share a name or an entry's parameters contradict themselves: the table is wrong. */
+  constructor(entries: readonly StorageDriverEntry[]) {
+    for (const entry of entries) {
+      if (this.entries.has(entry.name)) throw new Error(`two storage drivers are named ${entry.name}`);
+      checkParameters(entry);
+      this.entries.set(entry.name, entry);
+    }
+  }
+
+  /** Every driver, by name: what ListPoolDrivers answers. */
+  list(): StorageDriverInfo[] {
+    return [...this.entries.keys()].sort().map((name) => this.describe(name));
+  }
+
+  /** One driver; INVALID_ARGUMENT (POOL_DRIVER_NOT_FOUND) when there is no such driver. */
+  describe(name: string): StorageDriverInfo {
+    const { description, parameters } = this.entry(name);
+    return { name, description, parameters };
+  }
+
+  /**
+   * Opens a pool of driver `name` with the parameters AddPool was given: each must be one the
+   * driver declares, of its type, and every required one given; the others get their defaults.
+   */
+  async open(name: string, given: Readonly<Record<string, string>>): Promise<StorageDriver> {
+    const entry = this.entry(name);
+    return entry.open(parameterValues(entry, given));
+  }
+
+  private entry(name: string): StorageDriverEntry {
+    const entry = this.entries.get(name);
+    if (!entry) throw unknownPoolDriver(name);
+    return entry;
+  }
+}
+
+function parameterValues(entry: StorageDriverEntry, given: Readonly<Record<string, string>>): StorageDriverParameterValues {
+  const declared = new Set(entry.parameters.map((parameter) => parameter.name));
+  for (const name of Object.keys(given)) {
+    if (!declared.has(name)) throw invalidDriverParameter(name, `is not a parameter of the ${entry.name} driver, which takes ${describeNames(declared)}`);
+  }
+  const values: Record<string, StorageDriverParameterValue | undefined> = {};
+  for (const parameter of entry.parameters) {
+    const text = Object.hasOwn(given, parameter.name) ? given[parameter.name] : undefined;
+    values[parameter.name] = parameterValue(parameter, text);
+  }
+  return values;
+}
+
+/** A given parameter's value, or its default. */
+function parameterValue(parameter: StorageDriverParameter, text: string | undefined): StorageDriverParameterValue | undefined {
+  const effective = text ?? parameter.default;
+  if (effective === undefined) {
+    if (parameter.required) throw invalidDriverParameter(parameter.name, "is required");
+    return undefined;
+  }
+  const value = PARSERS[parameter.type](effective);
+  if (value === undefined) throw invalidDriverParameter(parameter.name, `must be ${EXPECTED[parameter.type]}, not ${JSON.stringify(effective)}`);
+  return value;
+}
+
+/** The table's own mistakes, found when the registry is built rather than when a pool is added. */
+function checkParameters(entry: StorageDriverEntry): void {
+  const names = new Set<string>();
+  for (const parameter of entry.parameters) {
+    const where = `parameter ${parameter.name} of storage driver ${entry.name}`;
+    if (names.has(parameter.name)) throw new Error(`${where} is declared twice`);
+    names.add(parameter.name);
+    if (parameter.default === undefined) continue;
+    if (parameter.required) throw new Error(`${where} is required and has a default`);
+    if (PARSERS[parameter.type](parameter.default) === undefined) throw new Error(`${where} has a default that is not ${EXPECTED[parameter.type]}`);
+  }
+}
+
+function describeNames(names: ReadonlySet<string>): string {
+  return names.size === 0 ? "none" : [...names].join(", ");
+}
+
+/** The memory driver; its capacity lets a test see a pool fill up. */
+export const MEMORY_STORAGE_DRIVER = defineStorageDriver({
+  name: "memory",
+  description: "Volumes in the memory of the Steward process, gone when it stops: for tests and for trying Steward out",
+  parameters: [
+    {
+      name: "capacity_bytes",
+      type: "int",
+      required: false,
+      default: "0",
+      help: "The most bytes the pool's volumes may take, revisions included; 0 for no limit",
+    },
+  ],
+  async open({ capacity_bytes }) {
+    if (capacity_bytes < 0) throw invalidDriverParameter("capacity_bytes", "must be 0 or more");
+    return new MemoryStorageDriver({ capacityBytes: capacity_bytes });
+  },
+});
+
+/**
+ * The drivers of a production Steward. For now only memory, whose volumes last as long as the
+ * process; the storage issue ("Storage on real disks") adds file (sparse raw files), file-reflink
+ * (reflinked copies on btrfs and xfs) and qcow2 (qemu-img, overlays backed by their source).
+ */
+export const STORAGE_DRIVERS: readonly StorageDriverEntry[] = [MEMORY_STORAGE_DRIVER];

@@ -1,0 +1,49 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { EventsResponseSchema, type EventService, type EventsResponse } from "../../../gen/steward/v1/event_service_pb";
+import { InvalidFieldError } from "../../core/errors";
+import type { EventHub, StreamItem } from "../../core/events/event-hub";
+import type { StoredEvent } from "../../core/model/event";
+import type { VmLookup } from "../../core/vms/vm-lookup";
+import { constantResponse } from "../../server/grpc-definitions";
+import type { ServiceImpl } from "../../server/service-impl";
+
+/** The core parts EventService calls. */
+export interface EventParts {
+  eventHub: EventHub;
+  lookup: VmLookup;
+}
+
+/** EventService: the host's events as a stream, resumable by sequence number. */
+export function eventApi({ eventHub: hub, lookup: vms }: EventParts): ServiceImpl<typeof EventService> {
+  return {
+    async *events(request, ctx) {
+      const subject = request.vm === "" ? undefined : vms.resolve(request.vm).name;
+      if (request.namePrefixes.some((prefix) => prefix === "")) throw new InvalidFieldError("name_prefixes", "a prefix must not be empty");
+      const afterSequence = request.afterSequence === undefined ? undefined : Number(request.afterSequence);
+      const items = hub.stream({ subject, prefixes: request.namePrefixes, afterSequence }, ctx.signal, ctx.draining);
+      for await (const item of items) yield eventsResponse(item);
+    },
+  };
+}
+
+/**
+ * Every subscriber of an event is sent the same message: it is built and serialized once per
+ * event, not once per subscriber (one change may go to thousands).
+ */
+const messages = new WeakMap<StoredEvent, EventsResponse>();
+
+function eventsResponse(item: StreamItem): EventsResponse {
+  if ("heartbeat" in item) {
+    const heartbeat = { sequence: BigInt(item.heartbeat.sequence), time: timestampFromDate(item.heartbeat.time) };
+    return create(EventsResponseSchema, { kind: { case: "heartbeat", value: heartbeat } });
+  }
+  const { event } = item;
+  let message = messages.get(event);
+  if (!message) {
+    const value = { sequence: BigInt(event.sequence), time: timestampFromDate(event.time), subject: event.subject, name: event.name, kwargs: { ...event.kwargs } };
+    message = constantResponse(EventsResponseSchema, create(EventsResponseSchema, { kind: { case: "event", value } }));
+    messages.set(event, message);
+  }
+  return message;
+}

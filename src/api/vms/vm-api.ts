@@ -1,0 +1,168 @@
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { FeatureScope, VmView } from "../../../gen/steward/v1/vm_pb";
+import type { VmService } from "../../../gen/steward/v1/vm_service_pb";
+import { InvalidFieldError } from "../../core/errors";
+import type { VmLifecycle } from "../../core/lifecycle/vm-lifecycle";
+import type { VmProperties } from "../../core/vms/properties/vm-properties";
+import type { VmReadModel } from "../../core/vms/read-model/vm-read-model";
+import type { VmCloning } from "../../core/vms/vm-cloning";
+import type { VmCreation } from "../../core/vms/vm-creation";
+import { invalidFeatureScope } from "../../core/vms/vm-errors";
+import type { FeatureScope as DomainFeatureScope, VmFeatures } from "../../core/vms/vm-features";
+import type { VmNotes } from "../../core/vms/vm-notes";
+import type { VmRemoval } from "../../core/vms/vm-removal";
+import type { VmRenaming } from "../../core/vms/vm-renaming";
+import type { VmTags } from "../../core/vms/vm-tags";
+import type { ServiceImpl } from "../../server/service-impl";
+import { fullPageMessage } from "../encoding/vm-page-encoding";
+import { notYetImplemented } from "../not-implemented";
+import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
+import { powerStateMessage, powerStateName, vmClassName, vmMessage } from "./vm-messages";
+
+/** The core parts VmService calls. */
+export interface VmParts {
+  readModel: VmReadModel;
+  creation: VmCreation;
+  cloning: VmCloning;
+  removal: VmRemoval;
+  renaming: VmRenaming;
+  lifecycle: VmLifecycle;
+  properties: VmProperties;
+  tags: VmTags;
+  features: VmFeatures;
+  notes: VmNotes;
+}
+
+/**
+ * VmService: each handler maps the request to the core's terms, calls the core with the call's
+ * context, and maps the answer; stats, console, addresses and OS release come with the QEMU
+ * adapter.
+ */
+export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
+  const { readModel, lifecycle, properties, tags, features, notes } = parts;
+  return {
+    listVms: async (request) => {
+      const page = readModel.list({
+        filter: {
+          klass: vmClassName(request.klass, "klass"),
+          state: powerStateName(request.state, "state"),
+          tag: request.tag || undefined,
+          label: request.label || undefined,
+        },
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+        full: request.view === VmView.FULL,
+      });
+      if (request.view === VmView.FULL) return fullPageMessage(page);
+      return { vms: page.vms.map(vmMessage), nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+    },
+    getVm: async (request) => ({ vm: vmMessage(readModel.get(request.vm)) }),
+    createVm: async (request, ctx) => ({
+      vm: vmMessage(
+        await parts.creation.create(
+          {
+            name: request.name,
+            klass: vmClassName(request.klass, "klass"),
+            label: request.label,
+            template: request.template,
+            properties: initialValues(request.properties),
+            pool: request.pool,
+            volumePools: request.volumePools,
+            idempotencyKey: request.requestId,
+          },
+          ctx,
+        ),
+      ),
+    }),
+    createDisposableVm: async (request, ctx) => ({
+      vm: vmMessage(await parts.creation.createDisposable({ template: request.template, label: request.label, idempotencyKey: request.requestId }, ctx)),
+    }),
+    cloneVm: async (request, ctx) => ({
+      vm: vmMessage(
+        await parts.cloning.clone(
+          {
+            vm: request.vm,
+            newName: request.newName,
+            klass: vmClassName(request.klass, "klass"),
+            pool: request.pool,
+            volumePools: request.volumePools,
+            idempotencyKey: request.requestId,
+          },
+          ctx,
+        ),
+      ),
+    }),
+    renameVm: async (request, ctx) => ({ vm: vmMessage(await parts.renaming.rename(request.vm, request.newName, ctx)) }),
+    removeVm: async (request, ctx) => {
+      await parts.removal.remove(request.vm, request.allowMissing, ctx);
+      return {};
+    },
+    startVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.start(request.vm, ctx)) }),
+    shutdownVm: async (request, ctx) => {
+      const timeoutMs = request.timeout ? durationMs(request.timeout, "timeout") : undefined;
+      const state = await lifecycle.shutdown(request.vm, { force: request.force, wait: request.wait, timeoutMs }, ctx);
+      return { state: powerStateMessage(state) };
+    },
+    pauseVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.pause(request.vm, ctx)) }),
+    unpauseVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.unpause(request.vm, ctx)) }),
+    killVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.kill(request.vm, ctx)) }),
+    suspendVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.suspend(request.vm, ctx)) }),
+    resumeVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.resume(request.vm, ctx)) }),
+    listProperties: async (request) => ({ properties: properties.list(request.vm).map(propertyMessage) }),
+    getProperty: async (request) => ({ property: propertyMessage(properties.get(request.vm, request.name)) }),
+    setProperty: async (request, ctx) => {
+      const spec = properties.spec(request.vm, request.name);
+      return { property: propertyMessage(await properties.set(request.vm, request.name, domainValue(spec, request.value, "value"), ctx)) };
+    },
+    resetProperty: async (request, ctx) => ({ property: propertyMessage(await properties.reset(request.vm, request.name, ctx)) }),
+    describeProperty: async (request) => ({ description: descriptionMessage(properties.describe(request.vm, request.name)) }),
+    listFeatures: async (request) => ({ features: features.list(request.vm) }),
+    getFeature: async (request) => ({ value: features.get(request.vm, request.name) }),
+    setFeature: async (request, ctx) => {
+      await features.set(request.vm, request.name, request.value, ctx);
+      return {};
+    },
+    removeFeature: async (request, ctx) => {
+      await features.remove(request.vm, request.name, request.allowMissing, ctx);
+      return {};
+    },
+    checkFeature: async (request) => {
+      const found = features.check(request.vm, request.name, featureScope(request.scope));
+      return found ? { found: true, value: found.value, sourceVm: found.vm } : { found: false };
+    },
+    listTags: async (request) => ({ tags: [...tags.list(request.vm)] }),
+    hasTag: async (request) => ({ present: tags.has(request.vm, request.tag) }),
+    addTag: async (request, ctx) => ({ added: await tags.add(request.vm, request.tag, ctx) }),
+    removeTag: async (request, ctx) => ({ removed: await tags.remove(request.vm, request.tag, ctx) }),
+    getNotes: async (request) => ({ notes: notes.get(request.vm) }),
+    setNotes: async (request, ctx) => {
+      await notes.set(request.vm, request.notes, ctx);
+      return {};
+    },
+    getVmStats: notYetImplemented,
+    watchVmStats: notYetImplemented,
+    console: notYetImplemented,
+    getVmAddresses: notYetImplemented,
+    getVmOsRelease: notYetImplemented,
+  };
+}
+
+const FEATURE_SCOPE: Readonly<Record<FeatureScope, DomainFeatureScope>> = {
+  [FeatureScope.UNSPECIFIED]: "vm",
+  [FeatureScope.TEMPLATE]: "template",
+  [FeatureScope.NETVM]: "netvm",
+  [FeatureScope.ADMINVM]: "adminvm",
+  [FeatureScope.TEMPLATE_AND_ADMINVM]: "template-and-adminvm",
+};
+
+function featureScope(scope: FeatureScope): DomainFeatureScope {
+  const found = FEATURE_SCOPE[scope];
+  if (!found) throw invalidFeatureScope(scope);
+  return found;
+}
+
+function durationMs(duration: Duration, field: string): number {
+  const ms = Number(duration.seconds) * 1000 + Math.floor(duration.nanos / 1e6);
+  if (ms < 0 || duration.nanos < 0) throw new InvalidFieldError(field, "must not be negative");
+  return ms;
+}

@@ -1,0 +1,88 @@
+import * as os from "node:os";
+import type { Logger } from "pino";
+import { BackupService } from "../../gen/steward/v1/backup_service_pb";
+import { BlockExportService } from "../../gen/steward/v1/block_export_service_pb";
+import { DeviceService } from "../../gen/steward/v1/device_service_pb";
+import { EventService } from "../../gen/steward/v1/event_service_pb";
+import { FirewallService } from "../../gen/steward/v1/firewall_service_pb";
+import { HostService } from "../../gen/steward/v1/host_service_pb";
+import { PoolService } from "../../gen/steward/v1/pool_service_pb";
+import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
+import { SqliteStore } from "../adapters/store/sqlite/sqlite-store";
+import { backupApi } from "../api/backup/backup-api";
+import { deviceApi } from "../api/devices/device-api";
+import { eventApi } from "../api/events/event-api";
+import { blockExportApi } from "../api/exports/block-export-api";
+import { hostApi } from "../api/host/host-api";
+import { firewallApi } from "../api/network/firewall-api";
+import { notYetImplemented } from "../api/not-implemented";
+import { poolApi } from "../api/storage/pool-api";
+import { volumeApi } from "../api/storage/volume-api";
+import { vmApi } from "../api/vms/vm-api";
+import type { Config } from "../config";
+import { systemClock } from "../ports/clock";
+import type { Store } from "../ports/store";
+import { binding, StewardServer, type ServiceBinding } from "../server/steward-server";
+import { STEWARD_VERSION } from "../version";
+import { buildCore } from "./build-core";
+import { hypervisorFor } from "./drivers";
+
+/**
+ * The composition root: opens the state, picks the hypervisor, builds the core and the API
+ * on them, and serves it. Adapters are chosen here and nowhere else.
+ */
+export class StewardApp {
+  private constructor(
+    private readonly store: Store,
+    readonly server: StewardServer,
+  ) {}
+
+  /** Opens the data folder (refusing one another server holds), then listens. */
+  static async start(config: Config, log: Logger): Promise<StewardApp> {
+    const store = SqliteStore.open(config.dataDir);
+    try {
+      const hypervisor = hypervisorFor(config, log);
+      const core = buildCore(
+        { store, hypervisor, clock: systemClock, log },
+        { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() } },
+      );
+      await core.adopt();
+      const services: ServiceBinding[] = [];
+      let features: readonly string[] | undefined;
+      const apiFeatures = () => (features ??= implementedRpcs(services));
+      services.push(
+        binding(HostService, hostApi(core, apiFeatures)),
+        binding(VmService, vmApi(core)),
+        binding(PoolService, poolApi()),
+        binding(VolumeService, volumeApi()),
+        binding(BlockExportService, blockExportApi()),
+        binding(FirewallService, firewallApi()),
+        binding(DeviceService, deviceApi()),
+        binding(EventService, eventApi(core)),
+        binding(BackupService, backupApi()),
+      );
+      const server = new StewardServer(config, services, log);
+      await server.listen();
+      log.info({ version: STEWARD_VERSION, dataDir: config.dataDir, hypervisor: hypervisor.info().kind }, "started");
+      return new StewardApp(store, server);
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.server.stop();
+    this.store.close();
+  }
+}
+
+/** `Service/Rpc` for every RPC whose handler is not notYetImplemented. */
+export function implementedRpcs(services: readonly ServiceBinding[]): string[] {
+  return services.flatMap(({ service, impl }) =>
+    service.methods
+      .filter((method) => (impl as Record<string, unknown>)[method.localName] !== notYetImplemented)
+      .map((method) => `${service.typeName}/${method.name}`),
+  );
+}

@@ -1,0 +1,95 @@
+import type { Clock } from "../ports/clock";
+import type { Hypervisor } from "../ports/hypervisor";
+import type { Log } from "../ports/log";
+import type { Store } from "../ports/store";
+import type { EventSettings } from "../core/events/event-hub";
+import { EventHub } from "../core/events/event-hub";
+import { EventLog } from "../core/events/event-log";
+import { GlobalProperties } from "../core/host/global-properties";
+import { HostInfoReader, type HostFacts } from "../core/host/host-info";
+import { HaltWaiters } from "../core/lifecycle/halt-waiters";
+import { PowerMachine } from "../core/lifecycle/power-machine";
+import { RunningVms } from "../core/lifecycle/running-vms";
+import { VmLifecycle } from "../core/lifecycle/vm-lifecycle";
+import { RequestLedger } from "../core/shared/request-ledger";
+import { DisposableCleanup } from "../core/vms/disposable-cleanup";
+import { Labels } from "../core/vms/labels";
+import { NewVms } from "../core/vms/new-vms";
+import { PowerStates } from "../core/vms/power-states";
+import { PropertyResolver } from "../core/vms/properties/property-resolver";
+import { VmProperties } from "../core/vms/properties/vm-properties";
+import { VmReadModel } from "../core/vms/read-model/vm-read-model";
+import { VmCloning } from "../core/vms/vm-cloning";
+import { VmCreation } from "../core/vms/vm-creation";
+import { VmFeatures } from "../core/vms/vm-features";
+import { VmLookup } from "../core/vms/vm-lookup";
+import { VmNotes } from "../core/vms/vm-notes";
+import { VmOperations } from "../core/vms/vm-operations";
+import { VmParticipants, type VmParticipant } from "../core/vms/vm-participant";
+import { VmRemoval } from "../core/vms/vm-removal";
+import { VmRenaming } from "../core/vms/vm-renaming";
+import { VmTags } from "../core/vms/vm-tags";
+
+/** The ports the core is built on. */
+export interface CorePorts {
+  store: Store;
+  hypervisor: Hypervisor;
+  clock: Clock;
+  log: Log;
+}
+
+export interface CoreSettings {
+  events: EventSettings;
+  host: HostFacts;
+}
+
+/** The core's objects, as the API modules call them. */
+export type Core = ReturnType<typeof buildCore>;
+
+/**
+ * Builds the core on its ports: the one object graph the server and the tests use. The areas
+ * that join a VM's life are listed here, in the order their hooks run (storage, network and
+ * devices come with their issues, before the disposables, which go last: a DispVM is removed
+ * once everything else has settled it).
+ */
+export function buildCore(ports: CorePorts, settings: CoreSettings) {
+  const { store, hypervisor, clock, log } = ports;
+  const events = new EventLog(store, clock);
+  const lookup = new VmLookup(store);
+  const operations = new VmOperations(lookup);
+  const powerStates = new PowerStates();
+  const participants = new VmParticipants(log);
+  const resolver = new PropertyResolver(store, powerStates);
+  const labels = new Labels(store, events);
+  const properties = new VmProperties(store, lookup, resolver, powerStates, operations, events);
+  const readModel = new VmReadModel(store, lookup, powerStates, properties, resolver);
+  const newVms = new NewVms(store, readModel, participants, new RequestLedger(store, clock), events, clock);
+  const removal = new VmRemoval(store, readModel, powerStates, operations, participants, events);
+  const machine = new PowerMachine(powerStates, events);
+  const halts = new HaltWaiters();
+  const running = new RunningVms(store, machine, operations, participants, halts, log);
+  const vmParticipants: VmParticipant[] = [new DisposableCleanup(resolver, removal)];
+  participants.enlist(vmParticipants);
+  return {
+    store,
+    hypervisor,
+    hostInfo: new HostInfoReader(store, hypervisor.info(), clock, settings.host),
+    eventHub: new EventHub(store, clock, settings.events),
+    labels,
+    globals: new GlobalProperties(store, resolver, events),
+    lookup,
+    readModel,
+    creation: new VmCreation(store, lookup, labels, properties, resolver, operations, participants, newVms),
+    cloning: new VmCloning(store, lookup, resolver, powerStates, operations, participants, newVms),
+    removal,
+    renaming: new VmRenaming(store, readModel, powerStates, operations, events),
+    lifecycle: new VmLifecycle(store, lookup, hypervisor, resolver, operations, participants, machine, running, halts, log),
+    running,
+    properties,
+    tags: new VmTags(store, lookup, operations, events),
+    features: new VmFeatures(store, lookup, operations, events),
+    notes: new VmNotes(store, lookup, operations),
+    /** Takes over the VMs the hypervisor finds running; call once, before serving. */
+    adopt: () => running.adopt(hypervisor),
+  };
+}

@@ -1,0 +1,67 @@
+import type { Store } from "../../ports/store";
+import type { EventLog } from "../events/event-log";
+import { checkGlobalProperty, checkValue } from "../vms/properties/property-checks";
+import { globalPropertyNotFound } from "../vms/properties/property-errors";
+import type { PropertyResolver } from "../vms/properties/property-resolver";
+import { findGlobalSpec, GLOBAL_PROPERTIES, type PropertySpec, type PropertyValue } from "../vms/properties/property-schema";
+import { eventText } from "../vms/properties/property-text";
+import type { Property, PropertyDescription } from "../vms/properties/vm-properties";
+import { propertyReset, propertySet } from "../vms/vm-events";
+
+/** The host's global properties (Qubes' property.* on the AdminVM). */
+export class GlobalProperties {
+  constructor(
+    private readonly store: Store,
+    private readonly resolver: PropertyResolver,
+    private readonly events: EventLog,
+  ) {}
+
+  list(): Property[] {
+    const stored = this.store.globals.all();
+    return [...GLOBAL_PROPERTIES].sort((a, b) => a.name.localeCompare(b.name)).map((spec) => this.resolver.global(spec, stored));
+  }
+
+  /** The schema of a global property; NOT_FOUND for an unknown name. */
+  spec(name: string): PropertySpec {
+    return specOf(name);
+  }
+
+  get(name: string): Property {
+    return this.resolver.global(specOf(name));
+  }
+
+  set(name: string, value: PropertyValue): Property {
+    return this.store.transaction(() => {
+      const spec = specOf(name);
+      const target = checkValue(this.store, spec, value, "value");
+      checkGlobalProperty(this.resolver, spec, value, target);
+      const old = this.resolver.global(spec);
+      this.store.globals.set(name, this.resolver.encode(spec, value, target));
+      const now = this.resolver.global(spec);
+      this.events.append(propertySet("", name, eventText(now.value), eventText(old.value)));
+      return now;
+    });
+  }
+
+  reset(name: string): Property {
+    return this.store.transaction(() => {
+      const spec = specOf(name);
+      const old = this.resolver.global(spec);
+      if (this.store.globals.delete(name)) this.events.append(propertyReset("", name, eventText(old.value)));
+      return this.resolver.global(spec);
+    });
+  }
+
+  describe(name: string): PropertyDescription {
+    const spec = specOf(name);
+    const defaultValue = spec.default.kind === "constant" ? spec.default.value : spec.default.kind === "global" ? this.get(spec.default.property).value : undefined;
+    const fromGlobal = spec.default.kind === "global";
+    return { spec, defaultValue, defaultOrigin: fromGlobal ? "global" : "constant", defaultFrom: fromGlobal ? (spec.default as { property: string }).property : "" };
+  }
+}
+
+function specOf(name: string): PropertySpec {
+  const spec = findGlobalSpec(name);
+  if (!spec) throw globalPropertyNotFound(name);
+  return spec;
+}

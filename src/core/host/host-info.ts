@@ -1,0 +1,42 @@
+import type { Clock } from "../../ports/clock";
+import type { Store } from "../../ports/store";
+import type { HypervisorInfo } from "../model/host";
+
+export const API_VERSION = "v1";
+
+export interface HostInfo {
+  version: string;
+  apiVersion: string;
+  hostname: string;
+  hostId: string;
+  hypervisor: HypervisorInfo;
+  startTime: Date;
+  capabilities: string[];
+  caller: string;
+}
+
+export interface HostFacts {
+  version: string;
+  hostname: string;
+}
+
+/** Describes the host. Everything but the caller is fixed at start, so a call costs nothing. */
+export class HostInfoReader {
+  private readonly fixed: Omit<HostInfo, "caller">;
+
+  constructor(store: Store, hypervisorInfo: HypervisorInfo, clock: Clock, facts: HostFacts) {
+    this.fixed = {
+      version: facts.version,
+      apiVersion: API_VERSION,
+      hostname: facts.hostname,
+      hostId: store.host().hostId,
+      hypervisor: hypervisorInfo,
+      startTime: clock.now(),
+      capabilities: [...hypervisorInfo.capabilities],
+    };
+  }
+
+  describe(caller: string): HostInfo {
+    return { ...this.fixed, caller };
+  }
+}

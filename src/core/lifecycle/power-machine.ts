@@ -1,0 +1,42 @@
+import type { EventLog } from "../events/event-log";
+import type { PowerState } from "../model/power-state";
+import type { VmRecord } from "../model/vm-record";
+import type { PowerStates } from "../vms/power-states";
+import { vmBadState } from "./lifecycle-errors";
+import { ACTION_VERB, transitionFrom, type PowerAction, type PowerTrigger, type TransitionDetail } from "./power-transitions";
+
+/** Moves VMs through the transition table: the one writer of the power-state table. */
+export class PowerMachine {
+  constructor(
+    private readonly powerStates: PowerStates,
+    private readonly events: EventLog,
+  ) {}
+
+  state(vm: VmRecord): PowerState {
+    return this.powerStates.of(vm);
+  }
+
+  /** The VM's state, when `action` is allowed from it; VM_BAD_STATE otherwise. */
+  allow(vm: VmRecord, action: PowerAction): PowerState {
+    const state = this.powerStates.of(vm);
+    if (!transitionFrom(state, action)) throw vmBadState(vm, ACTION_VERB[action], state);
+    return state;
+  }
+
+  /**
+   * Moves the VM as the table says for `trigger`, and tells the transition's events; false
+   * (and nothing changes) when no row takes the trigger from the VM's state.
+   */
+  move(vm: VmRecord, trigger: PowerTrigger, detail: TransitionDetail = {}, startedAt?: Date): boolean {
+    const row = transitionFrom(this.powerStates.of(vm), trigger);
+    if (!row) return false;
+    this.powerStates.set(vm.uuid, row.to, startedAt);
+    if (row.tells.length > 0) this.events.append(...row.tells.map((tell) => tell(vm, detail)));
+    return true;
+  }
+
+  /** Records the state of a VM found running at start, as its driver says it is. */
+  adopted(vm: VmRecord, state: PowerState, startedAt: Date): void {
+    this.powerStates.set(vm.uuid, state, startedAt);
+  }
+}

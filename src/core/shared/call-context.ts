@@ -1,0 +1,24 @@
+/**
+ * What every use case of the core knows of the call it serves: who calls, the request id its
+ * log line and events carry, and the signal that says the caller stopped waiting. An RPC's
+ * context is one (server/rpc-context.ts extends it); work the core starts on its own (a VM that
+ * halts by itself) has its own.
+ */
+export interface CallContext {
+  /** Who is calling: the client certificate's subject with mTLS, else the host's own "dom0". */
+  readonly caller: string;
+  /** The client's x-request-id, or one made for the call. */
+  readonly requestId: string;
+  /**
+   * Aborted when the caller stops waiting (it cancelled, its deadline passed, the server is
+   * stopping). A use case stops waiting then; what it has set going (a shutdown) goes on.
+   */
+  readonly signal: AbortSignal;
+}
+
+/** The context of work the core does of its own accord, that no caller waits for. */
+export function internalContext(what: string): CallContext {
+  return { caller: "dom0", requestId: what, signal: NEVER_ABORTED };
+}
+
+const NEVER_ABORTED = new AbortController().signal;

@@ -1,0 +1,60 @@
+import { callCancelled } from "../errors";
+
+/** One operation waiting for, or holding, its key. */
+interface Slot {
+  start(): void;
+}
+
+/**
+ * Runs operations one at a time per key, in the order they came; operations on different keys
+ * run side by side. An operation whose caller stops waiting before its turn leaves the queue
+ * (CANCELLED) without holding up the ones behind it; once started, it runs to its end.
+ */
+export class KeyedQueue {
+  /** Per key, the operation running (first) and those waiting behind it. */
+  private readonly queues = new Map<string, Slot[]>();
+
+  run<T>(key: string, signal: AbortSignal | undefined, what: string, work: () => T | Promise<T>): Promise<T> {
+    if (signal?.aborted) return Promise.reject(callCancelled(`waiting to ${what}`));
+    return new Promise<T>((resolve, reject) => {
+      let queue = this.queues.get(key);
+      if (!queue) this.queues.set(key, (queue = []));
+      const cancel = () => {
+        const waiting = this.queues.get(key);
+        const at = waiting ? waiting.indexOf(slot) : -1;
+        // Only a slot still waiting leaves: the first of the queue has started.
+        if (at > 0) {
+          waiting!.splice(at, 1);
+          reject(callCancelled(`waiting to ${what}`));
+        }
+      };
+      const slot: Slot = {
+        start: () => {
+          signal?.removeEventListener("abort", cancel);
+          let running: Promise<T>;
+          try {
+            running = Promise.resolve(work());
+          } catch (error) {
+            running = Promise.reject(error as Error);
+          }
+          running.then(resolve, reject).finally(() => this.next(key));
+        },
+      };
+      queue.push(slot);
+      if (queue.length === 1) slot.start();
+      else signal?.addEventListener("abort", cancel, { once: true });
+    });
+  }
+
+  /** Whether an operation holds the key now. */
+  busy(key: string): boolean {
+    return this.queues.has(key);
+  }
+
+  private next(key: string): void {
+    const queue = this.queues.get(key)!;
+    queue.shift();
+    if (queue.length === 0) this.queues.delete(key);
+    else queue[0]!.start();
+  }
+}

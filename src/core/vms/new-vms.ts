@@ -1,0 +1,89 @@
+import type { Clock } from "../../ports/clock";
+import type { Store } from "../../ports/store";
+import type { EventLog } from "../events/event-log";
+import type { VmIdentity, VmRecord } from "../model/vm-record";
+import type { CallContext } from "../shared/call-context";
+import type { RequestLedger } from "../shared/request-ledger";
+import { Revert } from "../shared/revert";
+import type { Vm } from "./read-model/vm-view";
+import type { VmReadModel } from "./read-model/vm-read-model";
+import { requestResultGone, vmExists } from "./vm-errors";
+import { domainAdd, domainTagAdd } from "./vm-events";
+import type { VmParticipants } from "./vm-participant";
+
+/**
+ * How every new VM comes to be (created, disposable or cloned): its record is drafted, checked
+ * against the rules; its participants set up what it needs; then, in one transaction, the rules
+ * are checked again on the state as it is by then and the VM is stored with its events. A step
+ * that fails undoes those before it, so a VM is made whole or not at all. Runs in the creation
+ * lane (VmOperations.creating): one new VM at a time.
+ */
+export class NewVms {
+  constructor(
+    private readonly store: Store,
+    private readonly readModel: VmReadModel,
+    private readonly participants: VmParticipants,
+    private readonly ledger: RequestLedger,
+    private readonly events: EventLog,
+    private readonly clock: Clock,
+  ) {}
+
+  /** A qid and uuid for a VM about to be drafted. */
+  identity(): VmIdentity {
+    return { qid: this.store.vms.nextQid(), uuid: crypto.randomUUID(), createdAt: this.clock.now() };
+  }
+
+  /** The VM an earlier request with this key made; undefined when there was none. */
+  earlier(key: string, rpc: string): Vm | undefined {
+    const uuid = this.ledger.earlier(key, rpc);
+    if (uuid === undefined) return undefined;
+    const record = this.store.vms.byUuid(uuid);
+    if (!record) throw requestResultGone(key);
+    return this.readModel.view(record);
+  }
+
+  requireFreeName(name: string): void {
+    if (this.store.vms.byName(name)) throw vmExists(name);
+  }
+
+  /**
+   * Makes the VM `draft` describes: `draft` checks the rules and returns the record to store
+   * (it runs twice: before the participants, and again in the committing transaction); `join`
+   * runs the participants; `copy` writes what the record does not hold (a clone's features).
+   */
+  bear(
+    draft: () => VmRecord,
+    birth: { rpc: string; key: string; ctx: CallContext },
+    join: (vm: VmRecord, revert: Revert) => Promise<void>,
+    copy: (qid: number) => void = () => undefined,
+  ): Promise<Vm> {
+    const first = draft();
+    return Revert.run(
+      async (revert) => {
+        await join(first, revert);
+        return this.store.transaction(() => {
+          const record = draft();
+          this.insert(record);
+          copy(record.qid);
+          return this.announce(record, birth);
+        });
+      },
+      this.participants.undoFailed(first.name, `making ${first.name}`),
+    );
+  }
+
+  private insert(record: VmRecord): void {
+    const { qid, uuid, name, klass, createdAt } = record;
+    this.store.vms.insert({ qid, uuid, name, klass, createdAt });
+    for (const [property, value] of Object.entries(record.properties)) this.store.vms.setProperty(qid, property, value);
+  }
+
+  /** Tags a new VM created-by-<caller>, tells of it, and remembers the request that made it. */
+  private announce(record: VmRecord, birth: { rpc: string; key: string; ctx: CallContext }): Vm {
+    const tag = `created-by-${birth.ctx.caller}`;
+    this.store.vms.addTag(record.qid, tag);
+    this.events.append(domainAdd(record), domainTagAdd(record, tag));
+    this.ledger.remember(birth.key, birth.rpc, record.uuid);
+    return this.readModel.view(this.store.vms.byQid(record.qid)!);
+  }
+}

@@ -1,0 +1,154 @@
+import ipaddr from "ipaddr.js";
+import type { Store } from "../../../ports/store";
+import { vmClass } from "../../model/vm-classes";
+import type { VmRecord } from "../../model/vm-record";
+import { labelNotFound, namedVmNotFound, notADispvmTemplate, notATemplate, templateRequired } from "../vm-errors";
+import {
+  addressInUse,
+  dispvmTemplateInUse,
+  invalidAddress,
+  invalidPoolName,
+  invalidPropertyValue,
+  netvmInUse,
+  netvmLoop,
+  notANetvm,
+  propertyOutOfRange,
+  propertyTypeMismatch,
+} from "./property-errors";
+import type { PropertyResolver } from "./property-resolver";
+import { globalSpec, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
+
+const POOL_NAME = /^(?:[A-Za-z][A-Za-z0-9_.-]{0,62})?$/;
+const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+/** Checks a value against its property's type and bounds; returns the VM a vm value names. */
+export function checkValue(store: Store, spec: PropertySpec, value: PropertyValue, field: string): VmRecord | undefined {
+  const wrongType = () => propertyTypeMismatch(field, `${spec.name} is of type ${spec.type}`);
+  switch (spec.type) {
+    case "int":
+      if (typeof value !== "number" || !Number.isSafeInteger(value)) throw wrongType();
+      if ((spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max)) {
+        throw propertyOutOfRange(field, `${spec.name} must be from ${spec.min} to ${spec.max}`);
+      }
+      return undefined;
+    case "bool":
+      if (typeof value !== "boolean") throw wrongType();
+      return undefined;
+    case "str":
+      if (typeof value !== "string") throw wrongType();
+      if (spec.choices && !spec.choices.includes(value)) {
+        throw propertyOutOfRange(field, `${spec.name} is one of ${spec.choices.join(", ")}`);
+      }
+      if (value.includes("\0")) throw invalidPropertyValue(field, "text must not hold NUL");
+      return undefined;
+    case "label":
+      if (typeof value !== "string") throw wrongType();
+      if (!store.labels.get(value)) throw labelNotFound(value, field);
+      return undefined;
+    case "vm": {
+      if (value !== null && typeof value !== "string") throw wrongType();
+      if (value === null) return undefined;
+      const target = value.startsWith("uuid:") ? store.vms.byUuid(value.slice(5).toLowerCase()) : store.vms.byName(value);
+      if (!target) throw namedVmNotFound(value, field);
+      return target;
+    }
+  }
+}
+
+/** Qubes' rules about what a VM property may name or be, beyond its type. */
+export function checkVmProperty(store: Store, resolver: PropertyResolver, vm: VmRecord, spec: PropertySpec, value: PropertyValue, target: VmRecord | undefined): void {
+  switch (spec.name) {
+    case "template":
+      if (!target) throw templateRequired("value");
+      requireTemplateOfClass(resolver, vm, target);
+      return;
+    case "netvm":
+      if (target) checkNetvm(resolver, vm, target);
+      return;
+    case "default_dispvm":
+      if (target) requireDispvmTemplate(resolver, target);
+      return;
+    case "provides_network":
+      if (value === false) refuseIfUsedAsNetvm(store, resolver, vm);
+      return;
+    case "template_for_dispvms":
+      if (value === false) refuseIfUsedAsDispvmTemplate(store, resolver, vm);
+      return;
+    case "ip":
+    case "ip6":
+    case "mac":
+      checkAddress(store, resolver, vm, spec, value as string);
+      return;
+  }
+}
+
+/** Qubes' rules for global properties that name VMs or pools. */
+export function checkGlobalProperty(resolver: PropertyResolver, spec: PropertySpec, value: PropertyValue, target: VmRecord | undefined): void {
+  if (spec.name === "default_template" && target) requireTemplateVm(target);
+  if (spec.name === "default_netvm" && target) requireNetvmProvider(resolver, target);
+  if (spec.name === "default_dispvm" && target) requireDispvmTemplate(resolver, target);
+  if (spec.name.startsWith("default_pool") && !POOL_NAME.test(value as string)) {
+    throw invalidPoolName();
+  }
+}
+
+/** A VM's template is of the class its own class names (and a DispVM's base serves DispVMs). */
+function requireTemplateOfClass(resolver: PropertyResolver, vm: VmRecord, target: VmRecord): void {
+  const needed = vmClass(vm.klass).templateClass!;
+  if (vmClass(needed).dispvmBase) requireDispvmTemplate(resolver, target);
+  else if (target.klass !== needed) throw notATemplate(target, "vm");
+}
+
+function requireTemplateVm(target: VmRecord): void {
+  if (target.klass !== "TemplateVM") throw notATemplate(target, "vm");
+}
+
+/** Whether DispVMs may be based on the VM: its class allows it, and template_for_dispvms says so. */
+export function servesDispvms(resolver: PropertyResolver, vm: VmRecord): boolean {
+  return vmClass(vm.klass).dispvmBase && resolver.vm(vm, vmSpec("template_for_dispvms")).value === true;
+}
+
+function requireDispvmTemplate(resolver: PropertyResolver, target: VmRecord): void {
+  if (!servesDispvms(resolver, target)) throw notADispvmTemplate(target);
+}
+
+function providesNetwork(resolver: PropertyResolver, vm: VmRecord): boolean {
+  return resolver.vm(vm, vmSpec("provides_network")).value === true;
+}
+
+function requireNetvmProvider(resolver: PropertyResolver, target: VmRecord): void {
+  if (vmClass(target.klass).isHost || !providesNetwork(resolver, target)) throw notANetvm(target.name);
+}
+
+function checkNetvm(resolver: PropertyResolver, vm: VmRecord, target: VmRecord): void {
+  requireNetvmProvider(resolver, target);
+  // Follow the chain from the new netvm: it must never come back to this VM.
+  const chain = [vm.name];
+  for (let hop: VmRecord | undefined = target; hop; hop = resolver.netvmOf(hop)) {
+    chain.push(hop.name);
+    if (hop.qid === vm.qid) {
+      throw netvmLoop(vm.name, target.name, chain);
+    }
+    if (chain.length > 256) break;
+  }
+}
+
+function refuseIfUsedAsNetvm(store: Store, resolver: PropertyResolver, vm: VmRecord): void {
+  const users = store.vms.all().filter((other) => other.qid !== vm.qid && resolver.netvmOf(other)?.qid === vm.qid).map((other) => other.name);
+  if (resolver.global(globalSpec("default_netvm")).value === vm.name) {
+    users.push("the global default_netvm");
+  }
+  if (users.length > 0) throw netvmInUse(vm.name, users);
+}
+
+function refuseIfUsedAsDispvmTemplate(store: Store, resolver: PropertyResolver, vm: VmRecord): void {
+  const users = store.vms.all().filter((other) => resolver.vm(other, vmSpec("default_dispvm")).value === vm.name).map((other) => other.name);
+  if (users.length > 0) throw dispvmTemplateInUse(vm.name, users);
+}
+
+function checkAddress(store: Store, resolver: PropertyResolver, vm: VmRecord, spec: PropertySpec, value: string): void {
+  const valid = spec.name === "ip" ? ipaddr.IPv4.isValidFourPartDecimal(value) : spec.name === "ip6" ? ipaddr.IPv6.isValid(value) : MAC.test(value);
+  if (!valid) throw invalidAddress(spec.name);
+  const holder = store.vms.all().find((other) => other.qid !== vm.qid && !vmClass(other.klass).isHost && resolver.vm(other, spec).value === value);
+  if (holder) throw addressInUse(value, spec.name, holder.name);
+}

@@ -1,0 +1,80 @@
+import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound } from "../../errors";
+
+/** Reasons of VM and global properties: their names, types, values and the rules between VMs. */
+const R = declareReasons("properties", [
+  "PROPERTY_NOT_FOUND",
+  "PROPERTY_READ_ONLY",
+  "PROPERTY_NO_DEFAULT",
+  "PROPERTY_TYPE_MISMATCH",
+  "PROPERTY_OUT_OF_RANGE",
+  "INVALID_PROPERTY_VALUE",
+  "NETVM_LOOP",
+  "NOT_A_NETVM",
+  "NETVM_IN_USE",
+  "DISPVM_TEMPLATE_IN_USE",
+  "INVALID_ADDRESS",
+  "ADDRESS_IN_USE",
+  "INVALID_POOL_NAME",
+]);
+
+export function vmPropertyNotFound(vm: { name: string; klass: string }, property: string, field: string): DomainError {
+  return notFound(R.PROPERTY_NOT_FOUND, `${vm.klass} ${vm.name} has no property ${property}`, { vm: vm.name, property, field });
+}
+
+/** A property no VM class has (in CreateVm's properties). */
+export function unknownVmProperty(property: string, field: string): DomainError {
+  return notFound(R.PROPERTY_NOT_FOUND, `there is no VM property ${property}`, { property, field });
+}
+
+export function globalPropertyNotFound(property: string): DomainError {
+  return notFound(R.PROPERTY_NOT_FOUND, `there is no global property ${property}`, { property, field: "name" });
+}
+
+export function propertyReadOnly(vm: string, property: string): DomainError {
+  const hint = property === "name" ? " (use RenameVm)" : "";
+  return failedPrecondition(R.PROPERTY_READ_ONLY, `${property} is read-only${hint}`, { vm, property });
+}
+
+export function propertyNoDefault(vm: string, property: string): DomainError {
+  return failedPrecondition(R.PROPERTY_NO_DEFAULT, `${property} has no default to return to`, { vm, property });
+}
+
+export function propertyTypeMismatch(field: string, description: string): InvalidFieldError {
+  return new InvalidFieldError(field, description, R.PROPERTY_TYPE_MISMATCH);
+}
+
+export function propertyOutOfRange(field: string, description: string): InvalidFieldError {
+  return new InvalidFieldError(field, description, R.PROPERTY_OUT_OF_RANGE);
+}
+
+export function invalidPropertyValue(field: string, description: string): InvalidFieldError {
+  return new InvalidFieldError(field, description, R.INVALID_PROPERTY_VALUE);
+}
+
+export function netvmLoop(vm: string, netvm: string, chain: readonly string[]): DomainError {
+  return failedPrecondition(R.NETVM_LOOP, `that would make a network loop: ${chain.join(" -> ")}`, { vm, netvm });
+}
+
+export function notANetvm(vm: string): DomainError {
+  return failedPrecondition(R.NOT_A_NETVM, `${vm} does not provide network (provides_network is false)`, { vm });
+}
+
+export function netvmInUse(vm: string, users: readonly string[]): DomainError {
+  return failedPrecondition(R.NETVM_IN_USE, `${vm} is the netvm of ${users.join(", ")}`, { vm, used_by: users.join(",") });
+}
+
+export function dispvmTemplateInUse(vm: string, users: readonly string[]): DomainError {
+  return failedPrecondition(R.DISPVM_TEMPLATE_IN_USE, `${vm} is the default_dispvm of ${users.join(", ")}`, { vm, used_by: users.join(",") });
+}
+
+export function invalidAddress(kind: string): InvalidFieldError {
+  return new InvalidFieldError("value", `not a valid ${kind} address`, R.INVALID_ADDRESS);
+}
+
+export function addressInUse(value: string, kind: string, holder: string): DomainError {
+  return alreadyExists(R.ADDRESS_IN_USE, `${value} is the ${kind} of ${holder}`, { vm: holder, [kind]: value });
+}
+
+export function invalidPoolName(): InvalidFieldError {
+  return new InvalidFieldError("value", "pool names start with a letter, then letters, digits, '_', '.' or '-'", R.INVALID_POOL_NAME);
+}

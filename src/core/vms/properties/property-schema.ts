@@ -1,0 +1,134 @@
+import type { VmClassName } from "../../model/vm-classes";
+
+/**
+ * The typed property schema, in Qubes' terms: each property has a type, help text, a rule for
+ * when it may be written, and a default that may come from the template, a global property,
+ * a constant, or be computed.
+ */
+
+export type PropertyType = "str" | "int" | "bool" | "vm" | "label";
+
+/** A property's value; a vm value is the VM's name, or null for none. */
+export type PropertyValue = string | number | boolean | null;
+
+export type WriteRule = "anytime" | "halted" | "creation" | "read-only";
+
+export type DefaultSpec =
+  | { kind: "none" }
+  | { kind: "constant"; value: PropertyValue }
+  | { kind: "template"; otherwise: DefaultSpec }
+  | { kind: "global"; property: string }
+  | { kind: "computed" };
+
+export interface PropertySpec {
+  name: string;
+  type: PropertyType;
+  help: string;
+  write: WriteRule;
+  default: DefaultSpec;
+  /** The classes that have the property; undefined for all. */
+  classes?: readonly VmClassName[];
+  min?: number;
+  max?: number;
+  /** The values a str property accepts; undefined for any. */
+  choices?: readonly string[];
+  /** Its value comes from the hypervisor, not the store (start_time): it changes without a write. */
+  live?: true;
+}
+
+const NOT_ADMIN: readonly VmClassName[] = ["TemplateVM", "AppVM", "StandaloneVM", "DispVM"];
+const WITH_TEMPLATE: readonly VmClassName[] = ["AppVM", "DispVM"];
+const none: DefaultSpec = { kind: "none" };
+const constant = (value: PropertyValue): DefaultSpec => ({ kind: "constant", value });
+const fromTemplate = (otherwise: DefaultSpec): DefaultSpec => ({ kind: "template", otherwise });
+const fromGlobal = (property: string): DefaultSpec => ({ kind: "global", property });
+const computed: DefaultSpec = { kind: "computed" };
+
+export const VM_PROPERTIES: readonly PropertySpec[] = [
+  { name: "name", type: "str", write: "read-only", default: computed, help: "The VM's name. Change it with RenameVm while the VM is halted." },
+  { name: "uuid", type: "str", write: "read-only", default: computed, help: "The VM's UUID, fixed at creation." },
+  { name: "qid", type: "int", write: "read-only", default: computed, help: "The VM's qube id, unique on the host; 0 is dom0." },
+  { name: "klass", type: "str", write: "read-only", default: computed, help: "The VM's class: AdminVM, TemplateVM, AppVM, StandaloneVM or DispVM." },
+  { name: "label", type: "label", write: "anytime", default: none, help: "The colour that marks the VM's windows." },
+  {
+    name: "template",
+    type: "vm",
+    write: "halted",
+    default: fromGlobal("default_template"),
+    classes: WITH_TEMPLATE,
+    help: "The TemplateVM an AppVM runs from (an AppVM with template_for_dispvms for a DispVM). Changes only while halted.",
+  },
+  {
+    name: "netvm",
+    type: "vm",
+    write: "anytime",
+    default: computed,
+    classes: NOT_ADMIN,
+    help: "The VM that gives this one its network; none for no network. Defaults to default_netvm (none for TemplateVMs and for default_netvm itself).",
+  },
+  { name: "provides_network", type: "bool", write: "anytime", default: constant(false), classes: NOT_ADMIN, help: "Whether other VMs may use this one as their netvm." },
+  { name: "ip", type: "str", write: "anytime", default: computed, classes: NOT_ADMIN, help: "The VM's IPv4 address, 10.137.x.y from its qid unless set; unique on the host." },
+  { name: "ip6", type: "str", write: "anytime", default: computed, classes: NOT_ADMIN, help: "The VM's IPv6 address, from its qid unless set; unique on the host." },
+  { name: "mac", type: "str", write: "halted", default: computed, classes: NOT_ADMIN, help: "The MAC address of the VM's network interface, 00:16:3e:5e:xx:yy from its qid unless set; unique on the host." },
+  { name: "memory", type: "int", write: "anytime", default: fromTemplate(constant(400)), classes: NOT_ADMIN, min: 1, max: 1 << 20, help: "Memory the VM starts with, in MiB." },
+  { name: "maxmem", type: "int", write: "anytime", default: fromTemplate(constant(4000)), classes: NOT_ADMIN, min: 0, max: 1 << 20, help: "Memory the VM may grow to, in MiB; 0 turns memory balancing off." },
+  { name: "vcpus", type: "int", write: "halted", default: fromTemplate(constant(2)), classes: NOT_ADMIN, min: 1, max: 512, help: "Virtual CPUs." },
+  { name: "kernel", type: "str", write: "halted", default: fromTemplate(fromGlobal("default_kernel")), classes: NOT_ADMIN, help: "The kernel the VM boots; empty to boot the VM's own." },
+  { name: "kernelopts", type: "str", write: "halted", default: fromTemplate(constant("")), classes: NOT_ADMIN, help: "Extra kernel command-line options." },
+  { name: "virt_mode", type: "str", write: "halted", default: fromTemplate(constant("hvm")), classes: NOT_ADMIN, choices: ["hvm", "pvh", "pv"], help: "How the VM is virtualized: hvm, pvh or pv. QEMU runs hvm." },
+  { name: "autostart", type: "bool", write: "anytime", default: constant(false), classes: NOT_ADMIN, help: "Start the VM when the host starts." },
+  { name: "debug", type: "bool", write: "anytime", default: constant(false), classes: NOT_ADMIN, help: "Start the VM in debug mode: a visible console, no GUI agent." },
+  { name: "include_in_backups", type: "bool", write: "anytime", default: constant(true), help: "Include the VM in backups by default." },
+  { name: "qrexec_timeout", type: "int", write: "anytime", default: fromGlobal("default_qrexec_timeout"), classes: NOT_ADMIN, min: 0, max: 86400, help: "Seconds to wait for the guest agent at start." },
+  { name: "shutdown_timeout", type: "int", write: "anytime", default: fromGlobal("default_shutdown_timeout"), classes: NOT_ADMIN, min: 0, max: 86400, help: "Seconds a shutdown may take before the VM is killed (with force) or the call fails." },
+  { name: "default_dispvm", type: "vm", write: "anytime", default: fromGlobal("default_dispvm"), help: "The AppVM DispVMs started from this VM are based on; none for no DispVMs." },
+  { name: "template_for_dispvms", type: "bool", write: "anytime", default: constant(false), classes: ["AppVM"], help: "Whether DispVMs may be based on this AppVM." },
+  { name: "default_user", type: "str", write: "anytime", default: fromTemplate(constant("user")), classes: NOT_ADMIN, help: "The user commands run as in the guest." },
+  { name: "auto_cleanup", type: "bool", write: "anytime", default: constant(false), classes: ["DispVM"], help: "Remove the DispVM when it halts." },
+  { name: "start_time", type: "str", write: "read-only", default: computed, live: true, help: "When the VM started, as an ISO 8601 time; empty while halted." },
+];
+
+export const GLOBAL_PROPERTIES: readonly PropertySpec[] = [
+  { name: "default_template", type: "vm", write: "anytime", default: constant(null), help: "The TemplateVM new AppVMs use when none is given." },
+  { name: "default_netvm", type: "vm", write: "anytime", default: constant(null), help: "The netvm of VMs that do not set one; it must provide network." },
+  { name: "default_dispvm", type: "vm", write: "anytime", default: constant(null), help: "The AppVM (with template_for_dispvms) DispVMs are based on by default." },
+  { name: "default_kernel", type: "str", write: "anytime", default: constant(""), help: "The kernel of VMs that do not set one; empty for the VMs' own." },
+  { name: "default_pool", type: "str", write: "anytime", default: constant(""), help: "The pool new volumes go to." },
+  ...["root", "private", "volatile", "kernel"].map(
+    (volume): PropertySpec => ({ name: `default_pool_${volume}`, type: "str", write: "anytime", default: fromGlobal("default_pool"), help: `The pool new ${volume} volumes go to.` }),
+  ),
+  { name: "default_qrexec_timeout", type: "int", write: "anytime", default: constant(60), min: 0, max: 86400, help: "qrexec_timeout of VMs that do not set one, in seconds." },
+  { name: "default_shutdown_timeout", type: "int", write: "anytime", default: constant(60), min: 0, max: 86400, help: "shutdown_timeout of VMs that do not set one, in seconds." },
+  { name: "stats_interval", type: "int", write: "anytime", default: constant(3), min: 1, max: 3600, help: "Seconds between VM statistics samples." },
+];
+
+/** Global properties whose value names a VM: that VM cannot be removed. */
+export const GLOBAL_VM_PROPERTIES = GLOBAL_PROPERTIES.filter((p) => p.type === "vm").map((p) => p.name);
+
+export function vmPropertySpecs(klass: VmClassName): PropertySpec[] {
+  return VM_PROPERTIES.filter((spec) => !spec.classes || spec.classes.includes(klass));
+}
+
+const VM_SPECS = new Map(VM_PROPERTIES.map((spec) => [spec.name, spec]));
+const GLOBAL_SPECS = new Map(GLOBAL_PROPERTIES.map((spec) => [spec.name, spec]));
+
+/** The schema of a VM property that the code itself reads (it exists: a typo fails at once). */
+export function vmSpec(name: string): PropertySpec {
+  const spec = VM_SPECS.get(name);
+  if (!spec) throw new Error(`no VM property ${name} in the schema`);
+  return spec;
+}
+
+export function findVmSpec(name: string): PropertySpec | undefined {
+  return VM_SPECS.get(name);
+}
+
+export function globalSpec(name: string): PropertySpec {
+  const spec = GLOBAL_SPECS.get(name);
+  if (!spec) throw new Error(`no global property ${name} in the schema`);
+  return spec;
+}
+
+export function findGlobalSpec(name: string): PropertySpec | undefined {
+  return GLOBAL_SPECS.get(name);
+}

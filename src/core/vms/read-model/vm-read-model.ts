@@ -1,0 +1,125 @@
+import type { Store } from "../../../ports/store";
+import type { PowerState } from "../../model/power-state";
+import type { VmFilter, VmRecord } from "../../model/vm-record";
+import { InvalidFieldError } from "../../errors";
+import { decodePageToken, encodePageToken } from "../../shared/page-token";
+import type { PowerStates } from "../power-states";
+import type { PropertyResolver, SnapshotResolver } from "../properties/property-resolver";
+import type { VmProperties } from "../properties/vm-properties";
+import type { VmLookup } from "../vm-lookup";
+import { StableVmViews } from "./stable-vm-views";
+import { FullVmView, type StoredPartSource, type Vm } from "./vm-view";
+
+export interface VmListRequest {
+  filter: VmFilter & { state?: PowerState };
+  pageSize: number;
+  pageToken: string;
+  /** With every property and the features of each VM. */
+  full: boolean;
+}
+
+export interface VmPage {
+  vms: Vm[];
+  nextPageToken: string;
+  totalSize: number;
+}
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+/**
+ * The read side of VMs, for GetVm and ListVms: views built from the store, the power-state
+ * table and the properties' resolution. Reads never wait for operations on the VMs.
+ */
+export class VmReadModel {
+  private readonly stableViews: StableVmViews;
+
+  constructor(
+    private readonly store: Store,
+    private readonly lookup: VmLookup,
+    private readonly powerStates: PowerStates,
+    properties: VmProperties,
+    private readonly resolver: PropertyResolver,
+  ) {
+    this.stableViews = new StableVmViews(store, properties);
+  }
+
+  /** The VM a request names (its name or `uuid:<uuid>`), with every property and its features. */
+  get(text: string, field = "vm"): Vm {
+    return this.fullViews([this.lookup.resolve(text, field)], this.resolver.snapshot())[0]!;
+  }
+
+  /** The short view of a stored VM (no properties or features). */
+  view(record: VmRecord, resolver = this.resolver, template = resolver.templateOf(record)?.name ?? ""): Vm {
+    return {
+      qid: record.qid,
+      uuid: record.uuid,
+      name: record.name,
+      klass: record.klass,
+      state: this.powerStates.of(record),
+      label: record.properties.label ?? "",
+      template,
+      tags: record.tags,
+      createdAt: record.createdAt,
+      startedAt: this.powerStates.startedAt(record.uuid),
+    };
+  }
+
+  list(request: VmListRequest): VmPage {
+    if (request.pageSize < 0) throw new InvalidFieldError("page_size", "must not be negative");
+    const pageSize = Math.min(request.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    const { state, ...filter } = request.filter;
+    const resolver = this.resolver.snapshot();
+    // The power state comes from the power-state table, not the store: it is filtered here.
+    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), state, pageSize + 1);
+    const records: VmRecord[] = [];
+    let next = matching.next();
+    while (!next.done && records.length < pageSize) {
+      records.push(next.value);
+      next = matching.next();
+    }
+    const more = !next.done;
+    const vms = request.full ? this.fullViews(records, resolver) : records.map((record) => this.view(record, resolver));
+    return {
+      vms,
+      nextPageToken: more ? encodePageToken(vms[vms.length - 1]!.name, request.filter) : "",
+      totalSize: state ? count(this.matching(filter, "", state, MAX_PAGE_SIZE)) : this.store.vms.count(filter),
+    };
+  }
+
+  /** Drops what was kept of a removed VM. */
+  forget(qid: number): void {
+    this.stableViews.forget(qid);
+  }
+
+  /** The VMs after `after` that match, by name, read from the store a batch at a time. */
+  private *matching(filter: VmFilter, after: string, state: PowerState | undefined, batchSize: number): Generator<VmRecord, void, undefined> {
+    for (;;) {
+      const batch = this.store.vms.list(filter, after, batchSize);
+      for (const record of batch) {
+        if (!state || this.powerStates.of(record) === state) yield record;
+      }
+      if (batch.length < batchSize) return;
+      after = batch[batch.length - 1]!.name;
+    }
+  }
+
+  private fullViews(records: readonly VmRecord[], resolver: SnapshotResolver): Vm[] {
+    const stable = this.stableViews.of(records, resolver);
+    const source: StoredPartSource = {
+      properties: (record, view) => this.stableViews.storedProperties(record, view, resolver),
+      features: (record) => this.store.vms.features(record.qid),
+    };
+    return records.map((record, i) => {
+      const { view, features } = stable[i]!;
+      const live = view.live.map((spec) => resolver.vm(record, spec));
+      return new FullVmView(this.view(record, resolver, view.template), view, live, record, features, source);
+    });
+  }
+}
+
+function count(items: Iterable<unknown>): number {
+  let n = 0;
+  for (const _ of items) n++;
+  return n;
+}

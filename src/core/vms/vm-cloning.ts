@@ -1,0 +1,90 @@
+import type { Store } from "../../ports/store";
+import { vmClass, type VmClassName } from "../model/vm-classes";
+import { draftRecord, type VmIdentity, type VmRecord } from "../model/vm-record";
+import type { CallContext } from "../shared/call-context";
+import type { NewVms } from "./new-vms";
+import type { PowerStates } from "./power-states";
+import type { PropertyResolver } from "./properties/property-resolver";
+import { vmPropertySpecs } from "./properties/property-schema";
+import type { Vm } from "./read-model/vm-view";
+import { checkPools, creatableClass, templateFor } from "./vm-creation";
+import { vmClassRefuses } from "./vm-errors";
+import type { VmLookup } from "./vm-lookup";
+import { checkVmName } from "./vm-names";
+import type { VmOperations } from "./vm-operations";
+import type { VmParticipants } from "./vm-participant";
+
+export interface CloneRequest {
+  vm: string;
+  newName: string;
+  /** The clone's class; undefined for the source's. */
+  klass: VmClassName | undefined;
+  pool: string;
+  volumePools: Readonly<Record<string, string>>;
+  idempotencyKey: string;
+}
+
+/** What a clone does not take from its source: what names it, and addresses, which stay unique. */
+const UNCOPIED = new Set(["name", "uuid", "qid", "klass", "label", "template", "ip", "ip6", "mac", "start_time"]);
+
+/**
+ * Copies a halted VM with its properties, features, tags and notes under a new name (and
+ * optionally another class), as Qubes' clone does. Addresses are not copied: they stay unique.
+ * The source is held for the whole copy (no other operation on it runs), so the clone is of one
+ * state of it, never of a change half made.
+ */
+export class VmCloning {
+  constructor(
+    private readonly store: Store,
+    private readonly lookup: VmLookup,
+    private readonly resolver: PropertyResolver,
+    private readonly powerStates: PowerStates,
+    private readonly operations: VmOperations,
+    private readonly participants: VmParticipants,
+    private readonly newVms: NewVms,
+  ) {}
+
+  async clone(request: CloneRequest, ctx: CallContext): Promise<Vm> {
+    const name = checkVmName(request.newName, "new_name");
+    const klass = request.klass === undefined ? undefined : creatableClass(request.klass);
+    checkPools(request.pool, request.volumePools);
+    const earlier = this.newVms.earlier(request.idempotencyKey, "CloneVm");
+    if (earlier) return earlier;
+    return this.operations.on(request.vm, "vm", ctx, "clone it", (source) =>
+      this.operations.creating(ctx, "clone a VM", () => {
+        const again = this.newVms.earlier(request.idempotencyKey, "CloneVm");
+        if (again) return again;
+        if (!vmClass(source.klass).clonable) throw vmClassRefuses(source, "cloned");
+        this.powerStates.requireHalted(source, "cloned");
+        const identity = this.newVms.identity();
+        return this.newVms.bear(
+          () => this.draft(source, name, klass ?? source.klass, identity),
+          { rpc: "CloneVm", key: request.idempotencyKey, ctx },
+          (clone, revert) => this.participants.cloned(source, clone, ctx, revert),
+          (qid) => this.copyAttributes(source, qid),
+        );
+      }),
+    );
+  }
+
+  private draft(source: VmRecord, name: string, klass: VmClassName, identity: VmIdentity): VmRecord {
+    this.newVms.requireFreeName(name);
+    const properties: Record<string, string> = { label: source.properties.label ?? "black" };
+    if (vmClass(klass).templateClass) {
+      const template = templateFor(this.store, this.lookup, this.resolver, klass, this.resolver.templateOf(source)?.name ?? "");
+      if (template) properties.template = String(template.qid);
+    }
+    for (const spec of vmPropertySpecs(klass)) {
+      const value = source.properties[spec.name];
+      if (!UNCOPIED.has(spec.name) && value !== undefined) properties[spec.name] = value;
+    }
+    return draftRecord(identity, name, klass, properties);
+  }
+
+  /** The features, tags (but who created it) and notes of the source, onto the clone. */
+  private copyAttributes(source: VmRecord, qid: number): void {
+    for (const [feature, value] of Object.entries(this.store.vms.features(source.qid))) this.store.vms.setFeature(qid, feature, value);
+    for (const tag of source.tags) if (!tag.startsWith("created-by-")) this.store.vms.addTag(qid, tag);
+    this.store.vms.setNotes(qid, this.store.vms.notes(source.qid));
+  }
+}

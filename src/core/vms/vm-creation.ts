@@ -1,0 +1,151 @@
+import { vmClass, type VmClassName } from "../model/vm-classes";
+import { draftRecord, type VmIdentity, type VmRecord } from "../model/vm-record";
+import type { CallContext } from "../shared/call-context";
+import type { Labels } from "./labels";
+import type { NewVms } from "./new-vms";
+import { servesDispvms } from "./properties/property-checks";
+import type { PropertyResolver } from "./properties/property-resolver";
+import { globalSpec, vmSpec, type PropertyValue } from "./properties/property-schema";
+import type { VmProperties } from "./properties/vm-properties";
+import type { Vm } from "./read-model/vm-view";
+import { invalidVmClass, noDefaultDispvm, notADispvmTemplate, notATemplate, noTemplateGiven, poolConflict, poolNotFound } from "./vm-errors";
+import type { VmLookup } from "./vm-lookup";
+import { checkVmName } from "./vm-names";
+import type { VmOperations } from "./vm-operations";
+import type { VmParticipants } from "./vm-participant";
+import type { Store } from "../../ports/store";
+
+export interface NewVm {
+  name: string;
+  klass: VmClassName | undefined;
+  label: string;
+  template: string;
+  properties: Readonly<Record<string, PropertyValue>>;
+  pool: string;
+  volumePools: Readonly<Record<string, string>>;
+  /** The request's request_id (AIP-155): a retry with it returns the VM the first one made. */
+  idempotencyKey: string;
+}
+
+export interface NewDisposableVm {
+  /** The AppVM it is based on; empty for the global default_dispvm. */
+  template: string;
+  /** Its label; empty for its AppVM's. */
+  label: string;
+  idempotencyKey: string;
+}
+
+/** Making VMs (CreateVm) and DispVMs (CreateDisposableVm), with Qubes' rules. */
+export class VmCreation {
+  constructor(
+    private readonly store: Store,
+    private readonly lookup: VmLookup,
+    private readonly labels: Labels,
+    private readonly properties: VmProperties,
+    private readonly resolver: PropertyResolver,
+    private readonly operations: VmOperations,
+    private readonly participants: VmParticipants,
+    private readonly newVms: NewVms,
+  ) {}
+
+  create(request: NewVm, ctx: CallContext): Promise<Vm> {
+    const name = checkVmName(request.name, "name");
+    const klass = creatableClass(request.klass);
+    checkPools(request.pool, request.volumePools);
+    return this.operations.creating(ctx, "create a VM", () => {
+      const earlier = this.newVms.earlier(request.idempotencyKey, "CreateVm");
+      if (earlier) return earlier;
+      const identity = this.newVms.identity();
+      return this.newVms.bear(
+        () => this.draft(request, name, klass, identity),
+        { rpc: "CreateVm", key: request.idempotencyKey, ctx },
+        (vm, revert) => this.participants.created(vm, ctx, revert),
+      );
+    });
+  }
+
+  /**
+   * Makes a DispVM from an AppVM with template_for_dispvms (or the global default_dispvm), named
+   * disp<N>, removed when it halts (auto_cleanup).
+   */
+  createDisposable(request: NewDisposableVm, ctx: CallContext): Promise<Vm> {
+    return this.operations.creating(ctx, "create a DispVM", () => {
+      const earlier = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm");
+      if (earlier) return earlier;
+      const identity = this.newVms.identity();
+      // Chosen once: the participants know the DispVM by it.
+      const name = this.nextDisposableName();
+      return this.newVms.bear(
+        () => this.draftDisposable(request, name, identity),
+        { rpc: "CreateDisposableVm", key: request.idempotencyKey, ctx },
+        (vm, revert) => this.participants.created(vm, ctx, revert),
+      );
+    });
+  }
+
+  private draft(request: NewVm, name: string, klass: VmClassName, identity: VmIdentity): VmRecord {
+    this.newVms.requireFreeName(name);
+    const label = this.labels.get(request.label, "label");
+    const template = templateFor(this.store, this.lookup, this.resolver, klass, request.template);
+    const properties: Record<string, string> = { label: label.name };
+    if (template && vmClass(klass).templateClass) properties.template = String(template.qid);
+    return this.properties.atCreation(draftRecord(identity, name, klass, properties), request.properties);
+  }
+
+  private draftDisposable(request: NewDisposableVm, name: string, identity: VmIdentity): VmRecord {
+    this.newVms.requireFreeName(name);
+    const base = this.disposableBase(request.template);
+    const label = request.label ? this.labels.get(request.label, "label").name : (this.resolver.vm(base, vmSpec("label")).value as string);
+    return draftRecord(identity, name, "DispVM", { label, template: String(base.qid), auto_cleanup: "1" });
+  }
+
+  private disposableBase(text: string): VmRecord {
+    let base: VmRecord | undefined;
+    if (text) base = this.lookup.resolve(text, "template");
+    else {
+      const fallback = this.resolver.global(globalSpec("default_dispvm")).value;
+      if (typeof fallback !== "string") throw noDefaultDispvm();
+      base = this.store.vms.byName(fallback)!;
+    }
+    if (!servesDispvms(this.resolver, base)) throw notADispvmTemplate(base);
+    return base;
+  }
+
+  private nextDisposableName(): string {
+    for (let n = 1; ; n++) if (!this.store.vms.byName(`disp${n}`)) return `disp${n}`;
+  }
+}
+
+/**
+ * The template a new VM of `klass` gets: the one named, else the global default_template when
+ * the class needs one; undefined for a class without templates when none is named.
+ */
+export function templateFor(store: Store, lookup: VmLookup, resolver: PropertyResolver, klass: VmClassName, text: string): VmRecord | undefined {
+  const needed = vmClass(klass).templateClass;
+  if (text === "") {
+    if (!needed) return undefined;
+    const fallback = resolver.global(globalSpec("default_template")).value;
+    if (typeof fallback === "string") return store.vms.byName(fallback);
+    throw noTemplateGiven(klass);
+  }
+  const template = lookup.resolve(text, "template");
+  if (template.klass !== (needed ?? "TemplateVM")) throw notATemplate(template);
+  return template;
+}
+
+/** The class CreateVm (or CloneVm's klass) asks for, when it may make VMs of it. */
+export function creatableClass(klass: VmClassName | undefined): VmClassName {
+  if (!klass) throw invalidVmClass("klass", "a VM class is required: TemplateVM, AppVM or StandaloneVM");
+  const spec = vmClass(klass);
+  if (spec.disposable) throw invalidVmClass("klass", "DispVMs are made by CreateDisposableVm");
+  if (!spec.creatable) throw invalidVmClass("klass", "there is one AdminVM, dom0, and it cannot be created");
+  return klass;
+}
+
+export function checkPools(pool: string, volumePools: Readonly<Record<string, string>>): void {
+  const perVolume = Object.values(volumePools);
+  if (pool && perVolume.length > 0) throw poolConflict();
+  // Pools come with the storage service; until then there are none to name.
+  const named = pool || perVolume[0];
+  if (named) throw poolNotFound(named);
+}

@@ -1,0 +1,99 @@
+import type { Store } from "../../ports/store";
+import type { EventLog } from "../events/event-log";
+import type { VmRecord } from "../model/vm-record";
+import type { CallContext } from "../shared/call-context";
+import { featureNotFound, invalidFeatureName, invalidFeatureValue } from "./vm-errors";
+import { domainFeatureDelete, domainFeatureSet } from "./vm-events";
+import type { VmLookup } from "./vm-lookup";
+import type { VmOperations } from "./vm-operations";
+
+const FEATURE_NAME = /^[\x21-\x7e]{1,255}$/;
+const MAX_FEATURE_VALUE = 64 * 1024;
+
+/** Where CheckFeature looks after the VM itself, as Qubes' check_with_* do. */
+export type FeatureScope = "vm" | "template" | "netvm" | "adminvm" | "template-and-adminvm";
+
+export interface FeatureFound {
+  value: string;
+  /** The VM that has it. */
+  vm: string;
+}
+
+/**
+ * A VM's features (Qubes' vm.feature.*): string settings that the guest and tools read, such as
+ * os-distribution or gui. "" is a false value.
+ */
+export class VmFeatures {
+  constructor(
+    private readonly store: Store,
+    private readonly vms: VmLookup,
+    private readonly operations: VmOperations,
+    private readonly events: EventLog,
+  ) {}
+
+  list(vm: string): Record<string, string> {
+    return this.store.vms.features(this.vms.resolve(vm).qid);
+  }
+
+  get(vm: string, name: string): string {
+    checkName(name);
+    const record = this.vms.resolve(vm);
+    const value = this.store.vms.features(record.qid)[name];
+    if (value === undefined) throw featureNotFound(record.name, name);
+    return value;
+  }
+
+  /** Sets a feature. Idempotent: setting the value it has changes nothing and tells nothing. */
+  async set(vm: string, name: string, value: string, ctx: CallContext): Promise<void> {
+    checkName(name);
+    if (value.length > MAX_FEATURE_VALUE || value.includes("\0")) throw invalidFeatureValue(MAX_FEATURE_VALUE);
+    await this.operations.on(vm, "vm", ctx, "set a feature", (record) =>
+      this.store.transaction(() => {
+        const old = this.store.vms.features(record.qid)[name];
+        if (old === value) return;
+        this.store.vms.setFeature(record.qid, name, value);
+        this.events.append(domainFeatureSet(record, name, value, old));
+      }),
+    );
+  }
+
+  async remove(vm: string, name: string, allowMissing: boolean, ctx: CallContext): Promise<void> {
+    checkName(name);
+    await this.operations.on(vm, "vm", ctx, "remove a feature", (record) =>
+      this.store.transaction(() => {
+        if (!this.store.vms.removeFeature(record.qid, name)) {
+          if (allowMissing) return;
+          throw featureNotFound(record.name, name);
+        }
+        this.events.append(domainFeatureDelete(record, name));
+      }),
+    );
+  }
+
+  /** Looks the feature up on the VM, then along the scope; undefined when no VM has it. */
+  check(vm: string, name: string, scope: FeatureScope): FeatureFound | undefined {
+    checkName(name);
+    for (const record of this.lookupOrder(this.vms.resolve(vm), scope)) {
+      const value = this.store.vms.features(record.qid)[name];
+      if (value !== undefined) return { value, vm: record.name };
+    }
+    return undefined;
+  }
+
+  private lookupOrder(vm: VmRecord, scope: FeatureScope): VmRecord[] {
+    const order = [vm];
+    const referenced = (property: string) => {
+      const qid = vm.properties[property];
+      const record = qid === undefined ? undefined : this.store.vms.byQid(Number(qid));
+      if (record) order.push(record);
+    };
+    if (scope === "template" || scope === "template-and-adminvm") referenced("template");
+    if (scope === "netvm") referenced("netvm");
+    if (scope === "adminvm" || scope === "template-and-adminvm") order.push(this.store.vms.byQid(0)!);
+    return order;
+  }
+}
+
+function checkName(name: string): void {
+  if (!FEATURE_NAME.test(name)) throw invalidFeatureName();
+}

@@ -1,0 +1,37 @@
+import { invalidVmName, invalidVmRef } from "./vm-errors";
+
+/** How a request names a VM: by name, or by UUID as `uuid:<uuid>`. */
+export type VmRef = { name: string } | { uuid: string };
+
+const VM_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+const MAX_VM_NAME = 31;
+const RESERVED_NAMES = new Set(["none", "default"]);
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/**
+ * Checks a new VM name against Qubes' rule, which also makes it a valid host name:
+ * a letter, then letters, digits, `_`, `.` or `-`; at most 31 characters; not none or default.
+ */
+export function checkVmName(name: string, field: string): string {
+  if (name === "") throw invalidVmName(field, "a VM name is required");
+  if (name.length > MAX_VM_NAME) throw invalidVmName(field, `VM names have at most ${MAX_VM_NAME} characters`);
+  if (!VM_NAME.test(name)) {
+    throw invalidVmName(field, "VM names start with a letter, then letters, digits, '_', '.' or '-'");
+  }
+  if (RESERVED_NAMES.has(name.toLowerCase())) throw invalidVmName(field, `'${name}' cannot name a VM`);
+  return name;
+}
+
+/** Parses how a request names a VM: its name, or `uuid:<uuid>`. */
+export function parseVmRef(text: string, field: string): VmRef {
+  if (text.startsWith("uuid:")) {
+    const uuid = text.slice("uuid:".length);
+    if (!UUID.test(uuid)) throw invalidVmRef(field);
+    return { uuid: uuid.toLowerCase() };
+  }
+  return { name: checkVmName(text, field) };
+}
+
+export function describeRef(ref: VmRef): string {
+  return "name" in ref ? ref.name : `uuid:${ref.uuid}`;
+}

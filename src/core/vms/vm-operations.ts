@@ -1,0 +1,68 @@
+import type { VmRecord } from "../model/vm-record";
+import type { CallContext } from "../shared/call-context";
+import { KeyedQueue } from "../shared/keyed-queue";
+import type { VmLookup } from "./vm-lookup";
+
+/** Stands for "the VM the request named is another VM now": look it up, and queue, again. */
+const ANOTHER_VM = Symbol("another VM");
+
+/**
+ * One operation per VM at a time. Every mutation of a VM (its lifecycle, removal, renaming,
+ * cloning from it, its properties, features, tags and notes) runs here, in the order the calls
+ * came; reads never wait; different VMs proceed side by side. The VM a request names is looked
+ * up again once its turn comes, so an operation never acts on what an earlier one removed or
+ * renamed away. New VMs are made one at a time, in the creation lane, so that names, qids and
+ * disposable numbers are handed out once.
+ */
+export class VmOperations {
+  private readonly queue = new KeyedQueue();
+
+  constructor(private readonly lookup: VmLookup) {}
+
+  /** Runs `work` on the VM that `text` names (field `field` of the request), in its turn. */
+  async on<T>(text: string, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>): Promise<T> {
+    for (;;) {
+      const vm = this.lookup.resolve(text, field);
+      const result = await this.queue.run(vm.uuid, ctx.signal, what, () => {
+        const now = this.lookup.resolve(text, field);
+        return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
+      });
+      if (result !== ANOTHER_VM) return result as T;
+    }
+  }
+
+  /** As on(), but undefined when the VM does not exist (or no longer does once its turn comes). */
+  async onIfExists<T>(text: string, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>): Promise<T | undefined> {
+    for (;;) {
+      const vm = this.lookup.find(text, field);
+      if (!vm) return undefined;
+      const result = await this.queue.run(vm.uuid, ctx.signal, what, () => {
+        const now = this.lookup.find(text, field);
+        if (!now) return undefined;
+        return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
+      });
+      if (result !== ANOTHER_VM) return result as T | undefined;
+    }
+  }
+
+  /**
+   * Runs `work` on the VM with this uuid in its turn, for work that does not come from a request
+   * (settling a VM that halted); `work` gets undefined when the VM is gone by then.
+   */
+  onUuid<T>(uuid: string, ctx: CallContext, what: string, work: (vm: VmRecord | undefined) => T | Promise<T>): Promise<T> {
+    return this.queue.run(uuid, ctx.signal, what, () => work(this.lookup.find(`uuid:${uuid}`)));
+  }
+
+  /** Runs the making of a new VM, once no other is being made. */
+  creating<T>(ctx: CallContext, what: string, work: () => T | Promise<T>): Promise<T> {
+    return this.queue.run(CREATION_LANE, ctx.signal, what, work);
+  }
+
+  /** Whether an operation runs on the VM now. */
+  busy(uuid: string): boolean {
+    return this.queue.busy(uuid);
+  }
+}
+
+/** The key of the creation lane: never a uuid. */
+const CREATION_LANE = "creating";

@@ -1,0 +1,89 @@
+import type { Log } from "../../ports/log";
+import type { LaunchPlan } from "../model/launch-plan";
+import type { HaltCause } from "../model/power-state";
+import type { VmRecord } from "../model/vm-record";
+import type { CallContext } from "../shared/call-context";
+import type { Revert, Undo } from "../shared/revert";
+
+/** How a VM halted, as its participants are told. */
+export interface HaltReport {
+  cause: HaltCause;
+  /** What the hypervisor said of it (an exit status, a panic message); may be empty. */
+  detail: string;
+}
+
+/**
+ * How another area (storage, network, devices, disposables) joins a VM's life, as Qubes'
+ * extensions do with their domain-pre-start handlers, but typed. Every hook is optional. A hook
+ * that changes something returns how to undo it: when a later step of the same change fails,
+ * the steps done are undone in reverse order and the VM is left as it was. Hooks run in the
+ * order the composition root lists the participants, within the VM's operation (no other
+ * operation on the VM runs meanwhile).
+ */
+export interface VmParticipant {
+  /** Names the participant in the log. */
+  readonly name: string;
+  /** A VM is being made (CreateVm, CreateDisposableVm): before its record commits. */
+  onCreate?(vm: VmRecord, ctx: CallContext): Promise<Undo | void>;
+  /** A VM is being made as a copy of `source` (CloneVm): before the clone's record commits. */
+  onClone?(source: VmRecord, clone: VmRecord, ctx: CallContext): Promise<Undo | void>;
+  /** The VM is about to be launched: add to its plan (disks, network interfaces, devices). */
+  beforeStart?(vm: VmRecord, plan: LaunchPlan, ctx: CallContext): Promise<Undo | void>;
+  /**
+   * The VM halted, however it did: settle what it leaves (save or discard volumes, release
+   * addresses). Runs before a caller waiting for the halt is answered, and before any next
+   * operation on the VM; a failure is logged, and the next participants still run.
+   */
+  afterHalt?(vm: VmRecord, halt: HaltReport, ctx: CallContext): Promise<void>;
+  /** The VM is being removed: before its record is deleted. */
+  onRemove?(vm: VmRecord, ctx: CallContext): Promise<Undo | void>;
+}
+
+/** The participants, in the order the composition root lists them, and running their hooks. */
+export class VmParticipants {
+  private list: readonly VmParticipant[] | undefined;
+
+  constructor(private readonly log: Log) {}
+
+  /** Sets the participants, once; the composition root does, after building them. */
+  enlist(participants: readonly VmParticipant[]): void {
+    if (this.list) throw new Error("the VM participants are enlisted once");
+    this.list = [...participants];
+  }
+
+  async created(vm: VmRecord, ctx: CallContext, revert: Revert): Promise<void> {
+    for (const participant of this.all()) if (participant.onCreate) revert.add(await participant.onCreate(vm, ctx));
+  }
+
+  async cloned(source: VmRecord, clone: VmRecord, ctx: CallContext, revert: Revert): Promise<void> {
+    for (const participant of this.all()) if (participant.onClone) revert.add(await participant.onClone(source, clone, ctx));
+  }
+
+  async beforeStart(vm: VmRecord, plan: LaunchPlan, ctx: CallContext, revert: Revert): Promise<void> {
+    for (const participant of this.all()) if (participant.beforeStart) revert.add(await participant.beforeStart(vm, plan, ctx));
+  }
+
+  async removing(vm: VmRecord, ctx: CallContext, revert: Revert): Promise<void> {
+    for (const participant of this.all()) if (participant.onRemove) revert.add(await participant.onRemove(vm, ctx));
+  }
+
+  async afterHalt(vm: VmRecord, halt: HaltReport, ctx: CallContext): Promise<void> {
+    for (const participant of this.all()) {
+      if (!participant.afterHalt) continue;
+      try {
+        await participant.afterHalt(vm, halt, ctx);
+      } catch (error) {
+        this.log.error({ vm: vm.name, participant: participant.name, err: error }, "a participant failed to settle a halted VM");
+      }
+    }
+  }
+
+  /** Logs an undo that failed: what it should have undone stays, and the log says so. */
+  undoFailed(vm: string, step: string): (error: unknown) => void {
+    return (error) => this.log.error({ vm, step, err: error }, "undoing a failed step failed");
+  }
+
+  private all(): readonly VmParticipant[] {
+    return this.list ?? [];
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The storage-driver port: what the core needs from whatever keeps a pool's volumes (sparse
+ * files, reflinked files, qcow2 images, memory). It is small, in the manner of containerd's
+ * Snapshotter; what only some drivers can do is an optional capability beside it (CheapClone),
+ * which the core detects with a type guard and otherwise does the slow way.
+ *
+ * A volume is a run of bytes of a nominal size, named by a `vid` the caller chooses. Its
+ * revisions are saved contents it can be reverted to; Qubes' snap_on_start and save_on_stop are
+ * the core's policy, built from clone, snapshot and revert.
+ *
+ * Every operation is all or nothing: one that fails leaves the volume as it was, so that the
+ * core's Revert can undo a multi-step change with the port's own operations (create ↔ delete,
+ * snapshot ↔ deleteRevision, clone ↔ delete). resize has no undo, since shrinking is refused:
+ * the core does it last.
+ *
+ * Sizes, offsets and lengths are bytes, as `number`: safe integers (2^53 bytes is 8 PiB), never
+ * negative. A driver refuses others.
+ */
+
+/** A vid: path segments of letters, digits, "_", "." and "-" joined by "/". */
+const VID = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
+
+/**
+ * Whether `vid` is one a driver accepts. The segments "." and ".." are refused, so that a driver
+ * may turn a vid into a path under its folder without it ever leading out.
+ */
+export function isValidVid(vid: string): boolean {
+  return VID.test(vid) && vid.split("/").every((segment) => segment !== "." && segment !== "..");
+}
+
+/** A saved content of a volume. */
+export interface Revision {
+  /** Chosen by the driver, unique within the volume for its life. */
+  id: string;
+  /** When it was saved. */
+  createdAt: Date;
+  /** The volume's size when it was saved; a revert brings it back. */
+  sizeBytes: number;
+}
+
+/** A run of a volume's bytes that is stored, or a hole (which reads as zeroes). */
+export interface Extent {
+  offset: number;
+  length: number;
+  /** False for a hole: an export can skip it. */
+  allocated: boolean;
+}
+
+/** Reads one content of a volume: its current one, or a revision. */
+export interface VolumeReader {
+  /** The size of the content read, in bytes. */
+  readonly sizeBytes: number;
+  /**
+   * The content as maximal runs of allocated bytes and holes, in order, covering [0, sizeBytes)
+   * exactly; empty for an empty volume. A driver may count bytes around what was written as
+   * allocated (a filesystem's block, a qcow2 cluster), and zeroes that were written may stay
+   * allocated, as in a file; but a hole is never reported where data was written.
+   */
+  extents(): Promise<Extent[]>;
+  /**
+   * `length` bytes from `offset`, holes as zeroes, in a buffer of the caller's own. OUT_OF_RANGE
+   * past the end. The core reads in chunks (of 1 MiB at most), so a read is never huge.
+   */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Releases what the reader holds (a file descriptor). Closing again does nothing. */
+  close(): Promise<void>;
+}
+
+/**
+ * Writes a new content for a volume: it starts all zeroes, of the size the writer was opened
+ * with, and replaces the volume's content (and size) only when finish() succeeds. An import that
+ * fails or is cancelled aborts, and the volume is as it was.
+ */
+export interface VolumeWriter {
+  /**
+   * Writes `bytes` at `offset` (the caller may reuse its buffer once this resolves). OUT_OF_RANGE
+   * past the end; RESOURCE_EXHAUSTED when the pool has no room. After a failed write the writer
+   * may still write, finish or abort.
+   */
+  write(offset: number, bytes: Uint8Array): Promise<void>;
+  /**
+   * Makes what was written the volume's content, at once: a reader sees the old content or the
+   * new one, never a mix. NOT_FOUND when the volume was deleted meanwhile. The writer is closed
+   * afterwards, whether it succeeded or not.
+   */
+  finish(): Promise<void>;
+  /**
+   * Drops what was written; the volume is as it was. Aborting a writer that is closed does
+   * nothing, so cleanup code may call it whatever happened before.
+   */
+  abort(): Promise<void>;
+}
+
+/** How much a volume takes. */
+export interface VolumeUsage {
+  /** Its size as a guest sees it. */
+  sizeBytes: number;
+  /**
+   * Bytes it really takes, as du counts a file's: whole blocks, and those it shares with its
+   * revisions or clones count for each. Less than sizeBytes while it is sparse.
+   */
+  allocatedBytes: number;
+}
+
+/** How much a pool takes. */
+export interface PoolUsage {
+  /** Bytes its volumes and revisions take together, shared bytes counted once. */
+  usedBytes: number;
+  /** The most it can hold (its filesystem's size, or a configured capacity); undefined when unbounded. */
+  capacityBytes: number | undefined;
+}
+
+/**
+ * The volumes of one pool. Operations on a vid the pool does not hold are NOT_FOUND
+ * (VOLUME_NOT_FOUND), except delete, which is idempotent; a vid that isValidVid refuses is
+ * INVALID_ARGUMENT.
+ */
+export interface StorageDriver {
+  /**
+   * Makes an empty (all-zero) volume of `sizeBytes`, sparse where the driver can. ALREADY_EXISTS
+   * when the vid is taken. The core gives multiples of 512, as the proto demands; a driver whose
+   * format cannot hold other sizes (qcow2 rounds them up) may refuse them with INVALID_ARGUMENT.
+   */
+  create(vid: string, sizeBytes: number): Promise<void>;
+  /** Deletes a volume and its revisions; false when there was none, so a retry or a start-up sweep may call it again. */
+  delete(vid: string): Promise<boolean>;
+  /** Every vid the pool holds, sorted; for the start-up sweep that finds volumes no record names. */
+  list(): Promise<string[]>;
+  /** Grows a volume to `sizeBytes`; the new bytes read as zeroes. The same size does nothing; smaller is FAILED_PRECONDITION. */
+  resize(vid: string, sizeBytes: number): Promise<void>;
+  /** Saves the volume's current content (and size) as a new revision; later writes do not change it. */
+  snapshot(vid: string): Promise<Revision>;
+  /**
+   * Makes the volume's content and size those of `revision` again. The revision stays, so a
+   * second revert gives the same; the current content is not saved first (snapshot it if it
+   * matters). NOT_FOUND (REVISION_NOT_FOUND) for a revision the volume does not have.
+   */
+  revert(vid: string, revision: string): Promise<void>;
+  /** The volume's revisions, oldest first. */
+  revisions(vid: string): Promise<Revision[]>;
+  /** Drops a revision (pruning past revisions_to_keep); false when the volume has no such revision. */
+  deleteRevision(vid: string, revision: string): Promise<boolean>;
+  /** Opens the volume's current content, or one of its revisions, for reading (an export). */
+  openRead(vid: string, revision?: string): Promise<VolumeReader>;
+  /**
+   * Opens a writer for a new content of `sizeBytes` (the volume's size when omitted; an import
+   * with a size sets it, ImportWithSize). Only finish() changes the volume.
+   */
+  openWrite(vid: string, sizeBytes?: number): Promise<VolumeWriter>;
+  volumeUsage(vid: string): Promise<VolumeUsage>;
+  poolUsage(): Promise<PoolUsage>;
+}
+
+/** A driver that copies a volume at no cost in space or time: reflinks, qcow2 overlays, shared blocks. */
+export interface CheapClone {
+  /**
+   * Makes `targetVid` a copy of `sourceVid`'s current content and size: created when it does not
+   * exist, its content replaced (its revisions kept) when it does. Writing to either afterwards
+   * does not change the other. NOT_FOUND when the source does not exist.
+   */
+  clone(sourceVid: string, targetVid: string): Promise<void>;
+}
+
+/** Whether `driver` clones cheaply; without it the core copies through a reader and a writer. */
+export function canCloneCheaply(driver: StorageDriver): driver is StorageDriver & CheapClone {
+  return typeof (driver as Partial<CheapClone>).clone === "function";
+}

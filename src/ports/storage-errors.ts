@@ -1,0 +1,78 @@
+import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound } from "../core/errors";
+
+/**
+ * Reasons of the storage-driver port: its volumes and revisions, and the registry of pool
+ * drivers. The catalog is not "storage", so that the core's storage area, when it declares its
+ * own catalog, cannot declare one of these words again by accident: it uses these factories.
+ */
+const R = declareReasons("storage-driver", [
+  "VOLUME_NOT_FOUND",
+  "VOLUME_EXISTS",
+  "INVALID_VOLUME_ID",
+  "INVALID_VOLUME_SIZE",
+  "VOLUME_SHRINK",
+  "VOLUME_OUT_OF_RANGE",
+  "REVISION_NOT_FOUND",
+  "POOL_FULL",
+  "POOL_DRIVER_NOT_FOUND",
+  "INVALID_POOL_DRIVER_PARAMETER",
+]);
+
+export function volumeNotFound(vid: string): DomainError {
+  return notFound(R.VOLUME_NOT_FOUND, `no volume ${vid}`, { vid });
+}
+
+export function volumeExists(vid: string): DomainError {
+  return alreadyExists(R.VOLUME_EXISTS, `a volume ${vid} exists`, { vid });
+}
+
+export function invalidVid(vid: string): DomainError {
+  const description = "path segments of letters, digits, '_', '.' or '-' (not . or ..), joined by '/'";
+  return new DomainError("invalid-argument", R.INVALID_VOLUME_ID, `${JSON.stringify(vid)} is not a vid: ${description}`, { vid });
+}
+
+/** A size that is not a byte count: negative, fractional, or past 2^53. */
+export function invalidVolumeSize(vid: string, sizeBytes: number): DomainError {
+  return new DomainError("invalid-argument", R.INVALID_VOLUME_SIZE, `${sizeBytes} is not a size in bytes for ${vid}`, { vid, size_bytes: String(sizeBytes) });
+}
+
+/** Shrinking would cut the end of the volume off; the proto's ResizeVolume names it VOLUME_SHRINK. */
+export function shrinkRefused(vid: string, sizeBytes: number, requestedBytes: number): DomainError {
+  return failedPrecondition(R.VOLUME_SHRINK, `${vid} is ${sizeBytes} bytes: it cannot shrink to ${requestedBytes}`, {
+    vid,
+    size_bytes: String(sizeBytes),
+    requested_bytes: String(requestedBytes),
+  });
+}
+
+/** A read or write of `length` bytes at `offset` that does not lie within the volume's `sizeBytes`. */
+export function outOfRange(vid: string, offset: number, length: number, sizeBytes: number): DomainError {
+  return new DomainError("out-of-range", R.VOLUME_OUT_OF_RANGE, `${length} bytes at ${offset} are not within ${vid}, which is ${sizeBytes} bytes`, {
+    vid,
+    offset: String(offset),
+    length: String(length),
+    size_bytes: String(sizeBytes),
+  });
+}
+
+export function revisionNotFound(vid: string, revision: string): DomainError {
+  return notFound(R.REVISION_NOT_FOUND, `${vid} has no revision ${revision}`, { vid, revision });
+}
+
+/** The pool has no room left for `vid`'s bytes; unlike a quota (the core's), this is the driver's own limit. */
+export function poolFull(vid: string, capacityBytes: number): DomainError {
+  return new DomainError("resource-exhausted", R.POOL_FULL, `no room for the bytes of ${vid}: the pool holds at most ${capacityBytes} bytes`, {
+    vid,
+    capacity_bytes: String(capacityBytes),
+  });
+}
+
+/** AddPool names a driver that is not there; the proto says INVALID_ARGUMENT, naming the field. */
+export function unknownPoolDriver(name: string): InvalidFieldError {
+  return new InvalidFieldError("driver", `no pool driver named ${JSON.stringify(name)}`, R.POOL_DRIVER_NOT_FOUND);
+}
+
+/** A driver parameter that is unknown, missing, or not of its type. */
+export function invalidDriverParameter(parameter: string, description: string): InvalidFieldError {
+  return new InvalidFieldError(`parameters[${parameter}]`, description, R.INVALID_POOL_DRIVER_PARAMETER);
+}

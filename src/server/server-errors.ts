@@ -1,0 +1,12 @@
+import { declareReasons, DomainError, InvalidFieldError } from "../core/errors";
+
+/** Reasons the server gives of its own: requests it cannot read, health, and failures it did not expect. */
+export const SERVER = declareReasons("server", ["MALFORMED_REQUEST", "SERVICE_UNKNOWN", "INTERNAL"]);
+
+export function malformedRequest(field: string, cause: string): InvalidFieldError {
+  return new InvalidFieldError(field, `cannot be decoded (${cause})`, SERVER.MALFORMED_REQUEST);
+}
+
+export function serviceUnknown(service: string): DomainError {
+  return new DomainError("not-found", SERVER.SERVICE_UNKNOWN, `unknown service ${service}`, { service });
+}

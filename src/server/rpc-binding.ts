@@ -1,29 +1,27 @@
 import { create, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { randomBytes } from "node:crypto";
 import { once, type EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { malformedRequest } from "./server-errors";
-import type { AccessLog } from "./interceptors/access-log";
 import { callerOf, LOCAL_CALLER } from "./caller-identity";
 import { toRpcStatus } from "./error-status";
 import { MalformedMessage, methodPath } from "./grpc-definitions";
-import { REQUEST_ID_KEY, ResponseHeaders } from "./response-headers";
+import { targetOf, type CallTarget } from "./interceptors/call-target";
+import { intercepted, settled, type InterceptedContext, type Interceptor, type RpcCall, type RpcHandler, type RpcOutcome } from "./interceptors/interceptor";
+import { ResponseHeaders } from "./response-headers";
 import type { RpcContext } from "./rpc-context";
+import { malformedRequest } from "./server-errors";
 import type { ServiceImpl } from "./service-impl";
 
 /**
- * Binds typed handlers to grpc-js: builds each call's context (request id, caller, abort
- * signal), turns malformed requests into INVALID_ARGUMENT, failures into statuses (one place:
- * error-status.ts), respects flow control on streams, and logs one line per RPC.
+ * Binds typed handlers to grpc-js: builds each call (its context, its target), runs it through
+ * the interceptors, turns malformed requests into INVALID_ARGUMENT and failures into statuses
+ * (one place: error-status.ts), and respects flow control on streams.
  */
-
-const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
 export interface BindingOptions {
   log: Logger;
-  /** Where the line of each RPC goes. */
-  accessLog: AccessLog;
+  /** Around every RPC, the first outermost (the access log, request ids…). */
+  interceptors: readonly Interceptor[];
   /** Aborted when the server starts stopping: every call's `draining` follows it. */
   draining: AbortSignal;
   /** Aborted when the grace period is over: every call's `signal` follows it. */
@@ -35,6 +33,7 @@ export interface BindingOptions {
 /** What every kind of grpc-js server call offers. */
 type AnyCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, "metadata" | "sendMetadata" | "getDeadline" | "getPeer" | "getAuthContext"> & EventEmitter;
 type AnyHandler = (request: never, ctx: RpcContext) => unknown;
+type StreamCall = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
 
 export function bindService<S extends DescService>(
   service: S,
@@ -49,89 +48,104 @@ export function bindService<S extends DescService>(
   return handlers;
 }
 
+/**
+ * One grpc-js handler per method: the interceptors are put around the method's dispatch once,
+ * here, not for every call.
+ */
 function bindMethod(method: DescMethod, handler: AnyHandler, options: BindingOptions): grpc.UntypedHandleCall {
-  const name = methodPath(method).slice(1);
+  const path = methodPath(method).slice(1);
   const call = handler as (request: unknown, ctx: RpcContext) => unknown;
+  const serve = (dispatch: (scope: CallScope) => Promise<RpcOutcome>) => intercepted(options.interceptors, dispatch as RpcHandler);
   switch (method.methodKind) {
-    case "unary":
+    case "unary": {
+      const run = serve((scope) => answer(scope, method.output, () => call(wellFormed(scope.request), scope)));
       return (serverCall: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const scope = new CallScope(serverCall, name, options);
-        answer(scope, method.output, callback, () => call(wellFormed(serverCall.request), scope));
+        void settled(run, new CallScope(serverCall, method, path, serverCall.request, options, callback));
       };
-    case "server_streaming":
+    }
+    case "server_streaming": {
+      const run = serve((scope) => stream(scope, method.output, scope.serverCall as StreamCall, () => call(wellFormed(scope.request), scope)));
       return (serverCall: grpc.ServerWritableStream<unknown, unknown>) => {
-        const scope = new CallScope(serverCall, name, options);
-        stream(scope, method.output, serverCall, () => call(wellFormed(serverCall.request), scope));
+        void settled(run, new CallScope(serverCall, method, path, serverCall.request, options, (status) => serverCall.emit("error", status)));
       };
-    case "client_streaming":
+    }
+    case "client_streaming": {
+      const run = serve((scope) => answer(scope, method.output, () => call(scope.request, scope)));
       return (serverCall: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const scope = new CallScope(serverCall, name, options);
-        answer(scope, method.output, callback, () => call(readAll(serverCall), scope));
+        void settled(run, new CallScope(serverCall, method, path, readAll(serverCall), options, callback));
       };
-    case "bidi_streaming":
+    }
+    case "bidi_streaming": {
+      const run = serve((scope) => stream(scope, method.output, scope.serverCall as StreamCall, () => call(scope.request, scope)));
       return (serverCall: grpc.ServerDuplexStream<unknown, unknown>) => {
-        const scope = new CallScope(serverCall, name, options);
-        stream(scope, method.output, serverCall, () => call(readAll(serverCall), scope));
+        void settled(run, new CallScope(serverCall, method, path, readAll(serverCall), options, (status) => serverCall.emit("error", status)));
       };
+    }
   }
 }
 
 /** Runs a handler that answers once, and sends its answer or its failure. */
-function answer(scope: CallScope, output: DescMessage, callback: grpc.sendUnaryData<unknown>, run: () => unknown): void {
-  invoke(run).then(
+function answer(scope: CallScope, output: DescMessage, run: () => unknown): Promise<RpcOutcome> {
+  return invoke(run).then(
     (response) => {
       let message: unknown;
       try {
         message = create(output, response as never);
       } catch (error) {
-        callback(scope.fail(error));
-        return;
+        return scope.fail(error);
       }
       scope.sendHeaders();
-      callback(null, message);
-      scope.finish(grpc.status.OK);
+      scope.succeed(message);
+      return scope.ended(grpc.status.OK);
     },
-    (error) => callback(scope.fail(error)),
+    (error: unknown) => scope.fail(error),
   );
 }
 
 /** Runs a handler that answers with a stream, and writes it out, then the status. */
-function stream(
-  scope: CallScope,
-  output: DescMessage,
-  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
-  run: () => unknown,
-): void {
-  invoke(() => writeAll(call, scope, output, run())).then(
+function stream(scope: CallScope, output: DescMessage, call: StreamCall, run: () => unknown): Promise<RpcOutcome> {
+  return invoke(() => writeAll(call, scope, output, run())).then(
     () => scope.endStream(call),
-    (error) => call.emit("error", scope.fail(error)),
+    (error: unknown) => scope.fail(error),
   );
 }
 
+const NOT_READ: CallTarget = Object.freeze({ vms: [], pools: [], volumes: [] }) as unknown as CallTarget;
+
 /**
  * One call: its context for the handler, and the bookkeeping around it. What a handler may not
- * need (the abort signal, a bound logger) is made only when asked for: this runs for every RPC.
+ * need (the abort signal, a bound logger, the call's target) is made only when asked for: this
+ * runs for every RPC.
  */
-class CallScope implements RpcContext {
-  readonly method: string;
-  readonly requestId: string;
+class CallScope implements InterceptedContext, RpcCall {
+  readonly metadata: grpc.Metadata;
+  readonly startedAt = performance.now();
+  requestId = "";
   readonly caller: string;
   readonly draining: AbortSignal;
-  private readonly started = performance.now();
   private controller: AbortController | undefined;
   private callLog: Logger | undefined;
   private headersSent = false;
-  private finished = false;
+  private outcome: RpcOutcome | undefined;
 
   constructor(
-    private readonly serverCall: AnyCall,
-    method: string,
+    readonly serverCall: AnyCall,
+    readonly descriptor: DescMethod,
+    /** "steward.v1.HostService/GetHostInfo". */
+    readonly method: string,
+    /** The request, or for client-streaming RPCs the stream of them. */
+    readonly request: unknown,
     private readonly options: BindingOptions,
+    /** Sends a failure's status, or (for a unary answer) the response, the way this kind of call does. */
+    private readonly respond: (status: grpc.StatusObject | null, message?: unknown) => void,
   ) {
-    this.method = method;
-    this.requestId = requestIdOf(serverCall.metadata);
+    this.metadata = serverCall.metadata;
     this.caller = options.clientCertificates ? callerOf(serverCall) : LOCAL_CALLER;
     this.draining = options.draining;
+  }
+
+  get context(): InterceptedContext {
+    return this;
   }
 
   get signal(): AbortSignal {
@@ -162,6 +176,11 @@ class CallScope implements RpcContext {
     return (this.callLog ??= this.options.log.child({ method: this.method, requestId: this.requestId }));
   }
 
+  target(): CallTarget {
+    const kind = this.descriptor.methodKind;
+    return kind === "unary" || kind === "server_streaming" ? targetOf(this.descriptor.input, this.request) : NOT_READ;
+  }
+
   /** The response headers, with x-request-id; sent with the first response or the status. */
   sendHeaders(): void {
     if (this.headersSent) return;
@@ -169,33 +188,34 @@ class CallScope implements RpcContext {
     this.serverCall.sendMetadata(new ResponseHeaders(this.requestId));
   }
 
-  /** The status to answer for a failure; logs the call. */
-  fail(error: unknown): grpc.StatusObject {
+  /** Sends the one answer of a unary or client-streaming call. */
+  succeed(message: unknown): void {
+    this.respond(null, message);
+  }
+
+  /** Sends the status for a failure (CANCELLED when the client left), and ends the call with it. */
+  fail(error: unknown): RpcOutcome {
+    if (this.outcome) return this.outcome;
     const status = this.isCancelled() ? cancelledStatus() : toRpcStatus(error, this.requestId);
     this.sendHeaders();
-    this.finish(status.code, status.unexpected ? error : undefined);
-    return { code: status.code, details: status.details, metadata: status.metadata };
+    this.respond({ code: status.code, details: status.details, metadata: status.metadata });
+    return this.ended(status.code, status.unexpected ? error : undefined);
   }
 
-  /** Ends a response stream with OK, or logs CANCELLED when the client left. */
-  endStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): void {
-    if (this.isCancelled()) {
-      this.finish(grpc.status.CANCELLED);
-      return;
-    }
+  /** Ends a response stream with OK, or CANCELLED when the client left. */
+  endStream(call: StreamCall): RpcOutcome {
+    if (this.isCancelled()) return this.ended(grpc.status.CANCELLED);
     this.sendHeaders();
     call.end();
-    this.finish(grpc.status.OK);
+    return this.ended(grpc.status.OK);
   }
 
-  finish(code: grpc.status, error?: unknown): void {
-    if (this.finished) return;
-    this.finished = true;
+  /** The call is over: what waits on its signal stops. */
+  ended(code: grpc.status, unexpected?: unknown): RpcOutcome {
+    if (this.outcome) return this.outcome;
     this.controller?.abort(new Error("the call ended"));
-    const durationMs = Math.round((performance.now() - this.started) * 1000) / 1000;
-    const line = { method: this.method, code: grpc.status[code]!, durationMs, peer: this.peer, requestId: this.requestId, caller: this.caller };
-    if (error) this.options.log.error({ ...line, err: error }, "rpc failed unexpectedly");
-    else this.options.accessLog.record(line);
+    this.outcome = unexpected === undefined ? { code } : { code, unexpected };
+    return this.outcome;
   }
 
   private isCancelled(): boolean {
@@ -207,36 +227,17 @@ function cancelledStatus() {
   return { code: grpc.status.CANCELLED, details: "cancelled by the client", metadata: new grpc.Metadata(), unexpected: false };
 }
 
-function requestIdOf(metadata: grpc.Metadata): string {
-  const given = metadata.get(REQUEST_ID_KEY)[0];
-  return typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : nextRequestId();
-}
-
-/**
- * Request ids made here: 48 random bits drawn when the process starts, then a counter
- * ("5f0c2a9e7b31-1k4"). Unique within the process, most unlikely to repeat across restarts
- * or hosts, short to send in every response and cheap to make.
- */
-const REQUEST_ID_PREFIX = randomBytes(6).toString("hex");
-let requestCounter = 0;
-
-function nextRequestId(): string {
-  return `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`;
-}
-
 /** Runs a handler so that a synchronous throw becomes a rejection like any other. */
 function invoke<T>(run: () => T): Promise<Awaited<T>> {
   try {
     return Promise.resolve(run());
   } catch (error) {
-    return Promise.reject(error);
+    return Promise.reject(error as Error);
   }
 }
 
 function wellFormed(request: unknown): unknown {
-  if (request instanceof MalformedMessage) {
-    throw malformedRequest(request.field, request.cause);
-  }
+  if (request instanceof MalformedMessage) throw malformedRequest(request.field, request.cause);
   return request;
 }
 
@@ -247,12 +248,7 @@ async function* readAll(call: grpc.ServerReadableStream<unknown, unknown> | grpc
 }
 
 /** Writes each response as the client's flow control allows; stops when the call is aborted. */
-async function writeAll(
-  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
-  scope: CallScope,
-  schema: DescMessage,
-  responses: unknown,
-): Promise<void> {
+async function writeAll(call: StreamCall, scope: CallScope, schema: DescMessage, responses: unknown): Promise<void> {
   const signal = scope.signal;
   for await (const response of responses as AsyncIterable<unknown>) {
     if (signal.aborted) return;

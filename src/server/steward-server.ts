@@ -6,7 +6,9 @@ import { file_google_rpc_error_details } from "../../gen/google/rpc/error_detail
 import { file_google_rpc_status } from "../../gen/google/rpc/status_pb";
 import { Health } from "../../gen/grpc/health/v1/health_pb";
 import type { Config } from "../config";
-import { AccessLog } from "./interceptors/access-log";
+import { AccessLog, accessLogInterceptor } from "./interceptors/access-log";
+import type { Interceptor } from "./interceptors/interceptor";
+import { requestIdInterceptor } from "./interceptors/request-id";
 import { serviceDefinition } from "./grpc-definitions";
 import { HealthStatus, ServingStatus } from "./health";
 import { bind, removeSocket, serverCredentials } from "./listen";
@@ -40,6 +42,8 @@ export class StewardServer {
     private readonly config: Config,
     services: readonly ServiceBinding[],
     private readonly log: Logger,
+    /** Interceptors after Steward's own (the access log, request ids), around every RPC. */
+    interceptors: readonly Interceptor[] = [],
   ) {
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": config.maxMessageBytes,
@@ -60,7 +64,7 @@ export class StewardServer {
     setMaxListeners(Infinity, this.draining.signal, this.stopped.signal);
     const options: BindingOptions = {
       log,
-      accessLog: this.accessLog,
+      interceptors: [...serverInterceptors(this.accessLog, log), ...interceptors],
       draining: this.draining.signal,
       stopped: this.stopped.signal,
       clientCertificates: Boolean(config.tls?.clientCaFile),
@@ -114,4 +118,13 @@ export class StewardServer {
     this.bound.forEach(removeSocket);
     this.accessLog.drain();
   }
+}
+
+/**
+ * The interceptors around every RPC, the first outermost: the access log sees each call end,
+ * whatever an interceptor after it decides; the request id is set before anything logs or
+ * answers. Authorization comes after them (with its issue), so a refused call is logged too.
+ */
+export function serverInterceptors(accessLog: AccessLog, log: Logger): Interceptor[] {
+  return [accessLogInterceptor(accessLog, log), requestIdInterceptor];
 }

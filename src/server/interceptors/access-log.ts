@@ -1,4 +1,6 @@
+import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { settled, type Interceptor } from "./interceptor";
 
 /** The line logged for each RPC. */
 export interface AccessLine {
@@ -83,4 +85,21 @@ export class AccessLog {
     const stop = Math.min(end, this.logging.length);
     for (; this.next < stop; this.next++) this.log.info(this.logging[this.next]!, "rpc");
   }
+}
+
+/**
+ * Logs one line per RPC once it has ended, through `accessLog`: its method, code, duration,
+ * peer, request id and caller. A failure Steward did not expect goes to `log` at error level,
+ * with its cause, at once.
+ */
+export function accessLogInterceptor(accessLog: AccessLog, log: Logger): Interceptor {
+  return (next) => (call) =>
+    settled(next, call).then((outcome) => {
+      const { context } = call;
+      const durationMs = Math.round((performance.now() - call.startedAt) * 1000) / 1000;
+      const line = { method: call.method, code: grpc.status[outcome.code]!, durationMs, peer: context.peer, requestId: context.requestId, caller: context.caller };
+      if (outcome.unexpected !== undefined) log.error({ ...line, err: outcome.unexpected }, "rpc failed unexpectedly");
+      else accessLog.record(line);
+      return outcome;
+    });
 }

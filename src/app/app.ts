@@ -25,7 +25,7 @@ import { systemClock } from "../ports/clock";
 import type { Store } from "../ports/store";
 import { binding, StewardServer, type ServiceBinding } from "../server/steward-server";
 import { STEWARD_VERSION } from "../version";
-import { buildCore } from "./build-core";
+import { buildCore, type Core } from "./build-core";
 import { hypervisorFor } from "./drivers";
 
 /**
@@ -35,6 +35,7 @@ import { hypervisorFor } from "./drivers";
 export class StewardApp {
   private constructor(
     private readonly store: Store,
+    private readonly core: Core,
     readonly server: StewardServer,
   ) {}
 
@@ -65,7 +66,7 @@ export class StewardApp {
       const server = new StewardServer(config, services, log);
       await server.listen();
       log.info({ version: STEWARD_VERSION, dataDir: config.dataDir, hypervisor: hypervisor.info().kind }, "started");
-      return new StewardApp(store, server);
+      return new StewardApp(store, core, server);
     } catch (error) {
       store.close();
       throw error;
@@ -74,6 +75,7 @@ export class StewardApp {
 
   async stop(): Promise<void> {
     await this.server.stop();
+    await this.core.release();
     this.store.close();
   }
 }

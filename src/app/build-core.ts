@@ -41,6 +41,11 @@ export interface CorePorts {
 export interface CoreSettings {
   events: EventSettings;
   host: HostFacts;
+  /**
+   * The areas that join a VM's life (storage, network, devices, as their issues add them), in
+   * the order their hooks run; the disposables come after them.
+   */
+  participants?: (core: { resolver: PropertyResolver; powerStates: PowerStates }) => VmParticipant[];
 }
 
 /** The core's objects, as the API modules call them. */
@@ -48,9 +53,8 @@ export type Core = ReturnType<typeof buildCore>;
 
 /**
  * Builds the core on its ports: the one object graph the server and the tests use. The areas
- * that join a VM's life are listed here, in the order their hooks run (storage, network and
- * devices come with their issues, before the disposables, which go last: a DispVM is removed
- * once everything else has settled it).
+ * that join a VM's life are listed in the order their hooks run: those of the settings, then
+ * the disposables, which go last (a DispVM is removed once everything else has settled it).
  */
 export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const { store, hypervisor, clock, log } = ports;
@@ -68,8 +72,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const machine = new PowerMachine(powerStates, events);
   const halts = new HaltWaiters();
   const running = new RunningVms(store, machine, operations, participants, halts, log);
-  const vmParticipants: VmParticipant[] = [new DisposableCleanup(resolver, removal)];
-  participants.enlist(vmParticipants);
+  participants.enlist([...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
   return {
     store,
     hypervisor,
@@ -91,5 +94,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     notes: new VmNotes(store, lookup, operations),
     /** Takes over the VMs the hypervisor finds running; call once, before serving. */
     adopt: () => running.adopt(hypervisor),
+    /** Lets go of the running VMs, leaving them running, once serving has stopped. */
+    release: () => hypervisor.release(),
   };
 }

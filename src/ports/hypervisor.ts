@@ -101,12 +101,18 @@ export interface HotPlug {
 export interface Hypervisor {
   /** What this hypervisor is; stable for the life of the process. */
   info(): HypervisorInfo;
-  /** The VMs this driver finds running at start, left by an earlier Steward, to adopt. */
+  /** The VMs this driver finds running at start, left by an earlier Steward, to adopt; called once. */
   adopt(): Promise<RunningVm[]>;
   /**
    * Starts a VM from its plan; resolves once the guest runs. When it cannot, it rejects and
    * leaves nothing running. When `signal` aborts before then (the VM is killed while it
-   * starts), it ends what it started and rejects with START_ABORTED.
+   * starts), it ends what it started and rejects with START_ABORTED, without waiting for the
+   * boot. A uuid that runs already, or is being launched, is refused.
    */
   launch(plan: LaunchPlan, signal: AbortSignal): Promise<RunningVm>;
+  /**
+   * Lets go of the running VMs without ending them (Steward is stopping; the next one adopts
+   * them): their handles tell nothing more.
+   */
+  release(): Promise<void>;
 }

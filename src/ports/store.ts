@@ -11,7 +11,11 @@ export interface VmRepository {
   /** VMs matching the filter, by name, after `afterName`, at most `limit`. */
   list(filter: VmFilter, afterName: string, limit: number): VmRecord[];
   count(filter: VmFilter): number;
-  /** The smallest qid not in use, from 1 (0 is dom0). */
+  /**
+   * A qid not in use, from 1 (0 is dom0): one past the highest while there is room, so that a
+   * removed VM's qid (and the addresses made from it) is not handed out again at once; else
+   * the lowest one free.
+   */
   nextQid(): number;
   insert(vm: Omit<VmRecord, "tags" | "properties" | "revision">): void;
   remove(qid: number): void;

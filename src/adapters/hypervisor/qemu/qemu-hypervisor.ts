@@ -17,6 +17,8 @@ export class QemuHypervisor implements Hypervisor {
     return [];
   }
 
+  async release(): Promise<void> {}
+
   // Running guests under QEMU comes with the QEMU adapter; until then it says so.
   async launch(plan: LaunchPlan, _signal: AbortSignal): Promise<RunningVm> {
     throw new DomainError(

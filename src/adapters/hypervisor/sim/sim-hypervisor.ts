@@ -12,6 +12,8 @@ const DEFAULT_SHUTDOWN_MS = 20;
  */
 export class SimHost {
   readonly guests = new Map<string, SimGuest>();
+  /** The uuids being launched: a second launch of one is refused, as of one that runs. */
+  readonly booting = new Set<string>();
 }
 
 /**
@@ -29,24 +31,35 @@ export class SimHypervisor implements Hypervisor {
   }
 
   async adopt(): Promise<RunningVm[]> {
-    return [...this.host.guests.values()].map((guest) => guest.adopted());
+    return [...this.host.guests.values()];
   }
 
   async launch(plan: LaunchPlan, signal: AbortSignal): Promise<RunningVm> {
-    if (this.host.guests.has(plan.uuid)) throw new Error(`${plan.name} runs in the simulation already`);
-    const startedAt = new Date();
-    await boot(Number(plan.features["sim-start-ms"] ?? 0), signal);
-    if (signal.aborted) throw startAborted(plan.name);
-    if (plan.features["sim-start-fails"]) throw new Error(`the simulated guest of ${plan.name} failed to boot`);
-    const shutdown = plan.features["sim-shutdown-ms"];
-    const guest = new SimGuest(plan.uuid, startedAt, shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS), () => this.host.guests.delete(plan.uuid));
-    this.host.guests.set(plan.uuid, guest);
-    return guest;
+    const { guests, booting } = this.host;
+    if (guests.has(plan.uuid) || booting.has(plan.uuid)) throw new Error(`${plan.name} runs in the simulation already`);
+    booting.add(plan.uuid);
+    try {
+      const startedAt = new Date();
+      await boot(Number(plan.features["sim-start-ms"] ?? 0), signal);
+      if (signal.aborted) throw startAborted(plan.name);
+      if (plan.features["sim-start-fails"]) throw new Error(`the simulated guest of ${plan.name} failed to boot`);
+      const shutdown = plan.features["sim-shutdown-ms"];
+      const guest = new SimGuest(plan.uuid, startedAt, shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS), () => guests.delete(plan.uuid));
+      guests.set(plan.uuid, guest);
+      return guest;
+    } finally {
+      booting.delete(plan.uuid);
+    }
+  }
+
+  async release(): Promise<void> {
+    for (const guest of this.host.guests.values()) guest.release();
   }
 }
 
 /** Waits out a boot; ends early when the start is aborted. */
 function boot(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
@@ -65,6 +78,8 @@ export class SimGuest implements RunningVm {
   private current: GuestStatus = "running";
   private listeners: ((event: GuestEvent) => void)[] = [];
   private shutdownTimer: NodeJS.Timeout | undefined;
+  /** The power button was pressed while the guest was not running: it shuts down once it runs. */
+  private buttonPending = false;
   private ended = false;
 
   constructor(
@@ -83,30 +98,34 @@ export class SimGuest implements RunningVm {
     this.listeners.push(listener);
   }
 
-  /** The guest, handed to a new driver: whoever followed it before is gone. */
-  adopted(): this {
+  /** Whoever followed the guest is gone (a Steward that stopped): it tells them nothing more. */
+  release(): void {
     this.listeners = [];
-    return this;
   }
 
   async pause(): Promise<void> {
-    this.become("paused", { kind: "stopped" });
+    if (this.current === "running") this.become("paused", { kind: "stopped" });
   }
 
   async unpause(): Promise<void> {
-    this.become("running", { kind: "resumed" });
+    if (this.current === "paused") this.become("running", { kind: "resumed" });
   }
 
   async suspend(): Promise<void> {
-    this.become("suspended", { kind: "suspended" });
+    if (this.current === "running") this.become("suspended", { kind: "suspended" });
   }
 
   async resume(): Promise<void> {
-    this.become("running", { kind: "woken" });
+    if (this.current === "suspended") this.become("running", { kind: "woken" });
   }
 
   async powerButton(): Promise<void> {
     if (this.ended || this.current === "shutting-down") return;
+    // A guest whose CPUs are stopped does not hear the button until they run again.
+    if (this.current !== "running") {
+      this.buttonPending = true;
+      return;
+    }
     this.current = "shutting-down";
     if (this.shutdownMs === undefined) return;
     this.shutdownTimer = setTimeout(() => {
@@ -123,6 +142,10 @@ export class SimGuest implements RunningVm {
     if (this.ended) return;
     this.current = status;
     this.emit(event);
+    if (status === "running" && this.buttonPending) {
+      this.buttonPending = false;
+      void this.powerButton();
+    }
   }
 
   private exit(cause: HaltCause, detail: string): void {

@@ -141,6 +141,8 @@ export class SqliteVmRepository implements VmRepository {
     this
       .statement("INSERT INTO vms (qid, uuid, name, klass, created_at) VALUES (?, ?, ?, ?, ?)")
       .run(vm.qid, vm.uuid, vm.name, vm.klass, vm.createdAt.toISOString());
+    // A record kept from an insertion that rolled back has the same revision as this new row.
+    this.kept.delete(vm.qid);
   }
 
   remove(qid: number): void {

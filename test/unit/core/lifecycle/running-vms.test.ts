@@ -1,0 +1,75 @@
+import { SimGuest, SimHost, SimHypervisor } from "../../../../src/adapters/hypervisor/sim/sim-hypervisor";
+import { buildCore, type Core } from "../../../../src/app/build-core";
+import type { LaunchPlan } from "../../../../src/core/model/launch-plan";
+import type { GuestStats, RunningVm } from "../../../../src/ports/hypervisor";
+import { systemClock } from "../../../../src/ports/clock";
+import { testContext } from "../../../fixtures/call-context";
+import { LogCapture } from "../../../fixtures/log-capture";
+import { storeForEach } from "../../../fixtures/temp-store";
+
+const ctx = testContext();
+const EVENTS = { retained: 1000, heartbeatMs: 5000, subscriberBuffer: 1000 };
+const standalone = { klass: "StandaloneVM" as const, label: "red", template: "", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" };
+
+/** A simulator whose guests offer stats: a driver with an optional capability. */
+class StatsHypervisor extends SimHypervisor {
+  override async launch(plan: LaunchPlan, signal: AbortSignal): Promise<RunningVm> {
+    const guest = (await super.launch(plan, signal)) as SimGuest & { stats?: GuestStats };
+    return Object.assign(guest, { stats: { sample: async () => ({ time: new Date(), cpuTimeNs: 1, memoryBytes: 2 }) } });
+  }
+}
+
+describe("running VMs", () => {
+  const opened = storeForEach();
+  const cores: Core[] = [];
+  const logs = new LogCapture();
+  const coreOn = async (hypervisor: SimHypervisor): Promise<Core> => {
+    const core = buildCore({ store: opened.current, hypervisor, clock: systemClock, log: logs.log }, { events: EVENTS, host: { version: "test", hostname: "h" } });
+    await core.adopt();
+    cores.push(core);
+    return core;
+  };
+  afterEach(async () => {
+    for (const core of cores.splice(0)) await core.release();
+  });
+
+  it("are adopted by a core that starts again, in the state they are in, and followed from then on", async () => {
+    const host = new SimHost();
+    const first = await coreOn(new SimHypervisor(host));
+    await first.creation.create({ ...standalone, name: "work" }, ctx);
+    await first.lifecycle.start("work", ctx);
+    await first.lifecycle.pause("work", ctx);
+    const startedAt = first.readModel.get("work").startedAt;
+    await first.release();
+
+    const second = await coreOn(new SimHypervisor(host));
+    expect(second.readModel.get("work")).toMatchObject({ state: "Paused", startedAt });
+    expect(logs.lines).toContainEqual(expect.objectContaining({ vm: "work", state: "Paused", msg: "adopted a running VM" }));
+    await second.lifecycle.unpause("work", ctx);
+    await second.lifecycle.kill("work", ctx);
+    expect(second.readModel.get("work").state).toBe("Halted");
+    expect(host.guests.size).toBe(0);
+    const told = second.store.events.after(0, 1000).filter((e) => e.subject === "work").map((e) => e.name);
+    expect(told.slice(-2)).toEqual(["domain-unpaused", "domain-shutdown"]);
+  });
+
+  it("leave alone, and log, a running guest that no VM of this host is", async () => {
+    const host = new SimHost();
+    const stray = await new SimHypervisor(host).launch({ uuid: "0b9d7c36-33a2-4c07-a5b0-2b5b2a7d1e55", name: "stray", qid: 9, memoryMib: 1, maxmemMib: 0, vcpus: 1, kernel: "", kernelopts: "", features: {}, disks: [], networkInterfaces: [], devices: [] }, new AbortController().signal);
+    await coreOn(new SimHypervisor(host));
+    expect(stray.status()).toBe("running");
+    expect(logs.lines).toContainEqual(expect.objectContaining({ uuid: stray.uuid, msg: "a running VM that Steward does not know: left as it is" }));
+    await stray.kill();
+  });
+
+  it("offer the capabilities their driver gives, and say which is missing or why there is none", async () => {
+    const withStats = await coreOn(new StatsHypervisor());
+    await withStats.creation.create({ ...standalone, name: "work" }, ctx);
+    const work = withStats.lookup.resolve("work");
+    expect(() => withStats.running.capability(work, "stats")).toThrow(expect.objectContaining({ reason: "VM_NOT_RUNNING" }));
+    await withStats.lifecycle.start("work", ctx);
+    await expect(withStats.running.capability(work, "stats").sample()).resolves.toMatchObject({ cpuTimeNs: 1, memoryBytes: 2 });
+    expect(() => withStats.running.capability(work, "console")).toThrow(expect.objectContaining({ reason: "CAPABILITY_MISSING", metadata: { vm: "work", capability: "console" } }));
+    await withStats.lifecycle.kill("work", ctx);
+  });
+});

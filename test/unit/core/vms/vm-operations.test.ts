@@ -1,0 +1,143 @@
+import { SimHost, SimHypervisor } from "../../../../src/adapters/hypervisor/sim/sim-hypervisor";
+import type { Core } from "../../../../src/app/build-core";
+import type { VmParticipant } from "../../../../src/core/vms/vm-participant";
+import { testContext } from "../../../fixtures/call-context";
+import { coreForEach } from "../../../fixtures/test-core";
+
+const ctx = testContext();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const base = { label: "red", template: "", pool: "", volumePools: {}, idempotencyKey: "" };
+
+/** How a call ended: "ok", or its reason. */
+async function outcome(call: Promise<unknown>): Promise<string> {
+  try {
+    await call;
+    return "ok";
+  } catch (error) {
+    return (error as { reason?: string }).reason ?? String(error);
+  }
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !condition(); i++) await sleep(2);
+  if (!condition()) throw new Error("the condition never held");
+}
+
+/**
+ * One operation per VM: racing mutations of one VM always end as one of their serial orders.
+ * The VM's netvm boots slowly, so that a start spends a while before its own turn comes:
+ * another operation arriving then is the race.
+ */
+describe("operations on one VM", () => {
+  const host = new SimHost();
+  /** What a slow copy of a clone's source saw of its memory, when it began and when it ended. */
+  const copies: { began: unknown; ended: unknown }[] = [];
+  const slowCopy = (core: () => Core): VmParticipant => ({
+    name: "slow-copy",
+    onClone: async (source) => {
+      const began = core().properties.get(`uuid:${source.uuid}`, "memory").value;
+      await sleep(20);
+      copies.push({ began, ended: core().properties.get(`uuid:${source.uuid}`, "memory").value });
+    },
+  });
+  const built = coreForEach(
+    () => new SimHypervisor(host),
+    () => [slowCopy(() => built.current)],
+  );
+  let core: Core;
+
+  beforeEach(async () => {
+    core = built.current;
+    copies.length = 0;
+    await core.creation.create({ ...base, name: "sys-net", klass: "StandaloneVM", properties: { provides_network: true } }, ctx);
+    await core.features.set("sys-net", "sim-start-ms", "30", ctx);
+  });
+
+  const makeWork = async (name = "work") => {
+    const vm = await core.creation.create({ ...base, name, klass: "StandaloneVM", properties: { netvm: "sys-net" } }, ctx);
+    return vm.uuid;
+  };
+  const stopAll = async () => {
+    for (const vm of core.readModel.list({ filter: {}, pageSize: 100, pageToken: "", full: false }).vms) {
+      if (vm.klass !== "AdminVM" && vm.state !== "Halted") await core.lifecycle.kill(vm.name, ctx);
+    }
+  };
+
+  it("Start against Remove: never a removed VM that runs", async () => {
+    const seen = new Set<string>();
+    for (let round = 0; round < 12; round++) {
+      const uuid = await makeWork();
+      const start = outcome(core.lifecycle.start("work", ctx));
+      await sleep(round * 4);
+      const remove = outcome(core.removal.remove("work", false, ctx));
+      const result = `${await start} / ${await remove}`;
+      seen.add(result);
+      // Start first: the running VM cannot be removed. Remove first: there is nothing to start.
+      expect(["ok / VM_NOT_HALTED", "VM_NOT_FOUND / ok"]).toContain(result);
+      const exists = core.lookup.find(`uuid:${uuid}`) !== undefined;
+      expect(host.guests.has(uuid)).toBe(exists && result.startsWith("ok"));
+      await stopAll();
+      if (exists) await core.removal.remove("work", false, ctx);
+    }
+    // Both orders came up: the remove arrived while the start waited for the netvm, and after.
+    expect(seen).toEqual(new Set(["ok / VM_NOT_HALTED", "VM_NOT_FOUND / ok"]));
+  });
+
+  it("Rename against Start: the start runs the VM it named, or finds no such VM", async () => {
+    const seen = new Set<string>();
+    for (let round = 0; round < 12; round++) {
+      const uuid = await makeWork();
+      const start = outcome(core.lifecycle.start("work", ctx));
+      await sleep(round * 4);
+      const rename = outcome(core.renaming.rename("work", "job", ctx));
+      const result = `${await start} / ${await rename}`;
+      seen.add(result);
+      expect(["ok / VM_NOT_HALTED", "VM_NOT_FOUND / ok"]).toContain(result);
+      expect(host.guests.has(uuid)).toBe(result.startsWith("ok"));
+      await stopAll();
+      await core.removal.remove(`uuid:${uuid}`, false, ctx);
+    }
+    expect(seen).toEqual(new Set(["ok / VM_NOT_HALTED", "VM_NOT_FOUND / ok"]));
+  });
+
+  it("Clone against SetProperty: the clone is of one state of its source, never of one half changed", async () => {
+    await makeWork();
+    const results = new Set<string>();
+    for (let round = 0; round < 8; round++) {
+      const memory = 1000 + round;
+      const clone = core.cloning.clone({ vm: "work", newName: `copy${round}`, klass: undefined, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+      await sleep(round * 4);
+      await core.properties.set("work", "memory", memory, ctx);
+      const made = await clone;
+      const copy = copies.at(-1)!;
+      expect(copy.ended).toBe(copy.began);
+      const cloned = core.properties.get(made.name, "memory").value;
+      expect(cloned).toBe(copy.began);
+      results.add(cloned === memory ? "after" : "before");
+    }
+    expect(results.has("before")).toBe(true);
+  });
+
+  it("lets reads through while an operation on the VM runs", async () => {
+    await makeWork();
+    const starting = core.lifecycle.start("work", ctx);
+    await until(() => core.readModel.get("sys-net").state === "Transient");
+    // The start holds nothing that a read waits for.
+    expect(core.readModel.get("work").state).toBe("Halted");
+    expect(core.properties.get("work", "memory").value).toBe(400);
+    await starting;
+  });
+
+  it("runs operations on different VMs side by side", async () => {
+    await makeWork("work");
+    await core.features.set("work", "sim-start-ms", "60", ctx);
+    await core.creation.create({ ...base, name: "other", klass: "StandaloneVM", properties: {} }, ctx);
+    await core.lifecycle.start("sys-net", ctx);
+    const starting = core.lifecycle.start("work", ctx);
+    await until(() => core.readModel.get("work").state === "Transient");
+    // work's start is under way; a change to another VM does not wait for it.
+    await core.properties.set("other", "memory", 777, ctx);
+    expect(core.readModel.get("work").state).toBe("Transient");
+    await starting;
+  });
+});

@@ -1,0 +1,133 @@
+import { SimHypervisor } from "../../../../src/adapters/hypervisor/sim/sim-hypervisor";
+import type { Core } from "../../../../src/app/build-core";
+import { declareReasons, DomainError } from "../../../../src/core/errors";
+import type { LaunchPlan } from "../../../../src/core/model/launch-plan";
+import type { VmParticipant } from "../../../../src/core/vms/vm-participant";
+import type { Hypervisor } from "../../../../src/ports/hypervisor";
+import { testContext } from "../../../fixtures/call-context";
+import { coreForEach } from "../../../fixtures/test-core";
+
+const R = declareReasons("participant test", ["PARTICIPANT_REFUSED"]);
+type Hook = "onCreate" | "onClone" | "beforeStart" | "afterHalt" | "onRemove";
+
+/** A participant that notes each hook it runs and each undo, and fails the hooks it is told to. */
+function recorder(name: string, log: string[], failing: ReadonlySet<Hook>): VmParticipant {
+  const step = (hook: Hook, vm: { name: string }) => {
+    log.push(`${name} ${hook} ${vm.name}`);
+    if (failing.has(hook)) throw new DomainError("failed-precondition", R.PARTICIPANT_REFUSED, `${name} refuses ${hook}`);
+    return () => void log.push(`${name} undoes ${hook} ${vm.name}`);
+  };
+  return {
+    name,
+    onCreate: async (vm) => step("onCreate", vm),
+    onClone: async (_source, clone) => step("onClone", clone),
+    beforeStart: async (vm, plan) => {
+      const undo = step("beforeStart", vm);
+      plan.disks.push({ name, path: `/pools/${name}/${vm.name}`, format: "raw", readOnly: false });
+      return undo;
+    },
+    afterHalt: async (vm, halt) => {
+      log.push(`${name} afterHalt ${vm.name} (${halt.cause})`);
+      if (failing.has("afterHalt")) throw new Error(`${name} cannot settle ${vm.name}`);
+    },
+    onRemove: async (vm) => step("onRemove", vm),
+  };
+}
+
+/** The simulator, noting the plans it launches. */
+class PlanSpy extends SimHypervisor {
+  readonly plans: LaunchPlan[] = [];
+  override launch(plan: LaunchPlan, signal: AbortSignal) {
+    this.plans.push(structuredClone(plan));
+    return super.launch(plan, signal);
+  }
+}
+
+describe("VM participants", () => {
+  const log: string[] = [];
+  const failing = new Set<Hook>();
+  let spy: PlanSpy;
+  const built = coreForEach(
+    (): Hypervisor => (spy = new PlanSpy()),
+    () => [recorder("storage", log, new Set()), recorder("network", log, failing)],
+  );
+  let core: Core;
+  const ctx = testContext();
+  const create = (name: string) =>
+    core.creation.create({ name, klass: "StandaloneVM", label: "red", template: "", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+  const eventNames = (subject: string) => core.store.events.after(0, 10_000).filter((e) => e.subject === subject).map((e) => e.name);
+
+  beforeEach(() => {
+    core = built.current;
+    log.length = 0;
+    failing.clear();
+  });
+
+  it("run their hooks in the order listed, through a VM's whole life", async () => {
+    await create("work");
+    await core.cloning.clone({ vm: "work", newName: "copy", klass: undefined, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+    await core.lifecycle.start("work", ctx);
+    await core.lifecycle.shutdown("work", { force: false, wait: true, timeoutMs: undefined }, ctx);
+    await core.removal.remove("work", false, ctx);
+    expect(log).toEqual([
+      "storage onCreate work",
+      "network onCreate work",
+      "storage onClone copy",
+      "network onClone copy",
+      "storage beforeStart work",
+      "network beforeStart work",
+      "storage afterHalt work (shutdown)",
+      "network afterHalt work (shutdown)",
+      "storage onRemove work",
+      "network onRemove work",
+    ]);
+    // What they added to the plan reached the hypervisor, in their order.
+    expect(spy.plans[0]!.disks.map((disk) => disk.name)).toEqual(["storage", "network"]);
+  });
+
+  it("leave a VM halted, with the earlier participants' work undone, when one fails before start", async () => {
+    await create("work");
+    failing.add("beforeStart");
+    await expect(core.lifecycle.start("work", ctx)).rejects.toMatchObject({ reason: "PARTICIPANT_REFUSED" });
+    expect(log).toEqual(["storage onCreate work", "network onCreate work", "storage beforeStart work", "network beforeStart work", "storage undoes beforeStart work"]);
+    expect(core.readModel.get("work").state).toBe("Halted");
+    expect(spy.plans).toEqual([]);
+    expect(eventNames("work").filter((name) => name.startsWith("domain-") && !name.includes("tag"))).toEqual(["domain-add", "domain-pre-start", "domain-start-failed"]);
+    // Nothing is left half-made: once the participant agrees, the VM starts.
+    failing.clear();
+    await expect(core.lifecycle.start("work", ctx)).resolves.toBe("Running");
+  });
+
+  it("make no VM, and tell of none, when one fails while it is made", async () => {
+    failing.add("onCreate");
+    await expect(create("work")).rejects.toMatchObject({ reason: "PARTICIPANT_REFUSED" });
+    expect(log).toEqual(["storage onCreate work", "network onCreate work", "storage undoes onCreate work"]);
+    expect(() => core.readModel.get("work")).toThrow(expect.objectContaining({ reason: "VM_NOT_FOUND" }));
+    expect(eventNames("work")).toEqual([]);
+  });
+
+  it("keep a VM whose removal one of them refuses, with the others' part undone", async () => {
+    await create("work");
+    failing.add("onRemove");
+    await expect(core.removal.remove("work", false, ctx)).rejects.toMatchObject({ reason: "PARTICIPANT_REFUSED" });
+    expect(log.slice(2)).toEqual(["storage onRemove work", "network onRemove work", "storage undoes onRemove work"]);
+    expect(core.readModel.get("work").name).toBe("work");
+    expect(eventNames("work")).not.toContain("domain-delete");
+  });
+
+  it("settle a halted VM as far as they can: one that fails is logged, and those after it still run", async () => {
+    await core.creation.create({ name: "tpl", klass: "TemplateVM", label: "black", template: "", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+    await core.creation.create(
+      { name: "dvm", klass: "AppVM", label: "red", template: "tpl", properties: { template_for_dispvms: true }, pool: "", volumePools: {}, idempotencyKey: "" },
+      ctx,
+    );
+    const disp = await core.creation.createDisposable({ template: "dvm", label: "", idempotencyKey: "" }, ctx);
+    failing.add("afterHalt");
+    await core.lifecycle.start(disp.name, ctx);
+    await core.lifecycle.kill(disp.name, ctx);
+    expect(log.filter((line) => line.includes("afterHalt"))).toEqual([`storage afterHalt ${disp.name} (killed)`, `network afterHalt ${disp.name} (killed)`]);
+    expect(built.logs.lines).toContainEqual(expect.objectContaining({ participant: "network", msg: "a participant failed to settle a halted VM" }));
+    // The disposables come last, and still removed it.
+    expect(() => core.readModel.get(disp.name)).toThrow(expect.objectContaining({ reason: "VM_NOT_FOUND" }));
+  });
+});

@@ -12,13 +12,13 @@ import { randomUUID } from "node:crypto";
 const response = Buffer.from(process.argv[2] ?? "", "base64");
 const echoRequestId = process.argv.includes("--echo-request-id");
 const pathFlag = process.argv.indexOf("--path");
-const path = pathFlag > 0 ? process.argv[pathFlag + 1]! : "/steward.v1.HostService/GetHostInfo";
+const path = pathFlag > 0 ? process.argv[pathFlag + 1] : "/steward.v1.HostService/GetHostInfo";
 const identity = (bytes: Buffer) => bytes;
 
 function getHostInfo(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
   if (echoRequestId) {
     const headers = new grpc.Metadata();
-    headers.set("x-request-id", (call.metadata.get("x-request-id")[0] as string | undefined) ?? randomUUID());
+    headers.set("x-request-id", (call.metadata.get("x-request-id")[0]) ?? randomUUID());
     call.sendMetadata(headers);
   }
   callback(null, response);

@@ -25,7 +25,7 @@ export async function startSteward(dir: string, children: ChildProcess[], flags:
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { msg?: string; addresses?: string[] })
       .find((line) => line.msg === "listening");
-    if (listening) return { address: listening.addresses![0]!, pid: child.pid! };
+    if (listening) return { address: listening.addresses![0], pid: child.pid! };
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error("steward did not start listening within 15 s");
@@ -37,7 +37,7 @@ export async function startBare(response: Buffer, children: ChildProcess[], flag
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.push(child);
-  const port = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once("line", resolve));
+  const port = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout }).once("line", resolve));
   return `127.0.0.1:${port}`;
 }
 

@@ -56,7 +56,7 @@ async function main(): Promise<void> {
       fs.mkdirSync(instanceDir);
       stewards.push(new RawUnaryClient((await startSteward(instanceDir, children)).address, PATH, request));
     }
-    const sample = await stewards[0]!.call();
+    const sample = await stewards[0].call();
     const bares: RawUnaryClient[] = [];
     const headers: RawUnaryClient[] = [];
     for (let i = 0; i < INSTANCES; i++) {
@@ -84,12 +84,12 @@ async function main(): Promise<void> {
         // and calls the next process of each.
         for (let k = 0; k < servers.length; k++) {
           const i = (round + k) % servers.length;
-          runs[i]!.push(await runLoad(servers[i]![round % INSTANCES]!, concurrency, durationMs));
+          runs[i].push(await runLoad(servers[i][round % INSTANCES], concurrency, durationMs));
         }
       }
       const [b, h, s] = runs.map(combine) as [LoadResult, LoadResult, LoadResult];
-      const ratio = medianRatio(runs[2]!, runs[0]!);
-      const headerRatio = medianRatio(runs[2]!, runs[1]!);
+      const ratio = medianRatio(runs[2], runs[0]);
+      const headerRatio = medianRatio(runs[2], runs[1]);
       worst = Math.min(worst, ratio);
       const cell = (r: LoadResult) => `${r.throughput.toFixed(0)} (${r.p50Ms.toFixed(2)}/${r.p99Ms.toFixed(2)})`.padStart(16);
       console.log(
@@ -106,16 +106,16 @@ async function main(): Promise<void> {
 
 /** The median over rounds of a's throughput divided by b's in the same round. */
 function medianRatio(a: LoadResult[], b: LoadResult[]): number {
-  const ratios = a.map((run, i) => run.throughput / b[i]!.throughput).sort((x, y) => x - y);
+  const ratios = a.map((run, i) => run.throughput / b[i].throughput).sort((x, y) => x - y);
   const mid = Math.floor(ratios.length / 2);
-  return ratios.length % 2 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2;
+  return ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
 }
 
 /** Throughput over all rounds; latency quantiles of the median round. */
 function combine(runs: LoadResult[]): LoadResult {
   const calls = runs.reduce((n, r) => n + r.calls, 0);
   const seconds = runs.reduce((n, r) => n + r.seconds, 0);
-  const median = [...runs].sort((a, b) => a.throughput - b.throughput)[Math.floor(runs.length / 2)]!;
+  const median = [...runs].sort((a, b) => a.throughput - b.throughput)[Math.floor(runs.length / 2)];
   return { calls, seconds, throughput: calls / seconds, p50Ms: median.p50Ms, p99Ms: median.p99Ms };
 }
 

@@ -102,7 +102,7 @@ async function fanOut(address: string, vms: ReturnType<typeof createClient<typeo
   const identity = (bytes: Buffer) => bytes;
   const calls: grpc.ClientReadableStream<Buffer>[] = [];
   const subscribed = Array.from({ length: subscribers }, (_, i) => {
-    const call = rawChannels[i % rawChannels.length]!.makeServerStreamRequest("/steward.v1.EventService/Events", identity, identity, request);
+    const call = rawChannels[i % rawChannels.length].makeServerStreamRequest("/steward.v1.EventService/Events", identity, identity, request);
     calls.push(call);
     call.on("error", () => undefined);
     // The first message is connection-established; the others, the changes.
@@ -127,9 +127,9 @@ async function fanOut(address: string, vms: ReturnType<typeof createClient<typeo
     await vms.setFeature({ vm: "vm-1", name: "latency", value: String(round) });
     while (received.length < subscribers) await new Promise((resolve) => setTimeout(resolve, 1));
     received.sort((a, b) => a - b);
-    const p99 = received[Math.floor(subscribers * 0.99)]!;
+    const p99 = received[Math.floor(subscribers * 0.99)];
     if (round < warmUp) warmUpP99.push(p99);
-    else rounds.push({ p50: received[Math.floor(subscribers / 2)]!, p99 });
+    else rounds.push({ p50: received[Math.floor(subscribers / 2)], p99 });
   }
   for (const call of calls) call.cancel();
   for (const channel of rawChannels) channel.close();
@@ -151,7 +151,7 @@ async function fanOut(address: string, vms: ReturnType<typeof createClient<typeo
         void (async () => {
           let last = 0n;
           try {
-            for await (const message of channels[i % channels.length]!.events({ namePrefixes: ["domain-feature-set:burst"] }, { signal: abort.signal })) {
+            for await (const message of channels[i % channels.length].events({ namePrefixes: ["domain-feature-set:burst"] }, { signal: abort.signal })) {
               if (message.kind.case !== "event") continue;
               if (message.kind.value.name === "connection-established") {
                 ready();
@@ -159,7 +159,7 @@ async function fanOut(address: string, vms: ReturnType<typeof createClient<typeo
               }
               if (message.kind.value.sequence <= last) throw new Error("out of order");
               last = message.kind.value.sequence;
-              counts[i]!++;
+              counts[i]++;
             }
           } catch (error) {
             if (!abort.signal.aborted) console.error(`subscriber ${i}: ${(error as Error).message}`);
@@ -197,7 +197,7 @@ async function listAllFull(address: string, vms: ReturnType<typeof createClient<
     tokens.push(token);
   }
   const requests = tokens.map((pageToken) => Buffer.from(toBinary(ListVmsRequestSchema, create(ListVmsRequestSchema, { view: VmView.FULL, pageSize: 1000, pageToken }))));
-  const channel = new RawUnaryClient(address, "/steward.v1.VmService/ListVms", requests[0]!);
+  const channel = new RawUnaryClient(address, "/steward.v1.VmService/ListVms", requests[0]);
   let bytes = 0;
   const receiveAll = async () => {
     const started = performance.now();
@@ -247,7 +247,7 @@ async function inParallel(total: number, width: number, work: (i: number) => Pro
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 main().catch((error) => {

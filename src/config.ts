@@ -172,7 +172,7 @@ export function parseListenAddress(text: string): ListenAddress {
   if (!match || port > 65535) {
     throw new ConfigError(`--listen ${text}: expected HOST:PORT, [IPV6]:PORT or unix:/PATH`);
   }
-  return { kind: "tcp", host: match[1] ?? match[2]!, port, text };
+  return { kind: "tcp", host: match[1] ?? match[2], port, text };
 }
 
 export function isLoopback(host: string): boolean {

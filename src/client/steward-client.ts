@@ -59,13 +59,13 @@ export function createClient<S extends DescService>(
 }
 
 function clientMethod(client: Record<string, (...args: unknown[]) => unknown>, method: DescMethod) {
-  const invoke = client[method.localName]!.bind(client);
+  const invoke = client[method.localName].bind(client);
   const request = (init: unknown) => create(method.input, init as never);
   switch (method.methodKind) {
     case "unary":
       return (init: unknown, options: CallOptions = {}) =>
         new Promise((resolve, reject) => {
-          const call = invoke(request(init), metadataOf(options), callOptionsOf(options), (error: unknown, response: unknown) =>
+          const call = invoke(request(init), metadataOf(options), callOptionsOf(options), (error: grpc.ServiceError | null, response: unknown) =>
             error ? reject(error) : resolve(response),
           ) as grpc.ClientUnaryCall;
           follow(call, options);
@@ -79,7 +79,7 @@ function clientMethod(client: Record<string, (...args: unknown[]) => unknown>, m
     case "client_streaming":
       return (requests: AsyncIterable<unknown> | Iterable<unknown>, options: CallOptions = {}) =>
         new Promise((resolve, reject) => {
-          const call = invoke(metadataOf(options), callOptionsOf(options), (error: unknown, response: unknown) =>
+          const call = invoke(metadataOf(options), callOptionsOf(options), (error: grpc.ServiceError | null, response: unknown) =>
             error ? reject(error) : resolve(response),
           ) as grpc.ClientWritableStream<unknown>;
           follow(call, options);

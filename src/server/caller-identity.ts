@@ -14,7 +14,7 @@ export function callerOf(call: CallWithAuth): string {
   const certificate = call.getAuthContext()?.sslPeerCertificate;
   if (!certificate || Object.keys(certificate).length === 0) return LOCAL_CALLER;
   const commonName = certificate.subject?.CN;
-  if (commonName) return Array.isArray(commonName) ? commonName[0]! : commonName;
+  if (commonName) return Array.isArray(commonName) ? commonName[0] : commonName;
   const dnsName = /DNS:([^,\s]+)/.exec(certificate.subjectaltname ?? "");
-  return dnsName ? dnsName[1]! : LOCAL_CALLER;
+  return dnsName ? dnsName[1] : LOCAL_CALLER;
 }

@@ -44,7 +44,7 @@ export function storageDriverContract(
     beforeEach(async () => {
       const made = await factory();
       driver = made.driver;
-      cleanup = made.cleanup;
+      cleanup = () => made.cleanup();
     });
 
     afterEach(async () => {

@@ -77,7 +77,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
       const opened = open();
       openedBy = Date.now();
       store = opened.store;
-      cleanup = opened.cleanup;
+      cleanup = () => opened.cleanup();
     });
 
     afterEach(() => {
@@ -263,7 +263,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
 
         it("pages through every VM when each page starts after the last name of the one before", () => {
           const seen: string[] = [];
-          for (let page = store.vms.list({}, "", 2); page.length > 0; page = store.vms.list({}, page[page.length - 1]!.name, 2)) {
+          for (let page = store.vms.list({}, "", 2); page.length > 0; page = store.vms.list({}, page[page.length - 1].name, 2)) {
             expect(page.length).toBeLessThanOrEqual(2);
             seen.push(...names(page));
           }
@@ -274,7 +274,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
           const mail = store.vms.list({ tag: "mail" }, "", 100);
           expect(mail).toHaveLength(1);
           expect(mail[0]).toMatchObject({ qid: 5, name: "mail", properties: { label: "blue" } });
-          expect(sorted(mail[0]!.tags)).toEqual(["mail", "office"]);
+          expect(sorted(mail[0].tags)).toEqual(["mail", "office"]);
         });
 
         it("counts the VMs the filter selects, whatever a list's limit", () => {
@@ -955,7 +955,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
             [[3, "c"]],
           ]);
           expect(second).toEqual(first);
-          expect(first[0]![0]).toEqual<StoredEvent>({ sequence: 1, time: EVENT_TIME, subject: "work", name: "a", kwargs: { k: "v" } });
+          expect(first[0][0]).toEqual<StoredEvent>({ sequence: 1, time: EVENT_TIME, subject: "work", name: "a", kwargs: { k: "v" } });
         });
 
         it("get nothing for a transaction that rolled back, nor later with the next one's", () => {

@@ -25,7 +25,8 @@ function rawCall(address: string, path: string, bytes: Buffer): Promise<unknown>
   return new Promise((resolve, reject) =>
     client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, (error, response) => {
       client.close();
-      error ? reject(error) : resolve(response);
+      if (error) reject(error);
+      else resolve(response);
     }),
   );
 }
@@ -46,8 +47,8 @@ describe("error statuses", () => {
         if (implemented.has(name)) continue;
         const call =
           method.methodKind === "unary" || method.methodKind === "client_streaming"
-            ? (client[method.localName]!(method.methodKind === "unary" ? {} : [{}]) as Promise<unknown>)
-            : drain(client[method.localName]!(method.methodKind === "server_streaming" ? {} : [{}]) as AsyncIterable<unknown>);
+            ? (client[method.localName](method.methodKind === "unary" ? {} : [{}]) as Promise<unknown>)
+            : drain(client[method.localName](method.methodKind === "server_streaming" ? {} : [{}]) as AsyncIterable<unknown>);
         const error = await rpcError(call);
         expect([name, error.code]).toEqual([name, grpc.status.UNIMPLEMENTED]);
         expect(error.details).toBe(`${name} is not implemented yet`);
@@ -65,7 +66,7 @@ describe("error statuses", () => {
     expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(error.details).toMatch(/^label: cannot be decoded/);
     expect(error.info).toMatchObject({ reason: "MALFORMED_REQUEST", metadata: { field: "label" } });
-    expect(error.info!.fieldViolations[0]!.field).toBe("label");
+    expect(error.info!.fieldViolations[0].field).toBe("label");
   });
 
   it("answers RESOURCE_EXHAUSTED for a request over the maximum message size", async () => {
@@ -88,7 +89,7 @@ describe("an unexpected failure", () => {
     const broken = hostApi({ hostInfo: { describe: () => { throw new Error("disk on fire at /var/secret"); } } as never, labels: {} as never, globals: {} as never }, () => []);
     const server = new StewardServer(config, [binding(HostService, broken)], logs.log);
     await server.listen();
-    const client = createClient(HostService, server.addresses[0]!);
+    const client = createClient(HostService, server.addresses[0]);
     const error = await rpcError(client.getHostInfo({}, { metadata: { "x-request-id": "boom-1" } }));
     client.close();
     await server.stop();

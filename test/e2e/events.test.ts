@@ -68,7 +68,7 @@ describe("Events", () => {
     await vms.createVm({ name: "before", klass: VmClass.STANDALONE_VM, label: "red" });
     const follower = new Follower(events, {});
     await follower.waitFor(() => follower.events.length === 1);
-    const opened = follower.events[0]!;
+    const opened = follower.events[0];
     expect(opened).toMatchObject({ name: "connection-established", subject: "" });
     expect(opened.sequence).toBe(2n); // domain-add and domain-tag-add of "before"
 
@@ -80,7 +80,7 @@ describe("Events", () => {
       [4n, "after", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
       [5n, "after", "domain-tag-add:x", { tag: "x" }],
     ]);
-    expect(Number(follower.events[1]!.time!.seconds)).toBeGreaterThan(Date.now() / 1000 - 60);
+    expect(Number(follower.events[1].time!.seconds)).toBeGreaterThan(Date.now() / 1000 - 60);
     await follower.stop();
   });
 
@@ -107,7 +107,7 @@ describe("Events", () => {
     await first.waitFor(() => first.events.length === 1);
     await vms.addTag({ vm: "after", tag: "r1" });
     await first.waitFor(() => first.events.length === 2);
-    const lastSeen = first.events[1]!.sequence;
+    const lastSeen = first.events[1].sequence;
     await first.stop();
 
     // While it is away:
@@ -120,7 +120,7 @@ describe("Events", () => {
     await resumed.waitFor(() => resumed.events.length === 4);
     await new Promise((resolve) => setTimeout(resolve, 50));
     const sequences = resumed.events.slice(1).map((e) => e.sequence);
-    expect(resumed.events[0]!.name).toBe("connection-established");
+    expect(resumed.events[0].name).toBe("connection-established");
     expect(resumed.names().slice(1)).toEqual(["domain-tag-add:r2", "domain-tag-add:r3", "domain-tag-add:r4"]);
     expect(sequences).toEqual([lastSeen + 1n, lastSeen + 2n, lastSeen + 3n]);
     await resumed.stop();

@@ -111,7 +111,7 @@ describe("ListVms FULL view through changes", () => {
     for (let round = 0; round < 3; round++) {
       const pages = await Promise.all(pageSizes.flatMap((pageSize) => [vms.listVms({ view: VmView.FULL, pageSize }), vms.listVms({ view: VmView.FULL, pageSize })]));
       pages.forEach((page, i) => {
-        const pageSize = pageSizes[Math.floor(i / 2)]!;
+        const pageSize = pageSizes[Math.floor(i / 2)];
         expect(page.vms.map((vm) => vm.name)).toEqual([...expected.keys()].slice(0, pageSize));
         for (const vm of page.vms) expect(vm).toEqual(expected.get(vm.name));
       });

@@ -51,7 +51,7 @@ describe("interceptors around every RPC", () => {
   afterAll(() => server.stop());
 
   it("run in the order given, after the request id is set, and can refuse a call with a status of their own", async () => {
-    const vms = createClient(VmService, server.addresses[0]!);
+    const vms = createClient(VmService, server.addresses[0]);
     const refused = await rpcError(vms.getVm({ vm: "work" }, { metadata: { "x-request-id": "seam-1" } }));
     vms.close();
     expect([refused.code, refused.info?.reason]).toEqual([grpc.status.PERMISSION_DENIED, "CALLER_REFUSED"]);
@@ -61,7 +61,7 @@ describe("interceptors around every RPC", () => {
   });
 
   it("let a call they pass reach its handler, streams too", async () => {
-    const events = createClient(EventService, server.addresses[0]!);
+    const events = createClient(EventService, server.addresses[0]);
     const failed = await rpcError(
       (async () => {
         for await (const _ of events.events({ vm: "work" }, { metadata: { "x-request-id": "seam-2" } })) break;

@@ -78,6 +78,6 @@ describe("label events", () => {
       ["label-add", "", { label: "evented", color: "0x123456", index: "9" }],
       ["label-delete", "", { label: "evented" }],
     ]);
-    expect(events[1]!.sequence).toBeGreaterThan(events[0]!.sequence);
+    expect(events[1].sequence).toBeGreaterThan(events[0].sequence);
   });
 });

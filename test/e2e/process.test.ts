@@ -51,7 +51,7 @@ describe("steward serve, the process", () => {
     expect(second.stderr).toContain(`is in use by another Steward server (pid ${first.pid})`);
     // The first one is unharmed.
     const [tcp] = await first.listening();
-    const client = createClient(HostService, tcp!);
+    const client = createClient(HostService, tcp);
     expect((await client.getHostInfo({})).host!.version).toBeTruthy();
     client.close();
   });
@@ -59,16 +59,16 @@ describe("steward serve, the process", () => {
   it("on SIGTERM reports NOT_SERVING, lets an in-flight call finish, closes the state and exits 0", async () => {
     const child = serve(["--hypervisor", "sim", "--shutdown-grace", "10"]);
     const [tcp, unix] = await child.listening();
-    const hostId = (await createClient(HostService, tcp!).getHostInfo({})).host!.hostId;
+    const hostId = (await createClient(HostService, tcp).getHostInfo({})).host!.hostId;
 
     // An in-flight call: a reflection stream the client keeps open.
     const requests = new PushQueue<object>();
-    const reflection = createClient(reflectionV1.ServerReflection, tcp!);
+    const reflection = createClient(reflectionV1.ServerReflection, tcp);
     const answers = reflection.serverReflectionInfo(requests)[Symbol.asyncIterator]();
     requests.push({ messageRequest: { case: "listServices", value: "" } });
     await answers.next();
 
-    const health = createClient(Health, tcp!);
+    const health = createClient(Health, tcp);
     const statuses: ServingStatus[] = [];
     const watching = (async () => {
       for await (const update of health.watch({ service: "" })) statuses.push(update.status);
@@ -79,7 +79,7 @@ describe("steward serve, the process", () => {
     await until(() => statuses.includes(ServingStatus.NOT_SERVING));
     // New connections are refused, but the call in flight still gets its answers.
     requests.push({ messageRequest: { case: "fileByFilename", value: "steward/v1/vm.proto" } });
-    expect((await answers.next()).value.messageResponse.case).toBe("fileDescriptorResponse");
+    expect(((await answers.next()).value as { messageResponse: { case: string } }).messageResponse.case).toBe("fileDescriptorResponse");
     requests.end();
     await answers.next();
 
@@ -87,14 +87,14 @@ describe("steward serve, the process", () => {
     await watching;
     expect(child.lines.some((l) => l.msg === "stopped")).toBe(true);
     expect(fs.existsSync(path.join(dir, "steward.pid"))).toBe(false);
-    expect(fs.existsSync(unix!.slice("unix:".length))).toBe(false);
+    expect(fs.existsSync(unix.slice("unix:".length))).toBe(false);
     reflection.close();
     health.close();
 
     // The state was closed cleanly: a new server opens it and finds the same host.
     const again = serve(["--hypervisor", "sim"]);
     const [tcpAgain] = await again.listening();
-    const client = createClient(HostService, tcpAgain!);
+    const client = createClient(HostService, tcpAgain);
     expect((await client.getHostInfo({})).host!.hostId).toBe(hostId);
     client.close();
   });
@@ -103,7 +103,7 @@ describe("steward serve, the process", () => {
     const child = serve(["--hypervisor", "sim", "--shutdown-grace", "0.5"]);
     const [tcp] = await child.listening();
     const requests = new PushQueue<object>();
-    const reflection = createClient(reflectionV1.ServerReflection, tcp!);
+    const reflection = createClient(reflectionV1.ServerReflection, tcp);
     const answers = reflection.serverReflectionInfo(requests)[Symbol.asyncIterator]();
     requests.push({ messageRequest: { case: "listServices", value: "" } });
     await answers.next();
@@ -118,7 +118,7 @@ describe("steward serve, the process", () => {
   it("with --hypervisor auto uses QEMU when it is installed", async () => {
     const child = serve(["--hypervisor", "auto"]);
     const [tcp] = await child.listening();
-    const client = createClient(HostService, tcp!);
+    const client = createClient(HostService, tcp);
     const { host } = await client.getHostInfo({});
     client.close();
     expect([HypervisorKind.QEMU_KVM, HypervisorKind.QEMU_TCG]).toContain(host!.hypervisor);
@@ -129,7 +129,7 @@ describe("steward serve, the process", () => {
   it("with --hypervisor auto falls back to the simulation, with a warning, when QEMU is absent", async () => {
     const child = serve(["--hypervisor", "auto"], { PATH: "/nonexistent" });
     const [tcp] = await child.listening();
-    const client = createClient(HostService, tcp!);
+    const client = createClient(HostService, tcp);
     expect((await client.getHostInfo({})).host!.hypervisor).toBe(HypervisorKind.SIM);
     client.close();
     expect(child.lines.find((l) => l.level === 40 && /not installed/.test(String(l.msg)))).toBeDefined();
@@ -144,7 +144,7 @@ describe("steward serve, the process", () => {
   it("logs one JSON line per RPC with method, code, duration, peer and request id", async () => {
     const child = serve(["--hypervisor", "sim"]);
     const [tcp] = await child.listening();
-    const client = createClient(HostService, tcp!);
+    const client = createClient(HostService, tcp);
     await client.getHostInfo({}, { metadata: { "x-request-id": "line-check" } });
     const error = await rpcError(client.getLabel({ name: "nope" }, { metadata: { "x-request-id": "line-check-2" } }));
     client.close();

@@ -113,9 +113,9 @@ describe("VM properties", () => {
   it("returns every VM with all its properties in one ListVms call (FULL view)", async () => {
     const { vms: listed } = await vms.listVms({ view: VmView.FULL, klass: VmClass.APP_VM });
     expect(listed.map((v) => v.name)).toEqual(["work"]);
-    expect(listed[0]!.properties.length).toBeGreaterThan(20);
-    expect(plain(listed[0]!.properties.find((p) => p.name === "memory")!.value)).toBe(1500n);
-    expect((await vms.getVm({ vm: "work" })).vm!.properties.length).toBe(listed[0]!.properties.length);
+    expect(listed[0].properties.length).toBeGreaterThan(20);
+    expect(plain(listed[0].properties.find((p) => p.name === "memory")!.value)).toBe(1500n);
+    expect((await vms.getVm({ vm: "work" })).vm!.properties.length).toBe(listed[0].properties.length);
   });
 });
 

@@ -23,8 +23,8 @@ function runPython(...args: string[]): Promise<{ code: number | null; output: st
   return new Promise((resolve) => {
     const child = spawn("/usr/bin/python3", args, { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk));
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
     child.on("exit", (code) => resolve({ code, output }));
   });
 }

@@ -52,7 +52,7 @@ describe("server reflection", () => {
     expect(response.messageResponse.case).toBe("fileDescriptorResponse");
     const blobs = (response.messageResponse.value as { fileDescriptorProto: Uint8Array[] }).fileDescriptorProto;
     const files = blobs.map((blob) => fromBinary(FileDescriptorProtoSchema, blob));
-    expect(files[0]!.name).toBe(service.file.proto.name);
+    expect(files[0].name).toBe(service.file.proto.name);
     // A registry can only be built when every import is there.
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: dependenciesFirst(files) }));
     const resolved = registry.getService(name)!;

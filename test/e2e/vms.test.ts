@@ -188,7 +188,7 @@ describe("VM changes", () => {
     ]);
 
     const restarted = await StewardApp.start(server.config, server.logs.log);
-    const again = createClient(VmService, restarted.server.addresses[0]!);
+    const again = createClient(VmService, restarted.server.addresses[0]);
     expect((await again.getVm({ vm: "keeper" })).vm).toMatchObject({ uuid: vm!.uuid, qid: vm!.qid, label: "purple" });
     expect((await rpcError(again.getVm({ vm: "goner" }))).code).toBe(grpc.status.NOT_FOUND);
     again.close();

@@ -6,7 +6,7 @@ import { BatchedLines, createLogger, flushLogs, isoTimeOncePerMillisecond } from
 describe("logging", () => {
   it("stamps lines with the ISO time of the current millisecond, as pino's isoTime does", () => {
     const before = Date.now();
-    const time = JSON.parse(`{${isoTimeOncePerMillisecond().slice(1)}}`).time as string;
+    const { time } = JSON.parse(`{${isoTimeOncePerMillisecond().slice(1)}}`) as { time: string };
     const after = Date.now();
     expect(time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(Date.parse(time)).toBeGreaterThanOrEqual(before);

@@ -18,11 +18,11 @@ import { LENGTH_DELIMITED, VARINT, WireWriter } from "./wire-writer";
  */
 
 const VM = VmSchema.field;
-const VM_PROPERTIES = VM.properties!.number;
-const NAME = PropertySchema.field.name!.number;
-const TYPE = PropertySchema.field.type!.number;
-const VALUE = PropertySchema.field.value!.number;
-const IS_DEFAULT = PropertySchema.field.isDefault!.number;
+const VM_PROPERTIES = VM.properties.number;
+const NAME = PropertySchema.field.name.number;
+const TYPE = PropertySchema.field.type.number;
+const VALUE = PropertySchema.field.value.number;
+const IS_DEFAULT = PropertySchema.field.isDefault.number;
 const MEMBER_NUMBER = Object.fromEntries(PropertyValueSchema.fields.map((field) => [field.localName, field.number])) as Record<string, number>;
 
 /** Each spec's name and type fields, encoded once. */
@@ -50,20 +50,20 @@ export function encodeStablePart(vm: Vm, properties: readonly Property[], count 
   const out = scratch;
   out.reset();
   const description = vmDescription(vm);
-  stringField(out, VM.name!.number, description.name);
-  stringField(out, VM.uuid!.number, description.uuid);
-  varintField(out, VM.klass!.number, description.klass);
-  varintField(out, VM.qid!.number, description.qid);
-  stringField(out, VM.label!.number, description.label);
-  stringField(out, VM.template!.number, description.template);
+  stringField(out, VM.name.number, description.name);
+  stringField(out, VM.uuid.number, description.uuid);
+  varintField(out, VM.klass.number, description.klass);
+  varintField(out, VM.qid.number, description.qid);
+  stringField(out, VM.label.number, description.label);
+  stringField(out, VM.template.number, description.template);
   for (const tag of description.tags) {
-    out.tag(VM.tags!.number, LENGTH_DELIMITED);
+    out.tag(VM.tags.number, LENGTH_DELIMITED);
     out.string(tag);
   }
   writeProperties(out, properties, count);
   for (const [key, value] of Object.entries(vm.features!)) {
     // A map entry: the key is field 1, the value field 2, both always written.
-    out.tag(VM.features!.number, LENGTH_DELIMITED);
+    out.tag(VM.features.number, LENGTH_DELIMITED);
     const entry = out.fork();
     out.tag(1, LENGTH_DELIMITED);
     out.string(key);
@@ -115,7 +115,7 @@ function encodeEntry(property: Property): Uint8Array {
 
 function writeProperties(out: WireWriter, properties: readonly Property[], count: number): void {
   for (let i = 0; i < count; i++) {
-    const property = properties[i]!;
+    const property = properties[i];
     const kept = sharedEntry(property);
     if (kept) out.bytes(kept);
     else writeProperty(out, property);
@@ -138,7 +138,7 @@ function writeValue(out: WireWriter, property: Property): void {
   out.tag(VALUE, LENGTH_DELIMITED);
   const value = out.fork();
   const member = valueMember(property.spec);
-  const no = MEMBER_NUMBER[member]!;
+  const no = MEMBER_NUMBER[member];
   switch (member) {
     case "intValue":
       out.tag(no, VARINT);

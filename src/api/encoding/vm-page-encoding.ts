@@ -22,9 +22,9 @@ import { LENGTH_DELIMITED, lengthDelimitedSize, tag, VARINT, varintSize, WireWri
  * as fields protobuf-es writes out as they are (`$unknown`, under the number of `vms`).
  */
 
-const VMS = ListVmsResponseSchema.field.vms!.number;
-const NEXT_PAGE_TOKEN = ListVmsResponseSchema.field.nextPageToken!.number;
-const TOTAL_SIZE = ListVmsResponseSchema.field.totalSize!.number;
+const VMS = ListVmsResponseSchema.field.vms.number;
+const NEXT_PAGE_TOKEN = ListVmsResponseSchema.field.nextPageToken.number;
+const TOTAL_SIZE = ListVmsResponseSchema.field.totalSize.number;
 
 /**
  * The encoding of a VM's current stable view, in room kept for the VM across its views: a new
@@ -99,7 +99,7 @@ export class PageBuffers {
   take(size: number): Buffer {
     // The free buffers go from the largest to the smallest.
     for (let i = this.free.length - 1; i >= 0; i--) {
-      if (this.free[i]!.length >= size) return this.free.splice(i, 1)[0]!;
+      if (this.free[i].length >= size) return this.free.splice(i, 1)[0];
     }
     return Buffer.allocUnsafe(Math.ceil(size / PAGE_BUFFER_STEP) * PAGE_BUFFER_STEP);
   }
@@ -148,7 +148,7 @@ class StatePieces {
 
   of(vm: Vm): Uint8Array {
     let byStart = this.states.get(vm.state);
-    if (!byStart) this.states.set(vm.state, (byStart = new Map()));
+    if (!byStart) this.states.set(vm.state, (byStart = new Map<number | undefined, Uint8Array>()));
     const start = vm.startedAt?.getTime();
     let bytes = byStart.get(start);
     if (!bytes) byStart.set(start, (bytes = toBinary(VmSchema, create(VmSchema, { state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) }))));

@@ -79,7 +79,7 @@ export class EventHub {
     while (next <= latest) {
       const batch = this.store.events.after(next - 1, REPLAY_BATCH);
       // The log may have been trimmed while this client was reading it.
-      if (batch.length === 0 || batch[0]!.sequence !== next) throw eventsExpired(after, batch[0]?.sequence ?? latest + 1);
+      if (batch.length === 0 || batch[0].sequence !== next) throw eventsExpired(after, batch[0]?.sequence ?? latest + 1);
       for (const event of batch) {
         if (event.sequence > latest) return;
         if (matches(request, event)) yield { event };
@@ -161,7 +161,7 @@ class Subscriber {
 
   take(): StoredEvent | undefined {
     if (this.head >= this.queue.length) return undefined;
-    const event = this.queue[this.head++]!;
+    const event = this.queue[this.head++];
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;

@@ -85,7 +85,7 @@ export class RunningVms {
     if (!handle) throw vmNotRunning(vm, this.machine.state(vm));
     const capability = handle[name];
     if (!capability) throw capabilityMissing(vm, name);
-    return capability as NonNullable<RunningVm[C]>;
+    return capability;
   }
 
   private heard(uuid: string, event: GuestEvent): void {

@@ -31,12 +31,8 @@ export class KeyedQueue {
       const slot: Slot = {
         start: () => {
           signal?.removeEventListener("abort", cancel);
-          let running: Promise<T>;
-          try {
-            running = Promise.resolve(work());
-          } catch (error) {
-            running = Promise.reject(error as Error);
-          }
+          // An async call, so that what `work` throws before it awaits is a rejection too.
+          const running = (async () => work())();
           running.then(resolve, reject).finally(() => this.next(key));
         },
       };
@@ -55,6 +51,6 @@ export class KeyedQueue {
     const queue = this.queues.get(key)!;
     queue.shift();
     if (queue.length === 0) this.queues.delete(key);
-    else queue[0]!.start();
+    else queue[0].start();
   }
 }

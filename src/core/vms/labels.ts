@@ -39,7 +39,7 @@ export class Labels {
     if (!color) throw invalidColor();
     return this.store.transaction(() => {
       if (this.store.labels.get(name)) throw labelExists(name);
-      const label = { name, color: Number.parseInt(color[1]!, 16), index: this.store.labels.nextIndex(), builtin: false };
+      const label = { name, color: Number.parseInt(color[1], 16), index: this.store.labels.nextIndex(), builtin: false };
       this.store.labels.insert(label);
       this.events.append(labelAdd(label, formatColor(label.color)));
       return label;

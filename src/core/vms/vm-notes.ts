@@ -7,6 +7,7 @@ import type { VmOperations } from "./vm-operations";
 /** Qubes' limit on a VM's notes. */
 export const MAX_NOTES_BYTES = 256 * 1024;
 // Text: no control characters but tab and newline.
+// eslint-disable-next-line no-control-regex -- the control characters are what the pattern finds
 const FORBIDDEN = /[\x00-\x08\x0b-\x1f\x7f]/;
 
 /** A VM's notes (Qubes' vm.notes.*): free text for people. */

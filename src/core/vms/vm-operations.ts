@@ -27,7 +27,7 @@ export class VmOperations {
         const now = this.lookup.resolve(text, field);
         return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
       });
-      if (result !== ANOTHER_VM) return result as T;
+      if (result !== ANOTHER_VM) return result;
     }
   }
 
@@ -41,7 +41,7 @@ export class VmOperations {
         if (!now) return undefined;
         return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
       });
-      if (result !== ANOTHER_VM) return result as T | undefined;
+      if (result !== ANOTHER_VM) return result;
     }
   }
 

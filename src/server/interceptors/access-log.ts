@@ -83,7 +83,7 @@ export class AccessLog {
 
   private logUpTo(end: number): void {
     const stop = Math.min(end, this.logging.length);
-    for (; this.next < stop; this.next++) this.log.info(this.logging[this.next]!, "rpc");
+    for (; this.next < stop; this.next++) this.log.info(this.logging[this.next], "rpc");
   }
 }
 
@@ -97,7 +97,7 @@ export function accessLogInterceptor(accessLog: AccessLog, log: Logger): Interce
     settled(next, call).then((outcome) => {
       const { context } = call;
       const durationMs = Math.round((performance.now() - call.startedAt) * 1000) / 1000;
-      const line = { method: call.method, code: grpc.status[outcome.code]!, durationMs, peer: context.peer, requestId: context.requestId, caller: context.caller };
+      const line = { method: call.method, code: grpc.status[outcome.code], durationMs, peer: context.peer, requestId: context.requestId, caller: context.caller };
       if (outcome.unexpected !== undefined) log.error({ ...line, err: outcome.unexpected }, "rpc failed unexpectedly");
       else accessLog.record(line);
       return outcome;

@@ -86,7 +86,8 @@ function targetFields(desc: DescMessage): TargetFields {
 
 function text(message: ReflectMessage, name: string): string {
   const field = message.desc.fields.find((f: DescField) => f.name === name);
-  return field ? String(message.get(field)) : "";
+  const value: unknown = field ? message.get(field) : undefined;
+  return typeof value === "string" ? value : "";
 }
 
 function pushText(list: string[], value: unknown): void {

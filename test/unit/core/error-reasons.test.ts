@@ -24,8 +24,8 @@ describe("the error reasons", () => {
     expect(outside).toEqual([]);
   });
 
-  it("are these, each in one catalog", () => {
-    for (const file of files.filter((f) => f.endsWith("-errors.ts"))) require(file);
+  it("are these, each in one catalog", async () => {
+    for (const file of files.filter((f) => f.endsWith("-errors.ts"))) await import(file);
     const reasons = declaredReasons().map(({ reason, catalog }) => `${reason} (${catalog})`);
     expect(reasons).toMatchSnapshot();
   });

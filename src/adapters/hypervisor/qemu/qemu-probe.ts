@@ -16,7 +16,7 @@ export interface QemuInstallation {
 export function probeQemu(searchPath = process.env.PATH ?? "", kvmDevice = "/dev/kvm"): QemuInstallation | undefined {
   const binary = findOnPath(QEMU_BINARY, searchPath);
   if (!binary) return undefined;
-  const version = execFileSync(binary, ["--version"], { encoding: "utf8", timeout: 10_000 }).split("\n")[0]!.trim();
+  const version = execFileSync(binary, ["--version"], { encoding: "utf8", timeout: 10_000 }).split("\n")[0].trim();
   return { binary, version, kvm: canOpenReadWrite(kvmDevice) };
 }
 

@@ -42,7 +42,7 @@ export class SqliteEventRepository implements EventRepository {
     return this.db
       .prepare<[number, number], EventRow>("SELECT * FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?")
       .all(sequence, limit)
-      .map((row) => ({ sequence: row.sequence, time: new Date(row.time), subject: row.subject, name: row.name, kwargs: JSON.parse(row.kwargs) }));
+      .map((row) => ({ sequence: row.sequence, time: new Date(row.time), subject: row.subject, name: row.name, kwargs: JSON.parse(row.kwargs) as Record<string, string> }));
   }
 
   trim(keep: number): void {

@@ -2,18 +2,9 @@ import type { Store } from "../../../ports/store";
 import { vmClass } from "../../model/vm-classes";
 import type { VmRecord } from "../../model/vm-record";
 import type { PowerStates } from "../power-states";
-import { globalSpec, vmSpec, type DefaultSpec, type PropertySpec, type PropertyValue } from "./property-schema";
+import { globalSpec, vmSpec, type DefaultSpec, type Property, type PropertySpec, type PropertyValue } from "./property-schema";
 import { sharedProperty } from "./shared-properties";
 
-/**
- * A property with its effective value (undefined when it has none: no default, never set).
- * Never changed: one object may be shared by many VMs (see shared-properties.ts).
- */
-export interface Property {
-  readonly spec: PropertySpec;
-  readonly value: PropertyValue | undefined;
-  readonly isDefault: boolean;
-}
 
 /** What resolving reads: VMs by qid and name, and the set global properties. */
 interface Reads {

@@ -11,6 +11,16 @@ export type PropertyType = "str" | "int" | "bool" | "vm" | "label";
 /** A property's value; a vm value is the VM's name, or null for none. */
 export type PropertyValue = string | number | boolean | null;
 
+/**
+ * A property with its effective value (undefined when it has none: no default, never set).
+ * Never changed: one object may be shared by many VMs (see shared-properties.ts).
+ */
+export interface Property {
+  readonly spec: PropertySpec;
+  readonly value: PropertyValue | undefined;
+  readonly isDefault: boolean;
+}
+
 export type WriteRule = "anytime" | "halted" | "creation" | "read-only";
 
 export type DefaultSpec =

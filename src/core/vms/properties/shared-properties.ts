@@ -1,5 +1,4 @@
-import type { PropertySpec, PropertyValue } from "./property-schema";
-import type { Property } from "./property-resolver";
+import type { Property, PropertySpec, PropertyValue } from "./property-schema";
 
 /**
  * Properties with the same spec, value and default-ness are one shared, frozen object. Listing
@@ -26,7 +25,7 @@ const shared = new WeakSet<Property>();
 export function sharedProperty(spec: PropertySpec, value: PropertyValue | undefined, isDefault: boolean): Property {
   let table = tables.get(spec);
   if (table === null) return { spec, value, isDefault };
-  if (table === undefined) tables.set(spec, (table = { byValue: [new Map(), new Map()], count: 0 }));
+  if (table === undefined) tables.set(spec, (table = { byValue: [new Map<PropertyValue | undefined, Property>(), new Map<PropertyValue | undefined, Property>()], count: 0 }));
   const byValue = table.byValue[isDefault ? 1 : 0];
   let property = byValue.get(value);
   if (property) return property;

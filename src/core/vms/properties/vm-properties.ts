@@ -9,11 +9,12 @@ import type { VmLookup } from "../vm-lookup";
 import type { VmOperations } from "../vm-operations";
 import { checkValue, checkVmProperty } from "./property-checks";
 import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
-import type { Property, PropertyResolver } from "./property-resolver";
+import type { PropertyResolver } from "./property-resolver";
+import type { Property } from "./property-schema";
 import { vmPropertySpecs, type PropertySpec, type PropertyValue } from "./property-schema";
 import { eventText } from "./property-text";
 
-export type { Property } from "./property-resolver";
+export type { Property } from "./property-schema";
 
 /** Where a property's default comes from, for this VM now. */
 export type DefaultOrigin = "none" | "constant" | "template" | "global" | "computed";

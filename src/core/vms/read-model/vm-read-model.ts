@@ -46,7 +46,7 @@ export class VmReadModel {
 
   /** The VM a request names (its name or `uuid:<uuid>`), with every property and its features. */
   get(text: string, field = "vm"): Vm {
-    return this.fullViews([this.lookup.resolve(text, field)], this.resolver.snapshot())[0]!;
+    return this.fullViews([this.lookup.resolve(text, field)], this.resolver.snapshot())[0];
   }
 
   /** The short view of a stored VM (no properties or features). */
@@ -82,7 +82,7 @@ export class VmReadModel {
     const vms = request.full ? this.fullViews(records, resolver) : records.map((record) => this.view(record, resolver));
     return {
       vms,
-      nextPageToken: more ? encodePageToken(vms[vms.length - 1]!.name, request.filter) : "",
+      nextPageToken: more ? encodePageToken(vms[vms.length - 1].name, request.filter) : "",
       totalSize: state ? count(this.matching(filter, "", state, MAX_PAGE_SIZE)) : this.store.vms.count(filter),
     };
   }
@@ -100,7 +100,7 @@ export class VmReadModel {
         if (!state || this.powerStates.of(record) === state) yield record;
       }
       if (batch.length < batchSize) return;
-      after = batch[batch.length - 1]!.name;
+      after = batch[batch.length - 1].name;
     }
   }
 
@@ -111,7 +111,7 @@ export class VmReadModel {
       features: (record) => this.store.vms.features(record.qid),
     };
     return records.map((record, i) => {
-      const { view, features } = stable[i]!;
+      const { view, features } = stable[i];
       const live = view.live.map((spec) => resolver.vm(record, spec));
       return new FullVmView(this.view(record, resolver, view.template), view, live, record, features, source);
     });

@@ -11,7 +11,7 @@ import { invalidDriverParameter, unknownPoolDriver } from "../../../../src/ports
 
 const PARAMETER_REASON = invalidDriverParameter("x", "").reason;
 
-async function refusal(call: () => Promise<unknown> | unknown): Promise<unknown> {
+async function refusal(call: () => unknown): Promise<unknown> {
   try {
     await call();
   } catch (error) {

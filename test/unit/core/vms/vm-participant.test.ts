@@ -82,7 +82,7 @@ describe("VM participants", () => {
       "network onRemove work",
     ]);
     // What they added to the plan reached the hypervisor, in their order.
-    expect(spy.plans[0]!.disks.map((disk) => disk.name)).toEqual(["storage", "network"]);
+    expect(spy.plans[0].disks.map((disk) => disk.name)).toEqual(["storage", "network"]);
   });
 
   it("leave a VM halted, with the earlier participants' work undone, when one fails before start", async () => {

@@ -10,7 +10,7 @@ describe("AccessLog", () => {
   beforeEach(() => {
     jest.useFakeTimers();
     written = [];
-    log = new AccessLog(pino({ base: undefined }, { write: (text: string) => void written.push(JSON.parse(text)) }));
+    log = new AccessLog(pino({ base: undefined }, { write: (text: string) => void written.push(JSON.parse(text) as (typeof written)[number]) }));
   });
   afterEach(() => jest.useRealTimers());
 

@@ -29,7 +29,7 @@ describe("a call's target, read from its request by descriptor", () => {
   });
 
   it.each(METHODS.filter(([, input]) => input.field.volume?.message?.typeName === "steward.v1.VolumeRef"))("%s names its volume, and the volume's VM", (_, input) => {
-    const target = targetOf(input, withField(input, "volume", create(input.field.volume!.message!, { vm: "work", name: "private" })));
+    const target = targetOf(input, withField(input, "volume", create(input.field.volume.message!, { vm: "work", name: "private" })));
     expect(target.volumes).toEqual([{ vm: "work", name: "private", pool: "", vid: "" }]);
     expect(target.vms).toEqual(["work"]);
   });

@@ -1,4 +1,5 @@
 import type { Database } from "better-sqlite3";
+import { StatementCache } from "./statement-cache";
 import type { NewEvent, StoredEvent } from "../../../core/model/event";
 import type { EventRepository, RequestRepository } from "../../../ports/store";
 
@@ -15,11 +16,15 @@ export class SqliteEventRepository implements EventRepository {
   /** Events appended by the transaction under way, published once it commits. */
   private pending: StoredEvent[] = [];
 
-  constructor(private readonly db: Database) {}
+  private readonly sql: StatementCache;
+
+  constructor(private readonly db: Database) {
+    this.sql = new StatementCache(db);
+  }
 
   append(event: NewEvent, time: Date): number {
     if (!this.db.inTransaction) throw new Error("events are appended within the transaction of their change");
-    const result = this.db
+    const result = this.sql
       .prepare("INSERT INTO events (time, subject, name, kwargs) VALUES (?, ?, ?, ?)")
       .run(time.toISOString(), event.subject, event.name, JSON.stringify(event.kwargs));
     const sequence = Number(result.lastInsertRowid);
@@ -29,24 +34,24 @@ export class SqliteEventRepository implements EventRepository {
 
   latestSequence(): number {
     // AUTOINCREMENT keeps the highest number ever given in sqlite_sequence, even once trimmed.
-    const row = this.db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get();
+    const row = this.sql.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get();
     return row?.seq ?? 0;
   }
 
   oldestSequence(): number {
-    const row = this.db.prepare<[], { sequence: number | null }>("SELECT MIN(sequence) AS sequence FROM events").get();
+    const row = this.sql.prepare<[], { sequence: number | null }>("SELECT MIN(sequence) AS sequence FROM events").get();
     return row?.sequence ?? this.latestSequence() + 1;
   }
 
   after(sequence: number, limit: number): StoredEvent[] {
-    return this.db
+    return this.sql
       .prepare<[number, number], EventRow>("SELECT * FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?")
       .all(sequence, limit)
       .map((row) => ({ sequence: row.sequence, time: new Date(row.time), subject: row.subject, name: row.name, kwargs: JSON.parse(row.kwargs) as Record<string, string> }));
   }
 
   trim(keep: number): void {
-    this.db.prepare("DELETE FROM events WHERE sequence <= ?").run(this.latestSequence() - keep);
+    this.sql.prepare("DELETE FROM events WHERE sequence <= ?").run(this.latestSequence() - keep);
   }
 
   /** The events of the transaction that just committed; the next one starts empty. */
@@ -63,13 +68,17 @@ export class SqliteEventRepository implements EventRepository {
 
 /** Results of retry-safe requests, by the client's request_id. */
 export class SqliteRequestRepository implements RequestRepository {
-  constructor(private readonly db: Database) {}
+  private readonly sql: StatementCache;
+
+  constructor(db: Database) {
+    this.sql = new StatementCache(db);
+  }
 
   find(requestId: string): { rpc: string; result: string } | undefined {
-    return this.db.prepare<[string], { rpc: string; result: string }>("SELECT rpc, result FROM request_ids WHERE request_id = ?").get(requestId);
+    return this.sql.prepare<[string], { rpc: string; result: string }>("SELECT rpc, result FROM request_ids WHERE request_id = ?").get(requestId);
   }
 
   remember(requestId: string, rpc: string, result: string, time: Date): void {
-    this.db.prepare("INSERT INTO request_ids (request_id, rpc, result, created_at) VALUES (?, ?, ?, ?)").run(requestId, rpc, result, time.toISOString());
+    this.sql.prepare("INSERT INTO request_ids (request_id, rpc, result, created_at) VALUES (?, ?, ?, ?)").run(requestId, rpc, result, time.toISOString());
   }
 }

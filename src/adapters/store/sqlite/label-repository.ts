@@ -1,4 +1,5 @@
 import type { Database } from "better-sqlite3";
+import { StatementCache } from "./statement-cache";
 import type { LabelRecord } from "../../../core/model/label";
 import type { GlobalPropertyRepository, LabelRepository } from "../../../ports/store";
 
@@ -10,29 +11,33 @@ interface LabelRow {
 }
 
 export class SqliteLabelRepository implements LabelRepository {
-  constructor(private readonly db: Database) {}
+  private readonly sql: StatementCache;
+
+  constructor(db: Database) {
+    this.sql = new StatementCache(db);
+  }
 
   list(): LabelRecord[] {
-    return this.db.prepare<[], LabelRow>("SELECT * FROM labels ORDER BY idx").all().map(toLabel);
+    return this.sql.prepare<[], LabelRow>("SELECT * FROM labels ORDER BY idx").all().map(toLabel);
   }
 
   get(name: string): LabelRecord | undefined {
-    const row = this.db.prepare<[string], LabelRow>("SELECT * FROM labels WHERE name = ?").get(name);
+    const row = this.sql.prepare<[string], LabelRow>("SELECT * FROM labels WHERE name = ?").get(name);
     return row && toLabel(row);
   }
 
   insert(label: LabelRecord): void {
-    this.db
+    this.sql
       .prepare("INSERT INTO labels (name, color, idx, builtin) VALUES (?, ?, ?, ?)")
       .run(label.name, label.color, label.index, label.builtin ? 1 : 0);
   }
 
   remove(name: string): void {
-    this.db.prepare("DELETE FROM labels WHERE name = ?").run(name);
+    this.sql.prepare("DELETE FROM labels WHERE name = ?").run(name);
   }
 
   nextIndex(): number {
-    return (this.db.prepare<[], { next: number }>("SELECT MAX(idx) + 1 AS next FROM labels").get() as { next: number }).next;
+    return (this.sql.prepare<[], { next: number }>("SELECT MAX(idx) + 1 AS next FROM labels").get() as { next: number }).next;
   }
 }
 
@@ -41,21 +46,25 @@ function toLabel(row: LabelRow): LabelRecord {
 }
 
 export class SqliteGlobalPropertyRepository implements GlobalPropertyRepository {
-  constructor(private readonly db: Database) {}
+  private readonly sql: StatementCache;
+
+  constructor(db: Database) {
+    this.sql = new StatementCache(db);
+  }
 
   all(): Record<string, string> {
     const values: Record<string, string> = {};
-    for (const { name, value } of this.db.prepare<[], { name: string; value: string }>("SELECT name, value FROM global_properties").all()) {
+    for (const { name, value } of this.sql.prepare<[], { name: string; value: string }>("SELECT name, value FROM global_properties").all()) {
       values[name] = value;
     }
     return values;
   }
 
   set(name: string, value: string): void {
-    this.db.prepare("INSERT INTO global_properties (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(name, value);
+    this.sql.prepare("INSERT INTO global_properties (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(name, value);
   }
 
   delete(name: string): boolean {
-    return this.db.prepare("DELETE FROM global_properties WHERE name = ?").run(name).changes > 0;
+    return this.sql.prepare("DELETE FROM global_properties WHERE name = ?").run(name).changes > 0;
   }
 }

@@ -2,6 +2,7 @@ import type { Database, Statement } from "better-sqlite3";
 import type { VmClassName } from "../../../core/model/vm-classes";
 import type { VmFilter, VmRecord } from "../../../core/model/vm-record";
 import type { VmRepository } from "../../../ports/store";
+import { StatementCache } from "./statement-cache";
 import { noFreeQid } from "../../../ports/store-errors";
 
 interface VmRow {
@@ -33,7 +34,7 @@ export const MAX_QID = 65535;
  * the rolled-back revision is a different random number.
  */
 export class SqliteVmRepository implements VmRepository {
-  private readonly statements = new Map<string, Statement>();
+  private readonly statements: StatementCache;
   private readonly kept = new Map<number, VmRecord>();
 
   private readonly byQidStatement: Statement<[number], VmRow>;
@@ -45,7 +46,8 @@ export class SqliteVmRepository implements VmRepository {
   private readonly tagsFor: Statement<[string], { qid: number; tag: string }>;
   private readonly featuresFor: Statement<[string], { qid: number; name: string; value: string }>;
 
-  constructor(private readonly db: Database) {
+  constructor(db: Database) {
+    this.statements = new StatementCache(db);
     this.byQidStatement = db.prepare("SELECT * FROM vms WHERE qid = ?");
     this.byNameStatement = db.prepare("SELECT * FROM vms WHERE name = ?");
     this.byUuidStatement = db.prepare("SELECT * FROM vms WHERE uuid = ?");
@@ -229,9 +231,7 @@ export class SqliteVmRepository implements VmRepository {
 
   /** A prepared statement, prepared once per distinct SQL text. */
   private statement<P extends unknown[] = unknown[], R = unknown>(sql: string): Statement<P, R> {
-    let statement = this.statements.get(sql);
-    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
-    return statement as unknown as Statement<P, R>;
+    return this.statements.prepare<P, R>(sql);
   }
 
   /** One row's record, with its two small queries (prepared once) unless kept: the path of single lookups. */

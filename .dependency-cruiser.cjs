@@ -107,9 +107,10 @@ module.exports = {
     },
   ],
   options: {
-    doNotFollow: { path: "node_modules" },
+    // Generated code and packages are where imports end, not what is checked: an import of gen/
+    // from the core still counts (and is refused).
+    doNotFollow: { path: ["node_modules", "^gen/"] },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
-    exclude: { path: "^gen/" },
   },
 };

@@ -53,7 +53,7 @@ async function serve(args: readonly string[]): Promise<number> {
     app = await StewardApp.start(config, log);
   } catch (error) {
     const known = error instanceof StoreLockedError || error instanceof HypervisorUnavailableError;
-    log.fatal(known ? { reason: (error).message } : { err: error }, "cannot start");
+    log.fatal(known ? { reason: error.message } : { err: error }, "cannot start");
     await flushLogs(log);
     process.stderr.write(`steward: cannot start: ${(error as Error).message}\n`);
     return 1;

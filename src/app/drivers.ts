@@ -3,6 +3,7 @@ import { selectHypervisor } from "../adapters/hypervisor/select-hypervisor";
 import { STORAGE_DRIVERS, StorageDriverRegistry } from "../adapters/storage/storage-drivers";
 import type { Config } from "../config";
 import type { Hypervisor } from "../ports/hypervisor";
+import type { StorageDriverCatalog } from "../ports/storage-driver";
 
 /**
  * Which adapters this host runs on: the hypervisor the configuration asks for (or finds), and
@@ -14,6 +15,6 @@ export function hypervisorFor(config: Config, log: Logger): Hypervisor {
 }
 
 /** The pool drivers, for AddPool and ListPoolDrivers (the storage issue wires them in). */
-export function storageDrivers(): StorageDriverRegistry {
+export function storageDrivers(): StorageDriverCatalog {
   return new StorageDriverRegistry(STORAGE_DRIVERS);
 }

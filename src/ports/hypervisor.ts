@@ -42,8 +42,10 @@ export interface RunningVm {
   /** What the guest is doing, as the driver last heard. */
   status(): GuestStatus;
   /**
-   * Calls `listener` with each event of the guest, in order, from now on; `exited` comes last,
-   * once, whatever ended the guest (including kill() and the death of its process).
+   * Calls `listener` with each event of the guest, in order; `exited` comes last, once, whatever
+   * ended the guest (including kill() and the death of its process). What the guest did before
+   * the first listener came (between the launch and the core's taking the handle) is told to
+   * that listener first: no event is lost, an early exit least of all.
    */
   onEvent(listener: (event: GuestEvent) => void): void;
   /** Stops the guest's CPUs (`stopped` follows). */

@@ -165,3 +165,49 @@ export interface CheapClone {
 export function canCloneCheaply(driver: StorageDriver): driver is StorageDriver & CheapClone {
   return typeof (driver as Partial<CheapClone>).clone === "function";
 }
+
+/** How a parameter's text is read: "path" is an absolute path, "bool" is true or false. */
+export type StorageDriverParameterType = "str" | "int" | "bool" | "path";
+
+export interface ParameterValueTypes {
+  str: string;
+  int: number;
+  bool: boolean;
+  path: string;
+}
+
+export type StorageDriverParameterValue = ParameterValueTypes[StorageDriverParameterType];
+
+export interface StorageDriverParameter {
+  readonly name: string;
+  readonly type: StorageDriverParameterType;
+  /** What applies when it is not given, written as a caller would write it; never with required. */
+  readonly default?: string;
+  /** Whether AddPool must give it. */
+  readonly required: boolean;
+  /** What it sets, for ListPoolDrivers' description of it. */
+  readonly help: string;
+}
+
+/** A driver as ListPoolDrivers describes it. */
+export interface StorageDriverInfo {
+  readonly name: string;
+  readonly description: string;
+  readonly parameters: readonly StorageDriverParameter[];
+}
+
+/** The parameters a driver is opened with, checked and with defaults filled in: undefined only for an optional one without default. */
+export type StorageDriverParameterValues = Readonly<Record<string, StorageDriverParameterValue | undefined>>;
+
+/**
+ * The drivers a host offers (the registry in adapters/storage): what ListPoolDrivers answers,
+ * and how AddPool opens a pool of one, its parameters checked against what the driver takes.
+ */
+export interface StorageDriverCatalog {
+  /** Every driver, by name. */
+  list(): StorageDriverInfo[];
+  /** One driver; INVALID_ARGUMENT (POOL_DRIVER_NOT_FOUND) when there is no such driver. */
+  describe(name: string): StorageDriverInfo;
+  /** Opens a pool of driver `name` with the parameters AddPool was given. */
+  open(name: string, given: Readonly<Record<string, string>>): Promise<StorageDriver>;
+}

@@ -77,6 +77,19 @@ export interface RequestRepository {
   remember(requestId: string, rpc: string, result: string, time: Date): void;
 }
 
+/**
+ * Which VMs run, as Steward last knew: kept across restarts, so that a Steward that starts again
+ * can tell the VMs its driver hands over from those that ended while no Steward ran, and settle
+ * those.
+ */
+export interface RuntimeRepository {
+  /** The VMs marked running, by qid, with when they started. */
+  running(): { qid: number; startedAt: Date }[];
+  markRunning(qid: number, startedAt: Date): void;
+  /** Forgets the mark; nothing when there was none. */
+  markHalted(qid: number): void;
+}
+
 export interface Store {
   /** The host's own record, made by the first start on a data folder. */
   host(): HostRecord;
@@ -89,6 +102,7 @@ export interface Store {
   readonly globals: GlobalPropertyRepository;
   readonly events: EventRepository;
   readonly requests: RequestRepository;
+  readonly runtime: RuntimeRepository;
   /** Flushes and releases the state; the store is unusable afterwards. */
   close(): void;
 }

@@ -70,15 +70,15 @@ function bindMethod(method: DescMethod, handler: AnyHandler, options: BindingOpt
       };
     }
     case "client_streaming": {
-      const run = serve((scope) => answer(scope, method.output, () => call(scope.request, scope)));
+      const run = serve((scope) => answer(scope, method.output, () => call((scope.request as RequestStream).all(), scope)));
       return (serverCall: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        void settled(run, new CallScope(serverCall, method, path, readAll(serverCall), options, callback));
+        void settled(run, new CallScope(serverCall, method, path, new RequestStream(readAll(serverCall)), options, callback));
       };
     }
     case "bidi_streaming": {
-      const run = serve((scope) => stream(scope, method.output, scope.serverCall as StreamCall, () => call(scope.request, scope)));
+      const run = serve((scope) => stream(scope, method.output, scope.serverCall as StreamCall, () => call((scope.request as RequestStream).all(), scope)));
       return (serverCall: grpc.ServerDuplexStream<unknown, unknown>) => {
-        void settled(run, new CallScope(serverCall, method, path, readAll(serverCall), options, (status) => serverCall.emit("error", status)));
+        void settled(run, new CallScope(serverCall, method, path, new RequestStream(readAll(serverCall)), options, (status) => serverCall.emit("error", status)));
       };
     }
   }
@@ -110,7 +110,8 @@ function stream(scope: CallScope, output: DescMessage, call: StreamCall, run: ()
   );
 }
 
-const NOT_READ: CallTarget = Object.freeze({ vms: [], pools: [], volumes: [] });
+/** The target of a request that cannot be decoded: it names nothing (and fails as malformed). */
+const NOTHING: CallTarget = Object.freeze({ vms: [], pools: [], volumes: [] });
 
 /**
  * One call: its context for the handler, and the bookkeeping around it. What a handler may not
@@ -133,7 +134,7 @@ class CallScope implements InterceptedContext, RpcCall {
     readonly descriptor: DescMethod,
     /** "steward.v1.HostService/GetHostInfo". */
     readonly method: string,
-    /** The request, or for client-streaming RPCs the stream of them. */
+    /** The request, or for RPCs whose requests stream in, the stream of them. */
     readonly request: unknown,
     private readonly options: BindingOptions,
     /** Sends a failure's status, or (for a unary answer) the response, the way this kind of call does. */
@@ -176,9 +177,9 @@ class CallScope implements InterceptedContext, RpcCall {
     return (this.callLog ??= this.options.log.child({ method: this.method, requestId: this.requestId }));
   }
 
-  target(): CallTarget {
-    const kind = this.descriptor.methodKind;
-    return kind === "unary" || kind === "server_streaming" ? targetOf(this.descriptor.input, this.request) : NOT_READ;
+  async target(): Promise<CallTarget> {
+    const request = this.request instanceof RequestStream ? await this.request.first() : this.request;
+    return request === undefined || request instanceof MalformedMessage ? NOTHING : targetOf(this.descriptor.input, request);
   }
 
   /** The response headers, with x-request-id; sent with the first response or the status. */
@@ -241,6 +242,34 @@ function invoke<T>(run: () => T): Promise<Awaited<T>> {
 function wellFormed(request: unknown): unknown {
   if (request instanceof MalformedMessage) throw malformedRequest(request.field, request.cause);
   return request;
+}
+
+/**
+ * The requests of a streaming call, whose first one an interceptor may read (to know what the
+ * call acts on) before the handler reads them all, the first included.
+ */
+class RequestStream {
+  private head: Promise<IteratorResult<unknown>> | undefined;
+
+  constructor(private readonly source: AsyncGenerator<unknown>) {}
+
+  /** The first request; undefined when there is none, or it cannot be decoded. */
+  async first(): Promise<unknown> {
+    try {
+      const head = await (this.head ??= this.source.next());
+      return head.done ? undefined : head.value;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Every request, from the first; what the source threw, the handler gets. */
+  async *all(): AsyncGenerator<unknown> {
+    const head = await (this.head ??= this.source.next());
+    if (head.done) return;
+    yield head.value;
+    yield* this.source;
+  }
 }
 
 async function* readAll(call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) {

@@ -1,7 +1,11 @@
 import type { Logger } from "pino";
+import type { CallContext } from "../core/shared/call-context";
 
-/** What a handler knows of the call it serves, beyond the request itself. */
-export interface RpcContext {
+/**
+ * What a handler knows of the call it serves, beyond the request itself: the core's call context
+ * (who calls, the request id, the signal), and what only the transport knows.
+ */
+export interface RpcContext extends CallContext {
   /** The full method name, "steward.v1.HostService/GetHostInfo". */
   readonly method: string;
   /** The client's x-request-id, or one made for this call; echoed back in the response headers. */

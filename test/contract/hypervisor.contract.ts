@@ -174,6 +174,26 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
         expect(adopted.get(vmPlan.uuid)!.vm.status()).toBe("running");
       });
 
+      it("refuses a second launch of a uuid while the first is booting, and the first runs", async () => {
+        const vmPlan = plan("slow", { bootMs: 200 });
+        const first = driver.launch(vmPlan, new AbortController().signal);
+        await sleep(20);
+        await refusedLaunch(vmPlan);
+        const running = watch(await first);
+        expect(running.vm.status()).toBe("running");
+        await restart();
+        expect([...(await adoptAll()).keys()]).toEqual([vmPlan.uuid]);
+      });
+
+      it("keeps what the guest did before anyone listened for the first listener: no event is lost", async () => {
+        const vm = await driver.launch(plan("work"), new AbortController().signal);
+        await vm.kill();
+        await sleep(QUIET_MS);
+        // Only now does a listener come (as the core takes the handle some time after the launch).
+        const late = watch(vm);
+        expect(await late.next("exited")).toMatchObject({ cause: "killed" });
+      });
+
       it("with a signal aborted already, rejects with START_ABORTED and leaves nothing running", async () => {
         const vmPlan = plan("work");
         const error = await refusedLaunch(vmPlan, AbortSignal.abort());

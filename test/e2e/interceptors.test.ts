@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { EventService } from "../../gen/steward/v1/event_service_pb";
+import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient } from "../../src/client/steward-client";
@@ -29,8 +30,8 @@ describe("interceptors around every RPC", () => {
   let server: StewardServer;
 
   beforeAll(async () => {
-    const record: Interceptor = (next) => (call) => {
-      seen.push({ order: ["record"], requestId: call.context.requestId, target: call.target(), method: call.method });
+    const record: Interceptor = (next) => async (call) => {
+      seen.push({ order: ["record"], requestId: call.context.requestId, target: await call.target(), method: call.method });
       return next(call);
     };
     // Refuses VmService; the outcome it is told of is the one the client gets.
@@ -70,5 +71,32 @@ describe("interceptors around every RPC", () => {
     events.close();
     expect(failed.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(seen.at(-1)).toMatchObject({ order: ["record", "refuse"], requestId: "seam-2", target: { vms: ["work"] } });
+  });
+
+  it("leave a streamed request read for its target to the handler, first one included", async () => {
+    const reflection = createClient(ServerReflection, server.addresses[0]);
+    const answers: string[] = [];
+    for await (const response of reflection.serverReflectionInfo([{ messageRequest: { case: "listServices", value: "" } }], { metadata: { "x-request-id": "seam-4" } })) {
+      answers.push(response.messageResponse.case!);
+    }
+    reflection.close();
+    expect(answers).toEqual(["listServicesResponse"]);
+    expect(seen.at(-1)).toMatchObject({ requestId: "seam-4", target: { vms: [] } });
+  });
+
+  it("read the target of a call whose requests stream in from its first request", async () => {
+    const vms = createClient(VmService, server.addresses[0]);
+    const requests = (async function* () {
+      yield { kind: { case: "vm" as const, value: "console-vm" } };
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    })();
+    const refused = await rpcError(
+      (async () => {
+        for await (const _ of vms.console(requests, { metadata: { "x-request-id": "seam-3" } })) break;
+      })(),
+    );
+    vms.close();
+    expect(refused.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(seen.at(-1)).toMatchObject({ requestId: "seam-3", target: { vms: ["console-vm"] }, method: "steward.v1.VmService/Console" });
   });
 });

@@ -4,42 +4,18 @@
  * (which drivers there are, and what they take). Adding a driver is one entry here. This is the
  * one file that names driver implementations.
  */
-import type { StorageDriver } from "../../ports/storage-driver";
+import type {
+  ParameterValueTypes,
+  StorageDriver,
+  StorageDriverCatalog,
+  StorageDriverInfo,
+  StorageDriverParameter,
+  StorageDriverParameterType,
+  StorageDriverParameterValue,
+  StorageDriverParameterValues,
+} from "../../ports/storage-driver";
 import { invalidDriverParameter, unknownPoolDriver } from "../../ports/storage-errors";
 import { MemoryStorageDriver } from "./memory/memory-storage-driver";
-
-/** How a parameter's text is read: "path" is an absolute path, "bool" is true or false. */
-export type StorageDriverParameterType = "str" | "int" | "bool" | "path";
-
-interface ParameterValueTypes {
-  str: string;
-  int: number;
-  bool: boolean;
-  path: string;
-}
-
-export type StorageDriverParameterValue = ParameterValueTypes[StorageDriverParameterType];
-
-export interface StorageDriverParameter {
-  readonly name: string;
-  readonly type: StorageDriverParameterType;
-  /** What applies when it is not given, written as a caller would write it; never with required. */
-  readonly default?: string;
-  /** Whether AddPool must give it. */
-  readonly required: boolean;
-  /** What it sets, for ListPoolDrivers' description of it. */
-  readonly help: string;
-}
-
-/** A driver as ListPoolDrivers describes it. */
-export interface StorageDriverInfo {
-  readonly name: string;
-  readonly description: string;
-  readonly parameters: readonly StorageDriverParameter[];
-}
-
-/** The parameters a driver is opened with, checked and with defaults filled in: undefined only for an optional one without default. */
-export type StorageDriverParameterValues = Readonly<Record<string, StorageDriverParameterValue | undefined>>;
 
 export interface StorageDriverEntry extends StorageDriverInfo {
   /** Opens a pool of the driver; FAILED_PRECONDITION when it cannot use what the parameters name. */
@@ -76,7 +52,7 @@ const EXPECTED: { readonly [T in StorageDriverParameterType]: string } = {
 };
 
 /** The drivers a host offers, by name. */
-export class StorageDriverRegistry {
+export class StorageDriverRegistry implements StorageDriverCatalog {
   private readonly entries = new Map<string, StorageDriverEntry>();
 
   /** Throws when two entries share a name or an entry's parameters contradict themselves: the table is wrong. */
@@ -160,7 +136,7 @@ function describeNames(names: ReadonlySet<string>): string {
 /** The memory driver; its capacity lets a test see a pool fill up. */
 export const MEMORY_STORAGE_DRIVER = defineStorageDriver({
   name: "memory",
-  description: "Volumes in the memory of the Steward process, gone when it stops: for tests and for trying Steward out",
+  description: "Volumes in the memory of the Steward process, gone when it stops: for tests",
   parameters: [
     {
       name: "capacity_bytes",
@@ -177,8 +153,9 @@ export const MEMORY_STORAGE_DRIVER = defineStorageDriver({
 });
 
 /**
- * The drivers of a production Steward. For now only memory, whose volumes last as long as the
- * process; the storage issue ("Storage on real disks") adds file (sparse raw files), file-reflink
- * (reflinked copies on btrfs and xfs) and qcow2 (qemu-img, overlays backed by their source).
+ * The drivers pools may use on this host. None yet: the storage issue ("Storage on real disks")
+ * adds file (sparse raw files), file-reflink (reflinked copies on btrfs and xfs) and qcow2
+ * (qemu-img, overlays backed by their source). The memory driver is not one of them: its volumes
+ * last only as long as the process, and it serves the tests (a registry of it alone, in them).
  */
-export const STORAGE_DRIVERS: readonly StorageDriverEntry[] = [MEMORY_STORAGE_DRIVER];
+export const STORAGE_DRIVERS: readonly StorageDriverEntry[] = [];

@@ -21,7 +21,7 @@ export function eventApi({ eventHub: hub, lookup: vms }: EventParts): ServiceImp
       const subject = request.vm === "" ? undefined : vms.resolve(request.vm).name;
       if (request.namePrefixes.some((prefix) => prefix === "")) throw new InvalidFieldError("name_prefixes", "a prefix must not be empty");
       const afterSequence = request.afterSequence === undefined ? undefined : Number(request.afterSequence);
-      const items = hub.stream({ subject, prefixes: request.namePrefixes, afterSequence }, ctx.signal, ctx.draining);
+      const items = hub.stream({ subject, prefixes: request.namePrefixes, afterSequence }, ctx, ctx.draining);
       for await (const item of items) yield eventsResponse(item);
     },
   };

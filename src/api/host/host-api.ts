@@ -9,6 +9,7 @@ import type { HypervisorKind as DomainHypervisorKind } from "../../core/model/ho
 import { VM_CLASSES } from "../../core/model/vm-classes";
 import { formatColor, type Label, type Labels } from "../../core/vms/labels";
 import { constantResponse } from "../../server/grpc-definitions";
+import type { RpcContext } from "../../server/rpc-context";
 import type { ServiceImpl } from "../../server/service-impl";
 import { descriptionMessage, domainValue, propertyMessage } from "../vms/property-messages";
 import { VM_CLASS_OF_NAME } from "../vms/vm-messages";
@@ -43,31 +44,31 @@ export function hostApi({ hostInfo: reader, labels, globals }: HostParts, apiFea
   // Everything in these answers is fixed while the server runs but the caller, and callers
   // are few: build each answer once.
   const hostInfoByCaller = new Map<string, GetHostInfoResponse>();
-  const hostInfo = (caller: string) =>
-    hostInfoByCaller.get(caller) ??
+  const hostInfo = (ctx: RpcContext) =>
+    hostInfoByCaller.get(ctx.caller) ??
     cache(
       hostInfoByCaller,
-      caller,
-      constantResponse(GetHostInfoResponseSchema, create(GetHostInfoResponseSchema, { host: hostInfoMessage(reader.describe(caller), apiFeatures()) })),
+      ctx.caller,
+      constantResponse(GetHostInfoResponseSchema, create(GetHostInfoResponseSchema, { host: hostInfoMessage(reader.describe(ctx), apiFeatures()) })),
     );
   const classes = constantResponse(ListVmClassesResponseSchema, create(ListVmClassesResponseSchema, { classes: vmClasses }));
   return {
-    getHostInfo: async (_request, ctx) => hostInfo(ctx.caller),
+    getHostInfo: async (_request, ctx) => hostInfo(ctx),
     listVmClasses: async () => classes,
     listLabels: async () => ({ labels: labels.list().map(labelMessage) }),
     getLabel: async (request) => ({ label: labelMessage(labels.get(request.name)) }),
-    createLabel: async (request) => ({ label: labelMessage(labels.create(request.name, request.color)) }),
-    removeLabel: async (request) => {
-      labels.remove(request.name);
+    createLabel: async (request, ctx) => ({ label: labelMessage(labels.create(request.name, request.color, ctx)) }),
+    removeLabel: async (request, ctx) => {
+      labels.remove(request.name, ctx);
       return {};
     },
     listGlobalProperties: async () => ({ properties: globals.list().map(propertyMessage) }),
     getGlobalProperty: async (request) => ({ property: propertyMessage(globals.get(request.name)) }),
-    setGlobalProperty: async (request) => {
+    setGlobalProperty: async (request, ctx) => {
       const spec = globals.spec(request.name);
-      return { property: propertyMessage(globals.set(request.name, domainValue(spec, request.value, "value"))) };
+      return { property: propertyMessage(globals.set(request.name, domainValue(spec, request.value, "value"), ctx)) };
     },
-    resetGlobalProperty: async (request) => ({ property: propertyMessage(globals.reset(request.name)) }),
+    resetGlobalProperty: async (request, ctx) => ({ property: propertyMessage(globals.reset(request.name, ctx)) }),
     describeGlobalProperty: async (request) => ({ description: descriptionMessage(globals.describe(request.name)) }),
   };
 }

@@ -2,6 +2,7 @@ import type { Clock } from "../../ports/clock";
 import type { Store } from "../../ports/store";
 import { serverStopping } from "../errors";
 import type { StoredEvent } from "../model/event";
+import type { CallContext } from "../shared/call-context";
 import { eventsAhead, eventsExpired, subscriberTooSlow } from "./event-errors";
 
 export interface EventSettings {
@@ -49,10 +50,11 @@ export class EventHub {
 
   /**
    * The stream of one client: connection-established with the latest sequence number, then the
-   * kept events after `afterSequence` (if asked), then new events and heartbeats until `signal`
-   * or `draining` aborts.
+   * kept events after `afterSequence` (if asked), then new events and heartbeats until the
+   * caller goes (its signal) or the server drains.
    */
-  async *stream(request: StreamRequest, signal: AbortSignal, draining: AbortSignal): AsyncGenerator<StreamItem> {
+  async *stream(request: StreamRequest, ctx: CallContext, draining: AbortSignal): AsyncGenerator<StreamItem> {
+    const { signal } = ctx;
     const subscriber = new Subscriber(request, this.settings.subscriberBuffer, this.settings.heartbeatMs, [signal, draining]);
     // Subscribe before reading the latest number: every later commit reaches the subscriber.
     this.subscribers.add(subscriber);

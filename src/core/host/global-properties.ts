@@ -1,5 +1,6 @@
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
+import type { CallContext } from "../shared/call-context";
 import { checkGlobalProperty, checkValue } from "../vms/properties/property-checks";
 import { globalPropertyNotFound } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
@@ -30,7 +31,7 @@ export class GlobalProperties {
     return this.resolver.global(specOf(name));
   }
 
-  set(name: string, value: PropertyValue): Property {
+  set(name: string, value: PropertyValue, _ctx: CallContext): Property {
     return this.store.transaction(() => {
       const spec = specOf(name);
       const target = checkValue(this.store, spec, value, "value");
@@ -43,7 +44,7 @@ export class GlobalProperties {
     });
   }
 
-  reset(name: string): Property {
+  reset(name: string, _ctx: CallContext): Property {
     return this.store.transaction(() => {
       const spec = specOf(name);
       const old = this.resolver.global(spec);

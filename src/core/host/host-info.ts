@@ -1,6 +1,7 @@
 import type { Clock } from "../../ports/clock";
 import type { Store } from "../../ports/store";
 import type { HypervisorInfo } from "../model/host";
+import type { CallContext } from "../shared/call-context";
 
 export const API_VERSION = "v1";
 
@@ -36,7 +37,7 @@ export class HostInfoReader {
     };
   }
 
-  describe(caller: string): HostInfo {
-    return { ...this.fixed, caller };
+  describe(ctx: CallContext): HostInfo {
+    return { ...this.fixed, caller: ctx.caller };
   }
 }

@@ -1,33 +1,52 @@
 import { callCancelled } from "../errors";
 
 /**
- * Callers waiting for VMs to halt (ShutdownVm with wait, KillVm). A VM counts as halted once it
- * is Halted and settled: its participants have done what a halt asks of them (afterHalt), so
- * that whoever was waiting finds it as a halted VM should be.
+ * Callers waiting for VMs to halt (ShutdownVm with wait, KillVm), in two steps: until the VM is
+ * Halted (what a timeout measures), then until it is settled — its participants have done what a
+ * halt asks of them (afterHalt) — so that whoever waited finds it as a halted VM should be.
  */
 export class HaltWaiters {
-  private readonly waiting = new Map<string, Set<() => void>>();
+  private readonly haltWaiters = new Waiters();
+  private readonly settleWaiters = new Waiters();
   private readonly settling = new Set<string>();
 
-  /** The VM halted and its settling began; waiters are told once settled() is called. */
-  settlingStarted(uuid: string): void {
+  /** The VM halted, and its settling begins. */
+  halted(uuid: string): void {
     this.settling.add(uuid);
+    this.haltWaiters.wake(uuid);
   }
 
-  /** The VM is halted and settled (or a start that failed has been undone): wake its waiters. */
+  /** The VM is settled (or a start that failed has been undone). */
   settled(uuid: string): void {
     this.settling.delete(uuid);
+    this.haltWaiters.wake(uuid);
+    this.settleWaiters.wake(uuid);
+  }
+
+  /**
+   * Resolves true once the VM halted within `timeoutMs` and then settled (however long that
+   * takes), false when it did not halt in time; rejects with CANCELLED when `signal` aborts
+   * first (what the caller waited for goes on).
+   */
+  async wait(uuid: string, isHalted: () => boolean, timeoutMs: number, signal: AbortSignal, what: string): Promise<boolean> {
+    if (!isHalted() && !(await this.haltWaiters.wait(uuid, timeoutMs, signal, what))) return false;
+    if (this.settling.has(uuid)) await this.settleWaiters.wait(uuid, undefined, signal, what);
+    return true;
+  }
+}
+
+/** Callers waiting for something to happen to a VM, by uuid. */
+class Waiters {
+  private readonly waiting = new Map<string, Set<() => void>>();
+
+  wake(uuid: string): void {
     const waiters = this.waiting.get(uuid);
     this.waiting.delete(uuid);
     for (const wake of waiters ?? []) wake();
   }
 
-  /**
-   * Resolves true once the VM is halted and settled, false after `timeoutMs`; rejects with
-   * CANCELLED when `signal` aborts first (what the caller waited for goes on).
-   */
-  wait(uuid: string, isHalted: () => boolean, timeoutMs: number, signal: AbortSignal, what: string): Promise<boolean> {
-    if (isHalted() && !this.settling.has(uuid)) return Promise.resolve(true);
+  /** True once woken; false after `timeoutMs` (never, when undefined); CANCELLED when `signal` aborts. */
+  wait(uuid: string, timeoutMs: number | undefined, signal: AbortSignal, what: string): Promise<boolean> {
     if (signal.aborted) return Promise.reject(callCancelled(what));
     return new Promise<boolean>((resolve, reject) => {
       const end = () => {
@@ -39,10 +58,7 @@ export class HaltWaiters {
         end();
         resolve(true);
       };
-      const timer = setTimeout(() => {
-        end();
-        resolve(false);
-      }, timeoutMs);
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => (end(), resolve(false)), timeoutMs);
       const cancel = () => {
         end();
         reject(callCancelled(what));

@@ -2,7 +2,7 @@ import { declareReasons, DomainError, failedPrecondition } from "../errors";
 import type { PowerState } from "../model/power-state";
 
 /** Reasons of starting, stopping and pausing VMs. */
-const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "VM_NOT_RUNNING", "CAPABILITY_MISSING"]);
+const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING"]);
 
 interface Named {
   name: string;
@@ -30,11 +30,6 @@ export function shutdownTimeout(vm: Named, timeoutMs: number): DomainError {
 
 export function killFailed(vm: Named): DomainError {
   return new DomainError("unavailable", R.KILL_FAILED, `${vm.name} did not stop when killed`, { vm: vm.name });
-}
-
-/** What needs the guest running (its console, its stats) on a VM that does not run. */
-export function vmNotRunning(vm: Named, state: PowerState): DomainError {
-  return failedPrecondition(R.VM_NOT_RUNNING, `${vm.name} is ${state}, not running`, { vm: vm.name, state });
 }
 
 /** The hypervisor does not offer this for the VM's guest. */

@@ -2,6 +2,7 @@ import type { EventLog } from "../events/event-log";
 import type { PowerState } from "../model/power-state";
 import type { VmRecord } from "../model/vm-record";
 import type { PowerStates } from "../vms/power-states";
+import { domainShutdown } from "./lifecycle-events";
 import { vmBadState } from "./lifecycle-errors";
 import { ACTION_VERB, transitionFrom, type PowerAction, type PowerTrigger, type TransitionDetail } from "./power-transitions";
 
@@ -33,6 +34,11 @@ export class PowerMachine {
     this.powerStates.set(vm.uuid, row.to, startedAt);
     if (row.tells.length > 0) this.events.append(...row.tells.map((tell) => tell(vm, detail)));
     return true;
+  }
+
+  /** Tells of a VM that ran when the last Steward stopped and ended before this one started. */
+  endedUnseen(vm: VmRecord): void {
+    this.events.append(domainShutdown(vm));
   }
 
   /** Records the state of a VM found running at start, as its driver says it is. */

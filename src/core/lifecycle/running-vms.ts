@@ -1,13 +1,13 @@
 import type { GuestEvent, GuestStatus, Hypervisor, RunningVm } from "../../ports/hypervisor";
 import type { Log } from "../../ports/log";
 import type { Store } from "../../ports/store";
-import type { PowerState } from "../model/power-state";
+import type { HaltCause, PowerState } from "../model/power-state";
 import type { VmRecord } from "../model/vm-record";
 import { internalContext } from "../shared/call-context";
 import type { VmOperations } from "../vms/vm-operations";
 import type { VmParticipants } from "../vms/vm-participant";
 import type { HaltWaiters } from "./halt-waiters";
-import { capabilityMissing, vmNotRunning } from "./lifecycle-errors";
+import { capabilityMissing, vmBadState } from "./lifecycle-errors";
 import type { PowerMachine } from "./power-machine";
 import type { PowerTrigger } from "./power-transitions";
 
@@ -35,8 +35,9 @@ const TRIGGER_OF_EVENT: Readonly<Record<GuestEvent["kind"], PowerTrigger>> = {
 /**
  * The handles of the running VMs, and what their guests tell: each event moves the VM through
  * the transition table; when a guest exits, the VM is settled (its participants' afterHalt, as
- * an operation on it, so that nothing else acts on it meanwhile), then whoever waits for its
- * halt is answered.
+ * the next operation on it, so that nothing else acts on it before), then whoever waits for its
+ * halt is answered. Which VMs run is kept in the store too (a mark from launch to settled), so
+ * that a Steward starting again settles the VMs that ended while none ran.
  */
 export class RunningVms {
   private readonly handles = new Map<string, RunningVm>();
@@ -50,9 +51,13 @@ export class RunningVms {
     private readonly log: Log,
   ) {}
 
-  /** Takes over the VMs the hypervisor finds running, with their states as it tells them. */
+  /**
+   * Takes over the VMs the hypervisor finds running, with their states as it tells them; then
+   * settles the VMs that were running when the last Steward stopped and run no more.
+   */
   async adopt(hypervisor: Hypervisor): Promise<void> {
-    for (const handle of await hypervisor.adopt()) {
+    const handles = await hypervisor.adopt();
+    for (const handle of handles) {
       const vm = this.store.vms.byUuid(handle.uuid);
       if (!vm) {
         // Not one of ours (its VM was removed while Steward was down): left alone, and said.
@@ -63,11 +68,19 @@ export class RunningVms {
       this.attach(vm, handle);
       this.log.info({ vm: vm.name, pid: handle.pid, state: this.machine.state(vm) }, "adopted a running VM");
     }
+    const adopted = new Set(handles.map((handle) => handle.uuid));
+    const ended = this.store.runtime.running().flatMap(({ qid }) => this.store.vms.byQid(qid) ?? []).filter((vm) => !adopted.has(vm.uuid));
+    for (const vm of ended) {
+      this.log.warn({ vm: vm.name }, "a VM that ran ended while no Steward ran: settling it");
+      this.machine.endedUnseen(vm);
+      await this.settle(vm, "crashed", "it ended while no Steward ran");
+    }
   }
 
   /** Follows a guest that was just launched (or adopted). */
   attach(vm: VmRecord, handle: RunningVm): void {
     this.handles.set(vm.uuid, handle);
+    this.store.transaction(() => this.store.runtime.markRunning(vm.qid, handle.startedAt));
     handle.onEvent((event) => this.heard(vm.uuid, event));
   }
 
@@ -77,12 +90,13 @@ export class RunningVms {
   }
 
   /**
-   * A capability of a running VM's guest (its console, its stats…): VM_NOT_RUNNING while it
-   * does not run, CAPABILITY_MISSING where the hypervisor does not offer it.
+   * A capability of a running VM's guest (its console, its stats…): VM_BAD_STATE while it does
+   * not run (as GetVmStats and Console answer), CAPABILITY_MISSING where the hypervisor does
+   * not offer it.
    */
   capability<C extends GuestCapability>(vm: VmRecord, name: C): NonNullable<RunningVm[C]> {
     const handle = this.handles.get(vm.uuid);
-    if (!handle) throw vmNotRunning(vm, this.machine.state(vm));
+    if (!handle) throw vmBadState(vm, `use the ${name} of`, this.machine.state(vm));
     const capability = handle[name];
     if (!capability) throw capabilityMissing(vm, name);
     return capability;
@@ -98,12 +112,23 @@ export class RunningVms {
       return;
     }
     this.handles.delete(uuid);
-    this.halts.settlingStarted(uuid);
     this.machine.move(vm, "guest-exited");
+    this.halts.halted(uuid);
+    void this.settle(vm, event.cause, event.detail);
+  }
+
+  /**
+   * Settles a halted VM, as the next operation on it: its participants' afterHalt, then the
+   * running mark goes. A Steward that dies meanwhile settles it again when it starts.
+   */
+  private settle(vm: VmRecord, cause: HaltCause, detail: string): Promise<void> {
     const ctx = internalContext(`settle ${vm.name}`);
-    this.operations
-      .onUuid(uuid, ctx, "settle it", (record) => record && this.participants.afterHalt(record, { cause: event.cause, detail: event.detail }, ctx))
+    return this.operations
+      .next(vm.uuid, "settle it", async (record) => {
+        if (record) await this.participants.afterHalt(record, { cause, detail }, ctx);
+        this.store.transaction(() => this.store.runtime.markHalted(vm.qid));
+      })
       .catch((error: unknown) => this.log.error({ vm: vm.name, err: error }, "settling a halted VM failed"))
-      .finally(() => this.halts.settled(uuid));
+      .finally(() => this.halts.settled(vm.uuid));
   }
 }

@@ -6,8 +6,9 @@ import type { LaunchPlan } from "../model/launch-plan";
 import type { PowerState } from "../model/power-state";
 import { vmClass } from "../model/vm-classes";
 import type { VmRecord } from "../model/vm-record";
-import type { CallContext } from "../shared/call-context";
+import { uncancellable, type CallContext } from "../shared/call-context";
 import { Revert } from "../shared/revert";
+import { netvmLoop } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import { vmSpec } from "../vms/properties/property-schema";
 import { netvmInUseByRunning, noTemplateToStart, vmIsAdmin } from "../vms/vm-errors";
@@ -31,6 +32,8 @@ export interface ShutdownOptions {
 
 /** How long a killed VM may take to halt. */
 const KILL_TIMEOUT_MS = 10_000;
+/** The longest netvm chain a start follows: far more than any real one (Qubes' have two or three). */
+const MAX_NETVM_CHAIN = 64;
 
 /**
  * Starting and stopping VMs, with Qubes' power states and the transitions the table allows.
@@ -54,16 +57,19 @@ export class VmLifecycle {
     private readonly log: Log,
   ) {}
 
-  /** Starts a halted VM after its netvm chain, as Qubes does; resolves once it runs. */
+  /**
+   * Starts a halted VM after its netvm chain, as Qubes does; resolves once it runs. The VM is
+   * held from the start, so nothing removes or renames it while its netvms start.
+   */
   async start(text: string, ctx: CallContext): Promise<PowerState> {
     const vm = this.lookup.resolve(text);
     this.requireStartable(vm, "started");
     this.machine.allow(vm, "start");
     this.requireTemplate(vm);
-    await this.startNetvmOf(vm, ctx);
     return this.operations.on(text, "vm", ctx, "start it", async (record) => {
       this.machine.allow(record, "start");
       this.requireTemplate(record);
+      await this.startNetvmChain(record, ctx);
       this.requireNetvmRunning(record);
       return this.launch(record, ctx);
     });
@@ -72,11 +78,15 @@ export class VmLifecycle {
   async shutdown(text: string, options: ShutdownOptions, ctx: CallContext): Promise<PowerState> {
     const vm = this.lookup.resolve(text);
     this.requireStartable(vm, "shut down");
-    if (this.machine.allow(vm, "shutdown") !== "Halting") await this.shutDownUsers(vm, options, ctx);
-    await this.operations.on(text, "vm", ctx, "shut it down", async (record) => {
+    if (this.machine.allow(vm, "shutdown") !== "Halting" && options.force) await this.shutDownUsers(vm, options, ctx);
+    // Once asked, the shutdown happens, even when the caller stops waiting for its turn.
+    await this.operations.on(text, "vm", uncancellable(ctx), "shut it down", async (record) => {
       const state = this.machine.allow(record, "shutdown");
-      this.machine.move(record, "shutdown", { force: options.force });
       if (state === "Halting") return;
+      // Checked again in the VM's turn, with its state changed at once after: a VM that started
+      // with this one as its netvm since is seen, and none can start while it halts.
+      this.refuseRunningUsers(record);
+      this.machine.move(record, "shutdown", { force: options.force });
       const handle = this.running.handle(record.uuid)!;
       // A paused guest cannot hear the power button.
       if (state === "Paused") await handle.unpause();
@@ -192,12 +202,37 @@ export class VmLifecycle {
     });
   }
 
-  /** Starts the netvm chain first, as Qubes does. */
-  private async startNetvmOf(vm: VmRecord, ctx: CallContext): Promise<void> {
-    const netvm = this.resolver.netvmOf(vm);
-    if (!netvm) return;
-    if (this.machine.state(netvm) === "Halted") await this.start(`uuid:${netvm.uuid}`, ctx);
-    else this.requireNetvmRunning(vm);
+  /**
+   * Starts the netvms the VM's network goes through, the farthest first, each as an operation
+   * of its own. The chain is walked with a bound, so that no data can make a start recurse
+   * without end; a chain that comes back on itself is refused (NETVM_LOOP) before anything
+   * starts.
+   */
+  private async startNetvmChain(vm: VmRecord, ctx: CallContext): Promise<void> {
+    const chain: VmRecord[] = [];
+    for (let hop = this.resolver.netvmOf(vm); hop; hop = this.resolver.netvmOf(hop)) {
+      if (hop.qid === vm.qid || chain.some((seen) => seen.qid === hop.qid) || chain.length === MAX_NETVM_CHAIN) {
+        throw netvmLoop(vm.name, chain[0]?.name ?? hop.name, [vm, ...chain, hop].map((link) => link.name));
+      }
+      chain.push(hop);
+    }
+    for (const netvm of chain.reverse()) await this.ensureRunning(vm, netvm, ctx);
+  }
+
+  /**
+   * Starts a netvm of `user`'s chain unless it runs already, in its own turn: two VMs that share
+   * a netvm start side by side, and the second finds it running. Its own netvm started just
+   * before it (the farthest first).
+   */
+  private ensureRunning(user: VmRecord, netvm: VmRecord, ctx: CallContext): Promise<void> {
+    return this.operations.on(`uuid:${netvm.uuid}`, "vm", ctx, "start it", async (record) => {
+      const state = this.machine.state(record);
+      if (state === "Running") return;
+      if (state !== "Halted") throw netvmNotRunning(user, record, state);
+      this.requireTemplate(record);
+      this.requireNetvmRunning(record);
+      await this.launch(record, ctx);
+    });
   }
 
   private requireNetvmRunning(vm: VmRecord): void {
@@ -207,12 +242,19 @@ export class VmLifecycle {
     if (state !== "Running") throw netvmNotRunning(vm, netvm, state);
   }
 
-  /** Running VMs whose netvm is this one: refused, or (with force) shut down first. */
+  /** With force, the running VMs whose netvm is this one are shut down first. */
   private async shutDownUsers(vm: VmRecord, options: ShutdownOptions, ctx: CallContext): Promise<void> {
-    const users = this.store.vms.all().filter((other) => this.resolver.netvmOf(other)?.qid === vm.qid && this.machine.state(other) !== "Halted");
-    if (users.length === 0) return;
-    if (!options.force) throw netvmInUseByRunning(vm, users.map((u) => u.name));
-    for (const user of users) await this.shutdown(`uuid:${user.uuid}`, { ...options, wait: true }, ctx);
+    for (const user of this.runningUsers(vm)) await this.shutdown(`uuid:${user.uuid}`, { ...options, wait: true }, ctx);
+  }
+
+  /** A VM that running VMs use as their netvm is not shut down (VM_IN_USE). */
+  private refuseRunningUsers(vm: VmRecord): void {
+    const users = this.runningUsers(vm);
+    if (users.length > 0) throw netvmInUseByRunning(vm, users.map((u) => u.name));
+  }
+
+  private runningUsers(vm: VmRecord): VmRecord[] {
+    return this.store.vms.all().filter((other) => this.resolver.netvmOf(other)?.qid === vm.qid && this.machine.state(other) !== "Halted");
   }
 
   /** Waits until the VM halted and settled; a caller that stops waiting is CANCELLED, and logged. */

@@ -5,7 +5,7 @@ export type PowerState = "Halted" | "Transient" | "Running" | "Paused" | "Suspen
 export type HaltCause =
   /** The guest powered off, on its own or asked by a shutdown. */
   | "shutdown"
-  /** Steward ended it (KillVm, a forced shutdown, or a start that was aborted). */
+  /** Steward ended it (KillVm, or a shutdown that was forced). */
   | "killed"
   /** It ended unasked: the guest panicked, or its process died. */
   | "crashed";

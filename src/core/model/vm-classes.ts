@@ -24,6 +24,8 @@ export interface VmClassSpec {
   renamable: boolean;
   /** Whether it takes the global default_netvm when it sets none (TemplateVMs have no network). */
   takesDefaultNetvm: boolean;
+  /** Whether VMs of other classes run from the root volume of a VM of this class (a template). */
+  isTemplate: boolean;
   /** Whether DispVMs may be based on a VM of this class (one with template_for_dispvms). */
   dispvmBase: boolean;
   /** Whether it is made by CreateDisposableVm, and may be removed when it halts (auto_cleanup). */
@@ -42,6 +44,7 @@ export const VM_CLASSES: readonly VmClassSpec[] = [
     removable: false,
     renamable: false,
     takesDefaultNetvm: false,
+    isTemplate: false,
     dispvmBase: false,
     disposable: false,
   },
@@ -56,6 +59,7 @@ export const VM_CLASSES: readonly VmClassSpec[] = [
     removable: true,
     renamable: true,
     takesDefaultNetvm: false,
+    isTemplate: true,
     dispvmBase: false,
     disposable: false,
   },
@@ -70,6 +74,7 @@ export const VM_CLASSES: readonly VmClassSpec[] = [
     removable: true,
     renamable: true,
     takesDefaultNetvm: true,
+    isTemplate: false,
     dispvmBase: true,
     disposable: false,
   },
@@ -84,6 +89,7 @@ export const VM_CLASSES: readonly VmClassSpec[] = [
     removable: true,
     renamable: true,
     takesDefaultNetvm: true,
+    isTemplate: false,
     dispvmBase: false,
     disposable: false,
   },
@@ -98,6 +104,7 @@ export const VM_CLASSES: readonly VmClassSpec[] = [
     removable: true,
     renamable: true,
     takesDefaultNetvm: true,
+    isTemplate: false,
     dispvmBase: false,
     disposable: true,
   },

@@ -16,6 +16,14 @@ export interface CallContext {
   readonly signal: AbortSignal;
 }
 
+/**
+ * The same caller and request, for a step that happens once asked even if the caller stops
+ * waiting meanwhile (a shutdown waiting for its turn on the VM).
+ */
+export function uncancellable(ctx: CallContext): CallContext {
+  return { caller: ctx.caller, requestId: ctx.requestId, signal: NEVER_ABORTED };
+}
+
 /** The context of work the core does of its own accord, that no caller waits for. */
 export function internalContext(what: string): CallContext {
   return { caller: "dom0", requestId: what, signal: NEVER_ABORTED };

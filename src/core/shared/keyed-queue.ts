@@ -14,7 +14,20 @@ export class KeyedQueue {
   /** Per key, the operation running (first) and those waiting behind it. */
   private readonly queues = new Map<string, Slot[]>();
 
+  /** Runs `work` once the operations on `key` that came before it are done. */
   run<T>(key: string, signal: AbortSignal | undefined, what: string, work: () => T | Promise<T>): Promise<T> {
+    return this.enqueue(key, signal, what, work, false);
+  }
+
+  /**
+   * Runs `work` next on `key`: after the operation running now, before those waiting. For what
+   * must happen before anything else may act on the key (settling a VM that just halted).
+   */
+  runNext<T>(key: string, what: string, work: () => T | Promise<T>): Promise<T> {
+    return this.enqueue(key, undefined, what, work, true);
+  }
+
+  private enqueue<T>(key: string, signal: AbortSignal | undefined, what: string, work: () => T | Promise<T>, first: boolean): Promise<T> {
     if (signal?.aborted) return Promise.reject(callCancelled(`waiting to ${what}`));
     return new Promise<T>((resolve, reject) => {
       let queue = this.queues.get(key);
@@ -36,7 +49,9 @@ export class KeyedQueue {
           running.then(resolve, reject).finally(() => this.next(key));
         },
       };
-      queue.push(slot);
+      // The running operation stays first; a slot that goes next sits behind it, before the others.
+      if (first && queue.length > 1) queue.splice(1, 0, slot);
+      else queue.push(slot);
       if (queue.length === 1) slot.start();
       else signal?.addEventListener("abort", cancel, { once: true });
     });

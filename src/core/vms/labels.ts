@@ -1,6 +1,7 @@
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import type { LabelRecord } from "../model/label";
+import type { CallContext } from "../shared/call-context";
 import { invalidColor, invalidLabelName, labelBuiltin, labelExists, labelInUse, labelNameRequired, labelNotFound } from "./vm-errors";
 import { labelAdd, labelDelete } from "./vm-events";
 
@@ -33,7 +34,7 @@ export class Labels {
     return label;
   }
 
-  create(name: string, colorText: string): Label {
+  create(name: string, colorText: string, _ctx: CallContext): Label {
     if (!LABEL_NAME.test(name) || name.length > MAX_LABEL_NAME) throw invalidLabelName(MAX_LABEL_NAME);
     const color = COLOR.exec(colorText);
     if (!color) throw invalidColor();
@@ -46,7 +47,7 @@ export class Labels {
     });
   }
 
-  remove(name: string): void {
+  remove(name: string, _ctx: CallContext): void {
     this.store.transaction(() => {
       const label = this.get(name);
       if (label.builtin) throw labelBuiltin(name);

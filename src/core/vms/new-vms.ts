@@ -51,7 +51,7 @@ export class NewVms {
    * (it runs twice: before the participants, and again in the committing transaction); `join`
    * runs the participants; `copy` writes what the record does not hold (a clone's features).
    */
-  bear(
+  make(
     draft: () => VmRecord,
     birth: { rpc: string; key: string; ctx: CallContext },
     join: (vm: VmRecord, revert: Revert) => Promise<void>,

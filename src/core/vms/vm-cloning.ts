@@ -57,7 +57,7 @@ export class VmCloning {
         if (!vmClass(source.klass).clonable) throw vmClassRefuses(source, "cloned");
         this.powerStates.requireHalted(source, "cloned");
         const identity = this.newVms.identity();
-        return this.newVms.bear(
+        return this.newVms.make(
           () => this.draft(source, name, klass ?? source.klass, identity),
           { rpc: "CloneVm", key: request.idempotencyKey, ctx },
           (clone, revert) => this.participants.cloned(source, clone, ctx, revert),

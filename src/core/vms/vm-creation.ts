@@ -56,7 +56,7 @@ export class VmCreation {
       const earlier = this.newVms.earlier(request.idempotencyKey, "CreateVm");
       if (earlier) return earlier;
       const identity = this.newVms.identity();
-      return this.newVms.bear(
+      return this.newVms.make(
         () => this.draft(request, name, klass, identity),
         { rpc: "CreateVm", key: request.idempotencyKey, ctx },
         (vm, revert) => this.participants.created(vm, ctx, revert),
@@ -66,21 +66,26 @@ export class VmCreation {
 
   /**
    * Makes a DispVM from an AppVM with template_for_dispvms (or the global default_dispvm), named
-   * disp<N>, removed when it halts (auto_cleanup).
+   * disp<N>, removed when it halts (auto_cleanup). The AppVM is held meanwhile: the DispVM is a
+   * copy of one state of it.
    */
-  createDisposable(request: NewDisposableVm, ctx: CallContext): Promise<Vm> {
-    return this.operations.creating(ctx, "create a DispVM", () => {
-      const earlier = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm");
-      if (earlier) return earlier;
-      const identity = this.newVms.identity();
-      // Chosen once: the participants know the DispVM by it.
-      const name = this.nextDisposableName();
-      return this.newVms.bear(
-        () => this.draftDisposable(request, name, identity),
-        { rpc: "CreateDisposableVm", key: request.idempotencyKey, ctx },
-        (vm, revert) => this.participants.created(vm, ctx, revert),
-      );
-    });
+  async createDisposable(request: NewDisposableVm, ctx: CallContext): Promise<Vm> {
+    const earlier = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm");
+    if (earlier) return earlier;
+    return this.operations.on(request.template || this.defaultDispvm(), "template", ctx, "base a DispVM on it", (base) =>
+      this.operations.creating(ctx, "create a DispVM", () => {
+        const again = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm");
+        if (again) return again;
+        const identity = this.newVms.identity();
+        // Chosen once: the participants know the DispVM by it.
+        const name = this.nextDisposableName();
+        return this.newVms.make(
+          () => this.draftDisposable(request, base, name, identity),
+          { rpc: "CreateDisposableVm", key: request.idempotencyKey, ctx },
+          (vm, revert) => this.participants.created(vm, ctx, revert),
+        );
+      }),
+    );
   }
 
   private draft(request: NewVm, name: string, klass: VmClassName, identity: VmIdentity): VmRecord {
@@ -92,23 +97,19 @@ export class VmCreation {
     return this.properties.atCreation(draftRecord(identity, name, klass, properties), request.properties);
   }
 
-  private draftDisposable(request: NewDisposableVm, name: string, identity: VmIdentity): VmRecord {
+  private draftDisposable(request: NewDisposableVm, held: VmRecord, name: string, identity: VmIdentity): VmRecord {
     this.newVms.requireFreeName(name);
-    const base = this.disposableBase(request.template);
+    const base = this.lookup.resolve(`uuid:${held.uuid}`, "template");
+    if (!servesDispvms(this.resolver, base)) throw notADispvmTemplate(base);
     const label = request.label ? this.labels.get(request.label, "label").name : (this.resolver.vm(base, vmSpec("label")).value as string);
     return draftRecord(identity, name, "DispVM", { label, template: String(base.qid), auto_cleanup: "1" });
   }
 
-  private disposableBase(text: string): VmRecord {
-    let base: VmRecord | undefined;
-    if (text) base = this.lookup.resolve(text, "template");
-    else {
-      const fallback = this.resolver.global(globalSpec("default_dispvm")).value;
-      if (typeof fallback !== "string") throw noDefaultDispvm();
-      base = this.store.vms.byName(fallback)!;
-    }
-    if (!servesDispvms(this.resolver, base)) throw notADispvmTemplate(base);
-    return base;
+  /** The global default_dispvm's name, for a request that names no AppVM. */
+  private defaultDispvm(): string {
+    const fallback = this.resolver.global(globalSpec("default_dispvm")).value;
+    if (typeof fallback !== "string") throw noDefaultDispvm();
+    return fallback;
   }
 
   private nextDisposableName(): string {
@@ -129,7 +130,7 @@ export function templateFor(store: Store, lookup: VmLookup, resolver: PropertyRe
     throw noTemplateGiven(klass);
   }
   const template = lookup.resolve(text, "template");
-  if (template.klass !== (needed ?? "TemplateVM")) throw notATemplate(template);
+  if (needed ? template.klass !== needed : !vmClass(template.klass).isTemplate) throw notATemplate(template);
   return template;
 }
 

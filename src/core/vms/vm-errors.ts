@@ -1,6 +1,6 @@
 import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound } from "../errors";
 import type { PowerState } from "../model/power-state";
-import type { VmClassName } from "../model/vm-classes";
+import { vmClass, type VmClassName } from "../model/vm-classes";
 
 /** Reasons of VMs: finding, naming, creating, cloning, removing them, and their attributes. */
 const R = declareReasons("vms", [
@@ -64,7 +64,7 @@ export function vmIsDisposable(vm: Named, action: string): DomainError {
 
 /** What the class of `vm` does not allow: the AdminVM's reason, or a DispVM's. */
 export function vmClassRefuses(vm: Named & { klass: VmClassName }, action: string): DomainError {
-  return vm.klass === "DispVM" ? vmIsDisposable(vm, action) : vmIsAdmin(vm, action);
+  return vmClass(vm.klass).disposable ? vmIsDisposable(vm, action) : vmIsAdmin(vm, action);
 }
 
 export function vmNotHalted(vm: Named, state: PowerState, toBe: string): DomainError {

@@ -46,11 +46,12 @@ export class VmOperations {
   }
 
   /**
-   * Runs `work` on the VM with this uuid in its turn, for work that does not come from a request
-   * (settling a VM that halted); `work` gets undefined when the VM is gone by then.
+   * Runs `work` on the VM with this uuid before any other operation that waits for it (once the
+   * one running now is done): settling a VM that just halted comes before whatever was asked of
+   * it meanwhile. `work` gets undefined when the VM is gone by then.
    */
-  onUuid<T>(uuid: string, ctx: CallContext, what: string, work: (vm: VmRecord | undefined) => T | Promise<T>): Promise<T> {
-    return this.queue.run(uuid, ctx.signal, what, () => work(this.lookup.find(`uuid:${uuid}`)));
+  next<T>(uuid: string, what: string, work: (vm: VmRecord | undefined) => T | Promise<T>): Promise<T> {
+    return this.queue.runNext(uuid, what, () => work(this.lookup.find(`uuid:${uuid}`)));
   }
 
   /** Runs the making of a new VM, once no other is being made. */

@@ -35,8 +35,18 @@ export interface VmParticipant {
    * operation on the VM; a failure is logged, and the next participants still run.
    */
   afterHalt?(vm: VmRecord, halt: HaltReport, ctx: CallContext): Promise<void>;
-  /** The VM is being removed: before its record is deleted. */
+  /**
+   * The VM is being removed, before its record is deleted: get ready to let go of what the area
+   * holds for it in a way that can still be undone (move its volumes aside), since the removal
+   * may yet be refused.
+   */
   onRemove?(vm: VmRecord, ctx: CallContext): Promise<Undo | void>;
+  /**
+   * The VM's record is deleted: finish what onRemove made ready (delete what it moved aside).
+   * A failure is logged, and the next participants still run; what is left is for the start-up
+   * sweep.
+   */
+  afterRemove?(vm: VmRecord, ctx: CallContext): Promise<void>;
 }
 
 /** The participants, in the order the composition root lists them, and running their hooks. */
@@ -67,13 +77,21 @@ export class VmParticipants {
     for (const participant of this.all()) if (participant.onRemove) revert.add(await participant.onRemove(vm, ctx));
   }
 
-  async afterHalt(vm: VmRecord, halt: HaltReport, ctx: CallContext): Promise<void> {
+  afterHalt(vm: VmRecord, halt: HaltReport, ctx: CallContext): Promise<void> {
+    return this.eachLogged(vm, "a participant failed to settle a halted VM", (participant) => participant.afterHalt?.(vm, halt, ctx));
+  }
+
+  removed(vm: VmRecord, ctx: CallContext): Promise<void> {
+    return this.eachLogged(vm, "a participant failed to finish removing a VM", (participant) => participant.afterRemove?.(vm, ctx));
+  }
+
+  /** Runs a hook of every participant, in order; one that fails is logged, and the next still run. */
+  private async eachLogged(vm: VmRecord, failure: string, hook: (participant: VmParticipant) => Promise<void> | undefined): Promise<void> {
     for (const participant of this.all()) {
-      if (!participant.afterHalt) continue;
       try {
-        await participant.afterHalt(vm, halt, ctx);
+        await hook(participant);
       } catch (error) {
-        this.log.error({ vm: vm.name, participant: participant.name, err: error }, "a participant failed to settle a halted VM");
+        this.log.error({ vm: vm.name, participant: participant.name, err: error }, failure);
       }
     }
   }

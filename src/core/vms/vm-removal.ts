@@ -60,6 +60,7 @@ export class VmRemoval {
       },
       this.participants.undoFailed(record.name, `removing ${record.name}`),
     );
+    await this.participants.removed(record, ctx);
   }
 
   private refuseIfUsed(record: VmRecord): void {

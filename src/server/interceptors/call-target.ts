@@ -3,7 +3,10 @@ import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 
 /** What a request acts on, as a policy would select calls by. */
 export interface CallTarget {
-  /** The VMs it names: its vm, source_vm and template fields, a backup's vms, the VMs of its volume references. */
+  /**
+   * The VMs it names: its vm, source_vm, template, backend_vm and frontend_vm fields, a backup's
+   * vms, the VMs of its volume references.
+   */
   vms: string[];
   /** The pools it names: its pool fields, and the pools of its volume references. */
   pools: string[];
@@ -20,7 +23,7 @@ export interface VolumeTarget {
 }
 
 /** Fields that name a VM: a VM's name, or `uuid:<uuid>`. */
-const VM_FIELDS = new Set(["vm", "source_vm", "template"]);
+const VM_FIELDS = new Set(["vm", "source_vm", "template", "backend_vm", "frontend_vm"]);
 const VM_LIST_FIELDS = new Set(["vms"]);
 const POOL_FIELDS = new Set(["pool"]);
 const VOLUME_REF = "steward.v1.VolumeRef";

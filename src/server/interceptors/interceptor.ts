@@ -25,10 +25,11 @@ export interface RpcCall {
   readonly startedAt: number;
   readonly context: InterceptedContext;
   /**
-   * What the request acts on (VMs, pools, volumes), read from it by its descriptor. For a
-   * client-streaming RPC, whose requests are not read yet, it is empty.
+   * What the request acts on (VMs, pools, volumes), read from it by its descriptor. For an RPC
+   * whose requests stream in, it is read from the first one (an import's header, a console's
+   * vm), which the handler then gets as usual; empty for a request that cannot be decoded.
    */
-  target(): CallTarget;
+  target(): Promise<CallTarget>;
   /** Ends the call with the status of `error` (sent to the client), and says how it ended. */
   fail(error: unknown): RpcOutcome;
 }

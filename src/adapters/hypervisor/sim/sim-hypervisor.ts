@@ -77,6 +77,8 @@ export class SimGuest implements RunningVm {
   readonly pid = 0;
   private current: GuestStatus = "running";
   private listeners: ((event: GuestEvent) => void)[] = [];
+  /** Events that came while no one listened, for the first listener. */
+  private unheard: GuestEvent[] = [];
   private shutdownTimer: NodeJS.Timeout | undefined;
   /** The power button was pressed while the guest was not running: it shuts down once it runs. */
   private buttonPending = false;
@@ -96,6 +98,9 @@ export class SimGuest implements RunningVm {
 
   onEvent(listener: (event: GuestEvent) => void): void {
     this.listeners.push(listener);
+    const unheard = this.unheard;
+    this.unheard = [];
+    for (const event of unheard) listener(event);
   }
 
   /** Whoever followed the guest is gone (a Steward that stopped): it tells them nothing more. */
@@ -158,6 +163,7 @@ export class SimGuest implements RunningVm {
   }
 
   private emit(event: GuestEvent): void {
+    if (this.listeners.length === 0) this.unheard.push(event);
     for (const listener of [...this.listeners]) listener(event);
   }
 }

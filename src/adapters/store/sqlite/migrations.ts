@@ -136,6 +136,17 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN UPDATE vms SET revision = random() % 9007199254740991 WHERE qid = NEW.qid; END;
     `,
   },
+  {
+    version: 6,
+    name: "running VMs",
+    // Not part of a VM's stored view: no trigger changes its revision.
+    up: `
+      CREATE TABLE vm_runtime (
+        qid         INTEGER PRIMARY KEY REFERENCES vms (qid) ON DELETE CASCADE,
+        started_at  TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

@@ -4,8 +4,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StoredEvent } from "../../../core/model/event";
 import type { HostRecord } from "../../../core/model/host";
-import type { GlobalPropertyRepository, LabelRepository, RequestRepository, Store, VmRepository } from "../../../ports/store";
+import type { GlobalPropertyRepository, LabelRepository, RequestRepository, RuntimeRepository, Store, VmRepository } from "../../../ports/store";
 import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
+import { SqliteRuntimeRepository } from "./runtime-repository";
 import { SqliteGlobalPropertyRepository, SqliteLabelRepository } from "./label-repository";
 import { migrate } from "./migrations";
 import { SqliteVmRepository } from "./vm-repository";
@@ -39,6 +40,7 @@ export class SqliteStore implements Store {
   readonly globals: GlobalPropertyRepository;
   readonly events: SqliteEventRepository;
   readonly requests: RequestRepository;
+  readonly runtime: RuntimeRepository;
   private readonly commitListeners: ((events: readonly StoredEvent[]) => void)[] = [];
 
   private constructor(
@@ -51,6 +53,7 @@ export class SqliteStore implements Store {
     this.globals = new SqliteGlobalPropertyRepository(db);
     this.events = new SqliteEventRepository(db);
     this.requests = new SqliteRequestRepository(db);
+    this.runtime = new SqliteRuntimeRepository(db);
   }
 
   static open(dataDir: string): SqliteStore {

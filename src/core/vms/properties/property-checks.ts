@@ -100,7 +100,7 @@ function requireTemplateOfClass(resolver: PropertyResolver, vm: VmRecord, target
 }
 
 function requireTemplateVm(target: VmRecord): void {
-  if (target.klass !== "TemplateVM") throw notATemplate(target, "vm");
+  if (!vmClass(target.klass).isTemplate) throw notATemplate(target, "vm");
 }
 
 /** Whether DispVMs may be based on the VM: its class allows it, and template_for_dispvms says so. */

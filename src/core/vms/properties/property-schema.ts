@@ -1,4 +1,4 @@
-import type { VmClassName } from "../../model/vm-classes";
+import { VM_CLASSES, type VmClassName } from "../../model/vm-classes";
 
 /**
  * The typed property schema, in Qubes' terms: each property has a type, help text, a rule for
@@ -46,8 +46,10 @@ export interface PropertySpec {
   live?: true;
 }
 
-const NOT_ADMIN: readonly VmClassName[] = ["TemplateVM", "AppVM", "StandaloneVM", "DispVM"];
-const WITH_TEMPLATE: readonly VmClassName[] = ["AppVM", "DispVM"];
+const NOT_ADMIN: readonly VmClassName[] = VM_CLASSES.filter((c) => !c.isHost).map((c) => c.name);
+const WITH_TEMPLATE: readonly VmClassName[] = VM_CLASSES.filter((c) => c.templateClass !== undefined).map((c) => c.name);
+const DISPVM_BASES: readonly VmClassName[] = VM_CLASSES.filter((c) => c.dispvmBase).map((c) => c.name);
+const DISPOSABLE: readonly VmClassName[] = VM_CLASSES.filter((c) => c.disposable).map((c) => c.name);
 const none: DefaultSpec = { kind: "none" };
 const constant = (value: PropertyValue): DefaultSpec => ({ kind: "constant", value });
 const fromTemplate = (otherwise: DefaultSpec): DefaultSpec => ({ kind: "template", otherwise });
@@ -92,9 +94,9 @@ export const VM_PROPERTIES: readonly PropertySpec[] = [
   { name: "qrexec_timeout", type: "int", write: "anytime", default: fromGlobal("default_qrexec_timeout"), classes: NOT_ADMIN, min: 0, max: 86400, help: "Seconds to wait for the guest agent at start." },
   { name: "shutdown_timeout", type: "int", write: "anytime", default: fromGlobal("default_shutdown_timeout"), classes: NOT_ADMIN, min: 0, max: 86400, help: "Seconds a shutdown may take before the VM is killed (with force) or the call fails." },
   { name: "default_dispvm", type: "vm", write: "anytime", default: fromGlobal("default_dispvm"), help: "The AppVM DispVMs started from this VM are based on; none for no DispVMs." },
-  { name: "template_for_dispvms", type: "bool", write: "anytime", default: constant(false), classes: ["AppVM"], help: "Whether DispVMs may be based on this AppVM." },
+  { name: "template_for_dispvms", type: "bool", write: "anytime", default: constant(false), classes: DISPVM_BASES, help: "Whether DispVMs may be based on this AppVM." },
   { name: "default_user", type: "str", write: "anytime", default: fromTemplate(constant("user")), classes: NOT_ADMIN, help: "The user commands run as in the guest." },
-  { name: "auto_cleanup", type: "bool", write: "anytime", default: constant(false), classes: ["DispVM"], help: "Remove the DispVM when it halts." },
+  { name: "auto_cleanup", type: "bool", write: "anytime", default: constant(false), classes: DISPOSABLE, help: "Remove the DispVM when it halts." },
   { name: "start_time", type: "str", write: "read-only", default: computed, live: true, help: "When the VM started, as an ISO 8601 time; empty while halted." },
 ];
 

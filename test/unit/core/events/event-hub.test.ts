@@ -3,6 +3,7 @@ import type { SqliteStore } from "../../../../src/adapters/store/sqlite/sqlite-s
 import { EventHub } from "../../../../src/core/events/event-hub";
 import { systemClock } from "../../../../src/ports/clock";
 import { storeForEach } from "../../../fixtures/temp-store";
+import { testContext } from "../../../fixtures/call-context";
 
 describe("EventHub subscribers", () => {
   const opened = storeForEach();
@@ -19,7 +20,7 @@ describe("EventHub subscribers", () => {
   it("listen to the signals that end them once, however many events they wait for, and stop listening when they end", async () => {
     const client = new AbortController();
     const draining = new AbortController();
-    const stream = hub.stream(request, client.signal, draining.signal);
+    const stream = hub.stream(request, testContext(client.signal), draining.signal);
     expect((await stream.next()).value).toMatchObject({ event: { name: "connection-established" } });
     for (let i = 0; i < 5; i++) {
       const next = stream.next();
@@ -35,7 +36,7 @@ describe("EventHub subscribers", () => {
   });
 
   it("send a heartbeat after each quiet interval, and events as soon as they come", async () => {
-    const stream = hub.stream(request, new AbortController().signal, new AbortController().signal);
+    const stream = hub.stream(request, testContext(), new AbortController().signal);
     await stream.next();
     const started = Date.now();
     expect((await stream.next()).value).toHaveProperty("heartbeat");

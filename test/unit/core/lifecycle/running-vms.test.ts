@@ -53,6 +53,26 @@ describe("running VMs", () => {
     expect(told.slice(-2)).toEqual(["domain-unpaused", "domain-shutdown"]);
   });
 
+  it("that ended while no Steward ran are settled when one starts again", async () => {
+    const first = await coreOn(new SimHypervisor(new SimHost()));
+    await first.creation.create({ ...standalone, name: "tpl", klass: "TemplateVM" }, ctx);
+    await first.creation.create({ ...standalone, name: "dvm", klass: "AppVM", template: "tpl", properties: { template_for_dispvms: true } }, ctx);
+    await first.creation.create({ ...standalone, name: "work" }, ctx);
+    const disp = await first.creation.createDisposable({ template: "dvm", label: "", idempotencyKey: "" }, ctx);
+    await first.lifecycle.start("work", ctx);
+    await first.lifecycle.start(disp.name, ctx);
+    await first.release();
+
+    // Another host: the guests did not outlive the last Steward (the machine rebooted, say).
+    const second = await coreOn(new SimHypervisor(new SimHost()));
+    expect(second.readModel.get("work").state).toBe("Halted");
+    expect(() => second.readModel.get(disp.name)).toThrow(expect.objectContaining({ reason: "VM_NOT_FOUND" }));
+    expect(second.store.runtime.running()).toEqual([]);
+    const told = second.store.events.after(0, 1000).filter((e) => e.subject === "work").map((e) => e.name);
+    expect(told.at(-1)).toBe("domain-shutdown");
+    expect(logs.lines).toContainEqual(expect.objectContaining({ vm: "work", msg: "a VM that ran ended while no Steward ran: settling it" }));
+  });
+
   it("leave alone, and log, a running guest that no VM of this host is", async () => {
     const host = new SimHost();
     const stray = await new SimHypervisor(host).launch({ uuid: "0b9d7c36-33a2-4c07-a5b0-2b5b2a7d1e55", name: "stray", qid: 9, memoryMib: 1, maxmemMib: 0, vcpus: 1, kernel: "", kernelopts: "", features: {}, disks: [], networkInterfaces: [], devices: [] }, new AbortController().signal);
@@ -66,7 +86,7 @@ describe("running VMs", () => {
     const withStats = await coreOn(new StatsHypervisor());
     await withStats.creation.create({ ...standalone, name: "work" }, ctx);
     const work = withStats.lookup.resolve("work");
-    expect(() => withStats.running.capability(work, "stats")).toThrow(expect.objectContaining({ reason: "VM_NOT_RUNNING" }));
+    expect(() => withStats.running.capability(work, "stats")).toThrow(expect.objectContaining({ reason: "VM_BAD_STATE", metadata: { vm: "work", state: "Halted" } }));
     await withStats.lifecycle.start("work", ctx);
     await expect(withStats.running.capability(work, "stats").sample()).resolves.toMatchObject({ cpuTimeNs: 1, memoryBytes: 2 });
     expect(() => withStats.running.capability(work, "console")).toThrow(expect.objectContaining({ reason: "CAPABILITY_MISSING", metadata: { vm: "work", capability: "console" } }));

@@ -25,8 +25,8 @@ async function until(condition: () => boolean): Promise<void> {
 
 /**
  * One operation per VM: racing mutations of one VM always end as one of their serial orders.
- * The VM's netvm boots slowly, so that a start spends a while before its own turn comes:
- * another operation arriving then is the race.
+ * The VM's netvm boots slowly, so that a start is under way for a while: another operation
+ * arriving then is the race. Each round issues the two calls in a varying order and delay.
  */
 describe("operations on one VM", () => {
   const host = new SimHost();
@@ -57,6 +57,18 @@ describe("operations on one VM", () => {
     const vm = await core.creation.create({ ...base, name, klass: "StandaloneVM", properties: { netvm: "sys-net" } }, ctx);
     return vm.uuid;
   };
+  /**
+   * Runs `first` and `second` against each other: in even rounds `first` is called first, in odd
+   * ones `second`, the other after a delay that grows with the round; how each ended.
+   */
+  const race = async (round: number, first: () => Promise<unknown>, second: () => Promise<unknown>): Promise<[string, string]> => {
+    const [early, late] = round % 2 === 0 ? [first, second] : [second, first];
+    const earlier = outcome(early());
+    await sleep((round >> 1) * 8);
+    const later = outcome(late());
+    const [a, b] = [await earlier, await later];
+    return round % 2 === 0 ? [a, b] : [b, a];
+  };
   const stopAll = async () => {
     for (const vm of core.readModel.list({ filter: {}, pageSize: 100, pageToken: "", full: false }).vms) {
       if (vm.klass !== "AdminVM" && vm.state !== "Halted") await core.lifecycle.kill(vm.name, ctx);
@@ -67,15 +79,15 @@ describe("operations on one VM", () => {
     const seen = new Set<string>();
     for (let round = 0; round < 12; round++) {
       const uuid = await makeWork();
-      const start = outcome(core.lifecycle.start("work", ctx));
-      await sleep(round * 4);
-      const remove = outcome(core.removal.remove("work", false, ctx));
-      const result = `${await start} / ${await remove}`;
+      const [start, remove] = await race(round, () => core.lifecycle.start("work", ctx), () => core.removal.remove("work", false, ctx));
+      const result = `${start} / ${remove}`;
       seen.add(result);
-      // Start first: the running VM cannot be removed. Remove first: there is nothing to start.
+      // Start first: the running VM cannot be removed. Remove first: there is nothing to start,
+      // and nothing of its netvm chain started either.
       expect(["ok / VM_NOT_HALTED", "VM_NOT_FOUND / ok"]).toContain(result);
       const exists = core.lookup.find(`uuid:${uuid}`) !== undefined;
       expect(host.guests.has(uuid)).toBe(exists && result.startsWith("ok"));
+      if (!exists) expect(core.readModel.get("sys-net").state).toBe("Halted");
       await stopAll();
       if (exists) await core.removal.remove("work", false, ctx);
     }
@@ -87,10 +99,8 @@ describe("operations on one VM", () => {
     const seen = new Set<string>();
     for (let round = 0; round < 12; round++) {
       const uuid = await makeWork();
-      const start = outcome(core.lifecycle.start("work", ctx));
-      await sleep(round * 4);
-      const rename = outcome(core.renaming.rename("work", "job", ctx));
-      const result = `${await start} / ${await rename}`;
+      const [start, rename] = await race(round, () => core.lifecycle.start("work", ctx), () => core.renaming.rename("work", "job", ctx));
+      const result = `${start} / ${rename}`;
       seen.add(result);
       expect(["ok / VM_NOT_HALTED", "VM_NOT_FOUND / ok"]).toContain(result);
       expect(host.guests.has(uuid)).toBe(result.startsWith("ok"));

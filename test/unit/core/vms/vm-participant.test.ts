@@ -8,7 +8,10 @@ import { testContext } from "../../../fixtures/call-context";
 import { coreForEach } from "../../../fixtures/test-core";
 
 const R = declareReasons("participant test", ["PARTICIPANT_REFUSED"]);
-type Hook = "onCreate" | "onClone" | "beforeStart" | "afterHalt" | "onRemove";
+type Hook = "onCreate" | "onClone" | "beforeStart" | "afterHalt" | "onRemove" | "afterRemove";
+
+/** How long settling a halted VM takes each participant; 0 for no time. */
+const slowSettle = { ms: 0 };
 
 /** A participant that notes each hook it runs and each undo, and fails the hooks it is told to. */
 function recorder(name: string, log: string[], failing: ReadonlySet<Hook>): VmParticipant {
@@ -27,10 +30,15 @@ function recorder(name: string, log: string[], failing: ReadonlySet<Hook>): VmPa
       return undo;
     },
     afterHalt: async (vm, halt) => {
+      if (slowSettle.ms > 0) await new Promise((resolve) => setTimeout(resolve, slowSettle.ms));
       log.push(`${name} afterHalt ${vm.name} (${halt.cause})`);
       if (failing.has("afterHalt")) throw new Error(`${name} cannot settle ${vm.name}`);
     },
     onRemove: async (vm) => step("onRemove", vm),
+    afterRemove: async (vm) => {
+      log.push(`${name} afterRemove ${vm.name}`);
+      if (failing.has("afterRemove")) throw new Error(`${name} cannot finish removing ${vm.name}`);
+    },
   };
 }
 
@@ -61,6 +69,7 @@ describe("VM participants", () => {
     core = built.current;
     log.length = 0;
     failing.clear();
+    slowSettle.ms = 0;
   });
 
   it("run their hooks in the order listed, through a VM's whole life", async () => {
@@ -80,6 +89,8 @@ describe("VM participants", () => {
       "network afterHalt work (shutdown)",
       "storage onRemove work",
       "network onRemove work",
+      "storage afterRemove work",
+      "network afterRemove work",
     ]);
     // What they added to the plan reached the hypervisor, in their order.
     expect(spy.plans[0].disks.map((disk) => disk.name)).toEqual(["storage", "network"]);
@@ -111,8 +122,39 @@ describe("VM participants", () => {
     failing.add("onRemove");
     await expect(core.removal.remove("work", false, ctx)).rejects.toMatchObject({ reason: "PARTICIPANT_REFUSED" });
     expect(log.slice(2)).toEqual(["storage onRemove work", "network onRemove work", "storage undoes onRemove work"]);
+    expect(log.some((line) => line.includes("afterRemove"))).toBe(false);
     expect(core.readModel.get("work").name).toBe("work");
     expect(eventNames("work")).not.toContain("domain-delete");
+  });
+
+  it("settle a halted VM before any operation that was waiting for it runs", async () => {
+    await create("work");
+    await core.lifecycle.start("work", ctx);
+    log.length = 0;
+    // The removal waits behind the kill; the VM halts during the kill; its settling goes first.
+    const killed = core.lifecycle.kill("work", ctx);
+    const removed = core.removal.remove("work", false, ctx);
+    await Promise.all([killed, removed]);
+    expect(log).toEqual([
+      "storage afterHalt work (killed)",
+      "network afterHalt work (killed)",
+      "storage onRemove work",
+      "network onRemove work",
+      "storage afterRemove work",
+      "network afterRemove work",
+    ]);
+  });
+
+  it("answer a shutdown that waits once the VM halted in time, however long settling it takes", async () => {
+    await create("work");
+    await core.features.set("work", "sim-shutdown-ms", "20", ctx);
+    await core.lifecycle.start("work", ctx);
+    slowSettle.ms = 300;
+    const asked = Date.now();
+    await expect(core.lifecycle.shutdown("work", { force: false, wait: true, timeoutMs: 150 }, ctx)).resolves.toBe("Halted");
+    // It was answered once settled, not when it halted.
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(300);
+    expect(log.at(-1)).toBe("network afterHalt work (shutdown)");
   });
 
   it("settle a halted VM as far as they can: one that fails is logged, and those after it still run", async () => {

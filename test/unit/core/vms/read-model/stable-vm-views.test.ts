@@ -31,7 +31,7 @@ describe("stable VM views", () => {
   it.each<[string, () => unknown]>([
     ["its own property", () => core.properties.set("work", "memory", 999, ctx)],
     ["its template's property", () => core.properties.set("tpl", "vcpus", 4, ctx)],
-    ["a global property", () => core.globals.set("default_kernel", "6.1")],
+    ["a global property", () => core.globals.set("default_kernel", "6.1", ctx)],
   ])("is replaced when %s changes, keeping its VM's lineage", async (_, change) => {
     const first = stableOf("work");
     await change();

@@ -1,6 +1,6 @@
-import type { SqliteStore } from "../../../src/adapters/store/sqlite/sqlite-store";
-import type { VmRecord } from "../../../src/core/model/vm-record";
-import { storeForEach } from "../../fixtures/temp-store";
+import type { SqliteStore } from "../../../../../src/adapters/store/sqlite/sqlite-store";
+import type { VmRecord } from "../../../../../src/core/model/vm-record";
+import { storeForEach } from "../../../../fixtures/temp-store";
 
 describe("VM records' revisions", () => {
   const opened = storeForEach();

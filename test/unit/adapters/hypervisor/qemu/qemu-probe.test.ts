@@ -1,8 +1,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { probeQemu } from "../../../src/adapters/hypervisor/qemu/qemu-probe";
-import { QemuHypervisor } from "../../../src/adapters/hypervisor/qemu/qemu-hypervisor";
-import { makeTempDir, removeDir } from "../../fixtures/temp-dir";
+import { probeQemu } from "../../../../../src/adapters/hypervisor/qemu/qemu-probe";
+import { QemuHypervisor } from "../../../../../src/adapters/hypervisor/qemu/qemu-hypervisor";
+import { makeTempDir, removeDir } from "../../../../fixtures/temp-dir";
 
 describe("probeQemu", () => {
   let dir: string;

@@ -1,9 +1,9 @@
 import Database from "better-sqlite3";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { migrate, MIGRATIONS } from "../../../src/adapters/store/sqlite/migrations";
-import { DATABASE_FILE, PID_FILE, SqliteStore, StoreLockedError } from "../../../src/adapters/store/sqlite/sqlite-store";
-import { makeTempDir, removeDir } from "../../fixtures/temp-dir";
+import { migrate, MIGRATIONS } from "../../../../../src/adapters/store/sqlite/migrations";
+import { DATABASE_FILE, PID_FILE, SqliteStore, StoreLockedError } from "../../../../../src/adapters/store/sqlite/sqlite-store";
+import { makeTempDir, removeDir } from "../../../../fixtures/temp-dir";
 
 describe("SqliteStore", () => {
   let dir: string;

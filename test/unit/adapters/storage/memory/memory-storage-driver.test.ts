@@ -1,6 +1,6 @@
-import { MEMORY_BLOCK_BYTES, MemoryStorageDriver } from "../../../../src/adapters/storage/memory/memory-storage-driver";
-import { DomainError } from "../../../../src/core/errors";
-import { poolFull } from "../../../../src/ports/storage-errors";
+import { MEMORY_BLOCK_BYTES, MemoryStorageDriver } from "../../../../../src/adapters/storage/memory/memory-storage-driver";
+import { DomainError } from "../../../../../src/core/errors";
+import { poolFull } from "../../../../../src/ports/storage-errors";
 
 const BLOCK = MEMORY_BLOCK_BYTES;
 

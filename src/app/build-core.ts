@@ -10,7 +10,9 @@ import { HostInfoReader, type HostFacts } from "../core/host/host-info";
 import { HaltWaiters } from "../core/lifecycle/halt-waiters";
 import { PowerMachine } from "../core/lifecycle/power-machine";
 import { RunningVms } from "../core/lifecycle/running-vms";
-import { VmLifecycle } from "../core/lifecycle/vm-lifecycle";
+import { VmPause } from "../core/lifecycle/vm-pause";
+import { VmStart } from "../core/lifecycle/vm-start";
+import { VmStop } from "../core/lifecycle/vm-stop";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
 import { Labels } from "../core/vms/labels";
@@ -86,7 +88,9 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     cloning: new VmCloning(store, lookup, resolver, powerStates, operations, participants, newVms),
     removal,
     renaming: new VmRenaming(store, readModel, powerStates, operations, events),
-    lifecycle: new VmLifecycle(store, lookup, hypervisor, resolver, operations, participants, machine, running, halts, log),
+    starting: new VmStart(store, lookup, hypervisor, resolver, operations, participants, machine, running, halts),
+    stopping: new VmStop(store, lookup, resolver, operations, machine, running, halts, log),
+    pausing: new VmPause(lookup, operations, machine, running),
     running,
     properties,
     tags: new VmTags(store, lookup, operations, events),

@@ -2,7 +2,9 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { FeatureScope, VmView } from "../../../gen/steward/v1/vm_pb";
 import type { VmService } from "../../../gen/steward/v1/vm_service_pb";
 import { InvalidFieldError } from "../../core/errors";
-import type { VmLifecycle } from "../../core/lifecycle/vm-lifecycle";
+import type { VmPause } from "../../core/lifecycle/vm-pause";
+import type { VmStart } from "../../core/lifecycle/vm-start";
+import type { VmStop } from "../../core/lifecycle/vm-stop";
 import type { VmProperties } from "../../core/vms/properties/vm-properties";
 import type { VmReadModel } from "../../core/vms/read-model/vm-read-model";
 import type { VmCloning } from "../../core/vms/vm-cloning";
@@ -26,7 +28,9 @@ export interface VmParts {
   cloning: VmCloning;
   removal: VmRemoval;
   renaming: VmRenaming;
-  lifecycle: VmLifecycle;
+  starting: VmStart;
+  stopping: VmStop;
+  pausing: VmPause;
   properties: VmProperties;
   tags: VmTags;
   features: VmFeatures;
@@ -39,7 +43,7 @@ export interface VmParts {
  * adapter.
  */
 export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
-  const { readModel, lifecycle, properties, tags, features, notes } = parts;
+  const { readModel, starting, stopping, pausing, properties, tags, features, notes } = parts;
   return {
     listVms: async (request) => {
       const page = readModel.list({
@@ -97,17 +101,17 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
       await parts.removal.remove(request.vm, request.allowMissing, ctx);
       return {};
     },
-    startVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.start(request.vm, ctx)) }),
+    startVm: async (request, ctx) => ({ state: powerStateMessage(await starting.start(request.vm, ctx)) }),
     shutdownVm: async (request, ctx) => {
       const timeoutMs = request.timeout ? durationMs(request.timeout, "timeout") : undefined;
-      const state = await lifecycle.shutdown(request.vm, { force: request.force, wait: request.wait, timeoutMs }, ctx);
+      const state = await stopping.shutdown(request.vm, { force: request.force, wait: request.wait, timeoutMs }, ctx);
       return { state: powerStateMessage(state) };
     },
-    pauseVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.pause(request.vm, ctx)) }),
-    unpauseVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.unpause(request.vm, ctx)) }),
-    killVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.kill(request.vm, ctx)) }),
-    suspendVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.suspend(request.vm, ctx)) }),
-    resumeVm: async (request, ctx) => ({ state: powerStateMessage(await lifecycle.resume(request.vm, ctx)) }),
+    pauseVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.pause(request.vm, ctx)) }),
+    unpauseVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.unpause(request.vm, ctx)) }),
+    killVm: async (request, ctx) => ({ state: powerStateMessage(await stopping.kill(request.vm, ctx)) }),
+    suspendVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.suspend(request.vm, ctx)) }),
+    resumeVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.resume(request.vm, ctx)) }),
     listProperties: async (request) => ({ properties: properties.list(request.vm).map(propertyMessage) }),
     getProperty: async (request) => ({ property: propertyMessage(properties.get(request.vm, request.name)) }),
     setProperty: async (request, ctx) => {

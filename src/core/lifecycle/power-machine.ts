@@ -1,10 +1,12 @@
 import type { EventLog } from "../events/event-log";
 import type { PowerState } from "../model/power-state";
+import { vmClass } from "../model/vm-classes";
+import { vmIsAdmin } from "../vms/vm-errors";
 import type { VmRecord } from "../model/vm-record";
 import type { PowerStates } from "../vms/power-states";
 import { domainShutdown } from "./lifecycle-events";
 import { vmBadState } from "./lifecycle-errors";
-import { ACTION_VERB, transitionFrom, type PowerAction, type PowerTrigger, type TransitionDetail } from "./power-transitions";
+import { ACTION_DONE, ACTION_VERB, transitionFrom, type PowerAction, type PowerTrigger, type TransitionDetail } from "./power-transitions";
 
 /** Moves VMs through the transition table: the one writer of the power-state table. */
 export class PowerMachine {
@@ -17,8 +19,12 @@ export class PowerMachine {
     return this.powerStates.of(vm);
   }
 
-  /** The VM's state, when `action` is allowed from it; VM_BAD_STATE otherwise. */
+  /**
+   * The VM's state, when `action` is allowed from it; VM_IS_ADMIN for a class that has no power
+   * states of its own (the host), VM_BAD_STATE for a state the table does not take it from.
+   */
   allow(vm: VmRecord, action: PowerAction): PowerState {
+    if (!vmClass(vm.klass).startable) throw vmIsAdmin(vm, ACTION_DONE[action]);
     const state = this.powerStates.of(vm);
     if (!transitionFrom(state, action)) throw vmBadState(vm, ACTION_VERB[action], state);
     return state;

@@ -85,6 +85,17 @@ export function transitionFrom(state: PowerState, trigger: PowerTrigger): Transi
   return POWER_TRANSITIONS.find((row) => row.on === trigger && row.from.includes(state));
 }
 
+/** How a done action is named in a refusal ("dom0 is the AdminVM and cannot be shut down"). */
+export const ACTION_DONE: Readonly<Record<PowerAction, string>> = {
+  start: "started",
+  shutdown: "shut down",
+  kill: "killed",
+  pause: "paused",
+  unpause: "unpaused",
+  suspend: "suspended",
+  resume: "resumed",
+};
+
 /** How an action is named in a refusal ("cannot shut down work: it is Halted"). */
 export const ACTION_VERB: Readonly<Record<PowerAction, string>> = {
   start: "start",

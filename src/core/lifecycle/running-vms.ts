@@ -41,6 +41,8 @@ const TRIGGER_OF_EVENT: Readonly<Record<GuestEvent["kind"], PowerTrigger>> = {
  */
 export class RunningVms {
   private readonly handles = new Map<string, RunningVm>();
+  /** The starts under way, by uuid: a kill aborts them. */
+  private readonly launches = new Map<string, AbortController>();
 
   constructor(
     private readonly store: Store,
@@ -82,6 +84,25 @@ export class RunningVms {
     this.handles.set(vm.uuid, handle);
     this.store.transaction(() => this.store.runtime.markRunning(vm.qid, handle.startedAt));
     handle.onEvent((event) => this.heard(vm.uuid, event));
+  }
+
+  /** A start of the VM begins: the signal its launch takes, which a kill aborts. */
+  launching(uuid: string): AbortSignal {
+    const abort = new AbortController();
+    this.launches.set(uuid, abort);
+    return abort.signal;
+  }
+
+  /** The start ended, launched or not. */
+  launched(uuid: string): void {
+    this.launches.delete(uuid);
+  }
+
+  /** Aborts the start of the VM under way; false when none is. */
+  abortLaunch(uuid: string): boolean {
+    const abort = this.launches.get(uuid);
+    abort?.abort();
+    return abort !== undefined;
   }
 
   /** The handle of a running VM; undefined while it does not run. */

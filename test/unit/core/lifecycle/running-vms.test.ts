@@ -37,16 +37,16 @@ describe("running VMs", () => {
     const host = new SimHost();
     const first = await coreOn(new SimHypervisor(host));
     await first.creation.create({ ...standalone, name: "work" }, ctx);
-    await first.lifecycle.start("work", ctx);
-    await first.lifecycle.pause("work", ctx);
+    await first.starting.start("work", ctx);
+    await first.pausing.pause("work", ctx);
     const startedAt = first.readModel.get("work").startedAt;
     await first.release();
 
     const second = await coreOn(new SimHypervisor(host));
     expect(second.readModel.get("work")).toMatchObject({ state: "Paused", startedAt });
     expect(logs.lines).toContainEqual(expect.objectContaining({ vm: "work", state: "Paused", msg: "adopted a running VM" }));
-    await second.lifecycle.unpause("work", ctx);
-    await second.lifecycle.kill("work", ctx);
+    await second.pausing.unpause("work", ctx);
+    await second.stopping.kill("work", ctx);
     expect(second.readModel.get("work").state).toBe("Halted");
     expect(host.guests.size).toBe(0);
     const told = second.store.events.after(0, 1000).filter((e) => e.subject === "work").map((e) => e.name);
@@ -59,8 +59,8 @@ describe("running VMs", () => {
     await first.creation.create({ ...standalone, name: "dvm", klass: "AppVM", template: "tpl", properties: { template_for_dispvms: true } }, ctx);
     await first.creation.create({ ...standalone, name: "work" }, ctx);
     const disp = await first.creation.createDisposable({ template: "dvm", label: "", idempotencyKey: "" }, ctx);
-    await first.lifecycle.start("work", ctx);
-    await first.lifecycle.start(disp.name, ctx);
+    await first.starting.start("work", ctx);
+    await first.starting.start(disp.name, ctx);
     await first.release();
 
     // Another host: the guests did not outlive the last Steward (the machine rebooted, say).
@@ -87,9 +87,9 @@ describe("running VMs", () => {
     await withStats.creation.create({ ...standalone, name: "work" }, ctx);
     const work = withStats.lookup.resolve("work");
     expect(() => withStats.running.capability(work, "stats")).toThrow(expect.objectContaining({ reason: "VM_BAD_STATE", metadata: { vm: "work", state: "Halted" } }));
-    await withStats.lifecycle.start("work", ctx);
+    await withStats.starting.start("work", ctx);
     await expect(withStats.running.capability(work, "stats").sample()).resolves.toMatchObject({ cpuTimeNs: 1, memoryBytes: 2 });
     expect(() => withStats.running.capability(work, "console")).toThrow(expect.objectContaining({ reason: "CAPABILITY_MISSING", metadata: { vm: "work", capability: "console" } }));
-    await withStats.lifecycle.kill("work", ctx);
+    await withStats.stopping.kill("work", ctx);
   });
 });

@@ -16,7 +16,7 @@ describe("starting a VM's netvm chain", () => {
 
   it("starts the farthest netvm first", async () => {
     await core.creation.create({ ...standalone, name: "work", properties: { netvm: "sys-fw" } }, ctx);
-    await core.lifecycle.start("work", ctx);
+    await core.starting.start("work", ctx);
     const started = core.store.events.after(0, 1000).filter((e) => e.name === "domain-start").map((e) => e.subject);
     expect(started).toEqual(["sys-net", "sys-fw", "work"]);
   });
@@ -25,13 +25,13 @@ describe("starting a VM's netvm chain", () => {
     await core.features.set("sys-net", "sim-start-ms", "40", ctx);
     await core.creation.create({ ...standalone, name: "one", properties: { netvm: "sys-net" } }, ctx);
     await core.creation.create({ ...standalone, name: "two", properties: { netvm: "sys-net" } }, ctx);
-    await expect(Promise.all([core.lifecycle.start("one", ctx), core.lifecycle.start("two", ctx)])).resolves.toEqual(["Running", "Running"]);
+    await expect(Promise.all([core.starting.start("one", ctx), core.starting.start("two", ctx)])).resolves.toEqual(["Running", "Running"]);
   });
 
   it("refuses a chain that comes back on itself, before anything starts, rather than recurse", async () => {
     // A loop no single setting makes: sys-net's netvm is the default, and the default becomes sys-fw.
     core.globals.set("default_netvm", "sys-fw", ctx);
-    await expect(core.lifecycle.start("sys-net", ctx)).rejects.toMatchObject({ reason: "NETVM_LOOP" });
+    await expect(core.starting.start("sys-net", ctx)).rejects.toMatchObject({ reason: "NETVM_LOOP" });
     expect(core.readModel.get("sys-fw").state).toBe("Halted");
     expect(core.readModel.get("sys-net").state).toBe("Halted");
   });

@@ -71,7 +71,7 @@ describe("operations on one VM", () => {
   };
   const stopAll = async () => {
     for (const vm of core.readModel.list({ filter: {}, pageSize: 100, pageToken: "", full: false }).vms) {
-      if (vm.klass !== "AdminVM" && vm.state !== "Halted") await core.lifecycle.kill(vm.name, ctx);
+      if (vm.klass !== "AdminVM" && vm.state !== "Halted") await core.stopping.kill(vm.name, ctx);
     }
   };
 
@@ -79,7 +79,7 @@ describe("operations on one VM", () => {
     const seen = new Set<string>();
     for (let round = 0; round < 12; round++) {
       const uuid = await makeWork();
-      const [start, remove] = await race(round, () => core.lifecycle.start("work", ctx), () => core.removal.remove("work", false, ctx));
+      const [start, remove] = await race(round, () => core.starting.start("work", ctx), () => core.removal.remove("work", false, ctx));
       const result = `${start} / ${remove}`;
       seen.add(result);
       // Start first: the running VM cannot be removed. Remove first: there is nothing to start,
@@ -99,7 +99,7 @@ describe("operations on one VM", () => {
     const seen = new Set<string>();
     for (let round = 0; round < 12; round++) {
       const uuid = await makeWork();
-      const [start, rename] = await race(round, () => core.lifecycle.start("work", ctx), () => core.renaming.rename("work", "job", ctx));
+      const [start, rename] = await race(round, () => core.starting.start("work", ctx), () => core.renaming.rename("work", "job", ctx));
       const result = `${start} / ${rename}`;
       seen.add(result);
       expect(["ok / VM_NOT_HALTED", "VM_NOT_FOUND / ok"]).toContain(result);
@@ -130,7 +130,7 @@ describe("operations on one VM", () => {
 
   it("lets reads through while an operation on the VM runs", async () => {
     await makeWork();
-    const starting = core.lifecycle.start("work", ctx);
+    const starting = core.starting.start("work", ctx);
     await until(() => core.readModel.get("sys-net").state === "Transient");
     // The start holds nothing that a read waits for.
     expect(core.readModel.get("work").state).toBe("Halted");
@@ -142,8 +142,8 @@ describe("operations on one VM", () => {
     await makeWork("work");
     await core.features.set("work", "sim-start-ms", "60", ctx);
     await core.creation.create({ ...base, name: "other", klass: "StandaloneVM", properties: {} }, ctx);
-    await core.lifecycle.start("sys-net", ctx);
-    const starting = core.lifecycle.start("work", ctx);
+    await core.starting.start("sys-net", ctx);
+    const starting = core.starting.start("work", ctx);
     await until(() => core.readModel.get("work").state === "Transient");
     // work's start is under way; a change to another VM does not wait for it.
     await core.properties.set("other", "memory", 777, ctx);

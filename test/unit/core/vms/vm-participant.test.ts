@@ -75,8 +75,8 @@ describe("VM participants", () => {
   it("run their hooks in the order listed, through a VM's whole life", async () => {
     await create("work");
     await core.cloning.clone({ vm: "work", newName: "copy", klass: undefined, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
-    await core.lifecycle.start("work", ctx);
-    await core.lifecycle.shutdown("work", { force: false, wait: true, timeoutMs: undefined }, ctx);
+    await core.starting.start("work", ctx);
+    await core.stopping.shutdown("work", { force: false, wait: true, timeoutMs: undefined }, ctx);
     await core.removal.remove("work", false, ctx);
     expect(log).toEqual([
       "storage onCreate work",
@@ -99,14 +99,14 @@ describe("VM participants", () => {
   it("leave a VM halted, with the earlier participants' work undone, when one fails before start", async () => {
     await create("work");
     failing.add("beforeStart");
-    await expect(core.lifecycle.start("work", ctx)).rejects.toMatchObject({ reason: "PARTICIPANT_REFUSED" });
+    await expect(core.starting.start("work", ctx)).rejects.toMatchObject({ reason: "PARTICIPANT_REFUSED" });
     expect(log).toEqual(["storage onCreate work", "network onCreate work", "storage beforeStart work", "network beforeStart work", "storage undoes beforeStart work"]);
     expect(core.readModel.get("work").state).toBe("Halted");
     expect(spy.plans).toEqual([]);
     expect(eventNames("work").filter((name) => name.startsWith("domain-") && !name.includes("tag"))).toEqual(["domain-add", "domain-pre-start", "domain-start-failed"]);
     // Nothing is left half-made: once the participant agrees, the VM starts.
     failing.clear();
-    await expect(core.lifecycle.start("work", ctx)).resolves.toBe("Running");
+    await expect(core.starting.start("work", ctx)).resolves.toBe("Running");
   });
 
   it("make no VM, and tell of none, when one fails while it is made", async () => {
@@ -129,10 +129,10 @@ describe("VM participants", () => {
 
   it("settle a halted VM before any operation that was waiting for it runs", async () => {
     await create("work");
-    await core.lifecycle.start("work", ctx);
+    await core.starting.start("work", ctx);
     log.length = 0;
     // The removal waits behind the kill; the VM halts during the kill; its settling goes first.
-    const killed = core.lifecycle.kill("work", ctx);
+    const killed = core.stopping.kill("work", ctx);
     const removed = core.removal.remove("work", false, ctx);
     await Promise.all([killed, removed]);
     expect(log).toEqual([
@@ -148,10 +148,10 @@ describe("VM participants", () => {
   it("answer a shutdown that waits once the VM halted in time, however long settling it takes", async () => {
     await create("work");
     await core.features.set("work", "sim-shutdown-ms", "20", ctx);
-    await core.lifecycle.start("work", ctx);
+    await core.starting.start("work", ctx);
     slowSettle.ms = 300;
     const asked = Date.now();
-    await expect(core.lifecycle.shutdown("work", { force: false, wait: true, timeoutMs: 150 }, ctx)).resolves.toBe("Halted");
+    await expect(core.stopping.shutdown("work", { force: false, wait: true, timeoutMs: 150 }, ctx)).resolves.toBe("Halted");
     // It was answered once settled, not when it halted.
     expect(Date.now() - asked).toBeGreaterThanOrEqual(300);
     expect(log.at(-1)).toBe("network afterHalt work (shutdown)");
@@ -165,8 +165,8 @@ describe("VM participants", () => {
     );
     const disp = await core.creation.createDisposable({ template: "dvm", label: "", idempotencyKey: "" }, ctx);
     failing.add("afterHalt");
-    await core.lifecycle.start(disp.name, ctx);
-    await core.lifecycle.kill(disp.name, ctx);
+    await core.starting.start(disp.name, ctx);
+    await core.stopping.kill(disp.name, ctx);
     expect(log.filter((line) => line.includes("afterHalt"))).toEqual([`storage afterHalt ${disp.name} (killed)`, `network afterHalt ${disp.name} (killed)`]);
     expect(built.logs.lines).toContainEqual(expect.objectContaining({ participant: "network", msg: "a participant failed to settle a halted VM" }));
     // The disposables come last, and still removed it.

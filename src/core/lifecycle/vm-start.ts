@@ -1,0 +1,146 @@
+import type { Hypervisor, RunningVm } from "../../ports/hypervisor";
+import type { Store } from "../../ports/store";
+import { DomainError } from "../errors";
+import type { LaunchPlan } from "../model/launch-plan";
+import type { PowerState } from "../model/power-state";
+import { vmClass } from "../model/vm-classes";
+import type { VmRecord } from "../model/vm-record";
+import type { CallContext } from "../shared/call-context";
+import { Revert } from "../shared/revert";
+import { netvmLoop } from "../vms/properties/property-errors";
+import type { PropertyResolver } from "../vms/properties/property-resolver";
+import { vmSpec } from "../vms/properties/property-schema";
+import { noTemplateToStart } from "../vms/vm-errors";
+import type { VmLookup } from "../vms/vm-lookup";
+import type { VmOperations } from "../vms/vm-operations";
+import type { VmParticipants } from "../vms/vm-participant";
+import type { HaltWaiters } from "./halt-waiters";
+import { netvmNotRunning, startFailed } from "./lifecycle-errors";
+import type { PowerMachine } from "./power-machine";
+import type { RunningVms } from "./running-vms";
+
+/** The longest netvm chain a start follows: far more than any real one (Qubes' have two or three). */
+const MAX_NETVM_CHAIN = 64;
+
+/**
+ * Starting VMs, as Qubes does: the netvm chain first, then the participants' part of the launch
+ * plan, then the launch. The VM is held from the start (one operation on it), so nothing
+ * removes or renames it meanwhile; a kill aborts a start under way.
+ */
+export class VmStart {
+  constructor(
+    private readonly store: Store,
+    private readonly lookup: VmLookup,
+    private readonly hypervisor: Hypervisor,
+    private readonly resolver: PropertyResolver,
+    private readonly operations: VmOperations,
+    private readonly participants: VmParticipants,
+    private readonly machine: PowerMachine,
+    private readonly running: RunningVms,
+    private readonly halts: HaltWaiters,
+  ) {}
+
+  /** Starts a halted VM after its netvm chain; resolves once it runs. */
+  async start(text: string, ctx: CallContext): Promise<PowerState> {
+    const vm = this.lookup.resolve(text);
+    this.machine.allow(vm, "start");
+    this.requireTemplate(vm);
+    return this.operations.on(text, "vm", ctx, "start it", async (record) => {
+      this.machine.allow(record, "start");
+      this.requireTemplate(record);
+      await this.startNetvmChain(record, ctx);
+      this.requireNetvmRunning(record);
+      return this.launch(record, ctx);
+    });
+  }
+
+  /**
+   * Starts the netvms the VM's network goes through, the farthest first, each as an operation
+   * of its own. The chain is walked with a bound, so that no data can make a start recurse
+   * without end; a chain that comes back on itself is refused (NETVM_LOOP) before anything
+   * starts.
+   */
+  private async startNetvmChain(vm: VmRecord, ctx: CallContext): Promise<void> {
+    const chain: VmRecord[] = [];
+    for (let hop = this.resolver.netvmOf(vm); hop; hop = this.resolver.netvmOf(hop)) {
+      if (hop.qid === vm.qid || chain.some((seen) => seen.qid === hop.qid) || chain.length === MAX_NETVM_CHAIN) {
+        throw netvmLoop(vm.name, chain[0]?.name ?? hop.name, [vm, ...chain, hop].map((link) => link.name));
+      }
+      chain.push(hop);
+    }
+    for (const netvm of chain.reverse()) await this.ensureRunning(vm, netvm, ctx);
+  }
+
+  /**
+   * Starts a netvm of `user`'s chain unless it runs already, in its own turn: two VMs that share
+   * a netvm start side by side, and the second finds it running. Its own netvm started just
+   * before it (the farthest first).
+   */
+  private ensureRunning(user: VmRecord, netvm: VmRecord, ctx: CallContext): Promise<void> {
+    return this.operations.on(`uuid:${netvm.uuid}`, "vm", ctx, "start it", async (record) => {
+      const state = this.machine.state(record);
+      if (state === "Running") return;
+      if (state !== "Halted") throw netvmNotRunning(user, record, state);
+      this.requireTemplate(record);
+      this.requireNetvmRunning(record);
+      await this.launch(record, ctx);
+    });
+  }
+
+  /** The plan a VM starts from, then its participants' part of it, then the launch itself. */
+  private async launch(vm: VmRecord, ctx: CallContext): Promise<PowerState> {
+    this.machine.move(vm, "start");
+    const signal = this.running.launching(vm.uuid);
+    let handle: RunningVm;
+    try {
+      handle = await Revert.run(
+        async (revert) => {
+          const plan = this.planOf(vm);
+          await this.participants.beforeStart(vm, plan, ctx, revert);
+          return this.hypervisor.launch(plan, signal);
+        },
+        this.participants.undoFailed(vm.name, `starting ${vm.name}`),
+      );
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.machine.move(vm, "launch-failed", { reason });
+      this.halts.settled(vm.uuid);
+      if (error instanceof DomainError) throw error;
+      throw startFailed(vm, reason);
+    } finally {
+      this.running.launched(vm.uuid);
+    }
+    this.running.attach(vm, handle);
+    this.machine.move(vm, "launched", {}, handle.startedAt);
+    return this.machine.state(vm);
+  }
+
+  private planOf(vm: VmRecord): LaunchPlan {
+    const value = (name: string) => this.resolver.vm(vm, vmSpec(name)).value;
+    return {
+      uuid: vm.uuid,
+      name: vm.name,
+      qid: vm.qid,
+      memoryMib: value("memory") as number,
+      maxmemMib: value("maxmem") as number,
+      vcpus: value("vcpus") as number,
+      kernel: value("kernel") as string,
+      kernelopts: value("kernelopts") as string,
+      features: this.store.vms.features(vm.qid),
+      disks: [],
+      networkInterfaces: [],
+      devices: [],
+    };
+  }
+
+  private requireNetvmRunning(vm: VmRecord): void {
+    const netvm = this.resolver.netvmOf(vm);
+    if (!netvm) return;
+    const state = this.machine.state(netvm);
+    if (state !== "Running") throw netvmNotRunning(vm, netvm, state);
+  }
+
+  private requireTemplate(vm: VmRecord): void {
+    if (vmClass(vm.klass).templateClass && !this.resolver.templateOf(vm)) throw noTemplateToStart(vm);
+  }
+}

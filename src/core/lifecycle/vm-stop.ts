@@ -1,0 +1,114 @@
+import type { Log } from "../../ports/log";
+import type { Store } from "../../ports/store";
+import type { PowerState } from "../model/power-state";
+import type { VmRecord } from "../model/vm-record";
+import { uncancellable, type CallContext } from "../shared/call-context";
+import type { PropertyResolver } from "../vms/properties/property-resolver";
+import { vmSpec } from "../vms/properties/property-schema";
+import { netvmInUseByRunning } from "../vms/vm-errors";
+import type { VmLookup } from "../vms/vm-lookup";
+import type { VmOperations } from "../vms/vm-operations";
+import type { HaltWaiters } from "./halt-waiters";
+import { killFailed, shutdownTimeout } from "./lifecycle-errors";
+import type { PowerMachine } from "./power-machine";
+import type { RunningVms } from "./running-vms";
+
+export interface ShutdownOptions {
+  /** Kill the VM when it has not halted in time, and shut down the VMs using it as netvm. */
+  force: boolean;
+  /** Return only once the VM halted. */
+  wait: boolean;
+  /** How long to wait; undefined for the VM's shutdown_timeout. */
+  timeoutMs: number | undefined;
+}
+
+/** How long a killed VM may take to halt. */
+const KILL_TIMEOUT_MS = 10_000;
+
+/**
+ * Shutting VMs down and killing them. Asking is an operation on the VM; waiting for it to halt
+ * is not, so a VM that is slow to shut down can still be killed, and a kill stops a start under
+ * way rather than waiting for its turn.
+ */
+export class VmStop {
+  constructor(
+    private readonly store: Store,
+    private readonly lookup: VmLookup,
+    private readonly resolver: PropertyResolver,
+    private readonly operations: VmOperations,
+    private readonly machine: PowerMachine,
+    private readonly running: RunningVms,
+    private readonly halts: HaltWaiters,
+    private readonly log: Log,
+  ) {}
+
+  async shutdown(text: string, options: ShutdownOptions, ctx: CallContext): Promise<PowerState> {
+    const vm = this.lookup.resolve(text);
+    if (this.machine.allow(vm, "shutdown") !== "Halting" && options.force) await this.shutDownUsers(vm, options, ctx);
+    // Once asked, the shutdown happens, even when the caller stops waiting for its turn.
+    await this.operations.on(text, "vm", uncancellable(ctx), "shut it down", async (record) => {
+      const state = this.machine.allow(record, "shutdown");
+      if (state === "Halting") return;
+      // Checked again in the VM's turn, with its state changed at once after: a VM that started
+      // with this one as its netvm since is seen, and none can start while it halts.
+      this.refuseRunningUsers(record);
+      this.machine.move(record, "shutdown", { force: options.force });
+      const handle = this.running.handle(record.uuid)!;
+      // A paused guest cannot hear the power button.
+      if (state === "Paused") await handle.unpause();
+      await handle.powerButton();
+    });
+    if (!options.wait) return this.machine.state(vm);
+    const timeoutMs = options.timeoutMs ?? 1000 * (this.resolver.vm(vm, vmSpec("shutdown_timeout")).value as number);
+    if (await this.halted(vm, timeoutMs, ctx, `waiting for ${vm.name} to shut down`)) return "Halted";
+    if (!options.force) throw shutdownTimeout(vm, timeoutMs);
+    await this.killNow(vm, ctx);
+    return "Halted";
+  }
+
+  async kill(text: string, ctx: CallContext): Promise<PowerState> {
+    const vm = this.lookup.resolve(text);
+    this.machine.allow(vm, "kill");
+    await this.killNow(vm, ctx);
+    return "Halted";
+  }
+
+  /**
+   * Kills the VM and waits until it halted. A start under way is aborted at once (the VM is
+   * Dying until the start gives up), rather than waiting for its turn.
+   */
+  private async killNow(vm: VmRecord, ctx: CallContext): Promise<void> {
+    if (this.machine.state(vm) === "Transient" && this.running.abortLaunch(vm.uuid)) this.machine.move(vm, "kill");
+    await this.operations.on(`uuid:${vm.uuid}`, "vm", ctx, "kill it", async (record) => {
+      if (this.machine.state(record) === "Halted") return;
+      this.machine.move(record, "kill");
+      await this.running.handle(record.uuid)?.kill();
+    });
+    if (!(await this.halted(vm, KILL_TIMEOUT_MS, ctx, `waiting for ${vm.name} to die`))) throw killFailed(vm);
+  }
+
+  /** With force, the running VMs whose netvm is this one are shut down first. */
+  private async shutDownUsers(vm: VmRecord, options: ShutdownOptions, ctx: CallContext): Promise<void> {
+    for (const user of this.runningUsers(vm)) await this.shutdown(`uuid:${user.uuid}`, { ...options, wait: true }, ctx);
+  }
+
+  /** A VM that running VMs use as their netvm is not shut down (VM_IN_USE). */
+  private refuseRunningUsers(vm: VmRecord): void {
+    const users = this.runningUsers(vm);
+    if (users.length > 0) throw netvmInUseByRunning(vm, users.map((u) => u.name));
+  }
+
+  private runningUsers(vm: VmRecord): VmRecord[] {
+    return this.store.vms.all().filter((other) => this.resolver.netvmOf(other)?.qid === vm.qid && this.machine.state(other) !== "Halted");
+  }
+
+  /** Waits until the VM halted and settled; a caller that stops waiting is CANCELLED, and logged. */
+  private async halted(vm: VmRecord, timeoutMs: number, ctx: CallContext, what: string): Promise<boolean> {
+    try {
+      return await this.halts.wait(vm.uuid, () => this.machine.state(vm) === "Halted", timeoutMs, ctx.signal, what);
+    } catch (error) {
+      this.log.info({ vm: vm.name, requestId: ctx.requestId, caller: ctx.caller }, `the caller stopped ${what}; it goes on`);
+      throw error;
+    }
+  }
+}

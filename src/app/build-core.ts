@@ -83,6 +83,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     labels,
     globals: new GlobalProperties(store, resolver, events),
     lookup,
+    operations,
     readModel,
     creation: new VmCreation(store, lookup, labels, properties, resolver, operations, participants, newVms),
     cloning: new VmCloning(store, lookup, resolver, powerStates, operations, participants, newVms),

@@ -29,9 +29,14 @@ export class HaltWaiters {
    * first (what the caller waited for goes on).
    */
   async wait(uuid: string, isHalted: () => boolean, timeoutMs: number, signal: AbortSignal, what: string): Promise<boolean> {
-    if (!isHalted() && !(await this.haltWaiters.wait(uuid, timeoutMs, signal, what))) return false;
+    if (!(await this.haltedWithin(uuid, isHalted, timeoutMs, signal, what))) return false;
     if (this.settling.has(uuid)) await this.settleWaiters.wait(uuid, undefined, signal, what);
     return true;
+  }
+
+  /** True once the VM is Halted (settled or not), false after `timeoutMs`. */
+  async haltedWithin(uuid: string, isHalted: () => boolean, timeoutMs: number, signal: AbortSignal, what: string): Promise<boolean> {
+    return isHalted() || this.haltWaiters.wait(uuid, timeoutMs, signal, what);
   }
 }
 
@@ -52,7 +57,9 @@ class Waiters {
       const end = () => {
         clearTimeout(timer);
         signal.removeEventListener("abort", cancel);
-        this.waiting.get(uuid)?.delete(wake);
+        const waiters = this.waiting.get(uuid);
+        waiters?.delete(wake);
+        if (waiters?.size === 0) this.waiting.delete(uuid);
       };
       const wake = () => {
         end();

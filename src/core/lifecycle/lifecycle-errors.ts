@@ -2,7 +2,7 @@ import { declareReasons, DomainError, failedPrecondition } from "../errors";
 import type { PowerState } from "../model/power-state";
 
 /** Reasons of starting, stopping and pausing VMs. */
-const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING"]);
+const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "NETVM_CHAIN_TOO_LONG", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING"]);
 
 interface Named {
   name: string;
@@ -15,6 +15,10 @@ export function vmBadState(vm: Named, action: string, state: PowerState): Domain
 
 export function netvmNotRunning(vm: Named, netvm: Named, state: PowerState): DomainError {
   return failedPrecondition(R.NETVM_NOT_RUNNING, `${vm.name}'s netvm ${netvm.name} is ${state}`, { vm: vm.name, netvm: netvm.name, state });
+}
+
+export function netvmChainTooLong(vm: Named, max: number): DomainError {
+  return failedPrecondition(R.NETVM_CHAIN_TOO_LONG, `${vm.name}'s network goes through more than ${max} netvms`, { vm: vm.name, max: String(max) });
 }
 
 export function startFailed(vm: Named, reason: string): DomainError {

@@ -82,7 +82,12 @@ export class RunningVms {
   /** Follows a guest that was just launched (or adopted). */
   attach(vm: VmRecord, handle: RunningVm): void {
     this.handles.set(vm.uuid, handle);
-    this.store.transaction(() => this.store.runtime.markRunning(vm.qid, handle.startedAt));
+    try {
+      this.store.transaction(() => this.store.runtime.markRunning(vm.qid, handle.startedAt));
+    } catch (error) {
+      // The guest runs and is followed all the same; only a restart would not know of it.
+      this.log.error({ vm: vm.name, err: error }, "could not note that a VM runs");
+    }
     handle.onEvent((event) => this.heard(vm.uuid, event));
   }
 
@@ -147,7 +152,8 @@ export class RunningVms {
     return this.operations
       .next(vm.uuid, "settle it", async (record) => {
         if (record) await this.participants.afterHalt(record, { cause, detail }, ctx);
-        this.store.transaction(() => this.store.runtime.markHalted(vm.qid));
+        // Unless settling removed it (a DispVM): its mark went with it, and its qid may be another's by now.
+        if (this.store.vms.byUuid(vm.uuid)) this.store.transaction(() => this.store.runtime.markHalted(vm.qid));
       })
       .catch((error: unknown) => this.log.error({ vm: vm.name, err: error }, "settling a halted VM failed"))
       .finally(() => this.halts.settled(vm.uuid));

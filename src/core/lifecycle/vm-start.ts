@@ -15,7 +15,7 @@ import type { VmLookup } from "../vms/vm-lookup";
 import type { VmOperations } from "../vms/vm-operations";
 import type { VmParticipants } from "../vms/vm-participant";
 import type { HaltWaiters } from "./halt-waiters";
-import { netvmNotRunning, startFailed } from "./lifecycle-errors";
+import { netvmChainTooLong, netvmNotRunning, startFailed } from "./lifecycle-errors";
 import type { PowerMachine } from "./power-machine";
 import type { RunningVms } from "./running-vms";
 
@@ -61,30 +61,37 @@ export class VmStart {
    * starts.
    */
   private async startNetvmChain(vm: VmRecord, ctx: CallContext): Promise<void> {
-    const chain: VmRecord[] = [];
+    const chain: VmRecord[] = [vm];
     for (let hop = this.resolver.netvmOf(vm); hop; hop = this.resolver.netvmOf(hop)) {
-      if (hop.qid === vm.qid || chain.some((seen) => seen.qid === hop.qid) || chain.length === MAX_NETVM_CHAIN) {
-        throw netvmLoop(vm.name, chain[0]?.name ?? hop.name, [vm, ...chain, hop].map((link) => link.name));
-      }
+      if (chain.some((seen) => seen.qid === hop.qid)) throw netvmLoop(vm.name, chain[1]?.name ?? hop.name, [...chain, hop].map((link) => link.name));
+      if (chain.length > MAX_NETVM_CHAIN) throw netvmChainTooLong(vm, MAX_NETVM_CHAIN);
       chain.push(hop);
     }
-    for (const netvm of chain.reverse()) await this.ensureRunning(vm, netvm, ctx);
+    for (let i = chain.length - 1; i > 0; i--) await this.ensureRunning(vm, chain[i - 1], chain[i], ctx);
   }
 
   /**
-   * Starts a netvm of `user`'s chain unless it runs already, in its own turn: two VMs that share
-   * a netvm start side by side, and the second finds it running. Its own netvm started just
-   * before it (the farthest first).
+   * Starts `netvm` (the netvm of `user`, in the chain of `starting`) unless it runs already, in
+   * its own turn: two VMs that share a netvm start side by side, and the second finds it running.
+   * Its own netvm started just before it (the farthest first). Starts that wait for each other's
+   * VMs (the chains changed between them) are refused rather than left waiting for ever.
    */
-  private ensureRunning(user: VmRecord, netvm: VmRecord, ctx: CallContext): Promise<void> {
-    return this.operations.on(`uuid:${netvm.uuid}`, "vm", ctx, "start it", async (record) => {
-      const state = this.machine.state(record);
-      if (state === "Running") return;
-      if (state !== "Halted") throw netvmNotRunning(user, record, state);
-      this.requireTemplate(record);
-      this.requireNetvmRunning(record);
-      await this.launch(record, ctx);
-    });
+  private ensureRunning(starting: VmRecord, user: VmRecord, netvm: VmRecord, ctx: CallContext): Promise<void> {
+    return this.operations.on(
+      `uuid:${netvm.uuid}`,
+      "vm",
+      ctx,
+      `start ${netvm.name}, the netvm of ${user.name}`,
+      async (record) => {
+        const state = this.machine.state(record);
+        if (state === "Running") return;
+        if (state !== "Halted") throw netvmNotRunning(user, record, state);
+        this.requireTemplate(record);
+        this.requireNetvmRunning(record);
+        await this.launch(record, ctx);
+      },
+      starting,
+    );
   }
 
   /** The plan a VM starts from, then its participants' part of it, then the launch itself. */
@@ -110,8 +117,10 @@ export class VmStart {
     } finally {
       this.running.launched(vm.uuid);
     }
-    this.running.attach(vm, handle);
+    // Running first: what the guest did since its launch, told to the core once it follows the
+    // handle, moves the VM on from there.
     this.machine.move(vm, "launched", {}, handle.startedAt);
+    this.running.attach(vm, handle);
     return this.machine.state(vm);
   }
 

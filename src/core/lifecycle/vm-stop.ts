@@ -4,6 +4,7 @@ import type { PowerState } from "../model/power-state";
 import type { VmRecord } from "../model/vm-record";
 import { uncancellable, type CallContext } from "../shared/call-context";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
+import { netvmLoop } from "../vms/properties/property-errors";
 import { vmSpec } from "../vms/properties/property-schema";
 import { netvmInUseByRunning } from "../vms/vm-errors";
 import type { VmLookup } from "../vms/vm-lookup";
@@ -42,10 +43,15 @@ export class VmStop {
     private readonly log: Log,
   ) {}
 
-  async shutdown(text: string, options: ShutdownOptions, ctx: CallContext): Promise<PowerState> {
+  shutdown(text: string, options: ShutdownOptions, ctx: CallContext): Promise<PowerState> {
+    return this.shutdownVia(text, options, ctx, []);
+  }
+
+  /** A shutdown, asked by the forced shutdowns of the VMs `via` (those whose netvm this is). */
+  private async shutdownVia(text: string, options: ShutdownOptions, ctx: CallContext, via: readonly VmRecord[]): Promise<PowerState> {
     const vm = this.lookup.resolve(text);
-    if (this.machine.allow(vm, "shutdown") !== "Halting" && options.force) await this.shutDownUsers(vm, options, ctx);
-    // Once asked, the shutdown happens, even when the caller stops waiting for its turn.
+    if (this.machine.allow(vm, "shutdown") !== "Halting" && options.force) await this.shutDownUsers(vm, options, ctx, via);
+    // Once its turn is asked for, the shutdown happens, even when the caller stops waiting.
     await this.operations.on(text, "vm", uncancellable(ctx), "shut it down", async (record) => {
       const state = this.machine.allow(record, "shutdown");
       if (state === "Halting") return;
@@ -83,13 +89,24 @@ export class VmStop {
       if (this.machine.state(record) === "Halted") return;
       this.machine.move(record, "kill");
       await this.running.handle(record.uuid)?.kill();
+      // The kill's turn lasts until the VM is Halted, whenever its driver says so: the operation
+      // after it (its settling first) finds it halted.
+      const isHalted = () => this.machine.state(record) === "Halted";
+      if (!(await this.halts.haltedWithin(record.uuid, isHalted, KILL_TIMEOUT_MS, uncancellable(ctx).signal, `killing ${record.name}`))) throw killFailed(record);
     });
     if (!(await this.halted(vm, KILL_TIMEOUT_MS, ctx, `waiting for ${vm.name} to die`))) throw killFailed(vm);
   }
 
-  /** With force, the running VMs whose netvm is this one are shut down first. */
-  private async shutDownUsers(vm: VmRecord, options: ShutdownOptions, ctx: CallContext): Promise<void> {
-    for (const user of this.runningUsers(vm)) await this.shutdown(`uuid:${user.uuid}`, { ...options, wait: true }, ctx);
+  /**
+   * With force, the running VMs whose netvm is this one are shut down first (theirs first, and
+   * so on). A chain of users that comes back to a VM is refused (NETVM_LOOP), not followed.
+   */
+  private async shutDownUsers(vm: VmRecord, options: ShutdownOptions, ctx: CallContext, via: readonly VmRecord[]): Promise<void> {
+    const chain = [...via, vm];
+    for (const user of this.runningUsers(vm)) {
+      if (chain.some((link) => link.qid === user.qid)) throw netvmLoop(user.name, vm.name, [...chain, user].map((link) => link.name));
+      await this.shutdownVia(`uuid:${user.uuid}`, { ...options, wait: true }, ctx, chain);
+    }
   }
 
   /** A VM that running VMs use as their netvm is not shut down (VM_IN_USE). */

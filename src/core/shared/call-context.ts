@@ -21,12 +21,18 @@ export interface CallContext {
  * waiting meanwhile (a shutdown waiting for its turn on the VM).
  */
 export function uncancellable(ctx: CallContext): CallContext {
-  return { caller: ctx.caller, requestId: ctx.requestId, signal: NEVER_ABORTED };
+  return { caller: ctx.caller, requestId: ctx.requestId, signal: neverAborted() };
 }
 
 /** The context of work the core does of its own accord, that no caller waits for. */
 export function internalContext(what: string): CallContext {
-  return { caller: "dom0", requestId: what, signal: NEVER_ABORTED };
+  return { caller: "dom0", requestId: what, signal: neverAborted() };
 }
 
-const NEVER_ABORTED = new AbortController().signal;
+/**
+ * A signal that never aborts; one for each context, as those who wait listen to it, and one
+ * signal shared by every such wait would gather their listeners by the hundred.
+ */
+function neverAborted(): AbortSignal {
+  return new AbortController().signal;
+}

@@ -1,8 +1,25 @@
 import { callCancelled } from "../errors";
+import { operationsWouldDeadlock } from "./shared-errors";
 
 /** One operation waiting for, or holding, its key. */
 interface Slot {
   start(): void;
+}
+
+/** How an operation is queued. */
+export interface QueueOptions {
+  /** Aborted when its caller stops waiting: a slot still waiting leaves the queue (CANCELLED). */
+  signal?: AbortSignal;
+  /** What the operation does, for the errors that say why it did not run. */
+  what: string;
+  /**
+   * The key held by the operation that asks for this one, when operations nest (a start that
+   * holds its VM starts the VM's netvm): a wait that would close a circle of operations waiting
+   * for each other is refused at once (ABORTED) instead of hanging.
+   */
+  heldBy?: string;
+  /** After the operation running now, before those waiting (settling a VM that just halted). */
+  next?: boolean;
 }
 
 /**
@@ -13,53 +30,63 @@ interface Slot {
 export class KeyedQueue {
   /** Per key, the operation running (first) and those waiting behind it. */
   private readonly queues = new Map<string, Slot[]>();
+  /** Per key held by a running operation, the key that operation waits for (nested). */
+  private readonly waitsFor = new Map<string, string>();
 
-  /** Runs `work` once the operations on `key` that came before it are done. */
-  run<T>(key: string, signal: AbortSignal | undefined, what: string, work: () => T | Promise<T>): Promise<T> {
-    return this.enqueue(key, signal, what, work, false);
-  }
-
-  /**
-   * Runs `work` next on `key`: after the operation running now, before those waiting. For what
-   * must happen before anything else may act on the key (settling a VM that just halted).
-   */
-  runNext<T>(key: string, what: string, work: () => T | Promise<T>): Promise<T> {
-    return this.enqueue(key, undefined, what, work, true);
-  }
-
-  private enqueue<T>(key: string, signal: AbortSignal | undefined, what: string, work: () => T | Promise<T>, first: boolean): Promise<T> {
+  run<T>(key: string, options: QueueOptions, work: () => T | Promise<T>): Promise<T> {
+    const { signal, what, heldBy } = options;
     if (signal?.aborted) return Promise.reject(callCancelled(`waiting to ${what}`));
+    if (heldBy !== undefined && this.wouldDeadlock(heldBy, key)) return Promise.reject(operationsWouldDeadlock(what));
     return new Promise<T>((resolve, reject) => {
       let queue = this.queues.get(key);
       if (!queue) this.queues.set(key, (queue = []));
+      const stopWaiting = () => {
+        signal?.removeEventListener("abort", cancel);
+        if (heldBy !== undefined) this.waitsFor.delete(heldBy);
+      };
       const cancel = () => {
         const waiting = this.queues.get(key);
         const at = waiting ? waiting.indexOf(slot) : -1;
         // Only a slot still waiting leaves: the first of the queue has started.
         if (at > 0) {
           waiting!.splice(at, 1);
+          stopWaiting();
           reject(callCancelled(`waiting to ${what}`));
         }
       };
       const slot: Slot = {
         start: () => {
-          signal?.removeEventListener("abort", cancel);
+          stopWaiting();
           // An async call, so that what `work` throws before it awaits is a rejection too.
           const running = (async () => work())();
           running.then(resolve, reject).finally(() => this.next(key));
         },
       };
       // The running operation stays first; a slot that goes next sits behind it, before the others.
-      if (first && queue.length > 1) queue.splice(1, 0, slot);
+      if (options.next && queue.length > 1) queue.splice(1, 0, slot);
       else queue.push(slot);
-      if (queue.length === 1) slot.start();
-      else signal?.addEventListener("abort", cancel, { once: true });
+      if (queue.length === 1) return slot.start();
+      if (heldBy !== undefined) this.waitsFor.set(heldBy, key);
+      signal?.addEventListener("abort", cancel, { once: true });
     });
   }
 
   /** Whether an operation holds the key now. */
   busy(key: string): boolean {
     return this.queues.has(key);
+  }
+
+  /**
+   * Whether the operation holding `heldBy`, waiting for `key`, would close a circle: the one
+   * holding `key` waits (through others, maybe) for `heldBy`.
+   */
+  private wouldDeadlock(heldBy: string, key: string): boolean {
+    const seen = new Set<string>();
+    for (let at: string | undefined = key; at !== undefined && !seen.has(at); at = this.waitsFor.get(at)) {
+      if (at === heldBy) return true;
+      seen.add(at);
+    }
+    return false;
   }
 
   private next(key: string): void {

@@ -1,7 +1,7 @@
-import { declareReasons, InvalidFieldError } from "../errors";
+import { declareReasons, DomainError, InvalidFieldError } from "../errors";
 
-/** Reasons of what every area shares: page tokens and retried requests. */
-const R = declareReasons("shared", ["INVALID_PAGE_TOKEN", "REQUEST_ID_REUSED"]);
+/** Reasons of what every area shares: page tokens, retried requests, operations. */
+const R = declareReasons("shared", ["INVALID_PAGE_TOKEN", "REQUEST_ID_REUSED", "OPERATIONS_WOULD_DEADLOCK"]);
 
 export function invalidPageToken(): InvalidFieldError {
   return new InvalidFieldError("page_token", "not a token of a previous reply to this same request", R.INVALID_PAGE_TOKEN);
@@ -9,4 +9,9 @@ export function invalidPageToken(): InvalidFieldError {
 
 export function requestIdReused(earlierRpc: string): InvalidFieldError {
   return new InvalidFieldError("request_id", `was used by an earlier ${earlierRpc} request`, R.REQUEST_ID_REUSED);
+}
+
+/** Operations under way would wait for each other for ever: this one is refused; a retry works once they are done. */
+export function operationsWouldDeadlock(what: string): DomainError {
+  return new DomainError("aborted", R.OPERATIONS_WOULD_DEADLOCK, `cannot ${what} now: it would wait for operations that wait for it; retry`);
 }

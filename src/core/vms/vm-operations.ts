@@ -19,11 +19,15 @@ export class VmOperations {
 
   constructor(private readonly lookup: VmLookup) {}
 
-  /** Runs `work` on the VM that `text` names (field `field` of the request), in its turn. */
-  async on<T>(text: string, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>): Promise<T> {
+  /**
+   * Runs `work` on the VM that `text` names (field `field` of the request), in its turn.
+   * `heldBy` is the VM whose operation asks for this one, when they nest (a start of a VM's
+   * netvm): a wait that would close a circle is refused (ABORTED).
+   */
+  async on<T>(text: string, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>, heldBy?: VmRecord): Promise<T> {
     for (;;) {
       const vm = this.lookup.resolve(text, field);
-      const result = await this.queue.run(vm.uuid, ctx.signal, what, () => {
+      const result = await this.queue.run(vm.uuid, { signal: ctx.signal, what, heldBy: heldBy?.uuid }, () => {
         const now = this.lookup.resolve(text, field);
         return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
       });
@@ -36,7 +40,7 @@ export class VmOperations {
     for (;;) {
       const vm = this.lookup.find(text, field);
       if (!vm) return undefined;
-      const result = await this.queue.run(vm.uuid, ctx.signal, what, () => {
+      const result = await this.queue.run(vm.uuid, { signal: ctx.signal, what }, () => {
         const now = this.lookup.find(text, field);
         if (!now) return undefined;
         return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
@@ -51,12 +55,12 @@ export class VmOperations {
    * it meanwhile. `work` gets undefined when the VM is gone by then.
    */
   next<T>(uuid: string, what: string, work: (vm: VmRecord | undefined) => T | Promise<T>): Promise<T> {
-    return this.queue.runNext(uuid, what, () => work(this.lookup.find(`uuid:${uuid}`)));
+    return this.queue.run(uuid, { what, next: true }, () => work(this.lookup.find(`uuid:${uuid}`)));
   }
 
   /** Runs the making of a new VM, once no other is being made. */
   creating<T>(ctx: CallContext, what: string, work: () => T | Promise<T>): Promise<T> {
-    return this.queue.run(CREATION_LANE, ctx.signal, what, work);
+    return this.queue.run(CREATION_LANE, { signal: ctx.signal, what }, work);
   }
 
   /** Whether an operation runs on the VM now. */

@@ -3,6 +3,8 @@ import type { LaunchPlan } from "../../../core/model/launch-plan";
 import type { GuestEvent, GuestStatus, Hypervisor, HypervisorInfo, RunningVm } from "../../../ports/hypervisor";
 import { startAborted } from "../../../ports/hypervisor-errors";
 
+/** The events a guest keeps while no one listens. */
+const MAX_UNHEARD = 64;
 /** The simulated guest takes this long to shut down unless its sim-shutdown-ms feature says otherwise. */
 const DEFAULT_SHUTDOWN_MS = 20;
 
@@ -163,7 +165,11 @@ export class SimGuest implements RunningVm {
   }
 
   private emit(event: GuestEvent): void {
-    if (this.listeners.length === 0) this.unheard.push(event);
+    if (this.listeners.length === 0) {
+      // Bounded, for a guest no one follows again: the latest events are what matters.
+      if (this.unheard.length === MAX_UNHEARD) this.unheard.shift();
+      this.unheard.push(event);
+    }
     for (const listener of [...this.listeners]) listener(event);
   }
 }

@@ -73,6 +73,27 @@ describe("running VMs", () => {
     expect(logs.lines).toContainEqual(expect.objectContaining({ vm: "work", msg: "a VM that ran ended while no Steward ran: settling it" }));
   });
 
+  it("are marked running from their launch to their settling, and never after a start that failed", async () => {
+    const core = await coreOn(new SimHypervisor(new SimHost()));
+    await core.creation.create({ ...standalone, name: "work" }, ctx);
+    await core.creation.create({ ...standalone, name: "broken" }, ctx);
+    await core.features.set("broken", "sim-start-fails", "1", ctx);
+    await core.creation.create({ ...standalone, name: "slow" }, ctx);
+    await core.features.set("slow", "sim-start-ms", "300", ctx);
+    const qid = (name: string) => core.lookup.resolve(name).qid;
+
+    await core.starting.start("work", ctx);
+    expect(core.store.runtime.running().map((mark) => mark.qid)).toEqual([qid("work")]);
+    await expect(core.starting.start("broken", ctx)).rejects.toMatchObject({ reason: "START_FAILED" });
+    const starting = core.starting.start("slow", ctx).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await core.stopping.kill("slow", ctx);
+    await starting;
+    expect(core.store.runtime.running().map((mark) => mark.qid)).toEqual([qid("work")]);
+    await core.stopping.kill("work", ctx);
+    expect(core.store.runtime.running()).toEqual([]);
+  });
+
   it("leave alone, and log, a running guest that no VM of this host is", async () => {
     const host = new SimHost();
     const stray = await new SimHypervisor(host).launch({ uuid: "0b9d7c36-33a2-4c07-a5b0-2b5b2a7d1e55", name: "stray", qid: 9, memoryMib: 1, maxmemMib: 0, vcpus: 1, kernel: "", kernelopts: "", features: {}, disks: [], networkInterfaces: [], devices: [] }, new AbortController().signal);

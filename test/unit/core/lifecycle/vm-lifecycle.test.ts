@@ -36,3 +36,63 @@ describe("starting a VM's netvm chain", () => {
     expect(core.readModel.get("sys-net").state).toBe("Halted");
   });
 });
+
+describe("starts and stops that meet", () => {
+  const built = coreForEach();
+  let core: Core;
+  beforeEach(() => (core = built.current));
+  const network = { provides_network: true };
+
+  it("refuse one of two starts whose chains came to wait for each other, rather than hang", async () => {
+    // B's chain is M, A, X when it starts; meanwhile the settings change so that A's chain goes
+    // through B: each start holds its VM and would wait for the other's.
+    await core.creation.create({ ...standalone, name: "x", properties: network }, ctx);
+    await core.features.set("x", "sim-start-ms", "150", ctx);
+    await core.creation.create({ ...standalone, name: "a", properties: { ...network, netvm: "x" } }, ctx);
+    await core.creation.create({ ...standalone, name: "m", properties: { ...network, netvm: "a" } }, ctx);
+    await core.creation.create({ ...standalone, name: "b", properties: { ...network, netvm: "m" } }, ctx);
+    const startB = core.starting.start("b", ctx).then(
+      () => "ok",
+      (error: { reason?: string }) => error.reason,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await core.properties.set("m", "netvm", null, ctx);
+    await core.properties.set("a", "netvm", "b", ctx);
+    const startA = core.starting.start("a", ctx).then(
+      () => "ok",
+      (error: { reason?: string }) => error.reason,
+    );
+    expect(await Promise.all([startB, startA])).toEqual(["OPERATIONS_WOULD_DEADLOCK", "ok"]);
+    expect(core.readModel.get("a").state).toBe("Running");
+  });
+
+  it("refuses a chain longer than a start follows", async () => {
+    await core.creation.create({ ...standalone, name: "net0", properties: network }, ctx);
+    for (let i = 1; i <= 65; i++) await core.creation.create({ ...standalone, name: `net${i}`, properties: { ...network, netvm: `net${i - 1}` } }, ctx);
+    await expect(core.starting.start("net65", ctx)).rejects.toMatchObject({ reason: "NETVM_CHAIN_TOO_LONG" });
+    expect(core.readModel.get("net0").state).toBe("Halted");
+  });
+
+  it("shuts a VM down once asked, even when its caller stops waiting for its turn", async () => {
+    await core.creation.create({ ...standalone, name: "work", properties: {} }, ctx);
+    await core.starting.start("work", ctx);
+    let release!: () => void;
+    const held = core.operations.on("work", "vm", ctx, "hold it", () => new Promise<void>((resolve) => (release = resolve)));
+    const caller = new AbortController();
+    const shutdown = core.stopping.shutdown("work", { force: false, wait: false, timeoutMs: undefined }, testContext(caller.signal));
+    caller.abort();
+    release();
+    await held;
+    await shutdown;
+    expect(["Halting", "Halted"]).toContain(core.readModel.get("work").state);
+  });
+
+  it("refuses a forced shutdown whose users come back to it, rather than recurse", async () => {
+    await core.creation.create({ ...standalone, name: "sys-net", properties: network }, ctx);
+    await core.creation.create({ ...standalone, name: "sys-fw", properties: { ...network, netvm: "sys-net" } }, ctx);
+    await core.starting.start("sys-fw", ctx);
+    // sys-net's netvm is the default; the default becomes sys-fw: each is the other's user.
+    core.globals.set("default_netvm", "sys-fw", ctx);
+    await expect(core.stopping.shutdown("sys-net", { force: true, wait: true, timeoutMs: 1000 }, ctx)).rejects.toMatchObject({ reason: "NETVM_LOOP" });
+  });
+});

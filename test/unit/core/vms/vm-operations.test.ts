@@ -32,8 +32,17 @@ describe("operations on one VM", () => {
   const host = new SimHost();
   /** What a slow copy of a clone's source saw of its memory, when it began and when it ended. */
   const copies: { began: unknown; ended: unknown }[] = [];
+  /** What a slow set-up of a DispVM saw of its AppVM's label, when it began and when it ended. */
+  const dispCopies: { began: unknown; ended: unknown }[] = [];
   const slowCopy = (core: () => Core): VmParticipant => ({
     name: "slow-copy",
+    onCreate: async (vm) => {
+      if (vm.klass !== "DispVM") return;
+      const appvm = core().store.vms.byQid(Number(vm.properties.template))!;
+      const began = core().properties.get(`uuid:${appvm.uuid}`, "label").value;
+      await sleep(20);
+      dispCopies.push({ began, ended: core().properties.get(`uuid:${appvm.uuid}`, "label").value });
+    },
     onClone: async (source) => {
       const began = core().properties.get(`uuid:${source.uuid}`, "memory").value;
       await sleep(20);
@@ -49,6 +58,7 @@ describe("operations on one VM", () => {
   beforeEach(async () => {
     core = built.current;
     copies.length = 0;
+    dispCopies.length = 0;
     await core.creation.create({ ...base, name: "sys-net", klass: "StandaloneVM", properties: { provides_network: true } }, ctx);
     await core.features.set("sys-net", "sim-start-ms", "30", ctx);
   });
@@ -126,6 +136,21 @@ describe("operations on one VM", () => {
       results.add(cloned === memory ? "after" : "before");
     }
     expect(results.has("before")).toBe(true);
+  });
+
+  it("CreateDisposableVm against SetProperty on its AppVM: the DispVM is made from one state of it", async () => {
+    await core.creation.create({ ...base, name: "tpl", klass: "TemplateVM", properties: {} }, ctx);
+    await core.creation.create({ ...base, name: "dvm", klass: "AppVM", template: "tpl", properties: { template_for_dispvms: true } }, ctx);
+    for (let round = 0; round < 6; round++) {
+      const label = round % 2 ? "green" : "blue";
+      const made = core.creation.createDisposable({ template: "dvm", label: "", idempotencyKey: "" }, ctx);
+      await sleep(round * 4);
+      await core.properties.set("dvm", "label", label, ctx);
+      const disp = await made;
+      const copy = dispCopies.at(-1)!;
+      expect(copy.ended).toBe(copy.began);
+      expect(disp.label).toBe(copy.began);
+    }
   });
 
   it("lets reads through while an operation on the VM runs", async () => {

@@ -8,8 +8,12 @@ interface Slot {
 
 /** How an operation is queued. */
 export interface QueueOptions {
-  /** Aborted when its caller stops waiting: a slot still waiting leaves the queue (CANCELLED). */
-  signal?: AbortSignal;
+  /**
+   * Whose operation it is: when its signal aborts (the caller stops waiting), an operation still
+   * waiting leaves the queue (CANCELLED). Read only when the operation has to wait: an RPC's
+   * signal is made when first asked for.
+   */
+  caller?: { readonly signal: AbortSignal };
   /** What the operation does, for the errors that say why it did not run. */
   what: string;
   /**
@@ -25,7 +29,10 @@ export interface QueueOptions {
 /**
  * Runs operations one at a time per key, in the order they came; operations on different keys
  * run side by side. An operation whose caller stops waiting before its turn leaves the queue
- * (CANCELLED) without holding up the ones behind it; once started, it runs to its end.
+ * (CANCELLED) without holding up the ones behind it; once started, it runs to its end. An
+ * operation that does all its work at once (returns no promise) lets go of its key at once:
+ * calls that come together, as a burst of CreateVm in one read from a socket, do not queue
+ * behind each other for nothing.
  */
 export class KeyedQueue {
   /** Per key, the operation running (first) and those waiting behind it. */
@@ -34,14 +41,15 @@ export class KeyedQueue {
   private readonly waitsFor = new Map<string, string>();
 
   run<T>(key: string, options: QueueOptions, work: () => T | Promise<T>): Promise<T> {
-    const { signal, what, heldBy } = options;
-    if (signal?.aborted) return Promise.reject(callCancelled(`waiting to ${what}`));
+    const { what, heldBy } = options;
     if (heldBy !== undefined && this.wouldDeadlock(heldBy, key)) return Promise.reject(operationsWouldDeadlock(what));
     return new Promise<T>((resolve, reject) => {
       let queue = this.queues.get(key);
       if (!queue) this.queues.set(key, (queue = []));
+      /** The caller's signal, once the operation waits (and only then). */
+      const waiting: { signal?: AbortSignal } = {};
       const stopWaiting = () => {
-        signal?.removeEventListener("abort", cancel);
+        waiting.signal?.removeEventListener("abort", cancel);
         if (heldBy !== undefined) this.waitsFor.delete(heldBy);
       };
       const cancel = () => {
@@ -57,15 +65,31 @@ export class KeyedQueue {
       const slot: Slot = {
         start: () => {
           stopWaiting();
-          // An async call, so that what `work` throws before it awaits is a rejection too.
-          const running = (async () => work())();
-          running.then(resolve, reject).finally(() => this.next(key));
+          let result: T | Promise<T>;
+          try {
+            result = work();
+          } catch (error) {
+            // Whatever `work` threw goes to its caller as it is, Error or not.
+            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+            reject(error);
+            return this.next(key);
+          }
+          if (!(result instanceof Promise)) {
+            resolve(result);
+            return this.next(key);
+          }
+          result.then(resolve, reject).finally(() => this.next(key));
         },
       };
       // The running operation stays first; a slot that goes next sits behind it, before the others.
       if (options.next && queue.length > 1) queue.splice(1, 0, slot);
       else queue.push(slot);
       if (queue.length === 1) return slot.start();
+      const signal = (waiting.signal = options.caller?.signal);
+      if (signal?.aborted) {
+        queue.splice(queue.indexOf(slot), 1);
+        return reject(callCancelled(`waiting to ${what}`));
+      }
       if (heldBy !== undefined) this.waitsFor.set(heldBy, key);
       signal?.addEventListener("abort", cancel, { once: true });
     });

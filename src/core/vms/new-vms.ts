@@ -49,27 +49,34 @@ export class NewVms {
   /**
    * Makes the VM `draft` describes: `draft` checks the rules and returns the record to store
    * (it runs twice: before the participants, and again in the committing transaction); `join`
-   * runs the participants; `copy` writes what the record does not hold (a clone's features).
+   * runs the participants, when any has a hook for this (else the VM is made at once, with
+   * nothing to wait for); `copy` writes what the record does not hold (a clone's features).
    */
   make(
     draft: () => VmRecord,
     birth: { rpc: string; key: string; ctx: CallContext },
-    join: (vm: VmRecord, revert: Revert) => Promise<void>,
+    join: ((vm: VmRecord, revert: Revert) => Promise<void>) | undefined,
     copy: (qid: number) => void = () => undefined,
-  ): Promise<Vm> {
+  ): Vm | Promise<Vm> {
+    if (!join) return this.commit(draft, birth, copy);
     const first = draft();
     return Revert.run(
       async (revert) => {
         await join(first, revert);
-        return this.store.transaction(() => {
-          const record = draft();
-          this.insert(record);
-          copy(record.qid);
-          return this.announce(record, birth);
-        });
+        return this.commit(draft, birth, copy);
       },
       this.participants.undoFailed(first.name, `making ${first.name}`),
     );
+  }
+
+  /** Stores the VM, checked against the rules as they are now, with its events. */
+  private commit(draft: () => VmRecord, birth: { rpc: string; key: string; ctx: CallContext }, copy: (qid: number) => void): Vm {
+    return this.store.transaction(() => {
+      const record = draft();
+      this.insert(record);
+      copy(record.qid);
+      return this.announce(record, birth);
+    });
   }
 
   private insert(record: VmRecord): void {

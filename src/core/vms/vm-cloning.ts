@@ -60,7 +60,7 @@ export class VmCloning {
         return this.newVms.make(
           () => this.draft(source, name, klass ?? source.klass, identity),
           { rpc: "CloneVm", key: request.idempotencyKey, ctx },
-          (clone, revert) => this.participants.cloned(source, clone, ctx, revert),
+          this.participants.join("onClone") ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert) : undefined,
           (qid) => this.copyAttributes(source, qid),
         );
       }),

@@ -59,7 +59,7 @@ export class VmCreation {
       return this.newVms.make(
         () => this.draft(request, name, klass, identity),
         { rpc: "CreateVm", key: request.idempotencyKey, ctx },
-        (vm, revert) => this.participants.created(vm, ctx, revert),
+        this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
       );
     });
   }
@@ -82,7 +82,7 @@ export class VmCreation {
         return this.newVms.make(
           () => this.draftDisposable(request, base, name, identity),
           { rpc: "CreateDisposableVm", key: request.idempotencyKey, ctx },
-          (vm, revert) => this.participants.created(vm, ctx, revert),
+          this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
         );
       }),
     );

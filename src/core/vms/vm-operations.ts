@@ -27,7 +27,7 @@ export class VmOperations {
   async on<T>(text: string, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>, heldBy?: VmRecord): Promise<T> {
     for (;;) {
       const vm = this.lookup.resolve(text, field);
-      const result = await this.queue.run(vm.uuid, { signal: ctx.signal, what, heldBy: heldBy?.uuid }, () => {
+      const result = await this.queue.run(vm.uuid, { caller: ctx, what, heldBy: heldBy?.uuid }, () => {
         const now = this.lookup.resolve(text, field);
         return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
       });
@@ -40,7 +40,7 @@ export class VmOperations {
     for (;;) {
       const vm = this.lookup.find(text, field);
       if (!vm) return undefined;
-      const result = await this.queue.run(vm.uuid, { signal: ctx.signal, what }, () => {
+      const result = await this.queue.run(vm.uuid, { caller: ctx, what }, () => {
         const now = this.lookup.find(text, field);
         if (!now) return undefined;
         return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
@@ -60,7 +60,7 @@ export class VmOperations {
 
   /** Runs the making of a new VM, once no other is being made. */
   creating<T>(ctx: CallContext, what: string, work: () => T | Promise<T>): Promise<T> {
-    return this.queue.run(CREATION_LANE, { signal: ctx.signal, what }, work);
+    return this.queue.run(CREATION_LANE, { caller: ctx, what }, work);
   }
 
   /** Whether an operation runs on the VM now. */

@@ -61,6 +61,11 @@ export class VmParticipants {
     this.list = [...participants];
   }
 
+  /** Whether any participant has this hook: without one, a change has no step to wait for. */
+  join(hook: keyof Omit<VmParticipant, "name">): boolean {
+    return this.all().some((participant) => participant[hook] !== undefined);
+  }
+
   async created(vm: VmRecord, ctx: CallContext, revert: Revert): Promise<void> {
     for (const participant of this.all()) if (participant.onCreate) revert.add(await participant.onCreate(vm, ctx));
   }

@@ -34,6 +34,16 @@ describe("KeyedQueue", () => {
     expect(queue.busy("vm")).toBe(false);
   });
 
+  it("lets go of a key at once after an operation that does all its work at once", () => {
+    const queue = new KeyedQueue();
+    const log: string[] = [];
+    void queue.run("vm", { what: "a" }, () => log.push("a"));
+    expect(queue.busy("vm")).toBe(false);
+    void queue.run("vm", { what: "b" }, () => log.push("b"));
+    // Both ran before anything was awaited: the second did not wait behind the first.
+    expect(log).toEqual(["a", "b"]);
+  });
+
   it("runs operations on different keys side by side", async () => {
     const queue = new KeyedQueue();
     const log: string[] = [];
@@ -63,7 +73,7 @@ describe("KeyedQueue", () => {
     const a = held(log, "a");
     const running = queue.run("vm", { what: "a" }, a.work);
     const caller = new AbortController();
-    const cancelled = queue.run("vm", { signal: caller.signal, what: "b" }, async () => void log.push("b ran"));
+    const cancelled = queue.run("vm", { caller: { signal: caller.signal }, what: "b" }, async () => void log.push("b ran"));
     const after = queue.run("vm", { what: "c" }, async () => void log.push("c ran"));
     caller.abort();
     await expect(cancelled).rejects.toMatchObject({ kind: "cancelled", reason: "CANCELLED" });
@@ -72,15 +82,19 @@ describe("KeyedQueue", () => {
     expect(log).toEqual(["a starts", "a ends", "c ran"]);
   });
 
-  it("refuses at once a caller that stopped waiting already, and lets a started one finish", async () => {
+  it("refuses at once a caller that stopped waiting already when it would have to wait, and lets a started one finish", async () => {
     const queue = new KeyedQueue();
     const caller = new AbortController();
     caller.abort();
-    await expect(queue.run("vm", { signal: caller.signal, what: "x" }, () => "ran")).rejects.toMatchObject({ kind: "cancelled" });
+    const holder = held([], "holder");
+    const holding = queue.run("vm", { what: "hold" }, holder.work);
+    await expect(queue.run("vm", { caller: { signal: caller.signal }, what: "x" }, () => "ran")).rejects.toMatchObject({ kind: "cancelled" });
+    holder.release();
+    await holding;
     const later = new AbortController();
     const log: string[] = [];
     const a = held(log, "a");
-    const running = queue.run("vm", { signal: later.signal, what: "a" }, a.work);
+    const running = queue.run("vm", { caller: { signal: later.signal }, what: "a" }, a.work);
     await tick();
     later.abort();
     a.release();

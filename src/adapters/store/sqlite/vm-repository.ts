@@ -79,7 +79,7 @@ export class SqliteVmRepository implements VmRepository {
   }
 
   featuresOf(qids: readonly number[]): Map<number, Record<string, string>> {
-    const features = new Map<number, Record<string, string>>(qids.map((qid) => [qid, {}]));
+    const features = new Map<number, Record<string, string>>(qids.map((qid) => [qid, keyedByText()]));
     if (qids.length === 0) return features;
     for (const row of this.featuresFor.all(JSON.stringify(qids))) features.get(row.qid)![row.name] = row.value;
     return features;
@@ -91,7 +91,7 @@ export class SqliteVmRepository implements VmRepository {
    */
   private records(rows: readonly RawRow[]): VmRecord[] {
     const stale = rows.filter(([qid, uuid, , , , revision]) => !this.keptFor(qid, uuid, revision));
-    const properties = new Map<number, Record<string, string>>(stale.map(([qid]) => [qid, {}]));
+    const properties = new Map<number, Record<string, string>>(stale.map(([qid]) => [qid, keyedByText()]));
     const tags = new Map<number, string[]>(stale.map(([qid]) => [qid, []]));
     if (stale.length > 0) {
       const qids = JSON.stringify(stale.map(([qid]) => qid));
@@ -179,7 +179,7 @@ export class SqliteVmRepository implements VmRepository {
   }
 
   features(qid: number): Record<string, string> {
-    const features: Record<string, string> = {};
+    const features = keyedByText();
     for (const { name, value } of this.statement<[number], { name: string; value: string }>("SELECT name, value FROM vm_features WHERE qid = ? ORDER BY name").all(qid)) {
       features[name] = value;
     }
@@ -239,7 +239,7 @@ export class SqliteVmRepository implements VmRepository {
     if (!row) return undefined;
     const kept = this.keptFor(row.qid, row.uuid, row.revision);
     if (kept) return kept;
-    const properties: Record<string, string> = {};
+    const properties = keyedByText();
     for (const { name, value } of this.propertiesOf.all(row.qid)) properties[name] = value;
     return this.keep(row, properties, this.tagsOf.all(row.qid).map((t) => t.tag));
   }
@@ -265,3 +265,11 @@ function whereClause(filter: VmFilter): { where: string; params: unknown[] } {
 
 /** The condition of rows whose qid is in the JSON array given as the statement's parameter. */
 const QID_IN_JSON_ARRAY = "qid IN (SELECT value FROM json_each(?))";
+
+/**
+ * An object for values keyed by text a client chose (a feature's name): without a prototype,
+ * so that "constructor" or "__proto__" is a key like any other, never Object's own.
+ */
+function keyedByText(): Record<string, string> {
+  return Object.create(null) as Record<string, string>;
+}

@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import * as net from "node:net";
 import pino, { type Logger } from "pino";
 import type { LogLevel } from "./config";
 
@@ -9,7 +10,7 @@ import type { LogLevel } from "./config";
  */
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
   // No pid or hostname on every line: one process per host writes this log.
-  return pino({ level, base: undefined, timestamp: isoTimeOncePerMillisecond }, destination ?? new BatchedLines(1));
+  return pino({ level, base: undefined, timestamp: isoTimeOncePerMillisecond }, destination ?? new BatchedLines(stdoutSink()));
 }
 
 let lastMs = NaN;
@@ -35,54 +36,144 @@ export function flushLogs(log: Logger): Promise<void> {
 
 const BATCH_BYTES = 16 * 1024;
 const FLUSH_INTERVAL_MS = 250;
-const RETRY_MS = 5;
-const GIVE_UP_MS = 2000;
+/** The most that may wait to be written: past it, lines are dropped (and counted) rather than held. */
+export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+/** How long flushLogs() waits for what is pending before it gives up (a reader that never reads). */
+const FLUSH_WAIT_MS = 2000;
+
+/** Where batches of log lines go. */
+export interface LogSink {
+  write(chunk: Buffer): void;
+  /** Bytes taken but not written yet. */
+  readonly pendingBytes: number;
+  /** Calls `listener` once what is pending has been written. */
+  onceDrained(listener: () => void): void;
+}
 
 /**
- * Collects lines in an array and writes them in one synchronous write. (pino's own buffered
- * destination measures its whole pending buffer on every line, which costs more than the line.)
+ * stdout as the log's sink. A pipe or a socket is written without blocking, through a stream of
+ * its own: a blocking write to a pipe nobody reads would stop the server (and a process cannot
+ * exit while a write holds one of its threads). A file, or a terminal, is written at once.
+ */
+function stdoutSink(): LogSink {
+  const stat = fs.fstatSync(1);
+  return stat.isFIFO() || stat.isSocket() ? new StreamSink(1) : new FileSink(1);
+}
+
+/** A file: written at once, which never blocks for long. */
+export class FileSink implements LogSink {
+  readonly pendingBytes = 0;
+
+  constructor(private readonly fd: number) {}
+
+  write(chunk: Buffer): void {
+    for (let offset = 0; offset < chunk.length; ) {
+      try {
+        offset += fs.writeSync(this.fd, chunk, offset);
+      } catch {
+        return; // The log does not take it: the lines are lost, the server goes on.
+      }
+    }
+  }
+
+  onceDrained(listener: () => void): void {
+    listener();
+  }
+}
+
+/** A pipe or socket, written as its reader takes it, never blocking. */
+export class StreamSink implements LogSink {
+  private readonly socket: net.Socket;
+
+  constructor(fd: number) {
+    this.socket = new net.Socket({ fd, readable: false, writable: true });
+    // A reader that went away ends the log, not the server.
+    this.socket.on("error", () => undefined);
+    this.socket.unref();
+  }
+
+  get pendingBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  write(chunk: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(chunk);
+  }
+
+  onceDrained(listener: () => void): void {
+    if (this.socket.writableLength === 0 || this.socket.destroyed) listener();
+    else this.socket.once("drain", listener);
+  }
+}
+
+/**
+ * Collects lines and hands them to the sink in batches: a batch costs one write, not a line.
+ * When the sink's reader does not keep up (or never reads), at most MAX_PENDING_BYTES wait; the
+ * lines beyond are dropped and counted, and the count is logged once writing catches up, so that
+ * logging never stops a call. (pino's own buffered destination measures its whole pending buffer
+ * on every line, which costs more than the line.)
  */
 export class BatchedLines implements pino.DestinationStream {
   private lines: string[] = [];
   private bytes = 0;
+  private dropped = 0;
+  private waitingForDrain = false;
 
-  constructor(private readonly fd: number) {
-    setInterval(() => this.flushSync(), FLUSH_INTERVAL_MS).unref();
-    // Whatever way the process ends, the lines that explain why are written.
-    process.once("exit", () => this.flushSync());
+  constructor(
+    private readonly sink: LogSink,
+    private readonly maxPendingBytes = MAX_PENDING_BYTES,
+  ) {
+    setInterval(() => this.takeBatch(), FLUSH_INTERVAL_MS).unref();
+    // Whatever way the process ends, the lines that explain why go to the sink.
+    process.once("exit", () => this.takeBatch());
   }
 
   write(line: string): void {
     this.lines.push(line);
     this.bytes += line.length;
-    if (this.bytes >= BATCH_BYTES) this.flushSync();
+    if (this.bytes >= BATCH_BYTES) this.takeBatch();
   }
 
-  /** pino's logger.flush() calls this. */
+  /** pino's logger.flush() calls this: `done` once everything is written, or FLUSH_WAIT_MS passed. */
   flush(done?: (error?: Error) => void): void {
-    this.flushSync();
-    done?.();
+    this.takeBatch();
+    if (!done) return;
+    let called = false;
+    const finish = () => {
+      if (called) return;
+      called = true;
+      clearTimeout(timer);
+      done();
+    };
+    const timer = setTimeout(finish, FLUSH_WAIT_MS);
+    this.sink.onceDrained(finish);
   }
 
-  flushSync(): void {
+  private takeBatch(): void {
     if (this.lines.length === 0) return;
+    const count = this.lines.length;
+    if (this.sink.pendingBytes + this.bytes > this.maxPendingBytes) {
+      this.dropped += count;
+      this.lines = [];
+      this.bytes = 0;
+      this.tellDroppedOnceDrained();
+      return;
+    }
     const chunk = Buffer.from(this.lines.join(""));
     this.lines = [];
     this.bytes = 0;
-    writeFully(this.fd, chunk);
+    this.sink.write(chunk);
   }
-}
 
-/** Writes all of a chunk, waiting out a full pipe (EAGAIN) for a while before dropping it. */
-function writeFully(fd: number, chunk: Buffer): void {
-  let offset = 0;
-  const giveUpAt = Date.now() + GIVE_UP_MS;
-  while (offset < chunk.length) {
-    try {
-      offset += fs.writeSync(fd, chunk, offset);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EAGAIN" || Date.now() > giveUpAt) return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, RETRY_MS);
-    }
+  /** Once the backlog is written, says how many lines it had to drop. */
+  private tellDroppedOnceDrained(): void {
+    if (this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    this.sink.onceDrained(() => {
+      this.waitingForDrain = false;
+      const line = JSON.stringify({ level: 40, time: new Date().toISOString(), dropped: this.dropped, msg: "log lines were dropped: the log's reader did not keep up" });
+      this.dropped = 0;
+      this.sink.write(Buffer.from(`${line}\n`));
+    });
   }
 }

@@ -2,6 +2,7 @@
 import { StoreLockedError } from "./adapters/store/sqlite/sqlite-store";
 import { HypervisorUnavailableError } from "./adapters/hypervisor/select-hypervisor";
 import { StewardApp } from "./app/app";
+import { ListenError } from "./server/listen";
 import { ConfigError, parseServeConfig, SERVE_HELP, wantsHelp } from "./config";
 import { createLogger, flushLogs } from "./logging";
 import { STEWARD_VERSION } from "./version";
@@ -52,7 +53,7 @@ async function serve(args: readonly string[]): Promise<number> {
   try {
     app = await StewardApp.start(config, log);
   } catch (error) {
-    const known = error instanceof StoreLockedError || error instanceof HypervisorUnavailableError;
+    const known = error instanceof StoreLockedError || error instanceof HypervisorUnavailableError || error instanceof ListenError;
     log.fatal(known ? { reason: error.message } : { err: error }, "cannot start");
     await flushLogs(log);
     process.stderr.write(`steward: cannot start: ${(error as Error).message}\n`);

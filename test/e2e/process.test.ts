@@ -56,6 +56,24 @@ describe("steward serve, the process", () => {
     client.close();
   });
 
+  it("refuses to take over the unix socket of a server on another data folder, and says why", async () => {
+    const first = serve(["--hypervisor", "sim"]);
+    await first.listening();
+    const otherDir = makeTempDir();
+    try {
+      const socket = path.join(dir, "s.sock");
+      const second = new ChildServer(["--data-dir", otherDir, "--listen", `unix:${socket}`, "--hypervisor", "sim"]);
+      expect(await second.exited).toBe(1);
+      expect(second.stderr).toContain(`cannot listen on unix:${socket}: another server listens there`);
+      // The first one still owns its socket.
+      const client = createClient(HostService, `unix:${socket}`);
+      expect((await client.getHostInfo({})).host!.version).toBeTruthy();
+      client.close();
+    } finally {
+      removeDir(otherDir);
+    }
+  });
+
   it("on SIGTERM reports NOT_SERVING, lets an in-flight call finish, closes the state and exits 0", async () => {
     const child = serve(["--hypervisor", "sim", "--shutdown-grace", "10"]);
     const [tcp, unix] = await child.listening();

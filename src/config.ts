@@ -63,7 +63,7 @@ Options (each has an environment variable; the flag wins):
   --listen ADDR          Where to listen: HOST:PORT, [IPV6]:PORT or unix:/PATH. Repeatable;
                          STEWARD_LISTEN takes a comma-separated list. Default:
                          127.0.0.1:${DEFAULT_PORT} and unix:DATA_DIR/${SOCKET_FILE} (mode 0660).
-                         A non-loopback address needs --tls-cert and --tls-key.
+                         A non-loopback address needs --tls-cert, --tls-key and --tls-client-ca.
   --data-dir DIR         Where the state (SQLite), sockets and pools live.
                          STEWARD_DATA_DIR. Default: ${DEFAULT_DATA_DIR} (npm start: ./data).
                          One server per folder: a second one refuses to start.
@@ -76,8 +76,9 @@ Options (each has an environment variable; the flag wins):
                          STEWARD_TLS_CERT.
   --tls-key FILE         PEM private key of the server. STEWARD_TLS_KEY.
   --tls-client-ca FILE   PEM CA bundle: clients must present a certificate it signed (mTLS);
-                         the certificate's subject CN becomes the caller's identity.
-                         STEWARD_TLS_CLIENT_CA. Without it, callers are "dom0".
+                         the certificate's subject CN becomes the caller's identity, as
+                         cert:<CN> (never dom0). STEWARD_TLS_CLIENT_CA. Without it, TCP
+                         listeners are loopback only and every caller is "dom0".
   --shutdown-grace SECS  On SIGTERM/SIGINT, how long in-flight calls may finish before they
                          are cut. STEWARD_SHUTDOWN_GRACE. Default: ${DEFAULT_SHUTDOWN_GRACE_SECONDS}.
   --max-message-bytes N  The largest request or response message. STEWARD_MAX_MESSAGE_BYTES.
@@ -108,7 +109,7 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
     parseListenAddress,
   );
   const tls = parseTls(value("tls-cert", "STEWARD_TLS_CERT"), value("tls-key", "STEWARD_TLS_KEY"), value("tls-client-ca", "STEWARD_TLS_CLIENT_CA"));
-  if (!tls) requireLoopback(listen);
+  if (!tls?.clientCaFile) requireLoopback(listen, tls !== undefined);
 
   return {
     listen,
@@ -179,13 +180,19 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-function requireLoopback(listen: readonly ListenAddress[]): void {
+/**
+ * A listener other machines can reach takes only callers that prove who they are (mTLS): with
+ * TLS alone, anyone there could call as they please, and with nothing, as the host's own admin.
+ */
+function requireLoopback(listen: readonly ListenAddress[], tlsWithoutClientCa: boolean): void {
   for (const address of listen) {
     if (address.kind === "tcp" && !isLoopback(address.host)) {
+      const why = tlsWithoutClientCa
+        ? "and TLS without --tls-client-ca lets anyone there call without saying who they are"
+        : "and without TLS anyone there could control this host's VMs";
       throw new ConfigError(
-        `--listen ${address.text} is reachable from other machines, and without TLS anyone there could ` +
-          "control this host's VMs. Enable TLS with --tls-cert FILE --tls-key FILE (add --tls-client-ca FILE " +
-          "to require client certificates), or listen on 127.0.0.1 or a unix socket.",
+        `--listen ${address.text} is reachable from other machines, ${why}. Require client certificates with ` +
+          "--tls-cert FILE --tls-key FILE --tls-client-ca FILE (mTLS), or listen on 127.0.0.1 or a unix socket.",
       );
     }
   }

@@ -59,13 +59,29 @@ describe("TLS and mTLS", () => {
       const client = createClient(HostService, `localhost:${port}`, tlsCredentials(certs, { cert: certs.clientCert, key: certs.clientKey }));
       const { host } = await client.getHostInfo({});
       client.close();
-      expect(host!.caller).toBe("orchestrator-1");
+      expect(host!.caller).toBe("cert:orchestrator-1");
       // What the caller creates carries its name.
       const vms = createClient(VmService, `localhost:${port}`, tlsCredentials(certs, { cert: certs.clientCert, key: certs.clientKey }));
       const { vm } = await vms.createVm({ name: "fleet-vm", klass: VmClass.STANDALONE_VM, label: "red" });
       vms.close();
-      expect(vm!.tags).toEqual(["created-by-orchestrator-1"]);
-      await server.logs.waitFor((l) => l.method === "steward.v1.HostService/GetHostInfo" && l.caller === "orchestrator-1");
+      expect(vm!.tags).toEqual(["created-by-cert:orchestrator-1"]);
+      await server.logs.waitFor((l) => l.method === "steward.v1.HostService/GetHostInfo" && l.caller === "cert:orchestrator-1");
+    });
+
+    it("never takes a certificate for the local admin, and tags what its caller makes so a request can name it", async () => {
+      const port = server.app.server.addresses.find((a) => a.startsWith("0.0.0.0:"))!.split(":")[1];
+      const as = (cert: string, key: string) => tlsCredentials(certs, { cert, key });
+      const impostor = createClient(HostService, `localhost:${port}`, as(certs.impostorCert, certs.impostorKey));
+      expect((await impostor.getHostInfo({})).host!.caller).toBe("cert:dom0");
+      impostor.close();
+
+      const spaced = createClient(VmService, `localhost:${port}`, as(certs.spacedCert, certs.spacedKey));
+      const { vm } = await spaced.createVm({ name: "ops-vm", klass: VmClass.STANDALONE_VM, label: "red" });
+      // "cert:Ops Team (1)": the spaces and brackets written as _XX.
+      expect(vm!.tags).toEqual(["created-by-cert:Ops_20Team_20_281_29"]);
+      expect((await spaced.listVms({ tag: "created-by-cert:Ops_20Team_20_281_29" })).vms.map((v) => v.name)).toEqual(["ops-vm"]);
+      expect((await spaced.hasTag({ vm: "ops-vm", tag: "created-by-cert:Ops_20Team_20_281_29" })).present).toBe(true);
+      spaced.close();
     });
 
     it("refuses clients without a certificate, or with one from another CA", async () => {

@@ -29,6 +29,14 @@ describe("tags, features, notes and renaming", () => {
     expect((await rpcError(vms.addTag({ vm: "ghost", tag: "x" }))).code).toBe(grpc.status.NOT_FOUND);
   });
 
+  it("keeps the created-by tags to Steward: no request sets or removes them", async () => {
+    for (const call of [vms.addTag({ vm: "work", tag: "created-by-someone" }), vms.removeTag({ vm: "work", tag: "created-by-dom0" })]) {
+      const refused = await rpcError(call);
+      expect([refused.code, refused.info?.reason, refused.info?.metadata.field]).toEqual([grpc.status.PERMISSION_DENIED, "TAG_RESERVED", "tag"]);
+    }
+    expect((await vms.listTags({ vm: "work" })).tags).toContain("created-by-dom0");
+  });
+
   it("sets, gets, lists and removes features", async () => {
     await vms.setFeature({ vm: "work", name: "gui", value: "1" });
     await vms.setFeature({ vm: "work", name: "os-distribution", value: "debian" });

@@ -41,6 +41,13 @@ describe("parseServeConfig", () => {
     expect(() => parseServeConfig(["--listen", "0.0.0.0:50051"], {})).toThrow(/--tls-cert FILE --tls-key FILE/);
   });
 
+  it("refuses a non-loopback address with TLS but no client CA: callers there must say who they are", () => {
+    expect(() => parseServeConfig(["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {})).toThrow(/TLS without --tls-client-ca/);
+    expect(() => parseServeConfig(["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {})).toThrow(/--tls-client-ca FILE \(mTLS\)/);
+    // Loopback with TLS alone is fine: only the host's own users reach it.
+    expect(parseServeConfig(["--listen", "127.0.0.1:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {}).tls?.clientCaFile).toBeUndefined();
+  });
+
   it("accepts a non-loopback address with TLS", () => {
     const config = parseServeConfig(["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-ca", "ca.pem"], {});
     expect(config.tls).toEqual({ certFile: path.resolve("c.pem"), keyFile: path.resolve("k.pem"), clientCaFile: path.resolve("ca.pem") });

@@ -9,6 +9,7 @@ import type { Vm } from "./read-model/vm-view";
 import type { VmReadModel } from "./read-model/vm-read-model";
 import { requestResultGone, vmExists } from "./vm-errors";
 import { domainAdd, domainTagAdd } from "./vm-events";
+import { createdByTag } from "./vm-tags";
 import type { VmParticipants } from "./vm-participant";
 
 /**
@@ -87,7 +88,7 @@ export class NewVms {
 
   /** Tags a new VM created-by-<caller>, tells of it, and remembers the request that made it. */
   private announce(record: VmRecord, birth: { rpc: string; key: string; ctx: CallContext }): Vm {
-    const tag = `created-by-${birth.ctx.caller}`;
+    const tag = createdByTag(birth.ctx.caller);
     this.store.vms.addTag(record.qid, tag);
     this.events.append(domainAdd(record), domainTagAdd(record, tag));
     this.ledger.remember(birth.key, birth.rpc, record.uuid);

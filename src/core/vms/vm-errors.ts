@@ -28,6 +28,7 @@ const R = declareReasons("vms", [
   "INVALID_LABEL_NAME",
   "INVALID_COLOR",
   "INVALID_TAG",
+  "TAG_RESERVED",
   "INVALID_FEATURE_NAME",
   "INVALID_FEATURE_VALUE",
   "INVALID_FEATURE_SCOPE",
@@ -175,6 +176,13 @@ export function invalidColor(): InvalidFieldError {
 
 export function invalidTag(): InvalidFieldError {
   return new InvalidFieldError("tag", "tags are 1 to 255 of letters, digits, '_', '.', ':' or '-'", R.INVALID_TAG);
+}
+
+export function tagReserved(tag: string, prefix: string): DomainError {
+  return new DomainError("permission-denied", R.TAG_RESERVED, `${prefix}* tags are set by Steward on the VMs a caller makes; no request sets or removes them`, {
+    tag,
+    field: "tag",
+  });
 }
 
 export function invalidFeatureName(): InvalidFieldError {

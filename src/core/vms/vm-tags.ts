@@ -3,12 +3,32 @@ import type { EventLog } from "../events/event-log";
 import type { NewEvent } from "../model/event";
 import type { VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
-import { invalidTag } from "./vm-errors";
+import { invalidTag, tagReserved } from "./vm-errors";
 import { domainTagAdd, domainTagDelete } from "./vm-events";
 import type { VmLookup } from "./vm-lookup";
 import type { VmOperations } from "./vm-operations";
 
 const TAG = /^[A-Za-z0-9_.:-]{1,255}$/;
+const MAX_TAG = 255;
+/** The tags Steward sets itself, on the VMs a caller makes: no request sets or removes them. */
+const CREATED_BY = "created-by-";
+/** What a caller's identity may hold as it is in a tag; the rest is written as _XX. */
+const TAG_SAFE = /[A-Za-z0-9.:-]/;
+
+/**
+ * The tag that says who made a VM: created-by-<caller>. A caller's characters that a tag may not
+ * hold (and "_", so that decoding is not ambiguous) are written as "_" and their UTF-8 bytes in
+ * hex: any caller gives one valid tag, which a request can then name. An identity too long for a
+ * tag is cut to fit.
+ */
+export function createdByTag(caller: string): string {
+  let encoded = "";
+  for (const char of caller) {
+    if (TAG_SAFE.test(char)) encoded += char;
+    else for (const byte of new TextEncoder().encode(char)) encoded += `_${byte.toString(16).padStart(2, "0")}`;
+  }
+  return (CREATED_BY + encoded).slice(0, MAX_TAG);
+}
 
 /** A VM's tags (Qubes' vm.tag.*): free words that policies and filters select VMs by. */
 export class VmTags {
@@ -27,13 +47,15 @@ export class VmTags {
     return this.vms.resolve(vm).tags.includes(checkTag(tag));
   }
 
-  /** Adds a tag; false when the VM had it. Idempotent. */
+  /** Adds a tag; false when the VM had it. Idempotent. Tags Steward sets itself are refused. */
   add(vm: string, tag: string, ctx: CallContext): Promise<boolean> {
+    refuseReserved(tag);
     return this.change(vm, tag, ctx, (record) => this.store.vms.addTag(record.qid, tag) && domainTagAdd(record, tag));
   }
 
-  /** Removes a tag; false when the VM did not have it. Idempotent. */
+  /** Removes a tag; false when the VM did not have it. Idempotent. Tags Steward sets itself are refused. */
   remove(vm: string, tag: string, ctx: CallContext): Promise<boolean> {
+    refuseReserved(tag);
     return this.change(vm, tag, ctx, (record) => this.store.vms.removeTag(record.qid, tag) && domainTagDelete(record, tag));
   }
 
@@ -48,6 +70,15 @@ export class VmTags {
       }),
     );
   }
+}
+
+/** Whether Steward set this tag itself (who made the VM). */
+export function isCreatedByTag(tag: string): boolean {
+  return tag.startsWith(CREATED_BY);
+}
+
+function refuseReserved(tag: string): void {
+  if (tag.startsWith(CREATED_BY)) throw tagReserved(tag, CREATED_BY);
 }
 
 function checkTag(tag: string): string {

@@ -9,6 +9,7 @@ import type { Config } from "../config";
 import { AccessLog, accessLogInterceptor } from "./interceptors/access-log";
 import type { Interceptor } from "./interceptors/interceptor";
 import { requestIdInterceptor } from "./interceptors/request-id";
+import { readDeadlinesWhole } from "./grpc-deadlines";
 import { serviceDefinition } from "./grpc-definitions";
 import { HealthStatus, ServingStatus } from "./health";
 import { bind, removeSocket, serverCredentials } from "./listen";
@@ -45,6 +46,7 @@ export class StewardServer {
     /** Interceptors after Steward's own (the access log, request ids), around every RPC. */
     interceptors: readonly Interceptor[] = [],
   ) {
+    readDeadlinesWhole();
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": config.maxMessageBytes,
       "grpc.max_send_message_length": config.maxMessageBytes,

@@ -138,3 +138,21 @@ describe("lifecycle events", () => {
     expect(names).toEqual(["domain-add", "domain-pre-start", "domain-shutdown", "domain-start-failed"]);
   });
 });
+
+describe("starting VMs that share a netvm", () => {
+  const suite = serverForSuite();
+
+  it("waits for a netvm that is still starting, and starts many VMs behind it at once", async () => {
+    const { vms } = suite;
+    await vms.createVm({ name: "slow-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.setFeature({ vm: "slow-net", name: "sim-start-ms", value: "300" });
+    const names = ["one", "two", "three", "four", "five"];
+    for (const name of names) await vms.createVm({ name, klass: VmClass.STANDALONE_VM, label: "blue", properties: { netvm: vmRef("slow-net") } });
+    const netvm = vms.startVm({ vm: "slow-net" });
+    while ((await state(vms, "slow-net")) !== PowerState.TRANSIENT) await new Promise((resolve) => setTimeout(resolve, 5));
+    // The netvm is still starting: each of these waits for it, instead of failing NETVM_NOT_RUNNING.
+    const started = await Promise.all(names.map((vm) => vms.startVm({ vm })));
+    expect(started.map((answer) => answer.state)).toEqual(names.map(() => PowerState.RUNNING));
+    expect((await netvm).state).toBe(PowerState.RUNNING);
+  });
+});

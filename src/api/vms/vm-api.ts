@@ -165,8 +165,12 @@ function featureScope(scope: FeatureScope): DomainFeatureScope {
   return found;
 }
 
+/** The most seconds a google.protobuf.Duration holds: 10,000 years. */
+const MAX_DURATION_SECONDS = 315_576_000_000n;
+
+/** A Duration as milliseconds; any length it can hold is waited out whole (see LongTimer). */
 function durationMs(duration: Duration, field: string): number {
-  const ms = Number(duration.seconds) * 1000 + Math.floor(duration.nanos / 1e6);
-  if (ms < 0 || duration.nanos < 0) throw new InvalidFieldError(field, "must not be negative");
-  return ms;
+  if (duration.seconds < 0n || duration.nanos < 0) throw new InvalidFieldError(field, "must not be negative");
+  if (duration.seconds > MAX_DURATION_SECONDS) throw new InvalidFieldError(field, "a Duration holds at most 315,576,000,000 seconds (10,000 years)");
+  return Number(duration.seconds) * 1000 + Math.floor(duration.nanos / 1e6);
 }

@@ -1,4 +1,5 @@
 import { callCancelled } from "../errors";
+import { LongTimer } from "../shared/long-timer";
 
 /**
  * Callers waiting for VMs to halt (ShutdownVm with wait, KillVm), in two steps: until the VM is
@@ -55,7 +56,7 @@ class Waiters {
     if (signal.aborted) return Promise.reject(callCancelled(what));
     return new Promise<boolean>((resolve, reject) => {
       const end = () => {
-        clearTimeout(timer);
+        timer?.cancel();
         signal.removeEventListener("abort", cancel);
         const waiters = this.waiting.get(uuid);
         waiters?.delete(wake);
@@ -65,7 +66,7 @@ class Waiters {
         end();
         resolve(true);
       };
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => (end(), resolve(false)), timeoutMs);
+      const timer = timeoutMs === undefined ? undefined : new LongTimer(() => (end(), resolve(false)), timeoutMs);
       const cancel = () => {
         end();
         reject(callCancelled(what));

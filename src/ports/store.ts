@@ -78,15 +78,18 @@ export interface RequestRepository {
 }
 
 /**
- * Which VMs run, as Steward last knew: kept across restarts, so that a Steward that starts again
- * can tell the VMs its driver hands over from those that ended while no Steward ran, and settle
- * those.
+ * Which VMs run, as Steward last knew, and which halted but are not settled yet: kept across
+ * restarts, so that a Steward that starts again can tell the VMs its driver hands over from those
+ * that ended while no Steward ran, and settle those (and finish settling the ones it was
+ * settling when it stopped).
  */
 export interface RuntimeRepository {
-  /** The VMs marked running, by qid, with when they started. */
-  running(): { qid: number; startedAt: Date }[];
+  /** The VMs marked, by qid: when they started, and whether they halted and wait to be settled. */
+  running(): { qid: number; startedAt: Date; settling: boolean }[];
   markRunning(qid: number, startedAt: Date): void;
-  /** Forgets the mark; nothing when there was none. */
+  /** The VM halted: it is settled next. Within the transaction that tells of the halt. */
+  markSettling(qid: number): void;
+  /** The VM is settled: the mark goes; nothing when there was none. */
   markHalted(qid: number): void;
 }
 

@@ -825,6 +825,38 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
       });
     });
 
+    describe("running VMs", () => {
+      it("keeps the marks of running VMs, then of halted ones waiting to be settled, until settled", () => {
+        insert(1, "alpha");
+        insert(2, "bravo");
+        const started = new Date(Date.UTC(2026, 0, 1, 12));
+        expect(store.runtime.running()).toEqual([]);
+        store.runtime.markRunning(1, started);
+        store.runtime.markRunning(2, started);
+        store.runtime.markSettling(2);
+        expect(store.runtime.running()).toEqual([
+          { qid: 1, startedAt: started, settling: false },
+          { qid: 2, startedAt: started, settling: true },
+        ]);
+        store.runtime.markHalted(2);
+        store.runtime.markHalted(2); // nothing, the second time
+        expect(store.runtime.running()).toEqual([{ qid: 1, startedAt: started, settling: false }]);
+        // Started again: running, not settling.
+        store.runtime.markSettling(1);
+        store.runtime.markRunning(1, started);
+        expect(store.runtime.running()).toEqual([{ qid: 1, startedAt: started, settling: false }]);
+      });
+
+      it("drops a VM's mark with the VM, and does not change its revision", () => {
+        insert(1, "alpha");
+        const revision = store.vms.byQid(1)!.revision;
+        store.runtime.markRunning(1, new Date());
+        expect(store.vms.byQid(1)!.revision).toBe(revision);
+        store.vms.remove(1);
+        expect(store.runtime.running()).toEqual([]);
+      });
+    });
+
     describe("transaction()", () => {
       const failure = new Error("rolled back on purpose");
 

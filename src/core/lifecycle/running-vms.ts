@@ -71,10 +71,20 @@ export class RunningVms {
       this.log.info({ vm: vm.name, pid: handle.pid, state: this.machine.state(vm) }, "adopted a running VM");
     }
     const adopted = new Set(handles.map((handle) => handle.uuid));
-    const ended = this.store.runtime.running().flatMap(({ qid }) => this.store.vms.byQid(qid) ?? []).filter((vm) => !adopted.has(vm.uuid));
-    for (const vm of ended) {
+    for (const mark of this.store.runtime.running()) {
+      const vm = this.store.vms.byQid(mark.qid);
+      if (!vm || adopted.has(vm.uuid)) continue;
+      if (mark.settling) {
+        // It halted, and the last Steward stopped before it was settled: settled now.
+        this.log.warn({ vm: vm.name }, "a VM that halted was not settled when the last Steward stopped: settling it");
+        await this.settle(vm, "crashed", "the last Steward stopped before it was settled");
+        continue;
+      }
       this.log.warn({ vm: vm.name }, "a VM that ran ended while no Steward ran: settling it");
-      this.machine.endedUnseen(vm);
+      this.store.transaction(() => {
+        this.machine.endedUnseen(vm);
+        this.store.runtime.markSettling(vm.qid);
+      });
       await this.settle(vm, "crashed", "it ended while no Steward ran");
     }
   }
@@ -138,7 +148,11 @@ export class RunningVms {
       return;
     }
     this.handles.delete(uuid);
-    this.machine.move(vm, "guest-exited");
+    // The halt, its event and the mark that it waits to be settled: one transaction.
+    this.store.transaction(() => {
+      this.machine.move(vm, "guest-exited");
+      this.store.runtime.markSettling(vm.qid);
+    });
     this.halts.halted(uuid);
     void this.settle(vm, event.cause, event.detail);
   }

@@ -143,7 +143,9 @@ export const MIGRATIONS: readonly Migration[] = [
     up: `
       CREATE TABLE vm_runtime (
         qid         INTEGER PRIMARY KEY REFERENCES vms (qid) ON DELETE CASCADE,
-        started_at  TEXT NOT NULL
+        started_at  TEXT NOT NULL,
+        -- 1 from the moment it halted (recorded with its domain-shutdown) until it is settled.
+        settling    INTEGER NOT NULL DEFAULT 0
       );
     `,
   },

@@ -94,6 +94,23 @@ describe("running VMs", () => {
     expect(core.store.runtime.running()).toEqual([]);
   });
 
+  it("that halted but were not settled when the last Steward stopped are settled, without telling of the halt again", async () => {
+    const first = await coreOn(new SimHypervisor(new SimHost()));
+    await first.creation.create({ ...standalone, name: "work" }, ctx);
+    const work = first.lookup.resolve("work");
+    // As a Steward leaves it that stops between a halt and its settling.
+    first.store.transaction(() => {
+      first.store.runtime.markRunning(work.qid, new Date());
+      first.store.runtime.markSettling(work.qid);
+    });
+    const shutdowns = () => first.store.events.after(0, 1000).filter((e) => e.subject === "work" && e.name === "domain-shutdown").length;
+    await first.release();
+    await coreOn(new SimHypervisor(new SimHost()));
+    expect(first.store.runtime.running()).toEqual([]);
+    expect(shutdowns()).toBe(0);
+    expect(logs.lines).toContainEqual(expect.objectContaining({ vm: "work", msg: expect.stringContaining("was not settled when the last Steward stopped") }));
+  });
+
   it("leave alone, and log, a running guest that no VM of this host is", async () => {
     const host = new SimHost();
     const stray = await new SimHypervisor(host).launch({ uuid: "0b9d7c36-33a2-4c07-a5b0-2b5b2a7d1e55", name: "stray", qid: 9, memoryMib: 1, maxmemMib: 0, vcpus: 1, kernel: "", kernelopts: "", features: {}, disks: [], networkInterfaces: [], devices: [] }, new AbortController().signal);

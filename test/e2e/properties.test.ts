@@ -192,3 +192,27 @@ describe("property events", () => {
     ]);
   });
 });
+
+describe("netvm loops, by any route", () => {
+  const suite = serverForSuite();
+  const network = { provides_network: { kind: { case: "boolValue" as const, value: true } } };
+
+  it("are refused when a default would close one: default_netvm set, or a netvm reset to it", async () => {
+    const { vms, host } = suite;
+    await vms.createVm({ name: "net-a", klass: VmClass.STANDALONE_VM, label: "red", properties: network });
+    await vms.createVm({ name: "net-b", klass: VmClass.STANDALONE_VM, label: "red", properties: { ...network, netvm: { kind: { case: "vmValue", value: "net-a" } } } });
+    // net-a takes the default: making the default net-b would give net-a -> net-b -> net-a.
+    const global = await rpcError(host.setGlobalProperty({ name: "default_netvm", value: { kind: { case: "vmValue", value: "net-b" } } }));
+    expect([global.code, global.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "NETVM_LOOP"]);
+    expect((await host.getGlobalProperty({ name: "default_netvm" })).property!.isDefault).toBe(true);
+
+    // With net-a's netvm set to none, the default may be net-b; resetting net-a's netvm to that default may not.
+    await vms.setProperty({ vm: "net-a", name: "netvm", value: { kind: { case: "vmValue", value: "" } } });
+    await host.setGlobalProperty({ name: "default_netvm", value: { kind: { case: "vmValue", value: "net-b" } } });
+    const reset = await rpcError(vms.resetProperty({ vm: "net-a", name: "netvm" }));
+    expect([reset.code, reset.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "NETVM_LOOP"]);
+    expect((await vms.getProperty({ vm: "net-a", name: "netvm" })).property!.isDefault).toBe(false);
+    expect((await vms.startVm({ vm: "net-a" })).state).toBeDefined();
+    await host.resetGlobalProperty({ name: "default_netvm" });
+  });
+});

@@ -1,7 +1,7 @@
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import type { CallContext } from "../shared/call-context";
-import { checkGlobalProperty, checkValue } from "../vms/properties/property-checks";
+import { checkGlobalProperty, checkValue, refuseNetvmLoops } from "../vms/properties/property-checks";
 import { globalPropertyNotFound } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import { findGlobalSpec, GLOBAL_PROPERTIES, type PropertySpec, type PropertyValue } from "../vms/properties/property-schema";
@@ -40,6 +40,8 @@ export class GlobalProperties {
       this.store.globals.set(name, this.resolver.encode(spec, value, target));
       const now = this.resolver.global(spec);
       this.events.append(propertySet("", name, eventText(now.value), eventText(old.value)));
+      // The VMs that take default_netvm follow it: their chains may come back on themselves.
+      if (name === "default_netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
       return now;
     });
   }

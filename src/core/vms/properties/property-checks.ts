@@ -133,6 +133,27 @@ function checkNetvm(resolver: PropertyResolver, vm: VmRecord, target: VmRecord):
   }
 }
 
+/**
+ * Refuses (NETVM_LOOP) a state in which a chain of netvms comes back on itself: checked once a
+ * change that can close a loop by way of a default (default_netvm, a netvm reset to it) is
+ * written, within its transaction, over every VM — what an explicit value would close is caught
+ * before it is written, with the chain it would make.
+ */
+export function refuseNetvmLoops(store: Store, resolver: PropertyResolver): void {
+  const settled = new Set<number>();
+  for (const start of store.vms.all()) {
+    const chain: VmRecord[] = [];
+    for (let hop: VmRecord | undefined = start; hop && !settled.has(hop.qid); hop = resolver.netvmOf(hop)) {
+      if (chain.some((seen) => seen.qid === hop.qid)) {
+        const loop = chain.slice(chain.findIndex((seen) => seen.qid === hop.qid)).concat(hop);
+        throw netvmLoop(loop[0].name, loop[1].name, loop.map((link) => link.name));
+      }
+      chain.push(hop);
+    }
+    for (const link of chain) settled.add(link.qid);
+  }
+}
+
 function refuseIfUsedAsNetvm(store: Store, resolver: PropertyResolver, vm: VmRecord): void {
   const users = store.vms.all().filter((other) => other.qid !== vm.qid && resolver.netvmOf(other)?.qid === vm.qid).map((other) => other.name);
   if (resolver.global(globalSpec("default_netvm")).value === vm.name) {

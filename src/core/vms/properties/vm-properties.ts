@@ -7,7 +7,7 @@ import { propertyNeedsHalted } from "../vm-errors";
 import { propertyReset, propertySet } from "../vm-events";
 import type { VmLookup } from "../vm-lookup";
 import type { VmOperations } from "../vm-operations";
-import { checkValue, checkVmProperty } from "./property-checks";
+import { checkValue, checkVmProperty, refuseNetvmLoops } from "./property-checks";
 import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
@@ -108,6 +108,8 @@ export class VmProperties {
       if (spec.default.kind === "none") throw propertyNoDefault(record.name, name);
       const old = this.resolver.vm(record, spec);
       if (this.store.vms.deleteProperty(record.qid, name)) this.events.append(propertyReset(record.name, name, eventText(old.value)));
+      // The default it returns to may close a loop of netvms.
+      if (name === "netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
       return this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
     });
   }

@@ -29,8 +29,9 @@ describe("starting a VM's netvm chain", () => {
   });
 
   it("refuses a chain that comes back on itself, before anything starts, rather than recurse", async () => {
-    // A loop no single setting makes: sys-net's netvm is the default, and the default becomes sys-fw.
-    core.globals.set("default_netvm", "sys-fw", ctx);
+    // A loop in the stored state, which no request can make any more (a state from before that rule):
+    // sys-net's netvm is the default, and the default is sys-fw.
+    core.store.transaction(() => core.store.globals.set("default_netvm", String(core.lookup.resolve("sys-fw").qid)));
     await expect(core.starting.start("sys-net", ctx)).rejects.toMatchObject({ reason: "NETVM_LOOP" });
     expect(core.readModel.get("sys-fw").state).toBe("Halted");
     expect(core.readModel.get("sys-net").state).toBe("Halted");
@@ -91,8 +92,9 @@ describe("starts and stops that meet", () => {
     await core.creation.create({ ...standalone, name: "sys-net", properties: network }, ctx);
     await core.creation.create({ ...standalone, name: "sys-fw", properties: { ...network, netvm: "sys-net" } }, ctx);
     await core.starting.start("sys-fw", ctx);
-    // sys-net's netvm is the default; the default becomes sys-fw: each is the other's user.
-    core.globals.set("default_netvm", "sys-fw", ctx);
+    // sys-net's netvm is the default, and the default is sys-fw (a stored state no request can
+    // make any more): each is the other's user.
+    core.store.transaction(() => core.store.globals.set("default_netvm", String(core.lookup.resolve("sys-fw").qid)));
     await expect(core.stopping.shutdown("sys-net", { force: true, wait: true, timeoutMs: 1000 }, ctx)).rejects.toMatchObject({ reason: "NETVM_LOOP" });
   });
 });

@@ -15,6 +15,7 @@ import { VmStart } from "../core/lifecycle/vm-start";
 import { VmStop } from "../core/lifecycle/vm-stop";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
+import { EventSubjects } from "../core/vms/event-subjects";
 import { Labels } from "../core/vms/labels";
 import { NewVms } from "../core/vms/new-vms";
 import { PowerStates } from "../core/vms/power-states";
@@ -75,11 +76,13 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const halts = new HaltWaiters();
   const running = new RunningVms(store, machine, operations, participants, halts, log);
   participants.enlist([...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
+  const eventHub = new EventHub(store, clock, settings.events);
   return {
     store,
     hypervisor,
     hostInfo: new HostInfoReader(store, hypervisor.info(), clock, settings.host),
-    eventHub: new EventHub(store, clock, settings.events),
+    eventHub,
+    eventSubjects: new EventSubjects(lookup, eventHub),
     labels,
     globals: new GlobalProperties(store, resolver, events),
     lookup,

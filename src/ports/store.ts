@@ -67,6 +67,11 @@ export interface EventRepository {
   oldestSequence(): number;
   /** Up to `limit` events after `sequence`, in order. */
   after(sequence: number, limit: number): StoredEvent[];
+  /**
+   * The uuid of the VM that the retained events last named `subject`; undefined when none did
+   * (a client resuming a stream of a VM since renamed or removed names it so).
+   */
+  uuidOfSubject(subject: string): string | undefined;
   /** Drops all but the latest `keep` events. */
   trim(keep: number): void;
 }

@@ -38,8 +38,13 @@ const BUILTIN_LABELS: readonly LabelRecord[] = [
 
 const EVENT_TIME = new Date("2024-05-06T07:08:09.123Z");
 
+/** An event about `subject`; a VM's event carries a uuid made from its name, the host's none. */
 function event(name: string, subject = "", kwargs: Record<string, string> = {}): NewEvent {
-  return { subject, name, kwargs };
+  return { subject, subjectUuid: uuidOf(subject), name, kwargs };
+}
+
+function uuidOf(subject: string): string {
+  return subject === "" ? "" : `uuid-of-${subject}`;
 }
 
 /** The error `work` throws; fails the test when it throws none. */
@@ -754,13 +759,22 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         expect(store.events.oldestSequence()).toBe(1);
       });
 
+      it("uuidOfSubject() names the VM that the retained events last knew by a name", () => {
+        appendCommitted(event("domain-add", "work"));
+        expect(store.events.uuidOfSubject("work")).toBe(uuidOf("work"));
+        appendCommitted({ subject: "work", subjectUuid: "second-work", name: "domain-add", kwargs: {} });
+        appendCommitted(event("label-add"));
+        expect(store.events.uuidOfSubject("work")).toBe("second-work");
+        expect(store.events.uuidOfSubject("other")).toBeUndefined();
+      });
+
       it("after() gives the events after a sequence number, in order, up to limit, as appended", () => {
         appendCommitted(event("domain-add", "work", { vm: "work" }), event("property-set:memory", "work", { name: "memory", newvalue: "800" }));
         appendCommitted(event("label-add", "", { label: "pink" }));
         expect(store.events.after(0, 100)).toEqual<StoredEvent[]>([
-          { sequence: 1, time: EVENT_TIME, subject: "work", name: "domain-add", kwargs: { vm: "work" } },
-          { sequence: 2, time: EVENT_TIME, subject: "work", name: "property-set:memory", kwargs: { name: "memory", newvalue: "800" } },
-          { sequence: 3, time: EVENT_TIME, subject: "", name: "label-add", kwargs: { label: "pink" } },
+          { sequence: 1, time: EVENT_TIME, subject: "work", subjectUuid: uuidOf("work"), name: "domain-add", kwargs: { vm: "work" } },
+          { sequence: 2, time: EVENT_TIME, subject: "work", subjectUuid: uuidOf("work"), name: "property-set:memory", kwargs: { name: "memory", newvalue: "800" } },
+          { sequence: 3, time: EVENT_TIME, subject: "", subjectUuid: "", name: "label-add", kwargs: { label: "pink" } },
         ]);
         expect(store.events.after(1, 1).map((e) => e.sequence)).toEqual([2]);
         expect(store.events.after(1, 100).map((e) => e.sequence)).toEqual([2, 3]);
@@ -987,7 +1001,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
             [[3, "c"]],
           ]);
           expect(second).toEqual(first);
-          expect(first[0][0]).toEqual<StoredEvent>({ sequence: 1, time: EVENT_TIME, subject: "work", name: "a", kwargs: { k: "v" } });
+          expect(first[0][0]).toEqual<StoredEvent>({ sequence: 1, time: EVENT_TIME, subject: "work", subjectUuid: uuidOf("work"), name: "a", kwargs: { k: "v" } });
         });
 
         it("get nothing for a transaction that rolled back, nor later with the next one's", () => {

@@ -126,6 +126,36 @@ describe("Events", () => {
     await resumed.stop();
   });
 
+  it("carries each VM's uuid, and follows a VM by it across a rename, live and when resuming", async () => {
+    const { vm } = await vms.createVm({ name: "named-once", klass: VmClass.STANDALONE_VM, label: "red" });
+    const following = new Follower(events, { vm: "named-once" });
+    await following.waitFor(() => following.names().includes("connection-established"));
+    const since = following.events[0].sequence;
+    await vms.renameVm({ vm: "named-once", newName: "named-twice" });
+    await vms.addTag({ vm: "named-twice", tag: "after-rename" });
+    await following.waitFor(() => following.names().includes("domain-tag-add:after-rename"));
+    await following.stop();
+    expect(following.events.slice(1).map((e) => [e.subject, e.subjectUuid, e.name])).toEqual([
+      ["named-twice", vm!.uuid, "property-set:name"],
+      ["named-twice", vm!.uuid, "domain-tag-add:after-rename"],
+    ]);
+
+    // Resuming under the old name (a client that knew no better) follows the same VM.
+    const resumed = new Follower(events, { vm: "named-once", afterSequence: since });
+    await resumed.waitFor(() => resumed.names().includes("domain-tag-add:after-rename"));
+    await resumed.stop();
+    expect(resumed.events.filter((e) => e.name !== "connection-established").map((e) => e.subjectUuid)).toEqual([vm!.uuid, vm!.uuid]);
+
+    // And one whose VM was removed since still gets what was retained of it.
+    await vms.removeVm({ vm: "named-twice" });
+    const gone = new Follower(events, { vm: "named-twice", afterSequence: since });
+    await gone.waitFor(() => gone.names().includes("domain-delete"));
+    await gone.stop();
+    expect(gone.names().slice(1)).toEqual(["property-set:name", "domain-tag-add:after-rename", "domain-delete"]);
+    // Without after_sequence, a name no VM has is still NOT_FOUND.
+    expect((await rpcError((async () => { for await (const _ of events.events({ vm: "named-twice" })) break; })())).code).toBe(grpc.status.NOT_FOUND);
+  });
+
   it("sends heartbeats while nothing happens", async () => {
     const follower = new Follower(events, {});
     await follower.waitFor(() => follower.heartbeats >= 2, 3000);

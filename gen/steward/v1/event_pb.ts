@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/event.proto.
  */
 export const file_steward_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChZzdGV3YXJkL3YxL2V2ZW50LnByb3RvEgpzdGV3YXJkLnYxIsABCgVFdmVudBIQCghzZXF1ZW5jZRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzdWJqZWN0GAMgASgJEgwKBG5hbWUYBCABKAkSLQoGa3dhcmdzGAUgAygLMh0uc3Rld2FyZC52MS5FdmVudC5Ld2FyZ3NFbnRyeRotCgtLd2FyZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkcKCUhlYXJ0YmVhdBIQCghzZXF1ZW5jZRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZzdGV3YXJkL3YxL2V2ZW50LnByb3RvEgpzdGV3YXJkLnYxItYBCgVFdmVudBIQCghzZXF1ZW5jZRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzdWJqZWN0GAMgASgJEgwKBG5hbWUYBCABKAkSLQoGa3dhcmdzGAUgAygLMh0uc3Rld2FyZC52MS5FdmVudC5Ld2FyZ3NFbnRyeRIUCgxzdWJqZWN0X3V1aWQYBiABKAkaLQoLS3dhcmdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJHCglIZWFydGJlYXQSEAoIc2VxdWVuY2UYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Event is one change on the host, named in Qubes' vocabulary.
@@ -60,6 +60,14 @@ export type Event = Message<"steward.v1.Event"> & {
    * @generated from field: map<string, string> kwargs = 5;
    */
   kwargs: { [key: string]: string };
+
+  /**
+   * The uuid of the VM it is about; empty for the host. Unlike the name, it never changes:
+   * a stream filtered by VM follows it across renames.
+   *
+   * @generated from field: string subject_uuid = 6;
+   */
+  subjectUuid: string;
 };
 
 /**

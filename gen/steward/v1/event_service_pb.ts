@@ -21,7 +21,10 @@ export const file_steward_v1_event_service: GenFile = /*@__PURE__*/
  */
 export type EventsRequest = Message<"steward.v1.EventsRequest"> & {
   /**
-   * Only events about this VM (name or `uuid:<uuid>`); empty for every event.
+   * Only events about this VM (name or `uuid:<uuid>`); empty for every event. The stream
+   * follows the VM by its uuid, so a rename does not lose it. When resuming (after_sequence),
+   * the name of a VM since renamed or removed names the VM that last had it in the retained
+   * events.
    *
    * @generated from field: string vm = 1;
    */

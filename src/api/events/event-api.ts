@@ -4,24 +4,24 @@ import { EventsResponseSchema, type EventService, type EventsResponse } from "..
 import { InvalidFieldError } from "../../core/errors";
 import type { EventHub, StreamItem } from "../../core/events/event-hub";
 import type { StoredEvent } from "../../core/model/event";
-import type { VmLookup } from "../../core/vms/vm-lookup";
+import type { EventSubjects } from "../../core/vms/event-subjects";
 import { constantResponse } from "../../server/grpc-definitions";
 import type { ServiceImpl } from "../../server/service-impl";
 
 /** The core parts EventService calls. */
 export interface EventParts {
   eventHub: EventHub;
-  lookup: VmLookup;
+  eventSubjects: EventSubjects;
 }
 
 /** EventService: the host's events as a stream, resumable by sequence number. */
-export function eventApi({ eventHub: hub, lookup: vms }: EventParts): ServiceImpl<typeof EventService> {
+export function eventApi({ eventHub: hub, eventSubjects: subjects }: EventParts): ServiceImpl<typeof EventService> {
   return {
     async *events(request, ctx) {
-      const subject = request.vm === "" ? undefined : vms.resolve(request.vm).name;
       if (request.namePrefixes.some((prefix) => prefix === "")) throw new InvalidFieldError("name_prefixes", "a prefix must not be empty");
       const afterSequence = request.afterSequence === undefined ? undefined : Number(request.afterSequence);
-      const items = hub.stream({ subject, prefixes: request.namePrefixes, afterSequence }, ctx, ctx.draining);
+      const subjectUuid = request.vm === "" ? undefined : subjects.toFollow(request.vm, afterSequence);
+      const items = hub.stream({ subjectUuid, prefixes: request.namePrefixes, afterSequence }, ctx, ctx.draining);
       for await (const item of items) yield eventsResponse(item);
     },
   };
@@ -41,7 +41,14 @@ function eventsResponse(item: StreamItem): EventsResponse {
   const { event } = item;
   let message = messages.get(event);
   if (!message) {
-    const value = { sequence: BigInt(event.sequence), time: timestampFromDate(event.time), subject: event.subject, name: event.name, kwargs: { ...event.kwargs } };
+    const value = {
+      sequence: BigInt(event.sequence),
+      time: timestampFromDate(event.time),
+      subject: event.subject,
+      subjectUuid: event.subjectUuid,
+      name: event.name,
+      kwargs: { ...event.kwargs },
+    };
     message = constantResponse(EventsResponseSchema, create(EventsResponseSchema, { kind: { case: "event", value } }));
     messages.set(event, message);
   }

@@ -18,8 +18,8 @@ export interface EventSettings {
 export type StreamItem = { event: StoredEvent } | { heartbeat: { sequence: number; time: Date } };
 
 export interface StreamRequest {
-  /** Only events about this VM (its name); undefined for all. */
-  subject: string | undefined;
+  /** Only events about this VM (its uuid, which a rename does not change); undefined for all. */
+  subjectUuid: string | undefined;
   /** Only events whose name starts with one of these; empty for all. */
   prefixes: readonly string[];
   /** Replay the kept events after this sequence number first. */
@@ -61,13 +61,18 @@ export class EventHub {
     try {
       const latest = this.store.events.latestSequence();
       if (request.afterSequence !== undefined) this.checkResumable(request.afterSequence, latest);
-      yield { event: { sequence: latest, time: this.clock.now(), subject: "", name: "connection-established", kwargs: {} } };
+      yield { event: { sequence: latest, time: this.clock.now(), subject: "", subjectUuid: "", name: "connection-established", kwargs: {} } };
       if (request.afterSequence !== undefined) yield* this.replay(request, request.afterSequence, latest);
       yield* this.follow(subscriber, signal, draining);
     } finally {
       this.subscribers.delete(subscriber);
       subscriber.close();
     }
+  }
+
+  /** The uuid of the VM the retained events last named `name`, if any. */
+  uuidNamed(name: string): string | undefined {
+    return this.store.events.uuidOfSubject(name);
   }
 
   private checkResumable(after: number, latest: number): void {
@@ -117,7 +122,7 @@ export class EventHub {
 }
 
 function matches(request: StreamRequest, event: StoredEvent): boolean {
-  if (request.subject !== undefined && event.subject !== request.subject) return false;
+  if (request.subjectUuid !== undefined && event.subjectUuid !== request.subjectUuid) return false;
   return request.prefixes.length === 0 || request.prefixes.some((prefix) => event.name.startsWith(prefix));
 }
 

@@ -1,5 +1,6 @@
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
+import { HOST_SUBJECT } from "../model/event";
 import type { CallContext } from "../shared/call-context";
 import { checkGlobalProperty, checkValue, refuseNetvmLoops } from "../vms/properties/property-checks";
 import { globalPropertyNotFound } from "../vms/properties/property-errors";
@@ -39,7 +40,7 @@ export class GlobalProperties {
       const old = this.resolver.global(spec);
       this.store.globals.set(name, this.resolver.encode(spec, value, target));
       const now = this.resolver.global(spec);
-      this.events.append(propertySet("", name, eventText(now.value), eventText(old.value)));
+      this.events.append(propertySet(HOST_SUBJECT, name, eventText(now.value), eventText(old.value)));
       // The VMs that take default_netvm follow it: their chains may come back on themselves.
       if (name === "default_netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
       return now;
@@ -50,7 +51,7 @@ export class GlobalProperties {
     return this.store.transaction(() => {
       const spec = specOf(name);
       const old = this.resolver.global(spec);
-      if (this.store.globals.delete(name)) this.events.append(propertyReset("", name, eventText(old.value)));
+      if (this.store.globals.delete(name)) this.events.append(propertyReset(HOST_SUBJECT, name, eventText(old.value)));
       return this.resolver.global(spec);
     });
   }

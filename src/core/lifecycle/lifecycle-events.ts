@@ -1,13 +1,11 @@
-import type { NewEvent } from "../model/event";
+import type { EventSubject, NewEvent } from "../model/event";
 
 /** The events of a VM's power states, in Qubes' names. */
 
-interface Named {
-  name: string;
-}
+type Named = EventSubject;
 
 function told(vm: Named, name: string, kwargs: Record<string, string> = {}): NewEvent {
-  return { subject: vm.name, name, kwargs };
+  return { subject: vm.name, subjectUuid: vm.uuid, name, kwargs };
 }
 
 export const domainPreStart = (vm: Named): NewEvent => told(vm, "domain-pre-start");

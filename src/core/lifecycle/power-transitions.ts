@@ -1,4 +1,4 @@
-import type { NewEvent } from "../model/event";
+import type { EventSubject, NewEvent } from "../model/event";
 import type { PowerState } from "../model/power-state";
 import {
   domainPaused,
@@ -45,7 +45,7 @@ export interface Transition {
   from: readonly PowerState[];
   to: PowerState;
   /** The events the transition tells, in order. */
-  tells: readonly ((vm: { name: string }, detail: TransitionDetail) => NewEvent)[];
+  tells: readonly ((vm: EventSubject, detail: TransitionDetail) => NewEvent)[];
 }
 
 /** Every state but Halted (and NA, which no VM of this host is in). */

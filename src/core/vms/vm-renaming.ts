@@ -30,7 +30,7 @@ export class VmRenaming {
         this.powerStates.requireHalted(record, "renamed");
         if (this.store.vms.byName(newName)) throw vmExists(newName);
         this.store.vms.rename(record.qid, newName);
-        this.events.append(domainRenamed(record.name, newName));
+        this.events.append(domainRenamed(record, newName));
         return this.readModel.view(this.store.vms.byQid(record.qid)!);
       }),
     );

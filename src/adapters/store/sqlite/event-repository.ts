@@ -7,6 +7,7 @@ interface EventRow {
   sequence: number;
   time: string;
   subject: string;
+  subject_uuid: string;
   name: string;
   kwargs: string;
 }
@@ -25,8 +26,8 @@ export class SqliteEventRepository implements EventRepository {
   append(event: NewEvent, time: Date): number {
     if (!this.db.inTransaction) throw new Error("events are appended within the transaction of their change");
     const result = this.sql
-      .prepare("INSERT INTO events (time, subject, name, kwargs) VALUES (?, ?, ?, ?)")
-      .run(time.toISOString(), event.subject, event.name, JSON.stringify(event.kwargs));
+      .prepare("INSERT INTO events (time, subject, subject_uuid, name, kwargs) VALUES (?, ?, ?, ?, ?)")
+      .run(time.toISOString(), event.subject, event.subjectUuid, event.name, JSON.stringify(event.kwargs));
     const sequence = Number(result.lastInsertRowid);
     this.pending.push({ ...event, sequence, time });
     return sequence;
@@ -47,7 +48,20 @@ export class SqliteEventRepository implements EventRepository {
     return this.sql
       .prepare<[number, number], EventRow>("SELECT * FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?")
       .all(sequence, limit)
-      .map((row) => ({ sequence: row.sequence, time: new Date(row.time), subject: row.subject, name: row.name, kwargs: JSON.parse(row.kwargs) as Record<string, string> }));
+      .map((row) => ({
+        sequence: row.sequence,
+        time: new Date(row.time),
+        subject: row.subject,
+        subjectUuid: row.subject_uuid,
+        name: row.name,
+        kwargs: JSON.parse(row.kwargs) as Record<string, string>,
+      }));
+  }
+
+  uuidOfSubject(subject: string): string | undefined {
+    return this.sql
+      .prepare<[string], { subject_uuid: string }>("SELECT subject_uuid FROM events WHERE subject = ? AND subject_uuid <> '' ORDER BY sequence DESC LIMIT 1")
+      .get(subject)?.subject_uuid;
   }
 
   trim(keep: number): void {

@@ -149,6 +149,15 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: "the uuid of an event's VM",
+    // Events from before it keep an empty uuid: a stream follows a VM by uuid from now on.
+    up: `
+      ALTER TABLE events ADD COLUMN subject_uuid TEXT NOT NULL DEFAULT '';
+      CREATE INDEX events_by_subject ON events (subject, sequence);
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

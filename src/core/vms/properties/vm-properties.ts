@@ -75,7 +75,7 @@ export class VmProperties {
       const old = this.resolver.vm(record, spec);
       this.store.vms.setProperty(record.qid, name, this.resolver.encode(spec, value, target));
       const now = this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
-      this.events.append(propertySet(record.name, name, eventText(now.value), eventText(old.value)));
+      this.events.append(propertySet(record, name, eventText(now.value), eventText(old.value)));
       return now;
     });
   }
@@ -107,7 +107,7 @@ export class VmProperties {
       this.checkWritable(record, spec);
       if (spec.default.kind === "none") throw propertyNoDefault(record.name, name);
       const old = this.resolver.vm(record, spec);
-      if (this.store.vms.deleteProperty(record.qid, name)) this.events.append(propertyReset(record.name, name, eventText(old.value)));
+      if (this.store.vms.deleteProperty(record.qid, name)) this.events.append(propertyReset(record, name, eventText(old.value)));
       // The default it returns to may close a loop of netvms.
       if (name === "netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
       return this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);

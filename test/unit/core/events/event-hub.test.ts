@@ -14,7 +14,7 @@ describe("EventHub subscribers", () => {
     hub = new EventHub(store, systemClock, { retained: 1000, heartbeatMs: 30, subscriberBuffer: 10 });
   });
 
-  const request = { subject: undefined, prefixes: [], afterSequence: undefined };
+  const request = { subjectUuid: undefined, prefixes: [], afterSequence: undefined };
   const listeners = (...signals: AbortSignal[]) => signals.map((signal) => getEventListeners(signal, "abort").length);
 
   it("listen to the signals that end them once, however many events they wait for, and stop listening when they end", async () => {
@@ -24,7 +24,7 @@ describe("EventHub subscribers", () => {
     expect((await stream.next()).value).toMatchObject({ event: { name: "connection-established" } });
     for (let i = 0; i < 5; i++) {
       const next = stream.next();
-      store.transaction(() => store.events.append({ subject: "work", name: `domain-tag-add:t${i}`, kwargs: {} }, new Date()));
+      store.transaction(() => store.events.append({ subject: "work", subjectUuid: "u-work", name: `domain-tag-add:t${i}`, kwargs: {} }, new Date()));
       expect((await next).value).toMatchObject({ event: { name: `domain-tag-add:t${i}` } });
     }
     expect(listeners(client.signal, draining.signal)).toEqual([1, 1]);
@@ -43,7 +43,7 @@ describe("EventHub subscribers", () => {
     expect((await stream.next()).value).toHaveProperty("heartbeat");
     expect(Date.now() - started).toBeGreaterThanOrEqual(55);
     const next = stream.next();
-    store.transaction(() => store.events.append({ subject: "work", name: "domain-tag-add:now", kwargs: {} }, new Date()));
+    store.transaction(() => store.events.append({ subject: "work", subjectUuid: "u-work", name: "domain-tag-add:now", kwargs: {} }, new Date()));
     expect((await next).value).toMatchObject({ event: { name: "domain-tag-add:now" } });
     await stream.return(undefined);
   });

@@ -30,14 +30,14 @@ describe("the power-state transition table", () => {
     for (const state of STATES.filter((s) => s !== "Halted")) {
       const row = transitionFrom(state, "guest-exited")!;
       expect(row.to).toBe("Halted");
-      expect(row.tells.map((tell) => tell({ name: "work" }, {}).name)).toEqual(["domain-shutdown"]);
+      expect(row.tells.map((tell) => tell({ name: "work", uuid: "u-work" }, {}).name)).toEqual(["domain-shutdown"]);
     }
   });
 
   it("tells a start killed under way as a halt, then a failed start", () => {
-    expect(transitionFrom("Dying", "launch-failed")!.tells.map((tell) => tell({ name: "work" }, { reason: "killed" }))).toEqual([
-      { subject: "work", name: "domain-shutdown", kwargs: {} },
-      { subject: "work", name: "domain-start-failed", kwargs: { reason: "killed" } },
+    expect(transitionFrom("Dying", "launch-failed")!.tells.map((tell) => tell({ name: "work", uuid: "u-work" }, { reason: "killed" }))).toEqual([
+      { subject: "work", subjectUuid: "u-work", name: "domain-shutdown", kwargs: {} },
+      { subject: "work", subjectUuid: "u-work", name: "domain-start-failed", kwargs: { reason: "killed" } },
     ]);
   });
 

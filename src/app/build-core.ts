@@ -98,7 +98,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     running,
     properties,
     tags: new VmTags(store, lookup, operations, events),
-    features: new VmFeatures(store, lookup, operations, events),
+    features: new VmFeatures(store, lookup, resolver, operations, events),
     notes: new VmNotes(store, lookup, operations),
     /** Takes over the VMs the hypervisor finds running; call once, before serving. */
     adopt: () => running.adopt(hypervisor),

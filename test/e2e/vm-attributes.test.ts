@@ -3,6 +3,7 @@ import { FeatureScope, VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
+import { bool, vmRef } from "../fixtures/property-values";
 import { stopAndReadEvents } from "../fixtures/stored-events";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 import { startTestServer } from "../fixtures/test-server";
@@ -59,6 +60,26 @@ describe("tags, features, notes and renaming", () => {
     expect(await vms.checkFeature({ vm: "work", name: "qrexec", scope: FeatureScope.TEMPLATE_AND_ADMINVM })).toMatchObject({ sourceVm: "tpl" });
     await vms.setFeature({ vm: "work", name: "qrexec", value: "" });
     expect(await vms.checkFeature({ vm: "work", name: "qrexec", scope: FeatureScope.TEMPLATE })).toMatchObject({ found: true, value: "", sourceVm: "work" });
+  });
+
+  it("checks features along whole chains: every template hop, and the effective netvm chain", async () => {
+    const { host } = suite;
+    await vms.createVm({ name: "chain-tpl", klass: VmClass.TEMPLATE_VM, label: "black" });
+    await vms.setFeature({ vm: "chain-tpl", name: "deep", value: "from the template" });
+    await vms.createVm({ name: "chain-dvm", klass: VmClass.APP_VM, label: "red", template: "chain-tpl", properties: { template_for_dispvms: bool(true) } });
+    const { vm: disp } = await vms.createDisposableVm({ template: "chain-dvm" });
+    // A DispVM's template is its AppVM, whose template has the feature: two hops.
+    expect(await vms.checkFeature({ vm: disp!.name, name: "deep", scope: FeatureScope.TEMPLATE })).toMatchObject({ found: true, value: "from the template", sourceVm: "chain-tpl" });
+
+    await vms.createVm({ name: "chain-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true), netvm: vmRef("") } });
+    await vms.createVm({ name: "chain-fw", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true), netvm: vmRef("chain-net") } });
+    await vms.setFeature({ vm: "chain-net", name: "uplink", value: "eth0" });
+    await vms.createVm({ name: "chain-user", klass: VmClass.STANDALONE_VM, label: "red" });
+    // chain-user takes the default netvm, chain-fw, whose netvm has the feature.
+    await host.setGlobalProperty({ name: "default_netvm", value: vmRef("chain-fw") });
+    expect(await vms.checkFeature({ vm: "chain-user", name: "uplink", scope: FeatureScope.NETVM })).toMatchObject({ found: true, value: "eth0", sourceVm: "chain-net" });
+    await host.resetGlobalProperty({ name: "default_netvm" });
+    await vms.removeVm({ vm: disp!.name });
   });
 
   it("keeps notes as text, within Qubes' limits", async () => {

@@ -6,9 +6,12 @@ import { featureNotFound, invalidFeatureName, invalidFeatureValue } from "./vm-e
 import { domainFeatureDelete, domainFeatureSet } from "./vm-events";
 import type { VmLookup } from "./vm-lookup";
 import type { VmOperations } from "./vm-operations";
+import type { PropertyResolver } from "./properties/property-resolver";
 
 const FEATURE_NAME = /^[\x21-\x7e]{1,255}$/;
 const MAX_FEATURE_VALUE = 64 * 1024;
+/** The most VMs a check looks through: far more than any chain of templates or netvms. */
+const MAX_CHAIN = 64;
 
 /** Where CheckFeature looks after the VM itself, as Qubes' check_with_* do. */
 export type FeatureScope = "vm" | "template" | "netvm" | "adminvm" | "template-and-adminvm";
@@ -27,6 +30,7 @@ export class VmFeatures {
   constructor(
     private readonly store: Store,
     private readonly vms: VmLookup,
+    private readonly resolver: PropertyResolver,
     private readonly operations: VmOperations,
     private readonly events: EventLog,
   ) {}
@@ -80,15 +84,18 @@ export class VmFeatures {
     return undefined;
   }
 
+  /**
+   * Where a feature is looked for, in order, as Qubes' recursive check_with_* do: the VM, then
+   * every hop of its template chain (a DispVM's AppVM, then that one's TemplateVM) or of its
+   * effective netvm chain (defaults included), then dom0. A chain is followed with a bound.
+   */
   private lookupOrder(vm: VmRecord, scope: FeatureScope): VmRecord[] {
     const order = [vm];
-    const referenced = (property: string) => {
-      const qid = vm.properties[property];
-      const record = qid === undefined ? undefined : this.store.vms.byQid(Number(qid));
-      if (record) order.push(record);
+    const follow = (next: (record: VmRecord) => VmRecord | undefined) => {
+      for (let hop = next(vm); hop && order.length < MAX_CHAIN && !order.some((seen) => seen.qid === hop!.qid); hop = next(hop)) order.push(hop);
     };
-    if (scope === "template" || scope === "template-and-adminvm") referenced("template");
-    if (scope === "netvm") referenced("netvm");
+    if (scope === "template" || scope === "template-and-adminvm") follow((record) => this.resolver.templateOf(record));
+    if (scope === "netvm") follow((record) => this.resolver.netvmOf(record));
     if (scope === "adminvm" || scope === "template-and-adminvm") order.push(this.store.vms.byQid(0)!);
     return order;
   }

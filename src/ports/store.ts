@@ -7,6 +7,8 @@ import type { VmFilter, VmRecord } from "../core/model/vm-record";
 export interface VmRepository {
   byQid(qid: number): VmRecord | undefined;
   byName(name: string): VmRecord | undefined;
+  /** The VM whose name is `name` but for the case of its letters (ASCII), if any. */
+  byNameAnyCase(name: string): VmRecord | undefined;
   byUuid(uuid: string): VmRecord | undefined;
   /** VMs matching the filter, by name, after `afterName`, at most `limit`. */
   list(filter: VmFilter, afterName: string, limit: number): VmRecord[];

@@ -177,6 +177,14 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
           expect(store.vms.byUuid(randomUUID())).toBeUndefined();
         });
 
+        it("byName is exact; byNameAnyCase finds a name whatever the case of its letters", () => {
+          insert(1, "Work");
+          expect(store.vms.byName("work")).toBeUndefined();
+          expect(store.vms.byNameAnyCase("work")?.name).toBe("Work");
+          expect(store.vms.byNameAnyCase("WORK")?.qid).toBe(1);
+          expect(store.vms.byNameAnyCase("play")).toBeUndefined();
+        });
+
         it("all() gives every VM, dom0 included, by qid", () => {
           insert(3, "alpha");
           insert(1, "charlie");

@@ -42,6 +42,22 @@ describe("VMs: create, find, list, remove", () => {
     expect((await vms.getVm({ vm: `uuid:${work!.uuid}` })).vm!.name).toBe("work");
   });
 
+  it("takes VM names as host names: no '..', no trailing dot, no -dm, and none that differs from another only in case", async () => {
+    for (const name of ["a..b", "work.", "sys-net-dm", "SYS-DM"]) {
+      const error = await rpcError(vms.createVm({ name, klass: VmClass.STANDALONE_VM, label: "red" }));
+      expect([name, error.code, error.info?.reason, error.info?.metadata.field]).toEqual([name, grpc.status.INVALID_ARGUMENT, "INVALID_VM_NAME", "name"]);
+    }
+    await vms.createVm({ name: "cased", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.createVm({ name: "other-cased", klass: VmClass.STANDALONE_VM, label: "red" });
+    const created = await rpcError(vms.createVm({ name: "Cased", klass: VmClass.STANDALONE_VM, label: "red" }));
+    expect([created.code, created.info?.reason, created.info?.metadata.vm]).toEqual([grpc.status.ALREADY_EXISTS, "VM_EXISTS", "cased"]);
+    const renamed = await rpcError(vms.renameVm({ vm: "other-cased", newName: "CASED" }));
+    expect([renamed.code, renamed.info?.reason]).toEqual([grpc.status.ALREADY_EXISTS, "VM_EXISTS"]);
+    // A VM may change the case of its own name.
+    expect((await vms.renameVm({ vm: "cased", newName: "Cased" })).vm!.name).toBe("Cased");
+    expect((await vms.createVm({ name: "a.b-c_d", klass: VmClass.STANDALONE_VM, label: "red" })).vm!.name).toBe("a.b-c_d");
+  });
+
   it("refuses a taken name, a bad name, a missing label and a wrong class, saying which", async () => {
     await vms.createVm({ name: "taken", klass: VmClass.STANDALONE_VM, label: "red" });
     expect((await rpcError(vms.createVm({ name: "taken", klass: VmClass.STANDALONE_VM, label: "red" }))).info).toMatchObject({

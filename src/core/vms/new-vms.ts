@@ -7,7 +7,8 @@ import type { RequestLedger } from "../shared/request-ledger";
 import { Revert } from "../shared/revert";
 import type { Vm } from "./read-model/vm-view";
 import type { VmReadModel } from "./read-model/vm-read-model";
-import { requestResultGone, vmExists } from "./vm-errors";
+import { requestResultGone } from "./vm-errors";
+import { requireFreeName } from "./vm-names-in-use";
 import { domainAdd, domainTagAdd } from "./vm-events";
 import { createdByTag } from "./vm-tags";
 import type { VmParticipants } from "./vm-participant";
@@ -43,8 +44,9 @@ export class NewVms {
     return this.readModel.view(record);
   }
 
+  /** Refuses a name another VM has, or has but for the case of its letters (VM_EXISTS). */
   requireFreeName(name: string): void {
-    if (this.store.vms.byName(name)) throw vmExists(name);
+    requireFreeName(this.store, name);
   }
 
   /**

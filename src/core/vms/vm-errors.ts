@@ -54,6 +54,12 @@ export function vmExists(name: string): DomainError {
   return alreadyExists(R.VM_EXISTS, `a VM named ${name} exists`, { vm: name });
 }
 
+export function vmExistsButForCase(name: string, existing: string): DomainError {
+  return alreadyExists(R.VM_EXISTS, `cannot name a VM ${name}: a VM named ${existing} exists, and VM names are host names, which differ in more than case`, {
+    vm: existing,
+  });
+}
+
 /** The AdminVM cannot be `action` (started, removed, cloned…). */
 export function vmIsAdmin(vm: Named, action: string): DomainError {
   return failedPrecondition(R.VM_IS_ADMIN, `${vm.name} is the AdminVM and cannot be ${action}`, { vm: vm.name });

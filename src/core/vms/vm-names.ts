@@ -9,8 +9,11 @@ const RESERVED_NAMES = new Set(["none", "default"]);
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /**
- * Checks a new VM name against Qubes' rule, which also makes it a valid host name:
- * a letter, then letters, digits, `_`, `.` or `-`; at most 31 characters; not none or default.
+ * Checks a new VM name against Qubes' rule, and systemd-machined's rule for host names, since a
+ * VM's name is its guest's host name: a letter, then letters, digits, `_`, `.` or `-`; at most 31
+ * characters; no `..` and no `.` at the end (every dot-separated label has something in it); not
+ * ending in `-dm` (Qubes keeps that for a VM's device model); not none or default. (That no two
+ * names differ only in case is the store's to check, against the others.)
  */
 export function checkVmName(name: string, field: string): string {
   if (name === "") throw invalidVmName(field, "a VM name is required");
@@ -18,6 +21,8 @@ export function checkVmName(name: string, field: string): string {
   if (!VM_NAME.test(name)) {
     throw invalidVmName(field, "VM names start with a letter, then letters, digits, '_', '.' or '-'");
   }
+  if (name.includes("..") || name.endsWith(".")) throw invalidVmName(field, "VM names are host names: no '..', and no '.' at the end");
+  if (name.toLowerCase().endsWith("-dm")) throw invalidVmName(field, "VM names do not end in '-dm', which Qubes keeps for a VM's device model");
   if (RESERVED_NAMES.has(name.toLowerCase())) throw invalidVmName(field, `'${name}' cannot name a VM`);
   return name;
 }

@@ -5,7 +5,8 @@ import type { CallContext } from "../shared/call-context";
 import type { PowerStates } from "./power-states";
 import type { VmReadModel } from "./read-model/vm-read-model";
 import type { Vm } from "./read-model/vm-view";
-import { vmClassRefuses, vmExists } from "./vm-errors";
+import { vmClassRefuses } from "./vm-errors";
+import { requireFreeName } from "./vm-names-in-use";
 import { domainRenamed } from "./vm-events";
 import { checkVmName } from "./vm-names";
 import type { VmOperations } from "./vm-operations";
@@ -28,7 +29,7 @@ export class VmRenaming {
         if (record.name === newName) return this.readModel.view(record);
         if (!vmClass(record.klass).renamable) throw vmClassRefuses(record, "renamed");
         this.powerStates.requireHalted(record, "renamed");
-        if (this.store.vms.byName(newName)) throw vmExists(newName);
+        requireFreeName(this.store, newName, record.qid);
         this.store.vms.rename(record.qid, newName);
         this.events.append(domainRenamed(record, newName));
         return this.readModel.view(this.store.vms.byQid(record.qid)!);

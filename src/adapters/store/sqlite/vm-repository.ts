@@ -68,6 +68,10 @@ export class SqliteVmRepository implements VmRepository {
     return this.record(this.byNameStatement.get(name));
   }
 
+  byNameAnyCase(name: string): VmRecord | undefined {
+    return this.record(this.statement<[string], VmRow>("SELECT * FROM vms WHERE name = ? COLLATE NOCASE LIMIT 1").get(name));
+  }
+
   byUuid(uuid: string): VmRecord | undefined {
     return this.record(this.byUuidStatement.get(uuid));
   }

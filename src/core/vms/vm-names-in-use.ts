@@ -1,0 +1,13 @@
+import type { Store } from "../../ports/store";
+import { vmExists, vmExistsButForCase } from "./vm-errors";
+
+/**
+ * Refuses a name that another VM has, or has but for the case of its letters: host names are
+ * compared without case, so two VMs must not be told apart by it. `self` is the VM being renamed,
+ * which may change the case of its own name.
+ */
+export function requireFreeName(store: Store, name: string, self?: number): void {
+  if (store.vms.byName(name)) throw vmExists(name);
+  const folded = store.vms.byNameAnyCase(name);
+  if (folded && folded.qid !== self) throw vmExistsButForCase(name, folded.name);
+}

@@ -78,10 +78,20 @@ export interface EventRepository {
   trim(keep: number): void;
 }
 
-/** What a retry-safe request (by its request_id) produced the first time. */
+/** A retry-safe request (by its request_id): what it asked, and what it produced the first time. */
+export interface RememberedRequest {
+  rpc: string;
+  /** What it asked, as the core wrote it down; empty for a request remembered before that. */
+  request: string;
+  result: string;
+  time: Date;
+}
+
 export interface RequestRepository {
-  find(requestId: string): { rpc: string; result: string } | undefined;
-  remember(requestId: string, rpc: string, result: string, time: Date): void;
+  find(requestId: string): RememberedRequest | undefined;
+  remember(requestId: string, remembered: RememberedRequest): void;
+  /** Forgets the requests remembered before `time`. */
+  forgetBefore(time: Date): void;
 }
 
 /**

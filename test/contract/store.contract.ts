@@ -613,7 +613,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         store.globals.set("default_netvm", "2");
         store.labels.insert({ name: "pink", color: 0xff00ff, index: store.labels.nextIndex(), builtin: false });
         appendCommitted(event("domain-feature-set:gui", "play"));
-        store.requests.remember("request-1", "CreateVm", "uuid", EVENT_TIME);
+        store.requests.remember("request-1", { rpc: "CreateVm", request: "{}", result: "uuid", time: EVENT_TIME });
         expect(revisionOf(1)).toBe(before);
       });
 
@@ -839,11 +839,22 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
 
     describe("requests", () => {
       it("find gives what remember stored for the request id; undefined for an id never remembered", () => {
-        store.requests.remember("request-1", "CreateVm", "c0ffee00-0000-4000-8000-000000000001", EVENT_TIME);
-        store.requests.remember("request-2", "CloneVm", "c0ffee00-0000-4000-8000-000000000002", EVENT_TIME);
-        expect(store.requests.find("request-1")).toEqual({ rpc: "CreateVm", result: "c0ffee00-0000-4000-8000-000000000001" });
-        expect(store.requests.find("request-2")).toEqual({ rpc: "CloneVm", result: "c0ffee00-0000-4000-8000-000000000002" });
+        const first = { rpc: "CreateVm", request: '{"name":"a"}', result: "c0ffee00-0000-4000-8000-000000000001", time: EVENT_TIME };
+        const second = { rpc: "CloneVm", request: '{"vm":"a"}', result: "c0ffee00-0000-4000-8000-000000000002", time: EVENT_TIME };
+        store.requests.remember("request-1", first);
+        store.requests.remember("request-2", second);
+        expect(store.requests.find("request-1")).toEqual(first);
+        expect(store.requests.find("request-2")).toEqual(second);
         expect(store.requests.find("request-3")).toBeUndefined();
+      });
+
+      it("forgetBefore forgets what was remembered before a time, and only that", () => {
+        const remembered = (time: Date) => ({ rpc: "CreateVm", request: "{}", result: "r", time });
+        store.requests.remember("old", remembered(new Date(Date.UTC(2024, 0, 1))));
+        store.requests.remember("new", remembered(new Date(Date.UTC(2024, 0, 3))));
+        store.requests.forgetBefore(new Date(Date.UTC(2024, 0, 2)));
+        expect(store.requests.find("old")).toBeUndefined();
+        expect(store.requests.find("new")).toBeDefined();
       });
     });
 
@@ -940,7 +951,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
             store.globals.set("default_template", "1");
             store.labels.insert({ name: "pink", color: 0xff69b4, index: 9, builtin: false });
             store.labels.remove("red");
-            store.requests.remember("request-1", "CreateVm", "uuid", EVENT_TIME);
+            store.requests.remember("request-1", { rpc: "CreateVm", request: "{}", result: "uuid", time: EVENT_TIME });
             throw failure;
           }),
         );

@@ -55,9 +55,9 @@ describe("DispVMs and clones", () => {
     expect((await rpcError(vms.createDisposableVm({ template: "plain" }))).info?.reason).toBe("NOT_A_DISPVM_TEMPLATE");
     expect((await rpcError(vms.createDisposableVm({}))).info?.reason).toBe("NO_DEFAULT_DISPVM");
     await host.setGlobalProperty({ name: "default_dispvm", value: vmRef("dvm") });
-    const { vm } = await vms.createDisposableVm({ requestId: "disp-req" });
+    const { vm } = await vms.createDisposableVm({ requestId: "1b4e28ba-2fa1-41d2-883f-0016d3cca427" });
     expect(vm!.template).toBe("dvm");
-    expect((await vms.createDisposableVm({ requestId: "disp-req" })).vm!.uuid).toBe(vm!.uuid);
+    expect((await vms.createDisposableVm({ requestId: "1b4e28ba-2fa1-41d2-883f-0016d3cca427" })).vm!.uuid).toBe(vm!.uuid);
     await vms.removeVm({ vm: vm!.name });
     await host.resetGlobalProperty({ name: "default_dispvm" });
   });

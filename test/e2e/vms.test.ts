@@ -90,10 +90,29 @@ describe("VMs: create, find, list, remove", () => {
   });
 
   it("returns the first result to a retry with the same request_id, without creating twice", async () => {
-    const first = (await vms.createVm({ name: "retried", klass: VmClass.STANDALONE_VM, label: "green", requestId: "req-1" })).vm!;
-    const again = (await vms.createVm({ name: "retried", klass: VmClass.STANDALONE_VM, label: "green", requestId: "req-1" })).vm!;
+    const id = "6f1d2f6e-3c1a-4a8e-9d7c-2b1f0e9a8c71";
+    const first = (await vms.createVm({ name: "retried", klass: VmClass.STANDALONE_VM, label: "green", requestId: id })).vm!;
+    const again = (await vms.createVm({ name: "retried", klass: VmClass.STANDALONE_VM, label: "green", requestId: id })).vm!;
     expect(again.uuid).toBe(first.uuid);
     expect((await vms.listVms({ tag: "created-by-dom0", pageSize: 1000 })).vms.filter((v) => v.name === "retried")).toHaveLength(1);
+  });
+
+  it("takes a request_id for one request: a UUID, refused with a request that asks for something else", async () => {
+    const id = "0c5e2f0a-7d3b-4f1e-8a6c-9b2d4e6f8a10";
+    await vms.createVm({ name: "once", klass: VmClass.STANDALONE_VM, label: "green", requestId: id });
+    const other = await rpcError(vms.createVm({ name: "twice", klass: VmClass.STANDALONE_VM, label: "green", requestId: id }));
+    expect([other.code, other.info?.reason, other.info?.metadata.field]).toEqual([grpc.status.INVALID_ARGUMENT, "REQUEST_ID_REUSED", "request_id"]);
+    const elsewhere = await rpcError(vms.cloneVm({ vm: "once", newName: "once-copy", requestId: id }));
+    expect(elsewhere.info?.reason).toBe("REQUEST_ID_REUSED");
+    const notUuid = await rpcError(vms.createVm({ name: "thrice", klass: VmClass.STANDALONE_VM, label: "green", requestId: "req-1" }));
+    expect([notUuid.code, notUuid.info?.reason, notUuid.info?.metadata.field]).toEqual([grpc.status.INVALID_ARGUMENT, "INVALID_REQUEST_ID", "request_id"]);
+  });
+
+  it("creates one VM for calls at once with one request_id, and gives them all its view", async () => {
+    const id = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+    const answers = await Promise.all(Array.from({ length: 6 }, () => vms.createVm({ name: "raced", klass: VmClass.STANDALONE_VM, label: "green", requestId: id })));
+    expect(new Set(answers.map((answer) => answer.vm!.uuid)).size).toBe(1);
+    expect(answers.every((answer) => answer.vm!.name === "raced")).toBe(true);
   });
 
   it("will not remove a template in use, and says which VMs use it", async () => {

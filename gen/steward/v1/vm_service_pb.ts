@@ -218,7 +218,9 @@ export type CreateVmRequest = Message<"steward.v1.CreateVmRequest"> & {
 
   /**
    * A client-chosen id (a UUID) that makes retries safe: a request with an id already seen
-   * returns that request's result. Optional.
+   * returns that request's result. An id stands for one request: the same id with a request
+   * that asks for something else is INVALID_ARGUMENT (REQUEST_ID_REUSED); one that is not a UUID
+   * is INVALID_ARGUMENT (INVALID_REQUEST_ID). Ids are remembered for 24 hours. Optional.
    *
    * @generated from field: string request_id = 8;
    */
@@ -274,7 +276,7 @@ export type CreateDisposableVmRequest = Message<"steward.v1.CreateDisposableVmRe
   label: string;
 
   /**
-   * A client-chosen id that makes retries safe. Optional.
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
    *
    * @generated from field: string request_id = 3;
    */
@@ -351,7 +353,7 @@ export type CloneVmRequest = Message<"steward.v1.CloneVmRequest"> & {
   klass: VmClass;
 
   /**
-   * A client-chosen id that makes retries safe. Optional.
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
    *
    * @generated from field: string request_id = 6;
    */

@@ -1,14 +1,18 @@
 import { declareReasons, DomainError, InvalidFieldError } from "../errors";
 
 /** Reasons of what every area shares: page tokens, retried requests, operations. */
-const R = declareReasons("shared", ["INVALID_PAGE_TOKEN", "REQUEST_ID_REUSED", "OPERATIONS_WOULD_DEADLOCK"]);
+const R = declareReasons("shared", ["INVALID_PAGE_TOKEN", "REQUEST_ID_REUSED", "INVALID_REQUEST_ID", "OPERATIONS_WOULD_DEADLOCK"]);
 
 export function invalidPageToken(): InvalidFieldError {
   return new InvalidFieldError("page_token", "not a token of a previous reply to this same request", R.INVALID_PAGE_TOKEN);
 }
 
-export function requestIdReused(earlierRpc: string): InvalidFieldError {
-  return new InvalidFieldError("request_id", `was used by an earlier ${earlierRpc} request`, R.REQUEST_ID_REUSED);
+export function requestIdReused(why: string): InvalidFieldError {
+  return new InvalidFieldError("request_id", why, R.REQUEST_ID_REUSED);
+}
+
+export function invalidRequestId(): InvalidFieldError {
+  return new InvalidFieldError("request_id", "a request_id is a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", R.INVALID_REQUEST_ID);
 }
 
 /** Operations under way would wait for each other for ever: this one is refused; a retry works once they are done. */

@@ -13,6 +13,14 @@ import { domainAdd, domainTagAdd } from "./vm-events";
 import { createdByTag } from "./vm-tags";
 import type { VmParticipants } from "./vm-participant";
 
+/** The request that makes a VM: its RPC, its request_id and what it asks, and the call. */
+export interface Birth {
+  rpc: string;
+  key: string;
+  request: object;
+  ctx: CallContext;
+}
+
 /**
  * How every new VM comes to be (created, disposable or cloned): its record is drafted, checked
  * against the rules; its participants set up what it needs; then, in one transaction, the rules
@@ -35,9 +43,14 @@ export class NewVms {
     return { qid: this.store.vms.nextQid(), uuid: crypto.randomUUID(), createdAt: this.clock.now() };
   }
 
-  /** The VM an earlier request with this key made; undefined when there was none. */
-  earlier(key: string, rpc: string): Vm | undefined {
-    const uuid = this.ledger.earlier(key, rpc);
+  /** Refuses a request_id that is not a UUID. */
+  checkKey(key: string): void {
+    this.ledger.checkKey(key);
+  }
+
+  /** The VM an earlier request with this key (asking the same) made; undefined when there was none. */
+  earlier(key: string, rpc: string, request: object): Vm | undefined {
+    const uuid = this.ledger.earlier(key, rpc, request);
     if (uuid === undefined) return undefined;
     const record = this.store.vms.byUuid(uuid);
     if (!record) throw requestResultGone(key);
@@ -57,7 +70,7 @@ export class NewVms {
    */
   make(
     draft: () => VmRecord,
-    birth: { rpc: string; key: string; ctx: CallContext },
+    birth: Birth,
     join: ((vm: VmRecord, revert: Revert) => Promise<void>) | undefined,
     copy: (qid: number) => void = () => undefined,
   ): Vm | Promise<Vm> {
@@ -73,7 +86,7 @@ export class NewVms {
   }
 
   /** Stores the VM, checked against the rules as they are now, with its events. */
-  private commit(draft: () => VmRecord, birth: { rpc: string; key: string; ctx: CallContext }, copy: (qid: number) => void): Vm {
+  private commit(draft: () => VmRecord, birth: Birth, copy: (qid: number) => void): Vm {
     return this.store.transaction(() => {
       const record = draft();
       this.insert(record);
@@ -89,11 +102,11 @@ export class NewVms {
   }
 
   /** Tags a new VM created-by-<caller>, tells of it, and remembers the request that made it. */
-  private announce(record: VmRecord, birth: { rpc: string; key: string; ctx: CallContext }): Vm {
+  private announce(record: VmRecord, birth: Birth): Vm {
     const tag = createdByTag(birth.ctx.caller);
     this.store.vms.addTag(record.qid, tag);
     this.events.append(domainAdd(record), domainTagAdd(record, tag));
-    this.ledger.remember(birth.key, birth.rpc, record.uuid);
+    this.ledger.remember(birth.key, birth.rpc, birth.request, record.uuid);
     return this.readModel.view(this.store.vms.byQid(record.qid)!);
   }
 }

@@ -7,7 +7,7 @@ import type { PowerStates } from "./power-states";
 import type { PropertyResolver } from "./properties/property-resolver";
 import { vmPropertySpecs } from "./properties/property-schema";
 import type { Vm } from "./read-model/vm-view";
-import { checkPools, creatableClass, templateFor } from "./vm-creation";
+import { asked, checkPools, creatableClass, templateFor } from "./vm-creation";
 import { vmClassRefuses } from "./vm-errors";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
@@ -46,21 +46,22 @@ export class VmCloning {
   ) {}
 
   async clone(request: CloneRequest, ctx: CallContext): Promise<Vm> {
+    this.newVms.checkKey(request.idempotencyKey);
     const name = checkVmName(request.newName, "new_name");
     const klass = request.klass === undefined ? undefined : creatableClass(request.klass);
     checkPools(request.pool, request.volumePools);
-    const earlier = this.newVms.earlier(request.idempotencyKey, "CloneVm");
+    const earlier = this.newVms.earlier(request.idempotencyKey, "CloneVm", asked(request));
     if (earlier) return earlier;
     return this.operations.on(request.vm, "vm", ctx, "clone it", (source) =>
       this.operations.creating(ctx, "clone a VM", () => {
-        const again = this.newVms.earlier(request.idempotencyKey, "CloneVm");
+        const again = this.newVms.earlier(request.idempotencyKey, "CloneVm", asked(request));
         if (again) return again;
         if (!vmClass(source.klass).clonable) throw vmClassRefuses(source, "cloned");
         this.powerStates.requireHalted(source, "cloned");
         const identity = this.newVms.identity();
         return this.newVms.make(
           () => this.draft(source, name, klass ?? source.klass, identity),
-          { rpc: "CloneVm", key: request.idempotencyKey, ctx },
+          { rpc: "CloneVm", key: request.idempotencyKey, request: asked(request), ctx },
           this.participants.join("onClone") ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert) : undefined,
           (qid) => this.copyAttributes(source, qid),
         );

@@ -49,16 +49,17 @@ export class VmCreation {
   ) {}
 
   create(request: NewVm, ctx: CallContext): Promise<Vm> {
+    this.newVms.checkKey(request.idempotencyKey);
     const name = checkVmName(request.name, "name");
     const klass = creatableClass(request.klass);
     checkPools(request.pool, request.volumePools);
     return this.operations.creating(ctx, "create a VM", () => {
-      const earlier = this.newVms.earlier(request.idempotencyKey, "CreateVm");
+      const earlier = this.newVms.earlier(request.idempotencyKey, "CreateVm", asked(request));
       if (earlier) return earlier;
       const identity = this.newVms.identity();
       return this.newVms.make(
         () => this.draft(request, name, klass, identity),
-        { rpc: "CreateVm", key: request.idempotencyKey, ctx },
+        { rpc: "CreateVm", key: request.idempotencyKey, request: asked(request), ctx },
         this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
       );
     });
@@ -70,18 +71,19 @@ export class VmCreation {
    * copy of one state of it.
    */
   async createDisposable(request: NewDisposableVm, ctx: CallContext): Promise<Vm> {
-    const earlier = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm");
+    this.newVms.checkKey(request.idempotencyKey);
+    const earlier = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm", asked(request));
     if (earlier) return earlier;
     return this.operations.on(request.template || this.defaultDispvm(), "template", ctx, "base a DispVM on it", (base) =>
       this.operations.creating(ctx, "create a DispVM", () => {
-        const again = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm");
+        const again = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm", asked(request));
         if (again) return again;
         const identity = this.newVms.identity();
         // Chosen once: the participants know the DispVM by it.
         const name = this.nextDisposableName();
         return this.newVms.make(
           () => this.draftDisposable(request, base, name, identity),
-          { rpc: "CreateDisposableVm", key: request.idempotencyKey, ctx },
+          { rpc: "CreateDisposableVm", key: request.idempotencyKey, request: asked(request), ctx },
           this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
         );
       }),
@@ -115,6 +117,12 @@ export class VmCreation {
   private nextDisposableName(): string {
     for (let n = 1; ; n++) if (!this.store.vms.byName(`disp${n}`)) return `disp${n}`;
   }
+}
+
+/** What a request asks, for its request_id to stand for: all of it but that id. */
+export function asked<R extends { idempotencyKey: string }>(request: R): Omit<R, "idempotencyKey"> {
+  const { idempotencyKey: _key, ...rest } = request;
+  return rest;
 }
 
 /**

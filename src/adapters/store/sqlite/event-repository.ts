@@ -1,7 +1,7 @@
 import type { Database } from "better-sqlite3";
 import { StatementCache } from "./statement-cache";
 import type { NewEvent, StoredEvent } from "../../../core/model/event";
-import type { EventRepository, RequestRepository } from "../../../ports/store";
+import type { EventRepository, RememberedRequest, RequestRepository } from "../../../ports/store";
 
 interface EventRow {
   sequence: number;
@@ -88,11 +88,20 @@ export class SqliteRequestRepository implements RequestRepository {
     this.sql = new StatementCache(db);
   }
 
-  find(requestId: string): { rpc: string; result: string } | undefined {
-    return this.sql.prepare<[string], { rpc: string; result: string }>("SELECT rpc, result FROM request_ids WHERE request_id = ?").get(requestId);
+  find(requestId: string): RememberedRequest | undefined {
+    const row = this.sql
+      .prepare<[string], { rpc: string; request: string; result: string; created_at: string }>("SELECT rpc, request, result, created_at FROM request_ids WHERE request_id = ?")
+      .get(requestId);
+    return row && { rpc: row.rpc, request: row.request, result: row.result, time: new Date(row.created_at) };
   }
 
-  remember(requestId: string, rpc: string, result: string, time: Date): void {
-    this.sql.prepare("INSERT INTO request_ids (request_id, rpc, result, created_at) VALUES (?, ?, ?, ?)").run(requestId, rpc, result, time.toISOString());
+  remember(requestId: string, remembered: RememberedRequest): void {
+    this.sql
+      .prepare("INSERT INTO request_ids (request_id, rpc, request, result, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET rpc = excluded.rpc, request = excluded.request, result = excluded.result, created_at = excluded.created_at")
+      .run(requestId, remembered.rpc, remembered.request, remembered.result, remembered.time.toISOString());
+  }
+
+  forgetBefore(time: Date): void {
+    this.sql.prepare("DELETE FROM request_ids WHERE created_at < ?").run(time.toISOString());
   }
 }

@@ -158,6 +158,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_by_subject ON events (subject, sequence);
     `,
   },
+  {
+    version: 8,
+    name: "what a request_id's request asked",
+    // Ids remembered before it keep an empty request: any retry with them is taken as the same.
+    up: `
+      ALTER TABLE request_ids ADD COLUMN request TEXT NOT NULL DEFAULT '';
+      CREATE INDEX request_ids_by_age ON request_ids (created_at);
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

@@ -88,3 +88,39 @@ describe("DispVMs and clones", () => {
     await vms.killVm({ vm: "plain" });
   });
 });
+
+describe("templates and DispVM bases", () => {
+  const suite = serverForSuite();
+  const str = (value: string) => ({ kind: { case: "vmValue" as const, value } });
+
+  it("stay coherent by any route: a reset, the global default, template_for_dispvms, a running DispVM", async () => {
+    const { vms, host } = suite;
+    await vms.createVm({ name: "tpl-a", klass: VmClass.TEMPLATE_VM, label: "black" });
+    await vms.createVm({ name: "tpl-b", klass: VmClass.TEMPLATE_VM, label: "black" });
+    await vms.createVm({ name: "base", klass: VmClass.APP_VM, label: "red", template: "tpl-a", properties: { template_for_dispvms: bool(true) } });
+    const { vm: disp } = await vms.createDisposableVm({ template: "base" });
+    const reason = async (call: Promise<unknown>) => {
+      const error = await rpcError(call);
+      return [error.code, error.info?.reason];
+    };
+    const refused = (why: string) => [grpc.status.FAILED_PRECONDITION, why];
+
+    // A DispVM's template is its AppVM: the default (a TemplateVM, or none) would not do.
+    expect(await reason(vms.resetProperty({ vm: disp!.name, name: "template" }))).toEqual(refused("NO_TEMPLATE"));
+    await host.setGlobalProperty({ name: "default_template", value: str("tpl-a") });
+    expect(await reason(vms.resetProperty({ vm: disp!.name, name: "template" }))).toEqual(refused("NOT_A_DISPVM_TEMPLATE"));
+    // An AppVM that takes the default keeps having a template.
+    await vms.resetProperty({ vm: "base", name: "template" });
+    expect(await reason(host.resetGlobalProperty({ name: "default_template" }))).toEqual(refused("NO_TEMPLATE"));
+    expect((await vms.getVm({ vm: "base" })).vm!.template).toBe("tpl-a");
+
+    // The AppVM keeps template_for_dispvms while DispVMs are based on it.
+    expect(await reason(vms.setProperty({ vm: "base", name: "template_for_dispvms", value: bool(false) }))).toEqual(refused("DISPVM_TEMPLATE_IN_USE"));
+    // Its template does not change under a DispVM of it that runs.
+    await vms.startVm({ vm: disp!.name });
+    expect(await reason(vms.setProperty({ vm: "base", name: "template", value: str("tpl-b") }))).toEqual(refused("DISPVMS_RUNNING"));
+    await vms.killVm({ vm: disp!.name });
+    await vms.setProperty({ vm: "base", name: "template", value: str("tpl-b") });
+    expect((await vms.getVm({ vm: "base" })).vm!.template).toBe("tpl-b");
+  });
+});

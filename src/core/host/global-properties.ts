@@ -2,7 +2,7 @@ import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import { HOST_SUBJECT } from "../model/event";
 import type { CallContext } from "../shared/call-context";
-import { checkGlobalProperty, checkValue, refuseNetvmLoops } from "../vms/properties/property-checks";
+import { checkGlobalProperty, checkValue, refuseNetvmLoops, requireCoherentTemplates } from "../vms/properties/property-checks";
 import { globalPropertyNotFound } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import { findGlobalSpec, GLOBAL_PROPERTIES, type PropertySpec, type PropertyValue } from "../vms/properties/property-schema";
@@ -43,6 +43,8 @@ export class GlobalProperties {
       this.events.append(propertySet(HOST_SUBJECT, name, eventText(now.value), eventText(old.value)));
       // The VMs that take default_netvm follow it: their chains may come back on themselves.
       if (name === "default_netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
+      // Those that take default_template follow it too: it must suit them.
+      if (name === "default_template") requireCoherentTemplates(this.store, this.resolver.snapshot());
       return now;
     });
   }
@@ -52,6 +54,7 @@ export class GlobalProperties {
       const spec = specOf(name);
       const old = this.resolver.global(spec);
       if (this.store.globals.delete(name)) this.events.append(propertyReset(HOST_SUBJECT, name, eventText(old.value)));
+      if (name === "default_template") requireCoherentTemplates(this.store, this.resolver.snapshot());
       return this.resolver.global(spec);
     });
   }

@@ -10,7 +10,8 @@ import { Revert } from "../shared/revert";
 import { netvmLoop } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import { vmSpec } from "../vms/properties/property-schema";
-import { noTemplateToStart } from "../vms/vm-errors";
+import { servesDispvms } from "../vms/properties/property-checks";
+import { notADispvmTemplate, noTemplateToStart } from "../vms/vm-errors";
 import type { VmLookup } from "../vms/vm-lookup";
 import type { VmOperations } from "../vms/vm-operations";
 import type { VmParticipants } from "../vms/vm-participant";
@@ -149,7 +150,12 @@ export class VmStart {
     if (state !== "Running") throw netvmNotRunning(vm, netvm, state);
   }
 
+  /** A VM that runs from a template has one, of its class; a DispVM's AppVM still serves DispVMs. */
   private requireTemplate(vm: VmRecord): void {
-    if (vmClass(vm.klass).templateClass && !this.resolver.templateOf(vm)) throw noTemplateToStart(vm);
+    const needed = vmClass(vm.klass).templateClass;
+    if (!needed) return;
+    const template = this.resolver.templateOf(vm);
+    if (!template) throw noTemplateToStart(vm);
+    if (vmClass(needed).dispvmBase && !servesDispvms(this.resolver, template)) throw notADispvmTemplate(template);
   }
 }

@@ -120,6 +120,11 @@ export function templateRequired(field: string): InvalidFieldError {
   return new InvalidFieldError(field, "an AppVM or DispVM needs a template", R.NO_TEMPLATE);
 }
 
+/** A change would leave a VM whose class needs a template without one. */
+export function templateMissing(vm: Named): DomainError {
+  return failedPrecondition(R.NO_TEMPLATE, `${vm.name} would have no template, and its class needs one`, { vm: vm.name });
+}
+
 export function noTemplateToStart(vm: Named): DomainError {
   return failedPrecondition(R.NO_TEMPLATE, `${vm.name} has no template to start from`, { vm: vm.name });
 }

@@ -2,9 +2,11 @@ import ipaddr from "ipaddr.js";
 import type { Store } from "../../../ports/store";
 import { vmClass } from "../../model/vm-classes";
 import type { VmRecord } from "../../model/vm-record";
-import { labelNotFound, namedVmNotFound, notADispvmTemplate, notATemplate, templateRequired } from "../vm-errors";
+import { labelNotFound, namedVmNotFound, notADispvmTemplate, notATemplate, templateMissing, templateRequired } from "../vm-errors";
 import {
   addressInUse,
+  dispvmsBasedOnIt,
+  dispvmsRunning,
   dispvmTemplateInUse,
   invalidAddress,
   invalidPoolName,
@@ -55,12 +57,24 @@ export function checkValue(store: Store, spec: PropertySpec, value: PropertyValu
   }
 }
 
+/** Whether a VM runs: what some rules about a VM's template depend on. */
+export type IsRunning = (vm: VmRecord) => boolean;
+
 /** Qubes' rules about what a VM property may name or be, beyond its type. */
-export function checkVmProperty(store: Store, resolver: PropertyResolver, vm: VmRecord, spec: PropertySpec, value: PropertyValue, target: VmRecord | undefined): void {
+export function checkVmProperty(
+  store: Store,
+  resolver: PropertyResolver,
+  vm: VmRecord,
+  spec: PropertySpec,
+  value: PropertyValue,
+  target: VmRecord | undefined,
+  isRunning: IsRunning,
+): void {
   switch (spec.name) {
     case "template":
       if (!target) throw templateRequired("value");
       requireTemplateOfClass(resolver, vm, target);
+      refuseIfDispvmsRun(store, vm, isRunning);
       return;
     case "netvm":
       if (target) checkNetvm(resolver, vm, target);
@@ -72,7 +86,10 @@ export function checkVmProperty(store: Store, resolver: PropertyResolver, vm: Vm
       if (value === false) refuseIfUsedAsNetvm(store, resolver, vm);
       return;
     case "template_for_dispvms":
-      if (value === false) refuseIfUsedAsDispvmTemplate(store, resolver, vm);
+      if (value === false) {
+        refuseIfUsedAsDispvmTemplate(store, resolver, vm);
+        refuseIfDispvmsBasedOn(store, vm);
+      }
       return;
     case "ip":
     case "ip6":
@@ -90,6 +107,23 @@ export function checkGlobalProperty(resolver: PropertyResolver, spec: PropertySp
   if (spec.name.startsWith("default_pool") && !POOL_NAME.test(value as string)) {
     throw invalidPoolName();
   }
+}
+
+/**
+ * Refuses (NO_TEMPLATE, NOT_A_TEMPLATE, NOT_A_DISPVM_TEMPLATE) a VM whose effective template does
+ * not suit its class: checked once a change that can alter it by way of a default is written (a
+ * template reset, default_template set or reset), within its transaction.
+ */
+export function requireCoherentTemplate(resolver: PropertyResolver, vm: VmRecord): void {
+  if (!vmClass(vm.klass).templateClass) return;
+  const template = resolver.templateOf(vm);
+  if (!template) throw templateMissing(vm);
+  requireTemplateOfClass(resolver, vm, template);
+}
+
+/** The same, for every VM that takes the global default_template. */
+export function requireCoherentTemplates(store: Store, resolver: PropertyResolver): void {
+  for (const vm of store.vms.all()) if (vm.properties.template === undefined) requireCoherentTemplate(resolver, vm);
 }
 
 /** A VM's template is of the class its own class names (and a DispVM's base serves DispVMs). */
@@ -152,6 +186,27 @@ export function refuseNetvmLoops(store: Store, resolver: PropertyResolver): void
     }
     for (const link of chain) settled.add(link.qid);
   }
+}
+
+/** The DispVMs based on this AppVM (their template). */
+function dispvmsBasedOn(store: Store, vm: VmRecord): VmRecord[] {
+  return store.vms.referencesTo(vm.qid, ["template"]).flatMap((use) => store.vms.byName(use.vm) ?? []).filter((other) => vmClass(other.klass).disposable);
+}
+
+function refuseIfDispvmsBasedOn(store: Store, vm: VmRecord): void {
+  const users = dispvmsBasedOn(store, vm).map((other) => other.name);
+  if (users.length > 0) throw dispvmsBasedOnIt(vm.name, users);
+}
+
+/** As refuseIfDispvmsRun, for a reset (its template returns to the default). */
+export function refuseTemplateChangeUnderRunningDispvms(store: Store, vm: VmRecord, isRunning: IsRunning): void {
+  refuseIfDispvmsRun(store, vm, isRunning);
+}
+
+/** An AppVM's template does not change under the DispVMs based on it that run. */
+function refuseIfDispvmsRun(store: Store, vm: VmRecord, isRunning: IsRunning): void {
+  const running = dispvmsBasedOn(store, vm).filter(isRunning).map((other) => other.name);
+  if (running.length > 0) throw dispvmsRunning(vm.name, running);
 }
 
 function refuseIfUsedAsNetvm(store: Store, resolver: PropertyResolver, vm: VmRecord): void {

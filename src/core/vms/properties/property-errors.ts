@@ -12,6 +12,7 @@ const R = declareReasons("properties", [
   "NOT_A_NETVM",
   "NETVM_IN_USE",
   "DISPVM_TEMPLATE_IN_USE",
+  "DISPVMS_RUNNING",
   "INVALID_ADDRESS",
   "ADDRESS_IN_USE",
   "INVALID_POOL_NAME",
@@ -65,6 +66,19 @@ export function netvmInUse(vm: string, users: readonly string[]): DomainError {
 
 export function dispvmTemplateInUse(vm: string, users: readonly string[]): DomainError {
   return failedPrecondition(R.DISPVM_TEMPLATE_IN_USE, `${vm} is the default_dispvm of ${users.join(", ")}`, { vm, used_by: users.join(",") });
+}
+
+/** DispVMs are based on the AppVM: it keeps template_for_dispvms while they exist. */
+export function dispvmsBasedOnIt(vm: string, dispvms: readonly string[]): DomainError {
+  return failedPrecondition(R.DISPVM_TEMPLATE_IN_USE, `${vm} is the AppVM of the DispVMs ${dispvms.join(", ")}`, { vm, used_by: dispvms.join(",") });
+}
+
+/** The AppVM's template does not change under the DispVMs based on it that run. */
+export function dispvmsRunning(vm: string, dispvms: readonly string[]): DomainError {
+  return failedPrecondition(R.DISPVMS_RUNNING, `the template of ${vm} does not change while DispVMs based on it run: ${dispvms.join(", ")}`, {
+    vm,
+    running: dispvms.join(","),
+  });
 }
 
 export function invalidAddress(kind: string): InvalidFieldError {

@@ -7,7 +7,7 @@ import { propertyNeedsHalted } from "../vm-errors";
 import { propertyReset, propertySet } from "../vm-events";
 import type { VmLookup } from "../vm-lookup";
 import type { VmOperations } from "../vm-operations";
-import { checkValue, checkVmProperty, refuseNetvmLoops } from "./property-checks";
+import { checkValue, checkVmProperty, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplate } from "./property-checks";
 import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
@@ -71,7 +71,7 @@ export class VmProperties {
       const spec = this.specOf(record, name);
       this.checkWritable(record, spec);
       const target = checkValue(this.store, spec, value, "value");
-      checkVmProperty(this.store, this.resolver, record, spec, value, target);
+      checkVmProperty(this.store, this.resolver, record, spec, value, target, this.isRunning);
       const old = this.resolver.vm(record, spec);
       this.store.vms.setProperty(record.qid, name, this.resolver.encode(spec, value, target));
       const now = this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
@@ -91,7 +91,7 @@ export class VmProperties {
       const spec = this.specOf(current, name, field);
       if (spec.write === "read-only") throw propertyReadOnly(current.name, spec.name);
       const target = checkValue(this.store, spec, value, field);
-      checkVmProperty(this.store, this.resolver, current, spec, value, target);
+      checkVmProperty(this.store, this.resolver, current, spec, value, target, this.isRunning);
       current = withProperty(current, name, this.resolver.encode(spec, value, target));
     }
     return current;
@@ -108,8 +108,13 @@ export class VmProperties {
       if (spec.default.kind === "none") throw propertyNoDefault(record.name, name);
       const old = this.resolver.vm(record, spec);
       if (this.store.vms.deleteProperty(record.qid, name)) this.events.append(propertyReset(record, name, eventText(old.value)));
-      // The default it returns to may close a loop of netvms.
+      // The default it returns to may close a loop of netvms, or not suit the VM's class.
       if (name === "netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
+      if (name === "template") {
+        const now = this.store.vms.byQid(record.qid)!;
+        requireCoherentTemplate(this.resolver, now);
+        refuseTemplateChangeUnderRunningDispvms(this.store, now, this.isRunning);
+      }
       return this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
     });
   }
@@ -130,6 +135,8 @@ export class VmProperties {
     if (defaults.kind === "global") return { defaultOrigin: "global", defaultFrom: defaults.property };
     return { defaultOrigin: defaults.kind === "template" ? "constant" : defaults.kind, defaultFrom: "" };
   }
+
+  private readonly isRunning = (vm: VmRecord): boolean => this.powerStates.of(vm) !== "Halted";
 
   private specOf(record: VmRecord, name: string, field = "name"): PropertySpec {
     const spec = vmPropertySpecs(record.klass).find((s) => s.name === name);

@@ -98,3 +98,18 @@ describe("starts and stops that meet", () => {
     await expect(core.stopping.shutdown("sys-net", { force: true, wait: true, timeoutMs: 1000 }, ctx)).rejects.toMatchObject({ reason: "NETVM_LOOP" });
   });
 });
+
+describe("starting a DispVM", () => {
+  const built = coreForEach();
+
+  it("is refused when its AppVM no longer serves DispVMs (a state no request makes any more)", async () => {
+    const core = built.current;
+    await core.creation.create({ ...standalone, name: "tpl", klass: "TemplateVM", properties: {} }, ctx);
+    await core.creation.create({ ...standalone, name: "base", klass: "AppVM", template: "tpl", properties: { template_for_dispvms: true } }, ctx);
+    const disp = await core.creation.createDisposable({ template: "base", label: "", idempotencyKey: "" }, ctx);
+    const base = core.lookup.resolve("base");
+    core.store.transaction(() => core.store.vms.setProperty(base.qid, "template_for_dispvms", "0"));
+    await expect(core.starting.start(disp.name, ctx)).rejects.toMatchObject({ reason: "NOT_A_DISPVM_TEMPLATE" });
+    expect(core.readModel.get(disp.name).state).toBe("Halted");
+  });
+});

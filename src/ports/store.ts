@@ -39,6 +39,8 @@ export interface VmRepository {
   removeFeature(qid: number, name: string): boolean;
   notes(qid: number): string;
   setNotes(qid: number, notes: string): void;
+  /** Whether some VM sets property `name` to `value` (an address, say). */
+  anySets(name: string, value: string): boolean;
   /** VMs one of whose properties names the VM `qid` (template, netvm, default_dispvm…). */
   referencesTo(qid: number, vmProperties: readonly string[]): { vm: string; property: string }[];
   /** Names of the VMs whose label is `label`. */

@@ -333,6 +333,15 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
           expect(store.vms.deleteProperty(2, "memory")).toBe(false);
           expect(store.vms.byQid(2)!.properties).toEqual({});
         });
+
+        it("anySets says whether any VM sets a property to exactly that value", () => {
+          store.vms.setProperty(2, "ip", "10.137.0.9");
+          expect(store.vms.anySets("ip", "10.137.0.9")).toBe(true);
+          expect(store.vms.anySets("ip", "10.137.0.90")).toBe(false);
+          expect(store.vms.anySets("ip6", "10.137.0.9")).toBe(false);
+          store.vms.deleteProperty(2, "ip");
+          expect(store.vms.anySets("ip", "10.137.0.9")).toBe(false);
+        });
       });
 
       describe("tags", () => {

@@ -80,16 +80,71 @@ describe("VM properties", () => {
   });
 
   it("allocates ip and mac from the qid, and keeps them unique", async () => {
-    const { vm: a } = await vms.createVm({ name: "addr-a", klass: VmClass.STANDALONE_VM, label: "red" });
+    // A VM has an IP address only with a netvm, as in Qubes.
+    await vms.createVm({ name: "addr-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    const networked = { netvm: vmRef("addr-net") };
+    const { vm: a } = await vms.createVm({ name: "addr-a", klass: VmClass.STANDALONE_VM, label: "red", properties: networked });
     const ip = plain((await vms.getProperty({ vm: "addr-a", name: "ip" })).property!.value);
     const mac = plain((await vms.getProperty({ vm: "addr-a", name: "mac" })).property!.value);
     expect(ip).toBe(`10.137.0.${a!.qid}`);
     expect(mac).toBe(`00:16:3e:5e:00:${a!.qid.toString(16).padStart(2, "0")}`);
-    await vms.createVm({ name: "addr-b", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.createVm({ name: "addr-b", klass: VmClass.STANDALONE_VM, label: "red", properties: networked });
     const taken = await rpcError(vms.setProperty({ vm: "addr-b", name: "ip", value: str(ip as string) }));
     expect(taken.info).toMatchObject({ reason: "ADDRESS_IN_USE", metadata: { vm: "addr-a" } });
     expect((await rpcError(vms.setProperty({ vm: "addr-b", name: "ip", value: str("10.1.2") }))).info?.reason).toBe("INVALID_ADDRESS");
     await vms.setProperty({ vm: "addr-b", name: "ip", value: str("10.137.9.9") });
+  });
+
+  it("gives no IP address without a netvm, IPv6 only with the ipv6 feature, and no default that another VM set", async () => {
+    const value = async (vm: string, name: string) => plain((await vms.getProperty({ vm, name })).property!.value);
+    await vms.createVm({ name: "v6-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.createVm({ name: "v6-offline", klass: VmClass.STANDALONE_VM, label: "red" });
+    expect([await value("v6-offline", "ip"), await value("v6-offline", "ip6")]).toEqual(["", ""]);
+    const { vm: online } = await vms.createVm({ name: "v6-online", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vmRef("v6-net") } });
+    expect(await value("v6-online", "ip")).toBe(`10.137.0.${online!.qid}`);
+    expect(await value("v6-online", "ip6")).toBe("");
+    // The ipv6 feature on the netvm (Qubes' check_with_netvm) gives its users IPv6.
+    await vms.setFeature({ vm: "v6-net", name: "ipv6", value: "1" });
+    expect(await value("v6-online", "ip6")).toBe(`fd09:24ef:4179::a89:${online!.qid.toString(16)}`);
+
+    // An address set to what the next VM would get by default: that VM gets another qid.
+    const next = online!.qid + 1;
+    await vms.setProperty({ vm: "v6-offline", name: "ip", value: str(`10.137.0.${next}`) });
+    const { vm: later } = await vms.createVm({ name: "v6-later", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vmRef("v6-net") } });
+    expect(later!.qid).not.toBe(next);
+    expect(await value("v6-later", "ip")).not.toBe(`10.137.0.${next}`);
+
+    // A VM without a netvm keeps the address its qid gives: no other VM may take it, so it
+    // cannot collide once the VM gets a netvm.
+    const { vm: offline } = await vms.createVm({ name: "v6-spare", klass: VmClass.STANDALONE_VM, label: "red" });
+    const reserved = await rpcError(vms.setProperty({ vm: "v6-later", name: "ip", value: str(`10.137.0.${offline!.qid}`) }));
+    expect([reserved.code, reserved.info?.reason, reserved.info?.metadata.vm]).toEqual([grpc.status.ALREADY_EXISTS, "ADDRESS_IN_USE", "v6-spare"]);
+    // IPv6 addresses are compared, and kept, in their canonical form.
+    await vms.setProperty({ vm: "v6-later", name: "ip6", value: str("FD00:0:0::0A") });
+    expect(await value("v6-later", "ip6")).toBe("fd00::a");
+    const sameV6 = await rpcError(vms.setProperty({ vm: "v6-spare", name: "ip6", value: str("fd00::0:a") }));
+    expect(sameV6.info?.reason).toBe("ADDRESS_IN_USE");
+  });
+
+  it("keeps MAC addresses in lower case, and refuses addresses that are not unicast", async () => {
+    await vms.createVm({ name: "mac-vm", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.setProperty({ vm: "mac-vm", name: "mac", value: str("00:16:3E:AA:BB:CC") });
+    expect(plain((await vms.getProperty({ vm: "mac-vm", name: "mac" })).property!.value)).toBe("00:16:3e:aa:bb:cc");
+    const refused: [string, string][] = [
+      ["ip", "0.0.0.0"],
+      ["ip", "255.255.255.255"],
+      ["ip", "224.0.0.1"],
+      ["ip", "127.0.0.1"],
+      ["ip6", "::"],
+      ["ip6", "ff02::1"],
+      ["ip6", "::1"],
+      ["mac", "01:00:5e:00:00:01"],
+      ["mac", "00:00:00:00:00:00"],
+    ];
+    for (const [name, address] of refused) {
+      const error = await rpcError(vms.setProperty({ vm: "mac-vm", name, value: str(address) }));
+      expect([name, address, error.code, error.info?.reason]).toEqual([name, address, grpc.status.INVALID_ARGUMENT, "INVALID_ADDRESS"]);
+    }
   });
 
   it("lets netvm name only a VM that provides network, never in a loop", async () => {

@@ -11,7 +11,11 @@ import { requestResultGone } from "./vm-errors";
 import { requireFreeName } from "./vm-names-in-use";
 import { domainAdd, domainTagAdd } from "./vm-events";
 import { createdByTag } from "./vm-tags";
+import { addressesOfQid } from "./properties/vm-addresses";
 import type { VmParticipants } from "./vm-participant";
+
+/** How many qids a new VM skips, at most, for addresses set on other VMs. */
+const MAX_QID_TRIES = 1000;
 
 /** The request that makes a VM: its RPC, its request_id and what it asks, and the call. */
 export interface Birth {
@@ -38,9 +42,25 @@ export class NewVms {
     private readonly clock: Clock,
   ) {}
 
-  /** A qid and uuid for a VM about to be drafted. */
+  /**
+   * A qid and uuid for a VM about to be drafted. The qid is one whose addresses (the defaults a
+   * qid gives) no VM has set as its own: a default never collides with a value set explicitly.
+   */
   identity(): VmIdentity {
-    return { qid: this.store.vms.nextQid(), uuid: crypto.randomUUID(), createdAt: this.clock.now() };
+    let qid = this.store.vms.nextQid();
+    for (let tries = 0; tries < MAX_QID_TRIES && this.addressesTaken(qid); tries++) {
+      do qid++;
+      while (this.store.vms.byQid(qid));
+    }
+    return { qid, uuid: crypto.randomUUID(), createdAt: this.clock.now() };
+  }
+
+  private addressesTaken(qid: number): boolean {
+    // Default addresses hold 16 bits of the qid: past 65535 they repeat those of a lower qid.
+    const sameDefaults = qid & 0xffff;
+    if (sameDefaults !== qid && (sameDefaults === 0 || this.store.vms.byQid(sameDefaults))) return true;
+    const addresses = addressesOfQid(qid);
+    return this.store.vms.anySets("ip", addresses.ip) || this.store.vms.anySets("ip6", addresses.ip6) || this.store.vms.anySets("mac", addresses.mac);
   }
 
   /** Refuses a request_id that is not a UUID. */

@@ -209,6 +209,10 @@ export class SqliteVmRepository implements VmRepository {
     else this.statement("INSERT INTO vm_notes (qid, notes) VALUES (?, ?) ON CONFLICT (qid) DO UPDATE SET notes = excluded.notes").run(qid, notes);
   }
 
+  anySets(name: string, value: string): boolean {
+    return this.statement<[string, string], { found: number }>("SELECT 1 AS found FROM vm_properties WHERE name = ? AND value = ? LIMIT 1").get(name, value) !== undefined;
+  }
+
   referencesTo(qid: number, vmProperties: readonly string[]): { vm: string; property: string }[] {
     if (vmProperties.length === 0) return [];
     const marks = vmProperties.map(() => "?").join(", ");

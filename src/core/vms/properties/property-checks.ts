@@ -1,4 +1,3 @@
-import ipaddr from "ipaddr.js";
 import type { Store } from "../../../ports/store";
 import { vmClass } from "../../model/vm-classes";
 import type { VmRecord } from "../../model/vm-record";
@@ -18,10 +17,10 @@ import {
   propertyTypeMismatch,
 } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
+import { addressesOfQid, isUnicastAddress, normalisedAddress, type AddressKind } from "./vm-addresses";
 import { globalSpec, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
 
 const POOL_NAME = /^(?:[A-Za-z][A-Za-z0-9_.-]{0,62})?$/;
-const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
 /** Checks a value against its property's type and bounds; returns the VM a vm value names. */
 export function checkValue(store: Store, spec: PropertySpec, value: PropertyValue, field: string): VmRecord | undefined {
@@ -60,6 +59,13 @@ export function checkValue(store: Store, spec: PropertySpec, value: PropertyValu
 /** Whether a VM runs: what some rules about a VM's template depend on. */
 export type IsRunning = (vm: VmRecord) => boolean;
 
+const ADDRESS_KINDS: ReadonlySet<string> = new Set(["ip", "ip6", "mac"]);
+
+/** A value as Steward keeps it: an address in its canonical form; anything else as given. */
+export function normalisedValue(spec: PropertySpec, value: PropertyValue): PropertyValue {
+  return ADDRESS_KINDS.has(spec.name) && typeof value === "string" ? normalisedAddress(spec.name as AddressKind, value) : value;
+}
+
 /** Qubes' rules about what a VM property may name or be, beyond its type. */
 export function checkVmProperty(
   store: Store,
@@ -94,7 +100,7 @@ export function checkVmProperty(
     case "ip":
     case "ip6":
     case "mac":
-      checkAddress(store, resolver, vm, spec, value as string);
+      checkAddress(store, vm, spec, value as string);
       return;
   }
 }
@@ -222,9 +228,13 @@ function refuseIfUsedAsDispvmTemplate(store: Store, resolver: PropertyResolver, 
   if (users.length > 0) throw dispvmTemplateInUse(vm.name, users);
 }
 
-function checkAddress(store: Store, resolver: PropertyResolver, vm: VmRecord, spec: PropertySpec, value: string): void {
-  const valid = spec.name === "ip" ? ipaddr.IPv4.isValidFourPartDecimal(value) : spec.name === "ip6" ? ipaddr.IPv6.isValid(value) : MAC.test(value);
-  if (!valid) throw invalidAddress(spec.name);
-  const holder = store.vms.all().find((other) => other.qid !== vm.qid && !vmClass(other.klass).isHost && resolver.vm(other, spec).value === value);
+/**
+ * An address is a unicast one of its kind, and no other VM's: not one it set, nor the one its qid
+ * gives it by default, even while it has no network (it gets that one as soon as it has a netvm).
+ */
+function checkAddress(store: Store, vm: VmRecord, spec: PropertySpec, value: string): void {
+  const kind = spec.name as AddressKind;
+  if (!isUnicastAddress(kind, value)) throw invalidAddress(spec.name);
+  const holder = store.vms.all().find((other) => other.qid !== vm.qid && !vmClass(other.klass).isHost && (other.properties[kind] ?? addressesOfQid(other.qid)[kind]) === value);
   if (holder) throw addressInUse(value, spec.name, holder.name);
 }

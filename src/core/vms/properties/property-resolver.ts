@@ -4,6 +4,7 @@ import type { VmRecord } from "../../model/vm-record";
 import type { PowerStates } from "../power-states";
 import { globalSpec, vmSpec, type DefaultSpec, type Property, type PropertySpec, type PropertyValue } from "./property-schema";
 import { sharedProperty } from "./shared-properties";
+import { addressesOfQid } from "./vm-addresses";
 
 
 /** What resolving reads: VMs by qid and name, and the set global properties. */
@@ -11,7 +12,11 @@ interface Reads {
   byQid(qid: number): VmRecord | undefined;
   byName(name: string): VmRecord | undefined;
   globals(): Readonly<Record<string, string>>;
+  features(qid: number): Readonly<Record<string, string>>;
 }
+
+/** How many netvms an ipv6 feature is looked for through, at most. */
+const MAX_NETVM_HOPS = 64;
 
 /**
  * Works out properties' effective values: what was set, else the default, which may come from
@@ -29,6 +34,7 @@ export class PropertyResolver {
       byQid: (qid) => store.vms.byQid(qid),
       byName: (name) => store.vms.byName(name),
       globals: () => store.globals.all(),
+      features: (qid) => store.vms.features(qid),
     };
   }
 
@@ -109,6 +115,16 @@ export class PropertyResolver {
     return typeof netvm === "string" ? this.reads.byName(netvm) : undefined;
   }
 
+  /** Whether the VM, or a netvm of its chain, has the ipv6 feature on (Qubes' check_with_netvm). */
+  private withIpv6(record: VmRecord): boolean {
+    let hop: VmRecord | undefined = record;
+    for (let hops = 0; hop && hops < MAX_NETVM_HOPS; hops++, hop = this.netvmOf(hop)) {
+      const value = this.reads.features(hop.qid).ipv6;
+      if (value !== undefined) return value !== "";
+    }
+    return false;
+  }
+
   private globalDefault(defaults: DefaultSpec, stored: Readonly<Record<string, string>>): PropertyValue | undefined {
     if (defaults.kind === "constant") return defaults.value;
     if (defaults.kind === "global") return this.global(globalSpec(defaults.property), stored).value;
@@ -131,12 +147,14 @@ export class PropertyResolver {
         const fallback = this.global(globalSpec("default_netvm")).value;
         return fallback === record.name ? null : (fallback ?? null);
       }
+      // As in Qubes: no network, no IP address; IPv6 only where the VM or a netvm of its chain
+      // has the ipv6 feature.
       case "ip":
-        return `10.137.${(qid >> 8) & 0xff}.${qid & 0xff}`;
+        return this.netvmOf(record) ? addressesOfQid(qid).ip : "";
       case "ip6":
-        return `fd09:24ef:4179::a89:${qid.toString(16)}`;
+        return this.netvmOf(record) && this.withIpv6(record) ? addressesOfQid(qid).ip6 : "";
       case "mac":
-        return `00:16:3e:5e:${hex((qid >> 8) & 0xff)}:${hex(qid & 0xff)}`;
+        return addressesOfQid(qid).mac;
       case "start_time":
         return this.powerStates.startedAt(record.uuid)?.toISOString() ?? "";
       default:
@@ -145,9 +163,6 @@ export class PropertyResolver {
   }
 }
 
-function hex(byte: number): string {
-  return byte.toString(16).padStart(2, "0");
-}
 
 /**
  * The VMs some resolving read, as pairs: the key it read by (a qid, or a name) and what it
@@ -210,6 +225,7 @@ class MemoizedReads implements Reads {
   private readonly qids = new Map<number, VmRecord | undefined>();
   private readonly names = new Map<string, VmRecord | undefined>();
   private globalValues: Readonly<Record<string, string>> | undefined;
+  private readonly featureValues = new Map<number, Readonly<Record<string, string>>>();
 
   constructor(private readonly store: Store) {}
 
@@ -227,6 +243,12 @@ class MemoizedReads implements Reads {
 
   globals(): Readonly<Record<string, string>> {
     return (this.globalValues ??= this.store.globals.all());
+  }
+
+  features(qid: number): Readonly<Record<string, string>> {
+    let features = this.featureValues.get(qid);
+    if (!features) this.featureValues.set(qid, (features = this.store.vms.features(qid)));
+    return features;
   }
 
   private remember<K>(found: VmRecord | undefined, key: K, memo: Map<K, VmRecord | undefined>): VmRecord | undefined {

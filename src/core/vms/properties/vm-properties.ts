@@ -7,7 +7,7 @@ import { propertyNeedsHalted } from "../vm-errors";
 import { propertyReset, propertySet } from "../vm-events";
 import type { VmLookup } from "../vm-lookup";
 import type { VmOperations } from "../vm-operations";
-import { checkValue, checkVmProperty, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplate } from "./property-checks";
+import { checkValue, checkVmProperty, normalisedValue, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplate } from "./property-checks";
 import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
@@ -66,9 +66,10 @@ export class VmProperties {
     return this.operations.on(vm, "vm", ctx, "set a property", (record) => this.setNow(record, name, value));
   }
 
-  private setNow(record: VmRecord, name: string, value: PropertyValue): Property {
+  private setNow(record: VmRecord, name: string, given: PropertyValue): Property {
     return this.store.transaction(() => {
       const spec = this.specOf(record, name);
+      const value = normalisedValue(spec, given);
       this.checkWritable(record, spec);
       const target = checkValue(this.store, spec, value, "value");
       checkVmProperty(this.store, this.resolver, record, spec, value, target, this.isRunning);
@@ -86,9 +87,10 @@ export class VmProperties {
    */
   atCreation(record: VmRecord, values: Readonly<Record<string, PropertyValue>>): VmRecord {
     let current = record;
-    for (const [name, value] of Object.entries(values)) {
+    for (const [name, given] of Object.entries(values)) {
       const field = `properties[${name}]`;
       const spec = this.specOf(current, name, field);
+      const value = normalisedValue(spec, given);
       if (spec.write === "read-only") throw propertyReadOnly(current.name, spec.name);
       const target = checkValue(this.store, spec, value, field);
       checkVmProperty(this.store, this.resolver, current, spec, value, target, this.isRunning);

@@ -27,6 +27,7 @@ import { VmCreation } from "../core/vms/vm-creation";
 import { VmFeatures } from "../core/vms/vm-features";
 import { VmLookup } from "../core/vms/vm-lookup";
 import { VmNotes } from "../core/vms/vm-notes";
+import type { RandomBelow } from "../core/vms/dispids";
 import { VmOperations } from "../core/vms/vm-operations";
 import { VmParticipants, type VmParticipant } from "../core/vms/vm-participant";
 import { VmRemoval } from "../core/vms/vm-removal";
@@ -39,6 +40,8 @@ export interface CorePorts {
   hypervisor: Hypervisor;
   clock: Clock;
   log: Log;
+  /** Where DispVM numbers are drawn from; the system's randomness unless a test scripts it. */
+  random?: RandomBelow;
 }
 
 export interface CoreSettings {
@@ -60,7 +63,7 @@ export type Core = ReturnType<typeof buildCore>;
  * the disposables, which go last (a DispVM is removed once everything else has settled it).
  */
 export function buildCore(ports: CorePorts, settings: CoreSettings) {
-  const { store, hypervisor, clock, log } = ports;
+  const { store, hypervisor, clock, log, random } = ports;
   const events = new EventLog(store, clock);
   const lookup = new VmLookup(store);
   const operations = new VmOperations(lookup);
@@ -88,7 +91,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     lookup,
     operations,
     readModel,
-    creation: new VmCreation(store, lookup, labels, properties, resolver, operations, participants, newVms),
+    creation: new VmCreation(store, lookup, labels, properties, resolver, operations, participants, newVms, random),
     cloning: new VmCloning(store, lookup, resolver, powerStates, operations, participants, newVms),
     removal,
     renaming: new VmRenaming(store, readModel, powerStates, operations, events),

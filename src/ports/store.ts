@@ -76,6 +76,8 @@ export interface EventRepository {
    * (a client resuming a stream of a VM since renamed or removed names it so).
    */
   uuidOfSubject(subject: string): string | undefined;
+  /** Whether any retained event is about `subject` (a DispVM name is not reused while one is). */
+  namesSubject(subject: string): boolean;
   /** Drops all but the latest `keep` events. */
   trim(keep: number): void;
 }

@@ -785,6 +785,14 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         expect(store.events.uuidOfSubject("other")).toBeUndefined();
       });
 
+      it("namesSubject() says whether a retained event is about a subject, until it is trimmed", () => {
+        appendCommitted(event("domain-add", "disp42"));
+        appendCommitted(event("domain-add", "work"));
+        expect([store.events.namesSubject("disp42"), store.events.namesSubject("work"), store.events.namesSubject("disp43")]).toEqual([true, true, false]);
+        store.events.trim(1);
+        expect([store.events.namesSubject("disp42"), store.events.namesSubject("work")]).toEqual([false, true]);
+      });
+
       it("after() gives the events after a sequence number, in order, up to limit, as appended", () => {
         appendCommitted(event("domain-add", "work", { vm: "work" }), event("property-set:memory", "work", { name: "memory", newvalue: "800" }));
         appendCommitted(event("label-add", "", { label: "pink" }));

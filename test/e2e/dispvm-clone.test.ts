@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
 import { rpcError } from "../fixtures/expect-rpc-error";
-import { bool, int, vmRef } from "../fixtures/property-values";
+import { bool, int, str, vmRef } from "../fixtures/property-values";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 
 
@@ -18,16 +18,90 @@ describe("DispVMs and clones", () => {
 
   it("makes a DispVM from an AppVM with template_for_dispvms, and removes it when it halts", async () => {
     const { vm } = await vms.createDisposableVm({ template: "dvm" });
-    expect(vm).toMatchObject({ name: "disp1", klass: VmClass.DISP_VM, template: "dvm", label: "red" });
+    expect(vm).toMatchObject({ klass: VmClass.DISP_VM, template: "dvm", label: "red" });
+    const name = vm!.name;
     expect(vm!.tags).toContain("created-by-dom0");
-    const memory = (await vms.getProperty({ vm: "disp1", name: "memory" })).property!;
+    const memory = (await vms.getProperty({ vm: name, name: "memory" })).property!;
     expect(memory.value!.kind.value).toBe(800n); // through dvm from tpl
-    expect((await vms.getProperty({ vm: "disp1", name: "auto_cleanup" })).property!.value!.kind.value).toBe(true);
-    expect((await rpcError(vms.removeVm({ vm: "dvm" }))).details).toContain("disp1 (template)");
+    expect((await vms.getProperty({ vm: name, name: "auto_cleanup" })).property!.value!.kind.value).toBe(true);
+    expect((await rpcError(vms.removeVm({ vm: "dvm" }))).details).toContain(`${name} (template)`);
 
-    await vms.startVm({ vm: "disp1" });
-    await vms.shutdownVm({ vm: "disp1", wait: true });
-    expect((await rpcError(vms.getVm({ vm: "disp1" }))).code).toBe(grpc.status.NOT_FOUND);
+    await vms.startVm({ vm: name });
+    await vms.shutdownVm({ vm: name, wait: true });
+    expect((await rpcError(vms.getVm({ vm: name }))).code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it("makes DispVMs as copies of their AppVM: netvm, label, features, tags, default_dispvm", async () => {
+    const value = async (vm: string, name: string) => (await vms.getProperty({ vm, name })).property!;
+    await vms.createVm({ name: "copy-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.createVm({
+      name: "copy-dvm",
+      klass: VmClass.APP_VM,
+      label: "purple",
+      template: "tpl",
+      properties: { template_for_dispvms: bool(true), netvm: vmRef("copy-net"), vcpus: int(3), default_dispvm: vmRef("dvm") },
+    });
+    await vms.setFeature({ vm: "copy-dvm", name: "gui", value: "1" });
+    await vms.addTag({ vm: "copy-dvm", tag: "project-x" });
+    const { vm } = await vms.createDisposableVm({ template: "copy-dvm" });
+    const name = vm!.name;
+    expect([vm!.label, vm!.template, vm!.features, [...vm!.tags].sort()]).toEqual(["purple", "copy-dvm", { gui: "1" }, ["created-by-dom0", "project-x"]]);
+    expect([(await value(name, "netvm")).value!.kind.value, (await value(name, "vcpus")).value!.kind.value]).toEqual(["copy-net", 3n]);
+    expect((await value(name, "default_dispvm")).value!.kind.value).toBe("dvm");
+    // Unless the AppVM names another, a DispVM's own DispVMs are based on its AppVM.
+    await vms.resetProperty({ vm: "copy-dvm", name: "default_dispvm" });
+    const second = (await vms.createDisposableVm({ template: "copy-dvm" })).vm!.name;
+    const ownDefault = await value(second, "default_dispvm");
+    expect([ownDefault.value!.kind.value, ownDefault.isDefault]).toEqual(["copy-dvm", true]);
+    // Auto-cleanup DispVMs are not backed up; the one kept is.
+    expect((await value(second, "include_in_backups")).value!.kind.value).toBe(false);
+    await vms.setProperty({ vm: second, name: "auto_cleanup", value: bool(false) });
+    expect((await value(second, "include_in_backups")).value!.kind.value).toBe(true);
+    for (const disp of [name, second]) await vms.removeVm({ vm: disp });
+  });
+
+  it("makes an offline DispVM from an offline AppVM, whether set none or none by default", async () => {
+    const netvmOf = async (vm: string) => (await vms.getProperty({ vm, name: "netvm" })).property!.value!.kind.value;
+    await vms.createVm({ name: "off-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.createVm({ name: "off-dvm", klass: VmClass.APP_VM, label: "red", template: "tpl", properties: { template_for_dispvms: bool(true), netvm: vmRef("") } });
+    await host.setGlobalProperty({ name: "default_netvm", value: vmRef("off-net") });
+    try {
+      const explicit = (await vms.createDisposableVm({ template: "off-dvm" })).vm!.name;
+      expect(await netvmOf(explicit)).toBe(""); // none
+      // The default netvm makes the AppVM online: so is its DispVM, by the same default.
+      await vms.resetProperty({ vm: "off-dvm", name: "netvm" });
+      const online = (await vms.createDisposableVm({ template: "off-dvm" })).vm!.name;
+      expect(await netvmOf(online)).toBe("off-net");
+      for (const disp of [explicit, online]) await vms.removeVm({ vm: disp });
+    } finally {
+      await host.resetGlobalProperty({ name: "default_netvm" });
+    }
+  });
+
+  it("names a DispVM disp<dispid>, with its addresses from Qubes' DispVM range, and never reuses a name the log retains", async () => {
+    await vms.createVm({ name: "id-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.createVm({ name: "id-dvm", klass: VmClass.APP_VM, label: "red", template: "tpl", properties: { template_for_dispvms: bool(true), netvm: vmRef("id-net") } });
+    await vms.setFeature({ vm: "id-net", name: "ipv6", value: "1" });
+    const names = new Set<string>();
+    for (let round = 0; round < 40; round++) {
+      const { vm } = await vms.createDisposableVm({ template: "id-dvm" });
+      const dispid = Number((await vms.getProperty({ vm: vm!.name, name: "dispid" })).property!.value!.kind.value);
+      expect(vm!.name).toBe(`disp${dispid}`);
+      expect(dispid).toBeGreaterThanOrEqual(1);
+      expect(dispid).toBeLessThan(10000);
+      const ip = (await vms.getProperty({ vm: vm!.name, name: "ip" })).property!.value!.kind.value;
+      const ip6 = (await vms.getProperty({ vm: vm!.name, name: "ip6" })).property!.value!.kind.value;
+      expect([ip, ip6]).toEqual([`10.138.${dispid >> 8}.${dispid & 0xff}`, `fd09:24ef:4179::a8a:${dispid.toString(16)}`]);
+      if (round === 0) {
+        const taken = await rpcError(vms.setProperty({ vm: "id-net", name: "ip", value: str(ip as string) }));
+        expect([taken.code, taken.info?.reason, taken.info?.metadata.vm]).toEqual([grpc.status.ALREADY_EXISTS, "ADDRESS_IN_USE", vm!.name]);
+      }
+      const refused = await rpcError(vms.setProperty({ vm: vm!.name, name: "dispid", value: int(1) }));
+      expect([refused.code, refused.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "PROPERTY_READ_ONLY"]);
+      names.add(vm!.name);
+      await vms.removeVm({ vm: vm!.name });
+    }
+    expect(names.size).toBe(40);
   });
 
   it("keeps a DispVM without auto_cleanup once halted", async () => {

@@ -10,6 +10,7 @@ describe("ListVms FULL view through changes", () => {
   const suite = serverForSuite();
   let vms: ServerWithClients["vms"];
   let host: ServerWithClients["host"];
+  let disp: string;
 
   const listed = async (): Promise<Map<string, Vm>> => {
     const all = new Map<string, Vm>();
@@ -30,13 +31,13 @@ describe("ListVms FULL view through changes", () => {
     await vms.createVm({ name: "net", klass: VmClass.APP_VM, label: "red", template: "tpl", properties: { provides_network: bool(true) } });
     await vms.createVm({ name: "dvm", klass: VmClass.APP_VM, label: "red", template: "tpl", properties: { template_for_dispvms: bool(true) } });
     await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "tpl", properties: { netvm: vmRef("net") } });
-    await vms.createDisposableVm({ template: "dvm" });
+    disp = (await vms.createDisposableVm({ template: "dvm" })).vm!.name;
     await listed(); // every view is now kept
   });
 
   it("answers, page by page, what GetVm answers for each VM", async () => {
     const all = await listed();
-    expect([...all.keys()]).toEqual(["disp1", "dom0", "dvm", "net", "tpl", "work"]);
+    expect([...all.keys()]).toEqual([disp, "dom0", "dvm", "net", "tpl", "work"].sort());
     for (const [name, vm] of all) expect(vm).toEqual((await vms.getVm({ vm: name })).vm);
   });
 
@@ -55,9 +56,9 @@ describe("ListVms FULL view through changes", () => {
   it("shows a template's change in the VMs that take their defaults from it, through a DispVM's AppVM", async () => {
     await vms.setProperty({ vm: "tpl", name: "memory", value: int(1234) });
     const all = await listed();
-    expect(["work", "dvm", "disp1"].map((name) => valueOf(all.get(name), "memory"))).toEqual([1234n, 1234n, 1234n]);
+    expect(["work", "dvm", disp].map((name) => valueOf(all.get(name), "memory"))).toEqual([1234n, 1234n, 1234n]);
     await vms.setProperty({ vm: "dvm", name: "memory", value: int(555) });
-    expect(await propertyOf("disp1", "memory")).toBe(555n);
+    expect(await propertyOf(disp, "memory")).toBe(555n);
   });
 
   it("shows a global property's change in every VM that defaults to it", async () => {
@@ -97,12 +98,31 @@ describe("ListVms FULL view through changes", () => {
     expect([halted.state, halted.runtime, valueOf(halted, "start_time")]).toEqual([PowerState.HALTED, undefined, ""]);
   });
 
+  it("answers CreateVm, CreateDisposableVm, CloneVm and RenameVm with the FULL view GetVm gives", async () => {
+    const same = async (answered: Vm | undefined) => {
+      expect(answered?.properties.length).toBeGreaterThan(0);
+      expect(answered).toEqual((await vms.getVm({ vm: answered!.name })).vm);
+    };
+    await same((await vms.createVm({ name: "answered", klass: VmClass.APP_VM, label: "blue", template: "tpl", properties: { vcpus: int(3) } })).vm);
+    await vms.setFeature({ vm: "answered", name: "gui", value: "1" });
+    const cloned = (await vms.cloneVm({ vm: "answered", newName: "answered-copy" })).vm;
+    expect(cloned?.features).toEqual({ gui: "1" });
+    await same(cloned);
+    await same((await vms.renameVm({ vm: "answered-copy", newName: "answered-renamed" })).vm);
+    await vms.setFeature({ vm: "dvm", name: "gui", value: "1" });
+    const disposable = (await vms.createDisposableVm({ template: "dvm" })).vm;
+    expect(disposable?.features).toEqual({ gui: "1" });
+    await same(disposable);
+    for (const name of ["answered", "answered-renamed", disposable!.name]) await vms.removeVm({ vm: name });
+    await vms.removeFeature({ vm: "dvm", name: "gui" });
+  });
+
   it("drops a removed VM and shows a new one that takes its place", async () => {
-    await vms.removeVm({ vm: "disp1" });
-    await vms.createVm({ name: "disp1", klass: VmClass.STANDALONE_VM, label: "green" });
-    const disp1 = (await listed()).get("disp1")!;
-    expect([disp1.klass, disp1.label, disp1.template]).toEqual([VmClass.STANDALONE_VM, "green", ""]);
-    expect(disp1).toEqual((await vms.getVm({ vm: "disp1" })).vm);
+    await vms.removeVm({ vm: disp });
+    await vms.createVm({ name: disp, klass: VmClass.STANDALONE_VM, label: "green" });
+    const successor = (await listed()).get(disp)!;
+    expect([successor.klass, successor.label, successor.template]).toEqual([VmClass.STANDALONE_VM, "green", ""]);
+    expect(successor).toEqual((await vms.getVm({ vm: disp })).vm);
   });
 
   it("answers pages asked for at the same time, again and again, each with its own VMs", async () => {

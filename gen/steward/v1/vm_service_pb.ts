@@ -297,7 +297,9 @@ export const CreateDisposableVmRequestSchema: GenMessage<CreateDisposableVmReque
  */
 export type CreateDisposableVmResponse = Message<"steward.v1.CreateDisposableVmResponse"> & {
   /**
-   * The DispVM made, named disp<N>, in the FULL view.
+   * The DispVM made, in the FULL view. It is named disp<dispid>, dispid (a property) being
+   * random from 1 to 9999 and never one a VM has or the event log still tells of; its
+   * addresses come from the dispid, in 10.138.0.0/16 and fd09:24ef:4179::a8a:0/112.
    *
    * @generated from field: steward.v1.Vm vm = 1;
    */
@@ -423,7 +425,7 @@ export const RenameVmRequestSchema: GenMessage<RenameVmRequest> = /*@__PURE__*/
  */
 export type RenameVmResponse = Message<"steward.v1.RenameVmResponse"> & {
   /**
-   * The VM under its new name.
+   * The VM under its new name, in the FULL view.
    *
    * @generated from field: steward.v1.Vm vm = 1;
    */
@@ -1856,8 +1858,10 @@ export const VmService: GenService<{
   },
   /**
    * CreateDisposableVm makes a DispVM from an AppVM with template_for_dispvms set
-   * (vm.CreateDisposable). FAILED_PRECONDITION (NOT_A_DISPVM_TEMPLATE) when the AppVM is not
-   * one. Retry-safe with request_id.
+   * (vm.CreateDisposable), as a copy of it: the properties it sets (netvm, none included,
+   * default_dispvm…), its label, features and tags but created-by. FAILED_PRECONDITION
+   * (NOT_A_DISPVM_TEMPLATE) when the AppVM is not one; RESOURCE_EXHAUSTED (NO_FREE_DISPID) when
+   * every DispVM number is in use or retained by the event log. Retry-safe with request_id.
    *
    * @generated from rpc steward.v1.VmService.CreateDisposableVm
    */

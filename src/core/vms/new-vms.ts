@@ -74,7 +74,7 @@ export class NewVms {
     if (uuid === undefined) return undefined;
     const record = this.store.vms.byUuid(uuid);
     if (!record) throw requestResultGone(key);
-    return this.readModel.view(record);
+    return this.readModel.full(record);
   }
 
   /** Refuses a name another VM has, or has but for the case of its letters (VM_EXISTS). */
@@ -127,6 +127,6 @@ export class NewVms {
     this.store.vms.addTag(record.qid, tag);
     this.events.append(domainAdd(record), domainTagAdd(record, tag));
     this.ledger.remember(birth.key, birth.rpc, birth.request, record.uuid);
-    return this.readModel.view(this.store.vms.byQid(record.qid)!);
+    return this.readModel.full(this.store.vms.byQid(record.qid)!);
   }
 }

@@ -5,15 +5,26 @@ import type { Labels } from "./labels";
 import type { NewVms } from "./new-vms";
 import { servesDispvms } from "./properties/property-checks";
 import type { PropertyResolver } from "./properties/property-resolver";
-import { globalSpec, vmSpec, type PropertyValue } from "./properties/property-schema";
+import { globalSpec, MAX_DISPID, vmPropertySpecs, vmSpec, type PropertyValue } from "./properties/property-schema";
+import { addressesOfDispid } from "./properties/vm-addresses";
+import { chooseDispid, systemRandomBelow, type RandomBelow } from "./dispids";
+import { isCreatedByTag } from "./vm-tags";
 import type { VmProperties } from "./properties/vm-properties";
 import type { Vm } from "./read-model/vm-view";
-import { invalidVmClass, noDefaultDispvm, notADispvmTemplate, notATemplate, noTemplateGiven, poolConflict, poolNotFound } from "./vm-errors";
+import { invalidVmClass, noDefaultDispvm, noFreeDispid, notADispvmTemplate, notATemplate, noTemplateGiven, poolConflict, poolNotFound } from "./vm-errors";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
 import type { VmOperations } from "./vm-operations";
 import type { VmParticipants } from "./vm-participant";
 import type { Store } from "../../ports/store";
+
+/** What a DispVM does not take from its AppVM: what names it, its addresses, and what is its own. */
+const NOT_COPIED_TO_DISPVMS = new Set(["name", "uuid", "qid", "klass", "label", "template", "ip", "ip6", "mac", "start_time", "dispid", "auto_cleanup", "include_in_backups"]);
+
+/** A DispVM's name, as Qubes gives it. */
+function disposableName(dispid: number): string {
+  return `disp${dispid}`;
+}
 
 export interface NewVm {
   name: string;
@@ -46,6 +57,7 @@ export class VmCreation {
     private readonly operations: VmOperations,
     private readonly participants: VmParticipants,
     private readonly newVms: NewVms,
+    private readonly randomBelow: RandomBelow = systemRandomBelow,
   ) {}
 
   create(request: NewVm, ctx: CallContext): Promise<Vm> {
@@ -67,7 +79,7 @@ export class VmCreation {
 
   /**
    * Makes a DispVM from an AppVM with template_for_dispvms (or the global default_dispvm), named
-   * disp<N>, removed when it halts (auto_cleanup). The AppVM is held meanwhile: the DispVM is a
+   * disp<dispid>, removed when it halts (auto_cleanup). The AppVM is held meanwhile: the DispVM is a
    * copy of one state of it.
    */
   async createDisposable(request: NewDisposableVm, ctx: CallContext): Promise<Vm> {
@@ -79,12 +91,13 @@ export class VmCreation {
         const again = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm", asked(request));
         if (again) return again;
         const identity = this.newVms.identity();
-        // Chosen once: the participants know the DispVM by it.
-        const name = this.nextDisposableName();
+        // Chosen once: the participants know the DispVM by its name.
+        const dispid = this.newDispid();
         return this.newVms.make(
-          () => this.draftDisposable(request, base, name, identity),
+          () => this.draftDisposable(request, base, dispid, identity),
           { rpc: "CreateDisposableVm", key: request.idempotencyKey, request: asked(request), ctx },
           this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
+          (qid) => this.copyAttributes(base, qid),
         );
       }),
     );
@@ -99,13 +112,50 @@ export class VmCreation {
     return this.properties.atCreation(draftRecord(identity, name, klass, properties), request.properties);
   }
 
-  private draftDisposable(request: NewDisposableVm, held: VmRecord, name: string, identity: VmIdentity): VmRecord {
+  /**
+   * A DispVM is a copy of its AppVM as Qubes makes one: the properties the AppVM sets (its
+   * netvm, none included, its default_dispvm…), its label unless the request names one; an
+   * AppVM offline by default makes an offline DispVM. Not its addresses (they come from the
+   * dispid) nor what is the DispVM's own.
+   */
+  private draftDisposable(request: NewDisposableVm, held: VmRecord, dispid: number, identity: VmIdentity): VmRecord {
+    const name = disposableName(dispid);
     this.newVms.requireFreeName(name);
     const base = this.lookup.resolve(`uuid:${held.uuid}`, "template");
     if (!servesDispvms(this.resolver, base)) throw notADispvmTemplate(base);
-    const label = request.label ? this.labels.get(request.label, "label").name : (this.resolver.vm(base, vmSpec("label")).value as string);
-    return draftRecord(identity, name, "DispVM", { label, template: String(base.qid), auto_cleanup: "1" });
+    const properties: Record<string, string> = {};
+    for (const spec of vmPropertySpecs("DispVM")) {
+      const value = base.properties[spec.name];
+      if (value !== undefined && !NOT_COPIED_TO_DISPVMS.has(spec.name)) properties[spec.name] = value;
+    }
+    if (properties.netvm === undefined && !this.resolver.netvmOf(base)) properties.netvm = "";
+    properties.label = request.label ? this.labels.get(request.label, "label").name : (this.resolver.vm(base, vmSpec("label")).value as string);
+    properties.template = String(base.qid);
+    properties.auto_cleanup = "1";
+    properties.dispid = String(dispid);
+    return draftRecord(identity, name, "DispVM", properties);
   }
+
+  /** The AppVM's features and tags (but who created it), onto its new DispVM. */
+  private copyAttributes(held: VmRecord, qid: number): void {
+    const base = this.store.vms.byQid(held.qid)!;
+    for (const [feature, value] of Object.entries(this.store.vms.features(base.qid))) this.store.vms.setFeature(qid, feature, value);
+    for (const tag of base.tags) if (!isCreatedByTag(tag)) this.store.vms.addTag(qid, tag);
+  }
+
+  /** A dispid no VM has, whose name no VM has and no retained event tells of, and whose addresses no VM set. */
+  private newDispid(): number {
+    const dispid = chooseDispid(this.dispidTaken, this.randomBelow);
+    if (dispid === undefined) throw noFreeDispid(MAX_DISPID);
+    return dispid;
+  }
+
+  private readonly dispidTaken = (dispid: number): boolean => {
+    const name = disposableName(dispid);
+    if (this.store.vms.byNameAnyCase(name) || this.store.events.namesSubject(name) || this.store.vms.anySets("dispid", String(dispid))) return true;
+    const addresses = addressesOfDispid(dispid);
+    return this.store.vms.anySets("ip", addresses.ip) || this.store.vms.anySets("ip6", addresses.ip6);
+  };
 
   /** The global default_dispvm's name, for a request that names no AppVM. */
   private defaultDispvm(): string {
@@ -114,9 +164,6 @@ export class VmCreation {
     return fallback;
   }
 
-  private nextDisposableName(): string {
-    for (let n = 1; ; n++) if (!this.store.vms.byName(`disp${n}`)) return `disp${n}`;
-  }
 }
 
 /** What a request asks, for its request_id to stand for: all of it but that id. */

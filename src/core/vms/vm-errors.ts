@@ -18,6 +18,7 @@ const R = declareReasons("vms", [
   "NOT_A_TEMPLATE",
   "NOT_A_DISPVM_TEMPLATE",
   "NO_DEFAULT_DISPVM",
+  "NO_FREE_DISPID",
   "POOL_CONFLICT",
   "POOL_NOT_FOUND",
   "REQUEST_RESULT_GONE",
@@ -139,6 +140,13 @@ export function notADispvmTemplate(vm: Named): DomainError {
 
 export function noDefaultDispvm(): DomainError {
   return failedPrecondition(R.NO_DEFAULT_DISPVM, "no template was given, and default_dispvm is not set");
+}
+
+/** Every DispVM number is in use, or retained by the event log. */
+export function noFreeDispid(max: number): DomainError {
+  return new DomainError("resource-exhausted", R.NO_FREE_DISPID, `no DispVM number from 1 to ${max - 1} is free: remove DispVMs, or wait for the event log to drop old ones`, {
+    max: String(max - 1),
+  });
 }
 
 export function poolConflict(): DomainError {

@@ -26,13 +26,13 @@ export class VmRenaming {
     const newName = checkVmName(newNameText, "new_name");
     return this.operations.on(text, "vm", ctx, "rename it", (record) =>
       this.store.transaction(() => {
-        if (record.name === newName) return this.readModel.view(record);
+        if (record.name === newName) return this.readModel.full(record);
         if (!vmClass(record.klass).renamable) throw vmClassRefuses(record, "renamed");
         this.powerStates.requireHalted(record, "renamed");
         requireFreeName(this.store, newName, record.qid);
         this.store.vms.rename(record.qid, newName);
         this.events.append(domainRenamed(record, newName));
-        return this.readModel.view(this.store.vms.byQid(record.qid)!);
+        return this.readModel.full(this.store.vms.byQid(record.qid)!);
       }),
     );
   }

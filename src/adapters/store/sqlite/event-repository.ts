@@ -64,6 +64,10 @@ export class SqliteEventRepository implements EventRepository {
       .get(subject)?.subject_uuid;
   }
 
+  namesSubject(subject: string): boolean {
+    return this.sql.prepare<[string], { found: number }>("SELECT 1 AS found FROM events WHERE subject = ? LIMIT 1").get(subject) !== undefined;
+  }
+
   trim(keep: number): void {
     this.sql.prepare("DELETE FROM events WHERE sequence <= ?").run(this.latestSequence() - keep);
   }

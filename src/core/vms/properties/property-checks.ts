@@ -17,7 +17,7 @@ import {
   propertyTypeMismatch,
 } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
-import { addressesOfQid, isUnicastAddress, normalisedAddress, type AddressKind } from "./vm-addresses";
+import { defaultAddresses, isUnicastAddress, normalisedAddress, type AddressKind } from "./vm-addresses";
 import { globalSpec, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
 
 const POOL_NAME = /^(?:[A-Za-z][A-Za-z0-9_.-]{0,62})?$/;
@@ -230,11 +230,11 @@ function refuseIfUsedAsDispvmTemplate(store: Store, resolver: PropertyResolver, 
 
 /**
  * An address is a unicast one of its kind, and no other VM's: not one it set, nor the one its qid
- * gives it by default, even while it has no network (it gets that one as soon as it has a netvm).
+ * (or dispid) gives it by default, even while it has no network (it gets that one as soon as it has a netvm).
  */
 function checkAddress(store: Store, vm: VmRecord, spec: PropertySpec, value: string): void {
   const kind = spec.name as AddressKind;
   if (!isUnicastAddress(kind, value)) throw invalidAddress(spec.name);
-  const holder = store.vms.all().find((other) => other.qid !== vm.qid && !vmClass(other.klass).isHost && (other.properties[kind] ?? addressesOfQid(other.qid)[kind]) === value);
+  const holder = store.vms.all().find((other) => other.qid !== vm.qid && !vmClass(other.klass).isHost && (other.properties[kind] ?? defaultAddresses(other)[kind]) === value);
   if (holder) throw addressInUse(value, spec.name, holder.name);
 }

@@ -4,7 +4,7 @@ import type { VmRecord } from "../../model/vm-record";
 import type { PowerStates } from "../power-states";
 import { globalSpec, vmSpec, type DefaultSpec, type Property, type PropertySpec, type PropertyValue } from "./property-schema";
 import { sharedProperty } from "./shared-properties";
-import { addressesOfQid } from "./vm-addresses";
+import { defaultAddresses } from "./vm-addresses";
 
 
 /** What resolving reads: VMs by qid and name, and the set global properties. */
@@ -96,6 +96,8 @@ export class PropertyResolver {
       }
       case "computed":
         return this.computed(record, spec.name);
+      case "byClass":
+        return this.vmDefault(record, spec, defaults.classes.includes(record.klass) ? defaults.then : defaults.otherwise);
     }
   }
 
@@ -150,11 +152,17 @@ export class PropertyResolver {
       // As in Qubes: no network, no IP address; IPv6 only where the VM or a netvm of its chain
       // has the ipv6 feature.
       case "ip":
-        return this.netvmOf(record) ? addressesOfQid(qid).ip : "";
+        return this.netvmOf(record) ? defaultAddresses(record).ip : "";
       case "ip6":
-        return this.netvmOf(record) && this.withIpv6(record) ? addressesOfQid(qid).ip6 : "";
+        return this.netvmOf(record) && this.withIpv6(record) ? defaultAddresses(record).ip6 : "";
       case "mac":
-        return addressesOfQid(qid).mac;
+        return defaultAddresses(record).mac;
+      // A DispVM's: its AppVM (Qubes keeps a DispVM's calls on its own AppVM's network path).
+      case "default_dispvm":
+        return this.templateOf(record)?.name ?? null;
+      // A DispVM's: not when it is removed as it halts.
+      case "include_in_backups":
+        return this.vm(record, vmSpec("auto_cleanup")).value !== true;
       case "start_time":
         return this.powerStates.startedAt(record.uuid)?.toISOString() ?? "";
       default:

@@ -28,7 +28,15 @@ export type DefaultSpec =
   | { kind: "constant"; value: PropertyValue }
   | { kind: "template"; otherwise: DefaultSpec }
   | { kind: "global"; property: string }
-  | { kind: "computed" };
+  | { kind: "computed" }
+  /** One default for VMs of `classes`, another for the rest. */
+  | { kind: "byClass"; classes: readonly VmClassName[]; then: DefaultSpec; otherwise: DefaultSpec };
+
+/** The default that applies to VMs of `klass`: a byClass default's branch for it. */
+export function defaultOfClass(defaults: DefaultSpec, klass: VmClassName): Exclude<DefaultSpec, { kind: "byClass" }> {
+  if (defaults.kind !== "byClass") return defaults;
+  return defaultOfClass(defaults.classes.includes(klass) ? defaults.then : defaults.otherwise, klass);
+}
 
 export interface PropertySpec {
   name: string;
@@ -46,6 +54,9 @@ export interface PropertySpec {
   live?: true;
 }
 
+/** DispVM numbers are below this, as in Qubes. */
+export const MAX_DISPID = 10000;
+
 const NOT_ADMIN: readonly VmClassName[] = VM_CLASSES.filter((c) => !c.isHost).map((c) => c.name);
 const WITH_TEMPLATE: readonly VmClassName[] = VM_CLASSES.filter((c) => c.templateClass !== undefined).map((c) => c.name);
 const DISPVM_BASES: readonly VmClassName[] = VM_CLASSES.filter((c) => c.dispvmBase).map((c) => c.name);
@@ -55,6 +66,7 @@ const constant = (value: PropertyValue): DefaultSpec => ({ kind: "constant", val
 const fromTemplate = (otherwise: DefaultSpec): DefaultSpec => ({ kind: "template", otherwise });
 const fromGlobal = (property: string): DefaultSpec => ({ kind: "global", property });
 const computed: DefaultSpec = { kind: "computed" };
+const forDisposable = (then: DefaultSpec, otherwise: DefaultSpec): DefaultSpec => ({ kind: "byClass", classes: DISPOSABLE, then, otherwise });
 
 export const VM_PROPERTIES: readonly PropertySpec[] = [
   { name: "name", type: "str", write: "read-only", default: computed, help: "The VM's name. Change it with RenameVm while the VM is halted." },
@@ -79,8 +91,8 @@ export const VM_PROPERTIES: readonly PropertySpec[] = [
     help: "The VM that gives this one its network; none for no network. Defaults to default_netvm (none for TemplateVMs and for default_netvm itself).",
   },
   { name: "provides_network", type: "bool", write: "anytime", default: constant(false), classes: NOT_ADMIN, help: "Whether other VMs may use this one as their netvm." },
-  { name: "ip", type: "str", write: "anytime", default: computed, classes: NOT_ADMIN, help: "The VM's IPv4 address, 10.137.x.y from its qid unless set; unique on the host." },
-  { name: "ip6", type: "str", write: "anytime", default: computed, classes: NOT_ADMIN, help: "The VM's IPv6 address, from its qid unless set; unique on the host." },
+  { name: "ip", type: "str", write: "anytime", default: computed, classes: NOT_ADMIN, help: "The VM's IPv4 address, unique on the host: unless set, 10.137.x.y from its qid (10.138.x.y from its dispid for a DispVM); none without a netvm." },
+  { name: "ip6", type: "str", write: "anytime", default: computed, classes: NOT_ADMIN, help: "The VM's IPv6 address, unique on the host: unless set, fd09:24ef:4179::a89:x from its qid (::a8a:x from its dispid for a DispVM), only with a netvm and the ipv6 feature on the VM or its netvm chain." },
   { name: "mac", type: "str", write: "halted", default: computed, classes: NOT_ADMIN, help: "The MAC address of the VM's network interface, 00:16:3e:5e:xx:yy from its qid unless set; unique on the host." },
   { name: "memory", type: "int", write: "anytime", default: fromTemplate(constant(400)), classes: NOT_ADMIN, min: 1, max: 1 << 20, help: "Memory the VM starts with, in MiB." },
   { name: "maxmem", type: "int", write: "anytime", default: fromTemplate(constant(4000)), classes: NOT_ADMIN, min: 0, max: 1 << 20, help: "Memory the VM may grow to, in MiB; 0 turns memory balancing off." },
@@ -90,13 +102,35 @@ export const VM_PROPERTIES: readonly PropertySpec[] = [
   { name: "virt_mode", type: "str", write: "halted", default: fromTemplate(constant("hvm")), classes: NOT_ADMIN, choices: ["hvm", "pvh", "pv"], help: "How the VM is virtualized: hvm, pvh or pv. QEMU runs hvm." },
   { name: "autostart", type: "bool", write: "anytime", default: constant(false), classes: NOT_ADMIN, help: "Start the VM when the host starts." },
   { name: "debug", type: "bool", write: "anytime", default: constant(false), classes: NOT_ADMIN, help: "Start the VM in debug mode: a visible console, no GUI agent." },
-  { name: "include_in_backups", type: "bool", write: "anytime", default: constant(true), help: "Include the VM in backups by default." },
+  {
+    name: "include_in_backups",
+    type: "bool",
+    write: "anytime",
+    default: forDisposable(computed, constant(true)),
+    help: "Include the VM in backups by default; not for a DispVM with auto_cleanup.",
+  },
   { name: "qrexec_timeout", type: "int", write: "anytime", default: fromGlobal("default_qrexec_timeout"), classes: NOT_ADMIN, min: 0, max: 86400, help: "Seconds to wait for the guest agent at start." },
   { name: "shutdown_timeout", type: "int", write: "anytime", default: fromGlobal("default_shutdown_timeout"), classes: NOT_ADMIN, min: 0, max: 86400, help: "Seconds a shutdown may take before the VM is killed (with force) or the call fails." },
-  { name: "default_dispvm", type: "vm", write: "anytime", default: fromGlobal("default_dispvm"), help: "The AppVM DispVMs started from this VM are based on; none for no DispVMs." },
+  {
+    name: "default_dispvm",
+    type: "vm",
+    write: "anytime",
+    default: forDisposable(computed, fromGlobal("default_dispvm")),
+    help: "The AppVM DispVMs started from this VM are based on; none for no DispVMs. A DispVM's defaults to its own AppVM, so it never reaches another network path.",
+  },
   { name: "template_for_dispvms", type: "bool", write: "anytime", default: constant(false), classes: DISPVM_BASES, help: "Whether DispVMs may be based on this AppVM." },
   { name: "default_user", type: "str", write: "anytime", default: fromTemplate(constant("user")), classes: NOT_ADMIN, help: "The user commands run as in the guest." },
   { name: "auto_cleanup", type: "bool", write: "anytime", default: constant(false), classes: DISPOSABLE, help: "Remove the DispVM when it halts." },
+  {
+    name: "dispid",
+    type: "int",
+    write: "read-only",
+    default: none,
+    classes: DISPOSABLE,
+    min: 1,
+    max: MAX_DISPID - 1,
+    help: `The DispVM's number, random from 1 to ${MAX_DISPID - 1}: it names the DispVM (disp<dispid>) and gives its addresses.`,
+  },
   { name: "start_time", type: "str", write: "read-only", default: computed, live: true, help: "When the VM started, as an ISO 8601 time; empty while halted." },
 ];
 

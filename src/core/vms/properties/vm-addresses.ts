@@ -1,4 +1,5 @@
 import ipaddr from "ipaddr.js";
+import type { VmRecord } from "../../model/vm-record";
 
 /** The properties that hold a VM's addresses. */
 export type AddressKind = "ip" | "ip6" | "mac";
@@ -14,6 +15,21 @@ export function addressesOfQid(qid: number): Record<AddressKind, string> {
     ip6: `fd09:24ef:4179::a89:${qid.toString(16)}`,
     mac: `00:16:3e:5e:${hex((qid >> 8) & 0xff)}:${hex(qid & 0xff)}`,
   };
+}
+
+/**
+ * The addresses a VM has unless it sets its own: a DispVM's IP addresses come from its dispid,
+ * in Qubes' DispVM ranges (10.138.0.0/16, fd09:24ef:4179::a8a:0/112); others' from the qid.
+ */
+export function defaultAddresses(record: VmRecord): Record<AddressKind, string> {
+  const byQid = addressesOfQid(record.qid);
+  const dispid = record.klass === "DispVM" ? record.properties.dispid : undefined;
+  return dispid === undefined ? byQid : { ...addressesOfDispid(Number(dispid)), mac: byQid.mac };
+}
+
+/** The IP addresses a DispVM's dispid gives it. */
+export function addressesOfDispid(dispid: number): Omit<Record<AddressKind, string>, "mac"> {
+  return { ip: `10.138.${(dispid >> 8) & 0xff}.${dispid & 0xff}`, ip6: `fd09:24ef:4179::a8a:${dispid.toString(16)}` };
 }
 
 function hex(byte: number): string {

@@ -11,7 +11,7 @@ import { checkValue, checkVmProperty, normalisedValue, refuseNetvmLoops, refuseT
 import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
-import { vmPropertySpecs, type PropertySpec, type PropertyValue } from "./property-schema";
+import { defaultOfClass, vmPropertySpecs, type PropertySpec, type PropertyValue } from "./property-schema";
 import { eventText } from "./property-text";
 
 export type { Property } from "./property-schema";
@@ -128,11 +128,11 @@ export class VmProperties {
   }
 
   private origin(record: VmRecord, spec: PropertySpec): { defaultOrigin: DefaultOrigin; defaultFrom: string } {
-    let defaults = spec.default;
+    let defaults = defaultOfClass(spec.default, record.klass);
     if (defaults.kind === "template") {
       const template = this.resolver.templateOf(record);
       if (template) return { defaultOrigin: "template", defaultFrom: template.name };
-      defaults = defaults.otherwise;
+      defaults = defaultOfClass(defaults.otherwise, record.klass);
     }
     if (defaults.kind === "global") return { defaultOrigin: "global", defaultFrom: defaults.property };
     return { defaultOrigin: defaults.kind === "template" ? "constant" : defaults.kind, defaultFrom: "" };

@@ -49,6 +49,11 @@ export class VmReadModel {
     return this.fullViews([this.lookup.resolve(text, field)], this.resolver.snapshot())[0];
   }
 
+  /** The full view of a stored VM: every property, and its features. */
+  full(record: VmRecord): Vm {
+    return this.fullViews([record], this.resolver.snapshot())[0];
+  }
+
   /** The short view of a stored VM (no properties or features). */
   view(record: VmRecord, resolver = this.resolver, template = resolver.templateOf(record)?.name ?? ""): Vm {
     return {

@@ -80,6 +80,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const running = new RunningVms(store, machine, operations, participants, halts, log);
   participants.enlist([...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
   const eventHub = new EventHub(store, clock, settings.events);
+  const stopping = new VmStop(store, lookup, resolver, operations, machine, running, halts, log);
   return {
     store,
     hypervisor,
@@ -96,7 +97,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     removal,
     renaming: new VmRenaming(store, readModel, powerStates, operations, events),
     starting: new VmStart(store, lookup, hypervisor, resolver, operations, participants, machine, running, halts),
-    stopping: new VmStop(store, lookup, resolver, operations, machine, running, halts, log),
+    stopping,
     pausing: new VmPause(lookup, operations, machine, running),
     running,
     properties,
@@ -106,6 +107,9 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     /** Takes over the VMs the hypervisor finds running; call once, before serving. */
     adopt: () => running.adopt(hypervisor),
     /** Lets go of the running VMs, leaving them running, once serving has stopped. */
-    release: () => hypervisor.release(),
+    release: () => {
+      stopping.release();
+      return hypervisor.release();
+    },
   };
 }

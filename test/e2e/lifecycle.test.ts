@@ -76,6 +76,26 @@ describe("the lifecycle, on the simulated hypervisor", () => {
     expect(forced.state).toBe(PowerState.HALTED);
   });
 
+  it("with force, kills a guest that ignores shutdown after the timeout, whether or not the caller waits", async () => {
+    const untilHalted = async (vm: string) => {
+      for (let i = 0; i < 300 && (await state(vms, vm)) !== PowerState.HALTED; i++) await new Promise((r) => setTimeout(r, 10));
+      return state(vms, vm);
+    };
+    await vms.createVm({ name: "stubborn-nowait", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.setFeature({ vm: "stubborn-nowait", name: "sim-shutdown-ms", value: "never" });
+    await vms.startVm({ vm: "stubborn-nowait" });
+    const asked = await vms.shutdownVm({ vm: "stubborn-nowait", force: true, timeout: { seconds: 0n, nanos: 200_000_000 } });
+    expect(asked.state).toBe(PowerState.HALTING);
+    expect(await untilHalted("stubborn-nowait")).toBe(PowerState.HALTED);
+
+    // A caller that gives up before the timeout does not call the kill off.
+    await vms.startVm({ vm: "stubborn-nowait" });
+    const gaveUp = await rpcError(vms.shutdownVm({ vm: "stubborn-nowait", force: true, wait: true, timeout: { seconds: 0n, nanos: 300_000_000 } }, { timeoutMs: 100 }));
+    expect(gaveUp.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(await state(vms, "stubborn-nowait")).toBe(PowerState.HALTING);
+    expect(await untilHalted("stubborn-nowait")).toBe(PowerState.HALTED);
+  });
+
   it("kills a running VM at once, and never dom0", async () => {
     await vms.createVm({ name: "victim", klass: VmClass.STANDALONE_VM, label: "red" });
     await vms.startVm({ vm: "victim" });

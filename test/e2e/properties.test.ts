@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { DefaultSource, PropertyType, WriteRule, type PropertyValue } from "../../gen/steward/v1/property_pb";
-import { VmClass, VmView } from "../../gen/steward/v1/vm_pb";
+import { PowerState, VmClass, VmView } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -124,6 +124,30 @@ describe("VM properties", () => {
     expect(await value("v6-later", "ip6")).toBe("fd00::a");
     const sameV6 = await rpcError(vms.setProperty({ vm: "v6-spare", name: "ip6", value: str("fd00::0:a") }));
     expect(sameV6.info?.reason).toBe("ADDRESS_IN_USE");
+  });
+
+  it("keeps memory within maxmem, by any write, and will not start a VM a template change put over it", async () => {
+    const over = async (call: Promise<unknown>) => {
+      const error = await rpcError(call);
+      expect([error.code, error.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "MEMORY_OVER_MAXMEM"]);
+    };
+    await over(vms.createVm({ name: "mem-new", klass: VmClass.STANDALONE_VM, label: "red", properties: { memory: int(5000) } }));
+    await vms.createVm({ name: "mem-tpl", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(1000) } });
+    await vms.createVm({ name: "mem-app", klass: VmClass.APP_VM, label: "red", template: "mem-tpl", properties: { maxmem: int(2000) } });
+    await over(vms.setProperty({ vm: "mem-app", name: "memory", value: int(2001) }));
+    await vms.setProperty({ vm: "mem-app", name: "memory", value: int(2000) });
+    await over(vms.setProperty({ vm: "mem-app", name: "maxmem", value: int(1999) }));
+    // maxmem 0 turns balancing off: it bounds nothing.
+    await vms.setProperty({ vm: "mem-app", name: "maxmem", value: int(0) });
+    await vms.setProperty({ vm: "mem-app", name: "memory", value: int(8000) });
+    await over(vms.resetProperty({ vm: "mem-app", name: "maxmem" }));
+    await vms.resetProperty({ vm: "mem-app", name: "memory" });
+    await vms.setProperty({ vm: "mem-app", name: "maxmem", value: int(2000) });
+    // The template's memory is the AppVM's by default: past its maxmem, it does not start.
+    await vms.setProperty({ vm: "mem-tpl", name: "memory", value: int(3000) });
+    await over(vms.startVm({ vm: "mem-app" }));
+    expect((await vms.getVm({ vm: "mem-app" })).vm!.state).toBe(PowerState.HALTED);
+    for (const vm of ["mem-app", "mem-tpl"]) await vms.removeVm({ vm });
   });
 
   it("keeps MAC addresses in lower case, and refuses addresses that are not unicast", async () => {

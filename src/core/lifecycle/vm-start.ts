@@ -10,7 +10,7 @@ import { Revert } from "../shared/revert";
 import { netvmLoop } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import { vmSpec } from "../vms/properties/property-schema";
-import { servesDispvms } from "../vms/properties/property-checks";
+import { requireMemoryWithinMaxmem, servesDispvms } from "../vms/properties/property-checks";
 import { notADispvmTemplate, noTemplateToStart } from "../vms/vm-errors";
 import type { VmLookup } from "../vms/vm-lookup";
 import type { VmOperations } from "../vms/vm-operations";
@@ -45,10 +45,10 @@ export class VmStart {
   async start(text: string, ctx: CallContext): Promise<PowerState> {
     const vm = this.lookup.resolve(text);
     this.machine.allow(vm, "start");
-    this.requireTemplate(vm);
+    this.requireStartable(vm);
     return this.operations.on(text, "vm", ctx, "start it", async (record) => {
       this.machine.allow(record, "start");
-      this.requireTemplate(record);
+      this.requireStartable(record);
       await this.startNetvmChain(record, ctx);
       this.requireNetvmRunning(record);
       return this.launch(record, ctx);
@@ -87,7 +87,7 @@ export class VmStart {
         const state = this.machine.state(record);
         if (state === "Running") return;
         if (state !== "Halted") throw netvmNotRunning(user, record, state);
-        this.requireTemplate(record);
+        this.requireStartable(record);
         this.requireNetvmRunning(record);
         await this.launch(record, ctx);
       },
@@ -150,8 +150,12 @@ export class VmStart {
     if (state !== "Running") throw netvmNotRunning(vm, netvm, state);
   }
 
-  /** A VM that runs from a template has one, of its class; a DispVM's AppVM still serves DispVMs. */
-  private requireTemplate(vm: VmRecord): void {
+  /**
+   * A VM that runs from a template has one, of its class; a DispVM's AppVM still serves DispVMs;
+   * its memory is within its maxmem (a template's change can break that after it was set).
+   */
+  private requireStartable(vm: VmRecord): void {
+    requireMemoryWithinMaxmem(this.resolver, vm);
     const needed = vmClass(vm.klass).templateClass;
     if (!needed) return;
     const template = this.resolver.templateOf(vm);

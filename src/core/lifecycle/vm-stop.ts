@@ -32,6 +32,8 @@ const KILL_TIMEOUT_MS = 10_000;
  * way rather than waiting for its turn.
  */
 export class VmStop {
+  private readonly forcedKills = new Set<AbortController>();
+
   constructor(
     private readonly store: Store,
     private readonly lookup: VmLookup,
@@ -64,12 +66,40 @@ export class VmStop {
       if (state === "Paused") await handle.unpause();
       await handle.powerButton();
     });
-    if (!options.wait) return this.machine.state(vm);
     const timeoutMs = options.timeoutMs ?? 1000 * (this.resolver.vm(vm, vmSpec("shutdown_timeout")).value as number);
+    const forcedKill = options.force ? this.killAfter(vm, timeoutMs, ctx) : undefined;
+    if (!options.wait) return this.machine.state(vm);
     if (await this.halted(vm, timeoutMs, ctx, `waiting for ${vm.name} to shut down`)) return "Halted";
-    if (!options.force) throw shutdownTimeout(vm, timeoutMs);
-    await this.killNow(vm, ctx);
+    if (!forcedKill) throw shutdownTimeout(vm, timeoutMs);
+    await forcedKill;
+    if (!(await this.halted(vm, KILL_TIMEOUT_MS, ctx, `waiting for ${vm.name} to die`))) throw killFailed(vm);
     return "Halted";
+  }
+
+  /**
+   * A forced shutdown kills the VM once `timeoutMs` passed without it halting, whether the caller
+   * waits for it or not (nor stops waiting). Runs on its own; release() calls off those pending.
+   */
+  private killAfter(vm: VmRecord, timeoutMs: number, ctx: CallContext): Promise<void> {
+    const calledOff = new AbortController();
+    this.forcedKills.add(calledOff);
+    const own: CallContext = { caller: ctx.caller, requestId: ctx.requestId, signal: calledOff.signal };
+    const isHalted = () => this.machine.state(vm) === "Halted";
+    const killed = (async () => {
+      if (await this.halts.haltedWithin(vm.uuid, isHalted, timeoutMs, calledOff.signal, `waiting for ${vm.name} to shut down`)) return;
+      this.log.info({ vm: vm.name, requestId: ctx.requestId, caller: ctx.caller, timeoutMs }, "a forced shutdown timed out: killing the VM");
+      await this.killNow(vm, own);
+    })().finally(() => this.forcedKills.delete(calledOff));
+    // Whoever waits sees a failure; with no one waiting, it is logged.
+    killed.catch((error: unknown) => {
+      if (!calledOff.signal.aborted) this.log.warn({ vm: vm.name, requestId: ctx.requestId, err: error }, "a forced shutdown could not kill the VM");
+    });
+    return killed;
+  }
+
+  /** Calls off the kills forced shutdowns have pending: the server stops, and leaves its VMs be. */
+  release(): void {
+    for (const pending of this.forcedKills) pending.abort();
   }
 
   async kill(text: string, ctx: CallContext): Promise<PowerState> {

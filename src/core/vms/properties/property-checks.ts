@@ -10,6 +10,7 @@ import {
   invalidAddress,
   invalidPoolName,
   invalidPropertyValue,
+  memoryOverMaxmem,
   netvmInUse,
   netvmLoop,
   notANetvm,
@@ -103,6 +104,20 @@ export function checkVmProperty(
       checkAddress(store, vm, spec, value as string);
       return;
   }
+}
+
+/** The properties whose change can bring a VM's memory above its maxmem. */
+export const MEMORY_BOUNDS: ReadonlySet<string> = new Set(["memory", "maxmem", "template"]);
+
+/**
+ * A VM's memory is at most its maxmem (unless maxmem is 0: no balancing, no bound), as Qubes'
+ * memory and maxmem setters require; checked on the values as written, defaults included.
+ */
+export function requireMemoryWithinMaxmem(resolver: PropertyResolver, vm: VmRecord): void {
+  if (vmClass(vm.klass).isHost) return;
+  const memory = resolver.vm(vm, vmSpec("memory")).value as number;
+  const maxmem = resolver.vm(vm, vmSpec("maxmem")).value as number;
+  if (maxmem !== 0 && memory > maxmem) throw memoryOverMaxmem(vm.name, memory, maxmem);
 }
 
 /** Qubes' rules for global properties that name VMs or pools. */

@@ -16,6 +16,7 @@ const R = declareReasons("properties", [
   "INVALID_ADDRESS",
   "ADDRESS_IN_USE",
   "INVALID_POOL_NAME",
+  "MEMORY_OVER_MAXMEM",
 ]);
 
 export function vmPropertyNotFound(vm: { name: string; klass: string }, property: string, field: string): DomainError {
@@ -91,4 +92,13 @@ export function addressInUse(value: string, kind: string, holder: string): Domai
 
 export function invalidPoolName(): InvalidFieldError {
   return new InvalidFieldError("value", "pool names start with a letter, then letters, digits, '_', '.' or '-'", R.INVALID_POOL_NAME);
+}
+
+/** memory would exceed maxmem (which, unless 0 for no balancing, bounds it). */
+export function memoryOverMaxmem(vm: string, memory: number, maxmem: number): DomainError {
+  return failedPrecondition(R.MEMORY_OVER_MAXMEM, `${vm} would start with ${memory} MiB of memory, more than its maxmem of ${maxmem} MiB`, {
+    vm,
+    memory: String(memory),
+    maxmem: String(maxmem),
+  });
 }

@@ -7,7 +7,7 @@ import { propertyNeedsHalted } from "../vm-errors";
 import { propertyReset, propertySet } from "../vm-events";
 import type { VmLookup } from "../vm-lookup";
 import type { VmOperations } from "../vm-operations";
-import { checkValue, checkVmProperty, normalisedValue, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplate } from "./property-checks";
+import { checkValue, checkVmProperty, MEMORY_BOUNDS, normalisedValue, requireMemoryWithinMaxmem, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplate } from "./property-checks";
 import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
@@ -75,7 +75,9 @@ export class VmProperties {
       checkVmProperty(this.store, this.resolver, record, spec, value, target, this.isRunning);
       const old = this.resolver.vm(record, spec);
       this.store.vms.setProperty(record.qid, name, this.resolver.encode(spec, value, target));
-      const now = this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
+      const written = this.store.vms.byQid(record.qid)!;
+      if (MEMORY_BOUNDS.has(name)) requireMemoryWithinMaxmem(this.resolver, written);
+      const now = this.resolver.vm(written, spec);
       this.events.append(propertySet(record, name, eventText(now.value), eventText(old.value)));
       return now;
     });
@@ -96,6 +98,7 @@ export class VmProperties {
       checkVmProperty(this.store, this.resolver, current, spec, value, target, this.isRunning);
       current = withProperty(current, name, this.resolver.encode(spec, value, target));
     }
+    requireMemoryWithinMaxmem(this.resolver, current);
     return current;
   }
 
@@ -112,6 +115,7 @@ export class VmProperties {
       if (this.store.vms.deleteProperty(record.qid, name)) this.events.append(propertyReset(record, name, eventText(old.value)));
       // The default it returns to may close a loop of netvms, or not suit the VM's class.
       if (name === "netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
+      if (MEMORY_BOUNDS.has(name)) requireMemoryWithinMaxmem(this.resolver, this.store.vms.byQid(record.qid)!);
       if (name === "template") {
         const now = this.store.vms.byQid(record.qid)!;
         requireCoherentTemplate(this.resolver, now);

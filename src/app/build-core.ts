@@ -103,7 +103,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     properties,
     tags: new VmTags(store, lookup, operations, events),
     features: new VmFeatures(store, lookup, resolver, operations, events),
-    notes: new VmNotes(store, lookup, operations),
+    notes: new VmNotes(store, lookup, operations, events),
     /** Takes over the VMs the hypervisor finds running; call once, before serving. */
     adopt: () => running.adopt(hypervisor),
     /** Lets go of the running VMs, leaving them running, once serving has stopped. */

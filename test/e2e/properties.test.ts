@@ -272,6 +272,36 @@ describe("property events", () => {
   });
 });
 
+describe("global changes", () => {
+  it("tell each VM property they change by way of its default, as Qubes' property-reset", async () => {
+    const server = await startTestServer();
+    const vms = createClient(VmService, server.tcp);
+    const host = createClient(HostService, server.tcp);
+    const { vm: net } = await vms.createVm({ name: "g-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    const { vm: follower } = await vms.createVm({ name: "g-app", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.createVm({ name: "g-own", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vm(""), kernel: str("own") } });
+    await host.setGlobalProperty({ name: "default_netvm", value: vm("g-net") });
+    await host.setGlobalProperty({ name: "default_kernel", value: str("6.1") });
+    await host.resetGlobalProperty({ name: "default_netvm" });
+    vms.close();
+    host.close();
+    const events = (await stopAndReadEvents(server)).filter((e) => e.name.startsWith("property-"));
+    // g-net is default_netvm itself (none for it); g-own sets its netvm and kernel.
+    expect(events.map((e) => [e.subject, e.name, e.kwargs])).toEqual([
+      ["", "property-set:default_netvm", { name: "default_netvm", newvalue: "g-net", oldvalue: "" }],
+      ["g-app", "property-reset:netvm", { name: "netvm", oldvalue: "" }],
+      ["g-app", "property-reset:ip", { name: "ip", oldvalue: "" }],
+      ["", "property-set:default_kernel", { name: "default_kernel", newvalue: "6.1", oldvalue: "" }],
+      ["g-net", "property-reset:kernel", { name: "kernel", oldvalue: "" }],
+      ["g-app", "property-reset:kernel", { name: "kernel", oldvalue: "" }],
+      ["", "property-reset:default_netvm", { name: "default_netvm", oldvalue: "g-net" }],
+      ["g-app", "property-reset:netvm", { name: "netvm", oldvalue: "g-net" }],
+      ["g-app", "property-reset:ip", { name: "ip", oldvalue: `10.137.0.${follower!.qid}` }],
+    ]);
+    expect(net!.qid).toBeLessThan(follower!.qid);
+  });
+});
+
 describe("netvm loops, by any route", () => {
   const suite = serverForSuite();
   const network = { provides_network: { kind: { case: "boolValue" as const, value: true } } };

@@ -86,7 +86,11 @@ describe("tags, features, notes and renaming", () => {
     expect((await vms.getNotes({ vm: "work" })).notes).toBe("");
     await vms.setNotes({ vm: "work", notes: "Tax papers.\n\tKeep offline." });
     expect((await vms.getNotes({ vm: "work" })).notes).toBe("Tax papers.\n\tKeep offline.");
-    expect((await rpcError(vms.setNotes({ vm: "work", notes: "bell\x07" }))).info?.reason).toBe("INVALID_NOTES");
+    for (const refused of ["bell\x07", "carriage\r", "c1\u0085", "trojan \u202e source", "isolate\u2066", "mark\u200f"]) {
+      const error = await rpcError(vms.setNotes({ vm: "work", notes: refused }));
+      expect([JSON.stringify(refused), error.code, error.info?.reason, error.info?.metadata.field]).toEqual([JSON.stringify(refused), grpc.status.INVALID_ARGUMENT, "INVALID_NOTES", "notes"]);
+    }
+    await vms.setNotes({ vm: "work", notes: "Grüße, 日本語, emoji 🙂 and arabic مرحبا" });
     expect((await rpcError(vms.setNotes({ vm: "work", notes: "x".repeat(256 * 1024 + 1) }))).info?.reason).toBe("NOTES_TOO_LONG");
     await vms.setNotes({ vm: "work", notes: "" });
     expect((await vms.getNotes({ vm: "work" })).notes).toBe("");
@@ -117,6 +121,8 @@ describe("attribute events", () => {
     await vms.setFeature({ vm: "ev", name: "f", value: "1" });
     await vms.setFeature({ vm: "ev", name: "f", value: "2" });
     await vms.removeFeature({ vm: "ev", name: "f" });
+    await vms.setNotes({ vm: "ev", notes: "hé" });
+    await vms.setNotes({ vm: "ev", notes: "hé" });
     await vms.renameVm({ vm: "ev", newName: "ev2" });
     vms.close();
     const events = await stopAndReadEvents(server);
@@ -128,6 +134,7 @@ describe("attribute events", () => {
       ["ev", "domain-feature-set:f", { feature: "f", value: "1" }],
       ["ev", "domain-feature-set:f", { feature: "f", value: "2", oldvalue: "1" }],
       ["ev", "domain-feature-delete:f", { feature: "f" }],
+      ["ev", "domain-notes-set", { bytes: "3" }],
       ["ev2", "property-set:name", { name: "name", newvalue: "ev2", oldvalue: "ev" }],
     ]);
   });

@@ -46,7 +46,8 @@ export type Event = Message<"steward.v1.Event"> & {
    * Its name: domain-add, domain-delete, domain-pre-start, domain-start, domain-start-failed,
    * domain-paused, domain-unpaused, domain-pre-shutdown, domain-shutdown,
    * property-set:<name>, property-reset:<name>, domain-feature-set:<name>,
-   * domain-feature-delete:<name>, domain-tag-add:<tag>, domain-tag-delete:<tag>, label-add,
+   * domain-feature-delete:<name>, domain-tag-add:<tag>, domain-tag-delete:<tag>,
+   * domain-notes-set (kwargs: bytes), label-add,
    * label-delete, device-attach:<class>, block-export-deleted... and connection-established
    * first on every stream.
    *

@@ -5,7 +5,7 @@ import type { CallContext } from "../shared/call-context";
 import { checkGlobalProperty, checkValue, refuseNetvmLoops, requireCoherentTemplates } from "../vms/properties/property-checks";
 import { globalPropertyNotFound } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
-import { findGlobalSpec, GLOBAL_PROPERTIES, type PropertySpec, type PropertyValue } from "../vms/properties/property-schema";
+import { findGlobalSpec, GLOBAL_PROPERTIES, vmPropertySpecs, type PropertySpec, type PropertyValue } from "../vms/properties/property-schema";
 import { eventText } from "../vms/properties/property-text";
 import type { Property, PropertyDescription } from "../vms/properties/vm-properties";
 import { propertyReset, propertySet } from "../vms/vm-events";
@@ -38,9 +38,11 @@ export class GlobalProperties {
       const target = checkValue(this.store, spec, value, "value");
       checkGlobalProperty(this.resolver, spec, value, target);
       const old = this.resolver.global(spec);
+      const before = this.vmDefaults();
       this.store.globals.set(name, this.resolver.encode(spec, value, target));
       const now = this.resolver.global(spec);
       this.events.append(propertySet(HOST_SUBJECT, name, eventText(now.value), eventText(old.value)));
+      this.tellFollowers(before);
       // The VMs that take default_netvm follow it: their chains may come back on themselves.
       if (name === "default_netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
       // Those that take default_template follow it too: it must suit them.
@@ -53,10 +55,44 @@ export class GlobalProperties {
     return this.store.transaction(() => {
       const spec = specOf(name);
       const old = this.resolver.global(spec);
-      if (this.store.globals.delete(name)) this.events.append(propertyReset(HOST_SUBJECT, name, eventText(old.value)));
+      const before = this.vmDefaults();
+      if (this.store.globals.delete(name)) {
+        this.events.append(propertyReset(HOST_SUBJECT, name, eventText(old.value)));
+        this.tellFollowers(before);
+      }
       if (name === "default_template") requireCoherentTemplates(this.store, this.resolver.snapshot());
       return this.resolver.global(spec);
     });
+  }
+
+  /** Each VM's value of every property it takes by default (but live ones), as event text. */
+  private vmDefaults(): Map<number, Map<string, string>> {
+    const resolver = this.resolver.snapshot();
+    const defaults = new Map<number, Map<string, string>>();
+    for (const vm of this.store.vms.all()) {
+      const values = new Map<string, string>();
+      for (const spec of vmPropertySpecs(vm.klass)) {
+        if (!spec.live && vm.properties[spec.name] === undefined) values.set(spec.name, eventText(resolver.vm(vm, spec).value));
+      }
+      defaults.set(vm.qid, values);
+    }
+    return defaults;
+  }
+
+  /**
+   * Tells, as Qubes does (property-reset:<name> with its old value), of each VM property that a
+   * global change gave another value by way of its default: default_netvm changes the netvm (and
+   * the addresses) of the VMs that take it, default_kernel their kernel, and so on.
+   */
+  private tellFollowers(before: Map<number, Map<string, string>>): void {
+    const after = this.vmDefaults();
+    for (const vm of this.store.vms.all()) {
+      const was = before.get(vm.qid);
+      for (const [property, value] of after.get(vm.qid) ?? []) {
+        const old = was?.get(property);
+        if (old !== undefined && old !== value) this.events.append(propertyReset(vm, property, old));
+      }
+    }
   }
 
   describe(name: string): PropertyDescription {

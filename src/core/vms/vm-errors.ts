@@ -225,5 +225,5 @@ export function notesTooLong(maxBytes: number): InvalidFieldError {
 }
 
 export function invalidNotes(): InvalidFieldError {
-  return new InvalidFieldError("notes", "notes are text: no control characters but tab and newline", R.INVALID_NOTES);
+  return new InvalidFieldError("notes", "notes are text: no control characters but tab and newline, no bidirectional overrides or isolates", R.INVALID_NOTES);
 }

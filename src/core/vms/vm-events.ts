@@ -38,6 +38,11 @@ export function domainFeatureDelete(vm: EventSubject, feature: string): NewEvent
   return about(vm, `domain-feature-delete:${feature}`, { feature });
 }
 
+/** A VM's notes replaced; the notes themselves (up to 256 KiB) are read with GetNotes. */
+export function domainNotesSet(vm: EventSubject, bytes: number): NewEvent {
+  return about(vm, "domain-notes-set", { bytes: String(bytes) });
+}
+
 /** A property set, of a VM or (HOST_SUBJECT) of the host; values as event text (eventText). */
 export function propertySet(subject: EventSubject, property: string, newvalue: string, oldvalue: string): NewEvent {
   return about(subject, `property-set:${property}`, { name: property, newvalue, oldvalue });

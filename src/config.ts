@@ -41,6 +41,8 @@ export const DEFAULT_DATA_DIR = "/var/lib/steward";
 export const SOCKET_FILE = "steward.sock";
 /** gRPC's customary limit: a volume import streams in chunks of at most 1 MiB, lists are paged. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** The smallest limit accepted: what Steward stores of one VM is bounded far below it (docs/LIMITS.md). */
+export const MIN_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 5;
 export const DEFAULT_EVENTS_RETAINED = 100_000;
 export const DEFAULT_EVENTS_HEARTBEAT_SECONDS = 5;
@@ -82,8 +84,9 @@ Options (each has an environment variable; the flag wins):
   --shutdown-grace SECS  On SIGTERM/SIGINT, how long in-flight calls may finish before they
                          are cut. STEWARD_SHUTDOWN_GRACE. Default: ${DEFAULT_SHUTDOWN_GRACE_SECONDS}.
   --max-message-bytes N  The largest request or response message. STEWARD_MAX_MESSAGE_BYTES.
-                         Default: ${DEFAULT_MAX_MESSAGE_BYTES} (4 MiB); larger requests get
-                         RESOURCE_EXHAUSTED. Lists are paged and imports are chunked to fit.
+                         Default: ${DEFAULT_MAX_MESSAGE_BYTES} (4 MiB), at least ${MIN_MAX_MESSAGE_BYTES} (1 MiB);
+                         larger requests get RESOURCE_EXHAUSTED. Lists are paged and imports
+                         are chunked to fit.
   --events-retained N    How many of the latest events are kept for clients that resume an
                          Events stream. STEWARD_EVENTS_RETAINED. Default: ${DEFAULT_EVENTS_RETAINED}.
   --events-heartbeat SECS  How often an idle Events stream sends a heartbeat.
@@ -119,8 +122,11 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
     tls,
     shutdownGraceMs:
       1000 * positiveNumber("--shutdown-grace", value("shutdown-grace", "STEWARD_SHUTDOWN_GRACE") ?? String(DEFAULT_SHUTDOWN_GRACE_SECONDS)),
-    maxMessageBytes: Math.floor(
-      positiveNumber("--max-message-bytes", value("max-message-bytes", "STEWARD_MAX_MESSAGE_BYTES") ?? String(DEFAULT_MAX_MESSAGE_BYTES)),
+    maxMessageBytes: atLeast(
+      "--max-message-bytes",
+      Math.floor(positiveNumber("--max-message-bytes", value("max-message-bytes", "STEWARD_MAX_MESSAGE_BYTES") ?? String(DEFAULT_MAX_MESSAGE_BYTES))),
+      MIN_MAX_MESSAGE_BYTES,
+      "the largest VM view (see docs/LIMITS.md) and notes must fit in one message",
     ),
     events: {
       retained: Math.floor(positiveNumber("--events-retained", value("events-retained", "STEWARD_EVENTS_RETAINED") ?? String(DEFAULT_EVENTS_RETAINED))),
@@ -215,6 +221,11 @@ function oneOf<T extends string>(flag: string, given: string, allowed: readonly 
 function positiveNumber(flag: string, given: string): number {
   const number = Number(given);
   if (!Number.isFinite(number) || number <= 0) throw new ConfigError(`${flag} ${given}: expected a positive number`);
+  return number;
+}
+
+function atLeast(flag: string, number: number, minimum: number, why: string): number {
+  if (number < minimum) throw new ConfigError(`${flag} ${number}: expected at least ${minimum}: ${why}`);
   return number;
 }
 

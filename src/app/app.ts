@@ -28,6 +28,9 @@ import { STEWARD_VERSION } from "../version";
 import { buildCore, type Core } from "./build-core";
 import { hypervisorFor } from "./drivers";
 
+/** What a page holds besides its VMs (its token, its total), with room to spare. */
+const PAGE_HEADROOM_BYTES = 16 * 1024;
+
 /**
  * The composition root: opens the state, picks the hypervisor, builds the core and the API
  * on them, and serves it. Adapters are chosen here and nowhere else.
@@ -54,7 +57,7 @@ export class StewardApp {
       const apiFeatures = () => (features ??= implementedRpcs(services));
       services.push(
         binding(HostService, hostApi(core, apiFeatures)),
-        binding(VmService, vmApi(core)),
+        binding(VmService, vmApi(core, { fullPageBytes: config.maxMessageBytes - PAGE_HEADROOM_BYTES })),
         binding(PoolService, poolApi()),
         binding(VolumeService, volumeApi()),
         binding(BlockExportService, blockExportApi()),

@@ -76,8 +76,9 @@ export class InvalidFieldError extends DomainError {
     readonly field: string,
     description: string,
     reason: Reason = CONTRACT.INVALID_FIELD,
+    details: Readonly<Record<string, string>> = {},
   ) {
-    super("invalid-argument", reason, `${field}: ${description}`, { field });
+    super("invalid-argument", reason, `${field}: ${description}`, { ...details, field });
     this.name = "InvalidFieldError";
   }
 }

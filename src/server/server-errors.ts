@@ -1,7 +1,16 @@
 import { declareReasons, DomainError, InvalidFieldError } from "../core/errors";
 
 /** Reasons the server gives of its own: requests it cannot read, health, and failures it did not expect. */
-export const SERVER = declareReasons("server", ["MALFORMED_REQUEST", "SERVICE_UNKNOWN", "INTERNAL"]);
+export const SERVER = declareReasons("server", [
+  "MALFORMED_REQUEST",
+  "SERVICE_UNKNOWN",
+  "INTERNAL",
+  // Statuses grpc-js answers by itself, given details (grpc-own-statuses.ts).
+  "MESSAGE_TOO_LARGE",
+  "METHOD_UNKNOWN",
+  "DEADLINE_EXCEEDED",
+  "TRANSPORT_FAILURE",
+]);
 
 export function malformedRequest(field: string, cause: string): InvalidFieldError {
   return new InvalidFieldError(field, `cannot be decoded (${cause})`, SERVER.MALFORMED_REQUEST);

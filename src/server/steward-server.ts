@@ -10,6 +10,7 @@ import { AccessLog, accessLogInterceptor } from "./interceptors/access-log";
 import type { Interceptor } from "./interceptors/interceptor";
 import { requestIdInterceptor } from "./interceptors/request-id";
 import { readDeadlinesWhole } from "./grpc-deadlines";
+import { detailGrpcJsStatuses } from "./grpc-own-statuses";
 import { serviceDefinition } from "./grpc-definitions";
 import { HealthStatus, ServingStatus } from "./health";
 import { bind, removeSocket, serverCredentials } from "./listen";
@@ -47,6 +48,7 @@ export class StewardServer {
     interceptors: readonly Interceptor[] = [],
   ) {
     readDeadlinesWhole();
+    detailGrpcJsStatuses();
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": config.maxMessageBytes,
       "grpc.max_send_message_length": config.maxMessageBytes,

@@ -11,7 +11,7 @@ import { CreateVmRequestSchema, VmService } from "../../gen/steward/v1/vm_servic
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { hostApi } from "../../src/api/host/host-api";
 import { createClient } from "../../src/client/steward-client";
-import { parseServeConfig } from "../../src/config";
+import { MIN_MAX_MESSAGE_BYTES, parseServeConfig } from "../../src/config";
 import { binding, StewardServer } from "../../src/server/steward-server";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { LogCapture } from "../fixtures/log-capture";
@@ -33,7 +33,7 @@ function rawCall(address: string, path: string, bytes: Buffer): Promise<unknown>
 
 describe("error statuses", () => {
   let server: TestServer;
-  beforeAll(async () => (server = await startTestServer(["--max-message-bytes", "4096"])));
+  beforeAll(async () => (server = await startTestServer(["--max-message-bytes", String(MIN_MAX_MESSAGE_BYTES)])));
   afterAll(() => server.stop());
 
   it("answers UNIMPLEMENTED naming the RPC for every RPC not implemented yet, never a fake success", async () => {
@@ -69,16 +69,18 @@ describe("error statuses", () => {
     expect(error.info!.fieldViolations[0].field).toBe("label");
   });
 
-  it("answers RESOURCE_EXHAUSTED for a request over the maximum message size", async () => {
+  it("answers RESOURCE_EXHAUSTED, with ErrorInfo naming the limit, for a request over the maximum message size", async () => {
     const client = createClient(VmService, server.tcp);
-    const error = await rpcError(client.createVm({ name: "x".repeat(5000), label: "red" }));
+    const error = await rpcError(client.createVm({ name: "x".repeat(MIN_MAX_MESSAGE_BYTES + 10), label: "red" }));
     client.close();
     expect(error.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(error.info).toMatchObject({ reason: "MESSAGE_TOO_LARGE", domain: "steward.v1", metadata: { limit: String(MIN_MAX_MESSAGE_BYTES) } });
   });
 
-  it("answers UNIMPLEMENTED for a method outside the contract", async () => {
+  it("answers UNIMPLEMENTED, with ErrorInfo, for a method outside the contract", async () => {
     const error = await rpcError(rawCall(server.tcp, "/steward.v1.VmService/Frobnicate", Buffer.alloc(0)));
     expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(error.info).toMatchObject({ reason: "METHOD_UNKNOWN", metadata: { method: "/steward.v1.VmService/Frobnicate" } });
   });
 });
 

@@ -18,12 +18,12 @@ describe("parseServeConfig", () => {
 
   it("takes every flag, repeated --listen included", () => {
     const config = parseServeConfig(
-      ["--listen", "127.0.0.1:7000", "--listen", "unix:/run/s.sock", "--listen", "[::1]:7001", "--data-dir", "/srv/st", "--hypervisor", "sim", "--log-level", "debug", "--shutdown-grace", "2", "--max-message-bytes", "1024"],
+      ["--listen", "127.0.0.1:7000", "--listen", "unix:/run/s.sock", "--listen", "[::1]:7001", "--data-dir", "/srv/st", "--hypervisor", "sim", "--log-level", "debug", "--shutdown-grace", "2", "--max-message-bytes", "2097152"],
       {},
     );
     expect(config.listen.map((a) => a.kind)).toEqual(["tcp", "unix", "tcp"]);
     expect(config.listen[2]).toMatchObject({ host: "::1", port: 7001 });
-    expect(config).toMatchObject({ dataDir: "/srv/st", hypervisor: "sim", logLevel: "debug", shutdownGraceMs: 2000, maxMessageBytes: 1024 });
+    expect(config).toMatchObject({ dataDir: "/srv/st", hypervisor: "sim", logLevel: "debug", shutdownGraceMs: 2000, maxMessageBytes: 2097152 });
   });
 
   it("reads STEWARD_* variables, and a flag wins over its variable", () => {
@@ -63,6 +63,7 @@ describe("parseServeConfig", () => {
     expect(() => parseServeConfig(["--log-level", "loud"], {})).toThrow(/--log-level loud/);
     expect(() => parseServeConfig(["--shutdown-grace=-1"], {})).toThrow(/--shutdown-grace -1/);
     expect(() => parseServeConfig(["--max-message-bytes", "lots"], {})).toThrow(/--max-message-bytes lots/);
+    expect(() => parseServeConfig(["--max-message-bytes", "4096"], {})).toThrow(/--max-message-bytes 4096: expected at least 1048576: the largest VM view/);
     expect(() => parseServeConfig(["--frobnicate"], {})).toThrow(/see steward serve --help/);
   });
 });

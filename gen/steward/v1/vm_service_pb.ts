@@ -26,7 +26,9 @@ export const file_steward_v1_vm_service: GenFile = /*@__PURE__*/
 export type ListVmsRequest = Message<"steward.v1.ListVmsRequest"> & {
   /**
    * At most this many VMs in the reply: default 100, maximum 1000 (larger values are lowered
-   * to it). Negative is INVALID_ARGUMENT.
+   * to it). Negative is INVALID_ARGUMENT. A FULL page also stops before the VM that would take
+   * it past the server's message size (one VM always fits: see docs/LIMITS.md), so it may hold
+   * fewer; next_page_token goes on from there.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -2014,7 +2016,8 @@ export const VmService: GenService<{
    * SetProperty sets a property (vm.property.Set). Idempotent. INVALID_ARGUMENT for a value of
    * the wrong type or range, FAILED_PRECONDITION (PROPERTY_READ_ONLY) for read-only ones,
    * (VM_NOT_HALTED) for properties that need the VM halted, (NETVM_LOOP) or
-   * (NOT_A_NETVM) for a netvm that would loop or does not provide network.
+   * (NOT_A_NETVM) for a netvm that would loop or does not provide network. Text is at most
+   * 256 characters (kernelopts 512; PROPERTY_TOO_LONG); see docs/LIMITS.md.
    *
    * @generated from rpc steward.v1.VmService.SetProperty
    */
@@ -2067,7 +2070,9 @@ export const VmService: GenService<{
     output: typeof GetFeatureResponseSchema;
   },
   /**
-   * SetFeature sets a feature (vm.feature.Set). Idempotent. INVALID_ARGUMENT for a bad name.
+   * SetFeature sets a feature (vm.feature.Set). Idempotent. INVALID_ARGUMENT for a bad name,
+   * a value over 8 KiB (INVALID_FEATURE_VALUE), a 257th feature (TOO_MANY_FEATURES) or
+   * features over 256 KiB in all (FEATURES_TOO_LARGE); see docs/LIMITS.md.
    *
    * @generated from rpc steward.v1.VmService.SetFeature
    */
@@ -2119,7 +2124,8 @@ export const VmService: GenService<{
     output: typeof HasTagResponseSchema;
   },
   /**
-   * AddTag adds a tag (vm.tag.Set). Idempotent. INVALID_ARGUMENT for a bad tag.
+   * AddTag adds a tag (vm.tag.Set). Idempotent. INVALID_ARGUMENT for a bad tag or a 257th
+   * tag (TOO_MANY_TAGS); see docs/LIMITS.md.
    *
    * @generated from rpc steward.v1.VmService.AddTag
    */

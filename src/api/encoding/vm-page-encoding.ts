@@ -87,6 +87,18 @@ export function fullPageMessage(page: VmPage): ListVmsResponse {
 }
 
 /**
+ * What each VM weighs on a FULL page, exactly as fullPageMessage writes it: what bounds a page
+ * by bytes. The encodings it makes are those the page is then written from.
+ */
+export function fullVmSizer(): (vm: Vm) => number {
+  const states = new StatePieces();
+  return (vm) => {
+    encodeStableViews([vm]);
+    return lengthDelimitedSize(VMS, vmPieces(vm, states));
+  };
+}
+
+/**
  * Buffers for pages, written again once a page is sent. A listing of 10,000 VMs writes 7 MB
  * of pages; allocated anew for each, blocks of that size freed by the collector in its own time
  * left the process' native heap tens of MB larger. A page's bytes are lent to its response,

@@ -16,7 +16,7 @@ import type { VmRemoval } from "../../core/vms/vm-removal";
 import type { VmRenaming } from "../../core/vms/vm-renaming";
 import type { VmTags } from "../../core/vms/vm-tags";
 import type { ServiceImpl } from "../../server/service-impl";
-import { fullPageMessage } from "../encoding/vm-page-encoding";
+import { fullPageMessage, fullVmSizer } from "../encoding/vm-page-encoding";
 import { notYetImplemented } from "../not-implemented";
 import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
 import { powerStateMessage, powerStateName, vmClassName, vmMessage } from "./vm-messages";
@@ -42,7 +42,12 @@ export interface VmParts {
  * context, and maps the answer; stats, console, addresses and OS release come with the QEMU
  * adapter.
  */
-export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
+export interface VmApiLimits {
+  /** The most bytes a page of ListVms in the FULL view may hold: a message's, less room for the rest. */
+  fullPageBytes: number;
+}
+
+export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof VmService> {
   const { readModel, starting, stopping, pausing, properties, tags, features, notes } = parts;
   return {
     listVms: async (request) => {
@@ -56,6 +61,7 @@ export function vmApi(parts: VmParts): ServiceImpl<typeof VmService> {
         pageSize: request.pageSize,
         pageToken: request.pageToken,
         full: request.view === VmView.FULL,
+        budget: request.view === VmView.FULL ? { maxBytes: limits.fullPageBytes, sizeOf: fullVmSizer() } : undefined,
       });
       if (request.view === VmView.FULL) return fullPageMessage(page);
       return { vms: page.vms.map(vmMessage), nextPageToken: page.nextPageToken, totalSize: page.totalSize };

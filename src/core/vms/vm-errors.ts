@@ -32,6 +32,9 @@ const R = declareReasons("vms", [
   "TAG_RESERVED",
   "INVALID_FEATURE_NAME",
   "INVALID_FEATURE_VALUE",
+  "TOO_MANY_FEATURES",
+  "FEATURES_TOO_LARGE",
+  "TOO_MANY_TAGS",
   "INVALID_FEATURE_SCOPE",
   "FEATURE_NOT_FOUND",
   "NOTES_TOO_LONG",
@@ -184,8 +187,9 @@ export function labelInUse(label: string, vms: readonly string[]): DomainError {
 export function invalidLabelName(maxLength: number): InvalidFieldError {
   return new InvalidFieldError(
     "name",
-    `label names are a lowercase letter, then lowercase letters, digits, '_' or '-', at most ${maxLength}`,
+    `label names are a lowercase letter, then lowercase letters, digits, '_' or '-', at most ${maxLength} characters`,
     R.INVALID_LABEL_NAME,
+    { limit: String(maxLength) },
   );
 }
 
@@ -194,7 +198,7 @@ export function invalidColor(): InvalidFieldError {
 }
 
 export function invalidTag(): InvalidFieldError {
-  return new InvalidFieldError("tag", "tags are 1 to 255 of letters, digits, '_', '.', ':' or '-'", R.INVALID_TAG);
+  return new InvalidFieldError("tag", "tags are 1 to 255 of letters, digits, '_', '.', ':' or '-'", R.INVALID_TAG, { limit: "255" });
 }
 
 export function tagReserved(tag: string, prefix: string): DomainError {
@@ -208,8 +212,24 @@ export function invalidFeatureName(): InvalidFieldError {
   return new InvalidFieldError("name", "feature names are 1 to 255 printable ASCII characters without spaces", R.INVALID_FEATURE_NAME);
 }
 
-export function invalidFeatureValue(maxLength: number): InvalidFieldError {
-  return new InvalidFieldError("value", `feature values are text of at most ${maxLength} characters, without NUL`, R.INVALID_FEATURE_VALUE);
+export function invalidFeatureValue(maxBytes: number): InvalidFieldError {
+  return new InvalidFieldError("value", `feature values are text of at most ${maxBytes} bytes (UTF-8), without NUL`, R.INVALID_FEATURE_VALUE, {
+    limit: String(maxBytes),
+  });
+}
+
+export function tooManyFeatures(max: number): InvalidFieldError {
+  return new InvalidFieldError("name", `a VM has at most ${max} features: remove one first`, R.TOO_MANY_FEATURES, { limit: String(max) });
+}
+
+export function featuresTooLarge(maxBytes: number): InvalidFieldError {
+  return new InvalidFieldError("value", `a VM's features hold at most ${maxBytes} bytes, names and values together`, R.FEATURES_TOO_LARGE, {
+    limit: String(maxBytes),
+  });
+}
+
+export function tooManyTags(max: number): InvalidFieldError {
+  return new InvalidFieldError("tag", `a VM has at most ${max} tags: remove one first`, R.TOO_MANY_TAGS, { limit: String(max) });
 }
 
 export function invalidFeatureScope(scope: number): InvalidFieldError {
@@ -221,7 +241,7 @@ export function featureNotFound(vm: string, feature: string): DomainError {
 }
 
 export function notesTooLong(maxBytes: number): InvalidFieldError {
-  return new InvalidFieldError("notes", `notes are at most ${maxBytes} bytes`, R.NOTES_TOO_LONG);
+  return new InvalidFieldError("notes", `notes are at most ${maxBytes} bytes`, R.NOTES_TOO_LONG, { limit: String(maxBytes) });
 }
 
 export function invalidNotes(): InvalidFieldError {

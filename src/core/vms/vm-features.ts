@@ -2,14 +2,19 @@ import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import type { VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
-import { featureNotFound, invalidFeatureName, invalidFeatureValue } from "./vm-errors";
+import { featureNotFound, featuresTooLarge, invalidFeatureName, invalidFeatureValue, tooManyFeatures } from "./vm-errors";
 import { domainFeatureDelete, domainFeatureSet } from "./vm-events";
 import type { VmLookup } from "./vm-lookup";
 import type { VmOperations } from "./vm-operations";
 import type { PropertyResolver } from "./properties/property-resolver";
 
 const FEATURE_NAME = /^[\x21-\x7e]{1,255}$/;
-const MAX_FEATURE_VALUE = 64 * 1024;
+/** The most a feature's value holds, in UTF-8 bytes (Qubes' menu-items lists run to a few KiB). */
+export const MAX_FEATURE_VALUE_BYTES = 8 * 1024;
+/** The most features a VM has. */
+export const MAX_FEATURES = 256;
+/** The most bytes a VM's features hold, names and values together: its FULL view stays small. */
+export const MAX_FEATURE_BYTES = 256 * 1024;
 /** The most VMs a check looks through: far more than any chain of templates or netvms. */
 const MAX_CHAIN = 64;
 
@@ -50,11 +55,13 @@ export class VmFeatures {
   /** Sets a feature. Idempotent: setting the value it has changes nothing and tells nothing. */
   async set(vm: string, name: string, value: string, ctx: CallContext): Promise<void> {
     checkName(name);
-    if (value.length > MAX_FEATURE_VALUE || value.includes("\0")) throw invalidFeatureValue(MAX_FEATURE_VALUE);
+    if (value.includes("\0") || Buffer.byteLength(value) > MAX_FEATURE_VALUE_BYTES) throw invalidFeatureValue(MAX_FEATURE_VALUE_BYTES);
     await this.operations.on(vm, "vm", ctx, "set a feature", (record) =>
       this.store.transaction(() => {
-        const old = this.store.vms.features(record.qid)[name];
+        const features = this.store.vms.features(record.qid);
+        const old = features[name];
         if (old === value) return;
+        checkRoom(features, name, value);
         this.store.vms.setFeature(record.qid, name, value);
         this.events.append(domainFeatureSet(record, name, value, old));
       }),
@@ -103,4 +110,13 @@ export class VmFeatures {
 
 function checkName(name: string): void {
   if (!FEATURE_NAME.test(name)) throw invalidFeatureName();
+}
+
+/** A VM's features stay within their count and size once `name` is set to `value`. */
+function checkRoom(features: Readonly<Record<string, string>>, name: string, value: string): void {
+  const names = Object.keys(features);
+  if (features[name] === undefined && names.length >= MAX_FEATURES) throw tooManyFeatures(MAX_FEATURES);
+  let bytes = name.length + Buffer.byteLength(value);
+  for (const other of names) if (other !== name) bytes += other.length + Buffer.byteLength(features[other]);
+  if (bytes > MAX_FEATURE_BYTES) throw featuresTooLarge(MAX_FEATURE_BYTES);
 }

@@ -3,13 +3,15 @@ import type { EventLog } from "../events/event-log";
 import type { NewEvent } from "../model/event";
 import type { VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
-import { invalidTag, tagReserved } from "./vm-errors";
+import { invalidTag, tagReserved, tooManyTags } from "./vm-errors";
 import { domainTagAdd, domainTagDelete } from "./vm-events";
 import type { VmLookup } from "./vm-lookup";
 import type { VmOperations } from "./vm-operations";
 
 const TAG = /^[A-Za-z0-9_.:-]{1,255}$/;
 const MAX_TAG = 255;
+/** The most tags a VM has, created-by included. */
+export const MAX_TAGS = 256;
 /** The tags Steward sets itself, on the VMs a caller makes: no request sets or removes them. */
 const CREATED_BY = "created-by-";
 /** What a caller's identity may hold as it is in a tag; the rest is written as _XX. */
@@ -50,7 +52,10 @@ export class VmTags {
   /** Adds a tag; false when the VM had it. Idempotent. Tags Steward sets itself are refused. */
   add(vm: string, tag: string, ctx: CallContext): Promise<boolean> {
     refuseReserved(tag);
-    return this.change(vm, tag, ctx, (record) => this.store.vms.addTag(record.qid, tag) && domainTagAdd(record, tag));
+    return this.change(vm, tag, ctx, (record) => {
+      if (record.tags.length >= MAX_TAGS && !record.tags.includes(tag)) throw tooManyTags(MAX_TAGS);
+      return this.store.vms.addTag(record.qid, tag) && domainTagAdd(record, tag);
+    });
   }
 
   /** Removes a tag; false when the VM did not have it. Idempotent. Tags Steward sets itself are refused. */

@@ -11,6 +11,7 @@ import {
   invalidPoolName,
   invalidPropertyValue,
   memoryOverMaxmem,
+  propertyTooLong,
   netvmInUse,
   netvmLoop,
   notANetvm,
@@ -19,7 +20,7 @@ import {
 } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import { defaultAddresses, isUnicastAddress, normalisedAddress, type AddressKind } from "./vm-addresses";
-import { globalSpec, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
+import { globalSpec, MAX_TEXT_PROPERTY, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
 
 const POOL_NAME = /^(?:[A-Za-z][A-Za-z0-9_.-]{0,62})?$/;
 
@@ -42,6 +43,7 @@ export function checkValue(store: Store, spec: PropertySpec, value: PropertyValu
         throw propertyOutOfRange(field, `${spec.name} is one of ${spec.choices.join(", ")}`);
       }
       if (value.includes("\0")) throw invalidPropertyValue(field, "text must not hold NUL");
+      checkText(spec, value, field);
       return undefined;
     case "label":
       if (typeof value !== "string") throw wrongType();
@@ -55,6 +57,14 @@ export function checkValue(store: Store, spec: PropertySpec, value: PropertyValu
       return target;
     }
   }
+}
+
+/** A str property's text is within its length, and looks as its pattern says. */
+function checkText(spec: PropertySpec, value: string, field: string): void {
+  const maxLength = spec.maxLength ?? MAX_TEXT_PROPERTY;
+  // Counted in code points only when the UTF-16 length could be over: most text is short.
+  if (value.length > maxLength && [...value].length > maxLength) throw propertyTooLong(field, spec.name, maxLength);
+  if (spec.pattern && !spec.pattern.regex.test(value)) throw invalidPropertyValue(field, `${spec.name} is ${spec.pattern.description}`);
 }
 
 /** Whether a VM runs: what some rules about a VM's template depend on. */

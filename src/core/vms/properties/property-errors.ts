@@ -8,6 +8,7 @@ const R = declareReasons("properties", [
   "PROPERTY_TYPE_MISMATCH",
   "PROPERTY_OUT_OF_RANGE",
   "INVALID_PROPERTY_VALUE",
+  "PROPERTY_TOO_LONG",
   "NETVM_LOOP",
   "NOT_A_NETVM",
   "NETVM_IN_USE",
@@ -47,6 +48,10 @@ export function propertyTypeMismatch(field: string, description: string): Invali
 
 export function propertyOutOfRange(field: string, description: string): InvalidFieldError {
   return new InvalidFieldError(field, description, R.PROPERTY_OUT_OF_RANGE);
+}
+
+export function propertyTooLong(field: string, property: string, maxLength: number): InvalidFieldError {
+  return new InvalidFieldError(field, `${property} is at most ${maxLength} characters`, R.PROPERTY_TOO_LONG, { limit: String(maxLength) });
 }
 
 export function invalidPropertyValue(field: string, description: string): InvalidFieldError {

@@ -50,9 +50,24 @@ export interface PropertySpec {
   max?: number;
   /** The values a str property accepts; undefined for any. */
   choices?: readonly string[];
+  /** The most characters a str property holds; MAX_TEXT_PROPERTY unless given. */
+  maxLength?: number;
+  /** What a str property's text must look like, beyond its length. */
+  pattern?: { regex: RegExp; description: string };
   /** Its value comes from the hypervisor, not the store (start_time): it changes without a write. */
   live?: true;
 }
+
+/** The most characters (Unicode code points) a str property holds, unless its spec says. */
+export const MAX_TEXT_PROPERTY = 256;
+/** Qubes' limit on kernelopts. */
+const MAX_KERNELOPTS = 512;
+
+/** A kernel is named, never given as a path: it is looked up in Steward's own kernel folder. */
+const KERNEL_NAME = {
+  regex: /^(?!\.\.?$)(?!.*\.\.)[A-Za-z0-9._+-]*$/,
+  description: "a kernel's name: letters, digits, '.', '_', '+' or '-', without '/' or '..'",
+};
 
 /** DispVM numbers are below this, as in Qubes. */
 export const MAX_DISPID = 10000;
@@ -97,8 +112,25 @@ export const VM_PROPERTIES: readonly PropertySpec[] = [
   { name: "memory", type: "int", write: "anytime", default: fromTemplate(constant(400)), classes: NOT_ADMIN, min: 1, max: 1 << 20, help: "Memory the VM starts with, in MiB." },
   { name: "maxmem", type: "int", write: "anytime", default: fromTemplate(constant(4000)), classes: NOT_ADMIN, min: 0, max: 1 << 20, help: "Memory the VM may grow to, in MiB; 0 turns memory balancing off." },
   { name: "vcpus", type: "int", write: "halted", default: fromTemplate(constant(2)), classes: NOT_ADMIN, min: 1, max: 512, help: "Virtual CPUs." },
-  { name: "kernel", type: "str", write: "halted", default: fromTemplate(fromGlobal("default_kernel")), classes: NOT_ADMIN, help: "The kernel the VM boots; empty to boot the VM's own." },
-  { name: "kernelopts", type: "str", write: "halted", default: fromTemplate(constant("")), classes: NOT_ADMIN, help: "Extra kernel command-line options." },
+  {
+    name: "kernel",
+    type: "str",
+    write: "halted",
+    default: fromTemplate(fromGlobal("default_kernel")),
+    classes: NOT_ADMIN,
+    maxLength: 64,
+    pattern: KERNEL_NAME,
+    help: "The kernel the VM boots, by name (never a path); empty to boot the VM's own.",
+  },
+  {
+    name: "kernelopts",
+    type: "str",
+    write: "halted",
+    default: fromTemplate(constant("")),
+    classes: NOT_ADMIN,
+    maxLength: MAX_KERNELOPTS,
+    help: `Extra kernel command-line options, at most ${MAX_KERNELOPTS} characters.`,
+  },
   { name: "virt_mode", type: "str", write: "halted", default: fromTemplate(constant("hvm")), classes: NOT_ADMIN, choices: ["hvm", "pvh", "pv"], help: "How the VM is virtualized: hvm, pvh or pv. QEMU runs hvm." },
   { name: "autostart", type: "bool", write: "anytime", default: constant(false), classes: NOT_ADMIN, help: "Start the VM when the host starts." },
   { name: "debug", type: "bool", write: "anytime", default: constant(false), classes: NOT_ADMIN, help: "Start the VM in debug mode: a visible console, no GUI agent." },
@@ -138,7 +170,15 @@ export const GLOBAL_PROPERTIES: readonly PropertySpec[] = [
   { name: "default_template", type: "vm", write: "anytime", default: constant(null), help: "The TemplateVM new AppVMs use when none is given." },
   { name: "default_netvm", type: "vm", write: "anytime", default: constant(null), help: "The netvm of VMs that do not set one; it must provide network." },
   { name: "default_dispvm", type: "vm", write: "anytime", default: constant(null), help: "The AppVM (with template_for_dispvms) DispVMs are based on by default." },
-  { name: "default_kernel", type: "str", write: "anytime", default: constant(""), help: "The kernel of VMs that do not set one; empty for the VMs' own." },
+  {
+    name: "default_kernel",
+    type: "str",
+    write: "anytime",
+    default: constant(""),
+    maxLength: 64,
+    pattern: KERNEL_NAME,
+    help: "The kernel of VMs that do not set one, by name (never a path); empty for the VMs' own.",
+  },
   { name: "default_pool", type: "str", write: "anytime", default: constant(""), help: "The pool new volumes go to." },
   ...["root", "private", "volatile", "kernel"].map(
     (volume): PropertySpec => ({ name: `default_pool_${volume}`, type: "str", write: "anytime", default: fromGlobal("default_pool"), help: `The pool new ${volume} volumes go to.` }),

@@ -16,6 +16,12 @@ export interface VmListRequest {
   pageToken: string;
   /** With every property and the features of each VM. */
   full: boolean;
+  /**
+   * A bound in bytes as well as in VMs: the page ends before the VM that would take it past
+   * `maxBytes` (as `sizeOf` weighs each), so that no mix of VMs makes a page too large to send.
+   * A page holds one VM at least.
+   */
+  budget?: { maxBytes: number; sizeOf(vm: Vm): number };
 }
 
 export interface VmPage {
@@ -83,8 +89,13 @@ export class VmReadModel {
       records.push(next.value);
       next = matching.next();
     }
-    const more = !next.done;
-    const vms = request.full ? this.fullViews(records, resolver) : records.map((record) => this.view(record, resolver));
+    let more = !next.done;
+    let vms = request.full ? this.fullViews(records, resolver) : records.map((record) => this.view(record, resolver));
+    const fitting = request.budget ? countFitting(vms, request.budget) : vms.length;
+    if (fitting < vms.length) {
+      vms = vms.slice(0, fitting);
+      more = true;
+    }
     return {
       vms,
       nextPageToken: more ? encodePageToken(vms[vms.length - 1].name, request.filter) : "",
@@ -121,6 +132,16 @@ export class VmReadModel {
       return new FullVmView(this.view(record, resolver, view.template), view, live, record, features, source);
     });
   }
+}
+
+/** How many of the VMs, from the first, fit in the budget; one at least. */
+function countFitting(vms: readonly Vm[], budget: { maxBytes: number; sizeOf(vm: Vm): number }): number {
+  let bytes = 0;
+  for (let i = 0; i < vms.length; i++) {
+    bytes += budget.sizeOf(vms[i]);
+    if (bytes > budget.maxBytes) return Math.max(i, 1);
+  }
+  return vms.length;
 }
 
 function count(items: Iterable<unknown>): number {

@@ -1,0 +1,73 @@
+import * as grpc from "@grpc/grpc-js";
+import { BaseServerInterceptingCall } from "@grpc/grpc-js/build/src/server-interceptors";
+import { DomainError, type ErrorKind } from "../core/errors";
+import { STATUS_DETAILS_KEY, toRpcStatus } from "./error-status";
+import { SERVER } from "./server-errors";
+
+/**
+ * Statuses grpc-js answers by itself — a message over the size limit, either way; a method
+ * outside the contract; a deadline passed; a message it cannot decompress — come without the
+ * google.rpc.Status details (ErrorInfo) that every Steward error carries, so a client that
+ * switches on the reason finds none. Until grpc-js lets a server shape them, the two ways it
+ * sends them are wrapped here, once, before the server takes calls: a status without details
+ * gets them, with a reason saying what happened. A test fails if a grpc-js upgrade stops
+ * calling what this wraps.
+ */
+
+interface GrpcJsStatus {
+  code: grpc.status;
+  details: string;
+  metadata?: grpc.Metadata | null;
+}
+
+const KIND_OF_CODE: Partial<Record<grpc.status, ErrorKind>> = {
+  [grpc.status.RESOURCE_EXHAUSTED]: "resource-exhausted",
+  [grpc.status.UNIMPLEMENTED]: "not-implemented",
+  [grpc.status.DEADLINE_EXCEEDED]: "deadline-exceeded",
+  [grpc.status.INVALID_ARGUMENT]: "invalid-argument",
+  [grpc.status.UNAVAILABLE]: "unavailable",
+};
+
+let installed = false;
+
+export function detailGrpcJsStatuses(): void {
+  if (installed) return;
+  installed = true;
+  const call = BaseServerInterceptingCall.prototype as unknown as { sendStatus: (this: unknown, status: GrpcJsStatus) => void };
+  const sendStatus = call.sendStatus;
+  call.sendStatus = function (this: unknown, status: GrpcJsStatus) {
+    sendStatus.call(this, withDetails(status));
+  };
+  const server = grpc.Server.prototype as unknown as { _respondWithError: (this: unknown, status: GrpcJsStatus, ...rest: unknown[]) => void };
+  const respondWithError = server._respondWithError;
+  server._respondWithError = function (this: unknown, status: GrpcJsStatus, ...rest: unknown[]) {
+    respondWithError.call(this, withDetails(status), ...rest);
+  };
+}
+
+/** The status as it was when it has details (Steward's own) or is OK; else with details added. */
+export function withDetails(status: GrpcJsStatus): GrpcJsStatus {
+  if (status.code === grpc.status.OK || (status.metadata?.get(STATUS_DETAILS_KEY).length ?? 0) > 0) return status;
+  const { reason, metadata } = reasonOf(status);
+  const kind = KIND_OF_CODE[status.code] ?? "unavailable";
+  const detailed = toRpcStatus(new DomainError(kind, reason, status.details, metadata), "");
+  const trailers = status.metadata?.clone() ?? new grpc.Metadata();
+  trailers.merge(detailed.metadata);
+  // The code stays grpc-js's: only the details are added.
+  return { ...status, metadata: trailers };
+}
+
+function reasonOf(status: GrpcJsStatus): { reason: typeof SERVER.MESSAGE_TOO_LARGE; metadata: Record<string, string> } {
+  if (status.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/i.test(status.details)) {
+    // "Received message larger than max (5012 vs. 4096)", "Sent message larger than max (…)".
+    const sizes = /\((\d+) vs\.? (\d+)\)/.exec(status.details);
+    const limit = sizes?.[2] ?? /larger than (\d+)/.exec(status.details)?.[1];
+    return { reason: SERVER.MESSAGE_TOO_LARGE, metadata: limit ? { limit } : {} };
+  }
+  if (status.code === grpc.status.UNIMPLEMENTED) {
+    const method = /method (\S+)/.exec(status.details)?.[1];
+    return { reason: SERVER.METHOD_UNKNOWN, metadata: method ? { method } : {} };
+  }
+  if (status.code === grpc.status.DEADLINE_EXCEEDED) return { reason: SERVER.DEADLINE_EXCEEDED, metadata: {} };
+  return { reason: SERVER.TRANSPORT_FAILURE, metadata: {} };
+}

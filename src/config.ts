@@ -31,7 +31,20 @@ export interface Config {
   shutdownGraceMs: number;
   /** The largest message accepted or sent; larger requests get RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
+  connections: ConnectionSettings;
   events: EventSettings;
+}
+
+/** What one client may hold of the server (docs/LIMITS.md). */
+export interface ConnectionSettings {
+  /** The most calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreamsPerConnection: number;
+  /** The most streaming calls (Events…) open at once, on all connections together. */
+  maxStreams: number;
+  /** A connection with no call open for this long is closed (GOAWAY); the client reconnects. */
+  idleMs: number;
+  /** How often the server pings a connection to learn whether its client is still there. */
+  keepaliveMs: number;
 }
 
 
@@ -44,6 +57,10 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** The smallest limit accepted: what Steward stores of one VM is bounded far below it (docs/LIMITS.md). */
 export const MIN_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 5;
+export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 256;
+export const DEFAULT_MAX_STREAMS = 1024;
+export const DEFAULT_IDLE_SECONDS = 300;
+export const DEFAULT_KEEPALIVE_SECONDS = 120;
 export const DEFAULT_EVENTS_RETAINED = 100_000;
 export const DEFAULT_EVENTS_HEARTBEAT_SECONDS = 5;
 export const DEFAULT_EVENTS_BUFFER = 10_000;
@@ -87,6 +104,14 @@ Options (each has an environment variable; the flag wins):
                          Default: ${DEFAULT_MAX_MESSAGE_BYTES} (4 MiB), at least ${MIN_MAX_MESSAGE_BYTES} (1 MiB);
                          larger requests get RESOURCE_EXHAUSTED. Lists are paged and imports
                          are chunked to fit.
+  --max-streams N        How many streaming calls (Events…) may be open at once, on all
+                         connections together; one more is RESOURCE_EXHAUSTED (TOO_MANY_STREAMS).
+                         STEWARD_MAX_STREAMS. Default: ${DEFAULT_MAX_STREAMS}. One connection holds at
+                         most ${DEFAULT_MAX_STREAMS_PER_CONNECTION} calls at once (HTTP/2 MAX_CONCURRENT_STREAMS).
+  --idle-timeout SECS    A connection with no call open for this long is closed (the client
+                         reconnects). STEWARD_IDLE_TIMEOUT. Default: ${DEFAULT_IDLE_SECONDS}.
+  --keepalive SECS       How often the server pings each connection; one that does not answer
+                         within 20 seconds is closed. STEWARD_KEEPALIVE. Default: ${DEFAULT_KEEPALIVE_SECONDS}.
   --events-retained N    How many of the latest events are kept for clients that resume an
                          Events stream. STEWARD_EVENTS_RETAINED. Default: ${DEFAULT_EVENTS_RETAINED}.
   --events-heartbeat SECS  How often an idle Events stream sends a heartbeat.
@@ -128,6 +153,12 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
       MIN_MAX_MESSAGE_BYTES,
       "the largest VM view (see docs/LIMITS.md) and notes must fit in one message",
     ),
+    connections: {
+      maxStreamsPerConnection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
+      maxStreams: Math.floor(positiveNumber("--max-streams", value("max-streams", "STEWARD_MAX_STREAMS") ?? String(DEFAULT_MAX_STREAMS))),
+      idleMs: 1000 * positiveNumber("--idle-timeout", value("idle-timeout", "STEWARD_IDLE_TIMEOUT") ?? String(DEFAULT_IDLE_SECONDS)),
+      keepaliveMs: 1000 * positiveNumber("--keepalive", value("keepalive", "STEWARD_KEEPALIVE") ?? String(DEFAULT_KEEPALIVE_SECONDS)),
+    },
     events: {
       retained: Math.floor(positiveNumber("--events-retained", value("events-retained", "STEWARD_EVENTS_RETAINED") ?? String(DEFAULT_EVENTS_RETAINED))),
       heartbeatMs:
@@ -157,6 +188,9 @@ function parseFlags(args: readonly string[]) {
         "tls-client-ca": { type: "string" },
         "shutdown-grace": { type: "string" },
         "max-message-bytes": { type: "string" },
+        "max-streams": { type: "string" },
+        "idle-timeout": { type: "string" },
+        keepalive: { type: "string" },
         "events-retained": { type: "string" },
         "events-heartbeat": { type: "string" },
         "events-buffer": { type: "string" },

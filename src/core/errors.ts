@@ -109,3 +109,17 @@ export function serverStopping(): DomainError {
 export function callCancelled(what: string): DomainError {
   return new DomainError("cancelled", CONTRACT.CANCELLED, `the call was cancelled while ${what}`);
 }
+
+/** How much of a request's text an error quotes. */
+export const QUOTED_CHARS = 64;
+
+/**
+ * Request text as an error quotes it: whole when short, else its start and an ellipsis, so that
+ * no error grows with what a client sent.
+ */
+export function quote(text: string, max = QUOTED_CHARS): string {
+  if (text.length <= max) return text;
+  // Never cut a surrogate pair in two.
+  const end = /[\ud800-\udbff]/.test(text[max - 2] ?? "") ? max - 2 : max - 1;
+  return `${text.slice(0, end)}…`;
+}

@@ -3,7 +3,7 @@ import { anyPack } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { StatusSchema } from "../../gen/google/rpc/status_pb";
-import { DomainError, InvalidFieldError, type ErrorKind } from "../core/errors";
+import { DomainError, InvalidFieldError, quote, type ErrorKind } from "../core/errors";
 import { SERVER } from "./server-errors";
 
 /**
@@ -44,11 +44,12 @@ export interface RpcStatus {
 export function toRpcStatus(error: unknown, requestId: string): RpcStatus {
   if (error instanceof DomainError) {
     const code = CODE_OF_KIND[error.kind];
-    const violation = error instanceof InvalidFieldError ? { field: error.field, description: error.message } : undefined;
+    const message = quote(error.message, MAX_MESSAGE_CHARS);
+    const violation = error instanceof InvalidFieldError ? { field: quote(error.field, MAX_METADATA_CHARS), description: message } : undefined;
     return {
       code,
-      details: error.message,
-      metadata: statusDetails(code, error.message, error.reason, error.metadata, violation),
+      details: message,
+      metadata: statusDetails(code, message, error.reason, clippedValues(error.metadata), violation),
       unexpected: false,
     };
   }
@@ -59,6 +60,20 @@ export function toRpcStatus(error: unknown, requestId: string): RpcStatus {
     metadata: statusDetails(grpc.status.INTERNAL, message, SERVER.INTERNAL, { request_id: requestId }),
     unexpected: true,
   };
+}
+
+/**
+ * However an error came to be, what it sends stays small: its message and each metadata value
+ * are cut (with an ellipsis) past these lengths, so that its trailers stay within what any
+ * client accepts (grpc-go takes 16 KiB of headers).
+ */
+const MAX_MESSAGE_CHARS = 512;
+const MAX_METADATA_CHARS = 128;
+
+function clippedValues(metadata: Readonly<Record<string, string>>): Record<string, string> {
+  const clipped: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata)) clipped[key] = quote(value, MAX_METADATA_CHARS);
+  return clipped;
 }
 
 function statusDetails(

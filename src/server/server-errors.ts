@@ -1,4 +1,4 @@
-import { declareReasons, DomainError, InvalidFieldError } from "../core/errors";
+import { declareReasons, DomainError, InvalidFieldError, quote } from "../core/errors";
 
 /** Reasons the server gives of its own: requests it cannot read, health, and failures it did not expect. */
 export const SERVER = declareReasons("server", [
@@ -10,6 +10,9 @@ export const SERVER = declareReasons("server", [
   "METHOD_UNKNOWN",
   "DEADLINE_EXCEEDED",
   "TRANSPORT_FAILURE",
+  // Bounds on what one caller holds (interceptors/bounds.ts).
+  "HEADERS_TOO_LARGE",
+  "TOO_MANY_STREAMS",
 ]);
 
 export function malformedRequest(field: string, cause: string): InvalidFieldError {
@@ -17,5 +20,5 @@ export function malformedRequest(field: string, cause: string): InvalidFieldErro
 }
 
 export function serviceUnknown(service: string): DomainError {
-  return new DomainError("not-found", SERVER.SERVICE_UNKNOWN, `unknown service ${service}`, { service });
+  return new DomainError("not-found", SERVER.SERVICE_UNKNOWN, `unknown service ${quote(service)}`, { service: quote(service) });
 }

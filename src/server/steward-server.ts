@@ -1,3 +1,4 @@
+import type * as http2 from "node:http2";
 import type { DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { setMaxListeners } from "node:events";
@@ -8,6 +9,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb";
 import type { Config } from "../config";
 import { AccessLog, accessLogInterceptor } from "./interceptors/access-log";
 import type { Interceptor } from "./interceptors/interceptor";
+import { headerBoundsInterceptor, streamBoundsInterceptor } from "./interceptors/bounds";
 import { requestIdInterceptor } from "./interceptors/request-id";
 import { readDeadlinesWhole } from "./grpc-deadlines";
 import { detailGrpcJsStatuses } from "./grpc-own-statuses";
@@ -55,7 +57,12 @@ export class StewardServer {
       // Steward serves no channelz service, so nothing could read what grpc-js would track for
       // it on every call and connection.
       "grpc.enable_channelz": 0,
+      "grpc.max_concurrent_streams": config.connections.maxStreamsPerConnection,
+      "grpc.max_connection_idle_ms": config.connections.idleMs,
+      "grpc.keepalive_time_ms": config.connections.keepaliveMs,
+      "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
     });
+    raiseHeaderCeilings(this.server);
     this.health = new HealthStatus(services.map((s) => s.service.typeName));
     // The error details are offered too, so reflection-driven clients can decode them.
     const index = new DescriptorIndex([...services.map((s) => s.service), Health, ...REFLECTION_SERVICES], [
@@ -68,7 +75,7 @@ export class StewardServer {
     setMaxListeners(Infinity, this.draining.signal, this.stopped.signal);
     const options: BindingOptions = {
       log,
-      interceptors: [...serverInterceptors(this.accessLog, log), ...interceptors],
+      interceptors: [...serverInterceptors(this.accessLog, log), streamBoundsInterceptor(config.connections.maxStreams), ...interceptors],
       draining: this.draining.signal,
       stopped: this.stopped.signal,
       clientCertificates: Boolean(config.tls?.clientCaFile),
@@ -130,5 +137,21 @@ export class StewardServer {
  * answers. Authorization comes after them (with its issue), so a refused call is logged too.
  */
 export function serverInterceptors(accessLog: AccessLog, log: Logger): Interceptor[] {
-  return [accessLogInterceptor(accessLog, log), requestIdInterceptor];
+  return [accessLogInterceptor(accessLog, log), requestIdInterceptor, headerBoundsInterceptor];
+}
+
+/** How long a keepalive ping may wait for its answer before the connection is closed. */
+const KEEPALIVE_TIMEOUT_MS = 20_000;
+
+/**
+ * Node refuses a stream whose headers pass its ceilings (128 headers, 64 KiB) with
+ * ENHANCE_YOUR_CALM, which clients see as a transport failure, not a status. Raised well past
+ * Steward's own bounds (interceptors/bounds.ts), headers between the two get a status that says
+ * what is wrong. grpc-js passes these options to http2.createServer as they are; it has no
+ * option of its own for them.
+ */
+function raiseHeaderCeilings(server: grpc.Server): void {
+  const options = (server as unknown as { commonServerOptions: http2.ServerOptions }).commonServerOptions;
+  options.maxHeaderListPairs = 1024;
+  options.settings = { ...options.settings, maxHeaderListSize: 256 * 1024 };
 }

@@ -13,6 +13,7 @@ describe("parseServeConfig", () => {
     expect(config.logLevel).toBe("info");
     expect(config.tls).toBeUndefined();
     expect(config.maxMessageBytes).toBe(DEFAULT_MAX_MESSAGE_BYTES);
+    expect(config.connections).toEqual({ maxStreamsPerConnection: 256, maxStreams: 1024, idleMs: 300_000, keepaliveMs: 120_000 });
     expect(config.shutdownGraceMs).toBe(5000);
   });
 
@@ -56,6 +57,12 @@ describe("parseServeConfig", () => {
   it("refuses incomplete TLS settings", () => {
     expect(() => parseServeConfig(["--tls-cert", "c.pem"], {})).toThrow("--tls-cert and --tls-key go together");
     expect(() => parseServeConfig(["--tls-client-ca", "ca.pem"], {})).toThrow(/mTLS is TLS first/);
+  });
+
+  it("takes the connection bounds, from flags or STEWARD_* variables", () => {
+    const config = parseServeConfig(["--max-streams", "10", "--idle-timeout", "2"], { STEWARD_KEEPALIVE: "30" });
+    expect(config.connections).toEqual({ maxStreamsPerConnection: 256, maxStreams: 10, idleMs: 2000, keepaliveMs: 30_000 });
+    expect(() => parseServeConfig(["--max-streams", "0"], {})).toThrow(/--max-streams 0/);
   });
 
   it("names the flag of a bad value", () => {

@@ -32,7 +32,8 @@ export type EventsRequest = Message<"steward.v1.EventsRequest"> & {
 
   /**
    * Only events whose name starts with one of these ("domain-", "property-set:netvm");
-   * empty for every name.
+   * empty for every name. At most 64 prefixes of 1 to 128 characters (INVALID_ARGUMENT,
+   * INVALID_NAME_PREFIXES).
    *
    * @generated from field: repeated string name_prefixes = 2;
    */
@@ -105,7 +106,8 @@ export const EventService: GenService<{
    * retained event after it, or fails with OUT_OF_RANGE (EVENTS_EXPIRED) when the log no
    * longer reaches back (relist, then follow). A client too slow to take its events fills a
    * bounded buffer and its stream ends with RESOURCE_EXHAUSTED (SUBSCRIBER_TOO_SLOW); others
-   * are never delayed. NOT_FOUND when vm names no VM.
+   * are never delayed. NOT_FOUND when vm names no VM. RESOURCE_EXHAUSTED (TOO_MANY_STREAMS)
+   * when the server has as many streams open as it takes (--max-streams).
    *
    * @generated from rpc steward.v1.EventService.Events
    */

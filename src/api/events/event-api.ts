@@ -1,8 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
 import { EventsResponseSchema, type EventService, type EventsResponse } from "../../../gen/steward/v1/event_service_pb";
-import { InvalidFieldError } from "../../core/errors";
-import type { EventHub, StreamItem } from "../../core/events/event-hub";
+import { checkNamePrefixes, type EventHub, type StreamItem } from "../../core/events/event-hub";
 import type { StoredEvent } from "../../core/model/event";
 import type { EventSubjects } from "../../core/vms/event-subjects";
 import { constantResponse } from "../../server/grpc-definitions";
@@ -18,7 +17,7 @@ export interface EventParts {
 export function eventApi({ eventHub: hub, eventSubjects: subjects }: EventParts): ServiceImpl<typeof EventService> {
   return {
     async *events(request, ctx) {
-      if (request.namePrefixes.some((prefix) => prefix === "")) throw new InvalidFieldError("name_prefixes", "a prefix must not be empty");
+      checkNamePrefixes(request.namePrefixes);
       const afterSequence = request.afterSequence === undefined ? undefined : Number(request.afterSequence);
       const subjectUuid = request.vm === "" ? undefined : subjects.toFollow(request.vm, afterSequence);
       const items = hub.stream({ subjectUuid, prefixes: request.namePrefixes, afterSequence }, ctx, ctx.draining);

@@ -1,7 +1,12 @@
-import { declareReasons, DomainError } from "../errors";
+import { declareReasons, DomainError, InvalidFieldError } from "../errors";
 
 /** Reasons of the Events stream. */
-const R = declareReasons("events", ["EVENTS_AHEAD", "EVENTS_EXPIRED", "SUBSCRIBER_TOO_SLOW"]);
+const R = declareReasons("events", ["EVENTS_AHEAD", "EVENTS_EXPIRED", "SUBSCRIBER_TOO_SLOW", "INVALID_NAME_PREFIXES"]);
+
+/** An Events request's name_prefixes: a documented number of non-empty prefixes of bounded length. */
+export function invalidNamePrefixes(description: string, limit?: number): InvalidFieldError {
+  return new InvalidFieldError("name_prefixes", description, R.INVALID_NAME_PREFIXES, limit === undefined ? {} : { limit: String(limit) });
+}
 
 export function eventsAhead(after: number, latest: number): DomainError {
   return new DomainError("out-of-range", R.EVENTS_AHEAD, `after_sequence ${after} is past the latest event, ${latest}: this is not the log you followed`, {

@@ -3,7 +3,7 @@ import type { Store } from "../../ports/store";
 import { serverStopping } from "../errors";
 import type { StoredEvent } from "../model/event";
 import type { CallContext } from "../shared/call-context";
-import { eventsAhead, eventsExpired, subscriberTooSlow } from "./event-errors";
+import { eventsAhead, eventsExpired, invalidNamePrefixes, subscriberTooSlow } from "./event-errors";
 
 export interface EventSettings {
   /** How many of the latest events the log keeps for clients that resume. */
@@ -24,6 +24,19 @@ export interface StreamRequest {
   prefixes: readonly string[];
   /** Replay the kept events after this sequence number first. */
   afterSequence: number | undefined;
+}
+
+/** The most name prefixes one Events stream filters by, and the longest one. */
+export const MAX_NAME_PREFIXES = 64;
+export const MAX_NAME_PREFIX_LENGTH = 128;
+
+/** Refuses name prefixes that are empty, too many or too long (INVALID_NAME_PREFIXES). */
+export function checkNamePrefixes(prefixes: readonly string[]): void {
+  if (prefixes.length > MAX_NAME_PREFIXES) throw invalidNamePrefixes(`at most ${MAX_NAME_PREFIXES} prefixes, not ${prefixes.length}`, MAX_NAME_PREFIXES);
+  if (prefixes.some((prefix) => prefix === "")) throw invalidNamePrefixes("a prefix must not be empty");
+  if (prefixes.some((prefix) => prefix.length > MAX_NAME_PREFIX_LENGTH)) {
+    throw invalidNamePrefixes(`a prefix is at most ${MAX_NAME_PREFIX_LENGTH} characters`, MAX_NAME_PREFIX_LENGTH);
+  }
 }
 
 const REPLAY_BATCH = 1000;

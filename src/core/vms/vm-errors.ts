@@ -1,4 +1,4 @@
-import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound } from "../errors";
+import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound, quote } from "../errors";
 import type { PowerState } from "../model/power-state";
 import { vmClass, type VmClassName } from "../model/vm-classes";
 
@@ -51,7 +51,7 @@ export function vmNotFound(ref: string, field = "vm"): DomainError {
 
 /** A VM a property value names does not exist. */
 export function namedVmNotFound(name: string, field: string): DomainError {
-  return notFound(R.VM_NOT_FOUND, `no VM named ${name}`, { vm: name, field });
+  return notFound(R.VM_NOT_FOUND, `no VM named ${quote(name)}`, { vm: quote(name), field });
 }
 
 export function vmExists(name: string): DomainError {
@@ -157,7 +157,7 @@ export function poolConflict(): DomainError {
 }
 
 export function poolNotFound(pool: string): DomainError {
-  return notFound(R.POOL_NOT_FOUND, `no pool named ${pool}`, { pool });
+  return notFound(R.POOL_NOT_FOUND, `no pool named ${quote(pool)}`, { pool: quote(pool) });
 }
 
 export function requestResultGone(requestId: string): DomainError {
@@ -169,7 +169,7 @@ export function labelNameRequired(field: string): InvalidFieldError {
 }
 
 export function labelNotFound(label: string, field?: string): DomainError {
-  return notFound(R.LABEL_NOT_FOUND, `no label named ${label}`, field === undefined ? { label } : { label, field });
+  return notFound(R.LABEL_NOT_FOUND, `no label named ${quote(label)}`, field === undefined ? { label: quote(label) } : { label: quote(label), field });
 }
 
 export function labelExists(label: string): DomainError {
@@ -203,7 +203,7 @@ export function invalidTag(): InvalidFieldError {
 
 export function tagReserved(tag: string, prefix: string): DomainError {
   return new DomainError("permission-denied", R.TAG_RESERVED, `${prefix}* tags are set by Steward on the VMs a caller makes; no request sets or removes them`, {
-    tag,
+    tag: quote(tag),
     field: "tag",
   });
 }
@@ -237,7 +237,7 @@ export function invalidFeatureScope(scope: number): InvalidFieldError {
 }
 
 export function featureNotFound(vm: string, feature: string): DomainError {
-  return notFound(R.FEATURE_NOT_FOUND, `${vm} has no feature ${feature}`, { vm, feature });
+  return notFound(R.FEATURE_NOT_FOUND, `${vm} has no feature ${quote(feature)}`, { vm, feature: quote(feature) });
 }
 
 export function notesTooLong(maxBytes: number): InvalidFieldError {

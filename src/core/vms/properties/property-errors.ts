@@ -1,4 +1,4 @@
-import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound } from "../../errors";
+import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound, quote } from "../../errors";
 
 /** Reasons of VM and global properties: their names, types, values and the rules between VMs. */
 const R = declareReasons("properties", [
@@ -21,16 +21,16 @@ const R = declareReasons("properties", [
 ]);
 
 export function vmPropertyNotFound(vm: { name: string; klass: string }, property: string, field: string): DomainError {
-  return notFound(R.PROPERTY_NOT_FOUND, `${vm.klass} ${vm.name} has no property ${property}`, { vm: vm.name, property, field });
+  return notFound(R.PROPERTY_NOT_FOUND, `${vm.klass} ${vm.name} has no property ${quote(property)}`, { vm: vm.name, property: quote(property), field });
 }
 
 /** A property no VM class has (in CreateVm's properties). */
 export function unknownVmProperty(property: string, field: string): DomainError {
-  return notFound(R.PROPERTY_NOT_FOUND, `there is no VM property ${property}`, { property, field });
+  return notFound(R.PROPERTY_NOT_FOUND, `there is no VM property ${quote(property)}`, { property: quote(property), field });
 }
 
 export function globalPropertyNotFound(property: string): DomainError {
-  return notFound(R.PROPERTY_NOT_FOUND, `there is no global property ${property}`, { property, field: "name" });
+  return notFound(R.PROPERTY_NOT_FOUND, `there is no global property ${quote(property)}`, { property: quote(property), field: "name" });
 }
 
 export function propertyReadOnly(vm: string, property: string): DomainError {

@@ -94,7 +94,9 @@ async function main(): Promise<void> {
  */
 async function fanOut(address: string, vms: ReturnType<typeof createClient<typeof VmService>>): Promise<void> {
   const channels = Array.from({ length: 10 }, () => createClient(EventService, address));
-  const rawChannels = Array.from({ length: 10 }, () => new grpc.Client(address, grpc.credentials.createInsecure()));
+  // Ten connections of their own (grpc-js would otherwise share one between clients of the same
+  // address): one connection holds at most 256 calls at once.
+  const rawChannels = Array.from({ length: 10 }, () => new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
   const subscribers = 1000;
   let received: number[] = [];
   let sentAt = 0;

@@ -146,7 +146,7 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
     logLevel: oneOf("--log-level", value("log-level", "STEWARD_LOG_LEVEL") ?? "info", LOG_LEVELS),
     tls,
     shutdownGraceMs:
-      1000 * positiveNumber("--shutdown-grace", value("shutdown-grace", "STEWARD_SHUTDOWN_GRACE") ?? String(DEFAULT_SHUTDOWN_GRACE_SECONDS)),
+      timerMs("--shutdown-grace", value("shutdown-grace", "STEWARD_SHUTDOWN_GRACE") ?? String(DEFAULT_SHUTDOWN_GRACE_SECONDS)),
     maxMessageBytes: atLeast(
       "--max-message-bytes",
       Math.floor(positiveNumber("--max-message-bytes", value("max-message-bytes", "STEWARD_MAX_MESSAGE_BYTES") ?? String(DEFAULT_MAX_MESSAGE_BYTES))),
@@ -156,13 +156,13 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
     connections: {
       maxStreamsPerConnection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
       maxStreams: Math.floor(positiveNumber("--max-streams", value("max-streams", "STEWARD_MAX_STREAMS") ?? String(DEFAULT_MAX_STREAMS))),
-      idleMs: 1000 * positiveNumber("--idle-timeout", value("idle-timeout", "STEWARD_IDLE_TIMEOUT") ?? String(DEFAULT_IDLE_SECONDS)),
-      keepaliveMs: 1000 * positiveNumber("--keepalive", value("keepalive", "STEWARD_KEEPALIVE") ?? String(DEFAULT_KEEPALIVE_SECONDS)),
+      idleMs: timerMs("--idle-timeout", value("idle-timeout", "STEWARD_IDLE_TIMEOUT") ?? String(DEFAULT_IDLE_SECONDS)),
+      keepaliveMs: timerMs("--keepalive", value("keepalive", "STEWARD_KEEPALIVE") ?? String(DEFAULT_KEEPALIVE_SECONDS)),
     },
     events: {
       retained: Math.floor(positiveNumber("--events-retained", value("events-retained", "STEWARD_EVENTS_RETAINED") ?? String(DEFAULT_EVENTS_RETAINED))),
       heartbeatMs:
-        1000 * positiveNumber("--events-heartbeat", value("events-heartbeat", "STEWARD_EVENTS_HEARTBEAT") ?? String(DEFAULT_EVENTS_HEARTBEAT_SECONDS)),
+        timerMs("--events-heartbeat", value("events-heartbeat", "STEWARD_EVENTS_HEARTBEAT") ?? String(DEFAULT_EVENTS_HEARTBEAT_SECONDS)),
       subscriberBuffer: Math.floor(positiveNumber("--events-buffer", value("events-buffer", "STEWARD_EVENTS_BUFFER") ?? String(DEFAULT_EVENTS_BUFFER))),
     },
   };
@@ -256,6 +256,16 @@ function positiveNumber(flag: string, given: string): number {
   const number = Number(given);
   if (!Number.isFinite(number) || number <= 0) throw new ConfigError(`${flag} ${given}: expected a positive number`);
   return number;
+}
+
+/** The longest wait a timer of Node's holds, in seconds: a flag longer than that would fire at once. */
+const MAX_TIMER_SECONDS = Math.floor(2_147_483_647 / 1000);
+
+/** A duration flag in seconds, as milliseconds: positive, and no longer than a timer holds. */
+function timerMs(flag: string, given: string): number {
+  const seconds = positiveNumber(flag, given);
+  if (seconds > MAX_TIMER_SECONDS) throw new ConfigError(`${flag} ${given}: expected at most ${MAX_TIMER_SECONDS} seconds (about 24 days)`);
+  return 1000 * seconds;
 }
 
 function atLeast(flag: string, number: number, minimum: number, why: string): number {

@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
+import * as tty from "node:tty";
 import pino, { type Logger } from "pino";
 import type { LogLevel } from "./config";
 
@@ -51,13 +52,26 @@ export interface LogSink {
 }
 
 /**
- * stdout as the log's sink. A pipe or a socket is written without blocking, through a stream of
- * its own: a blocking write to a pipe nobody reads would stop the server (and a process cannot
- * exit while a write holds one of its threads). A file, or a terminal, is written at once.
+ * stdout as the log's sink. A pipe, a socket or a terminal is written without blocking, through
+ * a stream of its own: a blocking write to a pipe nobody reads, or to a terminal stopped with
+ * Ctrl-S, would stop the server (and a process cannot exit while a write holds one of its
+ * threads). A file is written at once.
  */
 function stdoutSink(): LogSink {
+  if (tty.isatty(1)) return new StreamSink(terminalStream(1));
   const stat = fs.fstatSync(1);
-  return stat.isFIFO() || stat.isSocket() ? new StreamSink(1) : new FileSink(1);
+  return stat.isFIFO() || stat.isSocket() ? new StreamSink(new net.Socket({ fd: 1, readable: false, writable: true })) : new FileSink(1);
+}
+
+/**
+ * A terminal as a stream that never blocks. Node writes terminals synchronously on Linux (its
+ * tty.WriteStream sets its handle blocking); the handle is set back to non-blocking here, as
+ * net.Socket leaves a pipe's: a terminal's writes then queue like a pipe's.
+ */
+function terminalStream(fd: number): net.Socket {
+  const stream = new tty.WriteStream(fd);
+  (stream as unknown as { _handle?: { setBlocking?(blocking: boolean): number } })._handle?.setBlocking?.(false);
+  return stream;
 }
 
 /** A file: written at once, which never blocks for long. */
@@ -81,12 +95,9 @@ export class FileSink implements LogSink {
   }
 }
 
-/** A pipe or socket, written as its reader takes it, never blocking. */
+/** A pipe, socket or terminal, written as its reader takes it, never blocking. */
 export class StreamSink implements LogSink {
-  private readonly socket: net.Socket;
-
-  constructor(fd: number) {
-    this.socket = new net.Socket({ fd, readable: false, writable: true });
+  constructor(private readonly socket: net.Socket) {
     // A reader that went away ends the log, not the server.
     this.socket.on("error", () => undefined);
     this.socket.unref();

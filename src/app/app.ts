@@ -57,7 +57,7 @@ export class StewardApp {
       const apiFeatures = () => (features ??= implementedRpcs(services));
       services.push(
         binding(HostService, hostApi(core, apiFeatures)),
-        binding(VmService, vmApi(core, { fullPageBytes: config.maxMessageBytes - PAGE_HEADROOM_BYTES })),
+        binding(VmService, vmApi(core, { pageBytes: config.maxMessageBytes - PAGE_HEADROOM_BYTES })),
         binding(PoolService, poolApi()),
         binding(VolumeService, volumeApi()),
         binding(BlockExportService, blockExportApi()),

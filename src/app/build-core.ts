@@ -88,7 +88,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     eventHub,
     eventSubjects: new EventSubjects(lookup, eventHub),
     labels,
-    globals: new GlobalProperties(store, resolver, events),
+    globals: new GlobalProperties(store, resolver, events, powerStates),
     lookup,
     operations,
     readModel,

@@ -53,8 +53,9 @@ export function withDetails(status: GrpcJsStatus): GrpcJsStatus {
   const detailed = toRpcStatus(new DomainError(kind, reason, status.details, metadata), "");
   const trailers = status.metadata?.clone() ?? new grpc.Metadata();
   trailers.merge(detailed.metadata);
-  // The code stays grpc-js's: only the details are added.
-  return { ...status, metadata: trailers };
+  // The code stays grpc-js's; its message is cut as Steward's own are (an unknown method's
+  // path may be kilobytes long), and the details are added.
+  return { ...status, details: detailed.details, metadata: trailers };
 }
 
 function reasonOf(status: GrpcJsStatus): { reason: typeof SERVER.MESSAGE_TOO_LARGE; metadata: Record<string, string> } {

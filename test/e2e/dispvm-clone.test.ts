@@ -191,10 +191,27 @@ describe("templates and DispVM bases", () => {
 
     // The AppVM keeps template_for_dispvms while DispVMs are based on it.
     expect(await reason(vms.setProperty({ vm: "base", name: "template_for_dispvms", value: bool(false) }))).toEqual(refused("DISPVM_TEMPLATE_IN_USE"));
-    // Its template does not change under a DispVM of it that runs.
+    // Nor once no VM names it as its default_dispvm, nor by a reset to its default (false).
+    await vms.setProperty({ vm: disp!.name, name: "default_dispvm", value: vmRef("") });
+    for (const call of [
+      () => vms.setProperty({ vm: "base", name: "template_for_dispvms", value: bool(false) }),
+      () => vms.resetProperty({ vm: "base", name: "template_for_dispvms" }),
+    ]) {
+      const error = await rpcError(call());
+      expect([error.code, error.info?.reason, error.info?.metadata.used_by]).toEqual([grpc.status.FAILED_PRECONDITION, "DISPVM_TEMPLATE_IN_USE", disp!.name]);
+      expect(error.details).toContain("is the AppVM of the DispVMs");
+    }
+    // Its template does not change under a DispVM of it that runs, by SetProperty or by way of
+    // the global default it takes.
     await vms.startVm({ vm: disp!.name });
     expect(await reason(vms.setProperty({ vm: "base", name: "template", value: str("tpl-b") }))).toEqual(refused("DISPVMS_RUNNING"));
+    expect(await reason(host.setGlobalProperty({ name: "default_template", value: str("tpl-b") }))).toEqual(refused("DISPVMS_RUNNING"));
+    // Nor does a running VM's (a template changes only while its VM is halted).
     await vms.killVm({ vm: disp!.name });
+    await vms.startVm({ vm: "base" });
+    expect(await reason(host.setGlobalProperty({ name: "default_template", value: str("tpl-b") }))).toEqual(refused("VM_NOT_HALTED"));
+    await vms.killVm({ vm: "base" });
+    expect((await vms.getVm({ vm: "base" })).vm!.template).toBe("tpl-a");
     await vms.setProperty({ vm: "base", name: "template", value: str("tpl-b") });
     expect((await vms.getVm({ vm: "base" })).vm!.template).toBe("tpl-b");
   });

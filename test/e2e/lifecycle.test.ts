@@ -175,4 +175,19 @@ describe("starting VMs that share a netvm", () => {
     expect(started.map((answer) => answer.state)).toEqual(names.map(() => PowerState.RUNNING));
     expect((await netvm).state).toBe(PowerState.RUNNING);
   });
+
+  it("waits for a starting netvm only until the call's deadline, and the starts go on", async () => {
+    const { vms } = suite;
+    await vms.createVm({ name: "slower-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.setFeature({ vm: "slower-net", name: "sim-start-ms", value: "600" });
+    await vms.createVm({ name: "behind-slower", klass: VmClass.STANDALONE_VM, label: "blue", properties: { netvm: vmRef("slower-net") } });
+    const netvm = vms.startVm({ vm: "slower-net" });
+    while ((await state(vms, "slower-net")) !== PowerState.TRANSIENT) await new Promise((resolve) => setTimeout(resolve, 5));
+    const asked = Date.now();
+    const gaveUp = await rpcError(vms.startVm({ vm: "behind-slower" }, { timeoutMs: 150 }));
+    expect(gaveUp.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(Date.now() - asked).toBeLessThan(500);
+    expect((await netvm).state).toBe(PowerState.RUNNING);
+    expect(await state(vms, "behind-slower")).toBe(PowerState.HALTED);
+  });
 });

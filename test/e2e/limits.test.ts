@@ -60,6 +60,13 @@ describe("limits on what a client stores", () => {
     await vms.setFeature({ vm: "lim-features", name: "n0", value: "2" }); // an existing one still changes
   });
 
+  it("bounds feature names at 255 printable ASCII characters", async () => {
+    const { vms } = suite;
+    const error = await rpcError(vms.setFeature({ vm: "lim", name: "n".repeat(256), value: "1" }));
+    expect([error.code, error.info?.reason, error.info?.metadata.field]).toEqual([grpc.status.INVALID_ARGUMENT, "INVALID_FEATURE_NAME", "name"]);
+    await vms.setFeature({ vm: "lim", name: "n".repeat(255), value: "1" });
+  });
+
   it("bounds tags: 255 characters, 256 per VM (created-by included)", async () => {
     const { vms } = suite;
     await vms.createVm({ name: "lim-tags", klass: VmClass.STANDALONE_VM, label: "red" });
@@ -69,9 +76,13 @@ describe("limits on what a client stores", () => {
     await vms.addTag({ vm: "lim-tags", tag: "t0" }); // one it has: idempotent
   });
 
-  it("bounds label names and notes", async () => {
+  it("bounds label names, the labels of the host, and notes", async () => {
     const { vms, host } = suite;
     await refused(host.createLabel({ name: "l".repeat(32), color: "#008080" }), "INVALID_LABEL_NAME", "name", "31");
+    const { labels } = await host.listLabels({});
+    for (let i = labels.length; i < 256; i++) await host.createLabel({ name: `l${i}`, color: "#008080" });
+    await refused(host.createLabel({ name: "one-more", color: "#008080" }), "TOO_MANY_LABELS", "name", "256");
+    expect((await host.listLabels({})).labels).toHaveLength(256);
     await refused(vms.setNotes({ vm: "lim", notes: "n".repeat(256 * 1024 + 1) }), "NOTES_TOO_LONG", "notes", String(256 * 1024));
   });
 
@@ -96,5 +107,26 @@ describe("limits on what a client stores", () => {
     expect(pages).toBeGreaterThanOrEqual(2);
     // GetVm of the largest VM fits too.
     expect(Object.keys((await vms.getVm({ vm: "heavy-0" })).vm!.features)).toHaveLength(31);
+  });
+
+  it("bounds ListVms BASIC pages by bytes too: tags alone can fill a message", async () => {
+    const { vms } = suite;
+    const tagged = Array.from({ length: 16 }, (_, i) => `tagged-${i}`);
+    for (const name of tagged) {
+      await vms.createVm({ name, klass: VmClass.STANDALONE_VM, label: "red" });
+      await Promise.all(Array.from({ length: 255 }, (_, t) => vms.addTag({ vm: name, tag: `${String(t).padStart(3, "0")}${"t".repeat(252)}` })));
+    }
+    const listed: string[] = [];
+    let pageToken = "";
+    let pages = 0;
+    do {
+      const page = await vms.listVms({ pageSize: 1000, pageToken, tag: "000" + "t".repeat(252) });
+      listed.push(...page.vms.map((vm) => vm.name));
+      pageToken = page.nextPageToken;
+      pages++;
+    } while (pageToken);
+    expect(listed).toEqual([...tagged].sort());
+    // Sixteen VMs of 65 KiB of tags each do not fit in one 1 MiB message.
+    expect(pages).toBeGreaterThanOrEqual(2);
   });
 });

@@ -21,7 +21,7 @@ describe("timeouts of any size", () => {
     const { state } = await vms.shutdownVm({ vm: "patient", wait: true, timeout: { seconds: BigInt((30 * DAY_MS) / 1000), nanos: 0 } });
     expect(state).toBe(PowerState.HALTED);
     const beyond = await rpcError(vms.shutdownVm({ vm: "patient", wait: true, timeout: { seconds: 10n ** 12n, nanos: 0 } }));
-    expect([beyond.code, beyond.info?.metadata.field]).toEqual([grpc.status.INVALID_ARGUMENT, "timeout"]);
+    expect([beyond.code, beyond.info?.reason, beyond.info?.metadata.field]).toEqual([grpc.status.INVALID_ARGUMENT, "INVALID_FIELD", "timeout"]);
   });
 
   it("a call with a 25-day deadline runs on, rather than end at once", async () => {

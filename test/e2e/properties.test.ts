@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { DefaultSource, PropertyType, WriteRule, type PropertyValue } from "../../gen/steward/v1/property_pb";
-import { PowerState, VmClass, VmView } from "../../gen/steward/v1/vm_pb";
+import { VmClass, VmView } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -126,7 +126,7 @@ describe("VM properties", () => {
     expect(sameV6.info?.reason).toBe("ADDRESS_IN_USE");
   });
 
-  it("keeps memory within maxmem, by any write, and will not start a VM a template change put over it", async () => {
+  it("keeps memory within maxmem, by any write: its own, its template's, a clone into another class", async () => {
     const over = async (call: Promise<unknown>) => {
       const error = await rpcError(call);
       expect([error.code, error.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "MEMORY_OVER_MAXMEM"]);
@@ -143,11 +143,27 @@ describe("VM properties", () => {
     await over(vms.resetProperty({ vm: "mem-app", name: "maxmem" }));
     await vms.resetProperty({ vm: "mem-app", name: "memory" });
     await vms.setProperty({ vm: "mem-app", name: "maxmem", value: int(2000) });
-    // The template's memory is the AppVM's by default: past its maxmem, it does not start.
-    await vms.setProperty({ vm: "mem-tpl", name: "memory", value: int(3000) });
-    await over(vms.startVm({ vm: "mem-app" }));
-    expect((await vms.getVm({ vm: "mem-app" })).vm!.state).toBe(PowerState.HALTED);
-    for (const vm of ["mem-app", "mem-tpl"]) await vms.removeVm({ vm });
+    // The template's memory is the AppVM's by default: it cannot put it past its maxmem.
+    await over(vms.setProperty({ vm: "mem-tpl", name: "memory", value: int(3000) }));
+    expect(plain((await vms.getProperty({ vm: "mem-app", name: "memory" })).property!.value)).toBe(1000n);
+    // A clone into another class is held to it too: as a StandaloneVM, with no template to take
+    // its 250 MiB from, it would start with 400.
+    await vms.createVm({ name: "mem-tpl-small", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(250) } });
+    await vms.createVm({ name: "mem-small", klass: VmClass.APP_VM, label: "red", template: "mem-tpl-small", properties: { maxmem: int(300) } });
+    await over(vms.cloneVm({ vm: "mem-small", newName: "mem-standalone", klass: VmClass.STANDALONE_VM }));
+    for (const vm of ["mem-small", "mem-tpl-small", "mem-app", "mem-tpl"]) await vms.removeVm({ vm });
+  });
+
+  it("gives a VM without a netvm no IP address even when one is set, and IPv6 only with the feature", async () => {
+    const value = async (vm: string, name: string) => plain((await vms.getProperty({ vm, name })).property!.value);
+    await vms.createVm({ name: "set-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
+    await vms.createVm({ name: "set-addr", klass: VmClass.STANDALONE_VM, label: "red", properties: { ip: str("10.200.0.1"), ip6: str("fd00::200:1") } });
+    expect([await value("set-addr", "ip"), await value("set-addr", "ip6")]).toEqual(["", ""]);
+    await vms.setProperty({ vm: "set-addr", name: "netvm", value: vmRef("set-net") });
+    expect([await value("set-addr", "ip"), await value("set-addr", "ip6")]).toEqual(["10.200.0.1", ""]);
+    await vms.setFeature({ vm: "set-addr", name: "ipv6", value: "1" });
+    expect(await value("set-addr", "ip6")).toBe("fd00::200:1");
+    for (const vm of ["set-addr", "set-net"]) await vms.removeVm({ vm });
   });
 
   it("keeps MAC addresses in lower case, and refuses addresses that are not unicast", async () => {
@@ -178,7 +194,7 @@ describe("VM properties", () => {
     expect(plain((await vms.getProperty({ vm: "work", name: "netvm" })).property!.value)).toBe("sys-fw");
     expect((await rpcError(vms.setProperty({ vm: "work", name: "netvm", value: vm("tpl") }))).info?.reason).toBe("NOT_A_NETVM");
     const loop = await rpcError(vms.setProperty({ vm: "sys-net", name: "netvm", value: vm("sys-fw") }));
-    expect(loop.info?.reason).toBe("NETVM_LOOP");
+    expect([loop.code, loop.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "NETVM_LOOP"]);
     expect(loop.details).toContain("sys-net -> sys-fw -> sys-net");
     expect((await rpcError(vms.setProperty({ vm: "sys-fw", name: "provides_network", value: bool(false) }))).info).toMatchObject({
       reason: "NETVM_IN_USE",

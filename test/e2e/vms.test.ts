@@ -42,8 +42,8 @@ describe("VMs: create, find, list, remove", () => {
     expect((await vms.getVm({ vm: `uuid:${work!.uuid}` })).vm!.name).toBe("work");
   });
 
-  it("takes VM names as host names: no '..', no trailing dot, no -dm, and none that differs from another only in case", async () => {
-    for (const name of ["a..b", "work.", "sys-net-dm", "SYS-DM"]) {
+  it("takes VM names as host names: no '..', no trailing dot, no '_', no label edged with '-', no -dm, and none that differs from another only in case", async () => {
+    for (const name of ["a..b", "work.", "my_vm", "work-", "a.-b", "a-.b", "sys-net-dm", "SYS-DM"]) {
       const error = await rpcError(vms.createVm({ name, klass: VmClass.STANDALONE_VM, label: "red" }));
       expect([name, error.code, error.info?.reason, error.info?.metadata.field]).toEqual([name, grpc.status.INVALID_ARGUMENT, "INVALID_VM_NAME", "name"]);
     }
@@ -55,7 +55,7 @@ describe("VMs: create, find, list, remove", () => {
     expect([renamed.code, renamed.info?.reason]).toEqual([grpc.status.ALREADY_EXISTS, "VM_EXISTS"]);
     // A VM may change the case of its own name.
     expect((await vms.renameVm({ vm: "cased", newName: "Cased" })).vm!.name).toBe("Cased");
-    expect((await vms.createVm({ name: "a.b-c_d", klass: VmClass.STANDALONE_VM, label: "red" })).vm!.name).toBe("a.b-c_d");
+    expect((await vms.createVm({ name: "a.b-c.d9", klass: VmClass.STANDALONE_VM, label: "red" })).vm!.name).toBe("a.b-c.d9");
   });
 
   it("refuses a taken name, a bad name, a missing label and a wrong class, saying which", async () => {

@@ -63,6 +63,10 @@ describe("parseServeConfig", () => {
     const config = parseServeConfig(["--max-streams", "10", "--idle-timeout", "2"], { STEWARD_KEEPALIVE: "30" });
     expect(config.connections).toEqual({ maxStreamsPerConnection: 256, maxStreams: 10, idleMs: 2000, keepaliveMs: 30_000 });
     expect(() => parseServeConfig(["--max-streams", "0"], {})).toThrow(/--max-streams 0/);
+    // Durations a timer cannot hold would fire at once: refused.
+    for (const flag of ["--idle-timeout", "--keepalive", "--shutdown-grace", "--events-heartbeat"]) {
+      expect(() => parseServeConfig([flag, "3000000"], {})).toThrow(new RegExp(`${flag} 3000000: expected at most 2147483 seconds`));
+    }
   });
 
   it("names the flag of a bad value", () => {

@@ -23,7 +23,9 @@ export const file_steward_v1_vm: GenFile = /*@__PURE__*/
  */
 export type Vm = Message<"steward.v1.Vm"> & {
   /**
-   * The VM's name: `[A-Za-z][A-Za-z0-9_.-]*`, at most 31 characters, not "none" or "default".
+   * The VM's name, a host name: `[A-Za-z][A-Za-z0-9.-]*`, at most 31 characters, with no
+   * empty part between dots, no part that starts or ends with `-`, not ending in `-dm`, not
+   * "none" or "default", and differing from every other VM's in more than case.
    *
    * @generated from field: string name = 1;
    */

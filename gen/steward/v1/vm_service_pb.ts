@@ -26,9 +26,9 @@ export const file_steward_v1_vm_service: GenFile = /*@__PURE__*/
 export type ListVmsRequest = Message<"steward.v1.ListVmsRequest"> & {
   /**
    * At most this many VMs in the reply: default 100, maximum 1000 (larger values are lowered
-   * to it). Negative is INVALID_ARGUMENT. A FULL page also stops before the VM that would take
-   * it past the server's message size (one VM always fits: see docs/LIMITS.md), so it may hold
-   * fewer; next_page_token goes on from there.
+   * to it). Negative is INVALID_ARGUMENT. A page also stops before the VM that would take it
+   * past the server's message size (one VM always fits: see docs/LIMITS.md), so it may hold
+   * fewer, in either view; next_page_token goes on from there.
    *
    * @generated from field: int32 page_size = 1;
    */

@@ -16,7 +16,7 @@ import type { VmRemoval } from "../../core/vms/vm-removal";
 import type { VmRenaming } from "../../core/vms/vm-renaming";
 import type { VmTags } from "../../core/vms/vm-tags";
 import type { ServiceImpl } from "../../server/service-impl";
-import { fullPageMessage, fullVmSizer } from "../encoding/vm-page-encoding";
+import { basicVmSize, fullPageMessage, fullVmSizer } from "../encoding/vm-page-encoding";
 import { notYetImplemented } from "../not-implemented";
 import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
 import { powerStateMessage, powerStateName, vmClassName, vmMessage } from "./vm-messages";
@@ -43,8 +43,8 @@ export interface VmParts {
  * adapter.
  */
 export interface VmApiLimits {
-  /** The most bytes a page of ListVms in the FULL view may hold: a message's, less room for the rest. */
-  fullPageBytes: number;
+  /** The most bytes the VMs of a ListVms page may hold: a message's, less room for the rest. */
+  pageBytes: number;
 }
 
 export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof VmService> {
@@ -61,7 +61,7 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
         pageSize: request.pageSize,
         pageToken: request.pageToken,
         full: request.view === VmView.FULL,
-        budget: request.view === VmView.FULL ? { maxBytes: limits.fullPageBytes, sizeOf: fullVmSizer() } : undefined,
+        budget: { maxBytes: limits.pageBytes, sizeOf: request.view === VmView.FULL ? fullVmSizer() : basicVmSize },
       });
       if (request.view === VmView.FULL) return fullPageMessage(page);
       return { vms: page.vms.map(vmMessage), nextPageToken: page.nextPageToken, totalSize: page.totalSize };

@@ -2,7 +2,10 @@ import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import { HOST_SUBJECT } from "../model/event";
 import type { CallContext } from "../shared/call-context";
-import { checkGlobalProperty, checkValue, refuseNetvmLoops, requireCoherentTemplates } from "../vms/properties/property-checks";
+import type { VmRecord } from "../model/vm-record";
+import type { PowerStates } from "../vms/power-states";
+import { checkGlobalProperty, checkValue, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplates } from "../vms/properties/property-checks";
+import { propertyNeedsHalted } from "../vms/vm-errors";
 import { globalPropertyNotFound } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import { findGlobalSpec, GLOBAL_PROPERTIES, vmPropertySpecs, type PropertySpec, type PropertyValue } from "../vms/properties/property-schema";
@@ -16,6 +19,7 @@ export class GlobalProperties {
     private readonly store: Store,
     private readonly resolver: PropertyResolver,
     private readonly events: EventLog,
+    private readonly powerStates: PowerStates,
   ) {}
 
   list(): Property[] {
@@ -90,9 +94,21 @@ export class GlobalProperties {
       const was = before.get(vm.qid);
       for (const [property, value] of after.get(vm.qid) ?? []) {
         const old = was?.get(property);
-        if (old !== undefined && old !== value) this.events.append(propertyReset(vm, property, old));
+        if (old === undefined || old === value) continue;
+        if (property === "template") this.refuseTemplateChange(vm);
+        this.events.append(propertyReset(vm, property, old));
       }
     }
+  }
+
+  /**
+   * A template changes only while its VM is halted, and not under the DispVMs based on it that
+   * run: by way of default_template as much as by SetProperty.
+   */
+  private refuseTemplateChange(vm: VmRecord): void {
+    const state = this.powerStates.of(vm);
+    if (state !== "Halted") throw propertyNeedsHalted(vm, "template", state);
+    refuseTemplateChangeUnderRunningDispvms(this.store, vm, (other) => this.powerStates.of(other) !== "Halted");
   }
 
   describe(name: string): PropertyDescription {

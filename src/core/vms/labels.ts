@@ -2,13 +2,15 @@ import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import type { LabelRecord } from "../model/label";
 import type { CallContext } from "../shared/call-context";
-import { invalidColor, invalidLabelName, labelBuiltin, labelExists, labelInUse, labelNameRequired, labelNotFound } from "./vm-errors";
+import { invalidColor, invalidLabelName, labelBuiltin, labelExists, labelInUse, labelNameRequired, labelNotFound, tooManyLabels } from "./vm-errors";
 import { labelAdd, labelDelete } from "./vm-events";
 
 export type Label = LabelRecord;
 
 const LABEL_NAME = /^[a-z][a-z0-9_-]*$/;
 const MAX_LABEL_NAME = 31;
+/** The most labels the host has, the built-in ones included: ListLabels answers them in one message. */
+export const MAX_LABELS = 256;
 const COLOR = /^(?:0x|#)([0-9a-fA-F]{6})$/;
 
 /** The label colour as Qubes writes it: 0xRRGGBB. */
@@ -40,6 +42,7 @@ export class Labels {
     if (!color) throw invalidColor();
     return this.store.transaction(() => {
       if (this.store.labels.get(name)) throw labelExists(name);
+      if (this.store.labels.list().length >= MAX_LABELS) throw tooManyLabels(MAX_LABELS);
       const label = { name, color: Number.parseInt(color[1], 16), index: this.store.labels.nextIndex(), builtin: false };
       this.store.labels.insert(label);
       this.events.append(labelAdd(label, formatColor(label.color)));

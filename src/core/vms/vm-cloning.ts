@@ -5,6 +5,7 @@ import type { CallContext } from "../shared/call-context";
 import type { NewVms } from "./new-vms";
 import type { PowerStates } from "./power-states";
 import type { PropertyResolver } from "./properties/property-resolver";
+import { requireMemoryWithinMaxmem } from "./properties/property-checks";
 import { vmPropertySpecs } from "./properties/property-schema";
 import type { Vm } from "./read-model/vm-view";
 import { asked, checkPools, creatableClass, templateFor } from "./vm-creation";
@@ -80,7 +81,10 @@ export class VmCloning {
       const value = source.properties[spec.name];
       if (!UNCOPIED.has(spec.name) && value !== undefined) properties[spec.name] = value;
     }
-    return draftRecord(identity, name, klass, properties);
+    const draft = draftRecord(identity, name, klass, properties);
+    // Another class may take its memory or maxmem from elsewhere (a template, or none).
+    requireMemoryWithinMaxmem(this.resolver, draft);
+    return draft;
   }
 
   /** The features, tags (but who created it) and notes of the source, onto the clone. */

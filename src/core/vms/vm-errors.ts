@@ -35,6 +35,7 @@ const R = declareReasons("vms", [
   "TOO_MANY_FEATURES",
   "FEATURES_TOO_LARGE",
   "TOO_MANY_TAGS",
+  "TOO_MANY_LABELS",
   "INVALID_FEATURE_SCOPE",
   "FEATURE_NOT_FOUND",
   "NOTES_TOO_LONG",
@@ -226,6 +227,10 @@ export function featuresTooLarge(maxBytes: number): InvalidFieldError {
   return new InvalidFieldError("value", `a VM's features hold at most ${maxBytes} bytes, names and values together`, R.FEATURES_TOO_LARGE, {
     limit: String(maxBytes),
   });
+}
+
+export function tooManyLabels(max: number): InvalidFieldError {
+  return new InvalidFieldError("name", `the host has at most ${max} labels: remove one first`, R.TOO_MANY_LABELS, { limit: String(max) });
 }
 
 export function tooManyTags(max: number): InvalidFieldError {

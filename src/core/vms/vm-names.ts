@@ -3,25 +3,27 @@ import { invalidVmName, invalidVmRef } from "./vm-errors";
 /** How a request names a VM: by name, or by UUID as `uuid:<uuid>`. */
 export type VmRef = { name: string } | { uuid: string };
 
-const VM_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+const VM_NAME = /^[A-Za-z][A-Za-z0-9.-]*$/;
 const MAX_VM_NAME = 31;
 const RESERVED_NAMES = new Set(["none", "default"]);
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /**
- * Checks a new VM name against Qubes' rule, and systemd-machined's rule for host names, since a
- * VM's name is its guest's host name: a letter, then letters, digits, `_`, `.` or `-`; at most 31
- * characters; no `..` and no `.` at the end (every dot-separated label has something in it); not
- * ending in `-dm` (Qubes keeps that for a VM's device model); not none or default. (That no two
- * names differ only in case is the store's to check, against the others.)
+ * Checks a new VM name against Qubes' rule and systemd-machined's rule for host names (its
+ * hostname_is_valid), since a VM's name is its guest's host name: a letter, then letters, digits,
+ * `.` or `-` (no `_`, which no host name holds); at most 31 characters; dot-separated labels
+ * that are not empty (no `..`, no `.` at the end) and neither start nor end with `-`; not ending
+ * in `-dm` (Qubes keeps that for a VM's device model); not none or default. (That no two names
+ * differ only in case is the store's to check, against the others.)
  */
 export function checkVmName(name: string, field: string): string {
   if (name === "") throw invalidVmName(field, "a VM name is required");
   if (name.length > MAX_VM_NAME) throw invalidVmName(field, `VM names have at most ${MAX_VM_NAME} characters`);
   if (!VM_NAME.test(name)) {
-    throw invalidVmName(field, "VM names start with a letter, then letters, digits, '_', '.' or '-'");
+    throw invalidVmName(field, "VM names are host names: a letter, then letters, digits, '.' or '-'");
   }
   if (name.includes("..") || name.endsWith(".")) throw invalidVmName(field, "VM names are host names: no '..', and no '.' at the end");
+  if (/(^|\.)-|-(\.|$)/.test(name)) throw invalidVmName(field, "VM names are host names: no part between dots starts or ends with '-'");
   if (name.toLowerCase().endsWith("-dm")) throw invalidVmName(field, "VM names do not end in '-dm', which Qubes keeps for a VM's device model");
   if (RESERVED_NAMES.has(name.toLowerCase())) throw invalidVmName(field, `'${name}' cannot name a VM`);
   return name;

@@ -130,6 +130,27 @@ export function requireMemoryWithinMaxmem(resolver: PropertyResolver, vm: VmReco
   if (maxmem !== 0 && memory > maxmem) throw memoryOverMaxmem(vm.name, memory, maxmem);
 }
 
+/**
+ * The same for a VM whose memory or maxmem was written, and for every VM that runs from it
+ * (through its templates) and so may take its memory by default: a template's change never
+ * puts another VM over its maxmem.
+ */
+export function requireMemoryWithinMaxmemFrom(store: Store, resolver: PropertyResolver, vm: VmRecord): void {
+  requireMemoryWithinMaxmem(resolver, vm);
+  if (!vmClass(vm.klass).isTemplate && !vmClass(vm.klass).dispvmBase) return;
+  for (const other of store.vms.all()) if (other.qid !== vm.qid && runsFrom(resolver, other, vm)) requireMemoryWithinMaxmem(resolver, other);
+}
+
+/** Whether `template` is in the VM's chain of templates (a DispVM's AppVM, then its TemplateVM). */
+function runsFrom(resolver: PropertyResolver, vm: VmRecord, template: VmRecord): boolean {
+  let hop = resolver.templateOf(vm);
+  for (let hops = 0; hop && hops < MAX_TEMPLATE_HOPS; hops++, hop = resolver.templateOf(hop)) if (hop.qid === template.qid) return true;
+  return false;
+}
+
+/** Far more than any chain of templates (a DispVM, its AppVM, its TemplateVM). */
+const MAX_TEMPLATE_HOPS = 8;
+
 /** Qubes' rules for global properties that name VMs or pools. */
 export function checkGlobalProperty(resolver: PropertyResolver, spec: PropertySpec, value: PropertyValue, target: VmRecord | undefined): void {
   if (spec.name === "default_template" && target) requireTemplateVm(target);

@@ -72,7 +72,11 @@ export class PropertyResolver {
 
   vm(record: VmRecord, spec: PropertySpec): Property {
     const stored = record.properties[spec.name];
-    if (stored !== undefined) return sharedProperty(spec, this.decode(spec, stored), false);
+    if (stored !== undefined) {
+      // An address set for a VM with no network (or IPv6 without the ipv6 feature) waits for it.
+      if ((spec.name === "ip" || spec.name === "ip6") && !this.addressApplies(record, spec.name)) return sharedProperty(spec, "", false);
+      return sharedProperty(spec, this.decode(spec, stored), false);
+    }
     return sharedProperty(spec, this.vmDefault(record, spec, spec.default), true);
   }
 
@@ -117,6 +121,14 @@ export class PropertyResolver {
     return typeof netvm === "string" ? this.reads.byName(netvm) : undefined;
   }
 
+  /**
+   * Whether a VM has an address of this kind, as in Qubes: an IP address only with a netvm, and
+   * an IPv6 one only when the VM or a netvm of its chain also has the ipv6 feature on.
+   */
+  private addressApplies(record: VmRecord, kind: "ip" | "ip6"): boolean {
+    return this.netvmOf(record) !== undefined && (kind === "ip" || this.withIpv6(record));
+  }
+
   /** Whether the VM, or a netvm of its chain, has the ipv6 feature on (Qubes' check_with_netvm). */
   private withIpv6(record: VmRecord): boolean {
     let hop: VmRecord | undefined = record;
@@ -149,12 +161,9 @@ export class PropertyResolver {
         const fallback = this.global(globalSpec("default_netvm")).value;
         return fallback === record.name ? null : (fallback ?? null);
       }
-      // As in Qubes: no network, no IP address; IPv6 only where the VM or a netvm of its chain
-      // has the ipv6 feature.
       case "ip":
-        return this.netvmOf(record) ? defaultAddresses(record).ip : "";
       case "ip6":
-        return this.netvmOf(record) && this.withIpv6(record) ? defaultAddresses(record).ip6 : "";
+        return this.addressApplies(record, name) ? defaultAddresses(record)[name] : "";
       case "mac":
         return defaultAddresses(record).mac;
       // A DispVM's: its AppVM (Qubes keeps a DispVM's calls on its own AppVM's network path).

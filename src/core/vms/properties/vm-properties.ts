@@ -7,7 +7,7 @@ import { propertyNeedsHalted } from "../vm-errors";
 import { propertyReset, propertySet } from "../vm-events";
 import type { VmLookup } from "../vm-lookup";
 import type { VmOperations } from "../vm-operations";
-import { checkValue, checkVmProperty, MEMORY_BOUNDS, normalisedValue, requireMemoryWithinMaxmem, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplate } from "./property-checks";
+import { checkValue, checkVmProperty, MEMORY_BOUNDS, normalisedValue, requireMemoryWithinMaxmem, requireMemoryWithinMaxmemFrom, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplate } from "./property-checks";
 import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
@@ -27,6 +27,9 @@ export interface PropertyDescription {
   /** The global property or template VM the default comes from; empty otherwise. */
   defaultFrom: string;
 }
+
+/** The properties whose default, on a reset, is checked as a value set would be. */
+const CHECKED_ON_RESET: ReadonlySet<string> = new Set(["provides_network", "template_for_dispvms", "default_dispvm"]);
 
 /** VM properties (Qubes' vm.property.*): typed, with defaults from template and globals. */
 export class VmProperties {
@@ -76,7 +79,7 @@ export class VmProperties {
       const old = this.resolver.vm(record, spec);
       this.store.vms.setProperty(record.qid, name, this.resolver.encode(spec, value, target));
       const written = this.store.vms.byQid(record.qid)!;
-      if (MEMORY_BOUNDS.has(name)) requireMemoryWithinMaxmem(this.resolver, written);
+      if (MEMORY_BOUNDS.has(name)) requireMemoryWithinMaxmemFrom(this.store, this.resolver, written);
       const now = this.resolver.vm(written, spec);
       this.events.append(propertySet(record, name, eventText(now.value), eventText(old.value)));
       return now;
@@ -115,7 +118,14 @@ export class VmProperties {
       if (this.store.vms.deleteProperty(record.qid, name)) this.events.append(propertyReset(record, name, eventText(old.value)));
       // The default it returns to may close a loop of netvms, or not suit the VM's class.
       if (name === "netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
-      if (MEMORY_BOUNDS.has(name)) requireMemoryWithinMaxmem(this.resolver, this.store.vms.byQid(record.qid)!);
+      if (MEMORY_BOUNDS.has(name)) requireMemoryWithinMaxmemFrom(this.store, this.resolver, this.store.vms.byQid(record.qid)!);
+      // The default it returns to is held to the rules a value set is: a reset of
+      // provides_network or template_for_dispvms is turning it off.
+      if (CHECKED_ON_RESET.has(name)) {
+        const now = this.store.vms.byQid(record.qid)!;
+        const value = this.resolver.vm(now, spec).value ?? null;
+        checkVmProperty(this.store, this.resolver, now, spec, value, typeof value === "string" ? this.store.vms.byName(value) : undefined, this.isRunning);
+      }
       if (name === "template") {
         const now = this.store.vms.byQid(record.qid)!;
         requireCoherentTemplate(this.resolver, now);

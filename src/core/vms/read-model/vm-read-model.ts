@@ -17,7 +17,8 @@ export interface VmListRequest {
   /** With every property and the features of each VM. */
   full: boolean;
   /**
-   * A bound in bytes as well as in VMs: the page ends before the VM that would take it past
+   * A bound in bytes as well as in VMs (tags alone may make a VM 65 KiB, features 256 KiB more
+   * in the FULL view): the page ends before the VM that would take it past
    * `maxBytes` (as `sizeOf` weighs each), so that no mix of VMs makes a page too large to send.
    * A page holds one VM at least.
    */

@@ -205,6 +205,44 @@ export function vmSpec(name: string): PropertySpec {
   return spec;
 }
 
+/** The computed VM defaults that read global properties: which globals each reads. */
+const GLOBALS_OF_COMPUTED: Readonly<Record<string, readonly string[]>> = {
+  netvm: ["default_netvm"],
+  // A VM's addresses exist only with a netvm, which may be default_netvm.
+  ip: ["default_netvm"],
+  ip6: ["default_netvm"],
+};
+
+const followersOf = new Map<string, readonly PropertySpec[]>();
+
+/**
+ * The VM properties whose default may change with the global property `global`: those that
+ * take it, those computed from it, and, for default_template, every property a template gives.
+ */
+export function vmPropertiesFollowing(global: string): readonly PropertySpec[] {
+  let specs = followersOf.get(global);
+  if (!specs) followersOf.set(global, (specs = VM_PROPERTIES.filter((spec) => follows(spec.default, spec.name, global))));
+  return specs;
+}
+
+function follows(defaults: DefaultSpec, name: string, global: string): boolean {
+  switch (defaults.kind) {
+    case "global": {
+      if (defaults.property === global) return true;
+      const other = GLOBAL_SPECS.get(defaults.property);
+      return other !== undefined && other.default.kind === "global" && other.default.property === global;
+    }
+    case "template":
+      return global === "default_template" || follows(defaults.otherwise, name, global);
+    case "byClass":
+      return follows(defaults.then, name, global) || follows(defaults.otherwise, name, global);
+    case "computed":
+      return GLOBALS_OF_COMPUTED[name]?.includes(global) ?? false;
+    default:
+      return false;
+  }
+}
+
 export function findVmSpec(name: string): PropertySpec | undefined {
   return VM_SPECS.get(name);
 }

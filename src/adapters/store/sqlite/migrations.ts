@@ -167,6 +167,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX request_ids_by_age ON request_ids (created_at);
     `,
   },
+  {
+    version: 9,
+    name: "VM names by case",
+    // A new name is checked against every other but for case: without it each check scans all VMs.
+    up: `
+      CREATE INDEX vms_by_name_any_case ON vms (name COLLATE NOCASE);
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

@@ -58,6 +58,14 @@ describe("migrate", () => {
     expect(migrate(db, [{ version: 1, name: "good", up: "CREATE TABLE a (x)" }])).toEqual([1]);
   });
 
+  it("finds a VM by its name in any case through an index, not a scan of every VM", () => {
+    const db = new Database(":memory:");
+    migrate(db);
+    // The statement of SqliteVmRepository.byNameAnyCase.
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM vms WHERE name = ? COLLATE NOCASE LIMIT 1").all("Work") as { detail: string }[];
+    expect(plan.map((step) => step.detail)).toEqual([expect.stringContaining("USING INDEX vms_by_name_any_case")]);
+  });
+
   it("refuses state written by a newer Steward", () => {
     const db = new Database(":memory:");
     const newest = Math.max(...MIGRATIONS.map((m) => m.version));

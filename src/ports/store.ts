@@ -72,10 +72,10 @@ export interface EventRepository {
   /** Up to `limit` events after `sequence`, in order. */
   after(sequence: number, limit: number): StoredEvent[];
   /**
-   * The uuid of the VM that the retained events last named `subject`; undefined when none did
-   * (a client resuming a stream of a VM since renamed or removed names it so).
+   * The uuid of the VM that the retained events last knew by the name `subject`, up to the
+   * event `upTo` when given: the VM that had the name then.
    */
-  uuidOfSubject(subject: string): string | undefined;
+  uuidOfSubject(subject: string, upTo?: number): string | undefined;
   /** Whether any retained event is about `subject` (a DispVM name is not reused while one is). */
   namesSubject(subject: string): boolean;
   /** Drops all but the latest `keep` events. */

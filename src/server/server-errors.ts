@@ -8,6 +8,7 @@ export const SERVER = declareReasons("server", [
   // Statuses grpc-js answers by itself, given details (grpc-own-statuses.ts).
   "MESSAGE_TOO_LARGE",
   "METHOD_UNKNOWN",
+  "ENCODING_UNSUPPORTED",
   "DEADLINE_EXCEEDED",
   "TRANSPORT_FAILURE",
   // Bounds on what one caller holds (interceptors/bounds.ts).

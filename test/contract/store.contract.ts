@@ -785,6 +785,15 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         expect(store.events.uuidOfSubject("other")).toBeUndefined();
       });
 
+      it("uuidOfSubject() up to an event names the VM that had the name then", () => {
+        appendCommitted(event("domain-add", "work"));
+        const then = store.events.latestSequence();
+        appendCommitted({ subject: "work", subjectUuid: "second-work", name: "domain-add", kwargs: {} });
+        expect(store.events.uuidOfSubject("work", then)).toBe(uuidOf("work"));
+        expect(store.events.uuidOfSubject("work")).toBe("second-work");
+        expect(store.events.uuidOfSubject("work", then - 1)).toBeUndefined();
+      });
+
       it("namesSubject() says whether a retained event is about a subject, until it is trimmed", () => {
         appendCommitted(event("domain-add", "disp42"));
         appendCommitted(event("domain-add", "work"));

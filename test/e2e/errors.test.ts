@@ -1,5 +1,6 @@
 import { create, toBinary, type DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import * as http2 from "node:http2";
 import { BackupService } from "../../gen/steward/v1/backup_service_pb";
 import { BlockExportService } from "../../gen/steward/v1/block_export_service_pb";
 import { DeviceService } from "../../gen/steward/v1/device_service_pb";
@@ -10,6 +11,7 @@ import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { CreateVmRequestSchema, VmService } from "../../gen/steward/v1/vm_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { hostApi } from "../../src/api/host/host-api";
+import { errorDetails } from "../../src/client/status-details";
 import { createClient } from "../../src/client/steward-client";
 import { MIN_MAX_MESSAGE_BYTES, parseServeConfig } from "../../src/config";
 import { binding, StewardServer } from "../../src/server/steward-server";
@@ -29,6 +31,37 @@ function rawCall(address: string, path: string, bytes: Buffer): Promise<unknown>
       else resolve(response);
     }),
   );
+}
+
+/** The status of one call over raw HTTP/2, with these headers and these gRPC frames sent. */
+async function rawStatus(address: string, path: string, headers: http2.OutgoingHttpHeaders, frames: Buffer[]) {
+  const session = http2.connect(`http://${address}`);
+  try {
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
+      stream.on("response", (h) => h["grpc-status"] !== undefined && resolve(h));
+      stream.on("trailers", resolve);
+      stream.on("error", reject);
+      for (const frame of frames) stream.write(frame);
+      stream.end();
+      stream.resume();
+    });
+    const details = trailers["grpc-status-details-bin"] as string | undefined;
+    const metadata = new grpc.Metadata();
+    if (details) metadata.set("grpc-status-details-bin", Buffer.from(details, "base64"));
+    const code = Number(trailers["grpc-status"]);
+    return { code, info: errorDetails({ ...new Error(), code, details: "", metadata }) };
+  } finally {
+    session.close();
+  }
+}
+
+/** A gRPC frame: the compressed flag, the length, the bytes. */
+function frame(bytes: Buffer, compressed = false): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt8(compressed ? 1 : 0, 0);
+  prefix.writeUInt32BE(bytes.length, 1);
+  return Buffer.concat([prefix, bytes]);
 }
 
 describe("error statuses", () => {
@@ -75,6 +108,20 @@ describe("error statuses", () => {
     client.close();
     expect(error.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(error.info).toMatchObject({ reason: "MESSAGE_TOO_LARGE", domain: "steward.v1", metadata: { limit: String(MIN_MAX_MESSAGE_BYTES) } });
+  });
+
+  it("answers INVALID_ARGUMENT, never INTERNAL, for frames grpc-js cannot read: bad compression, too many or too few messages", async () => {
+    const malformed = { code: grpc.status.INVALID_ARGUMENT, info: expect.objectContaining({ reason: "MALFORMED_REQUEST" }) };
+    const hostInfo = "/steward.v1.HostService/GetHostInfo";
+    expect(await rawStatus(server.tcp, hostInfo, { "grpc-encoding": "gzip" }, [frame(Buffer.from("not gzip at all"), true)])).toEqual(malformed);
+    expect(await rawStatus(server.tcp, hostInfo, {}, [frame(Buffer.alloc(0)), frame(Buffer.alloc(0))])).toEqual(malformed);
+    expect(await rawStatus(server.tcp, hostInfo, {}, [])).toEqual(malformed);
+    expect(await rawStatus(server.tcp, "/steward.v1.EventService/Events", {}, [])).toEqual(malformed);
+    // A compression the server does not take is UNIMPLEMENTED, as the gRPC protocol has it.
+    expect(await rawStatus(server.tcp, hostInfo, { "grpc-encoding": "br" }, [frame(Buffer.from("xx"), true)])).toEqual({
+      code: grpc.status.UNIMPLEMENTED,
+      info: expect.objectContaining({ reason: "ENCODING_UNSUPPORTED", metadata: { encoding: "br" } }),
+    });
   });
 
   it("answers UNIMPLEMENTED, with ErrorInfo, for a method outside the contract", async () => {

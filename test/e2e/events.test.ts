@@ -140,18 +140,33 @@ describe("Events", () => {
       ["named-twice", vm!.uuid, "domain-tag-add:after-rename"],
     ]);
 
-    // Resuming under the old name (a client that knew no better) follows the same VM.
+    // Resuming under the old name (a client that knew no better) follows the same VM: the one
+    // that had the name when the stream left off, even once another VM has taken it.
+    const { vm: newcomer } = await vms.createVm({ name: "named-once", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.addTag({ vm: "named-twice", tag: "after-newcomer" });
     const resumed = new Follower(events, { vm: "named-once", afterSequence: since });
-    await resumed.waitFor(() => resumed.names().includes("domain-tag-add:after-rename"));
+    await resumed.waitFor(() => resumed.names().includes("domain-tag-add:after-newcomer"));
     await resumed.stop();
-    expect(resumed.events.filter((e) => e.name !== "connection-established").map((e) => e.subjectUuid)).toEqual([vm!.uuid, vm!.uuid]);
+    expect(resumed.events.filter((e) => e.name !== "connection-established").map((e) => [e.subjectUuid, e.name])).toEqual([
+      [vm!.uuid, "property-set:name"],
+      [vm!.uuid, "domain-tag-add:after-rename"],
+      [vm!.uuid, "domain-tag-add:after-newcomer"],
+    ]);
+    // Without after_sequence, the name is the newcomer's.
+    const live = new Follower(events, { vm: "named-once" });
+    await live.waitFor(() => live.names().includes("connection-established"));
+    await vms.addTag({ vm: "named-once", tag: "newcomer" });
+    await live.waitFor(() => live.names().includes("domain-tag-add:newcomer"));
+    await live.stop();
+    expect(live.events.slice(1).map((e) => e.subjectUuid)).toEqual([newcomer!.uuid]);
+    await vms.removeVm({ vm: "named-once" });
 
     // And one whose VM was removed since still gets what was retained of it.
     await vms.removeVm({ vm: "named-twice" });
     const gone = new Follower(events, { vm: "named-twice", afterSequence: since });
     await gone.waitFor(() => gone.names().includes("domain-delete"));
     await gone.stop();
-    expect(gone.names().slice(1)).toEqual(["property-set:name", "domain-tag-add:after-rename", "domain-delete"]);
+    expect(gone.names().slice(1)).toEqual(["property-set:name", "domain-tag-add:after-rename", "domain-tag-add:after-newcomer", "domain-delete"]);
     // Without after_sequence, a name no VM has is still NOT_FOUND.
     expect((await rpcError((async () => { for await (const _ of events.events({ vm: "named-twice" })) break; })())).code).toBe(grpc.status.NOT_FOUND);
   });

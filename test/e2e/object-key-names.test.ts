@@ -41,6 +41,16 @@ describe("names that are JavaScript object keys", () => {
     expect((await rpcError(host.getGlobalProperty({ name }))).info?.reason).toBe("PROPERTY_NOT_FOUND");
     expect((await rpcError(vms.createVm({ name: `p${OBJECT_KEYS.indexOf(name)}`, klass: VmClass.STANDALONE_VM, label: "red", properties: { [name]: { kind: { case: "strValue", value: "x" } } } }))).code).not.toBe(grpc.status.INTERNAL);
     expect((await rpcError(host.getLabel({ name }))).code).not.toBe(grpc.status.INTERNAL);
+    if (/^[a-z][a-z0-9_-]*$/.test(name)) {
+      // A label name: never made, it is not found; made, it reads back and labels a VM.
+      expect((await rpcError(host.getLabel({ name }))).info?.reason).toBe("LABEL_NOT_FOUND");
+      await host.createLabel({ name, color: "0x123456" });
+      expect((await host.getLabel({ name })).label?.color).toBe("0x123456");
+      const { vm } = await vms.createVm({ name: `l${OBJECT_KEYS.indexOf(name)}`, klass: VmClass.STANDALONE_VM, label: name });
+      expect(vm?.label).toBe(name);
+      await vms.removeVm({ vm: vm!.name });
+      await host.removeLabel({ name });
+    }
     if (/^[A-Za-z0-9_.:-]+$/.test(name)) {
       await vms.addTag({ vm: "keys", tag: name });
       expect((await vms.hasTag({ vm: "keys", tag: name })).present).toBe(true);

@@ -151,7 +151,15 @@ describe("VM properties", () => {
     await vms.createVm({ name: "mem-tpl-small", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(250) } });
     await vms.createVm({ name: "mem-small", klass: VmClass.APP_VM, label: "red", template: "mem-tpl-small", properties: { maxmem: int(300) } });
     await over(vms.cloneVm({ vm: "mem-small", newName: "mem-standalone", klass: VmClass.STANDALONE_VM }));
-    for (const vm of ["mem-small", "mem-tpl-small", "mem-app", "mem-tpl"]) await vms.removeVm({ vm });
+    // default_template gives its memory to the AppVMs that take it, as their template.
+    await vms.createVm({ name: "mem-tpl-big", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(3000) } });
+    await suite.host.setGlobalProperty({ name: "default_template", value: vmRef("mem-tpl") });
+    await vms.resetProperty({ vm: "mem-app", name: "template" });
+    await over(suite.host.setGlobalProperty({ name: "default_template", value: vmRef("mem-tpl-big") }));
+    expect(plain((await vms.getProperty({ vm: "mem-app", name: "memory" })).property!.value)).toBe(1000n);
+    await vms.setProperty({ vm: "mem-app", name: "template", value: vmRef("mem-tpl") });
+    await suite.host.resetGlobalProperty({ name: "default_template" });
+    for (const vm of ["mem-small", "mem-tpl-small", "mem-app", "mem-tpl", "mem-tpl-big"]) await vms.removeVm({ vm });
   });
 
   it("gives a VM without a netvm no IP address even when one is set, and IPv6 only with the feature", async () => {

@@ -64,7 +64,7 @@ describe("VMs: create, find, list, remove", () => {
       reason: "VM_EXISTS",
       metadata: { vm: "taken" },
     });
-    for (const name of ["", "1abc", "has space", "a".repeat(32), "none", "Default"]) {
+    for (const name of ["", "1abc", "has space", "a".repeat(32), "none", "Default", "Domain-0"]) {
       const error = await rpcError(vms.createVm({ name, klass: VmClass.STANDALONE_VM, label: "red" }));
       expect([name, error.code, error.info?.reason, error.info?.fieldViolations[0]?.field]).toEqual([name, grpc.status.INVALID_ARGUMENT, "INVALID_VM_NAME", "name"]);
     }

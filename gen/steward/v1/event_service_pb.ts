@@ -23,8 +23,8 @@ export type EventsRequest = Message<"steward.v1.EventsRequest"> & {
   /**
    * Only events about this VM (name or `uuid:<uuid>`); empty for every event. The stream
    * follows the VM by its uuid, so a rename does not lose it. When resuming (after_sequence),
-   * the name of a VM since renamed or removed names the VM that last had it in the retained
-   * events.
+   * a name is the VM's that had it at that event, though it was renamed or removed since or
+   * another VM took the name; a name no retained event up to there had is the VM's that has it.
    *
    * @generated from field: string vm = 1;
    */

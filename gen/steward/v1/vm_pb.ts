@@ -25,7 +25,8 @@ export type Vm = Message<"steward.v1.Vm"> & {
   /**
    * The VM's name, a host name: `[A-Za-z][A-Za-z0-9.-]*`, at most 31 characters, with no
    * empty part between dots, no part that starts or ends with `-`, not ending in `-dm`, not
-   * "none" or "default", and differing from every other VM's in more than case.
+   * "none", "default" or "Domain-0" in any case, and differing from every other VM's in more
+   * than case.
    *
    * @generated from field: string name = 1;
    */

@@ -83,9 +83,9 @@ export class EventHub {
     }
   }
 
-  /** The uuid of the VM the retained events last named `name`, if any. */
-  uuidNamed(name: string): string | undefined {
-    return this.store.events.uuidOfSubject(name);
+  /** The uuid of the VM the retained events last named `name` (up to the event `upTo`), if any. */
+  uuidNamed(name: string, upTo?: number): string | undefined {
+    return this.store.events.uuidOfSubject(name, upTo);
   }
 
   private checkResumable(after: number, latest: number): void {

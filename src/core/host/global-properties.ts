@@ -4,7 +4,7 @@ import { HOST_SUBJECT } from "../model/event";
 import type { CallContext } from "../shared/call-context";
 import type { VmRecord } from "../model/vm-record";
 import type { PowerStates } from "../vms/power-states";
-import { checkGlobalProperty, checkValue, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplates } from "../vms/properties/property-checks";
+import { checkGlobalProperty, checkValue, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplates, requireMemoryWithinMaxmemEverywhere } from "../vms/properties/property-checks";
 import { propertyNeedsHalted } from "../vms/vm-errors";
 import { globalPropertyNotFound } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
@@ -56,8 +56,7 @@ export class GlobalProperties {
       this.tellFollowers(name, before);
       // The VMs that take default_netvm follow it: their chains may come back on themselves.
       if (name === "default_netvm") refuseNetvmLoops(this.store, this.resolver.snapshot());
-      // Those that take default_template follow it too: it must suit them.
-      if (name === "default_template") requireCoherentTemplates(this.store, this.resolver.snapshot());
+      if (name === "default_template") this.requireTemplateSuitsFollowers();
       return now;
     });
   }
@@ -71,7 +70,7 @@ export class GlobalProperties {
         this.events.append(propertyReset(HOST_SUBJECT, name, eventText(old.value)));
         this.tellFollowers(name, before);
       }
-      if (name === "default_template") requireCoherentTemplates(this.store, this.resolver.snapshot());
+      if (name === "default_template") this.requireTemplateSuitsFollowers();
       return this.resolver.global(spec);
     });
   }
@@ -115,6 +114,16 @@ export class GlobalProperties {
         this.events.append(propertyReset(vm, property, old));
       }
     });
+  }
+
+  /**
+   * The VMs that take default_template follow it: it must be a template of their kind, and the
+   * memory they take from it must stay within their maxmem.
+   */
+  private requireTemplateSuitsFollowers(): void {
+    const resolver = this.resolver.snapshot();
+    requireCoherentTemplates(this.store, resolver);
+    requireMemoryWithinMaxmemEverywhere(this.store, resolver);
   }
 
   /**

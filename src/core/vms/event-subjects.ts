@@ -15,15 +15,21 @@ export class EventSubjects {
 
   /**
    * The uuid of the VM `text` names (its name, or `uuid:<uuid>`). A stream that resumes
-   * (`afterSequence`) may name a VM that was renamed or removed since: it follows the VM that the
-   * retained events last knew by that name (or that uuid), and gets what was retained.
+   * (`afterSequence`) follows the VM that had the name where the stream left off, as the
+   * retained events tell, though it was renamed since or another VM took the name. A name that
+   * no event up to there had is the VM's that has it now; failing that (one renamed or removed
+   * since), the VM's that the retained events last knew by it.
    */
   toFollow(text: string, afterSequence: number | undefined): string {
+    const ref = parseVmRef(text, "vm");
+    if (afterSequence !== undefined && "name" in ref) {
+      const then = this.hub.uuidNamed(ref.name, afterSequence);
+      if (then !== undefined) return then;
+    }
     try {
       return this.lookup.resolve(text).uuid;
     } catch (error) {
       if (afterSequence === undefined || !(error instanceof DomainError) || error.reason !== this.notFoundReason) throw error;
-      const ref = parseVmRef(text, "vm");
       const uuid = "uuid" in ref ? ref.uuid : this.hub.uuidNamed(ref.name);
       if (uuid === undefined) throw error;
       return uuid;

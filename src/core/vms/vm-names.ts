@@ -5,7 +5,8 @@ export type VmRef = { name: string } | { uuid: string };
 
 const VM_NAME = /^[A-Za-z][A-Za-z0-9.-]*$/;
 const MAX_VM_NAME = 31;
-const RESERVED_NAMES = new Set(["none", "default"]);
+// Qubes keeps Domain-0 too: the name Xen gives dom0.
+const RESERVED_NAMES = new Set(["none", "default", "domain-0"]);
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /**
@@ -13,7 +14,7 @@ const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
  * hostname_is_valid), since a VM's name is its guest's host name: a letter, then letters, digits,
  * `.` or `-` (no `_`, which no host name holds); at most 31 characters; dot-separated labels
  * that are not empty (no `..`, no `.` at the end) and neither start nor end with `-`; not ending
- * in `-dm` (Qubes keeps that for a VM's device model); not none or default. (That no two names
+ * in `-dm` (Qubes keeps that for a VM's device model); not none, default or Domain-0. (That no two names
  * differ only in case is the store's to check, against the others.)
  */
 export function checkVmName(name: string, field: string): string {

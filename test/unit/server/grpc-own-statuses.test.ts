@@ -25,9 +25,18 @@ describe("statuses grpc-js sends by itself", () => {
     expect(infoOf(status)!.metadata.method.length).toBeLessThanOrEqual(128);
   });
 
+  it("blame the client, not the server, for bytes it sent that cannot be read", () => {
+    for (const details of ["Failed to decompress message", "Error deserializing request", "Received a second request message for server streaming method /a/b", "Received no request message for server streaming method /a/b"]) {
+      const status = withDetails({ code: details.startsWith("Received") ? grpc.status.UNIMPLEMENTED : grpc.status.INTERNAL, details });
+      expect([details, status.code, infoOf(status)?.reason]).toEqual([details, grpc.status.INVALID_ARGUMENT, "MALFORMED_REQUEST"]);
+    }
+    const br = withDetails({ code: grpc.status.UNIMPLEMENTED, details: 'Received message compressed with unsupported encoding "br"' });
+    expect([br.code, infoOf(br)?.reason, infoOf(br)?.metadata]).toEqual([grpc.status.UNIMPLEMENTED, "ENCODING_UNSUPPORTED", { encoding: "br" }]);
+  });
+
   it("tell a deadline, and anything else as a transport failure; OK and Steward's own statuses pass as they are", () => {
     expect(infoOf(withDetails({ code: grpc.status.DEADLINE_EXCEEDED, details: "Deadline exceeded" }))?.reason).toBe("DEADLINE_EXCEEDED");
-    expect(infoOf(withDetails({ code: grpc.status.INTERNAL, details: "Failed to decompress message" }))?.reason).toBe("TRANSPORT_FAILURE");
+    expect(infoOf(withDetails({ code: grpc.status.UNAVAILABLE, details: "Call dropped" }))?.reason).toBe("TRANSPORT_FAILURE");
     const ok = { code: grpc.status.OK, details: "OK" };
     expect(withDetails(ok)).toBe(ok);
     const own = toRpcStatus(new DomainError("not-found", SERVER.SERVICE_UNKNOWN, "unknown service x"), "");

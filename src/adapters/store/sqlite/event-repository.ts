@@ -58,10 +58,12 @@ export class SqliteEventRepository implements EventRepository {
       }));
   }
 
-  uuidOfSubject(subject: string): string | undefined {
+  uuidOfSubject(subject: string, upTo = Number.MAX_SAFE_INTEGER): string | undefined {
     return this.sql
-      .prepare<[string], { subject_uuid: string }>("SELECT subject_uuid FROM events WHERE subject = ? AND subject_uuid <> '' ORDER BY sequence DESC LIMIT 1")
-      .get(subject)?.subject_uuid;
+      .prepare<[string, number], { subject_uuid: string }>(
+        "SELECT subject_uuid FROM events WHERE subject = ? AND subject_uuid <> '' AND sequence <= ? ORDER BY sequence DESC LIMIT 1",
+      )
+      .get(subject, upTo)?.subject_uuid;
   }
 
   namesSubject(subject: string): boolean {

@@ -141,6 +141,11 @@ export function requireMemoryWithinMaxmemFrom(store: Store, resolver: PropertyRe
   for (const other of store.vms.all()) if (other.qid !== vm.qid && runsFrom(resolver, other, vm)) requireMemoryWithinMaxmem(resolver, other);
 }
 
+/** The same for every VM: after default_template changed whose memory many VMs take. */
+export function requireMemoryWithinMaxmemEverywhere(store: Store, resolver: PropertyResolver): void {
+  for (const vm of store.vms.all()) requireMemoryWithinMaxmem(resolver, vm);
+}
+
 /** Whether `template` is in the VM's chain of templates (a DispVM's AppVM, then its TemplateVM). */
 function runsFrom(resolver: PropertyResolver, vm: VmRecord, template: VmRecord): boolean {
   let hop = resolver.templateOf(vm);

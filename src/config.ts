@@ -41,6 +41,12 @@ export interface ConnectionSettings {
   maxStreamsPerConnection: number;
   /** The most streaming calls (Events…) open at once, on all connections together. */
   maxStreams: number;
+  /** The most connections open at once; more are closed as they come. */
+  maxConnections: number;
+  /** The most calls of any kind open at once, on all connections together. */
+  maxCalls: number;
+  /** The most bytes of request messages received but not yet whole, on all calls together. */
+  maxPendingRequestBytes: number;
   /** A connection with no call open for this long is closed (GOAWAY); the client reconnects. */
   idleMs: number;
   /** How often the server pings a connection to learn whether its client is still there. */
@@ -59,6 +65,9 @@ export const MIN_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 5;
 export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 256;
 export const DEFAULT_MAX_STREAMS = 1024;
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+export const DEFAULT_MAX_CALLS = 4096;
+export const DEFAULT_MAX_PENDING_REQUEST_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_IDLE_SECONDS = 300;
 export const DEFAULT_KEEPALIVE_SECONDS = 120;
 export const DEFAULT_EVENTS_RETAINED = 100_000;
@@ -108,6 +117,15 @@ Options (each has an environment variable; the flag wins):
                          connections together; one more is RESOURCE_EXHAUSTED (TOO_MANY_STREAMS).
                          STEWARD_MAX_STREAMS. Default: ${DEFAULT_MAX_STREAMS}. One connection holds at
                          most ${DEFAULT_MAX_STREAMS_PER_CONNECTION} calls at once (HTTP/2 MAX_CONCURRENT_STREAMS).
+  --max-calls N          How many calls of any kind may be open at once, on all connections
+                         together; one more is RESOURCE_EXHAUSTED (TOO_MANY_CALLS).
+                         STEWARD_MAX_CALLS. Default: ${DEFAULT_MAX_CALLS}.
+  --max-connections N    How many connections may be open at once; more are closed as they
+                         come. STEWARD_MAX_CONNECTIONS. Default: ${DEFAULT_MAX_CONNECTIONS}.
+  --max-pending-request-bytes N  How many bytes of request messages not yet received whole
+                         the server holds, for all calls together; the call that would pass it
+                         is RESOURCE_EXHAUSTED (PENDING_REQUESTS_TOO_LARGE). At least the message
+                         size. STEWARD_MAX_PENDING_REQUEST_BYTES. Default: ${DEFAULT_MAX_PENDING_REQUEST_BYTES} (256 MiB).
   --idle-timeout SECS    A connection with no call open for this long is closed (the client
                          reconnects). STEWARD_IDLE_TIMEOUT. Default: ${DEFAULT_IDLE_SECONDS}.
   --keepalive SECS       How often the server pings each connection; one that does not answer
@@ -139,6 +157,12 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
   const tls = parseTls(value("tls-cert", "STEWARD_TLS_CERT"), value("tls-key", "STEWARD_TLS_KEY"), value("tls-client-ca", "STEWARD_TLS_CLIENT_CA"));
   if (!tls?.clientCaFile) requireLoopback(listen, tls !== undefined);
 
+  const maxMessageBytes = atLeast(
+    "--max-message-bytes",
+    Math.floor(positiveNumber("--max-message-bytes", value("max-message-bytes", "STEWARD_MAX_MESSAGE_BYTES") ?? String(DEFAULT_MAX_MESSAGE_BYTES))),
+    MIN_MAX_MESSAGE_BYTES,
+    "the largest VM view (see docs/LIMITS.md) and notes must fit in one message",
+  );
   return {
     listen,
     dataDir,
@@ -147,15 +171,20 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
     tls,
     shutdownGraceMs:
       timerMs("--shutdown-grace", value("shutdown-grace", "STEWARD_SHUTDOWN_GRACE") ?? String(DEFAULT_SHUTDOWN_GRACE_SECONDS)),
-    maxMessageBytes: atLeast(
-      "--max-message-bytes",
-      Math.floor(positiveNumber("--max-message-bytes", value("max-message-bytes", "STEWARD_MAX_MESSAGE_BYTES") ?? String(DEFAULT_MAX_MESSAGE_BYTES))),
-      MIN_MAX_MESSAGE_BYTES,
-      "the largest VM view (see docs/LIMITS.md) and notes must fit in one message",
-    ),
+    maxMessageBytes,
     connections: {
       maxStreamsPerConnection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
       maxStreams: Math.floor(positiveNumber("--max-streams", value("max-streams", "STEWARD_MAX_STREAMS") ?? String(DEFAULT_MAX_STREAMS))),
+      maxCalls: Math.floor(positiveNumber("--max-calls", value("max-calls", "STEWARD_MAX_CALLS") ?? String(DEFAULT_MAX_CALLS))),
+      maxConnections: Math.floor(positiveNumber("--max-connections", value("max-connections", "STEWARD_MAX_CONNECTIONS") ?? String(DEFAULT_MAX_CONNECTIONS))),
+      maxPendingRequestBytes: atLeast(
+        "--max-pending-request-bytes",
+        Math.floor(
+          positiveNumber("--max-pending-request-bytes", value("max-pending-request-bytes", "STEWARD_MAX_PENDING_REQUEST_BYTES") ?? String(DEFAULT_MAX_PENDING_REQUEST_BYTES)),
+        ),
+        maxMessageBytes,
+        "one request of the largest message size must fit",
+      ),
       idleMs: timerMs("--idle-timeout", value("idle-timeout", "STEWARD_IDLE_TIMEOUT") ?? String(DEFAULT_IDLE_SECONDS)),
       keepaliveMs: timerMs("--keepalive", value("keepalive", "STEWARD_KEEPALIVE") ?? String(DEFAULT_KEEPALIVE_SECONDS)),
     },
@@ -189,6 +218,9 @@ function parseFlags(args: readonly string[]) {
         "shutdown-grace": { type: "string" },
         "max-message-bytes": { type: "string" },
         "max-streams": { type: "string" },
+        "max-calls": { type: "string" },
+        "max-connections": { type: "string" },
+        "max-pending-request-bytes": { type: "string" },
         "idle-timeout": { type: "string" },
         keepalive: { type: "string" },
         "events-retained": { type: "string" },

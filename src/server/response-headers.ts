@@ -13,6 +13,9 @@ const NEVER_INDEXED: readonly string[] = Object.freeze([REQUEST_ID_KEY]);
 const DATE_KEY: string = "date";
 const NO_VALUE = Object.freeze([]) as unknown as string[];
 
+/** Spread into response headers Steward sends itself: no date (see ResponseHeaders). */
+export const NO_DATE: http2.OutgoingHttpHeaders = Object.freeze({ [DATE_KEY]: NO_VALUE });
+
 /**
  * The headers Steward sends before a call's first response (or with its status): x-request-id
  * and nothing of its own besides. grpc-js sends what toHttp2Headers() returns, spread into its

@@ -14,6 +14,9 @@ export const SERVER = declareReasons("server", [
   // Bounds on what one caller holds (interceptors/bounds.ts).
   "HEADERS_TOO_LARGE",
   "TOO_MANY_STREAMS",
+  // The gate before grpc-js (call-gate.ts).
+  "TOO_MANY_CALLS",
+  "PENDING_REQUESTS_TOO_LARGE",
 ]);
 
 export function malformedRequest(field: string, cause: string): InvalidFieldError {

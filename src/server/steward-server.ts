@@ -7,6 +7,7 @@ import { file_google_rpc_error_details } from "../../gen/google/rpc/error_detail
 import { file_google_rpc_status } from "../../gen/google/rpc/status_pb";
 import { Health } from "../../gen/grpc/health/v1/health_pb";
 import type { Config } from "../config";
+import { CallGate, meterRequests } from "./call-gate";
 import { AccessLog, accessLogInterceptor } from "./interceptors/access-log";
 import type { Interceptor } from "./interceptors/interceptor";
 import { headerBoundsInterceptor, streamBoundsInterceptor } from "./interceptors/bounds";
@@ -51,6 +52,7 @@ export class StewardServer {
   ) {
     readDeadlinesWhole();
     detailGrpcJsStatuses();
+    meterRequests();
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": config.maxMessageBytes,
       "grpc.max_send_message_length": config.maxMessageBytes,
@@ -63,6 +65,7 @@ export class StewardServer {
       "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
     });
     raiseHeaderCeilings(this.server);
+    gateStreams(this.server, new CallGate(config.connections, log));
     this.health = new HealthStatus(services.map((s) => s.service.typeName));
     // The error details are offered too, so reflection-driven clients can decode them.
     const index = new DescriptorIndex([...services.map((s) => s.service), Health, ...REFLECTION_SERVICES], [
@@ -138,6 +141,20 @@ export class StewardServer {
  */
 export function serverInterceptors(accessLog: AccessLog, log: Logger): Interceptor[] {
   return [accessLogInterceptor(accessLog, log), requestIdInterceptor, headerBoundsInterceptor];
+}
+
+/**
+ * The gate goes before grpc-js's own handling of every HTTP/2 server it makes (one per address),
+ * as each is set up and before it listens. grpc-js has no hook for this; a test fails if an
+ * upgrade stops calling what this wraps.
+ */
+function gateStreams(server: grpc.Server, gate: CallGate): void {
+  const internals = server as unknown as { _setupHandlers: (http2Server: http2.Http2Server | null, ...rest: unknown[]) => void };
+  const setup = internals._setupHandlers;
+  internals._setupHandlers = function (http2Server, ...rest) {
+    setup.call(this, http2Server, ...rest);
+    if (http2Server) gate.guard(http2Server);
+  };
 }
 
 /** How long a keepalive ping may wait for its answer before the connection is closed. */

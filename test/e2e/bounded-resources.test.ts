@@ -1,9 +1,11 @@
 import * as grpc from "@grpc/grpc-js";
+import * as crypto from "node:crypto";
 import * as http2 from "node:http2";
 import { EventService } from "../../gen/steward/v1/event_service_pb";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { errorDetails } from "../../src/client/status-details";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { DEFAULT_MAX_STREAMS_PER_CONNECTION } from "../../src/config";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -50,7 +52,9 @@ describe("resources one caller may hold", () => {
     const refused = await rpcError(openStream(clients[3]));
     expect([refused.code, refused.info?.reason, refused.info?.metadata.limit]).toEqual([grpc.status.RESOURCE_EXHAUSTED, "TOO_MANY_STREAMS", "3"]);
     // Unary calls are not streams: they go on.
-    await createClient(HostService, server.tcp).getHostInfo({});
+    const host = createClient(HostService, server.tcp);
+    await host.getHostInfo({});
+    host.close();
     await open.shift()!.stop();
     await new Promise((resolve) => setTimeout(resolve, 50));
     open.push(await openStream(clients[3]));
@@ -72,12 +76,14 @@ describe("resources one caller may hold", () => {
     const closed = new Promise<string>((resolve) => idle.once("goaway", () => resolve("goaway")));
     const busy = createClient(EventService, server.tcp);
     const stream = await openStream(busy);
-    expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve("still open"), 3000))])).toBe("goaway");
+    let timer: NodeJS.Timeout | undefined;
+    const stillOpen = new Promise((resolve) => (timer = setTimeout(() => resolve("still open"), 3000)));
+    expect(await Promise.race([closed, stillOpen])).toBe("goaway");
+    clearTimeout(timer);
     idle.destroy();
-    // The connection with an Events stream was not idle: the stream still goes on.
-    const events = busy.events({})[Symbol.asyncIterator]();
-    expect((await events.next()).done).toBe(false);
-    await events.return?.();
+    // The connection with an Events stream was not idle: it still takes calls.
+    const another = await openStream(busy);
+    await another.stop();
     await stream.stop();
     busy.close();
   });
@@ -94,6 +100,29 @@ describe("resources one caller may hold", () => {
     host.close();
   });
 
+  it("answers with a status up to the ceilings it raised in Node (past 64 KiB and 128 headers), on the same connection", async () => {
+    // grpc-js clients send no more than 64 KiB of headers: a raw HTTP/2 client may.
+    const session = http2.connect(`http://${server.tcp}`, { maxSendHeaderBlockLength: 1024 * 1024 });
+    const status = (headers: http2.OutgoingHttpHeaders) =>
+      new Promise<string | undefined>((resolve, reject) => {
+        const stream = session.request({ ":method": "POST", ":path": "/steward.v1.HostService/GetHostInfo", "content-type": "application/grpc", te: "trailers", ...headers });
+        stream.on("response", (h) => h["grpc-status"] !== undefined && resolve(h["grpc-status"] as string));
+        stream.on("trailers", (t: http2.IncomingHttpHeaders) => resolve(t["grpc-status"] as string));
+        stream.on("close", () => reject(new Error(`stream closed with ${stream.rstCode}`)));
+        stream.end(Buffer.from([0, 0, 0, 0, 0]));
+        stream.resume();
+      });
+    const random = (chars: number) => crypto.randomBytes(chars / 2).toString("hex");
+    const large: http2.OutgoingHttpHeaders = {};
+    for (let i = 0; i < 5; i++) large[`x-big${i}`] = random(14 * 1024); // 70 KiB, which HPACK hardly shrinks
+    const crowded: http2.OutgoingHttpHeaders = {};
+    for (let i = 0; i < 200; i++) crowded[`x-h${i}`] = "v";
+    expect(await status(large)).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    expect(await status(crowded)).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    expect(await status({})).toBe(String(grpc.status.OK));
+    session.close();
+  });
+
   it("quotes request text only up to a short length in errors", async () => {
     const vms = createClient(VmService, server.tcp);
     const host = createClient(HostService, server.tcp);
@@ -107,12 +136,113 @@ describe("resources one caller may hold", () => {
       () => vms.setProperty({ vm: "quoted", name: "label", value: { kind: { case: "labelValue", value: long } } }),
       () => vms.setProperty({ vm: "quoted", name: "netvm", value: vmRef(long.slice(0, 31)) }),
     ];
+    const answers = [];
     for (const call of calls) {
       const error = await rpcError(call());
       expect(error.details.length).toBeLessThanOrEqual(512);
       for (const value of Object.values(error.info?.metadata ?? {})) expect(value.length).toBeLessThanOrEqual(128);
+      // The text is quoted up to 64 characters: 63 of it, then an ellipsis.
+      expect(error.details).not.toContain("n".repeat(64));
+      answers.push([error.code, error.info?.reason, error.details.includes(`${"n".repeat(63)}…`)]);
     }
+    const { NOT_FOUND, PERMISSION_DENIED } = grpc.status;
+    expect(answers).toEqual([
+      [NOT_FOUND, "PROPERTY_NOT_FOUND", true],
+      [NOT_FOUND, "PROPERTY_NOT_FOUND", true],
+      [PERMISSION_DENIED, "TAG_RESERVED", false], // it quotes nothing
+      [NOT_FOUND, "FEATURE_NOT_FOUND", true],
+      [NOT_FOUND, "LABEL_NOT_FOUND", true],
+      [NOT_FOUND, "VM_NOT_FOUND", false], // a VM name has at most 31 characters: quoted whole
+    ]);
     vms.close();
     host.close();
+  });
+});
+
+/** A call on its own connection whose request message never ends: `bytes` of it are sent. */
+async function heldCall(address: string, bytes: number, declared = bytes + 1000): Promise<{ close(): void }> {
+  const session = await connect(address);
+  const stream = session.request({ ":method": "POST", ":path": "/steward.v1.HostService/GetHostInfo", "content-type": "application/grpc", te: "trailers" });
+  stream.on("error", () => undefined);
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(declared, 1);
+  await new Promise<void>((resolve) => stream.write(Buffer.concat([prefix, Buffer.alloc(bytes, 1)]), () => resolve()));
+  return {
+    // Not session.close(): it would wait for the call, which never ends.
+    close: () => session.destroy(),
+  };
+}
+
+/** A GetHostInfoRequest carrying `bytes` of a field it does not have, which its decoder skips. */
+function paddedHostInfoRequest(bytes: number): Buffer {
+  const length: number[] = [];
+  for (let left = bytes; ; left >>= 7) {
+    if (left < 0x80) {
+      length.push(left);
+      break;
+    }
+    length.push((left & 0x7f) | 0x80);
+  }
+  return Buffer.concat([Buffer.from([0x7a, ...length]), Buffer.alloc(bytes, 0x41)]);
+}
+
+function hostInfoCall(address: string, request: Buffer): Promise<grpc.ServiceError | undefined> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  return new Promise((resolve) =>
+    client.makeUnaryRequest("/steward.v1.HostService/GetHostInfo", (b: Buffer) => b, (b: Buffer) => b, request, (error) => {
+      client.close();
+      resolve(error ?? undefined);
+    }),
+  );
+}
+
+describe("what calls hold before a handler sees them", () => {
+  let server: TestServer;
+  const MiB = 1024 * 1024;
+  beforeAll(async () => (server = await startTestServer(["--max-calls", "3", "--max-message-bytes", String(MiB), "--max-pending-request-bytes", String(MiB)])));
+  afterAll(() => server.stop());
+
+  it("bounds the calls of any kind open at once on all connections, counting those whose request never ends", async () => {
+    const held = [await heldCall(server.tcp, 10), await heldCall(server.tcp, 10), await heldCall(server.tcp, 10)];
+    const refused = await rpcError(createClient(HostService, server.tcp).getHostInfo({}));
+    expect([refused.code, refused.info?.reason, refused.info?.metadata.limit]).toEqual([grpc.status.RESOURCE_EXHAUSTED, "TOO_MANY_CALLS", "3"]);
+    held.shift()!.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await hostInfoCall(server.tcp, Buffer.alloc(0))).toBeUndefined();
+    for (const call of held) call.close();
+  });
+
+  it("bounds the bytes of requests not yet whole, on all calls together, and takes them again once freed", async () => {
+    // 900 KB of a 1 MB message held; 200 KB more of another call pass the 1 MiB the server holds.
+    const held = await heldCall(server.tcp, 900_000, 1_000_000);
+    const refused = await hostInfoCall(server.tcp, paddedHostInfoRequest(200_000));
+    const info = refused && errorDetails(refused);
+    expect([refused?.code, info?.reason, info?.metadata.limit]).toEqual([grpc.status.RESOURCE_EXHAUSTED, "PENDING_REQUESTS_TOO_LARGE", String(MiB)]);
+    // Small requests still pass: they are whole before they weigh.
+    expect(await hostInfoCall(server.tcp, Buffer.alloc(0))).toBeUndefined();
+    held.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await hostInfoCall(server.tcp, paddedHostInfoRequest(200_000))).toBeUndefined();
+  });
+
+});
+
+describe("connections", () => {
+  let server: TestServer;
+  beforeAll(async () => (server = await startTestServer(["--max-connections", "5"])));
+  afterAll(() => server.stop());
+
+  it("past --max-connections are closed as they come", async () => {
+    const sessions = await Promise.all([1, 2, 3, 4, 5].map(() => connect(server.tcp)));
+    const sixth = http2.connect(`http://${server.tcp}`);
+    sixth.on("error", () => undefined);
+    expect(await new Promise((resolve) => {
+      sixth.once("remoteSettings", () => resolve("served"));
+      sixth.once("close", () => resolve("closed"));
+    })).toBe("closed");
+    sessions.shift()!.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await hostInfoCall(server.tcp, Buffer.alloc(0))).toBeUndefined();
+    for (const session of sessions) session.destroy();
   });
 });

@@ -10,7 +10,9 @@ export const MAX_HEADERS = 64;
 /**
  * Request headers are bounded: over a bound, the call is answered RESOURCE_EXHAUSTED
  * (HEADERS_TOO_LARGE) and the connection goes on serving. (Node's own, higher ceilings, which
- * the server raises to 1,024 headers and 256 KiB, reset the stream alone beyond them.)
+ * the server raises to 1,024 headers and 256 KiB, reset the stream alone beyond them; nghttp2's,
+ * a header block in more than 9 frames or one header over 64 KiB compressed, end the
+ * connection: docs/LIMITS.md.)
  */
 export const headerBoundsInterceptor: Interceptor = (next) => (call) => {
   const { count, bytes } = headerSize(call);

@@ -1,0 +1,194 @@
+import type { Metadata } from "@grpc/grpc-js";
+import { BaseServerInterceptingCall } from "@grpc/grpc-js/build/src/server-interceptors";
+import * as http2 from "node:http2";
+import type { Logger } from "pino";
+import { DomainError } from "../core/errors";
+import { toRpcStatus } from "./error-status";
+import { NO_DATE } from "./response-headers";
+import { SERVER } from "./server-errors";
+
+/** What the gate lets in: connections, calls, and bytes of requests not yet whole. */
+export interface GateLimits {
+  maxConnections: number;
+  maxCalls: number;
+  maxPendingRequestBytes: number;
+}
+
+type StreamListener = (stream: http2.ServerHttp2Stream, ...rest: unknown[]) => void;
+type AnyHttp2Server = http2.Http2Server | http2.Http2SecureServer;
+
+/** How often, at most, the log tells of what the gate turned away. */
+const TELL_INTERVAL_MS = 10_000;
+
+/**
+ * Bounds on what calls hold before any handler sees them. grpc-js reads a request as it comes
+ * and keeps each message until it is whole: a client that opens many calls and sends most of a
+ * large message on each, but never the end, would hold memory without a handler ever running,
+ * and so escape every bound a handler or an interceptor keeps. The gate stands in front of
+ * grpc-js on each HTTP/2 server:
+ *   - at most `maxConnections` connections are open; more are closed as they come;
+ *   - at most `maxCalls` calls are open on all connections together, counted from their
+ *     headers; one more is answered RESOURCE_EXHAUSTED (TOO_MANY_CALLS) before grpc-js takes it;
+ *   - at most `maxPendingRequestBytes` of request messages not yet whole are held, on all calls
+ *     together; the call whose bytes would pass it is answered RESOURCE_EXHAUSTED
+ *     (PENDING_REQUESTS_TOO_LARGE), and grpc-js reads no more of it (meterRequests).
+ */
+export class CallGate {
+  private calls = 0;
+  private pendingBytes = 0;
+  /** What was turned away since the log last told of it, and when it did. */
+  private turnedAway = { connections: 0, calls: 0, requests: 0 };
+  private lastTold = 0;
+
+  constructor(
+    private readonly limits: GateLimits,
+    private readonly log: Logger,
+  ) {}
+
+  /** Puts the gate before the 'stream' handlers grpc-js has set on `server`. */
+  guard(server: AnyHttp2Server): void {
+    server.maxConnections = this.limits.maxConnections;
+    server.on("drop", () => this.tell("connections"));
+    const handlers = server.listeners("stream") as StreamListener[];
+    server.removeAllListeners("stream");
+    server.on("stream", (stream: http2.ServerHttp2Stream, ...rest: unknown[]) => {
+      if (!this.admit(stream)) return;
+      for (const handler of handlers) handler.call(server, stream, ...rest);
+    });
+  }
+
+  /** Whether the stream may go on to grpc-js; if so, it is counted, and metered, until it closes. */
+  private admit(stream: http2.ServerHttp2Stream): boolean {
+    if (this.calls >= this.limits.maxCalls) {
+      this.tell("calls");
+      const { maxCalls } = this.limits;
+      refuse(stream, new DomainError("resource-exhausted", SERVER.TOO_MANY_CALLS, `${maxCalls} calls are open, as many as the server takes: try again later`, { limit: String(maxCalls) }));
+      return false;
+    }
+    this.calls++;
+    const meter = new MessageMeter();
+    let held = 0;
+    METERED.set(stream, (chunk) => {
+      meter.take(chunk);
+      this.pendingBytes += meter.pending - held;
+      held = meter.pending;
+      if (this.pendingBytes <= this.limits.maxPendingRequestBytes) return undefined;
+      METERED.delete(stream);
+      this.pendingBytes -= held;
+      held = 0;
+      this.tell("requests");
+      return this.pendingTooLarge();
+    });
+    stream.once("close", () => {
+      METERED.delete(stream);
+      this.calls--;
+      this.pendingBytes -= held;
+      held = 0;
+    });
+    return true;
+  }
+
+  private pendingTooLarge(): DomainError {
+    const limit = this.limits.maxPendingRequestBytes;
+    return new DomainError(
+      "resource-exhausted",
+      SERVER.PENDING_REQUESTS_TOO_LARGE,
+      `the server holds ${limit} bytes of requests not yet received whole, as many as it takes: try again later`,
+      { limit: String(limit) },
+    );
+  }
+
+  /**
+   * Tells the log what was turned away, at most once every few seconds: a flood of refusals
+   * must not become a flood of log lines. (The access log never sees these calls.)
+   */
+  private tell(what: keyof CallGate["turnedAway"]): void {
+    this.turnedAway[what]++;
+    const now = Date.now();
+    if (now - this.lastTold < TELL_INTERVAL_MS) return;
+    this.log.warn({ turnedAway: this.turnedAway, limits: this.limits }, "turned away connections or calls over the server's bounds");
+    this.turnedAway = { connections: 0, calls: 0, requests: 0 };
+    this.lastTold = now;
+  }
+}
+
+/**
+ * Answers a stream that grpc-js never saw with a gRPC status (trailers only), and closes it.
+ */
+function refuse(stream: http2.ServerHttp2Stream, error: DomainError): void {
+  // A client may reset the stream at any time: its error is no one's to handle.
+  stream.on("error", () => undefined);
+  const status = toRpcStatus(error, "");
+  stream.respond(
+    { ":status": 200, "content-type": "application/grpc", "grpc-status": String(status.code), "grpc-message": encodeURI(status.details), ...status.metadata.toHttp2Headers(), ...NO_DATE },
+    { endStream: true },
+  );
+  stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
+
+/** What a metered stream's chunk of request bytes does: undefined, or the refusal of its call. */
+type Meter = (chunk: Buffer) => DomainError | undefined;
+
+/** The streams the gate meters, each with its meter. */
+const METERED = new WeakMap<http2.ServerHttp2Stream, Meter>();
+
+interface GrpcJsCall {
+  stream: http2.ServerHttp2Stream;
+  handleDataFrame: (this: GrpcJsCall, data: Buffer) => void;
+  sendStatus: (this: GrpcJsCall, status: { code: number; details: string; metadata: Metadata }) => void;
+}
+
+let metering = false;
+
+/**
+ * grpc-js's call reads each chunk of its stream's request in handleDataFrame: wrapped, the
+ * chunk goes through the gate's meter first, and a call the meter refuses is answered by
+ * grpc-js's own sendStatus, which then takes the call as done and ignores what else comes.
+ * A test fails if a grpc-js upgrade stops calling what this wraps.
+ */
+export function meterRequests(): void {
+  if (metering) return;
+  metering = true;
+  const call = BaseServerInterceptingCall.prototype as unknown as GrpcJsCall;
+  const handleDataFrame = call.handleDataFrame;
+  call.handleDataFrame = function (this: GrpcJsCall, data: Buffer) {
+    const refusal = METERED.get(this.stream)?.(data);
+    if (!refusal) return handleDataFrame.call(this, data);
+    const status = toRpcStatus(refusal, "");
+    this.sendStatus({ code: status.code, details: status.details, metadata: status.metadata });
+  };
+}
+
+/**
+ * Follows the gRPC framing of a request (a flag byte, a 4-byte length, the message) to tell
+ * how many bytes of the message under way have come, its prefix included: 0 between messages.
+ */
+export class MessageMeter {
+  /** Bytes of the message under way, received so far. */
+  pending = 0;
+  private readonly prefix = Buffer.alloc(5);
+  private prefixHave = 0;
+  private bodyLeft = 0;
+
+  take(chunk: Buffer): void {
+    for (let at = 0; at < chunk.length; ) {
+      if (this.bodyLeft > 0) {
+        const n = Math.min(this.bodyLeft, chunk.length - at);
+        this.bodyLeft -= n;
+        at += n;
+        this.pending = this.bodyLeft === 0 ? 0 : this.pending + n;
+        continue;
+      }
+      const n = Math.min(this.prefix.length - this.prefixHave, chunk.length - at);
+      chunk.copy(this.prefix, this.prefixHave, at, at + n);
+      this.prefixHave += n;
+      this.pending += n;
+      at += n;
+      if (this.prefixHave === this.prefix.length) {
+        this.prefixHave = 0;
+        this.bodyLeft = this.prefix.readUInt32BE(1);
+        if (this.bodyLeft === 0) this.pending = 0;
+      }
+    }
+  }
+}

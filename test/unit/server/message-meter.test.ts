@@ -1,0 +1,32 @@
+import { MessageMeter } from "../../../src/server/call-gate";
+
+/** A gRPC frame: flag, 4-byte length, message. */
+function frame(length: number): Buffer {
+  const bytes = Buffer.alloc(5 + length, 7);
+  bytes.writeUInt8(0, 0);
+  bytes.writeUInt32BE(length, 1);
+  return bytes;
+}
+
+describe("MessageMeter", () => {
+  it("counts the bytes of the message under way, its prefix included, and none between messages", () => {
+    const meter = new MessageMeter();
+    const whole = frame(100);
+    meter.take(whole.subarray(0, 3));
+    expect(meter.pending).toBe(3);
+    meter.take(whole.subarray(3, 50));
+    expect(meter.pending).toBe(50);
+    meter.take(whole.subarray(50));
+    expect(meter.pending).toBe(0);
+  });
+
+  it("follows messages merged in one chunk and split anywhere, empty ones included", () => {
+    const stream = Buffer.concat([frame(10), frame(0), frame(300), frame(20)]);
+    // Cut one byte short of the end: the last message is under way, less its last byte.
+    for (const size of [1, 2, 5, 7, 64, stream.length]) {
+      const meter = new MessageMeter();
+      for (let at = 0; at < stream.length - 1; at += size) meter.take(stream.subarray(at, Math.min(at + size, stream.length - 1)));
+      expect([size, meter.pending]).toEqual([size, 5 + 20 - 1]);
+    }
+  });
+});

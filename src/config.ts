@@ -41,7 +41,7 @@ export interface ConnectionSettings {
   maxStreamsPerConnection: number;
   /** The most streaming calls (Events…) open at once, on all connections together. */
   maxStreams: number;
-  /** The most connections open at once; more are closed as they come. */
+  /** The most connections open at once on each listening address; more are closed as they come. */
   maxConnections: number;
   /** The most calls of any kind open at once, on all connections together. */
   maxCalls: number;
@@ -120,8 +120,9 @@ Options (each has an environment variable; the flag wins):
   --max-calls N          How many calls of any kind may be open at once, on all connections
                          together; one more is RESOURCE_EXHAUSTED (TOO_MANY_CALLS).
                          STEWARD_MAX_CALLS. Default: ${DEFAULT_MAX_CALLS}.
-  --max-connections N    How many connections may be open at once; more are closed as they
-                         come. STEWARD_MAX_CONNECTIONS. Default: ${DEFAULT_MAX_CONNECTIONS}.
+  --max-connections N    How many connections may be open at once on each listening address;
+                         more are closed as they come. STEWARD_MAX_CONNECTIONS.
+                         Default: ${DEFAULT_MAX_CONNECTIONS}.
   --max-pending-request-bytes N  How many bytes of request messages not yet received whole
                          the server holds, for all calls together; the call that would pass it
                          is RESOURCE_EXHAUSTED (PENDING_REQUESTS_TOO_LARGE). At least the message

@@ -26,7 +26,8 @@ const TELL_INTERVAL_MS = 10_000;
  * large message on each, but never the end, would hold memory without a handler ever running,
  * and so escape every bound a handler or an interceptor keeps. The gate stands in front of
  * grpc-js on each HTTP/2 server:
- *   - at most `maxConnections` connections are open; more are closed as they come;
+ *   - at most `maxConnections` connections are open on each listening address (net.Server's
+ *     maxConnections); more are closed as they come;
  *   - at most `maxCalls` calls are open on all connections together, counted from their
  *     headers; one more is answered RESOURCE_EXHAUSTED (TOO_MANY_CALLS) before grpc-js takes it;
  *   - at most `maxPendingRequestBytes` of request messages not yet whole are held, on all calls

@@ -45,7 +45,7 @@ export interface ConnectionSettings {
   maxConnections: number;
   /** The most calls of any kind open at once, on all connections together. */
   maxCalls: number;
-  /** The most bytes of request messages received but not yet whole, on all calls together. */
+  /** The most bytes of request messages no handler has taken, on all calls together. */
   maxPendingRequestBytes: number;
   /** A connection with no call open for this long is closed (GOAWAY); the client reconnects. */
   idleMs: number;
@@ -123,9 +123,10 @@ Options (each has an environment variable; the flag wins):
   --max-connections N    How many connections may be open at once on each listening address;
                          more are closed as they come. STEWARD_MAX_CONNECTIONS.
                          Default: ${DEFAULT_MAX_CONNECTIONS}.
-  --max-pending-request-bytes N  How many bytes of request messages not yet received whole
-                         the server holds, for all calls together; the call that would pass it
-                         is RESOURCE_EXHAUSTED (PENDING_REQUESTS_TOO_LARGE). At least the message
+  --max-pending-request-bytes N  How many bytes of request messages no handler has taken
+                         (a unary call's for the whole call, a stream's until read) the server
+                         holds, for all calls together; the call that would pass it is
+                         RESOURCE_EXHAUSTED (PENDING_REQUESTS_TOO_LARGE). At least the message
                          size. STEWARD_MAX_PENDING_REQUEST_BYTES. Default: ${DEFAULT_MAX_PENDING_REQUEST_BYTES} (256 MiB).
   --idle-timeout SECS    A connection with no call open for this long is closed (the client
                          reconnects). STEWARD_IDLE_TIMEOUT. Default: ${DEFAULT_IDLE_SECONDS}.

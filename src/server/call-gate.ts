@@ -22,24 +22,26 @@ const TELL_INTERVAL_MS = 10_000;
 
 /**
  * Bounds on what calls hold before any handler sees them. grpc-js reads a request as it comes
- * and keeps each message until it is whole: a client that opens many calls and sends most of a
- * large message on each, but never the end, would hold memory without a handler ever running,
- * and so escape every bound a handler or an interceptor keeps. The gate stands in front of
+ * and keeps each message until it is whole, and a whole one until the client ends its side (a
+ * unary call) or the handler reads it (a stream): a client that opens many calls and sends large
+ * messages without ever ending them would hold memory without a handler ever running, and so
+ * escape every bound a handler or an interceptor keeps. The gate stands in front of
  * grpc-js on each HTTP/2 server:
  *   - at most `maxConnections` connections are open on each listening address (net.Server's
  *     maxConnections); more are closed as they come;
  *   - at most `maxCalls` calls are open on all connections together, counted from their
  *     headers; one more is answered RESOURCE_EXHAUSTED (TOO_MANY_CALLS) before grpc-js takes it;
- *   - at most `maxPendingRequestBytes` of request messages not yet whole are held, on all calls
+ *   - at most `maxPendingRequestBytes` of request messages are held that no handler has taken
+ *     (a unary call's for the whole call; a stream's until the handler reads each), on all calls
  *     together; the call whose bytes would pass it is answered RESOURCE_EXHAUSTED
  *     (PENDING_REQUESTS_TOO_LARGE), and grpc-js reads no more of it (meterRequests).
  */
 export class CallGate {
   private calls = 0;
-  private pendingBytes = 0;
+  private heldBytes = 0;
   /** What was turned away since the log last told of it, and when it did. */
   private turnedAway = { connections: 0, calls: 0, requests: 0 };
-  private lastTold = 0;
+  private telling: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly limits: GateLimits,
@@ -68,48 +70,67 @@ export class CallGate {
     }
     this.calls++;
     const meter = new MessageMeter();
-    let held = 0;
-    METERED.set(stream, (chunk) => {
-      meter.take(chunk);
-      this.pendingBytes += meter.pending - held;
-      held = meter.pending;
-      if (this.pendingBytes <= this.limits.maxPendingRequestBytes) return undefined;
+    let counted = 0;
+    /** Counts what the meter holds now; the refusal when that passes the bound. */
+    const recount = (): DomainError | undefined => {
+      this.heldBytes += meter.held - counted;
+      counted = meter.held;
+      if (this.heldBytes <= this.limits.maxPendingRequestBytes) return undefined;
       METERED.delete(stream);
-      this.pendingBytes -= held;
-      held = 0;
+      this.heldBytes -= counted;
+      counted = 0;
       this.tell("requests");
-      return this.pendingTooLarge();
+      return this.requestsTooLarge();
+    };
+    METERED.set(stream, {
+      received: (chunk) => {
+        meter.take(chunk);
+        return recount();
+      },
+      taken: () => {
+        meter.release();
+        recount();
+      },
     });
     stream.once("close", () => {
       METERED.delete(stream);
       this.calls--;
-      this.pendingBytes -= held;
-      held = 0;
+      this.heldBytes -= counted;
+      counted = 0;
     });
     return true;
   }
 
-  private pendingTooLarge(): DomainError {
+  private requestsTooLarge(): DomainError {
     const limit = this.limits.maxPendingRequestBytes;
     return new DomainError(
       "resource-exhausted",
       SERVER.PENDING_REQUESTS_TOO_LARGE,
-      `the server holds ${limit} bytes of requests not yet received whole, as many as it takes: try again later`,
+      `the server holds ${limit} bytes of requests its handlers have not taken, as many as it takes: try again later`,
       { limit: String(limit) },
     );
   }
 
   /**
-   * Tells the log what was turned away, at most once every few seconds: a flood of refusals
-   * must not become a flood of log lines. (The access log never sees these calls.)
+   * Tells the log what was turned away: the first at once, then what came since every few
+   * seconds while more comes, so that a flood of refusals is not a flood of log lines. (The
+   * access log never sees these calls.)
    */
   private tell(what: keyof CallGate["turnedAway"]): void {
     this.turnedAway[what]++;
-    const now = Date.now();
-    if (now - this.lastTold < TELL_INTERVAL_MS) return;
+    if (this.telling) return;
+    this.flushTold();
+  }
+
+  private flushTold(): void {
+    const { connections, calls, requests } = this.turnedAway;
+    if (connections + calls + requests === 0) {
+      this.telling = undefined;
+      return;
+    }
     this.log.warn({ turnedAway: this.turnedAway, limits: this.limits }, "turned away connections or calls over the server's bounds");
     this.turnedAway = { connections: 0, calls: 0, requests: 0 };
-    this.lastTold = now;
+    this.telling = setTimeout(() => this.flushTold(), TELL_INTERVAL_MS).unref();
   }
 }
 
@@ -127,8 +148,11 @@ function refuse(stream: http2.ServerHttp2Stream, error: DomainError): void {
   stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
-/** What a metered stream's chunk of request bytes does: undefined, or the refusal of its call. */
-type Meter = (chunk: Buffer) => DomainError | undefined;
+/** A metered stream's request bytes: as they come (undefined, or the refusal of its call), and as its handler takes a message. */
+interface Meter {
+  received(chunk: Buffer): DomainError | undefined;
+  taken(): void;
+}
 
 /** The streams the gate meters, each with its meter. */
 const METERED = new WeakMap<http2.ServerHttp2Stream, Meter>();
@@ -142,6 +166,28 @@ interface GrpcJsCall {
 let metering = false;
 
 /**
+ * Tells the gate that the handler of a call whose requests stream (client streaming, bidi) took
+ * one more of them: its bytes are the handler's now, no longer held for it. A unary or
+ * server-streaming call's request is held for as long as the call lasts, its handler's run
+ * included. `call` is what grpc-js gives the handler.
+ */
+export function requestTaken(call: object): void {
+  const stream = http2StreamOf(call);
+  if (stream) METERED.get(stream)?.taken();
+}
+
+/** The HTTP/2 stream under what grpc-js gives a handler: its call, through any interceptors. */
+function http2StreamOf(call: object): http2.ServerHttp2Stream | undefined {
+  let inner = (call as { call?: object }).call;
+  for (let hops = 0; inner && hops < 8; hops++) {
+    const { stream, nextCall } = inner as { stream?: http2.ServerHttp2Stream; nextCall?: object };
+    if (stream) return stream;
+    inner = nextCall;
+  }
+  return undefined;
+}
+
+/**
  * grpc-js's call reads each chunk of its stream's request in handleDataFrame: wrapped, the
  * chunk goes through the gate's meter first, and a call the meter refuses is answered by
  * grpc-js's own sendStatus, which then takes the call as done and ignores what else comes.
@@ -153,7 +199,7 @@ export function meterRequests(): void {
   const call = BaseServerInterceptingCall.prototype as unknown as GrpcJsCall;
   const handleDataFrame = call.handleDataFrame;
   call.handleDataFrame = function (this: GrpcJsCall, data: Buffer) {
-    const refusal = METERED.get(this.stream)?.(data);
+    const refusal = METERED.get(this.stream)?.received(data);
     if (!refusal) return handleDataFrame.call(this, data);
     const status = toRpcStatus(refusal, "");
     this.sendStatus({ code: status.code, details: status.details, metadata: status.metadata });
@@ -161,23 +207,32 @@ export function meterRequests(): void {
 }
 
 /**
- * Follows the gRPC framing of a request (a flag byte, a 4-byte length, the message) to tell
- * how many bytes of the message under way have come, its prefix included: 0 between messages.
+ * Follows the gRPC framing of a request (a flag byte, a 4-byte length, the message) to tell how
+ * many bytes it holds: those of the message under way, and of the whole messages not yet
+ * released (taken by the handler), each with its 5-byte prefix.
  */
 export class MessageMeter {
   /** Bytes of the message under way, received so far. */
   pending = 0;
+  /** The sizes of the whole messages not yet released, oldest first, and their sum. */
+  private readonly whole: number[] = [];
+  private wholeBytes = 0;
   private readonly prefix = Buffer.alloc(5);
   private prefixHave = 0;
   private bodyLeft = 0;
+
+  get held(): number {
+    return this.pending + this.wholeBytes;
+  }
 
   take(chunk: Buffer): void {
     for (let at = 0; at < chunk.length; ) {
       if (this.bodyLeft > 0) {
         const n = Math.min(this.bodyLeft, chunk.length - at);
         this.bodyLeft -= n;
+        this.pending += n;
         at += n;
-        this.pending = this.bodyLeft === 0 ? 0 : this.pending + n;
+        if (this.bodyLeft === 0) this.completeMessage();
         continue;
       }
       const n = Math.min(this.prefix.length - this.prefixHave, chunk.length - at);
@@ -188,8 +243,19 @@ export class MessageMeter {
       if (this.prefixHave === this.prefix.length) {
         this.prefixHave = 0;
         this.bodyLeft = this.prefix.readUInt32BE(1);
-        if (this.bodyLeft === 0) this.pending = 0;
+        if (this.bodyLeft === 0) this.completeMessage();
       }
     }
+  }
+
+  /** The oldest whole message was taken. */
+  release(): void {
+    this.wholeBytes -= this.whole.shift() ?? 0;
+  }
+
+  private completeMessage(): void {
+    this.whole.push(this.pending);
+    this.wholeBytes += this.pending;
+    this.pending = 0;
   }
 }

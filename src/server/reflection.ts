@@ -72,7 +72,31 @@ export class DescriptorIndex {
   }
 }
 
+/** Longer than any file name or symbol of the contract by far. */
+export const MAX_REFLECTION_NAME = 1024;
+
+/**
+ * The request as its answer echoes it (original_request): what it asked, and nothing it sent
+ * besides (fields a reflection request does not have), so that no answer weighs more than a
+ * request may ask; a request that named too long a name is echoed empty.
+ */
+function echoOf(request: Request): Request {
+  if (tooLong(request)) return { ...request, host: "", messageRequest: { case: undefined }, $unknown: undefined };
+  const asked = request.messageRequest;
+  // An ExtensionRequest may carry fields it does not have too.
+  const messageRequest = asked.case === "fileContainingExtension" ? { ...asked, value: { ...asked.value, $unknown: undefined } } : asked;
+  return { ...request, messageRequest, $unknown: undefined } as Request;
+}
+
+function tooLong({ host, messageRequest: asked }: Request): boolean {
+  const names = asked.case === "fileContainingExtension" ? [asked.value.containingType] : typeof asked.value === "string" ? [asked.value] : [];
+  return [host, ...names].some((name) => name.length > MAX_REFLECTION_NAME);
+}
+
 export function answerReflection(index: DescriptorIndex, request: Request): Response {
+  if (tooLong(request)) {
+    return respond({ case: "errorResponse", value: { errorCode: grpc.status.INVALID_ARGUMENT, errorMessage: `names are at most ${MAX_REFLECTION_NAME} characters` } });
+  }
   const asked = request.messageRequest;
   switch (asked.case) {
     case "listServices":
@@ -114,7 +138,7 @@ function reflectionImpl<S extends typeof v1.ServerReflection | typeof v1alpha.Se
   return {
     async *serverReflectionInfo(requests: AsyncIterable<Request>, _ctx: RpcContext) {
       for await (const request of requests) {
-        yield { ...answerReflection(index, request), originalRequest: request } as never;
+        yield { ...answerReflection(index, request), originalRequest: echoOf(request) } as never;
       }
     },
   } as unknown as ServiceImpl<S>;

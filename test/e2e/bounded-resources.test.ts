@@ -1,6 +1,8 @@
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as crypto from "node:crypto";
 import * as http2 from "node:http2";
+import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb";
 import { EventService } from "../../gen/steward/v1/event_service_pb";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
@@ -206,6 +208,9 @@ describe("what calls hold before a handler sees them", () => {
     const held = [await heldCall(server.tcp, 10), await heldCall(server.tcp, 10), await heldCall(server.tcp, 10)];
     const refused = await rpcError(createClient(HostService, server.tcp).getHostInfo({}));
     expect([refused.code, refused.info?.reason, refused.info?.metadata.limit]).toEqual([grpc.status.RESOURCE_EXHAUSTED, "TOO_MANY_CALLS", "3"]);
+    // The access log never sees the call; the gate tells of it, at once.
+    const told = await server.logs.waitFor((line) => typeof line.turnedAway === "object");
+    expect(told.turnedAway).toMatchObject({ calls: 1 });
     held.shift()!.close();
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await hostInfoCall(server.tcp, Buffer.alloc(0))).toBeUndefined();
@@ -218,11 +223,37 @@ describe("what calls hold before a handler sees them", () => {
     const refused = await hostInfoCall(server.tcp, paddedHostInfoRequest(200_000));
     const info = refused && errorDetails(refused);
     expect([refused?.code, info?.reason, info?.metadata.limit]).toEqual([grpc.status.RESOURCE_EXHAUSTED, "PENDING_REQUESTS_TOO_LARGE", String(MiB)]);
-    // Small requests still pass: they are whole before they weigh.
+    // Small requests still pass: they weigh next to nothing.
     expect(await hostInfoCall(server.tcp, Buffer.alloc(0))).toBeUndefined();
     held.close();
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await hostInfoCall(server.tcp, paddedHostInfoRequest(200_000))).toBeUndefined();
+  });
+
+  it("counts a unary call's whole request for as long as the call lasts, so a client that never ends its side holds no more", async () => {
+    const held = await heldCall(server.tcp, 900_000, 900_000);
+    const refused = await hostInfoCall(server.tcp, paddedHostInfoRequest(200_000));
+    expect([refused?.code, refused && errorDetails(refused)?.reason]).toEqual([grpc.status.RESOURCE_EXHAUSTED, "PENDING_REQUESTS_TOO_LARGE"]);
+    held.close();
+  });
+
+  it("lets a stream's messages go once its handler has read them: a stream may carry far more than the bound", async () => {
+    const client = new grpc.Client(server.tcp, grpc.credentials.createInsecure());
+    const call = client.makeBidiStreamRequest("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", (b: Buffer) => b, (b: Buffer) => b);
+    const answers: Buffer[] = [];
+    const ended = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+    call.on("data", (answer: Buffer) => answers.push(answer));
+    // list_services, padded with 300 KB of a field the request does not have: 8 of them are
+    // 2.4 MB, more than twice the 1 MiB the server holds.
+    const listServices = Buffer.concat([Buffer.from(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }))), paddedHostInfoRequest(300_000)]);
+    for (let i = 0; i < 8; i++) {
+      call.write(listServices);
+      while (answers.length <= i) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    call.end();
+    expect((await ended).code).toBe(grpc.status.OK);
+    expect(answers).toHaveLength(8);
+    client.close();
   });
 
 });

@@ -1,6 +1,6 @@
 import { createFileRegistry, fromBinary, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb";
@@ -76,6 +76,31 @@ describe("server reflection", () => {
       case: "errorResponse",
       value: expect.objectContaining({ errorCode: grpc.status.NOT_FOUND }),
     });
+  });
+
+  it("echoes what a request asked and nothing it sent besides, and refuses names no contract has", async () => {
+    const listServices = toBinary(reflectionV1.ServerReflectionRequestSchema, create(reflectionV1.ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
+    // Field 15, which the request does not have, of 100 KB.
+    const padding = Buffer.concat([Buffer.from([0x7a, 0xa0, 0x8d, 0x06]), Buffer.alloc(100_000, 0x41)]);
+    const client = new grpc.Client(server.tcp, grpc.credentials.createInsecure());
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const call = client.makeBidiStreamRequest("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", (b: Buffer) => b, (b: Buffer) => b);
+      call.once("data", (data: Buffer) => {
+        resolve(data);
+        call.end();
+      });
+      call.on("error", reject);
+      call.write(Buffer.concat([listServices, padding]));
+    });
+    client.close();
+    const response = fromBinary(reflectionV1.ServerReflectionResponseSchema, answer);
+    expect(response.messageResponse.case).toBe("listServicesResponse");
+    expect(answer.length).toBeLessThan(10_000);
+    expect(response.originalRequest?.messageRequest.case).toBe("listServices");
+
+    const long = await reflect(server.tcp, reflectionV1, { messageRequest: { case: "fileContainingSymbol", value: "x".repeat(1025) } });
+    expect(long.messageResponse).toEqual({ case: "errorResponse", value: expect.objectContaining({ errorCode: grpc.status.INVALID_ARGUMENT }) });
+    expect(long.originalRequest?.messageRequest.case).toBeUndefined();
   });
 });
 

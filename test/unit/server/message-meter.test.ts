@@ -9,24 +9,36 @@ function frame(length: number): Buffer {
 }
 
 describe("MessageMeter", () => {
-  it("counts the bytes of the message under way, its prefix included, and none between messages", () => {
+  it("holds the bytes of the message under way, its prefix included, and of whole ones until released", () => {
     const meter = new MessageMeter();
     const whole = frame(100);
     meter.take(whole.subarray(0, 3));
-    expect(meter.pending).toBe(3);
+    expect([meter.pending, meter.held]).toEqual([3, 3]);
     meter.take(whole.subarray(3, 50));
-    expect(meter.pending).toBe(50);
+    expect([meter.pending, meter.held]).toEqual([50, 50]);
     meter.take(whole.subarray(50));
-    expect(meter.pending).toBe(0);
+    expect([meter.pending, meter.held]).toEqual([0, 105]);
+    meter.take(frame(10));
+    expect(meter.held).toBe(120);
+    // Released oldest first.
+    meter.release();
+    expect(meter.held).toBe(15);
+    meter.release();
+    meter.release();
+    expect(meter.held).toBe(0);
   });
 
   it("follows messages merged in one chunk and split anywhere, empty ones included", () => {
     const stream = Buffer.concat([frame(10), frame(0), frame(300), frame(20)]);
-    // Cut one byte short of the end: the last message is under way, less its last byte.
+    // Cut one byte short of the end: three messages are whole, the last under way less a byte.
     for (const size of [1, 2, 5, 7, 64, stream.length]) {
       const meter = new MessageMeter();
       for (let at = 0; at < stream.length - 1; at += size) meter.take(stream.subarray(at, Math.min(at + size, stream.length - 1)));
-      expect([size, meter.pending]).toEqual([size, 5 + 20 - 1]);
+      expect([size, meter.pending, meter.held]).toEqual([size, 5 + 20 - 1, stream.length - 1]);
+      for (const left of [stream.length - 1 - 15, stream.length - 1 - 20, 24]) {
+        meter.release();
+        expect([size, meter.held]).toEqual([size, left]);
+      }
     }
   });
 });

@@ -12,6 +12,8 @@ export interface GateLimits {
   maxConnections: number;
   maxCalls: number;
   maxPendingRequestBytes: number;
+  /** The largest message: what a compressed one is counted as, since it may inflate to that. */
+  maxMessageBytes: number;
 }
 
 type StreamListener = (stream: http2.ServerHttp2Stream, ...rest: unknown[]) => void;
@@ -69,16 +71,17 @@ export class CallGate {
       return false;
     }
     this.calls++;
-    const meter = new MessageMeter();
+    const meter = new MessageMeter(this.limits.maxMessageBytes);
     let counted = 0;
-    /** Counts what the meter holds now; the refusal when that passes the bound. */
+    /**
+     * Counts what the meter holds now; the refusal when that passes the bound. A refused call
+     * stays counted until its stream closes: what grpc-js had of it is held until then.
+     */
     const recount = (): DomainError | undefined => {
       this.heldBytes += meter.held - counted;
       counted = meter.held;
       if (this.heldBytes <= this.limits.maxPendingRequestBytes) return undefined;
       METERED.delete(stream);
-      this.heldBytes -= counted;
-      counted = 0;
       this.tell("requests");
       return this.requestsTooLarge();
     };
@@ -190,7 +193,7 @@ function http2StreamOf(call: object): http2.ServerHttp2Stream | undefined {
 /**
  * grpc-js's call reads each chunk of its stream's request in handleDataFrame: wrapped, the
  * chunk goes through the gate's meter first, and a call the meter refuses is answered by
- * grpc-js's own sendStatus, which then takes the call as done and ignores what else comes.
+ * grpc-js's own sendStatus, which then takes the call as done, and its stream is closed.
  * A test fails if a grpc-js upgrade stops calling what this wraps.
  */
 export function meterRequests(): void {
@@ -203,17 +206,23 @@ export function meterRequests(): void {
     if (!refusal) return handleDataFrame.call(this, data);
     const status = toRpcStatus(refusal, "");
     this.sendStatus({ code: status.code, details: status.details, metadata: status.metadata });
+    // What grpc-js holds of the call goes with its stream; what the client still sends is not wanted.
+    this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
   };
 }
 
 /**
  * Follows the gRPC framing of a request (a flag byte, a 4-byte length, the message) to tell how
  * many bytes it holds: those of the message under way, and of the whole messages not yet
- * released (taken by the handler), each with its 5-byte prefix.
+ * released (taken by the handler), each with its 5-byte prefix; a compressed one as what it may
+ * inflate to.
  */
 export class MessageMeter {
   /** Bytes of the message under way, received so far. */
   pending = 0;
+  /** A compressed message is counted as this many bytes at least: grpc-js inflates it whole. */
+  constructor(private readonly inflatedCeiling = 0) {}
+
   /** The sizes of the whole messages not yet released, oldest first, and their sum. */
   private readonly whole: number[] = [];
   private wholeBytes = 0;
@@ -254,8 +263,10 @@ export class MessageMeter {
   }
 
   private completeMessage(): void {
-    this.whole.push(this.pending);
-    this.wholeBytes += this.pending;
+    const compressed = (this.prefix[0] & 1) === 1;
+    const size = compressed ? Math.max(this.pending, this.inflatedCeiling) : this.pending;
+    this.whole.push(size);
+    this.wholeBytes += size;
     this.pending = 0;
   }
 }

@@ -65,7 +65,7 @@ export class StewardServer {
       "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
     });
     raiseHeaderCeilings(this.server);
-    gateStreams(this.server, new CallGate(config.connections, log));
+    gateStreams(this.server, new CallGate({ ...config.connections, maxMessageBytes: config.maxMessageBytes }, log));
     this.health = new HealthStatus(services.map((s) => s.service.typeName));
     // The error details are offered too, so reflection-driven clients can decode them.
     const index = new DescriptorIndex([...services.map((s) => s.service), Health, ...REFLECTION_SERVICES], [

@@ -2,6 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as crypto from "node:crypto";
 import * as http2 from "node:http2";
+import * as zlib from "node:zlib";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb";
 import { EventService } from "../../gen/steward/v1/event_service_pb";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
@@ -235,6 +236,40 @@ describe("what calls hold before a handler sees them", () => {
     const refused = await hostInfoCall(server.tcp, paddedHostInfoRequest(200_000));
     expect([refused?.code, refused && errorDetails(refused)?.reason]).toEqual([grpc.status.RESOURCE_EXHAUSTED, "PENDING_REQUESTS_TOO_LARGE"]);
     held.close();
+    // The server counts the call until it sees its connection go.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  });
+
+  it("counts a compressed request as the message size it may inflate to", async () => {
+    // A whole gzip message of a few bytes, never ended: it may inflate to 1 MiB, all the server holds.
+    const session = await connect(server.tcp);
+    const stream = session.request({ ":method": "POST", ":path": "/steward.v1.HostService/GetHostInfo", "content-type": "application/grpc", te: "trailers", "grpc-encoding": "gzip" });
+    stream.on("error", () => undefined);
+    const body = zlib.gzipSync(Buffer.alloc(0));
+    const prefix = Buffer.from([1, 0, 0, 0, 0]);
+    prefix.writeUInt32BE(body.length, 1);
+    await new Promise<void>((resolve) => stream.write(Buffer.concat([prefix, body]), () => resolve()));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const refused = await hostInfoCall(server.tcp, paddedHostInfoRequest(10));
+    expect(refused && errorDetails(refused)?.reason).toBe("PENDING_REQUESTS_TOO_LARGE");
+    session.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await hostInfoCall(server.tcp, paddedHostInfoRequest(10))).toBeUndefined();
+  });
+
+  it("closes a call it refused, so that nothing grpc-js had of it stays held", async () => {
+    // A whole 500 KB message, then 600 KB of another: refused with the status, then closed.
+    const session = await connect(server.tcp);
+    const stream = session.request({ ":method": "POST", ":path": "/steward.v1.HostService/GetHostInfo", "content-type": "application/grpc", te: "trailers" });
+    stream.on("error", () => undefined);
+    const status = new Promise<unknown>((resolve) => stream.on("response", (headers) => resolve(headers["grpc-status"])));
+    const closed = new Promise<void>((resolve) => stream.on("close", () => resolve()));
+    const whole = Buffer.concat([Buffer.from([0, 0, 0x07, 0xa1, 0x20]), Buffer.alloc(500_000, 1)]);
+    const partial = Buffer.concat([Buffer.from([0, 0, 0x0f, 0x42, 0x40]), Buffer.alloc(600_000, 1)]);
+    stream.write(Buffer.concat([whole, partial]));
+    expect(await status).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    await closed;
+    session.destroy();
   });
 
   it("lets a stream's messages go once its handler has read them: a stream may carry far more than the bound", async () => {

@@ -41,4 +41,16 @@ describe("MessageMeter", () => {
       }
     }
   });
+
+  it("counts a compressed message as what it may inflate to, since grpc-js inflates it whole", () => {
+    const meter = new MessageMeter(4096);
+    const compressed = frame(30);
+    compressed.writeUInt8(1, 0);
+    meter.take(compressed.subarray(0, 20));
+    expect(meter.held).toBe(20);
+    meter.take(compressed.subarray(20));
+    expect(meter.held).toBe(4096);
+    meter.take(frame(30));
+    expect(meter.held).toBe(4096 + 35);
+  });
 });

@@ -7,7 +7,7 @@ import { toRpcStatus } from "./error-status";
 import { NO_DATE } from "./response-headers";
 import { SERVER } from "./server-errors";
 
-/** What the gate lets in: connections, calls, and bytes of requests not yet whole. */
+/** What the gate lets in: connections, calls, and bytes of requests no handler has taken. */
 export interface GateLimits {
   maxConnections: number;
   maxCalls: number;
@@ -41,7 +41,7 @@ const TELL_INTERVAL_MS = 10_000;
 export class CallGate {
   private calls = 0;
   private heldBytes = 0;
-  /** What was turned away since the log last told of it, and when it did. */
+  /** What was turned away since the log last told of it; the timer of its next telling. */
   private turnedAway = { connections: 0, calls: 0, requests: 0 };
   private telling: NodeJS.Timeout | undefined;
 
@@ -220,15 +220,15 @@ export function meterRequests(): void {
 export class MessageMeter {
   /** Bytes of the message under way, received so far. */
   pending = 0;
-  /** A compressed message is counted as this many bytes at least: grpc-js inflates it whole. */
-  constructor(private readonly inflatedCeiling = 0) {}
-
   /** The sizes of the whole messages not yet released, oldest first, and their sum. */
   private readonly whole: number[] = [];
   private wholeBytes = 0;
   private readonly prefix = Buffer.alloc(5);
   private prefixHave = 0;
   private bodyLeft = 0;
+
+  /** A compressed message is counted as `inflatedCeiling` bytes at least: grpc-js inflates it whole. */
+  constructor(private readonly inflatedCeiling = 0) {}
 
   get held(): number {
     return this.pending + this.wholeBytes;

@@ -51,6 +51,8 @@ export interface ConnectionSettings {
   idleMs: number;
   /** How often the server pings a connection to learn whether its client is still there. */
   keepaliveMs: number;
+  /** How long a keepalive ping may wait for its answer before the connection is closed. */
+  keepaliveTimeoutMs: number;
 }
 
 
@@ -70,6 +72,7 @@ export const DEFAULT_MAX_CALLS = 4096;
 export const DEFAULT_MAX_PENDING_REQUEST_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_IDLE_SECONDS = 300;
 export const DEFAULT_KEEPALIVE_SECONDS = 120;
+export const DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 20;
 export const DEFAULT_EVENTS_RETAINED = 100_000;
 export const DEFAULT_EVENTS_HEARTBEAT_SECONDS = 5;
 export const DEFAULT_EVENTS_BUFFER = 10_000;
@@ -130,8 +133,10 @@ Options (each has an environment variable; the flag wins):
                          size. STEWARD_MAX_PENDING_REQUEST_BYTES. Default: ${DEFAULT_MAX_PENDING_REQUEST_BYTES} (256 MiB).
   --idle-timeout SECS    A connection with no call open for this long is closed (the client
                          reconnects). STEWARD_IDLE_TIMEOUT. Default: ${DEFAULT_IDLE_SECONDS}.
-  --keepalive SECS       How often the server pings each connection; one that does not answer
-                         within 20 seconds is closed. STEWARD_KEEPALIVE. Default: ${DEFAULT_KEEPALIVE_SECONDS}.
+  --keepalive SECS       How often the server pings each connection. STEWARD_KEEPALIVE.
+                         Default: ${DEFAULT_KEEPALIVE_SECONDS}.
+  --keepalive-timeout SECS  A connection that does not answer a ping within this long is
+                         closed. STEWARD_KEEPALIVE_TIMEOUT. Default: ${DEFAULT_KEEPALIVE_TIMEOUT_SECONDS}.
   --events-retained N    How many of the latest events are kept for clients that resume an
                          Events stream. STEWARD_EVENTS_RETAINED. Default: ${DEFAULT_EVENTS_RETAINED}.
   --events-heartbeat SECS  How often an idle Events stream sends a heartbeat.
@@ -189,6 +194,7 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
       ),
       idleMs: timerMs("--idle-timeout", value("idle-timeout", "STEWARD_IDLE_TIMEOUT") ?? String(DEFAULT_IDLE_SECONDS)),
       keepaliveMs: timerMs("--keepalive", value("keepalive", "STEWARD_KEEPALIVE") ?? String(DEFAULT_KEEPALIVE_SECONDS)),
+      keepaliveTimeoutMs: timerMs("--keepalive-timeout", value("keepalive-timeout", "STEWARD_KEEPALIVE_TIMEOUT") ?? String(DEFAULT_KEEPALIVE_TIMEOUT_SECONDS)),
     },
     events: {
       retained: Math.floor(positiveNumber("--events-retained", value("events-retained", "STEWARD_EVENTS_RETAINED") ?? String(DEFAULT_EVENTS_RETAINED))),
@@ -225,6 +231,7 @@ function parseFlags(args: readonly string[]) {
         "max-pending-request-bytes": { type: "string" },
         "idle-timeout": { type: "string" },
         keepalive: { type: "string" },
+        "keepalive-timeout": { type: "string" },
         "events-retained": { type: "string" },
         "events-heartbeat": { type: "string" },
         "events-buffer": { type: "string" },

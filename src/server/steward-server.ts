@@ -62,7 +62,7 @@ export class StewardServer {
       "grpc.max_concurrent_streams": config.connections.maxStreamsPerConnection,
       "grpc.max_connection_idle_ms": config.connections.idleMs,
       "grpc.keepalive_time_ms": config.connections.keepaliveMs,
-      "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
+      "grpc.keepalive_timeout_ms": config.connections.keepaliveTimeoutMs,
     });
     raiseHeaderCeilings(this.server);
     gateStreams(this.server, new CallGate({ ...config.connections, maxMessageBytes: config.maxMessageBytes }, log));
@@ -156,9 +156,6 @@ function gateStreams(server: grpc.Server, gate: CallGate): void {
     if (http2Server) gate.guard(http2Server);
   };
 }
-
-/** How long a keepalive ping may wait for its answer before the connection is closed. */
-const KEEPALIVE_TIMEOUT_MS = 20_000;
 
 /**
  * Node refuses a stream whose headers pass its ceilings (128 headers, 64 KiB) with

@@ -2,6 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as crypto from "node:crypto";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import * as zlib from "node:zlib";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb";
 import { EventService } from "../../gen/steward/v1/event_service_pb";
@@ -310,5 +311,58 @@ describe("connections", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await hostInfoCall(server.tcp, Buffer.alloc(0))).toBeUndefined();
     for (const session of sessions) session.destroy();
+  });
+});
+
+/** HTTP/2 frames as they come on a socket: their types, in order. */
+function frameTypes(socket: net.Socket): number[] {
+  const types: number[] = [];
+  let buffered = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 9) {
+      const length = buffered.readUIntBE(0, 3);
+      if (buffered.length < 9 + length) break;
+      const type = buffered[3];
+      types.push(type);
+      // The server's SETTINGS are acknowledged, as any peer does; its PINGs never are.
+      if (type === HTTP2_SETTINGS && (buffered[4] & 1) === 0) socket.write(Buffer.from([0, 0, 0, HTTP2_SETTINGS, 1, 0, 0, 0, 0]));
+      buffered = buffered.subarray(9 + length);
+    }
+  });
+  return types;
+}
+
+const HTTP2_SETTINGS = 4;
+const HTTP2_PING = 6;
+
+describe("keepalive", () => {
+  let server: TestServer;
+  beforeAll(async () => (server = await startTestServer(["--keepalive", "1", "--keepalive-timeout", "1", "--idle-timeout", "60"])));
+  afterAll(() => server.stop());
+
+  it("closes a connection that does not answer its pings, and keeps one that does", async () => {
+    const [host, port] = server.tcp.split(":");
+    const silent = net.connect(Number(port), host);
+    silent.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Buffer.from([0, 0, 0, HTTP2_SETTINGS, 0, 0, 0, 0, 0])]));
+    const types = frameTypes(silent);
+    const started = Date.now();
+    const closed = new Promise<number>((resolve) => silent.on("close", () => resolve(Date.now() - started)));
+    silent.on("error", () => undefined);
+    // A client that answers (Node's HTTP/2 does, as every gRPC client's) keeps its connection.
+    const answering = await connect(server.tcp);
+    let pings = 0;
+    answering.on("ping", () => pings++);
+    const answeringClosed = new Promise<string>((resolve) => answering.once("close", () => resolve("closed")));
+    const after = await closed;
+    expect(types).toContain(HTTP2_PING);
+    expect(after).toBeGreaterThanOrEqual(1000);
+    expect(after).toBeLessThan(10_000);
+    let timer: NodeJS.Timeout | undefined;
+    const stillOpen = new Promise<string>((resolve) => (timer = setTimeout(() => resolve("open"), 1500)));
+    expect(await Promise.race([answeringClosed, stillOpen])).toBe("open");
+    clearTimeout(timer);
+    expect(pings).toBeGreaterThanOrEqual(2);
+    answering.destroy();
   });
 });

@@ -13,7 +13,7 @@ describe("parseServeConfig", () => {
     expect(config.logLevel).toBe("info");
     expect(config.tls).toBeUndefined();
     expect(config.maxMessageBytes).toBe(DEFAULT_MAX_MESSAGE_BYTES);
-    expect(config.connections).toEqual({ maxStreamsPerConnection: 256, maxStreams: 1024, maxCalls: 4096, maxConnections: 1024, maxPendingRequestBytes: 256 * 1024 * 1024, idleMs: 300_000, keepaliveMs: 120_000 });
+    expect(config.connections).toEqual({ maxStreamsPerConnection: 256, maxStreams: 1024, maxCalls: 4096, maxConnections: 1024, maxPendingRequestBytes: 256 * 1024 * 1024, idleMs: 300_000, keepaliveMs: 120_000, keepaliveTimeoutMs: 20_000 });
     expect(config.shutdownGraceMs).toBe(5000);
   });
 
@@ -62,6 +62,7 @@ describe("parseServeConfig", () => {
   it("takes the connection bounds, from flags or STEWARD_* variables", () => {
     const config = parseServeConfig(["--max-streams", "10", "--idle-timeout", "2", "--max-calls", "20", "--max-pending-request-bytes", "8388608"], {
       STEWARD_KEEPALIVE: "30",
+      STEWARD_KEEPALIVE_TIMEOUT: "5",
       STEWARD_MAX_CONNECTIONS: "7",
     });
     expect(config.connections).toEqual({
@@ -72,6 +73,7 @@ describe("parseServeConfig", () => {
       maxPendingRequestBytes: 8 * 1024 * 1024,
       idleMs: 2000,
       keepaliveMs: 30_000,
+      keepaliveTimeoutMs: 5000,
     });
     expect(() => parseServeConfig(["--max-streams", "0"], {})).toThrow(/--max-streams 0/);
     // One request of the largest size must fit in what the server holds of requests under way.
@@ -79,7 +81,7 @@ describe("parseServeConfig", () => {
       /--max-pending-request-bytes 2097151: expected at least 2097152/,
     );
     // Durations a timer cannot hold would fire at once: refused.
-    for (const flag of ["--idle-timeout", "--keepalive", "--shutdown-grace", "--events-heartbeat"]) {
+    for (const flag of ["--idle-timeout", "--keepalive", "--keepalive-timeout", "--shutdown-grace", "--events-heartbeat"]) {
       expect(() => parseServeConfig([flag, "3000000"], {})).toThrow(new RegExp(`${flag} 3000000: expected at most 2147483 seconds`));
     }
   });

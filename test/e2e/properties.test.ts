@@ -231,10 +231,26 @@ describe("global properties", () => {
   it("lists the globals with their defaults", async () => {
     const { properties } = await host.listGlobalProperties({});
     const names = properties.map((p) => p.name);
-    for (const name of ["default_template", "default_netvm", "default_dispvm", "default_kernel", "default_pool", "default_pool_private", "default_qrexec_timeout", "default_shutdown_timeout", "stats_interval"]) {
+    for (const name of [
+      "default_template",
+      "default_netvm",
+      "default_dispvm",
+      "default_kernel",
+      "default_pool",
+      "default_pool_private",
+      "default_qrexec_timeout",
+      "default_shutdown_timeout",
+      "stats_interval",
+      "clockvm",
+      "updatevm",
+      "management_dispvm",
+      "check_updates_vm",
+    ]) {
       expect(names).toContain(name);
     }
     expect(plain(properties.find((p) => p.name === "default_shutdown_timeout")!.value)).toBe(60n);
+    expect(plain(properties.find((p) => p.name === "check_updates_vm")!.value)).toBe(true);
+    expect(plain(properties.find((p) => p.name === "updatevm")!.value)).toBe("");
     expect(properties.every((p) => p.isDefault)).toBe(true);
   });
 
@@ -262,6 +278,27 @@ describe("global properties", () => {
     const inUse = await rpcError(vms.removeVm({ vm: "net" }));
     expect(inUse.info?.reason).toBe("VM_IN_USE");
     expect(inUse.details).toContain("the global default_netvm");
+  });
+
+  it("has Qubes' clockvm, updatevm, management_dispvm and check_updates_vm, with their rules", async () => {
+    await vms.createVm({ name: "upd", klass: VmClass.STANDALONE_VM, label: "red" });
+    await host.setGlobalProperty({ name: "updatevm", value: vm("upd") });
+    await host.setGlobalProperty({ name: "clockvm", value: vm("upd") });
+    const named = await rpcError(vms.removeVm({ vm: "upd" }));
+    expect([named.info?.reason, named.details]).toEqual(["VM_IN_USE", expect.stringContaining("the global updatevm")]);
+    // management_dispvm names an AppVM DispVMs are based on, which must stay one.
+    await vms.createVm({ name: "mgmt", klass: VmClass.APP_VM, label: "red", template: "deb" });
+    const notOne = await rpcError(host.setGlobalProperty({ name: "management_dispvm", value: vm("mgmt") }));
+    expect([notOne.code, notOne.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "NOT_A_DISPVM_TEMPLATE"]);
+    await vms.setProperty({ vm: "mgmt", name: "template_for_dispvms", value: bool(true) });
+    await host.setGlobalProperty({ name: "management_dispvm", value: vm("mgmt") });
+    const stillNamed = await rpcError(vms.setProperty({ vm: "mgmt", name: "template_for_dispvms", value: bool(false) }));
+    expect([stillNamed.info?.reason, stillNamed.info?.metadata.used_by]).toEqual(["DISPVM_TEMPLATE_IN_USE", "the global management_dispvm"]);
+    await host.setGlobalProperty({ name: "check_updates_vm", value: bool(false) });
+    expect(plain((await host.getGlobalProperty({ name: "check_updates_vm" })).property!.value)).toBe(false);
+    for (const name of ["updatevm", "clockvm", "management_dispvm", "check_updates_vm"]) await host.resetGlobalProperty({ name });
+    await vms.removeVm({ vm: "upd" });
+    await vms.removeVm({ vm: "mgmt" });
   });
 
   it("refuses unknown names and bad values", async () => {

@@ -20,7 +20,7 @@ import {
 } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import { defaultAddresses, isUnicastAddress, normalisedAddress, type AddressKind } from "./vm-addresses";
-import { globalSpec, MAX_TEXT_PROPERTY, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
+import { GLOBAL_DISPVM_TEMPLATES, globalSpec, MAX_TEXT_PROPERTY, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
 
 const POOL_NAME = /^(?:[A-Za-z][A-Za-z0-9_.-]{0,62})?$/;
 
@@ -160,7 +160,7 @@ const MAX_TEMPLATE_HOPS = 8;
 export function checkGlobalProperty(resolver: PropertyResolver, spec: PropertySpec, value: PropertyValue, target: VmRecord | undefined): void {
   if (spec.name === "default_template" && target) requireTemplateVm(target);
   if (spec.name === "default_netvm" && target) requireNetvmProvider(resolver, target);
-  if (spec.name === "default_dispvm" && target) requireDispvmTemplate(resolver, target);
+  if (GLOBAL_DISPVM_TEMPLATES.includes(spec.name) && target) requireDispvmTemplate(resolver, target);
   if (spec.name.startsWith("default_pool") && !POOL_NAME.test(value as string)) {
     throw invalidPoolName();
   }
@@ -276,6 +276,7 @@ function refuseIfUsedAsNetvm(store: Store, resolver: PropertyResolver, vm: VmRec
 
 function refuseIfUsedAsDispvmTemplate(store: Store, resolver: PropertyResolver, vm: VmRecord): void {
   const users = store.vms.all().filter((other) => resolver.vm(other, vmSpec("default_dispvm")).value === vm.name).map((other) => other.name);
+  for (const global of GLOBAL_DISPVM_TEMPLATES) if (resolver.global(globalSpec(global)).value === vm.name) users.push(`the global ${global}`);
   if (users.length > 0) throw dispvmTemplateInUse(vm.name, users);
 }
 

@@ -71,7 +71,7 @@ export function netvmInUse(vm: string, users: readonly string[]): DomainError {
 }
 
 export function dispvmTemplateInUse(vm: string, users: readonly string[]): DomainError {
-  return failedPrecondition(R.DISPVM_TEMPLATE_IN_USE, `${vm} is the default_dispvm of ${users.join(", ")}`, { vm, used_by: users.join(",") });
+  return failedPrecondition(R.DISPVM_TEMPLATE_IN_USE, `DispVMs are based on ${vm} for ${users.join(", ")}`, { vm, used_by: users.join(",") });
 }
 
 /** DispVMs are based on the AppVM: it keeps template_for_dispvms while they exist. */

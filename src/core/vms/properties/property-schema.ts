@@ -186,7 +186,20 @@ export const GLOBAL_PROPERTIES: readonly PropertySpec[] = [
   { name: "default_qrexec_timeout", type: "int", write: "anytime", default: constant(60), min: 0, max: 86400, help: "qrexec_timeout of VMs that do not set one, in seconds." },
   { name: "default_shutdown_timeout", type: "int", write: "anytime", default: constant(60), min: 0, max: 86400, help: "shutdown_timeout of VMs that do not set one, in seconds." },
   { name: "stats_interval", type: "int", write: "anytime", default: constant(3), min: 1, max: 3600, help: "Seconds between VM statistics samples." },
+  { name: "clockvm", type: "vm", write: "anytime", default: constant(null), help: "The VM the host's clock is synchronised from; none for none." },
+  { name: "updatevm", type: "vm", write: "anytime", default: constant(null), help: "The VM that downloads the host's updates; none for none." },
+  {
+    name: "management_dispvm",
+    type: "vm",
+    write: "anytime",
+    default: constant(null),
+    help: "The AppVM (with template_for_dispvms) that DispVMs managing other VMs' configuration are based on.",
+  },
+  { name: "check_updates_vm", type: "bool", write: "anytime", default: constant(true), help: "Whether VMs check for their updates by default." },
 ];
+
+/** Global properties that name an AppVM DispVMs are based on: it must keep template_for_dispvms. */
+export const GLOBAL_DISPVM_TEMPLATES: readonly string[] = ["default_dispvm", "management_dispvm"];
 
 /** Global properties whose value names a VM: that VM cannot be removed. */
 export const GLOBAL_VM_PROPERTIES = GLOBAL_PROPERTIES.filter((p) => p.type === "vm").map((p) => p.name);

@@ -78,6 +78,8 @@ export interface EventRepository {
   uuidOfSubject(subject: string, upTo?: number): string | undefined;
   /** Whether any retained event is about `subject` (a DispVM name is not reused while one is). */
   namesSubject(subject: string): boolean;
+  /** Whether any retained event is about the VM of this uuid. */
+  namesUuid(uuid: string): boolean;
   /** Drops all but the latest `keep` events. */
   trim(keep: number): void;
 }

@@ -785,6 +785,12 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         expect(store.events.uuidOfSubject("other")).toBeUndefined();
       });
 
+      it("namesUuid() says whether a retained event is about the VM of a uuid", () => {
+        appendCommitted(event("domain-add", "work"));
+        expect(store.events.namesUuid(uuidOf("work"))).toBe(true);
+        expect(store.events.namesUuid("6f1c9d2a-3b4e-4c5d-8e6f-7a8b9c0d1e2f")).toBe(false);
+      });
+
       it("uuidOfSubject() up to an event names the VM that had the name then", () => {
         appendCommitted(event("domain-add", "work"));
         const then = store.events.latestSequence();

@@ -115,6 +115,23 @@ describe("VMs: create, find, list, remove", () => {
     expect(answers.every((answer) => answer.vm!.name === "raced")).toBe(true);
   });
 
+  it("takes a uuid the client chose (machined's CreateMachine id), once, and never a removed VM's the events still name", async () => {
+    const chosen = "6F1C9D2A-3B4E-4C5D-8E6F-7A8B9C0D1E2F";
+    const { vm } = await vms.createVm({ name: "chosen-id", klass: VmClass.STANDALONE_VM, label: "red", uuid: chosen });
+    expect(vm!.uuid).toBe(chosen.toLowerCase());
+    expect((await vms.getVm({ vm: `uuid:${chosen.toLowerCase()}` })).vm!.name).toBe("chosen-id");
+    const taken = await rpcError(vms.createVm({ name: "chosen-id2", klass: VmClass.STANDALONE_VM, label: "red", uuid: chosen.toLowerCase() }));
+    expect([taken.code, taken.info?.reason, taken.info?.metadata.uuid]).toEqual([grpc.status.ALREADY_EXISTS, "VM_UUID_IN_USE", chosen.toLowerCase()]);
+    for (const bad of ["not-a-uuid", "00000000-0000-0000-0000-000000000000"]) {
+      const error = await rpcError(vms.createVm({ name: "chosen-id3", klass: VmClass.STANDALONE_VM, label: "red", uuid: bad }));
+      expect([bad, error.code, error.info?.reason, error.info?.fieldViolations[0]?.field]).toEqual([bad, grpc.status.INVALID_ARGUMENT, "INVALID_UUID", "uuid"]);
+    }
+    // Removed, it is still named by the events a resuming stream would follow it by.
+    await vms.removeVm({ vm: "chosen-id" });
+    const retained = await rpcError(vms.createVm({ name: "chosen-id4", klass: VmClass.STANDALONE_VM, label: "red", uuid: chosen }));
+    expect(retained.info?.reason).toBe("VM_UUID_IN_USE");
+  });
+
   it("will not remove a template in use, and says which VMs use it", async () => {
     await vms.createVm({ name: "tpl-used", klass: VmClass.TEMPLATE_VM, label: "black" });
     await vms.createVm({ name: "user-a", klass: VmClass.APP_VM, label: "red", template: "tpl-used" });

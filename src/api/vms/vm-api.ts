@@ -78,6 +78,7 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
             properties: initialValues(request.properties),
             pool: request.pool,
             volumePools: request.volumePools,
+            uuid: request.uuid,
             idempotencyKey: request.requestId,
           },
           ctx,

@@ -7,7 +7,7 @@ import type { RequestLedger } from "../shared/request-ledger";
 import { Revert } from "../shared/revert";
 import type { Vm } from "./read-model/vm-view";
 import type { VmReadModel } from "./read-model/vm-read-model";
-import { requestResultGone } from "./vm-errors";
+import { requestResultGone, vmUuidInUse } from "./vm-errors";
 import { requireFreeName } from "./vm-names-in-use";
 import { domainAdd, domainTagAdd } from "./vm-events";
 import { createdByTag } from "./vm-tags";
@@ -46,13 +46,13 @@ export class NewVms {
    * A qid and uuid for a VM about to be drafted. The qid is one whose addresses (the defaults a
    * qid gives) no VM has set as its own: a default never collides with a value set explicitly.
    */
-  identity(): VmIdentity {
+  identity(uuid: string = crypto.randomUUID()): VmIdentity {
     let qid = this.store.vms.nextQid();
     for (let tries = 0; tries < MAX_QID_TRIES && this.addressesTaken(qid); tries++) {
       do qid++;
       while (this.store.vms.byQid(qid));
     }
-    return { qid, uuid: crypto.randomUUID(), createdAt: this.clock.now() };
+    return { qid, uuid, createdAt: this.clock.now() };
   }
 
   private addressesTaken(qid: number): boolean {
@@ -75,6 +75,15 @@ export class NewVms {
     const record = this.store.vms.byUuid(uuid);
     if (!record) throw requestResultGone(key);
     return this.readModel.full(record);
+  }
+
+  /**
+   * Refuses (VM_UUID_IN_USE) a uuid a client chose that another VM has, or that the retained
+   * events name: a stream that follows a VM by uuid must not take a newcomer for it.
+   */
+  requireFreeUuid(uuid: string): void {
+    if (this.store.vms.byUuid(uuid)) throw vmUuidInUse(uuid, "another VM's");
+    if (this.store.events.namesUuid(uuid)) throw vmUuidInUse(uuid, "a removed VM's, which the retained events still name");
   }
 
   /** Refuses a name another VM has, or has but for the case of its letters (VM_EXISTS). */

@@ -13,7 +13,7 @@ import type { VmProperties } from "./properties/vm-properties";
 import type { Vm } from "./read-model/vm-view";
 import { invalidVmClass, noDefaultDispvm, noFreeDispid, notADispvmTemplate, notATemplate, noTemplateGiven, poolConflict, poolNotFound } from "./vm-errors";
 import type { VmLookup } from "./vm-lookup";
-import { checkVmName } from "./vm-names";
+import { checkChosenUuid, checkVmName } from "./vm-names";
 import type { VmOperations } from "./vm-operations";
 import type { VmParticipants } from "./vm-participant";
 import type { Store } from "../../ports/store";
@@ -34,6 +34,8 @@ export interface NewVm {
   properties: Readonly<Record<string, PropertyValue>>;
   pool: string;
   volumePools: Readonly<Record<string, string>>;
+  /** The uuid the client chose for it (machined's CreateMachine id); empty or absent for one Steward makes. */
+  uuid?: string;
   /** The request's request_id (AIP-155): a retry with it returns the VM the first one made. */
   idempotencyKey: string;
 }
@@ -64,11 +66,12 @@ export class VmCreation {
     this.newVms.checkKey(request.idempotencyKey);
     const name = checkVmName(request.name, "name");
     const klass = creatableClass(request.klass);
+    const chosenUuid = checkChosenUuid(request.uuid ?? "", "uuid");
     checkPools(request.pool, request.volumePools);
     return this.operations.creating(ctx, "create a VM", () => {
       const earlier = this.newVms.earlier(request.idempotencyKey, "CreateVm", asked(request));
       if (earlier) return earlier;
-      const identity = this.newVms.identity();
+      const identity = this.newVms.identity(chosenUuid);
       return this.newVms.make(
         () => this.draft(request, name, klass, identity),
         { rpc: "CreateVm", key: request.idempotencyKey, request: asked(request), ctx },
@@ -105,6 +108,7 @@ export class VmCreation {
 
   private draft(request: NewVm, name: string, klass: VmClassName, identity: VmIdentity): VmRecord {
     this.newVms.requireFreeName(name);
+    if (request.uuid) this.newVms.requireFreeUuid(identity.uuid);
     const label = this.labels.get(request.label, "label");
     const template = templateFor(this.store, this.lookup, this.resolver, klass, request.template);
     const properties: Record<string, string> = { label: label.name };

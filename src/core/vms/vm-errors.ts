@@ -6,6 +6,8 @@ import { vmClass, type VmClassName } from "../model/vm-classes";
 const R = declareReasons("vms", [
   "VM_NOT_FOUND",
   "VM_EXISTS",
+  "VM_UUID_IN_USE",
+  "INVALID_UUID",
   "VM_IS_ADMIN",
   "VM_IS_DISPOSABLE",
   "VM_NOT_HALTED",
@@ -106,6 +108,14 @@ export function invalidVmName(field: string, description: string): InvalidFieldE
 
 export function invalidVmRef(field: string): InvalidFieldError {
   return new InvalidFieldError(field, "expected uuid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", R.INVALID_VM_REF);
+}
+
+export function invalidUuid(field: string, description: string): InvalidFieldError {
+  return new InvalidFieldError(field, description, R.INVALID_UUID);
+}
+
+export function vmUuidInUse(uuid: string, by: string): DomainError {
+  return alreadyExists(R.VM_UUID_IN_USE, `the uuid ${uuid} is ${by}`, { uuid });
 }
 
 export function invalidVmClass(field: string, description: string): InvalidFieldError {

@@ -1,4 +1,4 @@
-import { invalidVmName, invalidVmRef } from "./vm-errors";
+import { invalidUuid, invalidVmName, invalidVmRef } from "./vm-errors";
 
 /** How a request names a VM: by name, or by UUID as `uuid:<uuid>`. */
 export type VmRef = { name: string } | { uuid: string };
@@ -28,6 +28,18 @@ export function checkVmName(name: string, field: string): string {
   if (name.toLowerCase().endsWith("-dm")) throw invalidVmName(field, "VM names do not end in '-dm', which Qubes keeps for a VM's device model");
   if (RESERVED_NAMES.has(name.toLowerCase())) throw invalidVmName(field, `'${name}' cannot name a VM`);
   return name;
+}
+
+/** The nil UUID, which names nothing (machined takes it as "none given"). */
+const NIL_UUID = "00000000-0000-0000-0000-000000000000";
+
+/** A UUID a client chose for a new VM, lower-cased; undefined for none (empty). */
+export function checkChosenUuid(text: string, field: string): string | undefined {
+  if (text === "") return undefined;
+  if (!UUID.test(text)) throw invalidUuid(field, "expected a UUID: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
+  const uuid = text.toLowerCase();
+  if (uuid === NIL_UUID) throw invalidUuid(field, "the nil UUID names no VM: leave it empty for one Steward makes");
+  return uuid;
 }
 
 /** Parses how a request names a VM: its name, or `uuid:<uuid>`. */

@@ -66,6 +66,11 @@ export class SqliteEventRepository implements EventRepository {
       .get(subject, upTo)?.subject_uuid;
   }
 
+  namesUuid(uuid: string): boolean {
+    // No index on subject_uuid: only a CreateVm with a client-chosen uuid asks, and the log is bounded.
+    return this.sql.prepare<[string], { found: number }>("SELECT 1 AS found FROM events WHERE subject_uuid = ? LIMIT 1").get(uuid) !== undefined;
+  }
+
   namesSubject(subject: string): boolean {
     return this.sql.prepare<[string], { found: number }>("SELECT 1 AS found FROM events WHERE subject = ? LIMIT 1").get(subject) !== undefined;
   }

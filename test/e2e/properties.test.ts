@@ -79,6 +79,21 @@ describe("VM properties", () => {
     expect((await vms.describeProperty({ vm: "work", name: "uuid" })).description).toMatchObject({ writeRule: WriteRule.READ_ONLY, defaultSource: DefaultSource.COMPUTED });
   });
 
+  it("describes the values a property accepts and its long help (Qubes' HelpRst)", async () => {
+    const virtMode = (await vms.describeProperty({ vm: "work", name: "virt_mode" })).description!;
+    expect(virtMode).toMatchObject({ allowedValues: ["hvm", "pvh", "pv"], maxLength: 256, format: "" });
+    expect(virtMode.helpRst.split("\n").slice(0, 2)).toEqual(["virt_mode", "========="]);
+    expect(virtMode.helpRst).toContain(":values: ``hvm``, ``pvh``, ``pv``");
+    expect(virtMode.helpRst).toContain(":set: while the VM is halted");
+    const kernelopts = (await vms.describeProperty({ vm: "work", name: "kernelopts" })).description!;
+    expect(kernelopts.maxLength).toBe(512);
+    const kernel = (await vms.describeProperty({ vm: "work", name: "kernel" })).description!;
+    expect(kernel.format).toMatch(/without '\/' or '\.\.'/);
+    const memory = (await vms.describeProperty({ vm: "work", name: "memory" })).description!;
+    expect([memory.maxLength, memory.allowedValues]).toEqual([0, []]);
+    expect(memory.helpRst).toContain(":default: the template's, else ``400``");
+  });
+
   it("allocates ip and mac from the qid, and keeps them unique", async () => {
     // A VM has an IP address only with a netvm, as in Qubes.
     await vms.createVm({ name: "addr-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });

@@ -9,7 +9,8 @@ import {
 } from "../../../gen/steward/v1/property_pb";
 import { propertyOutOfRange, propertyTypeMismatch, unknownVmProperty } from "../../core/vms/properties/property-errors";
 import type { PropertySpec, PropertyType as DomainType, PropertyValue, WriteRule as DomainWriteRule } from "../../core/vms/properties/property-schema";
-import { findVmSpec } from "../../core/vms/properties/property-schema";
+import { findVmSpec, MAX_TEXT_PROPERTY } from "../../core/vms/properties/property-schema";
+import { helpRst } from "../../core/vms/properties/property-help";
 import type { DefaultOrigin, Property, PropertyDescription } from "../../core/vms/properties/vm-properties";
 
 /** Between the contract's typed property values and the core's. */
@@ -113,6 +114,10 @@ export function descriptionMessage(description: PropertyDescription): MessageIni
     writeRule: WRITE[spec.write],
     minValue: BigInt(spec.min ?? 0),
     maxValue: BigInt(spec.max ?? 0),
+    allowedValues: [...(spec.choices ?? [])],
+    maxLength: spec.type === "str" ? (spec.maxLength ?? MAX_TEXT_PROPERTY) : 0,
+    format: spec.pattern?.description ?? "",
+    helpRst: helpRst(spec),
   };
 }
 

@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { DefaultSource, PropertyType, WriteRule, type PropertyValue } from "../../gen/steward/v1/property_pb";
-import { VmClass, VmView } from "../../gen/steward/v1/vm_pb";
+import { PowerState, VmClass, VmView } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -397,7 +397,7 @@ describe("netvm loops, by any route", () => {
     const reset = await rpcError(vms.resetProperty({ vm: "net-a", name: "netvm" }));
     expect([reset.code, reset.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "NETVM_LOOP"]);
     expect((await vms.getProperty({ vm: "net-a", name: "netvm" })).property!.isDefault).toBe(false);
-    expect((await vms.startVm({ vm: "net-a" })).state).toBeDefined();
+    expect((await vms.startVm({ vm: "net-a" })).state).toBe(PowerState.RUNNING);
     await host.resetGlobalProperty({ name: "default_netvm" });
   });
 });

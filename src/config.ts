@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import type { EventSettings } from "./core/events/event-hub";
+import { MAX_TIMER_MS } from "./core/shared/long-timer";
 
 /**
  * The server's configuration: flags, each with a STEWARD_* environment equivalent (a flag
@@ -300,7 +301,7 @@ function positiveNumber(flag: string, given: string): number {
 }
 
 /** The longest wait a timer of Node's holds, in seconds: a flag longer than that would fire at once. */
-const MAX_TIMER_SECONDS = Math.floor(2_147_483_647 / 1000);
+const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
 
 /** A duration flag in seconds, as milliseconds: positive, and no longer than a timer holds. */
 function timerMs(flag: string, given: string): number {

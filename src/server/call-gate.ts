@@ -169,14 +169,17 @@ interface GrpcJsCall {
 let metering = false;
 
 /**
- * Tells the gate that the handler of a call whose requests stream (client streaming, bidi) took
- * one more of them: its bytes are the handler's now, no longer held for it. A unary or
+ * What tells the gate that the handler of a call whose requests stream (client streaming, bidi)
+ * took one more of them: its bytes are the handler's now, no longer held for it. A unary or
  * server-streaming call's request is held for as long as the call lasts, its handler's run
- * included. `call` is what grpc-js gives the handler.
+ * included. `call` is what grpc-js gives the handler; its meter is looked up once.
  */
-export function requestTaken(call: object): void {
+export function requestTaker(call: object): () => void {
   const stream = http2StreamOf(call);
-  if (stream) METERED.get(stream)?.taken();
+  return () => {
+    // Looked up each time: a call refused for the bound is metered no more.
+    if (stream) METERED.get(stream)?.taken();
+  };
 }
 
 /** The HTTP/2 stream under what grpc-js gives a handler: its call, through any interceptors. */

@@ -32,6 +32,13 @@ const CODE_OF_KIND: Record<ErrorKind, grpc.status> = {
   "not-implemented": grpc.status.UNIMPLEMENTED,
 };
 
+const KIND_OF_CODE = new Map<grpc.status, ErrorKind>(Object.entries(CODE_OF_KIND).map(([kind, code]) => [code, kind as ErrorKind]));
+
+/** The kind of error a gRPC code tells; undefined for a code no Steward error has (INTERNAL…). */
+export function kindOfCode(code: grpc.status): ErrorKind | undefined {
+  return KIND_OF_CODE.get(code);
+}
+
 export interface RpcStatus {
   code: grpc.status;
   details: string;

@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { BaseServerInterceptingCall } from "@grpc/grpc-js/build/src/server-interceptors";
-import { InvalidFieldError } from "../core/errors";
+import { InvalidFieldError, quote } from "../core/errors";
 import { toRpcStatus } from "./error-status";
 
 /**
@@ -23,7 +23,7 @@ interface DeadlineOfCall {
 /** The header's form: up to 8 digits and a unit (gRPC over HTTP/2, "Timeout"). */
 const TIMEOUT = /^(\d{1,8})([HMSmun])$/;
 const UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };
-/** The longest timer Node sets; a longer wait is made of several. */
+/** The longest timer Node sets, as core/shared/long-timer has it (the server imports no core but errors). */
 const MAX_TIMER_MS = 2_147_483_647;
 /** How much of a malformed header an error quotes. */
 const QUOTED = 40;
@@ -41,8 +41,7 @@ function handleTimeoutHeader(this: DeadlineOfCall, header: unknown): void {
   const text = String(header);
   const match = TIMEOUT.exec(text);
   if (!match) {
-    const quoted = text.length > QUOTED ? `${text.slice(0, QUOTED)}…` : text;
-    const refusal = new InvalidFieldError("grpc-timeout", `"${quoted}" is not a timeout: 1 to 8 digits, then H, M, S, m, u or n`);
+    const refusal = new InvalidFieldError("grpc-timeout", `"${quote(text, QUOTED)}" is not a timeout: 1 to 8 digits, then H, M, S, m, u or n`);
     const status = toRpcStatus(refusal, "");
     // As grpc-js does: the call is not set up yet; answer once it is.
     process.nextTick(() => this.sendStatus({ code: status.code, details: status.details, metadata: status.metadata }));
@@ -50,6 +49,7 @@ function handleTimeoutHeader(this: DeadlineOfCall, header: unknown): void {
   }
   const timeoutMs = Number(match[1]) * UNIT_MS[match[2]];
   this.deadline = Date.now() + timeoutMs;
+  // LongTimer's chaining, on the timer grpc-js clears by itself (deadlineTimer).
   const arm = (remainingMs: number) => {
     this.deadlineTimer = setTimeout(() => {
       if (remainingMs > MAX_TIMER_MS) arm(remainingMs - MAX_TIMER_MS);

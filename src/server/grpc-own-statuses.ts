@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { BaseServerInterceptingCall } from "@grpc/grpc-js/build/src/server-interceptors";
-import { DomainError, type ErrorKind } from "../core/errors";
-import { STATUS_DETAILS_KEY, toRpcStatus } from "./error-status";
+import { DomainError } from "../core/errors";
+import { kindOfCode, STATUS_DETAILS_KEY, toRpcStatus } from "./error-status";
 import { SERVER } from "./server-errors";
 
 /**
@@ -19,14 +19,6 @@ interface GrpcJsStatus {
   details: string;
   metadata?: grpc.Metadata | null;
 }
-
-const KIND_OF_CODE: Partial<Record<grpc.status, ErrorKind>> = {
-  [grpc.status.RESOURCE_EXHAUSTED]: "resource-exhausted",
-  [grpc.status.UNIMPLEMENTED]: "not-implemented",
-  [grpc.status.DEADLINE_EXCEEDED]: "deadline-exceeded",
-  [grpc.status.INVALID_ARGUMENT]: "invalid-argument",
-  [grpc.status.UNAVAILABLE]: "unavailable",
-};
 
 let installed = false;
 
@@ -49,7 +41,7 @@ export function detailGrpcJsStatuses(): void {
 export function withDetails(status: GrpcJsStatus): GrpcJsStatus {
   if (status.code === grpc.status.OK || (status.metadata?.get(STATUS_DETAILS_KEY).length ?? 0) > 0) return status;
   const { code, reason, metadata } = readingOf(status);
-  const kind = KIND_OF_CODE[code] ?? "unavailable";
+  const kind = kindOfCode(code) ?? "unavailable";
   const detailed = toRpcStatus(new DomainError(kind, reason, status.details, metadata), "");
   const trailers = status.metadata?.clone() ?? new grpc.Metadata();
   trailers.merge(detailed.metadata);

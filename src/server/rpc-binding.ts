@@ -7,7 +7,7 @@ import { toRpcStatus } from "./error-status";
 import { MalformedMessage, methodPath } from "./grpc-definitions";
 import { targetOf, type CallTarget } from "./interceptors/call-target";
 import { intercepted, settled, type InterceptedContext, type Interceptor, type RpcCall, type RpcHandler, type RpcOutcome } from "./interceptors/interceptor";
-import { requestTaken } from "./call-gate";
+import { requestTaker } from "./call-gate";
 import { ResponseHeaders } from "./response-headers";
 import type { RpcContext } from "./rpc-context";
 import { malformedRequest } from "./server-errors";
@@ -276,8 +276,9 @@ class RequestStream {
 async function* readAll(call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) {
   // Not `for await (… of call)`: at the end of the requests that destroys the stream, and with
   // a duplex stream the response side too, before its status is sent.
+  const taken = requestTaker(call);
   for await (const message of call.iterator({ destroyOnReturn: false })) {
-    requestTaken(call);
+    taken();
     yield wellFormed(message);
   }
 }

@@ -9,7 +9,7 @@ import {
 } from "../../../gen/steward/v1/property_pb";
 import { propertyOutOfRange, propertyTypeMismatch, unknownVmProperty } from "../../core/vms/properties/property-errors";
 import type { PropertySpec, PropertyType as DomainType, PropertyValue, WriteRule as DomainWriteRule } from "../../core/vms/properties/property-schema";
-import { findVmSpec, MAX_TEXT_PROPERTY } from "../../core/vms/properties/property-schema";
+import { findVmSpec, maxLengthOf } from "../../core/vms/properties/property-schema";
 import { helpRst } from "../../core/vms/properties/property-help";
 import type { DefaultOrigin, Property, PropertyDescription } from "../../core/vms/properties/vm-properties";
 
@@ -115,7 +115,7 @@ export function descriptionMessage(description: PropertyDescription): MessageIni
     minValue: BigInt(spec.min ?? 0),
     maxValue: BigInt(spec.max ?? 0),
     allowedValues: [...(spec.choices ?? [])],
-    maxLength: spec.type === "str" ? (spec.maxLength ?? MAX_TEXT_PROPERTY) : 0,
+    maxLength: spec.type === "str" ? maxLengthOf(spec) : 0,
     format: spec.pattern?.description ?? "",
     helpRst: helpRst(spec),
   };

@@ -4,7 +4,7 @@ import { HOST_SUBJECT } from "../model/event";
 import type { CallContext } from "../shared/call-context";
 import type { VmRecord } from "../model/vm-record";
 import type { PowerStates } from "../vms/power-states";
-import { checkGlobalProperty, checkValue, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplates, requireMemoryWithinMaxmemEverywhere } from "../vms/properties/property-checks";
+import { checkGlobalProperty, checkValue, refuseNetvmLoops, refuseIfDispvmsRun, requireCoherentTemplates, requireMemoryWithinMaxmemEverywhere } from "../vms/properties/property-checks";
 import { propertyNeedsHalted } from "../vms/vm-errors";
 import { globalPropertyNotFound } from "../vms/properties/property-errors";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
@@ -133,7 +133,7 @@ export class GlobalProperties {
   private refuseTemplateChange(vm: VmRecord): void {
     const state = this.powerStates.of(vm);
     if (state !== "Halted") throw propertyNeedsHalted(vm, "template", state);
-    refuseTemplateChangeUnderRunningDispvms(this.store, vm, (other) => this.powerStates.of(other) !== "Halted");
+    refuseIfDispvmsRun(this.store, vm, (other) => this.powerStates.of(other) !== "Halted");
   }
 
   describe(name: string): PropertyDescription {

@@ -1,5 +1,5 @@
 /** The longest timer Node sets: a longer one fires at once, with a warning. */
-const MAX_TIMER_MS = 2_147_483_647;
+export const MAX_TIMER_MS = 2_147_483_647;
 
 /** A timer that waits however long it is asked to (chained timers past Node's longest). */
 export class LongTimer {

@@ -1,11 +1,10 @@
 import type { Clock } from "../../ports/clock";
 import type { Store } from "../../ports/store";
 import { invalidRequestId, requestIdReused } from "./shared-errors";
+import { isUuid } from "./uuid";
 
 /** How long a request_id is remembered: a retry within it returns the first result. */
 export const REQUEST_ID_RETENTION_MS = 24 * 60 * 60 * 1000;
-
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /**
  * What retry-safe requests (AIP-155's request_id) asked and produced the first time, so that a
@@ -21,7 +20,7 @@ export class RequestLedger {
 
   /** Refuses a request_id that is not a UUID (INVALID_ARGUMENT); an empty one is no id. */
   checkKey(key: string): void {
-    if (key && !UUID.test(key)) throw invalidRequestId();
+    if (key && !isUuid(key)) throw invalidRequestId();
   }
 
   /**

@@ -1,13 +1,10 @@
 import type { EventHub } from "../events/event-hub";
-import { DomainError } from "../errors";
 import type { VmLookup } from "./vm-lookup";
 import { vmNotFound } from "./vm-errors";
 import { parseVmRef } from "./vm-names";
 
 /** Which VM an Events stream filtered by VM follows: by uuid, so that a rename does not lose it. */
 export class EventSubjects {
-  private readonly notFoundReason = vmNotFound("x").reason;
-
   constructor(
     private readonly lookup: VmLookup,
     private readonly hub: EventHub,
@@ -22,17 +19,10 @@ export class EventSubjects {
    */
   toFollow(text: string, afterSequence: number | undefined): string {
     const ref = parseVmRef(text, "vm");
-    if (afterSequence !== undefined && "name" in ref) {
-      const then = this.hub.uuidNamed(ref.name, afterSequence);
-      if (then !== undefined) return then;
-    }
-    try {
-      return this.lookup.resolve(text).uuid;
-    } catch (error) {
-      if (afterSequence === undefined || !(error instanceof DomainError) || error.reason !== this.notFoundReason) throw error;
-      const uuid = "uuid" in ref ? ref.uuid : this.hub.uuidNamed(ref.name);
-      if (uuid === undefined) throw error;
-      return uuid;
-    }
+    if (afterSequence === undefined) return this.lookup.resolve(text).uuid;
+    const then = "name" in ref ? this.hub.uuidNamed(ref.name, afterSequence) : undefined;
+    const uuid = then ?? this.lookup.find(text)?.uuid ?? ("uuid" in ref ? ref.uuid : this.hub.uuidNamed(ref.name));
+    if (uuid === undefined) throw vmNotFound(text);
+    return uuid;
   }
 }

@@ -10,7 +10,7 @@ import type { VmReadModel } from "./read-model/vm-read-model";
 import { requestResultGone, vmUuidInUse } from "./vm-errors";
 import { requireFreeName } from "./vm-names-in-use";
 import { domainAdd, domainTagAdd } from "./vm-events";
-import { createdByTag } from "./vm-tags";
+import { createdByTag, isCreatedByTag } from "./vm-tags";
 import { addressesOfQid } from "./properties/vm-addresses";
 import type { VmParticipants } from "./vm-participant";
 
@@ -84,6 +84,12 @@ export class NewVms {
   requireFreeUuid(uuid: string): void {
     if (this.store.vms.byUuid(uuid)) throw vmUuidInUse(uuid, "another VM's");
     if (this.store.events.namesUuid(uuid)) throw vmUuidInUse(uuid, "a removed VM's, which the retained events still name");
+  }
+
+  /** The features and tags (but who created it) of VM `from`, as stored now, onto the new VM `to`. */
+  copyFeaturesAndTags(from: number, to: number): void {
+    for (const [feature, value] of Object.entries(this.store.vms.features(from))) this.store.vms.setFeature(to, feature, value);
+    for (const tag of this.store.vms.byQid(from)?.tags ?? []) if (!isCreatedByTag(tag)) this.store.vms.addTag(to, tag);
   }
 
   /** Refuses a name another VM has, or has but for the case of its letters (VM_EXISTS). */

@@ -12,7 +12,6 @@ import { asked, checkPools, creatableClass, templateFor } from "./vm-creation";
 import { vmClassRefuses } from "./vm-errors";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
-import { isCreatedByTag } from "./vm-tags";
 import type { VmOperations } from "./vm-operations";
 import type { VmParticipants } from "./vm-participant";
 
@@ -89,8 +88,7 @@ export class VmCloning {
 
   /** The features, tags (but who created it) and notes of the source, onto the clone. */
   private copyAttributes(source: VmRecord, qid: number): void {
-    for (const [feature, value] of Object.entries(this.store.vms.features(source.qid))) this.store.vms.setFeature(qid, feature, value);
-    for (const tag of source.tags) if (!isCreatedByTag(tag)) this.store.vms.addTag(qid, tag);
+    this.newVms.copyFeaturesAndTags(source.qid, qid);
     this.store.vms.setNotes(qid, this.store.vms.notes(source.qid));
   }
 }

@@ -8,7 +8,6 @@ import type { PropertyResolver } from "./properties/property-resolver";
 import { globalSpec, MAX_DISPID, vmPropertySpecs, vmSpec, type PropertyValue } from "./properties/property-schema";
 import { addressesOfDispid } from "./properties/vm-addresses";
 import { chooseDispid, systemRandomBelow, type RandomBelow } from "./dispids";
-import { isCreatedByTag } from "./vm-tags";
 import type { VmProperties } from "./properties/vm-properties";
 import type { Vm } from "./read-model/vm-view";
 import { invalidVmClass, noDefaultDispvm, noFreeDispid, notADispvmTemplate, notATemplate, noTemplateGiven, poolConflict, poolNotFound } from "./vm-errors";
@@ -100,7 +99,7 @@ export class VmCreation {
           () => this.draftDisposable(request, base, dispid, identity),
           { rpc: "CreateDisposableVm", key: request.idempotencyKey, request: asked(request), ctx },
           this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
-          (qid) => this.copyAttributes(base, qid),
+          (qid) => this.newVms.copyFeaturesAndTags(base.qid, qid),
         );
       }),
     );
@@ -138,13 +137,6 @@ export class VmCreation {
     properties.auto_cleanup = "1";
     properties.dispid = String(dispid);
     return draftRecord(identity, name, "DispVM", properties);
-  }
-
-  /** The AppVM's features and tags (but who created it), onto its new DispVM. */
-  private copyAttributes(held: VmRecord, qid: number): void {
-    const base = this.store.vms.byQid(held.qid)!;
-    for (const [feature, value] of Object.entries(this.store.vms.features(base.qid))) this.store.vms.setFeature(qid, feature, value);
-    for (const tag of base.tags) if (!isCreatedByTag(tag)) this.store.vms.addTag(qid, tag);
   }
 
   /** A dispid no VM has, whose name no VM has and no retained event tells of, and whose addresses no VM set. */

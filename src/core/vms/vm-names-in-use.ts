@@ -7,7 +7,8 @@ import { vmExists, vmExistsButForCase } from "./vm-errors";
  * which may change the case of its own name.
  */
 export function requireFreeName(store: Store, name: string, self?: number): void {
-  if (store.vms.byName(name)) throw vmExists(name);
   const folded = store.vms.byNameAnyCase(name);
-  if (folded && folded.qid !== self) throw vmExistsButForCase(name, folded.name);
+  if (!folded) return;
+  if (folded.name === name) throw vmExists(name);
+  if (folded.qid !== self) throw vmExistsButForCase(name, folded.name);
 }

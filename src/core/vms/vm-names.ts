@@ -1,3 +1,4 @@
+import { isUuid } from "../shared/uuid";
 import { invalidUuid, invalidVmName, invalidVmRef } from "./vm-errors";
 
 /** How a request names a VM: by name, or by UUID as `uuid:<uuid>`. */
@@ -7,7 +8,6 @@ const VM_NAME = /^[A-Za-z][A-Za-z0-9.-]*$/;
 const MAX_VM_NAME = 31;
 // Qubes keeps Domain-0 too: the name Xen gives dom0.
 const RESERVED_NAMES = new Set(["none", "default", "domain-0"]);
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /**
  * Checks a new VM name against Qubes' rule and systemd-machined's rule for host names (its
@@ -36,7 +36,7 @@ const NIL_UUID = "00000000-0000-0000-0000-000000000000";
 /** A UUID a client chose for a new VM, lower-cased; undefined for none (empty). */
 export function checkChosenUuid(text: string, field: string): string | undefined {
   if (text === "") return undefined;
-  if (!UUID.test(text)) throw invalidUuid(field, "expected a UUID: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
+  if (!isUuid(text)) throw invalidUuid(field, "expected a UUID: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
   const uuid = text.toLowerCase();
   if (uuid === NIL_UUID) throw invalidUuid(field, "the nil UUID names no VM: leave it empty for one Steward makes");
   return uuid;
@@ -46,7 +46,7 @@ export function checkChosenUuid(text: string, field: string): string | undefined
 export function parseVmRef(text: string, field: string): VmRef {
   if (text.startsWith("uuid:")) {
     const uuid = text.slice("uuid:".length);
-    if (!UUID.test(uuid)) throw invalidVmRef(field);
+    if (!isUuid(uuid)) throw invalidVmRef(field);
     return { uuid: uuid.toLowerCase() };
   }
   return { name: checkVmName(text, field) };

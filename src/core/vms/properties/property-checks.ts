@@ -20,7 +20,7 @@ import {
 } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import { defaultAddresses, isUnicastAddress, normalisedAddress, type AddressKind } from "./vm-addresses";
-import { GLOBAL_DISPVM_TEMPLATES, globalSpec, MAX_TEXT_PROPERTY, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
+import { GLOBAL_DISPVM_TEMPLATES, globalSpec, maxLengthOf, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
 
 const POOL_NAME = /^(?:[A-Za-z][A-Za-z0-9_.-]{0,62})?$/;
 
@@ -61,7 +61,7 @@ export function checkValue(store: Store, spec: PropertySpec, value: PropertyValu
 
 /** A str property's text is within its length, and looks as its pattern says. */
 function checkText(spec: PropertySpec, value: string, field: string): void {
-  const maxLength = spec.maxLength ?? MAX_TEXT_PROPERTY;
+  const maxLength = maxLengthOf(spec);
   // Counted in code points only when the UTF-16 length could be over: most text is short.
   if (value.length > maxLength && [...value].length > maxLength) throw propertyTooLong(field, spec.name, maxLength);
   if (spec.pattern && !spec.pattern.regex.test(value)) throw invalidPropertyValue(field, `${spec.name} is ${spec.pattern.description}`);
@@ -255,13 +255,8 @@ function refuseIfDispvmsBasedOn(store: Store, vm: VmRecord): void {
   if (users.length > 0) throw dispvmsBasedOnIt(vm.name, users);
 }
 
-/** As refuseIfDispvmsRun, for a reset (its template returns to the default). */
-export function refuseTemplateChangeUnderRunningDispvms(store: Store, vm: VmRecord, isRunning: IsRunning): void {
-  refuseIfDispvmsRun(store, vm, isRunning);
-}
-
 /** An AppVM's template does not change under the DispVMs based on it that run. */
-function refuseIfDispvmsRun(store: Store, vm: VmRecord, isRunning: IsRunning): void {
+export function refuseIfDispvmsRun(store: Store, vm: VmRecord, isRunning: IsRunning): void {
   const running = dispvmsBasedOn(store, vm).filter(isRunning).map((other) => other.name);
   if (running.length > 0) throw dispvmsRunning(vm.name, running);
 }

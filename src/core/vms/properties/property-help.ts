@@ -1,4 +1,4 @@
-import { MAX_TEXT_PROPERTY, type DefaultSpec, type PropertySpec, type WriteRule } from "./property-schema";
+import { maxLengthOf, type DefaultSpec, type PropertySpec, type WriteRule } from "./property-schema";
 
 const WRITE_TEXT: Readonly<Record<WriteRule, string>> = {
   anytime: "at any time",
@@ -20,7 +20,7 @@ export function helpRst(spec: PropertySpec): string {
   if (spec.classes) fields.push(["classes", spec.classes.join(", ")]);
   if (spec.choices) fields.push(["values", spec.choices.map(literal).join(", ")]);
   if (spec.min !== undefined || spec.max !== undefined) fields.push(["range", `${spec.min ?? "any"} to ${spec.max ?? "any"}`]);
-  if (spec.type === "str") fields.push(["length", `at most ${spec.maxLength ?? MAX_TEXT_PROPERTY} characters`]);
+  if (spec.type === "str") fields.push(["length", `at most ${maxLengthOf(spec)} characters`]);
   if (spec.pattern) fields.push(["format", spec.pattern.description]);
   const title = spec.name;
   return [title, "=".repeat(title.length), "", spec.help, "", ...fields.map(([name, text]) => `:${name}: ${text}`), ""].join("\n");

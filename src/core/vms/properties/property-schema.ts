@@ -60,6 +60,11 @@ export interface PropertySpec {
 
 /** The most characters (Unicode code points) a str property holds, unless its spec says. */
 export const MAX_TEXT_PROPERTY = 256;
+
+/** The most characters a str property holds. */
+export function maxLengthOf(spec: PropertySpec): number {
+  return spec.maxLength ?? MAX_TEXT_PROPERTY;
+}
 /** Qubes' limit on kernelopts. */
 const MAX_KERNELOPTS = 512;
 

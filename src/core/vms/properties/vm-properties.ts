@@ -7,7 +7,7 @@ import { propertyNeedsHalted } from "../vm-errors";
 import { propertyReset, propertySet } from "../vm-events";
 import type { VmLookup } from "../vm-lookup";
 import type { VmOperations } from "../vm-operations";
-import { checkValue, checkVmProperty, MEMORY_BOUNDS, normalisedValue, requireMemoryWithinMaxmem, requireMemoryWithinMaxmemFrom, refuseNetvmLoops, refuseTemplateChangeUnderRunningDispvms, requireCoherentTemplate } from "./property-checks";
+import { checkValue, checkVmProperty, MEMORY_BOUNDS, normalisedValue, requireMemoryWithinMaxmem, requireMemoryWithinMaxmemFrom, refuseNetvmLoops, refuseIfDispvmsRun, requireCoherentTemplate } from "./property-checks";
 import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
@@ -129,7 +129,7 @@ export class VmProperties {
       if (name === "template") {
         const now = this.store.vms.byQid(record.qid)!;
         requireCoherentTemplate(this.resolver, now);
-        refuseTemplateChangeUnderRunningDispvms(this.store, now, this.isRunning);
+        refuseIfDispvmsRun(this.store, now, this.isRunning);
       }
       return this.resolver.vm(this.store.vms.byQid(record.qid)!, spec);
     });

@@ -19,6 +19,11 @@ export interface GateLimits {
 type StreamListener = (stream: http2.ServerHttp2Stream, ...rest: unknown[]) => void;
 type AnyHttp2Server = http2.Http2Server | http2.Http2SecureServer;
 
+/** The most bytes of request headers (names and values) a call may send. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** The most request headers a call may send, pseudo-headers aside. */
+export const MAX_HEADERS = 64;
+
 /** How often, at most, the log tells of what the gate turned away. */
 const TELL_INTERVAL_MS = 10_000;
 
@@ -31,6 +36,12 @@ const TELL_INTERVAL_MS = 10_000;
  * grpc-js on each HTTP/2 server:
  *   - at most `maxConnections` connections are open on each listening address (net.Server's
  *     maxConnections); more are closed as they come;
+ *   - a call's headers are at most MAX_HEADERS and MAX_HEADER_BYTES: over them, it is answered
+ *     RESOURCE_EXHAUSTED (HEADERS_TOO_LARGE) and the connection goes on serving. (Node's own,
+ *     higher ceilings, which the server raises to 1,024 headers and 256 KiB, reset the stream
+ *     alone beyond them; nghttp2's, a header block in more than 9 frames or one header over
+ *     64 KiB compressed, end the connection: docs/LIMITS.md.) Counted on Node's raw list of
+ *     them, before grpc-js reads them, so that nothing is made of them per call;
  *   - at most `maxCalls` calls are open on all connections together, counted from their
  *     headers; one more is answered RESOURCE_EXHAUSTED (TOO_MANY_CALLS) before grpc-js takes it;
  *   - at most `maxPendingRequestBytes` of request messages are held that no handler has taken
@@ -42,7 +53,7 @@ export class CallGate {
   private calls = 0;
   private heldBytes = 0;
   /** What was turned away since the log last told of it; the timer of its next telling. */
-  private turnedAway = { connections: 0, calls: 0, requests: 0 };
+  private turnedAway = { connections: 0, calls: 0, requests: 0, headers: 0 };
   private telling: NodeJS.Timeout | undefined;
 
   constructor(
@@ -56,14 +67,20 @@ export class CallGate {
     server.on("drop", () => this.tell("connections"));
     const handlers = server.listeners("stream") as StreamListener[];
     server.removeAllListeners("stream");
-    server.on("stream", (stream: http2.ServerHttp2Stream, ...rest: unknown[]) => {
-      if (!this.admit(stream)) return;
-      for (const handler of handlers) handler.call(server, stream, ...rest);
+    server.on("stream", (stream: http2.ServerHttp2Stream, headers: unknown, flags: unknown, rawHeaders: readonly string[]) => {
+      if (!this.admit(stream, rawHeaders)) return;
+      for (const handler of handlers) handler.call(server, stream, headers, flags, rawHeaders);
     });
   }
 
   /** Whether the stream may go on to grpc-js; if so, it is counted, and metered, until it closes. */
-  private admit(stream: http2.ServerHttp2Stream): boolean {
+  private admit(stream: http2.ServerHttp2Stream, rawHeaders: readonly string[]): boolean {
+    const headersRefused = headersOverBounds(rawHeaders);
+    if (headersRefused) {
+      this.tell("headers");
+      refuse(stream, headersRefused);
+      return false;
+    }
     if (this.calls >= this.limits.maxCalls) {
       this.tell("calls");
       const { maxCalls } = this.limits;
@@ -126,15 +143,33 @@ export class CallGate {
   }
 
   private flushTold(): void {
-    const { connections, calls, requests } = this.turnedAway;
-    if (connections + calls + requests === 0) {
+    const { connections, calls, requests, headers } = this.turnedAway;
+    if (connections + calls + requests + headers === 0) {
       this.telling = undefined;
       return;
     }
     this.log.warn({ turnedAway: this.turnedAway, limits: this.limits }, "turned away connections or calls over the server's bounds");
-    this.turnedAway = { connections: 0, calls: 0, requests: 0 };
+    this.turnedAway = { connections: 0, calls: 0, requests: 0, headers: 0 };
     this.telling = setTimeout(() => this.flushTold(), TELL_INTERVAL_MS).unref();
   }
+}
+
+/** The refusal of a call whose headers (Node's raw list: name, value, name, value…) pass a bound. */
+function headersOverBounds(rawHeaders: readonly string[]): DomainError | undefined {
+  let count = 0;
+  let bytes = 0;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].startsWith(":")) continue;
+    count++;
+    bytes += rawHeaders[i].length + rawHeaders[i + 1].length;
+  }
+  if (count > MAX_HEADERS) return headersTooLarge(`${count} request headers, more than ${MAX_HEADERS}`, MAX_HEADERS, "headers");
+  if (bytes > MAX_HEADER_BYTES) return headersTooLarge(`${bytes} bytes of request headers, more than ${MAX_HEADER_BYTES}`, MAX_HEADER_BYTES, "bytes");
+  return undefined;
+}
+
+function headersTooLarge(what: string, limit: number, unit: string): DomainError {
+  return new DomainError("resource-exhausted", SERVER.HEADERS_TOO_LARGE, `the call sent ${what}`, { limit: String(limit), unit });
 }
 
 /**

@@ -11,7 +11,7 @@ export const SERVER = declareReasons("server", [
   "ENCODING_UNSUPPORTED",
   "DEADLINE_EXCEEDED",
   "TRANSPORT_FAILURE",
-  // Bounds on what one caller holds (interceptors/bounds.ts).
+  // Bounds on what one caller holds (call-gate.ts, interceptors/bounds.ts).
   "HEADERS_TOO_LARGE",
   "TOO_MANY_STREAMS",
   // The gate before grpc-js (call-gate.ts).

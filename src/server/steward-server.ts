@@ -10,7 +10,7 @@ import type { Config } from "../config";
 import { CallGate, meterRequests } from "./call-gate";
 import { AccessLog, accessLogInterceptor } from "./interceptors/access-log";
 import type { Interceptor } from "./interceptors/interceptor";
-import { headerBoundsInterceptor, streamBoundsInterceptor } from "./interceptors/bounds";
+import { streamBoundsInterceptor } from "./interceptors/bounds";
 import { requestIdInterceptor } from "./interceptors/request-id";
 import { readDeadlinesWhole } from "./grpc-deadlines";
 import { detailGrpcJsStatuses } from "./grpc-own-statuses";
@@ -140,7 +140,7 @@ export class StewardServer {
  * answers. Authorization comes after them (with its issue), so a refused call is logged too.
  */
 export function serverInterceptors(accessLog: AccessLog, log: Logger): Interceptor[] {
-  return [accessLogInterceptor(accessLog, log), requestIdInterceptor, headerBoundsInterceptor];
+  return [accessLogInterceptor(accessLog, log), requestIdInterceptor];
 }
 
 /**
@@ -160,7 +160,7 @@ function gateStreams(server: grpc.Server, gate: CallGate): void {
 /**
  * Node refuses a stream whose headers pass its ceilings (128 headers, 64 KiB) with
  * ENHANCE_YOUR_CALM, which clients see as a transport failure, not a status. Raised well past
- * Steward's own bounds (interceptors/bounds.ts), headers between the two get a status that says
+ * Steward's own bounds (call-gate.ts), headers between the two get a status that says
  * what is wrong. grpc-js passes these options to http2.createServer as they are; it has no
  * option of its own for them.
  */

@@ -44,7 +44,7 @@ export class StewardApp {
 
   /** Opens the data folder (refusing one another server holds), then listens. */
   static async start(config: Config, log: Logger): Promise<StewardApp> {
-    const store = SqliteStore.open(config.dataDir);
+    const store = SqliteStore.open(config.dataDir, () => systemClock.now());
     try {
       const hypervisor = hypervisorFor(config, log);
       const core = buildCore(

@@ -95,6 +95,11 @@ export function failedPrecondition(reason: Reason, message: string, metadata: Re
   return new DomainError("failed-precondition", reason, message, metadata);
 }
 
+/** A request field whose behaviour a later version of Steward implements: set, the call is refused. */
+export function fieldNotImplemented(field: string, why: string): DomainError {
+  return new DomainError("not-implemented", CONTRACT.NOT_IMPLEMENTED, `${field} is not implemented yet: ${why}`, { field });
+}
+
 /** An RPC of the contract that a later version of Steward implements. */
 export function notImplemented(rpc: string): DomainError {
   return new DomainError("not-implemented", CONTRACT.NOT_IMPLEMENTED, `${rpc} is not implemented yet`, { rpc });

@@ -7,7 +7,7 @@
  */
 import type { HypervisorInfo } from "../core/model/host";
 import type { LaunchDisk, LaunchDevice, LaunchPlan } from "../core/model/launch-plan";
-import type { HaltCause } from "../core/model/power-state";
+import type { HaltCause, HostInterface } from "../core/model/power-state";
 
 export type { HypervisorInfo, HypervisorKind } from "../core/model/host";
 
@@ -30,15 +30,25 @@ export type GuestEvent =
   /** It ended: the VM is halted. The last event of a handle. */
   | { kind: "exited"; cause: HaltCause; detail: string };
 
+/** Which of a VM's host processes a signal goes to. */
+export type KillWho = "leader" | "all";
+
 /** What an adopted guest was doing when its driver found it. */
 export type GuestStatus = "running" | "paused" | "suspended" | "shutting-down";
 
 /** A running VM, as its driver handles it. */
 export interface RunningVm {
   readonly uuid: string;
-  /** The hypervisor's process for it; 0 where there is none (the simulation). */
+  /**
+   * The hypervisor's process for it on the host (machined's Leader): QEMU's; the simulation's
+   * guests run inside Steward's own process, whose pid they give.
+   */
   readonly pid: number;
   readonly startedAt: Date;
+  /** The vsock context id the guest was given; absent or 0 when it has none. */
+  readonly vsockCid?: number;
+  /** Its network interfaces as the host sees them; absent when it has none. */
+  readonly interfaces?: readonly HostInterface[];
   /** What the guest is doing, as the driver last heard. */
   status(): GuestStatus;
   /**
@@ -60,6 +70,12 @@ export interface RunningVm {
   powerButton(): Promise<void>;
   /** Ends the VM at once; `exited` (killed) follows. */
   kill(): Promise<void>;
+  /**
+   * Sends a signal other than SIGKILL to the VM's hypervisor process (`leader`) or to every
+   * process it runs for the VM (`all`), as machined's KillMachine; what follows is what the
+   * signal makes the process do. Absent where the driver cannot.
+   */
+  signal?(signal: number, who: KillWho): Promise<void>;
   /** Optional capabilities: present where the driver offers them for this guest. */
   readonly console?: GuestConsole;
   readonly stats?: GuestStats;
@@ -118,3 +134,4 @@ export interface Hypervisor {
    */
   release(): Promise<void>;
 }
+

@@ -19,7 +19,7 @@ export interface VmRepository {
    * the lowest one free.
    */
   nextQid(): number;
-  insert(vm: Omit<VmRecord, "tags" | "properties" | "revision">): void;
+  insert(vm: Omit<VmRecord, "tags" | "properties" | "revision" | "updatedAt">): void;
   remove(qid: number): void;
   setProperty(qid: number, name: string, value: string): void;
   /** Forgets a set property, so that its default applies; false when it was not set. */

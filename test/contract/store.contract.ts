@@ -20,7 +20,7 @@ export interface StoreUnderTest {
   cleanup(): void;
 }
 
-type NewVm = Omit<VmRecord, "tags" | "properties" | "revision">;
+type NewVm = Omit<VmRecord, "tags" | "properties" | "revision" | "updatedAt">;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -601,17 +601,30 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         ["a feature replaced", () => store.vms.setFeature(1, "gui", "0")],
         ["a feature removed", () => store.vms.removeFeature(1, "gui")],
         ["a rename", () => store.vms.rename(1, "job")],
-      ])("get a new revision with %s", (_, write) => {
+      ])("get a new revision with %s, and were last written then", (_, write) => {
         const before = revisionOf(1);
+        const writtenFrom = Date.now();
         write();
+        const writtenBy = Date.now();
         const after = revisionOf(1);
         expect(after).not.toBe(before);
-        // And it holds until the next write.
+        const updatedAt = store.vms.byQid(1)!.updatedAt.getTime();
+        expect(updatedAt).toBeGreaterThanOrEqual(writtenFrom);
+        expect(updatedAt).toBeLessThanOrEqual(writtenBy);
+        // And they hold until the next write.
         expect(revisionOf(1)).toBe(after);
+        expect(store.vms.byQid(1)!.updatedAt.getTime()).toBe(updatedAt);
+      });
+
+      it("were last written when they were made, until a write", () => {
+        const made = insert(4, "fresh");
+        expect(store.vms.byQid(4)!.updatedAt).toEqual(made.createdAt);
+        expect(store.vms.byQid(4)!.createdAt).toEqual(made.createdAt);
       });
 
       it("keep their revision through writes to anything but the VM: other VMs, notes, globals, labels, events, requests", () => {
         const before = revisionOf(1);
+        const updatedBefore = store.vms.byQid(1)!.updatedAt;
         store.vms.setProperty(2, "memory", "900");
         store.vms.addTag(2, "blue");
         store.vms.setFeature(2, "gui", "1");
@@ -624,6 +637,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         appendCommitted(event("domain-feature-set:gui", "play"));
         store.requests.remember("request-1", { rpc: "CreateVm", request: "{}", result: "uuid", time: EVENT_TIME });
         expect(revisionOf(1)).toBe(before);
+        expect(store.vms.byQid(1)!.updatedAt).toEqual(updatedBefore);
       });
 
       it("keep their revision through calls that change nothing", () => {

@@ -64,12 +64,12 @@ describe("the lifecycle, on the simulated hypervisor", () => {
     expect((await rpcError(vms.shutdownVm({ vm: "sys-net" }))).info?.reason).toBe("VM_BAD_STATE");
   });
 
-  it("on a guest that ignores shutdown: DEADLINE_EXCEEDED and still running, or killed with force", async () => {
+  it("on a guest that ignores shutdown: FAILED_PRECONDITION and still running, or killed with force", async () => {
     await vms.createVm({ name: "stubborn", klass: VmClass.STANDALONE_VM, label: "red" });
     await vms.setFeature({ vm: "stubborn", name: "sim-shutdown-ms", value: "never" });
     await vms.startVm({ vm: "stubborn" });
     const timedOut = await rpcError(vms.shutdownVm({ vm: "stubborn", wait: true, timeout: { seconds: 0n, nanos: 200_000_000 } }));
-    expect(timedOut.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(timedOut.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(timedOut.info?.reason).toBe("SHUTDOWN_TIMEOUT");
     expect(await state(vms, "stubborn")).toBe(PowerState.HALTING);
     const forced = await vms.shutdownVm({ vm: "stubborn", wait: true, force: true, timeout: { seconds: 0n, nanos: 200_000_000 } });
@@ -106,11 +106,11 @@ describe("the lifecycle, on the simulated hypervisor", () => {
     }
   });
 
-  it("reports a failed start as UNAVAILABLE and leaves the VM halted", async () => {
+  it("reports a failed start as FAILED_PRECONDITION, not UNAVAILABLE, and leaves the VM halted", async () => {
     await vms.createVm({ name: "broken", klass: VmClass.STANDALONE_VM, label: "red" });
     await vms.setFeature({ vm: "broken", name: "sim-start-fails", value: "1" });
     const failed = await rpcError(vms.startVm({ vm: "broken" }));
-    expect(failed.code).toBe(grpc.status.UNAVAILABLE);
+    expect(failed.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(failed.info?.reason).toBe("START_FAILED");
     expect(await state(vms, "broken")).toBe(PowerState.HALTED);
   });

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/vm.proto.
  */
 export const file_steward_v1_vm: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdGV3YXJkL3YxL3ZtLnByb3RvEgpzdGV3YXJkLnYxItoCCgJWbRIMCgRuYW1lGAEgASgJEgwKBHV1aWQYAiABKAkSIgoFa2xhc3MYAyABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSJQoFc3RhdGUYBCABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUSCwoDcWlkGAUgASgFEg0KBWxhYmVsGAYgASgJEhAKCHRlbXBsYXRlGAcgASgJEgwKBHRhZ3MYCCADKAkSKAoKcHJvcGVydGllcxgJIAMoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkSLgoIZmVhdHVyZXMYCiADKAsyHC5zdGV3YXJkLnYxLlZtLkZlYXR1cmVzRW50cnkSJgoHcnVudGltZRgLIAEoCzIVLnN0ZXdhcmQudjEuVm1SdW50aW1lGi8KDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJpCglWbVJ1bnRpbWUSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDcGlkGAIgASgFEhEKCXZzb2NrX2NpZBgDIAEoDRIMCgRpcHY0GAQgASgJIsACCgdWbVN0YXRzEgoKAnZtGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBXN0YXRlGAMgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEisKCGNwdV90aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEWNwdV91c2FnZV9wZXJjZW50GAUgASgBEhIKCm1lbW9yeV9raWIYBiABKAQSFgoObWF4X21lbW9yeV9raWIYByABKAQSGAoQYmxvY2tfcmVhZF9ieXRlcxgIIAEoBBIZChFibG9ja193cml0ZV9ieXRlcxgJIAEoBBIWCg5ibG9ja19yZWFkX29wcxgKIAEoBBIXCg9ibG9ja193cml0ZV9vcHMYCyABKAQiRwoJVm1BZGRyZXNzEikKBmZhbWlseRgBIAEoDjIZLnN0ZXdhcmQudjEuQWRkcmVzc0ZhbWlseRIPCgdhZGRyZXNzGAIgASgJKpsBCgdWbUNsYXNzEhgKFFZNX0NMQVNTX1VOU1BFQ0lGSUVEEAASFQoRVk1fQ0xBU1NfQURNSU5fVk0QARIYChRWTV9DTEFTU19URU1QTEFURV9WTRACEhMKD1ZNX0NMQVNTX0FQUF9WTRADEhoKFlZNX0NMQVNTX1NUQU5EQUxPTkVfVk0QBBIUChBWTV9DTEFTU19ESVNQX1ZNEAUqhQIKClBvd2VyU3RhdGUSGwoXUE9XRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJQT1dFUl9TVEFURV9IQUxURUQQARIZChVQT1dFUl9TVEFURV9UUkFOU0lFTlQQAhIXChNQT1dFUl9TVEFURV9SVU5OSU5HEAMSFgoSUE9XRVJfU1RBVEVfUEFVU0VEEAQSGQoVUE9XRVJfU1RBVEVfU1VTUEVOREVEEAUSFwoTUE9XRVJfU1RBVEVfSEFMVElORxAGEhUKEVBPV0VSX1NUQVRFX0RZSU5HEAcSFwoTUE9XRVJfU1RBVEVfQ1JBU0hFRBAIEhIKDlBPV0VSX1NUQVRFX05BEAkqRgoGVm1WaWV3EhcKE1ZNX1ZJRVdfVU5TUEVDSUZJRUQQABIRCg1WTV9WSUVXX0JBU0lDEAESEAoMVk1fVklFV19GVUxMEAIqpQEKDEZlYXR1cmVTY29wZRIdChlGRUFUVVJFX1NDT1BFX1VOU1BFQ0lGSUVEEAASGgoWRkVBVFVSRV9TQ09QRV9URU1QTEFURRABEhcKE0ZFQVRVUkVfU0NPUEVfTkVUVk0QAhIZChVGRUFUVVJFX1NDT1BFX0FETUlOVk0QAxImCiJGRUFUVVJFX1NDT1BFX1RFTVBMQVRFX0FORF9BRE1JTlZNEAQqYgoNQWRkcmVzc0ZhbWlseRIeChpBRERSRVNTX0ZBTUlMWV9VTlNQRUNJRklFRBAAEhcKE0FERFJFU1NfRkFNSUxZX0lORVQQARIYChRBRERSRVNTX0ZBTUlMWV9JTkVUNhACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_steward_v1_property]);
+  fileDesc("ChNzdGV3YXJkL3YxL3ZtLnByb3RvEgpzdGV3YXJkLnYxIsoDCgJWbRIMCgRuYW1lGAEgASgJEgwKBHV1aWQYAiABKAkSIgoFa2xhc3MYAyABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSJQoFc3RhdGUYBCABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUSCwoDcWlkGAUgASgFEg0KBWxhYmVsGAYgASgJEhAKCHRlbXBsYXRlGAcgASgJEgwKBHRhZ3MYCCADKAkSKAoKcHJvcGVydGllcxgJIAMoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkSLgoIZmVhdHVyZXMYCiADKAsyHC5zdGV3YXJkLnYxLlZtLkZlYXR1cmVzRW50cnkSJgoHcnVudGltZRgLIAEoCzIVLnN0ZXdhcmQudjEuVm1SdW50aW1lEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgOIAEoCRovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKCVZtUnVudGltZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNwaWQYAiABKAUSEQoJdnNvY2tfY2lkGAMgASgNEgwKBGlwdjQYBCABKAkSKAoJYWRkcmVzc2VzGAUgAygLMhUuc3Rld2FyZC52MS5WbUFkZHJlc3MSLQoKaW50ZXJmYWNlcxgGIAMoCzIZLnN0ZXdhcmQudjEuSG9zdEludGVyZmFjZSIqCg1Ib3N0SW50ZXJmYWNlEgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJIsACCgdWbVN0YXRzEgoKAnZtGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBXN0YXRlGAMgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEisKCGNwdV90aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEWNwdV91c2FnZV9wZXJjZW50GAUgASgBEhIKCm1lbW9yeV9raWIYBiABKAQSFgoObWF4X21lbW9yeV9raWIYByABKAQSGAoQYmxvY2tfcmVhZF9ieXRlcxgIIAEoBBIZChFibG9ja193cml0ZV9ieXRlcxgJIAEoBBIWCg5ibG9ja19yZWFkX29wcxgKIAEoBBIXCg9ibG9ja193cml0ZV9vcHMYCyABKAQiRwoJVm1BZGRyZXNzEikKBmZhbWlseRgBIAEoDjIZLnN0ZXdhcmQudjEuQWRkcmVzc0ZhbWlseRIPCgdhZGRyZXNzGAIgASgJKpsBCgdWbUNsYXNzEhgKFFZNX0NMQVNTX1VOU1BFQ0lGSUVEEAASFQoRVk1fQ0xBU1NfQURNSU5fVk0QARIYChRWTV9DTEFTU19URU1QTEFURV9WTRACEhMKD1ZNX0NMQVNTX0FQUF9WTRADEhoKFlZNX0NMQVNTX1NUQU5EQUxPTkVfVk0QBBIUChBWTV9DTEFTU19ESVNQX1ZNEAUqhQIKClBvd2VyU3RhdGUSGwoXUE9XRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJQT1dFUl9TVEFURV9IQUxURUQQARIZChVQT1dFUl9TVEFURV9UUkFOU0lFTlQQAhIXChNQT1dFUl9TVEFURV9SVU5OSU5HEAMSFgoSUE9XRVJfU1RBVEVfUEFVU0VEEAQSGQoVUE9XRVJfU1RBVEVfU1VTUEVOREVEEAUSFwoTUE9XRVJfU1RBVEVfSEFMVElORxAGEhUKEVBPV0VSX1NUQVRFX0RZSU5HEAcSFwoTUE9XRVJfU1RBVEVfQ1JBU0hFRBAIEhIKDlBPV0VSX1NUQVRFX05BEAkqRgoGVm1WaWV3EhcKE1ZNX1ZJRVdfVU5TUEVDSUZJRUQQABIRCg1WTV9WSUVXX0JBU0lDEAESEAoMVk1fVklFV19GVUxMEAIqpQEKDEZlYXR1cmVTY29wZRIdChlGRUFUVVJFX1NDT1BFX1VOU1BFQ0lGSUVEEAASGgoWRkVBVFVSRV9TQ09QRV9URU1QTEFURRABEhcKE0ZFQVRVUkVfU0NPUEVfTkVUVk0QAhIZChVGRUFUVVJFX1NDT1BFX0FETUlOVk0QAxImCiJGRUFUVVJFX1NDT1BFX1RFTVBMQVRFX0FORF9BRE1JTlZNEAQqYgoNQWRkcmVzc0ZhbWlseRIeChpBRERSRVNTX0ZBTUlMWV9VTlNQRUNJRklFRBAAEhcKE0FERFJFU1NfRkFNSUxZX0lORVQQARIYChRBRERSRVNTX0ZBTUlMWV9JTkVUNhACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_steward_v1_property]);
 
 /**
  * Vm is one virtual machine.
@@ -102,6 +102,32 @@ export type Vm = Message<"steward.v1.Vm"> & {
    * @generated from field: steward.v1.VmRuntime runtime = 11;
    */
   runtime?: VmRuntime | undefined;
+
+  /**
+   * When the VM was made. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 12;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When what is stored of the VM itself (name, properties set, tags, features) was last
+   * written; its creation time until then. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 13;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * A strong entity tag (AIP-154) of what is stored of the VM itself: it changes with every write
+   * to its name, properties set, tags or features, and only then (not with its power state, its
+   * notes, nor the defaults it inherits from a template or a global). A mutation that carries it
+   * (SetPropertyRequest.etag…) is refused with ABORTED (ETAG_MISMATCH) once the VM has another.
+   * Output only.
+   *
+   * @generated from field: string etag = 14;
+   */
+  etag: string;
 };
 
 /**
@@ -126,7 +152,8 @@ export type VmRuntime = Message<"steward.v1.VmRuntime"> & {
   startTime?: Timestamp | undefined;
 
   /**
-   * The hypervisor process' PID on the host (the machine's leader); 0 in the simulation.
+   * The hypervisor process' PID on the host (the machine's leader, what a ListVms pid filter
+   * matches): its QEMU's; the simulated hypervisor's guests run inside Steward, whose PID they give.
    *
    * @generated from field: int32 pid = 2;
    */
@@ -140,11 +167,25 @@ export type VmRuntime = Message<"steward.v1.VmRuntime"> & {
   vsockCid: number;
 
   /**
-   * The VM's IPv4 address on its network, when it has one.
+   * The VM's IPv4 address on its network (its ip property), when it has a netvm; else empty.
    *
    * @generated from field: string ipv4 = 4;
    */
   ipv4: string;
+
+  /**
+   * The VM's addresses on its network (its ip and ip6 properties), when it has a netvm.
+   *
+   * @generated from field: repeated steward.v1.VmAddress addresses = 5;
+   */
+  addresses: VmAddress[];
+
+  /**
+   * Its network interfaces as the host sees them, in the guest's order.
+   *
+   * @generated from field: repeated steward.v1.HostInterface interfaces = 6;
+   */
+  interfaces: HostInterface[];
 };
 
 /**
@@ -153,6 +194,35 @@ export type VmRuntime = Message<"steward.v1.VmRuntime"> & {
  */
 export const VmRuntimeSchema: GenMessage<VmRuntime> = /*@__PURE__*/
   messageDesc(file_steward_v1_vm, 1);
+
+/**
+ * HostInterface is a network interface of a running VM on the host's side (vm_concierge's
+ * tap device, machined's NetworkInterfaces).
+ *
+ * @generated from message steward.v1.HostInterface
+ */
+export type HostInterface = Message<"steward.v1.HostInterface"> & {
+  /**
+   * The host-side device's name (the tap device its netvm serves).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The guest's MAC address on it, lower case.
+   *
+   * @generated from field: string mac = 2;
+   */
+  mac: string;
+};
+
+/**
+ * Describes the message steward.v1.HostInterface.
+ * Use `create(HostInterfaceSchema)` to create a new message.
+ */
+export const HostInterfaceSchema: GenMessage<HostInterface> = /*@__PURE__*/
+  messageDesc(file_steward_v1_vm, 2);
 
 /**
  * VmStats is a sample of a VM's resource use (Qubes' vm.Stats, vm_concierge's VmInfo).
@@ -243,7 +313,7 @@ export type VmStats = Message<"steward.v1.VmStats"> & {
  * Use `create(VmStatsSchema)` to create a new message.
  */
 export const VmStatsSchema: GenMessage<VmStats> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm, 2);
+  messageDesc(file_steward_v1_vm, 3);
 
 /**
  * VmAddress is one IP address of a VM (machined's GetMachineAddresses).
@@ -271,7 +341,7 @@ export type VmAddress = Message<"steward.v1.VmAddress"> & {
  * Use `create(VmAddressSchema)` to create a new message.
  */
 export const VmAddressSchema: GenMessage<VmAddress> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm, 3);
+  messageDesc(file_steward_v1_vm, 4);
 
 /**
  * VmClass is the class of a VM, as in Qubes.

@@ -2,13 +2,13 @@
 // @generated from file steward/v1/vm_service.proto (package steward.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Property, PropertyDescription, PropertyValue } from "./property_pb";
 import { file_steward_v1_property } from "./property_pb";
-import type { FeatureScope, PowerState, Vm, VmAddress, VmClass, VmStats, VmView } from "./vm_pb";
+import type { FeatureScope, PowerState, Vm, VmAddress, VmClass, VmRuntime, VmStats, VmView } from "./vm_pb";
 import { file_steward_v1_vm } from "./vm_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/vm_service.proto.
  */
 export const file_steward_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdGV3YXJkL3YxL3ZtX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEiwAEKDkxpc3RWbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiIKBWtsYXNzGAMgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEiUKBXN0YXRlGAQgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEgsKA3RhZxgFIAEoCRINCgVsYWJlbBgGIAEoCRIgCgR2aWV3GAcgASgOMhIuc3Rld2FyZC52MS5WbVZpZXciWwoPTGlzdFZtc1Jlc3BvbnNlEhsKA3ZtcxgBIAMoCzIOLnN0ZXdhcmQudjEuVm0SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAUiGgoMR2V0Vm1SZXF1ZXN0EgoKAnZtGAEgASgJIisKDUdldFZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIpsDCg9DcmVhdGVWbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIiCgVrbGFzcxgCIAEoDjITLnN0ZXdhcmQudjEuVm1DbGFzcxINCgVsYWJlbBgDIAEoCRIQCgh0ZW1wbGF0ZRgEIAEoCRI/Cgpwcm9wZXJ0aWVzGAUgAygLMisuc3Rld2FyZC52MS5DcmVhdGVWbVJlcXVlc3QuUHJvcGVydGllc0VudHJ5EgwKBHBvb2wYBiABKAkSQgoMdm9sdW1lX3Bvb2xzGAcgAygLMiwuc3Rld2FyZC52MS5DcmVhdGVWbVJlcXVlc3QuVm9sdW1lUG9vbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAggASgJEgwKBHV1aWQYCSABKAkaTAoPUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLnN0ZXdhcmQudjEuUHJvcGVydHlWYWx1ZToCOAEaMgoQVm9sdW1lUG9vbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIlAKGUNyZWF0ZURpc3Bvc2FibGVWbVJlcXVlc3QSEAoIdGVtcGxhdGUYASABKAkSDQoFbGFiZWwYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI4ChpDcmVhdGVEaXNwb3NhYmxlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnN0ZXdhcmQudjEuVm0i6wEKDkNsb25lVm1SZXF1ZXN0EgoKAnZtGAEgASgJEhAKCG5ld19uYW1lGAIgASgJEgwKBHBvb2wYAyABKAkSQQoMdm9sdW1lX3Bvb2xzGAQgAygLMisuc3Rld2FyZC52MS5DbG9uZVZtUmVxdWVzdC5Wb2x1bWVQb29sc0VudHJ5EiIKBWtsYXNzGAUgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEhIKCnJlcXVlc3RfaWQYBiABKAkaMgoQVm9sdW1lUG9vbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KD0Nsb25lVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnN0ZXdhcmQudjEuVm0iLwoPUmVuYW1lVm1SZXF1ZXN0EgoKAnZtGAEgASgJEhAKCG5ld19uYW1lGAIgASgJIi4KEFJlbmFtZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIjQKD1JlbW92ZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIhIKEFJlbW92ZVZtUmVzcG9uc2UiHAoOU3RhcnRWbVJlcXVlc3QSCgoCdm0YASABKAkiOAoPU3RhcnRWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlImgKEVNodXRkb3duVm1SZXF1ZXN0EgoKAnZtGAEgASgJEg0KBWZvcmNlGAIgASgIEgwKBHdhaXQYAyABKAgSKgoHdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI7ChJTaHV0ZG93blZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiHAoOUGF1c2VWbVJlcXVlc3QSCgoCdm0YASABKAkiOAoPUGF1c2VWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh4KEFVucGF1c2VWbVJlcXVlc3QSCgoCdm0YASABKAkiOgoRVW5wYXVzZVZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiGwoNS2lsbFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSI3Cg5LaWxsVm1SZXNwb25zZRIlCgVzdGF0ZRgBIAEoDjIWLnN0ZXdhcmQudjEuUG93ZXJTdGF0ZSIeChBTdXNwZW5kVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjoKEVN1c3BlbmRWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh0KD1Jlc3VtZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCSI5ChBSZXN1bWVWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIiMKFUxpc3RQcm9wZXJ0aWVzUmVxdWVzdBIKCgJ2bRgBIAEoCSJCChZMaXN0UHJvcGVydGllc1Jlc3BvbnNlEigKCnByb3BlcnRpZXMYASADKAsyFC5zdGV3YXJkLnYxLlByb3BlcnR5Ii4KEkdldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJIj0KE0dldFByb3BlcnR5UmVzcG9uc2USJgoIcHJvcGVydHkYASABKAsyFC5zdGV3YXJkLnYxLlByb3BlcnR5IlgKElNldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEigKBXZhbHVlGAMgASgLMhkuc3Rld2FyZC52MS5Qcm9wZXJ0eVZhbHVlIj0KE1NldFByb3BlcnR5UmVzcG9uc2USJgoIcHJvcGVydHkYASABKAsyFC5zdGV3YXJkLnYxLlByb3BlcnR5IjAKFFJlc2V0UHJvcGVydHlSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkiPwoVUmVzZXRQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSIzChdEZXNjcmliZVByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJIlAKGERlc2NyaWJlUHJvcGVydHlSZXNwb25zZRI0CgtkZXNjcmlwdGlvbhgBIAEoCzIfLnN0ZXdhcmQudjEuUHJvcGVydHlEZXNjcmlwdGlvbiIhChNMaXN0RmVhdHVyZXNSZXF1ZXN0EgoKAnZtGAEgASgJIokBChRMaXN0RmVhdHVyZXNSZXNwb25zZRJACghmZWF0dXJlcxgBIAMoCzIuLnN0ZXdhcmQudjEuTGlzdEZlYXR1cmVzUmVzcG9uc2UuRmVhdHVyZXNFbnRyeRovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoRR2V0RmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCSIjChJHZXRGZWF0dXJlUmVzcG9uc2USDQoFdmFsdWUYASABKAkiPAoRU2V0RmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoCSIUChJTZXRGZWF0dXJlUmVzcG9uc2UiRwoUUmVtb3ZlRmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIVCg1hbGxvd19taXNzaW5nGAMgASgIIhcKFVJlbW92ZUZlYXR1cmVSZXNwb25zZSJYChNDaGVja0ZlYXR1cmVSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkSJwoFc2NvcGUYAyABKA4yGC5zdGV3YXJkLnYxLkZlYXR1cmVTY29wZSJHChRDaGVja0ZlYXR1cmVSZXNwb25zZRINCgVmb3VuZBgBIAEoCBINCgV2YWx1ZRgCIAEoCRIRCglzb3VyY2Vfdm0YAyABKAkiHQoPTGlzdFRhZ3NSZXF1ZXN0EgoKAnZtGAEgASgJIiAKEExpc3RUYWdzUmVzcG9uc2USDAoEdGFncxgBIAMoCSIoCg1IYXNUYWdSZXF1ZXN0EgoKAnZtGAEgASgJEgsKA3RhZxgCIAEoCSIhCg5IYXNUYWdSZXNwb25zZRIPCgdwcmVzZW50GAEgASgIIigKDUFkZFRhZ1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdGFnGAIgASgJIh8KDkFkZFRhZ1Jlc3BvbnNlEg0KBWFkZGVkGAEgASgIIisKEFJlbW92ZVRhZ1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdGFnGAIgASgJIiQKEVJlbW92ZVRhZ1Jlc3BvbnNlEg8KB3JlbW92ZWQYASABKAgiHQoPR2V0Tm90ZXNSZXF1ZXN0EgoKAnZtGAEgASgJIiEKEEdldE5vdGVzUmVzcG9uc2USDQoFbm90ZXMYASABKAkiLAoPU2V0Tm90ZXNSZXF1ZXN0EgoKAnZtGAEgASgJEg0KBW5vdGVzGAIgASgJIhIKEFNldE5vdGVzUmVzcG9uc2UiHwoRR2V0Vm1TdGF0c1JlcXVlc3QSCgoCdm0YASABKAkiOAoSR2V0Vm1TdGF0c1Jlc3BvbnNlEiIKBXN0YXRzGAEgASgLMhMuc3Rld2FyZC52MS5WbVN0YXRzIk4KE1dhdGNoVm1TdGF0c1JlcXVlc3QSCgoCdm0YASABKAkSKwoIaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOgoUV2F0Y2hWbVN0YXRzUmVzcG9uc2USIgoFc3RhdHMYASABKAsyEy5zdGV3YXJkLnYxLlZtU3RhdHMiNwoOQ29uc29sZVJlcXVlc3QSDAoCdm0YASABKAlIABIPCgVpbnB1dBgCIAEoDEgAQgYKBGtpbmQiIQoPQ29uc29sZVJlc3BvbnNlEg4KBm91dHB1dBgBIAEoDCIjChVHZXRWbUFkZHJlc3Nlc1JlcXVlc3QSCgoCdm0YASABKAkiQgoWR2V0Vm1BZGRyZXNzZXNSZXNwb25zZRIoCglhZGRyZXNzZXMYASADKAsyFS5zdGV3YXJkLnYxLlZtQWRkcmVzcyIjChVHZXRWbU9zUmVsZWFzZVJlcXVlc3QSCgoCdm0YASABKAkihwEKFkdldFZtT3NSZWxlYXNlUmVzcG9uc2USPgoGZmllbGRzGAEgAygLMi4uc3Rld2FyZC52MS5HZXRWbU9zUmVsZWFzZVJlc3BvbnNlLkZpZWxkc0VudHJ5Gi0KC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEy5hUKCVZtU2VydmljZRJHCgdMaXN0Vm1zEhouc3Rld2FyZC52MS5MaXN0Vm1zUmVxdWVzdBobLnN0ZXdhcmQudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESQQoFR2V0Vm0SGC5zdGV3YXJkLnYxLkdldFZtUmVxdWVzdBoZLnN0ZXdhcmQudjEuR2V0Vm1SZXNwb25zZSIDkAIBEkUKCENyZWF0ZVZtEhsuc3Rld2FyZC52MS5DcmVhdGVWbVJlcXVlc3QaHC5zdGV3YXJkLnYxLkNyZWF0ZVZtUmVzcG9uc2USYwoSQ3JlYXRlRGlzcG9zYWJsZVZtEiUuc3Rld2FyZC52MS5DcmVhdGVEaXNwb3NhYmxlVm1SZXF1ZXN0GiYuc3Rld2FyZC52MS5DcmVhdGVEaXNwb3NhYmxlVm1SZXNwb25zZRJCCgdDbG9uZVZtEhouc3Rld2FyZC52MS5DbG9uZVZtUmVxdWVzdBobLnN0ZXdhcmQudjEuQ2xvbmVWbVJlc3BvbnNlEkUKCFJlbmFtZVZtEhsuc3Rld2FyZC52MS5SZW5hbWVWbVJlcXVlc3QaHC5zdGV3YXJkLnYxLlJlbmFtZVZtUmVzcG9uc2USRQoIUmVtb3ZlVm0SGy5zdGV3YXJkLnYxLlJlbW92ZVZtUmVxdWVzdBocLnN0ZXdhcmQudjEuUmVtb3ZlVm1SZXNwb25zZRJCCgdTdGFydFZtEhouc3Rld2FyZC52MS5TdGFydFZtUmVxdWVzdBobLnN0ZXdhcmQudjEuU3RhcnRWbVJlc3BvbnNlEksKClNodXRkb3duVm0SHS5zdGV3YXJkLnYxLlNodXRkb3duVm1SZXF1ZXN0Gh4uc3Rld2FyZC52MS5TaHV0ZG93blZtUmVzcG9uc2USQgoHUGF1c2VWbRIaLnN0ZXdhcmQudjEuUGF1c2VWbVJlcXVlc3QaGy5zdGV3YXJkLnYxLlBhdXNlVm1SZXNwb25zZRJICglVbnBhdXNlVm0SHC5zdGV3YXJkLnYxLlVucGF1c2VWbVJlcXVlc3QaHS5zdGV3YXJkLnYxLlVucGF1c2VWbVJlc3BvbnNlEj8KBktpbGxWbRIZLnN0ZXdhcmQudjEuS2lsbFZtUmVxdWVzdBoaLnN0ZXdhcmQudjEuS2lsbFZtUmVzcG9uc2USSAoJU3VzcGVuZFZtEhwuc3Rld2FyZC52MS5TdXNwZW5kVm1SZXF1ZXN0Gh0uc3Rld2FyZC52MS5TdXNwZW5kVm1SZXNwb25zZRJFCghSZXN1bWVWbRIbLnN0ZXdhcmQudjEuUmVzdW1lVm1SZXF1ZXN0Ghwuc3Rld2FyZC52MS5SZXN1bWVWbVJlc3BvbnNlElwKDkxpc3RQcm9wZXJ0aWVzEiEuc3Rld2FyZC52MS5MaXN0UHJvcGVydGllc1JlcXVlc3QaIi5zdGV3YXJkLnYxLkxpc3RQcm9wZXJ0aWVzUmVzcG9uc2UiA5ACARJTCgtHZXRQcm9wZXJ0eRIeLnN0ZXdhcmQudjEuR2V0UHJvcGVydHlSZXF1ZXN0Gh8uc3Rld2FyZC52MS5HZXRQcm9wZXJ0eVJlc3BvbnNlIgOQAgESUwoLU2V0UHJvcGVydHkSHi5zdGV3YXJkLnYxLlNldFByb3BlcnR5UmVxdWVzdBofLnN0ZXdhcmQudjEuU2V0UHJvcGVydHlSZXNwb25zZSIDkAICElkKDVJlc2V0UHJvcGVydHkSIC5zdGV3YXJkLnYxLlJlc2V0UHJvcGVydHlSZXF1ZXN0GiEuc3Rld2FyZC52MS5SZXNldFByb3BlcnR5UmVzcG9uc2UiA5ACAhJiChBEZXNjcmliZVByb3BlcnR5EiMuc3Rld2FyZC52MS5EZXNjcmliZVByb3BlcnR5UmVxdWVzdBokLnN0ZXdhcmQudjEuRGVzY3JpYmVQcm9wZXJ0eVJlc3BvbnNlIgOQAgESVgoMTGlzdEZlYXR1cmVzEh8uc3Rld2FyZC52MS5MaXN0RmVhdHVyZXNSZXF1ZXN0GiAuc3Rld2FyZC52MS5MaXN0RmVhdHVyZXNSZXNwb25zZSIDkAIBElAKCkdldEZlYXR1cmUSHS5zdGV3YXJkLnYxLkdldEZlYXR1cmVSZXF1ZXN0Gh4uc3Rld2FyZC52MS5HZXRGZWF0dXJlUmVzcG9uc2UiA5ACARJQCgpTZXRGZWF0dXJlEh0uc3Rld2FyZC52MS5TZXRGZWF0dXJlUmVxdWVzdBoeLnN0ZXdhcmQudjEuU2V0RmVhdHVyZVJlc3BvbnNlIgOQAgISVAoNUmVtb3ZlRmVhdHVyZRIgLnN0ZXdhcmQudjEuUmVtb3ZlRmVhdHVyZVJlcXVlc3QaIS5zdGV3YXJkLnYxLlJlbW92ZUZlYXR1cmVSZXNwb25zZRJWCgxDaGVja0ZlYXR1cmUSHy5zdGV3YXJkLnYxLkNoZWNrRmVhdHVyZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkNoZWNrRmVhdHVyZVJlc3BvbnNlIgOQAgESSgoITGlzdFRhZ3MSGy5zdGV3YXJkLnYxLkxpc3RUYWdzUmVxdWVzdBocLnN0ZXdhcmQudjEuTGlzdFRhZ3NSZXNwb25zZSIDkAIBEkQKBkhhc1RhZxIZLnN0ZXdhcmQudjEuSGFzVGFnUmVxdWVzdBoaLnN0ZXdhcmQudjEuSGFzVGFnUmVzcG9uc2UiA5ACARJECgZBZGRUYWcSGS5zdGV3YXJkLnYxLkFkZFRhZ1JlcXVlc3QaGi5zdGV3YXJkLnYxLkFkZFRhZ1Jlc3BvbnNlIgOQAgISTQoJUmVtb3ZlVGFnEhwuc3Rld2FyZC52MS5SZW1vdmVUYWdSZXF1ZXN0Gh0uc3Rld2FyZC52MS5SZW1vdmVUYWdSZXNwb25zZSIDkAICEkoKCEdldE5vdGVzEhsuc3Rld2FyZC52MS5HZXROb3Rlc1JlcXVlc3QaHC5zdGV3YXJkLnYxLkdldE5vdGVzUmVzcG9uc2UiA5ACARJKCghTZXROb3RlcxIbLnN0ZXdhcmQudjEuU2V0Tm90ZXNSZXF1ZXN0Ghwuc3Rld2FyZC52MS5TZXROb3Rlc1Jlc3BvbnNlIgOQAgISUAoKR2V0Vm1TdGF0cxIdLnN0ZXdhcmQudjEuR2V0Vm1TdGF0c1JlcXVlc3QaHi5zdGV3YXJkLnYxLkdldFZtU3RhdHNSZXNwb25zZSIDkAIBElgKDFdhdGNoVm1TdGF0cxIfLnN0ZXdhcmQudjEuV2F0Y2hWbVN0YXRzUmVxdWVzdBogLnN0ZXdhcmQudjEuV2F0Y2hWbVN0YXRzUmVzcG9uc2UiA5ACATABEkYKB0NvbnNvbGUSGi5zdGV3YXJkLnYxLkNvbnNvbGVSZXF1ZXN0Ghsuc3Rld2FyZC52MS5Db25zb2xlUmVzcG9uc2UoATABElwKDkdldFZtQWRkcmVzc2VzEiEuc3Rld2FyZC52MS5HZXRWbUFkZHJlc3Nlc1JlcXVlc3QaIi5zdGV3YXJkLnYxLkdldFZtQWRkcmVzc2VzUmVzcG9uc2UiA5ACARJcCg5HZXRWbU9zUmVsZWFzZRIhLnN0ZXdhcmQudjEuR2V0Vm1Pc1JlbGVhc2VSZXF1ZXN0GiIuc3Rld2FyZC52MS5HZXRWbU9zUmVsZWFzZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_steward_v1_property, file_steward_v1_vm]);
+  fileDesc("ChtzdGV3YXJkL3YxL3ZtX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEizQEKDkxpc3RWbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiIKBWtsYXNzGAMgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEiUKBXN0YXRlGAQgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEgsKA3RhZxgFIAEoCRINCgVsYWJlbBgGIAEoCRIgCgR2aWV3GAcgASgOMhIuc3Rld2FyZC52MS5WbVZpZXcSCwoDcGlkGAggASgFIlsKD0xpc3RWbXNSZXNwb25zZRIbCgN2bXMYASADKAsyDi5zdGV3YXJkLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIhoKDEdldFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSIrCg1HZXRWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSKbAwoPQ3JlYXRlVm1SZXF1ZXN0EgwKBG5hbWUYASABKAkSIgoFa2xhc3MYAiABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSDQoFbGFiZWwYAyABKAkSEAoIdGVtcGxhdGUYBCABKAkSPwoKcHJvcGVydGllcxgFIAMoCzIrLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlByb3BlcnRpZXNFbnRyeRIMCgRwb29sGAYgASgJEkIKDHZvbHVtZV9wb29scxgHIAMoCzIsLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlZvbHVtZVBvb2xzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRIMCgR1dWlkGAkgASgJGkwKD1Byb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5zdGV3YXJkLnYxLlByb3BlcnR5VmFsdWU6AjgBGjIKEFZvbHVtZVBvb2xzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuChBDcmVhdGVWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSJQChlDcmVhdGVEaXNwb3NhYmxlVm1SZXF1ZXN0EhAKCHRlbXBsYXRlGAEgASgJEg0KBWxhYmVsGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiOAoaQ3JlYXRlRGlzcG9zYWJsZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIv4BCg5DbG9uZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIQCghuZXdfbmFtZRgCIAEoCRIMCgRwb29sGAMgASgJEkEKDHZvbHVtZV9wb29scxgEIAMoCzIrLnN0ZXdhcmQudjEuQ2xvbmVWbVJlcXVlc3QuVm9sdW1lUG9vbHNFbnRyeRIiCgVrbGFzcxgFIAEoDjITLnN0ZXdhcmQudjEuVm1DbGFzcxISCgpyZXF1ZXN0X2lkGAYgASgJEhEKCXJlYWRfb25seRgHIAEoCBoyChBWb2x1bWVQb29sc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoPQ2xvbmVWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSI9Cg9SZW5hbWVWbVJlcXVlc3QSCgoCdm0YASABKAkSEAoIbmV3X25hbWUYAiABKAkSDAoEZXRhZxgDIAEoCSIuChBSZW5hbWVWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSJCCg9SZW1vdmVWbVJlcXVlc3QSCgoCdm0YASABKAkSFQoNYWxsb3dfbWlzc2luZxgCIAEoCBIMCgRldGFnGAMgASgJIhIKEFJlbW92ZVZtUmVzcG9uc2UiHAoOU3RhcnRWbVJlcXVlc3QSCgoCdm0YASABKAkiYAoPU3RhcnRWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEiYKB3J1bnRpbWUYAiABKAsyFS5zdGV3YXJkLnYxLlZtUnVudGltZSJoChFTaHV0ZG93blZtUmVxdWVzdBIKCgJ2bRgBIAEoCRINCgVmb3JjZRgCIAEoCBIMCgR3YWl0GAMgASgIEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOwoSU2h1dGRvd25WbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIhwKDlBhdXNlVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjgKD1BhdXNlVm1SZXNwb25zZRIlCgVzdGF0ZRgBIAEoDjIWLnN0ZXdhcmQudjEuUG93ZXJTdGF0ZSIeChBVbnBhdXNlVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjoKEVVucGF1c2VWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIk0KDUtpbGxWbVJlcXVlc3QSCgoCdm0YASABKAkSIAoDd2hvGAIgASgOMhMuc3Rld2FyZC52MS5LaWxsV2hvEg4KBnNpZ25hbBgDIAEoBSI3Cg5LaWxsVm1SZXNwb25zZRIlCgVzdGF0ZRgBIAEoDjIWLnN0ZXdhcmQudjEuUG93ZXJTdGF0ZSIeChBTdXNwZW5kVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjoKEVN1c3BlbmRWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh0KD1Jlc3VtZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCSI5ChBSZXN1bWVWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIiMKFUxpc3RQcm9wZXJ0aWVzUmVxdWVzdBIKCgJ2bRgBIAEoCSJCChZMaXN0UHJvcGVydGllc1Jlc3BvbnNlEigKCnByb3BlcnRpZXMYASADKAsyFC5zdGV3YXJkLnYxLlByb3BlcnR5Ii4KEkdldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJIj0KE0dldFByb3BlcnR5UmVzcG9uc2USJgoIcHJvcGVydHkYASABKAsyFC5zdGV3YXJkLnYxLlByb3BlcnR5ImYKElNldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEigKBXZhbHVlGAMgASgLMhkuc3Rld2FyZC52MS5Qcm9wZXJ0eVZhbHVlEgwKBGV0YWcYBCABKAkiPQoTU2V0UHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiPgoUUmVzZXRQcm9wZXJ0eVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIMCgRldGFnGAMgASgJIj8KFVJlc2V0UHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiMwoXRGVzY3JpYmVQcm9wZXJ0eVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCSJQChhEZXNjcmliZVByb3BlcnR5UmVzcG9uc2USNAoLZGVzY3JpcHRpb24YASABKAsyHy5zdGV3YXJkLnYxLlByb3BlcnR5RGVzY3JpcHRpb24iIQoTTGlzdEZlYXR1cmVzUmVxdWVzdBIKCgJ2bRgBIAEoCSKJAQoUTGlzdEZlYXR1cmVzUmVzcG9uc2USQAoIZmVhdHVyZXMYASADKAsyLi5zdGV3YXJkLnYxLkxpc3RGZWF0dXJlc1Jlc3BvbnNlLkZlYXR1cmVzRW50cnkaLwoNRmVhdHVyZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KEUdldEZlYXR1cmVSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkiIwoSR2V0RmVhdHVyZVJlc3BvbnNlEg0KBXZhbHVlGAEgASgJIkoKEVNldEZlYXR1cmVSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFdmFsdWUYAyABKAkSDAoEZXRhZxgEIAEoCSIUChJTZXRGZWF0dXJlUmVzcG9uc2UiVQoUUmVtb3ZlRmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIVCg1hbGxvd19taXNzaW5nGAMgASgIEgwKBGV0YWcYBCABKAkiFwoVUmVtb3ZlRmVhdHVyZVJlc3BvbnNlIlgKE0NoZWNrRmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRInCgVzY29wZRgDIAEoDjIYLnN0ZXdhcmQudjEuRmVhdHVyZVNjb3BlIkcKFENoZWNrRmVhdHVyZVJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgJEhEKCXNvdXJjZV92bRgDIAEoCSIdCg9MaXN0VGFnc1JlcXVlc3QSCgoCdm0YASABKAkiIAoQTGlzdFRhZ3NSZXNwb25zZRIMCgR0YWdzGAEgAygJIigKDUhhc1RhZ1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdGFnGAIgASgJIiEKDkhhc1RhZ1Jlc3BvbnNlEg8KB3ByZXNlbnQYASABKAgiNgoNQWRkVGFnUmVxdWVzdBIKCgJ2bRgBIAEoCRILCgN0YWcYAiABKAkSDAoEZXRhZxgDIAEoCSIfCg5BZGRUYWdSZXNwb25zZRINCgVhZGRlZBgBIAEoCCI5ChBSZW1vdmVUYWdSZXF1ZXN0EgoKAnZtGAEgASgJEgsKA3RhZxgCIAEoCRIMCgRldGFnGAMgASgJIiQKEVJlbW92ZVRhZ1Jlc3BvbnNlEg8KB3JlbW92ZWQYASABKAgiHQoPR2V0Tm90ZXNSZXF1ZXN0EgoKAnZtGAEgASgJIiEKEEdldE5vdGVzUmVzcG9uc2USDQoFbm90ZXMYASABKAkiLAoPU2V0Tm90ZXNSZXF1ZXN0EgoKAnZtGAEgASgJEg0KBW5vdGVzGAIgASgJIhIKEFNldE5vdGVzUmVzcG9uc2UiHwoRR2V0Vm1TdGF0c1JlcXVlc3QSCgoCdm0YASABKAkiOAoSR2V0Vm1TdGF0c1Jlc3BvbnNlEiIKBXN0YXRzGAEgASgLMhMuc3Rld2FyZC52MS5WbVN0YXRzIk4KE1dhdGNoVm1TdGF0c1JlcXVlc3QSCgoCdm0YASABKAkSKwoIaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOgoUV2F0Y2hWbVN0YXRzUmVzcG9uc2USIgoFc3RhdHMYASABKAsyEy5zdGV3YXJkLnYxLlZtU3RhdHMiNwoOQ29uc29sZVJlcXVlc3QSDAoCdm0YASABKAlIABIPCgVpbnB1dBgCIAEoDEgAQgYKBGtpbmQiIQoPQ29uc29sZVJlc3BvbnNlEg4KBm91dHB1dBgBIAEoDCIjChVHZXRWbUFkZHJlc3Nlc1JlcXVlc3QSCgoCdm0YASABKAkiQgoWR2V0Vm1BZGRyZXNzZXNSZXNwb25zZRIoCglhZGRyZXNzZXMYASADKAsyFS5zdGV3YXJkLnYxLlZtQWRkcmVzcyIjChVHZXRWbU9zUmVsZWFzZVJlcXVlc3QSCgoCdm0YASABKAkihwEKFkdldFZtT3NSZWxlYXNlUmVzcG9uc2USPgoGZmllbGRzGAEgAygLMi4uc3Rld2FyZC52MS5HZXRWbU9zUmVsZWFzZVJlc3BvbnNlLkZpZWxkc0VudHJ5Gi0KC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqSgoHS2lsbFdobxIYChRLSUxMX1dIT19VTlNQRUNJRklFRBAAEhMKD0tJTExfV0hPX0xFQURFUhABEhAKDEtJTExfV0hPX0FMTBACMuYVCglWbVNlcnZpY2USRwoHTGlzdFZtcxIaLnN0ZXdhcmQudjEuTGlzdFZtc1JlcXVlc3QaGy5zdGV3YXJkLnYxLkxpc3RWbXNSZXNwb25zZSIDkAIBEkEKBUdldFZtEhguc3Rld2FyZC52MS5HZXRWbVJlcXVlc3QaGS5zdGV3YXJkLnYxLkdldFZtUmVzcG9uc2UiA5ACARJFCghDcmVhdGVWbRIbLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0Ghwuc3Rld2FyZC52MS5DcmVhdGVWbVJlc3BvbnNlEmMKEkNyZWF0ZURpc3Bvc2FibGVWbRIlLnN0ZXdhcmQudjEuQ3JlYXRlRGlzcG9zYWJsZVZtUmVxdWVzdBomLnN0ZXdhcmQudjEuQ3JlYXRlRGlzcG9zYWJsZVZtUmVzcG9uc2USQgoHQ2xvbmVWbRIaLnN0ZXdhcmQudjEuQ2xvbmVWbVJlcXVlc3QaGy5zdGV3YXJkLnYxLkNsb25lVm1SZXNwb25zZRJFCghSZW5hbWVWbRIbLnN0ZXdhcmQudjEuUmVuYW1lVm1SZXF1ZXN0Ghwuc3Rld2FyZC52MS5SZW5hbWVWbVJlc3BvbnNlEkUKCFJlbW92ZVZtEhsuc3Rld2FyZC52MS5SZW1vdmVWbVJlcXVlc3QaHC5zdGV3YXJkLnYxLlJlbW92ZVZtUmVzcG9uc2USQgoHU3RhcnRWbRIaLnN0ZXdhcmQudjEuU3RhcnRWbVJlcXVlc3QaGy5zdGV3YXJkLnYxLlN0YXJ0Vm1SZXNwb25zZRJLCgpTaHV0ZG93blZtEh0uc3Rld2FyZC52MS5TaHV0ZG93blZtUmVxdWVzdBoeLnN0ZXdhcmQudjEuU2h1dGRvd25WbVJlc3BvbnNlEkIKB1BhdXNlVm0SGi5zdGV3YXJkLnYxLlBhdXNlVm1SZXF1ZXN0Ghsuc3Rld2FyZC52MS5QYXVzZVZtUmVzcG9uc2USSAoJVW5wYXVzZVZtEhwuc3Rld2FyZC52MS5VbnBhdXNlVm1SZXF1ZXN0Gh0uc3Rld2FyZC52MS5VbnBhdXNlVm1SZXNwb25zZRI/CgZLaWxsVm0SGS5zdGV3YXJkLnYxLktpbGxWbVJlcXVlc3QaGi5zdGV3YXJkLnYxLktpbGxWbVJlc3BvbnNlEkgKCVN1c3BlbmRWbRIcLnN0ZXdhcmQudjEuU3VzcGVuZFZtUmVxdWVzdBodLnN0ZXdhcmQudjEuU3VzcGVuZFZtUmVzcG9uc2USRQoIUmVzdW1lVm0SGy5zdGV3YXJkLnYxLlJlc3VtZVZtUmVxdWVzdBocLnN0ZXdhcmQudjEuUmVzdW1lVm1SZXNwb25zZRJcCg5MaXN0UHJvcGVydGllcxIhLnN0ZXdhcmQudjEuTGlzdFByb3BlcnRpZXNSZXF1ZXN0GiIuc3Rld2FyZC52MS5MaXN0UHJvcGVydGllc1Jlc3BvbnNlIgOQAgESUwoLR2V0UHJvcGVydHkSHi5zdGV3YXJkLnYxLkdldFByb3BlcnR5UmVxdWVzdBofLnN0ZXdhcmQudjEuR2V0UHJvcGVydHlSZXNwb25zZSIDkAIBElMKC1NldFByb3BlcnR5Eh4uc3Rld2FyZC52MS5TZXRQcm9wZXJ0eVJlcXVlc3QaHy5zdGV3YXJkLnYxLlNldFByb3BlcnR5UmVzcG9uc2UiA5ACAhJZCg1SZXNldFByb3BlcnR5EiAuc3Rld2FyZC52MS5SZXNldFByb3BlcnR5UmVxdWVzdBohLnN0ZXdhcmQudjEuUmVzZXRQcm9wZXJ0eVJlc3BvbnNlIgOQAgISYgoQRGVzY3JpYmVQcm9wZXJ0eRIjLnN0ZXdhcmQudjEuRGVzY3JpYmVQcm9wZXJ0eVJlcXVlc3QaJC5zdGV3YXJkLnYxLkRlc2NyaWJlUHJvcGVydHlSZXNwb25zZSIDkAIBElYKDExpc3RGZWF0dXJlcxIfLnN0ZXdhcmQudjEuTGlzdEZlYXR1cmVzUmVxdWVzdBogLnN0ZXdhcmQudjEuTGlzdEZlYXR1cmVzUmVzcG9uc2UiA5ACARJQCgpHZXRGZWF0dXJlEh0uc3Rld2FyZC52MS5HZXRGZWF0dXJlUmVxdWVzdBoeLnN0ZXdhcmQudjEuR2V0RmVhdHVyZVJlc3BvbnNlIgOQAgESUAoKU2V0RmVhdHVyZRIdLnN0ZXdhcmQudjEuU2V0RmVhdHVyZVJlcXVlc3QaHi5zdGV3YXJkLnYxLlNldEZlYXR1cmVSZXNwb25zZSIDkAICElQKDVJlbW92ZUZlYXR1cmUSIC5zdGV3YXJkLnYxLlJlbW92ZUZlYXR1cmVSZXF1ZXN0GiEuc3Rld2FyZC52MS5SZW1vdmVGZWF0dXJlUmVzcG9uc2USVgoMQ2hlY2tGZWF0dXJlEh8uc3Rld2FyZC52MS5DaGVja0ZlYXR1cmVSZXF1ZXN0GiAuc3Rld2FyZC52MS5DaGVja0ZlYXR1cmVSZXNwb25zZSIDkAIBEkoKCExpc3RUYWdzEhsuc3Rld2FyZC52MS5MaXN0VGFnc1JlcXVlc3QaHC5zdGV3YXJkLnYxLkxpc3RUYWdzUmVzcG9uc2UiA5ACARJECgZIYXNUYWcSGS5zdGV3YXJkLnYxLkhhc1RhZ1JlcXVlc3QaGi5zdGV3YXJkLnYxLkhhc1RhZ1Jlc3BvbnNlIgOQAgESRAoGQWRkVGFnEhkuc3Rld2FyZC52MS5BZGRUYWdSZXF1ZXN0Ghouc3Rld2FyZC52MS5BZGRUYWdSZXNwb25zZSIDkAICEk0KCVJlbW92ZVRhZxIcLnN0ZXdhcmQudjEuUmVtb3ZlVGFnUmVxdWVzdBodLnN0ZXdhcmQudjEuUmVtb3ZlVGFnUmVzcG9uc2UiA5ACAhJKCghHZXROb3RlcxIbLnN0ZXdhcmQudjEuR2V0Tm90ZXNSZXF1ZXN0Ghwuc3Rld2FyZC52MS5HZXROb3Rlc1Jlc3BvbnNlIgOQAgESSgoIU2V0Tm90ZXMSGy5zdGV3YXJkLnYxLlNldE5vdGVzUmVxdWVzdBocLnN0ZXdhcmQudjEuU2V0Tm90ZXNSZXNwb25zZSIDkAICElAKCkdldFZtU3RhdHMSHS5zdGV3YXJkLnYxLkdldFZtU3RhdHNSZXF1ZXN0Gh4uc3Rld2FyZC52MS5HZXRWbVN0YXRzUmVzcG9uc2UiA5ACARJYCgxXYXRjaFZtU3RhdHMSHy5zdGV3YXJkLnYxLldhdGNoVm1TdGF0c1JlcXVlc3QaIC5zdGV3YXJkLnYxLldhdGNoVm1TdGF0c1Jlc3BvbnNlIgOQAgEwARJGCgdDb25zb2xlEhouc3Rld2FyZC52MS5Db25zb2xlUmVxdWVzdBobLnN0ZXdhcmQudjEuQ29uc29sZVJlc3BvbnNlKAEwARJcCg5HZXRWbUFkZHJlc3NlcxIhLnN0ZXdhcmQudjEuR2V0Vm1BZGRyZXNzZXNSZXF1ZXN0GiIuc3Rld2FyZC52MS5HZXRWbUFkZHJlc3Nlc1Jlc3BvbnNlIgOQAgESXAoOR2V0Vm1Pc1JlbGVhc2USIS5zdGV3YXJkLnYxLkdldFZtT3NSZWxlYXNlUmVxdWVzdBoiLnN0ZXdhcmQudjEuR2V0Vm1Pc1JlbGVhc2VSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_duration, file_steward_v1_property, file_steward_v1_vm]);
 
 /**
  * ListVmsRequest selects and pages VMs. Filters combine with AND.
@@ -75,6 +75,14 @@ export type ListVmsRequest = Message<"steward.v1.ListVmsRequest"> & {
    * @generated from field: steward.v1.VmView view = 7;
    */
   view: VmView;
+
+  /**
+   * Only VMs whose hypervisor process is this PID on the host (VmRuntime.pid; machined's
+   * GetMachineByPID): running VMs only. 0 for all; negative is INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 pid = 8;
+   */
+  pid: number;
 };
 
 /**
@@ -372,6 +380,15 @@ export type CloneVmRequest = Message<"steward.v1.CloneVmRequest"> & {
    * @generated from field: string request_id = 6;
    */
   requestId: string;
+
+  /**
+   * Make the copy's volumes read-only (machined's CloneImage read_only): the copy starts with
+   * every disk attached rw=false. Takes effect with volumes: until Steward has storage, true is
+   * UNIMPLEMENTED (NOT_IMPLEMENTED, metadata.field read_only).
+   *
+   * @generated from field: bool read_only = 7;
+   */
+  readOnly: boolean;
 };
 
 /**
@@ -421,6 +438,15 @@ export type RenameVmRequest = Message<"steward.v1.RenameVmRequest"> & {
    * @generated from field: string new_name = 2;
    */
   newName: string;
+
+  /**
+   * The etag the caller read the VM with (Vm.etag), to make the change only while the VM is
+   * unchanged since: ABORTED (ETAG_MISMATCH) once it has another, INVALID_ARGUMENT (INVALID_ETAG)
+   * for text that is no etag. Empty for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 3;
+   */
+  etag: string;
 };
 
 /**
@@ -470,6 +496,15 @@ export type RemoveVmRequest = Message<"steward.v1.RemoveVmRequest"> & {
    * @generated from field: bool allow_missing = 2;
    */
   allowMissing: boolean;
+
+  /**
+   * The etag the caller read the VM with (Vm.etag), to make the change only while the VM is
+   * unchanged since: ABORTED (ETAG_MISMATCH) once it has another, INVALID_ARGUMENT (INVALID_ETAG)
+   * for text that is no etag. Empty for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 3;
+   */
+  etag: string;
 };
 
 /**
@@ -516,17 +551,25 @@ export const StartVmRequestSchema: GenMessage<StartVmRequest> = /*@__PURE__*/
   messageDesc(file_steward_v1_vm_service, 14);
 
 /**
- * StartVmResponse tells the state the VM reached.
+ * StartVmResponse tells the state the VM reached, and what the hypervisor told of it.
  *
  * @generated from message steward.v1.StartVmResponse
  */
 export type StartVmResponse = Message<"steward.v1.StartVmResponse"> & {
   /**
-   * RUNNING once started.
+   * RUNNING once started (or a later state, when the guest already moved on).
    *
    * @generated from field: steward.v1.PowerState state = 1;
    */
   state: PowerState;
+
+  /**
+   * The VM's runtime facts (vm_concierge's vm_info): start time, hypervisor PID, vsock cid,
+   * addresses and host-side interfaces. Unset when the VM halted again before the reply.
+   *
+   * @generated from field: steward.v1.VmRuntime runtime = 2;
+   */
+  runtime?: VmRuntime | undefined;
 };
 
 /**
@@ -685,7 +728,7 @@ export const UnpauseVmResponseSchema: GenMessage<UnpauseVmResponse> = /*@__PURE_
   messageDesc(file_steward_v1_vm_service, 21);
 
 /**
- * KillVmRequest names the VM to kill.
+ * KillVmRequest names the VM to kill, and how (machined's KillMachine).
  *
  * @generated from message steward.v1.KillVmRequest
  */
@@ -696,6 +739,24 @@ export type KillVmRequest = Message<"steward.v1.KillVmRequest"> & {
    * @generated from field: string vm = 1;
    */
   vm: string;
+
+  /**
+   * Which of the VM's host processes get the signal; UNSPECIFIED is ALL.
+   *
+   * @generated from field: steward.v1.KillWho who = 2;
+   */
+  who: KillWho;
+
+  /**
+   * The signal to send, a Linux signal number from 1 to 64; 0 for SIGKILL (9). SIGKILL destroys
+   * the VM and the call returns once it is halted. Any other signal is delivered and the call
+   * returns at once: the hypervisor process does what that signal makes it do (QEMU ends the VM
+   * on SIGTERM, SIGINT and SIGHUP, as a shutdown by the host; others leave it running). Out of
+   * range: INVALID_ARGUMENT (INVALID_SIGNAL).
+   *
+   * @generated from field: int32 signal = 3;
+   */
+  signal: number;
 };
 
 /**
@@ -712,7 +773,7 @@ export const KillVmRequestSchema: GenMessage<KillVmRequest> = /*@__PURE__*/
  */
 export type KillVmResponse = Message<"steward.v1.KillVmResponse"> & {
   /**
-   * HALTED.
+   * HALTED after SIGKILL; after another signal, the state the VM is in once it is delivered.
    *
    * @generated from field: steward.v1.PowerState state = 1;
    */
@@ -927,6 +988,15 @@ export type SetPropertyRequest = Message<"steward.v1.SetPropertyRequest"> & {
    * @generated from field: steward.v1.PropertyValue value = 3;
    */
   value?: PropertyValue | undefined;
+
+  /**
+   * The etag the caller read the VM with (Vm.etag), to make the change only while the VM is
+   * unchanged since: ABORTED (ETAG_MISMATCH) once it has another, INVALID_ARGUMENT (INVALID_ETAG)
+   * for text that is no etag. Empty for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 4;
+   */
+  etag: string;
 };
 
 /**
@@ -976,6 +1046,15 @@ export type ResetPropertyRequest = Message<"steward.v1.ResetPropertyRequest"> & 
    * @generated from field: string name = 2;
    */
   name: string;
+
+  /**
+   * The etag the caller read the VM with (Vm.etag), to make the change only while the VM is
+   * unchanged since: ABORTED (ETAG_MISMATCH) once it has another, INVALID_ARGUMENT (INVALID_ETAG)
+   * for text that is no etag. Empty for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 3;
+   */
+  etag: string;
 };
 
 /**
@@ -1172,6 +1251,15 @@ export type SetFeatureRequest = Message<"steward.v1.SetFeatureRequest"> & {
    * @generated from field: string value = 3;
    */
   value: string;
+
+  /**
+   * The etag the caller read the VM with (Vm.etag), to make the change only while the VM is
+   * unchanged since: ABORTED (ETAG_MISMATCH) once it has another, INVALID_ARGUMENT (INVALID_ETAG)
+   * for text that is no etag. Empty for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 4;
+   */
+  etag: string;
 };
 
 /**
@@ -1222,6 +1310,15 @@ export type RemoveFeatureRequest = Message<"steward.v1.RemoveFeatureRequest"> & 
    * @generated from field: bool allow_missing = 3;
    */
   allowMissing: boolean;
+
+  /**
+   * The etag the caller read the VM with (Vm.etag), to make the change only while the VM is
+   * unchanged since: ABORTED (ETAG_MISMATCH) once it has another, INVALID_ARGUMENT (INVALID_ETAG)
+   * for text that is no etag. Empty for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 4;
+   */
+  etag: string;
 };
 
 /**
@@ -1426,6 +1523,15 @@ export type AddTagRequest = Message<"steward.v1.AddTagRequest"> & {
    * @generated from field: string tag = 2;
    */
   tag: string;
+
+  /**
+   * The etag the caller read the VM with (Vm.etag), to make the change only while the VM is
+   * unchanged since: ABORTED (ETAG_MISMATCH) once it has another, INVALID_ARGUMENT (INVALID_ETAG)
+   * for text that is no etag. Empty for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 3;
+   */
+  etag: string;
 };
 
 /**
@@ -1475,6 +1581,15 @@ export type RemoveTagRequest = Message<"steward.v1.RemoveTagRequest"> & {
    * @generated from field: string tag = 2;
    */
   tag: string;
+
+  /**
+   * The etag the caller read the VM with (Vm.etag), to make the change only while the VM is
+   * unchanged since: ABORTED (ETAG_MISMATCH) once it has another, INVALID_ARGUMENT (INVALID_ETAG)
+   * for text that is no etag. Empty for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 3;
+   */
+  etag: string;
 };
 
 /**
@@ -1824,6 +1939,40 @@ export const GetVmOsReleaseResponseSchema: GenMessage<GetVmOsReleaseResponse> = 
   messageDesc(file_steward_v1_vm_service, 69);
 
 /**
+ * KillWho says which of a VM's host processes a KillVm signals (machined's `who`).
+ *
+ * @generated from enum steward.v1.KillWho
+ */
+export enum KillWho {
+  /**
+   * ALL.
+   *
+   * @generated from enum value: KILL_WHO_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The VM's leader only: its hypervisor process.
+   *
+   * @generated from enum value: KILL_WHO_LEADER = 1;
+   */
+  LEADER = 1,
+
+  /**
+   * Every process Steward runs for the VM (its hypervisor process and its helpers).
+   *
+   * @generated from enum value: KILL_WHO_ALL = 2;
+   */
+  ALL = 2,
+}
+
+/**
+ * Describes the enum steward.v1.KillWho.
+ */
+export const KillWhoSchema: GenEnum<KillWho> = /*@__PURE__*/
+  enumDesc(file_steward_v1_vm_service, 0);
+
+/**
  * VmService manages virtual machines: their life, properties, features, tags and notes.
  * Every request names a VM by `vm`: its name, or `uuid:<uuid>`. A VM that does not exist is
  * NOT_FOUND (VM_NOT_FOUND); a malformed name is INVALID_ARGUMENT naming the field.
@@ -1923,7 +2072,7 @@ export const VmService: GenService<{
   /**
    * StartVm starts a halted VM, starting its netvm chain first (vm.Start). FAILED_PRECONDITION
    * (VM_BAD_STATE, metadata.state) when it is not halted, (VM_IS_ADMIN) for dom0, (NO_TEMPLATE)
-   * for an AppVM without a template; UNAVAILABLE when the hypervisor fails to start it.
+   * for an AppVM without a template, (START_FAILED) when the hypervisor fails to start it.
    *
    * @generated from rpc steward.v1.VmService.StartVm
    */
@@ -1935,7 +2084,7 @@ export const VmService: GenService<{
   /**
    * ShutdownVm asks a VM to shut down (vm.Shutdown; machined's TerminateMachine). With wait it
    * returns when the VM halted: after shutdown_timeout (or `timeout`) the VM is killed when
-   * force is set, else DEADLINE_EXCEEDED (SHUTDOWN_TIMEOUT) and it keeps running. With force
+   * force is set, else FAILED_PRECONDITION (SHUTDOWN_TIMEOUT) and it keeps running. With force
    * it also shuts down VMs that use it as netvm. FAILED_PRECONDITION (VM_BAD_STATE) when it
    * is not running or paused. Idempotent for a VM already halting.
    *
@@ -1969,8 +2118,10 @@ export const VmService: GenService<{
     output: typeof UnpauseVmResponseSchema;
   },
   /**
-   * KillVm destroys a VM at once (vm.Kill; machined's KillMachine). FAILED_PRECONDITION
-   * (VM_BAD_STATE) when it is halted, (VM_IS_ADMIN) for dom0.
+   * KillVm destroys a VM at once (vm.Kill), or sends its processes another signal (machined's
+   * KillMachine with who and signal). FAILED_PRECONDITION (VM_BAD_STATE) when it is halted,
+   * (VM_IS_ADMIN) for dom0, (CAPABILITY_MISSING) for a signal other than SIGKILL where the
+   * hypervisor cannot send one; INVALID_ARGUMENT (INVALID_SIGNAL, INVALID_KILL_WHO).
    *
    * @generated from rpc steward.v1.VmService.KillVm
    */

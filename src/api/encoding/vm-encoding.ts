@@ -71,7 +71,21 @@ export function encodeStablePart(vm: Vm, properties: readonly Property[], count 
     out.string(value);
     out.join(entry);
   }
+  timestampField(out, VM.createTime.number, vm.createdAt);
+  timestampField(out, VM.updateTime.number, vm.updatedAt);
+  stringField(out, VM.etag.number, vm.etag);
   return out.written();
+}
+
+/** A google.protobuf.Timestamp field, as protobuf-es writes it (zero members left out). */
+function timestampField(out: WireWriter, no: number, time: Date): void {
+  const ms = time.getTime();
+  const seconds = Math.floor(ms / 1000);
+  out.tag(no, LENGTH_DELIMITED);
+  const start = out.fork();
+  varintField(out, 1, seconds);
+  varintField(out, 2, (ms - seconds * 1000) * 1_000_000);
+  out.join(start);
 }
 
 /**

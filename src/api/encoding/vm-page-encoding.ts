@@ -106,11 +106,20 @@ export function fullVmSizer(): (vm: Vm) => number {
 export function basicVmSize(vm: Vm): number {
   let size = BASIC_VM_FIXED_BYTES + vm.name.length + vm.label.length + vm.template.length;
   for (const tag of vm.tags) size += tag.length + 4;
+  if (vm.runtime) {
+    size += RUNTIME_FIXED_BYTES + vm.runtime.ip.length * 2 + vm.runtime.ip6.length;
+    for (const nic of vm.runtime.interfaces) size += nic.name.length + nic.mac.length + 12;
+  }
   return size;
 }
 
-/** A BASIC VM's bytes besides its names and tags: the uuid, class, state, qid, runtime and framing, generously. */
-const BASIC_VM_FIXED_BYTES = 160;
+/**
+ * A BASIC VM's bytes besides its names, tags and runtime: the uuid, class, state, qid, times,
+ * etag and framing, generously.
+ */
+const BASIC_VM_FIXED_BYTES = 200;
+/** A runtime's bytes besides its addresses and interfaces: start time, pid, vsock cid and framing. */
+const RUNTIME_FIXED_BYTES = 48;
 
 /**
  * Buffers for pages, written again once a page is sent. A listing of 10,000 VMs writes 7 MB
@@ -165,19 +174,24 @@ function encodeStableViews(vms: readonly Vm[]): void {
 }
 
 /**
- * The power state and runtime of a page's VMs, encoded once per page for each distinct value.
+ * The power state and runtime of a page's VMs: those without a runtime encoded once per page
+ * for each state.
  * (Live properties need no such thing: those the VMs share, as halted VMs' start_time, keep
  * their encoding; see propertyEntry.)
  */
 class StatePieces {
-  private readonly states = new Map<string, Map<number | undefined, Uint8Array>>();
+  /** The pieces of VMs with no runtime (halted, most of them), by state. */
+  private readonly withoutRuntime = new Map<string, Uint8Array>();
 
   of(vm: Vm): Uint8Array {
-    let byStart = this.states.get(vm.state);
-    if (!byStart) this.states.set(vm.state, (byStart = new Map<number | undefined, Uint8Array>()));
-    const start = vm.startedAt?.getTime();
-    let bytes = byStart.get(start);
-    if (!bytes) byStart.set(start, (bytes = toBinary(VmSchema, create(VmSchema, { state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) }))));
+    // A running VM's runtime is its own (its pid, its addresses): encoded for it alone.
+    if (vm.runtime) return this.encode(vm);
+    let bytes = this.withoutRuntime.get(vm.state);
+    if (!bytes) this.withoutRuntime.set(vm.state, (bytes = this.encode(vm)));
     return bytes;
+  }
+
+  private encode(vm: Vm): Uint8Array {
+    return toBinary(VmSchema, create(VmSchema, { state: powerStateMessage(vm.state), runtime: runtimeMessage(vm) }));
   }
 }

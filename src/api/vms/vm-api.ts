@@ -1,7 +1,7 @@
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { FeatureScope, VmView } from "../../../gen/steward/v1/vm_pb";
-import type { VmService } from "../../../gen/steward/v1/vm_service_pb";
-import { InvalidFieldError } from "../../core/errors";
+import { KillWho, type VmService } from "../../../gen/steward/v1/vm_service_pb";
+import { fieldNotImplemented, InvalidFieldError } from "../../core/errors";
 import type { VmPause } from "../../core/lifecycle/vm-pause";
 import type { VmStart } from "../../core/lifecycle/vm-start";
 import type { VmStop } from "../../core/lifecycle/vm-stop";
@@ -9,7 +9,10 @@ import type { VmProperties } from "../../core/vms/properties/vm-properties";
 import type { VmReadModel } from "../../core/vms/read-model/vm-read-model";
 import type { VmCloning } from "../../core/vms/vm-cloning";
 import type { VmCreation } from "../../core/vms/vm-creation";
+import { invalidKillWho } from "../../core/lifecycle/lifecycle-errors";
 import { invalidFeatureScope } from "../../core/vms/vm-errors";
+import { vmTarget } from "../../core/vms/vm-etag";
+import type { KillWho as DomainKillWho } from "../../ports/hypervisor";
 import type { FeatureScope as DomainFeatureScope, VmFeatures } from "../../core/vms/vm-features";
 import type { VmNotes } from "../../core/vms/vm-notes";
 import type { VmRemoval } from "../../core/vms/vm-removal";
@@ -19,7 +22,7 @@ import type { ServiceImpl } from "../../server/service-impl";
 import { basicVmSize, fullPageMessage, fullVmSizer } from "../encoding/vm-page-encoding";
 import { notYetImplemented } from "../not-implemented";
 import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
-import { powerStateMessage, powerStateName, vmClassName, vmMessage } from "./vm-messages";
+import { powerStateMessage, powerStateName, runtimeMessage, vmClassName, vmMessage } from "./vm-messages";
 
 /** The core parts VmService calls. */
 export interface VmParts {
@@ -57,6 +60,7 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
           state: powerStateName(request.state, "state"),
           tag: request.tag || undefined,
           label: request.label || undefined,
+          pid: request.pid || undefined,
         },
         pageSize: request.pageSize,
         pageToken: request.pageToken,
@@ -88,8 +92,9 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     createDisposableVm: async (request, ctx) => ({
       vm: vmMessage(await parts.creation.createDisposable({ template: request.template, label: request.label, idempotencyKey: request.requestId }, ctx)),
     }),
-    cloneVm: async (request, ctx) => ({
-      vm: vmMessage(
+    cloneVm: async (request, ctx) => {
+      if (request.readOnly) throw fieldNotImplemented("read_only", "read-only clones come with volumes");
+      return { vm: vmMessage(
         await parts.cloning.clone(
           {
             vm: request.vm,
@@ -101,14 +106,18 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
           },
           ctx,
         ),
-      ),
-    }),
-    renameVm: async (request, ctx) => ({ vm: vmMessage(await parts.renaming.rename(request.vm, request.newName, ctx)) }),
+      ) };
+    },
+    renameVm: async (request, ctx) => ({ vm: vmMessage(await parts.renaming.rename(vmTarget(request.vm, request.etag), request.newName, ctx)) }),
     removeVm: async (request, ctx) => {
-      await parts.removal.remove(request.vm, request.allowMissing, ctx);
+      await parts.removal.remove(vmTarget(request.vm, request.etag), request.allowMissing, ctx);
       return {};
     },
-    startVm: async (request, ctx) => ({ state: powerStateMessage(await starting.start(request.vm, ctx)) }),
+    startVm: async (request, ctx) => {
+      const state = await starting.start(request.vm, ctx);
+      const vm = readModel.find(request.vm);
+      return { state: powerStateMessage(state), runtime: vm && runtimeMessage(vm) };
+    },
     shutdownVm: async (request, ctx) => {
       const timeoutMs = request.timeout ? durationMs(request.timeout, "timeout") : undefined;
       const state = await stopping.shutdown(request.vm, { force: request.force, wait: request.wait, timeoutMs }, ctx);
@@ -116,25 +125,26 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     },
     pauseVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.pause(request.vm, ctx)) }),
     unpauseVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.unpause(request.vm, ctx)) }),
-    killVm: async (request, ctx) => ({ state: powerStateMessage(await stopping.kill(request.vm, ctx)) }),
+    killVm: async (request, ctx) => ({ state: powerStateMessage(await stopping.kill(request.vm, ctx, { signal: request.signal, who: killWho(request.who) })) }),
     suspendVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.suspend(request.vm, ctx)) }),
     resumeVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.resume(request.vm, ctx)) }),
     listProperties: async (request) => ({ properties: properties.list(request.vm).map(propertyMessage) }),
     getProperty: async (request) => ({ property: propertyMessage(properties.get(request.vm, request.name)) }),
     setProperty: async (request, ctx) => {
       const spec = properties.spec(request.vm, request.name);
-      return { property: propertyMessage(await properties.set(request.vm, request.name, domainValue(spec, request.value, "value"), ctx)) };
+      const value = domainValue(spec, request.value, "value");
+      return { property: propertyMessage(await properties.set(vmTarget(request.vm, request.etag), request.name, value, ctx)) };
     },
-    resetProperty: async (request, ctx) => ({ property: propertyMessage(await properties.reset(request.vm, request.name, ctx)) }),
+    resetProperty: async (request, ctx) => ({ property: propertyMessage(await properties.reset(vmTarget(request.vm, request.etag), request.name, ctx)) }),
     describeProperty: async (request) => ({ description: descriptionMessage(properties.describe(request.vm, request.name)) }),
     listFeatures: async (request) => ({ features: features.list(request.vm) }),
     getFeature: async (request) => ({ value: features.get(request.vm, request.name) }),
     setFeature: async (request, ctx) => {
-      await features.set(request.vm, request.name, request.value, ctx);
+      await features.set(vmTarget(request.vm, request.etag), request.name, request.value, ctx);
       return {};
     },
     removeFeature: async (request, ctx) => {
-      await features.remove(request.vm, request.name, request.allowMissing, ctx);
+      await features.remove(vmTarget(request.vm, request.etag), request.name, request.allowMissing, ctx);
       return {};
     },
     checkFeature: async (request) => {
@@ -143,8 +153,8 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     },
     listTags: async (request) => ({ tags: [...tags.list(request.vm)] }),
     hasTag: async (request) => ({ present: tags.has(request.vm, request.tag) }),
-    addTag: async (request, ctx) => ({ added: await tags.add(request.vm, request.tag, ctx) }),
-    removeTag: async (request, ctx) => ({ removed: await tags.remove(request.vm, request.tag, ctx) }),
+    addTag: async (request, ctx) => ({ added: await tags.add(vmTarget(request.vm, request.etag), request.tag, ctx) }),
+    removeTag: async (request, ctx) => ({ removed: await tags.remove(vmTarget(request.vm, request.etag), request.tag, ctx) }),
     getNotes: async (request) => ({ notes: notes.get(request.vm) }),
     setNotes: async (request, ctx) => {
       await notes.set(request.vm, request.notes, ctx);
@@ -156,6 +166,18 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     getVmAddresses: notYetImplemented,
     getVmOsRelease: notYetImplemented,
   };
+}
+
+const KILL_WHO: Readonly<Record<KillWho, DomainKillWho>> = {
+  [KillWho.UNSPECIFIED]: "all",
+  [KillWho.LEADER]: "leader",
+  [KillWho.ALL]: "all",
+};
+
+function killWho(who: KillWho): DomainKillWho {
+  const found = KILL_WHO[who] as DomainKillWho | undefined;
+  if (!found) throw invalidKillWho(who);
+  return found;
 }
 
 const FEATURE_SCOPE: Readonly<Record<FeatureScope, DomainFeatureScope>> = {

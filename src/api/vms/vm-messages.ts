@@ -1,6 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { PowerState as PowerStateMessage, VmClass, VmRuntimeSchema, type Vm as VmMessage, type VmRuntime } from "../../../gen/steward/v1/vm_pb";
+import {
+  AddressFamily,
+  HostInterfaceSchema,
+  PowerState as PowerStateMessage,
+  VmAddressSchema,
+  VmClass,
+  VmRuntimeSchema,
+  type Vm as VmMessage,
+  type VmRuntime,
+} from "../../../gen/steward/v1/vm_pb";
 import type { PowerState } from "../../core/model/power-state";
 import type { VmClassName } from "../../core/model/vm-classes";
 import type { Vm } from "../../core/vms/read-model/vm-view";
@@ -62,8 +71,11 @@ export function vmMessage(vm: Vm): VmMessage {
 }
 
 /** What names and describes a VM: the Vm fields but its state, runtime, properties and features. */
-export function vmDescription(vm: Vm): Pick<VmMessage, "name" | "uuid" | "klass" | "qid" | "label" | "template" | "tags"> {
+export function vmDescription(vm: Vm): Pick<VmMessage, "name" | "uuid" | "klass" | "qid" | "label" | "template" | "tags" | "createTime" | "updateTime" | "etag"> {
   return {
+    createTime: timestampFromDate(vm.createdAt),
+    updateTime: timestampFromDate(vm.updatedAt),
+    etag: vm.etag,
     name: vm.name,
     uuid: vm.uuid,
     klass: VM_CLASS_OF_NAME[vm.klass],
@@ -75,5 +87,18 @@ export function vmDescription(vm: Vm): Pick<VmMessage, "name" | "uuid" | "klass"
 }
 
 export function runtimeMessage(vm: Vm): VmRuntime | undefined {
-  return vm.startedAt ? create(VmRuntimeSchema, { startTime: timestampFromDate(vm.startedAt) }) : undefined;
+  const runtime = vm.runtime;
+  if (!runtime) return undefined;
+  const addresses = [
+    ...(runtime.ip ? [create(VmAddressSchema, { family: AddressFamily.INET, address: runtime.ip })] : []),
+    ...(runtime.ip6 ? [create(VmAddressSchema, { family: AddressFamily.INET6, address: runtime.ip6 })] : []),
+  ];
+  return create(VmRuntimeSchema, {
+    startTime: timestampFromDate(runtime.startedAt),
+    pid: runtime.pid,
+    vsockCid: runtime.vsockCid,
+    ipv4: runtime.ip,
+    addresses,
+    interfaces: runtime.interfaces.map((nic) => create(HostInterfaceSchema, { name: nic.name, mac: nic.mac })),
+  });
 }

@@ -1,8 +1,8 @@
-import { declareReasons, DomainError, failedPrecondition } from "../errors";
+import { declareReasons, DomainError, failedPrecondition, InvalidFieldError } from "../errors";
 import type { PowerState } from "../model/power-state";
 
 /** Reasons of starting, stopping and pausing VMs. */
-const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "NETVM_CHAIN_TOO_LONG", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING"]);
+const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "NETVM_CHAIN_TOO_LONG", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING", "INVALID_SIGNAL", "INVALID_KILL_WHO"]);
 
 interface Named {
   name: string;
@@ -22,11 +22,13 @@ export function netvmChainTooLong(vm: Named, max: number): DomainError {
 }
 
 export function startFailed(vm: Named, reason: string): DomainError {
-  return new DomainError("unavailable", R.START_FAILED, `${vm.name} failed to start: ${reason}`, { vm: vm.name });
+  // Not UNAVAILABLE (AIP-193): the same start is not expected to work when merely retried.
+  return failedPrecondition(R.START_FAILED, `${vm.name} failed to start: ${reason}`, { vm: vm.name });
 }
 
 export function shutdownTimeout(vm: Named, timeoutMs: number): DomainError {
-  return new DomainError("deadline-exceeded", R.SHUTDOWN_TIMEOUT, `${vm.name} did not halt within ${timeoutMs / 1000} s; it is still running`, {
+  // Not DEADLINE_EXCEEDED (AIP-193), which says the caller's own deadline passed: the VM's did.
+  return failedPrecondition(R.SHUTDOWN_TIMEOUT, `${vm.name} did not halt within ${timeoutMs / 1000} s; it is still running`, {
     vm: vm.name,
     timeout_ms: String(timeoutMs),
   });
@@ -39,4 +41,12 @@ export function killFailed(vm: Named): DomainError {
 /** The hypervisor does not offer this for the VM's guest. */
 export function capabilityMissing(vm: Named, capability: string): DomainError {
   return failedPrecondition(R.CAPABILITY_MISSING, `the hypervisor offers no ${capability} for ${vm.name}`, { vm: vm.name, capability });
+}
+
+export function invalidSignal(signal: number): InvalidFieldError {
+  return new InvalidFieldError("signal", `${signal} is not a signal: give 1 to 64, or 0 for SIGKILL`, R.INVALID_SIGNAL);
+}
+
+export function invalidKillWho(who: number): InvalidFieldError {
+  return new InvalidFieldError("who", `unknown KillWho ${who}`, R.INVALID_KILL_WHO);
 }

@@ -1,5 +1,5 @@
 import type { EventLog } from "../events/event-log";
-import type { PowerState } from "../model/power-state";
+import type { PowerState, RuntimeFacts } from "../model/power-state";
 import { vmClass } from "../model/vm-classes";
 import { vmIsAdmin } from "../vms/vm-errors";
 import type { VmRecord } from "../model/vm-record";
@@ -34,10 +34,10 @@ export class PowerMachine {
    * Moves the VM as the table says for `trigger`, and tells the transition's events; false
    * (and nothing changes) when no row takes the trigger from the VM's state.
    */
-  move(vm: VmRecord, trigger: PowerTrigger, detail: TransitionDetail = {}, startedAt?: Date): boolean {
+  move(vm: VmRecord, trigger: PowerTrigger, detail: TransitionDetail = {}, runtime?: RuntimeFacts): boolean {
     const row = transitionFrom(this.powerStates.of(vm), trigger);
     if (!row) return false;
-    this.powerStates.set(vm.uuid, row.to, startedAt);
+    this.powerStates.set(vm.uuid, row.to, runtime);
     if (row.tells.length > 0) this.events.append(...row.tells.map((tell) => tell(vm, detail)));
     return true;
   }
@@ -48,7 +48,7 @@ export class PowerMachine {
   }
 
   /** Records the state of a VM found running at start, as its driver says it is. */
-  adopted(vm: VmRecord, state: PowerState, startedAt: Date): void {
-    this.powerStates.set(vm.uuid, state, startedAt);
+  adopted(vm: VmRecord, state: PowerState, runtime: RuntimeFacts): void {
+    this.powerStates.set(vm.uuid, state, runtime);
   }
 }

@@ -1,3 +1,4 @@
+import type { RuntimeFacts } from "../model/power-state";
 import type { GuestEvent, GuestStatus, Hypervisor, RunningVm } from "../../ports/hypervisor";
 import type { Log } from "../../ports/log";
 import type { Store } from "../../ports/store";
@@ -66,7 +67,7 @@ export class RunningVms {
         this.log.warn({ uuid: handle.uuid, pid: handle.pid }, "a running VM that Steward does not know: left as it is");
         continue;
       }
-      this.machine.adopted(vm, STATE_OF_STATUS[handle.status()], handle.startedAt);
+      this.machine.adopted(vm, STATE_OF_STATUS[handle.status()], runtimeFacts(handle));
       this.attach(vm, handle);
       this.log.info({ vm: vm.name, pid: handle.pid, state: this.machine.state(vm) }, "adopted a running VM");
     }
@@ -172,4 +173,9 @@ export class RunningVms {
       .catch((error: unknown) => this.log.error({ vm: vm.name, err: error }, "settling a halted VM failed"))
       .finally(() => this.halts.settled(vm.uuid));
   }
+}
+
+/** The runtime facts of a running VM, as its handle tells them. */
+export function runtimeFacts(handle: RunningVm): RuntimeFacts {
+  return { startedAt: handle.startedAt, pid: handle.pid, vsockCid: handle.vsockCid ?? 0, interfaces: handle.interfaces ?? [] };
 }

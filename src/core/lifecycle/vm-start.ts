@@ -18,7 +18,7 @@ import type { VmParticipants } from "../vms/vm-participant";
 import type { HaltWaiters } from "./halt-waiters";
 import { netvmChainTooLong, netvmNotRunning, startFailed } from "./lifecycle-errors";
 import type { PowerMachine } from "./power-machine";
-import type { RunningVms } from "./running-vms";
+import { runtimeFacts, type RunningVms } from "./running-vms";
 
 /** The longest netvm chain a start follows: far more than any real one (Qubes' have two or three). */
 const MAX_NETVM_CHAIN = 64;
@@ -120,7 +120,7 @@ export class VmStart {
     }
     // Running first: what the guest did since its launch, told to the core once it follows the
     // handle, moves the VM on from there.
-    this.machine.move(vm, "launched", {}, handle.startedAt);
+    this.machine.move(vm, "launched", {}, runtimeFacts(handle));
     this.running.attach(vm, handle);
     return this.machine.state(vm);
   }

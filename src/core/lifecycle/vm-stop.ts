@@ -1,3 +1,4 @@
+import type { KillWho } from "../../ports/hypervisor";
 import type { Log } from "../../ports/log";
 import type { Store } from "../../ports/store";
 import type { PowerState } from "../model/power-state";
@@ -10,7 +11,7 @@ import { netvmInUseByRunning } from "../vms/vm-errors";
 import type { VmLookup } from "../vms/vm-lookup";
 import type { VmOperations } from "../vms/vm-operations";
 import type { HaltWaiters } from "./halt-waiters";
-import { killFailed, shutdownTimeout } from "./lifecycle-errors";
+import { capabilityMissing, invalidSignal, killFailed, shutdownTimeout } from "./lifecycle-errors";
 import type { PowerMachine } from "./power-machine";
 import type { RunningVms } from "./running-vms";
 
@@ -22,6 +23,15 @@ export interface ShutdownOptions {
   /** How long to wait; undefined for the VM's shutdown_timeout. */
   timeoutMs: number | undefined;
 }
+
+export interface KillOptions {
+  /** A Linux signal number, 1 to 64; 0 for SIGKILL. */
+  signal: number;
+  who: KillWho;
+}
+
+const SIGKILL = 9;
+const MAX_SIGNAL = 64;
 
 /** How long a killed VM may take to halt. */
 const KILL_TIMEOUT_MS = 10_000;
@@ -102,11 +112,28 @@ export class VmStop {
     for (const pending of this.forcedKills) pending.abort();
   }
 
-  async kill(text: string, ctx: CallContext): Promise<PowerState> {
+  /**
+   * Kills the VM (SIGKILL, the default) and waits until it halted; or sends its processes
+   * another signal and returns the state it is in then.
+   */
+  async kill(text: string, ctx: CallContext, options: KillOptions = { signal: SIGKILL, who: "all" }): Promise<PowerState> {
+    const signal = options.signal === 0 ? SIGKILL : options.signal;
+    if (!Number.isInteger(signal) || signal < 1 || signal > MAX_SIGNAL) throw invalidSignal(options.signal);
     const vm = this.lookup.resolve(text);
     this.machine.allow(vm, "kill");
+    if (signal !== SIGKILL) return this.signal(vm, signal, options.who, ctx);
     await this.killNow(vm, ctx);
     return "Halted";
+  }
+
+  private signal(vm: VmRecord, signal: number, who: KillWho, ctx: CallContext): Promise<PowerState> {
+    return this.operations.on(`uuid:${vm.uuid}`, "vm", ctx, `signal it (${signal})`, async (record) => {
+      this.machine.allow(record, "kill");
+      const handle = this.running.handle(record.uuid);
+      if (!handle?.signal) throw capabilityMissing(record, "signals but SIGKILL");
+      await handle.signal(signal, who);
+      return this.machine.state(record);
+    });
   }
 
   /**

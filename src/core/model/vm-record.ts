@@ -7,6 +7,8 @@ export interface VmRecord {
   name: string;
   klass: VmClassName;
   createdAt: Date;
+  /** When the VM's record was last written: when its revision last changed. */
+  updatedAt: Date;
   /**
    * Changes with every write to the VM (its row, properties, tags or features), and only then:
    * with its uuid, it says whether what was derived from the record still holds.
@@ -33,7 +35,7 @@ export interface VmIdentity {
 
 /** The record of a VM being drafted, before any property but those given is set. */
 export function draftRecord(identity: VmIdentity, name: string, klass: VmClassName, properties: Readonly<Record<string, string>>): VmRecord {
-  return { ...identity, name, klass, revision: 0, properties, tags: [] };
+  return { ...identity, name, klass, updatedAt: identity.createdAt, revision: 0, properties, tags: [] };
 }
 
 /** The record with one more property set (as its stored text). */

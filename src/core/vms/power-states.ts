@@ -1,10 +1,10 @@
-import type { PowerState } from "../model/power-state";
+import type { PowerState, RuntimeFacts } from "../model/power-state";
 import { vmClass, type VmClassName } from "../model/vm-classes";
 import { vmNotHalted } from "./vm-errors";
 
 interface Entry {
   state: PowerState;
-  startedAt: Date | undefined;
+  runtime: RuntimeFacts | undefined;
 }
 
 /**
@@ -29,11 +29,16 @@ export class PowerStates {
 
   /** When the VM started; undefined while it does not run. */
   startedAt(uuid: string): Date | undefined {
-    return this.entries.get(uuid)?.startedAt;
+    return this.entries.get(uuid)?.runtime?.startedAt;
   }
 
-  /** Records a VM's state; Halted forgets it. */
-  set(uuid: string, state: PowerState, startedAt?: Date): void {
+  /** What the hypervisor told of the VM when it started; undefined while it does not run. */
+  runtime(uuid: string): RuntimeFacts | undefined {
+    return this.entries.get(uuid)?.runtime;
+  }
+
+  /** Records a VM's state, and its runtime facts once it runs; Halted forgets it. */
+  set(uuid: string, state: PowerState, runtime?: RuntimeFacts): void {
     if (state === "Halted") {
       this.entries.delete(uuid);
       return;
@@ -41,8 +46,8 @@ export class PowerStates {
     const entry = this.entries.get(uuid);
     if (entry) {
       entry.state = state;
-      if (startedAt) entry.startedAt = startedAt;
-    } else this.entries.set(uuid, { state, startedAt });
+      if (runtime) entry.runtime = runtime;
+    } else this.entries.set(uuid, { state, runtime });
   }
 
   /** The VMs that are not halted, by uuid. */

@@ -42,6 +42,8 @@ const R = declareReasons("vms", [
   "FEATURE_NOT_FOUND",
   "NOTES_TOO_LONG",
   "INVALID_NOTES",
+  "ETAG_MISMATCH",
+  "INVALID_ETAG",
 ]);
 
 interface Named {
@@ -261,4 +263,16 @@ export function notesTooLong(maxBytes: number): InvalidFieldError {
 
 export function invalidNotes(): InvalidFieldError {
   return new InvalidFieldError("notes", "notes are text: no control characters but tab and newline, no bidirectional overrides or isolates", R.INVALID_NOTES);
+}
+
+/** A mutation's etag precondition failed: the VM changed since the caller read it (AIP-154). */
+export function etagMismatch(vm: string, expected: string): DomainError {
+  return new DomainError("aborted", R.ETAG_MISMATCH, `${vm} has changed since it was read (its etag is no longer ${quote(expected)}); read it again and retry`, {
+    vm,
+    field: "etag",
+  });
+}
+
+export function invalidEtag(etag: string): InvalidFieldError {
+  return new InvalidFieldError("etag", `${quote(etag)} is not an etag Steward gave (a quoted hex number, as Vm.etag)`, R.INVALID_ETAG);
 }

@@ -7,6 +7,7 @@ import { domainFeatureDelete, domainFeatureSet } from "./vm-events";
 import type { VmLookup } from "./vm-lookup";
 import type { VmOperations } from "./vm-operations";
 import type { PropertyResolver } from "./properties/property-resolver";
+import type { VmTarget } from "./vm-etag";
 
 const FEATURE_NAME = /^[\x21-\x7e]{1,255}$/;
 /** The most a feature's value holds, in UTF-8 bytes (Qubes' menu-items lists run to a few KiB). */
@@ -53,7 +54,7 @@ export class VmFeatures {
   }
 
   /** Sets a feature. Idempotent: setting the value it has changes nothing and tells nothing. */
-  async set(vm: string, name: string, value: string, ctx: CallContext): Promise<void> {
+  async set(vm: VmTarget, name: string, value: string, ctx: CallContext): Promise<void> {
     checkName(name);
     if (value.includes("\0") || Buffer.byteLength(value) > MAX_FEATURE_VALUE_BYTES) throw invalidFeatureValue(MAX_FEATURE_VALUE_BYTES);
     await this.operations.on(vm, "vm", ctx, "set a feature", (record) =>
@@ -68,7 +69,7 @@ export class VmFeatures {
     );
   }
 
-  async remove(vm: string, name: string, allowMissing: boolean, ctx: CallContext): Promise<void> {
+  async remove(vm: VmTarget, name: string, allowMissing: boolean, ctx: CallContext): Promise<void> {
     checkName(name);
     await this.operations.on(vm, "vm", ctx, "remove a feature", (record) =>
       this.store.transaction(() => {

@@ -1,6 +1,7 @@
 import type { VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
 import { KeyedQueue } from "../shared/keyed-queue";
+import { requireEtag, splitTarget, type VmTarget } from "./vm-etag";
 import type { VmLookup } from "./vm-lookup";
 
 /** Stands for "the VM the request named is another VM now": look it up, and queue, again. */
@@ -20,30 +21,37 @@ export class VmOperations {
   constructor(private readonly lookup: VmLookup) {}
 
   /**
-   * Runs `work` on the VM that `text` names (field `field` of the request), in its turn.
+   * Runs `work` on the VM that `target` names (field `field` of the request), in its turn, once
+   * the VM is found to have the etag the target expects, if any (else ABORTED, ETAG_MISMATCH).
    * `heldBy` is the VM whose operation asks for this one, when they nest (a start of a VM's
    * netvm): a wait that would close a circle is refused (ABORTED).
    */
-  async on<T>(text: string, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>, heldBy?: VmRecord): Promise<T> {
+  async on<T>(target: VmTarget, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>, heldBy?: VmRecord): Promise<T> {
+    const { vm: text, etag } = splitTarget(target);
     for (;;) {
       const vm = this.lookup.resolve(text, field);
       const result = await this.queue.run(vm.uuid, { caller: ctx, what, heldBy: heldBy?.uuid }, () => {
         const now = this.lookup.resolve(text, field);
-        return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
+        if (now.uuid !== vm.uuid) return ANOTHER_VM;
+        requireEtag(now, etag);
+        return work(now);
       });
       if (result !== ANOTHER_VM) return result;
     }
   }
 
   /** As on(), but undefined when the VM does not exist (or no longer does once its turn comes). */
-  async onIfExists<T>(text: string, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>): Promise<T | undefined> {
+  async onIfExists<T>(target: VmTarget, field: string, ctx: CallContext, what: string, work: (vm: VmRecord) => T | Promise<T>): Promise<T | undefined> {
+    const { vm: text, etag } = splitTarget(target);
     for (;;) {
       const vm = this.lookup.find(text, field);
       if (!vm) return undefined;
       const result = await this.queue.run(vm.uuid, { caller: ctx, what }, () => {
         const now = this.lookup.find(text, field);
         if (!now) return undefined;
-        return now.uuid === vm.uuid ? work(now) : ANOTHER_VM;
+        if (now.uuid !== vm.uuid) return ANOTHER_VM;
+        requireEtag(now, etag);
+        return work(now);
       });
       if (result !== ANOTHER_VM) return result;
     }

@@ -11,6 +11,7 @@ import { vmClassRefuses, vmInUse } from "./vm-errors";
 import { domainDelete } from "./vm-events";
 import type { VmOperations } from "./vm-operations";
 import type { VmParticipants } from "./vm-participant";
+import type { VmTarget } from "./vm-etag";
 
 /** Properties whose value names another VM: a VM named by one of them cannot be removed. */
 export const VM_REFERENCE_PROPERTIES = ["template", "netvm", "default_dispvm"] as const;
@@ -27,7 +28,7 @@ export class VmRemoval {
   ) {}
 
   /** Removes a halted VM that nothing uses; with allowMissing, a missing VM is success. */
-  async remove(text: string, allowMissing: boolean, ctx: CallContext): Promise<void> {
+  async remove(text: VmTarget, allowMissing: boolean, ctx: CallContext): Promise<void> {
     if (allowMissing) await this.operations.onIfExists(text, "vm", ctx, "remove it", (record) => this.removeHeld(record, ctx));
     else await this.operations.on(text, "vm", ctx, "remove it", (record) => this.removeHeld(record, ctx));
   }

@@ -10,6 +10,7 @@ import { requireFreeName } from "./vm-names-in-use";
 import { domainRenamed } from "./vm-events";
 import { checkVmName } from "./vm-names";
 import type { VmOperations } from "./vm-operations";
+import type { VmTarget } from "./vm-etag";
 
 /** Renaming VMs (Qubes' admin.vm.property.Set name): only halted ones. */
 export class VmRenaming {
@@ -22,7 +23,7 @@ export class VmRenaming {
   ) {}
 
   /** Renames a halted VM; references to it follow, as they hold its qid. Idempotent. */
-  rename(text: string, newNameText: string, ctx: CallContext): Promise<Vm> {
+  rename(text: VmTarget, newNameText: string, ctx: CallContext): Promise<Vm> {
     const newName = checkVmName(newNameText, "new_name");
     return this.operations.on(text, "vm", ctx, "rename it", (record) =>
       this.store.transaction(() => {

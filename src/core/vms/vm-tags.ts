@@ -7,6 +7,7 @@ import { invalidTag, tagReserved, tooManyTags } from "./vm-errors";
 import { domainTagAdd, domainTagDelete } from "./vm-events";
 import type { VmLookup } from "./vm-lookup";
 import type { VmOperations } from "./vm-operations";
+import type { VmTarget } from "./vm-etag";
 
 const TAG = /^[A-Za-z0-9_.:-]{1,255}$/;
 const MAX_TAG = 255;
@@ -50,7 +51,7 @@ export class VmTags {
   }
 
   /** Adds a tag; false when the VM had it. Idempotent. Tags Steward sets itself are refused. */
-  add(vm: string, tag: string, ctx: CallContext): Promise<boolean> {
+  add(vm: VmTarget, tag: string, ctx: CallContext): Promise<boolean> {
     refuseReserved(tag);
     return this.change(vm, tag, ctx, (record) => {
       if (record.tags.length >= MAX_TAGS && !record.tags.includes(tag)) throw tooManyTags(MAX_TAGS);
@@ -59,13 +60,13 @@ export class VmTags {
   }
 
   /** Removes a tag; false when the VM did not have it. Idempotent. Tags Steward sets itself are refused. */
-  remove(vm: string, tag: string, ctx: CallContext): Promise<boolean> {
+  remove(vm: VmTarget, tag: string, ctx: CallContext): Promise<boolean> {
     refuseReserved(tag);
     return this.change(vm, tag, ctx, (record) => this.store.vms.removeTag(record.qid, tag) && domainTagDelete(record, tag));
   }
 
   /** Applies a change, and tells of it only when it changed something (`apply` returns its event). */
-  private async change(vm: string, tag: string, ctx: CallContext, apply: (record: VmRecord) => NewEvent | false): Promise<boolean> {
+  private async change(vm: VmTarget, tag: string, ctx: CallContext, apply: (record: VmRecord) => NewEvent | false): Promise<boolean> {
     checkTag(tag);
     return this.operations.on(vm, "vm", ctx, "change its tags", (record) =>
       this.store.transaction(() => {

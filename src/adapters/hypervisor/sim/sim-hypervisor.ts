@@ -1,6 +1,6 @@
-import type { HaltCause } from "../../../core/model/power-state";
+import type { HaltCause, HostInterface } from "../../../core/model/power-state";
 import type { LaunchPlan } from "../../../core/model/launch-plan";
-import type { GuestEvent, GuestStatus, Hypervisor, HypervisorInfo, RunningVm } from "../../../ports/hypervisor";
+import type { GuestEvent, GuestStatus, Hypervisor, HypervisorInfo, KillWho, RunningVm } from "../../../ports/hypervisor";
 import { startAborted } from "../../../ports/hypervisor-errors";
 
 /** The events a guest keeps while no one listens. */
@@ -47,6 +47,7 @@ export class SimHypervisor implements Hypervisor {
       if (plan.features["sim-start-fails"]) throw new Error(`the simulated guest of ${plan.name} failed to boot`);
       const shutdown = plan.features["sim-shutdown-ms"];
       const guest = new SimGuest(plan.uuid, startedAt, shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS), () => guests.delete(plan.uuid));
+      guest.interfaces = plan.networkInterfaces.map((nic) => ({ name: nic.hostInterface, mac: nic.mac }));
       guests.set(plan.uuid, guest);
       return guest;
     } finally {
@@ -74,9 +75,15 @@ function boot(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** The signals on which QEMU ends the VM (its os-posix termination handler): SIGHUP, SIGINT, SIGTERM. */
+const ENDING_SIGNALS = new Set([1, 2, 15]);
+
 /** One simulated guest, and its handle. */
 export class SimGuest implements RunningVm {
-  readonly pid = 0;
+  /** A simulated guest runs inside this process. */
+  readonly pid = process.pid;
+  /** The host ends of the interfaces its plan gave it. */
+  interfaces: readonly HostInterface[] = [];
   private current: GuestStatus = "running";
   private listeners: ((event: GuestEvent) => void)[] = [];
   /** Events that came while no one listened, for the first listener. */
@@ -143,6 +150,11 @@ export class SimGuest implements RunningVm {
 
   async kill(): Promise<void> {
     this.exit("killed", "killed");
+  }
+
+  /** As QEMU does: SIGHUP, SIGINT and SIGTERM end it (the host shut it down); others do nothing. */
+  async signal(signal: number, _who: KillWho): Promise<void> {
+    if (ENDING_SIGNALS.has(signal)) this.exit("killed", `terminated on signal ${signal}`);
   }
 
   private become(status: GuestStatus, event: GuestEvent): void {

@@ -175,6 +175,19 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX vms_by_name_any_case ON vms (name COLLATE NOCASE);
     `,
   },
+  {
+    version: 10,
+    name: "when a VM was last written",
+    // Set with each new revision, to the store's clock (write_time(), a function the store
+    // defines), so that update_time and the etag change together. VMs from before it take
+    // their creation time.
+    up: `
+      ALTER TABLE vms ADD COLUMN updated_at TEXT NOT NULL DEFAULT '';
+      UPDATE vms SET updated_at = created_at;
+      CREATE TRIGGER vms_written_on_revise AFTER UPDATE OF revision ON vms
+        BEGIN UPDATE vms SET updated_at = write_time() WHERE qid = NEW.qid; END;
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

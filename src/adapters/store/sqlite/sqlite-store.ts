@@ -59,10 +59,12 @@ export class SqliteStore implements Store {
     this.runtime = new SqliteRuntimeRepository(db);
   }
 
-  static open(dataDir: string): SqliteStore {
+  /** Opens the state in `dataDir`; `now` is the clock that records when each VM was written. */
+  static open(dataDir: string, now: () => Date = () => new Date()): SqliteStore {
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     const db = new Database(path.join(dataDir, DATABASE_FILE), { timeout: 0 });
     try {
+      db.function("write_time", { deterministic: false }, () => now().toISOString());
       lockExclusively(db, dataDir);
       db.pragma("synchronous = FULL");
       db.pragma("foreign_keys = ON");

@@ -12,14 +12,15 @@ interface VmRow {
   klass: string;
   created_at: string;
   revision: number;
+  updated_at: string;
 }
 
 /** The columns of a VM's row, in this order, as lists are read (arrays cost less than objects). */
-const COLUMNS = "qid, uuid, name, klass, created_at, revision";
-type RawRow = [qid: number, uuid: string, name: string, klass: string, createdAt: string, revision: number];
+const COLUMNS = "qid, uuid, name, klass, created_at, revision, updated_at";
+type RawRow = [qid: number, uuid: string, name: string, klass: string, createdAt: string, revision: number, updatedAt: string];
 
-function rowOf([qid, uuid, name, klass, created_at, revision]: RawRow): VmRow {
-  return { qid, uuid, name, klass, created_at, revision };
+function rowOf([qid, uuid, name, klass, created_at, revision, updated_at]: RawRow): VmRow {
+  return { qid, uuid, name, klass, created_at, revision, updated_at };
 }
 
 /** The highest qid: ip addresses are made from 16 bits of it. */
@@ -118,6 +119,7 @@ export class SqliteVmRepository implements VmRepository {
       name: row.name,
       klass: row.klass as VmClassName,
       createdAt: new Date(row.created_at),
+      updatedAt: new Date(row.updated_at),
       revision: row.revision,
       properties: Object.freeze(properties),
       // A copy: arrays grown by push keep room to grow, and thousands of records are kept.
@@ -143,10 +145,11 @@ export class SqliteVmRepository implements VmRepository {
     return gap.qid;
   }
 
-  insert(vm: Omit<VmRecord, "tags" | "properties" | "revision">): void {
+  insert(vm: Omit<VmRecord, "tags" | "properties" | "revision" | "updatedAt">): void {
+    const createdAt = vm.createdAt.toISOString();
     this
-      .statement("INSERT INTO vms (qid, uuid, name, klass, created_at) VALUES (?, ?, ?, ?, ?)")
-      .run(vm.qid, vm.uuid, vm.name, vm.klass, vm.createdAt.toISOString());
+      .statement("INSERT INTO vms (qid, uuid, name, klass, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(vm.qid, vm.uuid, vm.name, vm.klass, createdAt, createdAt);
     // A record kept from an insertion that rolled back has the same revision as this new row.
     this.kept.delete(vm.qid);
   }

@@ -13,6 +13,7 @@ import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
 import { defaultOfClass, vmPropertySpecs, type PropertySpec, type PropertyValue } from "./property-schema";
 import { eventText } from "./property-text";
+import type { VmTarget } from "../vm-etag";
 
 export type { Property } from "./property-schema";
 
@@ -65,7 +66,7 @@ export class VmProperties {
     return this.resolver.vm(record, spec);
   }
 
-  set(vm: string, name: string, value: PropertyValue, ctx: CallContext): Promise<Property> {
+  set(vm: VmTarget, name: string, value: PropertyValue, ctx: CallContext): Promise<Property> {
     return this.operations.on(vm, "vm", ctx, "set a property", (record) => this.setNow(record, name, value));
   }
 
@@ -105,7 +106,7 @@ export class VmProperties {
     return current;
   }
 
-  reset(vm: string, name: string, ctx: CallContext): Promise<Property> {
+  reset(vm: VmTarget, name: string, ctx: CallContext): Promise<Property> {
     return this.operations.on(vm, "vm", ctx, "reset a property", (record) => this.resetNow(record, name));
   }
 

@@ -6,12 +6,15 @@ import { decodePageToken, encodePageToken } from "../../shared/page-token";
 import type { PowerStates } from "../power-states";
 import type { PropertyResolver, SnapshotResolver } from "../properties/property-resolver";
 import type { VmProperties } from "../properties/vm-properties";
+import { vmSpec } from "../properties/property-schema";
+import { etagOf } from "../vm-etag";
 import type { VmLookup } from "../vm-lookup";
 import { StableVmViews } from "./stable-vm-views";
 import { FullVmView, type StoredPartSource, type Vm } from "./vm-view";
 
 export interface VmListRequest {
-  filter: VmFilter & { state?: PowerState };
+  /** `pid`: only VMs whose hypervisor process it is (running VMs only). */
+  filter: VmFilter & { state?: PowerState; pid?: number };
   pageSize: number;
   pageToken: string;
   /** With every property and the features of each VM. */
@@ -29,6 +32,12 @@ export interface VmPage {
   vms: Vm[];
   nextPageToken: string;
   totalSize: number;
+}
+
+/** What a listing selects by that the power-state table knows, not the store. */
+interface LiveFilter {
+  state: PowerState | undefined;
+  pid: number | undefined;
 }
 
 export const DEFAULT_PAGE_SIZE = 100;
@@ -56,6 +65,12 @@ export class VmReadModel {
     return this.fullViews([this.lookup.resolve(text, field)], this.resolver.snapshot())[0];
   }
 
+  /** The short view of the VM a request names, or undefined when there is none. */
+  find(text: string, field = "vm"): Vm | undefined {
+    const record = this.lookup.find(text, field);
+    return record && this.view(record);
+  }
+
   /** The full view of a stored VM: every property, and its features. */
   full(record: VmRecord): Vm {
     return this.fullViews([record], this.resolver.snapshot())[0];
@@ -63,6 +78,8 @@ export class VmReadModel {
 
   /** The short view of a stored VM (no properties or features). */
   view(record: VmRecord, resolver = this.resolver, template = resolver.templateOf(record)?.name ?? ""): Vm {
+    const facts = this.powerStates.runtime(record.uuid);
+    const runtime = facts && { ...facts, ip: addressOf(resolver, record, "ip"), ip6: addressOf(resolver, record, "ip6") };
     return {
       qid: record.qid,
       uuid: record.uuid,
@@ -73,17 +90,22 @@ export class VmReadModel {
       template,
       tags: record.tags,
       createdAt: record.createdAt,
-      startedAt: this.powerStates.startedAt(record.uuid),
+      updatedAt: record.updatedAt,
+      etag: etagOf(record),
+      startedAt: runtime?.startedAt,
+      runtime,
     };
   }
 
   list(request: VmListRequest): VmPage {
     if (request.pageSize < 0) throw new InvalidFieldError("page_size", "must not be negative");
+    if ((request.filter.pid ?? 0) < 0) throw new InvalidFieldError("pid", "must not be negative");
     const pageSize = Math.min(request.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-    const { state, ...filter } = request.filter;
+    const { state, pid, ...filter } = request.filter;
     const resolver = this.resolver.snapshot();
-    // The power state comes from the power-state table, not the store: it is filtered here.
-    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), state, pageSize + 1);
+    // The power state and the pid come from the power-state table, not the store: they are filtered here.
+    const live = { state, pid: pid || undefined };
+    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), live, pageSize + 1);
     const records: VmRecord[] = [];
     let next = matching.next();
     while (!next.done && records.length < pageSize) {
@@ -100,7 +122,7 @@ export class VmReadModel {
     return {
       vms,
       nextPageToken: more ? encodePageToken(vms[vms.length - 1].name, request.filter) : "",
-      totalSize: state ? count(this.matching(filter, "", state, MAX_PAGE_SIZE)) : this.store.vms.count(filter),
+      totalSize: live.state || live.pid ? count(this.matching(filter, "", live, MAX_PAGE_SIZE)) : this.store.vms.count(filter),
     };
   }
 
@@ -110,11 +132,13 @@ export class VmReadModel {
   }
 
   /** The VMs after `after` that match, by name, read from the store a batch at a time. */
-  private *matching(filter: VmFilter, after: string, state: PowerState | undefined, batchSize: number): Generator<VmRecord, void, undefined> {
+  private *matching(filter: VmFilter, after: string, live: LiveFilter, batchSize: number): Generator<VmRecord, void, undefined> {
     for (;;) {
       const batch = this.store.vms.list(filter, after, batchSize);
       for (const record of batch) {
-        if (!state || this.powerStates.of(record) === state) yield record;
+        if (live.state && this.powerStates.of(record) !== live.state) continue;
+        if (live.pid && this.powerStates.runtime(record.uuid)?.pid !== live.pid) continue;
+        yield record;
       }
       if (batch.length < batchSize) return;
       after = batch[batch.length - 1].name;
@@ -133,6 +157,12 @@ export class VmReadModel {
       return new FullVmView(this.view(record, resolver, view.template), view, live, record, features, source);
     });
   }
+}
+
+/** A running VM's address of one family: its property's value, empty without a netvm. */
+function addressOf(resolver: PropertyResolver, record: VmRecord, name: "ip" | "ip6"): string {
+  const { value } = resolver.vm(record, vmSpec(name));
+  return typeof value === "string" ? value : "";
 }
 
 /** How many of the VMs, from the first, fit in the budget; one at least. */

@@ -1,8 +1,16 @@
-import type { PowerState } from "../../model/power-state";
+import type { PowerState, RuntimeFacts } from "../../model/power-state";
 import type { VmClassName } from "../../model/vm-classes";
 import type { VmRecord } from "../../model/vm-record";
 import type { Property } from "../properties/vm-properties";
 import type { StableVmView } from "./stable-vm-views";
+
+/** What is known of a running VM: its hypervisor's facts, and its addresses on its network. */
+export interface VmRuntime extends RuntimeFacts {
+  /** Its ip property when it has a netvm; else empty. */
+  ip: string;
+  /** Its ip6 property when it has a netvm and IPv6; else empty. */
+  ip6: string;
+}
 
 /** A VM as the core shows it. */
 export interface Vm {
@@ -16,8 +24,14 @@ export interface Vm {
   template: string;
   tags: readonly string[];
   createdAt: Date;
+  /** When its record was last written. */
+  updatedAt: Date;
+  /** Its etag (AIP-154): see vm-etag.ts. */
+  etag: string;
   /** When it started; undefined while halted. */
   startedAt: Date | undefined;
+  /** What the hypervisor told of it when it started, and its addresses; undefined while halted. */
+  runtime: VmRuntime | undefined;
   /** Every property, in the full view only; those the hypervisor decides come last (`live`). */
   properties?: Property[];
   /** The features, in the full view only. */
@@ -49,7 +63,10 @@ export class FullVmView implements Vm {
   readonly template: string;
   readonly tags: readonly string[];
   readonly createdAt: Date;
+  readonly updatedAt: Date;
+  readonly etag: string;
   readonly startedAt: Date | undefined;
+  readonly runtime: VmRuntime | undefined;
 
   constructor(
     basic: Vm,
@@ -61,7 +78,8 @@ export class FullVmView implements Vm {
     private readonly source: StoredPartSource,
   ) {
     ({ qid: this.qid, uuid: this.uuid, name: this.name, klass: this.klass, state: this.state } = basic);
-    ({ label: this.label, template: this.template, tags: this.tags, createdAt: this.createdAt, startedAt: this.startedAt } = basic);
+    ({ label: this.label, template: this.template, tags: this.tags, createdAt: this.createdAt, updatedAt: this.updatedAt, etag: this.etag } = basic);
+    ({ startedAt: this.startedAt, runtime: this.runtime } = basic);
   }
 
   get properties(): Property[] {

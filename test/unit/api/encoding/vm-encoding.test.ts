@@ -20,8 +20,11 @@ const vm = (fields: Partial<Vm> = {}): Vm => ({
   label: "blue",
   template: "debian-12",
   tags: ["created-by-dom0", "project-x"],
-  createdAt: new Date(),
+  createdAt: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)),
+  updatedAt: new Date(Date.UTC(2026, 5, 6, 7, 8, 9, 10)),
+  etag: '"1f2e3d"',
   startedAt: undefined,
+  runtime: undefined,
   features: { gui: "1", "service.cups": "" },
   ...fields,
 });
@@ -75,7 +78,7 @@ describe("encodeStablePart", () => {
   });
 
   it("knows every field of Vm, Property and PropertyValue (a new one must be written here too)", () => {
-    expect(VmSchema.fields.map((f) => f.localName)).toEqual(["name", "uuid", "klass", "state", "qid", "label", "template", "tags", "properties", "features", "runtime"]);
+    expect(VmSchema.fields.map((f) => f.localName)).toEqual(["name", "uuid", "klass", "state", "qid", "label", "template", "tags", "properties", "features", "runtime", "createTime", "updateTime", "etag"]);
     expect(PropertySchema.fields.map((f) => f.localName)).toEqual(["name", "type", "value", "isDefault"]);
     expect(PropertyValueSchema.fields.map((f) => f.localName)).toEqual(["strValue", "intValue", "boolValue", "vmValue", "labelValue"]);
   });

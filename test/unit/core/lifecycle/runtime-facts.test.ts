@@ -1,0 +1,33 @@
+import type { LaunchPlan } from "../../../../src/core/model/launch-plan";
+import type { VmParticipant } from "../../../../src/core/vms/vm-participant";
+import { testContext } from "../../../fixtures/call-context";
+import { coreForEach } from "../../../fixtures/test-core";
+import { SimHypervisor } from "../../../../src/adapters/hypervisor/sim/sim-hypervisor";
+
+/** A network participant's part, as the network issue will play it: one tap device per VM. */
+const tapPerVm: VmParticipant = {
+  name: "taps",
+  beforeStart: async (vm, plan: LaunchPlan) => {
+    plan.networkInterfaces.push({ mac: "00:16:3e:5e:6c:07", ip: "10.137.0.7", ip6: "", hostInterface: `vif${vm.qid}.0` });
+  },
+};
+
+describe("a running VM's runtime facts", () => {
+  const core = coreForEach(() => new SimHypervisor(), () => [tapPerVm]);
+
+  it("hold the host-side interfaces its plan gave the hypervisor, its pid and start time, until it halts", async () => {
+    const ctx = testContext();
+    const vm = await core.current.creation.create({ name: "work", klass: "StandaloneVM", label: "red", template: "", properties: {}, pool: "", volumePools: {}, uuid: "", idempotencyKey: "" }, ctx);
+    const before = Date.now();
+    await core.current.starting.start("work", ctx);
+    const runtime = core.current.readModel.get("work").runtime!;
+    expect(runtime.interfaces).toEqual([{ name: `vif${vm.qid}.0`, mac: "00:16:3e:5e:6c:07" }]);
+    expect(runtime.pid).toBe(process.pid);
+    expect(runtime.vsockCid).toBe(0);
+    expect(runtime.startedAt.getTime()).toBeGreaterThanOrEqual(before - 1000);
+    // No netvm: no address, whatever the plan says.
+    expect({ ip: runtime.ip, ip6: runtime.ip6 }).toEqual({ ip: "", ip6: "" });
+    await core.current.stopping.kill("work", ctx);
+    expect(core.current.readModel.get("work").runtime).toBeUndefined();
+  });
+});

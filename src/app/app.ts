@@ -1,5 +1,7 @@
 import * as os from "node:os";
 import type { Logger } from "pino";
+import { Operations } from "../../gen/google/longrunning/operations_pb";
+import { OperationService } from "../../gen/steward/v1/operation_service_pb";
 import { BackupService } from "../../gen/steward/v1/backup_service_pb";
 import { BlockExportService } from "../../gen/steward/v1/block_export_service_pb";
 import { DeviceService } from "../../gen/steward/v1/device_service_pb";
@@ -11,6 +13,7 @@ import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { SqliteStore } from "../adapters/store/sqlite/sqlite-store";
 import { backupApi } from "../api/backup/backup-api";
+import { operationApi } from "../api/operations/operation-api";
 import { deviceApi } from "../api/devices/device-api";
 import { eventApi } from "../api/events/event-api";
 import { blockExportApi } from "../api/exports/block-export-api";
@@ -65,6 +68,9 @@ export class StewardApp {
         binding(DeviceService, deviceApi()),
         binding(EventService, eventApi(core)),
         binding(BackupService, backupApi()),
+        binding(OperationService, operationApi(core.operations)),
+        // The same handlers under google.longrunning's own name, for generic LRO clients.
+        binding(Operations, operationApi(core.operations)),
       );
       const server = new StewardServer(config, services, log);
       await server.listen();

@@ -13,6 +13,7 @@ import { RunningVms } from "../core/lifecycle/running-vms";
 import { VmPause } from "../core/lifecycle/vm-pause";
 import { VmStart } from "../core/lifecycle/vm-start";
 import { VmStop } from "../core/lifecycle/vm-stop";
+import { Operations } from "../core/operations/operations";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
 import { EventSubjects } from "../core/vms/event-subjects";
@@ -67,13 +68,14 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const events = new EventLog(store, clock);
   const lookup = new VmLookup(store);
   const operations = new VmOperations(lookup);
+  const ledger = new RequestLedger(store, clock);
   const powerStates = new PowerStates();
   const participants = new VmParticipants(log);
   const resolver = new PropertyResolver(store, powerStates);
   const labels = new Labels(store, events);
   const properties = new VmProperties(store, lookup, resolver, powerStates, operations, events);
   const readModel = new VmReadModel(store, lookup, powerStates, properties, resolver);
-  const newVms = new NewVms(store, readModel, participants, new RequestLedger(store, clock), events, clock);
+  const newVms = new NewVms(store, readModel, participants, ledger, events, clock);
   const removal = new VmRemoval(store, readModel, powerStates, operations, participants, events);
   const machine = new PowerMachine(powerStates, events);
   const halts = new HaltWaiters();
@@ -81,7 +83,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   participants.enlist([...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
   const eventHub = new EventHub(store, clock, settings.events);
   const stopping = new VmStop(store, lookup, resolver, operations, machine, running, halts, log);
-  return {
+  const core = {
     store,
     hypervisor,
     hostInfo: new HostInfoReader(store, hypervisor.info(), clock, settings.host),
@@ -90,7 +92,10 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     labels,
     globals: new GlobalProperties(store, resolver, events, powerStates),
     lookup,
-    operations,
+    /** One operation per VM at a time: the queue every mutation of a VM waits in. */
+    vmOperations: operations,
+    /** Long work, as operations (AIP-151). */
+    operations: new Operations(store, events, ledger, clock, log),
     readModel,
     creation: new VmCreation(store, lookup, labels, properties, resolver, operations, participants, newVms, random),
     cloning: new VmCloning(store, lookup, resolver, powerStates, operations, participants, newVms),
@@ -104,12 +109,19 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     tags: new VmTags(store, lookup, operations, events),
     features: new VmFeatures(store, lookup, resolver, operations, events),
     notes: new VmNotes(store, lookup, operations, events),
-    /** Takes over the VMs the hypervisor finds running; call once, before serving. */
-    adopt: () => running.adopt(hypervisor),
+    /**
+     * Ends the operations the last Steward left running and takes over the VMs the hypervisor
+     * finds running; call once, before serving.
+     */
+    adopt: () => {
+      core.operations.endInterrupted();
+      return running.adopt(hypervisor);
+    },
     /** Lets go of the running VMs, leaving them running, once serving has stopped. */
     release: () => {
       stopping.release();
       return hypervisor.release();
     },
   };
+  return core;
 }

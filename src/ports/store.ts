@@ -2,6 +2,7 @@
 import type { StoredEvent, NewEvent } from "../core/model/event";
 import type { HostRecord } from "../core/model/host";
 import type { LabelRecord } from "../core/model/label";
+import type { OperationFilter, OperationPosition, OperationRecord } from "../core/model/operation";
 import type { VmFilter, VmRecord } from "../core/model/vm-record";
 
 export interface VmRepository {
@@ -116,6 +117,22 @@ export interface RuntimeRepository {
   markHalted(qid: number): void;
 }
 
+/** Operations (AIP-151): running ones, and those that ended and are still kept. */
+export interface OperationRepository {
+  get(name: string): OperationRecord | undefined;
+  /** Inserts a new operation, or writes an existing one's progress, outcome and result. */
+  put(operation: OperationRecord): void;
+  /**
+   * Operations matching the filter, the newest first (by creation, then name), after the
+   * position `after` (undefined from the start), at most `limit`.
+   */
+  list(filter: OperationFilter, after: OperationPosition | undefined, limit: number): OperationRecord[];
+  /** Forgets an operation; false when there was none. */
+  delete(name: string): boolean;
+  /** Forgets the operations that ended before `time`; running ones are kept. */
+  forgetEndedBefore(time: Date): void;
+}
+
 export interface Store {
   /** The host's own record, made by the first start on a data folder. */
   host(): HostRecord;
@@ -129,6 +146,7 @@ export interface Store {
   readonly events: EventRepository;
   readonly requests: RequestRepository;
   readonly runtime: RuntimeRepository;
+  readonly operations: OperationRepository;
   /** Flushes and releases the state; the store is unusable afterwards. */
   close(): void;
 }

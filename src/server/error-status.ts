@@ -2,7 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
-import { StatusSchema } from "../../gen/google/rpc/status_pb";
+import { StatusSchema, type Status } from "../../gen/google/rpc/status_pb";
 import { DomainError, InvalidFieldError, quote, type ErrorKind } from "../core/errors";
 import { SERVER } from "./server-errors";
 
@@ -90,10 +90,25 @@ function statusDetails(
   metadata: Readonly<Record<string, string>>,
   violation?: { field: string; description: string },
 ): grpc.Metadata {
+  const trailers = new grpc.Metadata();
+  trailers.set(STATUS_DETAILS_KEY, Buffer.from(toBinary(StatusSchema, statusMessage(code, message, reason, metadata, violation))));
+  return trailers;
+}
+
+/** A google.rpc.Status with its ErrorInfo (and BadRequest for a bad field). */
+function statusMessage(code: grpc.status, message: string, reason: string, metadata: Readonly<Record<string, string>>, violation?: { field: string; description: string }): Status {
   const details = [anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata }))];
   if (violation) details.push(anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: [violation] })));
-  const status = create(StatusSchema, { code, message, details });
-  const trailers = new grpc.Metadata();
-  trailers.set(STATUS_DETAILS_KEY, Buffer.from(toBinary(StatusSchema, status)));
-  return trailers;
+  return create(StatusSchema, { code, message, details });
+}
+
+/**
+ * The google.rpc.Status of a failure kept apart from any call (an operation's error), as a call
+ * would have ended with it; "internal" is INTERNAL.
+ */
+export function keptErrorStatus(error: { kind: string; reason: string; message: string; metadata: Readonly<Record<string, string>> }): Status {
+  const code = (CODE_OF_KIND as Partial<Record<string, grpc.status>>)[error.kind] ?? grpc.status.INTERNAL;
+  const message = quote(error.message, MAX_MESSAGE_CHARS);
+  const field = error.kind === "invalid-argument" ? error.metadata.field : undefined;
+  return statusMessage(code, message, error.reason, clippedValues(error.metadata), field ? { field: quote(field, MAX_METADATA_CHARS), description: message } : undefined);
 }

@@ -1,6 +1,7 @@
-import { toBinary, type DescFile, type DescService } from "@bufbuild/protobuf";
+import { getOption, hasOption, toBinary, type DescFile, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
+import { operation_info } from "../../gen/google/longrunning/operations_pb";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb";
 import type { RpcContext } from "./rpc-context";
@@ -30,15 +31,21 @@ export class DescriptorIndex {
     return this.serviceNames;
   }
 
-  /** The file and every file it imports, transitively, serialized; the file itself first. */
+  /**
+   * The file and every file it imports, transitively, serialized; the file itself first. The
+   * files of the types its long-running RPCs put in their Operations (their operation_info's
+   * response and metadata types, which travel as Any) come too, as a client needs them to read
+   * those Operations and no import names them.
+   */
   fileWithImports(file: DescFile): Uint8Array[] {
     const seen = new Set<string>();
     const out: Uint8Array[] = [];
-    const visit = (f: DescFile) => {
-      if (seen.has(f.name)) return;
+    const visit = (f: DescFile | undefined) => {
+      if (!f || seen.has(f.name)) return;
       seen.add(f.name);
       out.push(toBinary(FileDescriptorProtoSchema, f.proto));
       for (const dependency of f.dependencies) visit(dependency);
+      for (const typeName of operationTypesOf(f)) visit(this.bySymbol(typeName));
     };
     visit(file);
     return out;
@@ -70,6 +77,17 @@ export class DescriptorIndex {
     for (const nested of message.nestedMessages) this.addMessage(file, nested);
     for (const nested of message.nestedEnums) this.fileBySymbol.set(nested.typeName, file);
   }
+}
+
+/** The response and metadata types a file's long-running RPCs name in their operation_info. */
+function operationTypesOf(file: DescFile): string[] {
+  return file.services.flatMap((service) =>
+    service.methods.flatMap((method) => {
+      if (!hasOption(method, operation_info)) return [];
+      const info = getOption(method, operation_info);
+      return [info.responseType, info.metadataType].filter((name) => name !== "");
+    }),
+  );
 }
 
 /** Longer than any file name or symbol of the contract by far. */

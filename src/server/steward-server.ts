@@ -1,3 +1,4 @@
+import { file_steward_v1_operation } from "../../gen/steward/v1/operation_pb";
 import type * as http2 from "node:http2";
 import type { DescService } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -67,10 +68,12 @@ export class StewardServer {
     raiseHeaderCeilings(this.server);
     gateStreams(this.server, new CallGate({ ...config.connections, maxMessageBytes: config.maxMessageBytes }, log));
     this.health = new HealthStatus(services.map((s) => s.service.typeName));
-    // The error details are offered too, so reflection-driven clients can decode them.
+    // The error details and the operations' metadata are offered too, so reflection-driven
+    // clients can decode them.
     const index = new DescriptorIndex([...services.map((s) => s.service), Health, ...REFLECTION_SERVICES], [
       file_google_rpc_status,
       file_google_rpc_error_details,
+      file_steward_v1_operation,
     ]);
     const reflection = reflectionServices(index);
     this.accessLog = new AccessLog(log);

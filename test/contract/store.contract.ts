@@ -11,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import type { NewEvent, StoredEvent } from "../../src/core/model/event";
 import type { LabelRecord } from "../../src/core/model/label";
+import type { OperationRecord } from "../../src/core/model/operation";
 import type { VmClassName } from "../../src/core/model/vm-classes";
 import type { VmRecord } from "../../src/core/model/vm-record";
 import type { Store } from "../../src/ports/store";
@@ -933,6 +934,60 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         expect(store.vms.byQid(1)!.revision).toBe(revision);
         store.vms.remove(1);
         expect(store.runtime.running()).toEqual([]);
+      });
+    });
+
+    describe("operations", () => {
+      const operation = (n: number, fields: Partial<OperationRecord> = {}): OperationRecord => ({
+        name: `operations/00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
+        kind: "clone-vm",
+        method: "steward.v1.VmService/CloneVm",
+        target: "work",
+        targetUuid: "3f0c5a0e-6b1f-4d7e-9a43-0b8d7c1e2f10",
+        caller: "dom0",
+        createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, n)),
+        endedAt: undefined,
+        progress: { done: 0, total: 3, unit: "steps" },
+        cancelRequested: false,
+        outcome: "running",
+        result: undefined,
+        error: undefined,
+        ...fields,
+      });
+
+      it("keep what is put, written again whole as the operation goes on", () => {
+        const op = operation(1);
+        store.operations.put(op);
+        expect(store.operations.get(op.name)).toEqual(op);
+        const ended = { ...op, target: "copy", targetUuid: "", progress: { done: 3, total: 3, unit: "steps" as const }, outcome: "succeeded" as const, endedAt: new Date(Date.UTC(2026, 0, 1, 0, 1)), result: { type: "steward.v1.CloneVmResponse", bytes: new Uint8Array([10, 0, 255]) } };
+        store.operations.put(ended);
+        expect(store.operations.get(op.name)).toEqual(ended);
+        const failed = { ...operation(2), outcome: "failed" as const, endedAt: new Date(), cancelRequested: true, error: { kind: "not-found" as const, reason: "VM_NOT_FOUND", message: "no VM", metadata: { vm: "x" } } };
+        store.operations.put(failed);
+        expect(store.operations.get(failed.name)).toEqual(failed);
+        expect(store.operations.get(operation(3).name)).toBeUndefined();
+      });
+
+      it("list the newest first, by filter, from a position", () => {
+        for (let n = 1; n <= 4; n++) store.operations.put(operation(n, { kind: n % 2 ? "clone-vm" : "create-vm", outcome: n === 4 ? "running" : "succeeded", target: `vm${n}` }));
+        const names = (ops: OperationRecord[]) => ops.map((op) => op.name);
+        expect(names(store.operations.list({}, undefined, 10))).toEqual([4, 3, 2, 1].map((n) => operation(n).name));
+        expect(names(store.operations.list({}, undefined, 2))).toEqual([4, 3].map((n) => operation(n).name));
+        expect(names(store.operations.list({}, { createdAt: operation(3).createdAt, name: operation(3).name }, 10))).toEqual([2, 1].map((n) => operation(n).name));
+        expect(names(store.operations.list({ kind: "clone-vm" }, undefined, 10))).toEqual([3, 1].map((n) => operation(n).name));
+        expect(names(store.operations.list({ done: false }, undefined, 10))).toEqual([operation(4).name]);
+        expect(names(store.operations.list({ done: true, target: "vm2" }, undefined, 10))).toEqual([operation(2).name]);
+      });
+
+      it("forget the ended ones before a time, never a running one, and one deleted", () => {
+        store.operations.put(operation(1, { outcome: "succeeded", endedAt: new Date(Date.UTC(2026, 0, 1)) }));
+        store.operations.put(operation(2, { outcome: "failed", endedAt: new Date(Date.UTC(2026, 0, 3)) }));
+        store.operations.put(operation(3));
+        store.operations.forgetEndedBefore(new Date(Date.UTC(2026, 0, 2)));
+        expect(store.operations.list({}, undefined, 10).map((op) => op.name)).toEqual([operation(3).name, operation(2).name]);
+        expect(store.operations.delete(operation(2).name)).toBe(true);
+        expect(store.operations.delete(operation(2).name)).toBe(false);
+        expect(store.operations.get(operation(2).name)).toBeUndefined();
       });
     });
 

@@ -3,6 +3,7 @@ import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { bool, int, str, vmRef } from "../fixtures/property-values";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
+import { clonedVm } from "../fixtures/made-vms";
 
 
 describe("DispVMs and clones", () => {
@@ -141,7 +142,7 @@ describe("DispVMs and clones", () => {
     await vms.setFeature({ vm: "plain", name: "gui", value: "1" });
     await vms.addTag({ vm: "plain", tag: "work" });
     await vms.setNotes({ vm: "plain", notes: "copied" });
-    const { vm } = await vms.cloneVm({ vm: "plain", newName: "plain-copy" });
+    const vm = clonedVm(await vms.cloneVm({ vm: "plain", newName: "plain-copy" }));
     expect(vm).toMatchObject({ name: "plain-copy", klass: VmClass.APP_VM, template: "tpl", label: "red" });
     expect(vm!.uuid).not.toBe((await vms.getVm({ vm: "plain" })).vm!.uuid);
     expect((await vms.getProperty({ vm: "plain-copy", name: "vcpus" })).property!.value!.kind.value).toBe(3n);
@@ -154,7 +155,7 @@ describe("DispVMs and clones", () => {
   });
 
   it("clones into another class, and refuses a running source, a taken name and dom0", async () => {
-    const { vm } = await vms.cloneVm({ vm: "plain", newName: "standalone-copy", klass: VmClass.STANDALONE_VM });
+    const vm = clonedVm(await vms.cloneVm({ vm: "plain", newName: "standalone-copy", klass: VmClass.STANDALONE_VM }));
     expect(vm).toMatchObject({ klass: VmClass.STANDALONE_VM, template: "" });
     expect((await rpcError(vms.cloneVm({ vm: "plain", newName: "plain-copy" }))).info?.reason).toBe("VM_EXISTS");
     expect((await rpcError(vms.cloneVm({ vm: "dom0", newName: "dom1" }))).info?.reason).toBe("VM_IS_ADMIN");

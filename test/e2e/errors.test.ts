@@ -1,25 +1,18 @@
-import { create, toBinary, type DescService } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as http2 from "node:http2";
-import { BackupService } from "../../gen/steward/v1/backup_service_pb";
-import { BlockExportService } from "../../gen/steward/v1/block_export_service_pb";
-import { DeviceService } from "../../gen/steward/v1/device_service_pb";
-import { EventService } from "../../gen/steward/v1/event_service_pb";
-import { FirewallService } from "../../gen/steward/v1/firewall_service_pb";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
-import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { CreateVmRequestSchema, VmService } from "../../gen/steward/v1/vm_service_pb";
-import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { hostApi } from "../../src/api/host/host-api";
 import { errorDetails } from "../../src/client/status-details";
 import { createClient } from "../../src/client/steward-client";
 import { MIN_MAX_MESSAGE_BYTES, parseServeConfig } from "../../src/config";
 import { binding, StewardServer } from "../../src/server/steward-server";
 import { rpcError } from "../fixtures/expect-rpc-error";
+import { STEWARD_SERVICES } from "../fixtures/services";
 import { LogCapture } from "../fixtures/log-capture";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
 
-const ALL_SERVICES: DescService[] = [HostService, VmService, PoolService, VolumeService, BlockExportService, FirewallService, DeviceService, EventService, BackupService];
 
 /** A client that sends raw bytes to one method, to test what the server does with bad ones. */
 function rawCall(address: string, path: string, bytes: Buffer): Promise<unknown> {
@@ -73,7 +66,7 @@ describe("error statuses", () => {
     const { host } = await createClient(HostService, server.tcp).getHostInfo({});
     const implemented = new Set(host!.apiFeatures);
     let checked = 0;
-    for (const service of ALL_SERVICES) {
+    for (const service of STEWARD_SERVICES) {
       const client = createClient(service, server.tcp) as unknown as Record<string, (...args: unknown[]) => unknown>;
       for (const method of service.methods) {
         const name = `${service.typeName}/${method.name}`;
@@ -89,7 +82,7 @@ describe("error statuses", () => {
         checked++;
       }
     }
-    const total = ALL_SERVICES.reduce((sum, service) => sum + service.methods.length, 0);
+    const total = STEWARD_SERVICES.reduce((sum, service) => sum + service.methods.length, 0);
     expect(checked).toBe(total - implemented.size);
   });
 

@@ -6,6 +6,7 @@ import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { createdVm } from "../fixtures/made-vms";
 
 type Event = Extract<EventsResponse["kind"], { case: "event" }>["value"];
 
@@ -70,15 +71,16 @@ describe("Events", () => {
     await follower.waitFor(() => follower.events.length === 1);
     const opened = follower.events[0];
     expect(opened).toMatchObject({ name: "connection-established", subject: "" });
-    expect(opened.sequence).toBe(2n); // domain-add and domain-tag-add of "before"
+    expect(opened.sequence).toBe(3n); // domain-add, domain-tag-add and operation-done of "before"
 
     await vms.createVm({ name: "after", klass: VmClass.STANDALONE_VM, label: "red" });
     await vms.addTag({ vm: "after", tag: "x" });
-    await follower.waitFor(() => follower.events.length === 4);
+    await follower.waitFor(() => follower.events.length === 5);
     expect(follower.events.slice(1).map((e) => [e.sequence, e.subject, e.name, e.kwargs])).toEqual([
-      [3n, "after", "domain-add", { vm: "after" }],
-      [4n, "after", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
-      [5n, "after", "domain-tag-add:x", { tag: "x" }],
+      [4n, "after", "domain-add", { vm: "after" }],
+      [5n, "after", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
+      [6n, "after", "operation-done", { operation: expect.stringMatching(/^operations\//), kind: "create-vm", outcome: "succeeded" }],
+      [7n, "after", "domain-tag-add:x", { tag: "x" }],
     ]);
     expect(Number(follower.events[1].time!.seconds)).toBeGreaterThan(Date.now() / 1000 - 60);
     await follower.stop();
@@ -127,7 +129,7 @@ describe("Events", () => {
   });
 
   it("carries each VM's uuid, and follows a VM by it across a rename, live and when resuming", async () => {
-    const { vm } = await vms.createVm({ name: "named-once", klass: VmClass.STANDALONE_VM, label: "red" });
+    const vm = createdVm(await vms.createVm({ name: "named-once", klass: VmClass.STANDALONE_VM, label: "red" }));
     const following = new Follower(events, { vm: "named-once" });
     await following.waitFor(() => following.names().includes("connection-established"));
     const since = following.events[0].sequence;
@@ -142,7 +144,7 @@ describe("Events", () => {
 
     // Resuming under the old name (a client that knew no better) follows the same VM: the one
     // that had the name when the stream left off, even once another VM has taken it.
-    const { vm: newcomer } = await vms.createVm({ name: "named-once", klass: VmClass.STANDALONE_VM, label: "red" });
+    const newcomer = createdVm(await vms.createVm({ name: "named-once", klass: VmClass.STANDALONE_VM, label: "red" }));
     await vms.addTag({ vm: "named-twice", tag: "after-newcomer" });
     const resumed = new Follower(events, { vm: "named-once", afterSequence: since });
     await resumed.waitFor(() => resumed.names().includes("domain-tag-add:after-newcomer"));
@@ -194,7 +196,7 @@ describe("Events, when the log no longer reaches back", () => {
     expect(error.code).toBe(grpc.status.OUT_OF_RANGE);
     expect(error.info?.reason).toBe("EVENTS_EXPIRED");
     // What is kept can still be resumed from.
-    const latest = 12n;
+    const latest = 18n; // three events for each VM: domain-add, domain-tag-add, operation-done
     const follower = new Follower(events, { afterSequence: latest - 3n });
     await follower.waitFor(() => follower.events.length === 4);
     expect(follower.events.slice(1).map((e) => e.sequence)).toEqual([latest - 2n, latest - 1n, latest]);

@@ -1,6 +1,7 @@
 import { PowerState, VmClass, VmView, type Vm } from "../../gen/steward/v1/vm_pb";
 import { bool, int, str, vmRef } from "../fixtures/property-values";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
+import { clonedVm, createdVm } from "../fixtures/made-vms";
 
 /**
  * ListVms in the FULL view keeps what it derived from each VM between calls: every kind of
@@ -103,9 +104,9 @@ describe("ListVms FULL view through changes", () => {
       expect(answered?.properties.length).toBeGreaterThan(0);
       expect(answered).toEqual((await vms.getVm({ vm: answered!.name })).vm);
     };
-    await same((await vms.createVm({ name: "answered", klass: VmClass.APP_VM, label: "blue", template: "tpl", properties: { vcpus: int(3) } })).vm);
+    await same(createdVm(await vms.createVm({ name: "answered", klass: VmClass.APP_VM, label: "blue", template: "tpl", properties: { vcpus: int(3) } })));
     await vms.setFeature({ vm: "answered", name: "gui", value: "1" });
-    const cloned = (await vms.cloneVm({ vm: "answered", newName: "answered-copy" })).vm;
+    const cloned = clonedVm(await vms.cloneVm({ vm: "answered", newName: "answered-copy" }));
     expect(cloned?.features).toEqual({ gui: "1" });
     await same(cloned);
     await same((await vms.renameVm({ vm: "answered-copy", newName: "answered-renamed" })).vm);

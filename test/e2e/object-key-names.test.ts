@@ -4,6 +4,7 @@ import { VmClass, VmView } from "../../gen/steward/v1/vm_pb";
 import { createClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { serverForSuite } from "../fixtures/server-with-clients";
+import { createdVm } from "../fixtures/made-vms";
 
 /** Names that are keys every JavaScript object has, or sets its prototype with. */
 const OBJECT_KEYS = ["constructor", "toString", "__proto__", "valueOf", "hasOwnProperty", "__defineGetter__"];
@@ -47,7 +48,7 @@ describe("names that are JavaScript object keys", () => {
       // A label name: made, it reads back and labels a VM.
       await host.createLabel({ name, color: "0x123456" });
       expect((await host.getLabel({ name })).label?.color).toBe("0x123456");
-      const { vm } = await vms.createVm({ name: `l${OBJECT_KEYS.indexOf(name)}`, klass: VmClass.STANDALONE_VM, label: name });
+      const vm = createdVm(await vms.createVm({ name: `l${OBJECT_KEYS.indexOf(name)}`, klass: VmClass.STANDALONE_VM, label: name }));
       expect(vm?.label).toBe(name);
       await vms.removeVm({ vm: vm!.name });
       await host.removeLabel({ name });

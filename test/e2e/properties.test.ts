@@ -9,6 +9,7 @@ import { stopAndReadEvents } from "../fixtures/stored-events";
 import { bool, int, str, vmRef } from "../fixtures/property-values";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 import { startTestServer } from "../fixtures/test-server";
+import { createdVm } from "../fixtures/made-vms";
 
 const vm = vmRef;
 const plain = (value: PropertyValue | undefined) => value?.kind.value;
@@ -98,7 +99,7 @@ describe("VM properties", () => {
     // A VM has an IP address only with a netvm, as in Qubes.
     await vms.createVm({ name: "addr-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
     const networked = { netvm: vmRef("addr-net") };
-    const { vm: a } = await vms.createVm({ name: "addr-a", klass: VmClass.STANDALONE_VM, label: "red", properties: networked });
+    const a = createdVm(await vms.createVm({ name: "addr-a", klass: VmClass.STANDALONE_VM, label: "red", properties: networked }));
     const ip = plain((await vms.getProperty({ vm: "addr-a", name: "ip" })).property!.value);
     const mac = plain((await vms.getProperty({ vm: "addr-a", name: "mac" })).property!.value);
     expect(ip).toBe(`10.137.0.${a!.qid}`);
@@ -115,7 +116,7 @@ describe("VM properties", () => {
     await vms.createVm({ name: "v6-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
     await vms.createVm({ name: "v6-offline", klass: VmClass.STANDALONE_VM, label: "red" });
     expect([await value("v6-offline", "ip"), await value("v6-offline", "ip6")]).toEqual(["", ""]);
-    const { vm: online } = await vms.createVm({ name: "v6-online", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vmRef("v6-net") } });
+    const online = createdVm(await vms.createVm({ name: "v6-online", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vmRef("v6-net") } }));
     expect(await value("v6-online", "ip")).toBe(`10.137.0.${online!.qid}`);
     expect(await value("v6-online", "ip6")).toBe("");
     // The ipv6 feature on the netvm (Qubes' check_with_netvm) gives its users IPv6.
@@ -125,13 +126,13 @@ describe("VM properties", () => {
     // An address set to what the next VM would get by default: that VM gets another qid.
     const next = online!.qid + 1;
     await vms.setProperty({ vm: "v6-offline", name: "ip", value: str(`10.137.0.${next}`) });
-    const { vm: later } = await vms.createVm({ name: "v6-later", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vmRef("v6-net") } });
+    const later = createdVm(await vms.createVm({ name: "v6-later", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vmRef("v6-net") } }));
     expect(later!.qid).not.toBe(next);
     expect(await value("v6-later", "ip")).not.toBe(`10.137.0.${next}`);
 
     // A VM without a netvm keeps the address its qid gives: no other VM may take it, so it
     // cannot collide once the VM gets a netvm.
-    const { vm: offline } = await vms.createVm({ name: "v6-spare", klass: VmClass.STANDALONE_VM, label: "red" });
+    const offline = createdVm(await vms.createVm({ name: "v6-spare", klass: VmClass.STANDALONE_VM, label: "red" }));
     const reserved = await rpcError(vms.setProperty({ vm: "v6-later", name: "ip", value: str(`10.137.0.${offline!.qid}`) }));
     expect([reserved.code, reserved.info?.reason, reserved.info?.metadata.vm]).toEqual([grpc.status.ALREADY_EXISTS, "ADDRESS_IN_USE", "v6-spare"]);
     // IPv6 addresses are compared, and kept, in their canonical form.
@@ -273,7 +274,7 @@ describe("global properties", () => {
     await vms.createVm({ name: "deb", klass: VmClass.TEMPLATE_VM, label: "black" });
     expect((await rpcError(host.setGlobalProperty({ name: "default_template", value: vm("dom0") }))).info?.reason).toBe("NOT_A_TEMPLATE");
     await host.setGlobalProperty({ name: "default_template", value: vm("deb") });
-    const { vm: app } = await vms.createVm({ name: "app", klass: VmClass.APP_VM, label: "red" });
+    const app = createdVm(await vms.createVm({ name: "app", klass: VmClass.APP_VM, label: "red" }));
     expect(app!.template).toBe("deb");
 
     await vms.createVm({ name: "net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
@@ -353,8 +354,8 @@ describe("global changes", () => {
     const server = await startTestServer();
     const vms = createClient(VmService, server.tcp);
     const host = createClient(HostService, server.tcp);
-    const { vm: net } = await vms.createVm({ name: "g-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } });
-    const { vm: follower } = await vms.createVm({ name: "g-app", klass: VmClass.STANDALONE_VM, label: "red" });
+    const net = createdVm(await vms.createVm({ name: "g-net", klass: VmClass.STANDALONE_VM, label: "red", properties: { provides_network: bool(true) } }));
+    const follower = createdVm(await vms.createVm({ name: "g-app", klass: VmClass.STANDALONE_VM, label: "red" }));
     await vms.createVm({ name: "g-own", klass: VmClass.STANDALONE_VM, label: "red", properties: { netvm: vm(""), kernel: str("own") } });
     await host.setGlobalProperty({ name: "default_netvm", value: vm("g-net") });
     await host.setGlobalProperty({ name: "default_kernel", value: str("6.1") });

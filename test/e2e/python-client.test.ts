@@ -14,7 +14,7 @@ describe("a Python grpcio client", () => {
     // Asynchronously: the server lives in this process and must keep answering.
     const result = await runPython(script, proto, server.tcp);
     if (result.code !== 0) throw new Error(`the Python tests failed:\n${result.output}`);
-    expect(result.output).toMatch(/Ran 7 tests/);
+    expect(result.output).toMatch(/Ran 8 tests/);
     expect(result.output).toMatch(/\nOK\s*$/);
   });
 });

@@ -1,24 +1,15 @@
-import { createFileRegistry, fromBinary, type DescService } from "@bufbuild/protobuf";
+import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb";
-import { BackupService } from "../../gen/steward/v1/backup_service_pb";
-import { BlockExportService } from "../../gen/steward/v1/block_export_service_pb";
-import { DeviceService } from "../../gen/steward/v1/device_service_pb";
-import { EventService } from "../../gen/steward/v1/event_service_pb";
-import { FirewallService } from "../../gen/steward/v1/firewall_service_pb";
-import { HostService } from "../../gen/steward/v1/host_service_pb";
-import { PoolService } from "../../gen/steward/v1/pool_service_pb";
-import { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { createClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
+import { STEWARD_SERVICES } from "../fixtures/services";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
 
-const STEWARD_SERVICES: DescService[] = [HostService, VmService, PoolService, VolumeService, BlockExportService, FirewallService, DeviceService, EventService, BackupService];
 
 type ReflectionRequest = { messageRequest: { case: string; value: string } };
 
@@ -68,6 +59,16 @@ describe("server reflection", () => {
       const response = await reflect(server.tcp, reflectionV1, { messageRequest: { case: "fileContainingSymbol", value: symbol } });
       expect([symbol, response.messageResponse.case]).toEqual([symbol, "fileDescriptorResponse"]);
     }
+  });
+
+  it("gives, with a service whose RPCs return Operations, the files of the types those Operations carry as Any", async () => {
+    const response = await reflect(server.tcp, reflectionV1, { messageRequest: { case: "fileContainingSymbol", value: "steward.v1.VmService" } });
+    const blobs = (response.messageResponse.value as { fileDescriptorProto: Uint8Array[] }).fileDescriptorProto;
+    const names = blobs.map((blob) => fromBinary(FileDescriptorProtoSchema, blob).name);
+    // OperationMetadata (CloneVm's metadata_type) is in a file vm_service.proto does not import.
+    expect(names).toEqual(expect.arrayContaining(["steward/v1/vm_service.proto", "google/longrunning/operations.proto", "steward/v1/operation.proto"]));
+    const symbol = await reflect(server.tcp, reflectionV1, { messageRequest: { case: "fileContainingSymbol", value: "steward.v1.OperationMetadata" } });
+    expect(symbol.messageResponse.case).toBe("fileDescriptorResponse");
   });
 
   it("answers NOT_FOUND in the stream for an unknown symbol", async () => {

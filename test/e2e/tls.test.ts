@@ -8,6 +8,7 @@ import { makeCertificates, type TestCertificates } from "../fixtures/certificate
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { makeTempDir, removeDir } from "../fixtures/temp-dir";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { createdVm } from "../fixtures/made-vms";
 
 function tlsCredentials(certs: TestCertificates, client?: { cert: string; key: string }) {
   return grpc.credentials.createSsl(
@@ -62,7 +63,7 @@ describe("TLS and mTLS", () => {
       expect(host!.caller).toBe("cert:orchestrator-1");
       // What the caller creates carries its name.
       const vms = createClient(VmService, `localhost:${port}`, tlsCredentials(certs, { cert: certs.clientCert, key: certs.clientKey }));
-      const { vm } = await vms.createVm({ name: "fleet-vm", klass: VmClass.STANDALONE_VM, label: "red" });
+      const vm = createdVm(await vms.createVm({ name: "fleet-vm", klass: VmClass.STANDALONE_VM, label: "red" }));
       vms.close();
       expect(vm!.tags).toEqual(["created-by-cert:orchestrator-1"]);
       await server.logs.waitFor((l) => l.method === "steward.v1.HostService/GetHostInfo" && l.caller === "cert:orchestrator-1");
@@ -76,7 +77,7 @@ describe("TLS and mTLS", () => {
       impostor.close();
 
       const spaced = createClient(VmService, `localhost:${port}`, as(certs.spacedCert, certs.spacedKey));
-      const { vm } = await spaced.createVm({ name: "ops-vm", klass: VmClass.STANDALONE_VM, label: "red" });
+      const vm = createdVm(await spaced.createVm({ name: "ops-vm", klass: VmClass.STANDALONE_VM, label: "red" }));
       // "cert:Ops Team (1)": the spaces and brackets written as _XX.
       expect(vm!.tags).toEqual(["created-by-cert:Ops_20Team_20_281_29"]);
       expect((await spaced.listVms({ tag: "created-by-cert:Ops_20Team_20_281_29" })).vms.map((v) => v.name)).toEqual(["ops-vm"]);

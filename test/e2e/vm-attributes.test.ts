@@ -129,6 +129,7 @@ describe("attribute events", () => {
     expect(events.map((e) => [e.subject, e.name, e.kwargs])).toEqual([
       ["ev", "domain-add", { vm: "ev" }],
       ["ev", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
+      ["ev", "operation-done", { operation: expect.stringMatching(/^operations\//), kind: "create-vm", outcome: "succeeded" }],
       ["ev", "domain-tag-add:t1", { tag: "t1" }],
       ["ev", "domain-tag-delete:t1", { tag: "t1" }],
       ["ev", "domain-feature-set:f", { feature: "f", value: "1" }],

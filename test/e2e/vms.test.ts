@@ -8,6 +8,7 @@ import { createClient, type StewardClient } from "../../src/client/steward-clien
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { removeDir } from "../fixtures/temp-dir";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { createdVm } from "../fixtures/made-vms";
 
 describe("VMs: create, find, list, remove", () => {
   let server: TestServer;
@@ -30,13 +31,13 @@ describe("VMs: create, find, list, remove", () => {
   });
 
   it("creates a TemplateVM and an AppVM on it, tagged created-by-<caller>", async () => {
-    const { vm: template } = await vms.createVm({ name: "debian-12", klass: VmClass.TEMPLATE_VM, label: "black" });
+    const template = createdVm(await vms.createVm({ name: "debian-12", klass: VmClass.TEMPLATE_VM, label: "black" }));
     expect(template).toMatchObject({ name: "debian-12", klass: VmClass.TEMPLATE_VM, state: PowerState.HALTED, label: "black", template: "" });
     expect(template!.uuid).toMatch(/^[0-9a-f-]{36}$/);
     expect(template!.qid).toBeGreaterThan(0);
     expect(template!.tags).toEqual(["created-by-dom0"]);
 
-    const { vm: work } = await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "debian-12" });
+    const work = createdVm(await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "debian-12" }));
     expect(work).toMatchObject({ klass: VmClass.APP_VM, template: "debian-12", label: "blue" });
     expect(work!.qid).not.toBe(template!.qid);
     expect((await vms.getVm({ vm: `uuid:${work!.uuid}` })).vm!.name).toBe("work");
@@ -55,7 +56,7 @@ describe("VMs: create, find, list, remove", () => {
     expect([renamed.code, renamed.info?.reason]).toEqual([grpc.status.ALREADY_EXISTS, "VM_EXISTS"]);
     // A VM may change the case of its own name.
     expect((await vms.renameVm({ vm: "cased", newName: "Cased" })).vm!.name).toBe("Cased");
-    expect((await vms.createVm({ name: "a.b-c.d9", klass: VmClass.STANDALONE_VM, label: "red" })).vm!.name).toBe("a.b-c.d9");
+    expect(createdVm(await vms.createVm({ name: "a.b-c.d9", klass: VmClass.STANDALONE_VM, label: "red" }))!.name).toBe("a.b-c.d9");
   });
 
   it("refuses a taken name, a bad name, a missing label and a wrong class, saying which", async () => {
@@ -91,8 +92,8 @@ describe("VMs: create, find, list, remove", () => {
 
   it("returns the first result to a retry with the same request_id, without creating twice", async () => {
     const id = "6f1d2f6e-3c1a-4a8e-9d7c-2b1f0e9a8c71";
-    const first = (await vms.createVm({ name: "retried", klass: VmClass.STANDALONE_VM, label: "green", requestId: id })).vm!;
-    const again = (await vms.createVm({ name: "retried", klass: VmClass.STANDALONE_VM, label: "green", requestId: id })).vm!;
+    const first = createdVm(await vms.createVm({ name: "retried", klass: VmClass.STANDALONE_VM, label: "green", requestId: id }))!;
+    const again = createdVm(await vms.createVm({ name: "retried", klass: VmClass.STANDALONE_VM, label: "green", requestId: id }))!;
     expect(again.uuid).toBe(first.uuid);
     expect((await vms.listVms({ tag: "created-by-dom0", pageSize: 1000 })).vms.filter((v) => v.name === "retried")).toHaveLength(1);
   });
@@ -111,13 +112,14 @@ describe("VMs: create, find, list, remove", () => {
   it("creates one VM for calls at once with one request_id, and gives them all its view", async () => {
     const id = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
     const answers = await Promise.all(Array.from({ length: 6 }, () => vms.createVm({ name: "raced", klass: VmClass.STANDALONE_VM, label: "green", requestId: id })));
-    expect(new Set(answers.map((answer) => answer.vm!.uuid)).size).toBe(1);
-    expect(answers.every((answer) => answer.vm!.name === "raced")).toBe(true);
+    expect(new Set(answers.map((answer) => createdVm(answer)!.uuid)).size).toBe(1);
+    expect(new Set(answers.map((answer) => answer.name)).size).toBe(1);
+    expect(answers.every((answer) => createdVm(answer)!.name === "raced")).toBe(true);
   });
 
   it("takes a uuid the client chose (machined's CreateMachine id), once, and never a removed VM's the events still name", async () => {
     const chosen = "6F1C9D2A-3B4E-4C5D-8E6F-7A8B9C0D1E2F";
-    const { vm } = await vms.createVm({ name: "chosen-id", klass: VmClass.STANDALONE_VM, label: "red", uuid: chosen });
+    const vm = createdVm(await vms.createVm({ name: "chosen-id", klass: VmClass.STANDALONE_VM, label: "red", uuid: chosen }));
     expect(vm!.uuid).toBe(chosen.toLowerCase());
     expect((await vms.getVm({ vm: `uuid:${chosen.toLowerCase()}` })).vm!.name).toBe("chosen-id");
     const taken = await rpcError(vms.createVm({ name: "chosen-id2", klass: VmClass.STANDALONE_VM, label: "red", uuid: chosen.toLowerCase() }));
@@ -222,7 +224,7 @@ describe("VM changes", () => {
   it("survive a restart, and are written with their events", async () => {
     const server = await startTestServer();
     const vms = createClient(VmService, server.tcp);
-    const { vm } = await vms.createVm({ name: "keeper", klass: VmClass.STANDALONE_VM, label: "purple" });
+    const vm = createdVm(await vms.createVm({ name: "keeper", klass: VmClass.STANDALONE_VM, label: "purple" }));
     await vms.createVm({ name: "goner", klass: VmClass.STANDALONE_VM, label: "purple" });
     await vms.removeVm({ vm: "goner" });
     vms.close();
@@ -234,8 +236,10 @@ describe("VM changes", () => {
     expect(events).toEqual([
       { name: "domain-add", subject: "keeper" },
       { name: "domain-tag-add:created-by-dom0", subject: "keeper" },
+      { name: "operation-done", subject: "keeper" },
       { name: "domain-add", subject: "goner" },
       { name: "domain-tag-add:created-by-dom0", subject: "goner" },
+      { name: "operation-done", subject: "goner" },
       { name: "domain-delete", subject: "goner" },
     ]);
 

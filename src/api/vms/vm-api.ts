@@ -1,14 +1,14 @@
-import type { Duration } from "@bufbuild/protobuf/wkt";
 import { FeatureScope, VmView } from "../../../gen/steward/v1/vm_pb";
-import { KillWho, type VmService } from "../../../gen/steward/v1/vm_service_pb";
-import { fieldNotImplemented, InvalidFieldError } from "../../core/errors";
+import { CloneVmResponseSchema, CreateVmResponseSchema, KillWho, type VmService } from "../../../gen/steward/v1/vm_service_pb";
+import { fieldNotImplemented } from "../../core/errors";
 import type { VmPause } from "../../core/lifecycle/vm-pause";
 import type { VmStart } from "../../core/lifecycle/vm-start";
 import type { VmStop } from "../../core/lifecycle/vm-stop";
 import type { VmProperties } from "../../core/vms/properties/vm-properties";
 import type { VmReadModel } from "../../core/vms/read-model/vm-read-model";
-import type { VmCloning } from "../../core/vms/vm-cloning";
-import type { VmCreation } from "../../core/vms/vm-creation";
+import type { Operations } from "../../core/operations/operations";
+import type { CloneRequest, VmCloning } from "../../core/vms/vm-cloning";
+import type { NewVm, VmCreation } from "../../core/vms/vm-creation";
 import { invalidKillWho } from "../../core/lifecycle/lifecycle-errors";
 import { invalidFeatureScope } from "../../core/vms/vm-errors";
 import { vmTarget } from "../../core/vms/vm-etag";
@@ -20,7 +20,9 @@ import type { VmRenaming } from "../../core/vms/vm-renaming";
 import type { VmTags } from "../../core/vms/vm-tags";
 import type { ServiceImpl } from "../../server/service-impl";
 import { basicVmSize, fullPageMessage, fullVmSizer } from "../encoding/vm-page-encoding";
+import { durationMs } from "../durations";
 import { notYetImplemented } from "../not-implemented";
+import { operationMessage, responseResult } from "../operations/operation-messages";
 import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
 import { powerStateMessage, powerStateName, runtimeMessage, vmClassName, vmMessage } from "./vm-messages";
 
@@ -38,6 +40,7 @@ export interface VmParts {
   tags: VmTags;
   features: VmFeatures;
   notes: VmNotes;
+  operations: Operations;
 }
 
 /**
@@ -51,7 +54,7 @@ export interface VmApiLimits {
 }
 
 export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof VmService> {
-  const { readModel, starting, stopping, pausing, properties, tags, features, notes } = parts;
+  const { readModel, starting, stopping, pausing, properties, tags, features, notes, operations } = parts;
   return {
     listVms: async (request) => {
       const page = readModel.list({
@@ -71,42 +74,50 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
       return { vms: page.vms.map(vmMessage), nextPageToken: page.nextPageToken, totalSize: page.totalSize };
     },
     getVm: async (request) => ({ vm: vmMessage(readModel.get(request.vm)) }),
-    createVm: async (request, ctx) => ({
-      vm: vmMessage(
-        await parts.creation.create(
-          {
-            name: request.name,
-            klass: vmClassName(request.klass, "klass"),
-            label: request.label,
-            template: request.template,
-            properties: initialValues(request.properties),
-            pool: request.pool,
-            volumePools: request.volumePools,
-            uuid: request.uuid,
-            idempotencyKey: request.requestId,
-          },
-          ctx,
-        ),
-      ),
-    }),
+    createVm: async (request, ctx) => {
+      const asked: NewVm = {
+        name: request.name,
+        klass: vmClassName(request.klass, "klass"),
+        label: request.label,
+        template: request.template,
+        properties: initialValues(request.properties),
+        pool: request.pool,
+        volumePools: request.volumePools,
+        uuid: request.uuid,
+        idempotencyKey: "",
+      };
+      const spec = { kind: "create-vm", method: ctx.method, unit: "steps" as const, requestId: request.requestId, request: asked };
+      return operationMessage(
+        await operations.start(spec, ctx, {
+          check: () => parts.creation.check(asked),
+          work: (opCtx, progress) => parts.creation.create(asked, opCtx, { progress }),
+          encode: (vm) => responseResult(CreateVmResponseSchema, { vm: vmMessage(vm) }),
+          made: (vm) => vm,
+        }),
+      );
+    },
     createDisposableVm: async (request, ctx) => ({
       vm: vmMessage(await parts.creation.createDisposable({ template: request.template, label: request.label, idempotencyKey: request.requestId }, ctx)),
     }),
     cloneVm: async (request, ctx) => {
       if (request.readOnly) throw fieldNotImplemented("read_only", "read-only clones come with volumes");
-      return { vm: vmMessage(
-        await parts.cloning.clone(
-          {
-            vm: request.vm,
-            newName: request.newName,
-            klass: vmClassName(request.klass, "klass"),
-            pool: request.pool,
-            volumePools: request.volumePools,
-            idempotencyKey: request.requestId,
-          },
-          ctx,
-        ),
-      ) };
+      const asked: CloneRequest = {
+        vm: request.vm,
+        newName: request.newName,
+        klass: vmClassName(request.klass, "klass"),
+        pool: request.pool,
+        volumePools: request.volumePools,
+        idempotencyKey: "",
+      };
+      const source = parts.readModel.find(request.vm);
+      const spec = { kind: "clone-vm", method: ctx.method, target: source, unit: "steps" as const, requestId: request.requestId, request: asked };
+      return operationMessage(
+        await operations.start(spec, ctx, {
+          check: () => parts.cloning.check(asked),
+          work: (opCtx, progress) => parts.cloning.clone(asked, opCtx, { progress }),
+          encode: (vm) => responseResult(CloneVmResponseSchema, { vm: vmMessage(vm) }),
+        }),
+      );
     },
     renameVm: async (request, ctx) => ({ vm: vmMessage(await parts.renaming.rename(vmTarget(request.vm, request.etag), request.newName, ctx)) }),
     removeVm: async (request, ctx) => {
@@ -194,12 +205,5 @@ function featureScope(scope: FeatureScope): DomainFeatureScope {
   return found;
 }
 
-/** The most seconds a google.protobuf.Duration holds: 10,000 years. */
-const MAX_DURATION_SECONDS = 315_576_000_000n;
 
 /** A Duration as milliseconds; any length it can hold is waited out whole (see LongTimer). */
-function durationMs(duration: Duration, field: string): number {
-  if (duration.seconds < 0n || duration.nanos < 0) throw new InvalidFieldError(field, "must not be negative");
-  if (duration.seconds > MAX_DURATION_SECONDS) throw new InvalidFieldError(field, "a Duration holds at most 315,576,000,000 seconds (10,000 years)");
-  return Number(duration.seconds) * 1000 + Math.floor(duration.nanos / 1e6);
-}

@@ -4,6 +4,8 @@ import type { EventLog } from "../events/event-log";
 import type { VmIdentity, VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
 import type { RequestLedger } from "../shared/request-ledger";
+import { callCancelled } from "../errors";
+import type { ProgressReporter } from "../shared/progress";
 import { Revert } from "../shared/revert";
 import type { Vm } from "./read-model/vm-view";
 import type { VmReadModel } from "./read-model/vm-read-model";
@@ -23,7 +25,16 @@ export interface Birth {
   key: string;
   request: object;
   ctx: CallContext;
+  /**
+   * Set when the VM is made by an operation: it tells its steps (drafted, joined by its
+   * participants, stored), and a cancellation (ctx.signal) undoes the steps done, if it comes
+   * before the VM is stored.
+   */
+  operation?: { progress: ProgressReporter };
 }
+
+/** The steps of making a VM, as an operation counts them: drafted, joined, stored. */
+const BIRTH_STEPS = 3;
 
 /**
  * How every new VM comes to be (created, disposable or cloned): its record is drafted, checked
@@ -109,12 +120,18 @@ export class NewVms {
     join: ((vm: VmRecord, revert: Revert) => Promise<void>) | undefined,
     copy: (qid: number) => void = () => undefined,
   ): Vm | Promise<Vm> {
-    if (!join) return this.commit(draft, birth, copy);
+    if (!join && !birth.operation) return this.commit(draft, birth, copy);
     const first = draft();
+    const progress = birth.operation?.progress;
+    progress?.(1, BIRTH_STEPS);
     return Revert.run(
       async (revert) => {
-        await join(first, revert);
-        return this.commit(draft, birth, copy);
+        await join?.(first, revert);
+        progress?.(2, BIRTH_STEPS);
+        if (birth.operation && birth.ctx.signal.aborted) throw callCancelled(`making ${first.name}`);
+        const made = this.commit(draft, birth, copy);
+        progress?.(3, BIRTH_STEPS);
+        return made;
       },
       this.participants.undoFailed(first.name, `making ${first.name}`),
     );

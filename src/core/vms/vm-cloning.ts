@@ -2,6 +2,7 @@ import type { Store } from "../../ports/store";
 import { vmClass, type VmClassName } from "../model/vm-classes";
 import { draftRecord, type VmIdentity, type VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
+import type { ProgressReporter } from "../shared/progress";
 import type { NewVms } from "./new-vms";
 import type { PowerStates } from "./power-states";
 import type { PropertyResolver } from "./properties/property-resolver";
@@ -45,28 +46,53 @@ export class VmCloning {
     private readonly newVms: NewVms,
   ) {}
 
-  async clone(request: CloneRequest, ctx: CallContext): Promise<Vm> {
-    this.newVms.checkKey(request.idempotencyKey);
-    const name = checkVmName(request.newName, "new_name");
-    const klass = request.klass === undefined ? undefined : creatableClass(request.klass);
-    checkPools(request.pool, request.volumePools);
+  /**
+   * Makes the copy. As the work of an operation (`operation` given), its steps are told and a
+   * cancellation undoes them; its request_id is then the operation's, not this call's.
+   */
+  async clone(request: CloneRequest, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
+    const { name, klass } = this.parse(request);
     const earlier = this.newVms.earlier(request.idempotencyKey, "CloneVm", asked(request));
     if (earlier) return earlier;
     return this.operations.on(request.vm, "vm", ctx, "clone it", (source) =>
       this.operations.creating(ctx, "clone a VM", () => {
         const again = this.newVms.earlier(request.idempotencyKey, "CloneVm", asked(request));
         if (again) return again;
-        if (!vmClass(source.klass).clonable) throw vmClassRefuses(source, "cloned");
-        this.powerStates.requireHalted(source, "cloned");
+        this.checkSource(source);
         const identity = this.newVms.identity();
         return this.newVms.make(
           () => this.draft(source, name, klass ?? source.klass, identity),
-          { rpc: "CloneVm", key: request.idempotencyKey, request: asked(request), ctx },
+          { rpc: "CloneVm", key: request.idempotencyKey, request: asked(request), ctx, operation },
           this.participants.join("onClone") ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert) : undefined,
           (qid) => this.copyAttributes(source, qid),
         );
       }),
     );
+  }
+
+  /**
+   * Refuses a request that cannot make a copy as things stand now (a bad field, a missing or
+   * running source, a name taken…), before any work begins: the call fails, not an operation.
+   * What changes meanwhile is checked again as the copy is made.
+   */
+  check(request: CloneRequest): void {
+    const { name, klass } = this.parse(request);
+    const source = this.lookup.resolve(request.vm);
+    this.checkSource(source);
+    this.draft(source, name, klass ?? source.klass, this.newVms.identity());
+  }
+
+  private parse(request: CloneRequest): { name: string; klass: VmClassName | undefined } {
+    this.newVms.checkKey(request.idempotencyKey);
+    const name = checkVmName(request.newName, "new_name");
+    const klass = request.klass === undefined ? undefined : creatableClass(request.klass);
+    checkPools(request.pool, request.volumePools);
+    return { name, klass };
+  }
+
+  private checkSource(source: VmRecord): void {
+    if (!vmClass(source.klass).clonable) throw vmClassRefuses(source, "cloned");
+    this.powerStates.requireHalted(source, "cloned");
   }
 
   private draft(source: VmRecord, name: string, klass: VmClassName, identity: VmIdentity): VmRecord {

@@ -1,6 +1,7 @@
 import { vmClass, type VmClassName } from "../model/vm-classes";
 import { draftRecord, type VmIdentity, type VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
+import type { ProgressReporter } from "../shared/progress";
 import type { Labels } from "./labels";
 import type { NewVms } from "./new-vms";
 import { servesDispvms } from "./properties/property-checks";
@@ -61,22 +62,41 @@ export class VmCreation {
     private readonly randomBelow: RandomBelow = systemRandomBelow,
   ) {}
 
-  create(request: NewVm, ctx: CallContext): Promise<Vm> {
-    this.newVms.checkKey(request.idempotencyKey);
-    const name = checkVmName(request.name, "name");
-    const klass = creatableClass(request.klass);
-    const chosenUuid = checkChosenUuid(request.uuid ?? "", "uuid");
-    checkPools(request.pool, request.volumePools);
+  /**
+   * Makes the VM. As the work of an operation (`operation` given), its steps are told and a
+   * cancellation undoes them; its request_id is then the operation's, not this call's.
+   */
+  create(request: NewVm, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
+    const { name, klass, chosenUuid } = this.parse(request);
     return this.operations.creating(ctx, "create a VM", () => {
       const earlier = this.newVms.earlier(request.idempotencyKey, "CreateVm", asked(request));
       if (earlier) return earlier;
       const identity = this.newVms.identity(chosenUuid);
       return this.newVms.make(
         () => this.draft(request, name, klass, identity),
-        { rpc: "CreateVm", key: request.idempotencyKey, request: asked(request), ctx },
+        { rpc: "CreateVm", key: request.idempotencyKey, request: asked(request), ctx, operation },
         this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
       );
     });
+  }
+
+  /**
+   * Refuses a request that cannot make a VM as things stand now (a bad field, a name taken, a
+   * missing template…), before any work begins: the call fails, not an operation. What changes
+   * meanwhile is checked again as the VM is made.
+   */
+  check(request: NewVm): void {
+    const { name, klass, chosenUuid } = this.parse(request);
+    this.draft(request, name, klass, this.newVms.identity(chosenUuid));
+  }
+
+  private parse(request: NewVm): { name: string; klass: VmClassName; chosenUuid: string | undefined } {
+    this.newVms.checkKey(request.idempotencyKey);
+    const name = checkVmName(request.name, "name");
+    const klass = creatableClass(request.klass);
+    const chosenUuid = checkChosenUuid(request.uuid ?? "", "uuid");
+    checkPools(request.pool, request.volumePools);
+    return { name, klass, chosenUuid };
   }
 
   /**

@@ -34,7 +34,9 @@ def generate_stubs(out):
 STUBS = tempfile.mkdtemp(prefix="steward-py-")
 generate_stubs(STUBS)
 
+from google.longrunning import operations_pb2, operations_pb2_grpc  # noqa: E402
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
+from steward.v1 import operation_pb2  # noqa: E402
 from steward.v1 import host_pb2, host_service_pb2, host_service_pb2_grpc  # noqa: E402
 from steward.v1 import vm_pb2, vm_service_pb2, vm_service_pb2_grpc  # noqa: E402
 from steward.v1 import event_service_pb2, event_service_pb2_grpc  # noqa: E402
@@ -90,8 +92,12 @@ class StewardFromPython(unittest.TestCase):
         self.assertEqual(info.metadata["vm"], "nosuchvm")
 
     def test_create_list_and_remove_a_vm(self):
-        created = self.vms.CreateVm(vm_service_pb2.CreateVmRequest(
-            name="py-template", klass=vm_pb2.VM_CLASS_TEMPLATE_VM, label="black"), timeout=10).vm
+        operation = self.vms.CreateVm(vm_service_pb2.CreateVmRequest(
+            name="py-template", klass=vm_pb2.VM_CLASS_TEMPLATE_VM, label="black"), timeout=10)
+        self.assertTrue(operation.done)
+        response = vm_service_pb2.CreateVmResponse()
+        self.assertTrue(operation.response.Unpack(response))
+        created = response.vm
         self.assertEqual(created.name, "py-template")
         self.assertIn("created-by-dom0", created.tags)
         listed = self.vms.ListVms(vm_service_pb2.ListVmsRequest(klass=vm_pb2.VM_CLASS_TEMPLATE_VM), timeout=10)
@@ -100,6 +106,27 @@ class StewardFromPython(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as raised:
             self.vms.GetVm(vm_service_pb2.GetVmRequest(vm="py-template"), timeout=10)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_long_work_is_an_operation_a_generic_client_follows(self):
+        self.vms.CreateVm(vm_service_pb2.CreateVmRequest(name="py-source", klass=vm_pb2.VM_CLASS_STANDALONE_VM, label="red"), timeout=10)
+        started = self.vms.CloneVm(vm_service_pb2.CloneVmRequest(vm="py-source", new_name="py-copy"), timeout=10)
+        self.assertTrue(started.name.startswith("operations/"))
+        # google.longrunning's own stub, as any generic LRO client has it.
+        operations = operations_pb2_grpc.OperationsStub(self.channel)
+        done = operations.WaitOperation(operations_pb2.WaitOperationRequest(name=started.name), timeout=10)
+        self.assertTrue(done.done)
+        self.assertEqual(done.WhichOneof("result"), "response")
+        response = vm_service_pb2.CloneVmResponse()
+        self.assertTrue(done.response.Unpack(response))
+        self.assertEqual(response.vm.name, "py-copy")
+        metadata = operation_pb2.OperationMetadata()
+        self.assertTrue(done.metadata.Unpack(metadata))
+        self.assertEqual((metadata.kind, metadata.target, metadata.progress_done, metadata.progress_total), ("clone-vm", "py-source", 3, 3))
+        listed = operations.ListOperations(operations_pb2.ListOperationsRequest(name="operations", filter="kind=clone-vm"), timeout=10)
+        self.assertIn(started.name, [op.name for op in listed.operations])
+        with self.assertRaises(grpc.RpcError) as raised:
+            operations.GetOperation(operations_pb2.GetOperationRequest(name="operations/not-one"), timeout=10)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
     def test_not_implemented_names_the_rpc(self):
         with self.assertRaises(grpc.RpcError) as raised:

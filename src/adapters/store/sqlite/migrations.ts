@@ -188,6 +188,34 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN UPDATE vms SET updated_at = write_time() WHERE qid = NEW.qid; END;
     `,
   },
+  {
+    version: 11,
+    name: "operations",
+    up: `
+      CREATE TABLE operations (
+        name              TEXT PRIMARY KEY,
+        kind              TEXT NOT NULL,
+        method            TEXT NOT NULL,
+        target            TEXT NOT NULL,
+        target_uuid       TEXT NOT NULL,
+        caller            TEXT NOT NULL,
+        created_at        TEXT NOT NULL,
+        ended_at          TEXT,
+        progress_done     INTEGER NOT NULL,
+        progress_total    INTEGER NOT NULL,
+        progress_unit     TEXT NOT NULL,
+        cancel_requested  INTEGER NOT NULL,
+        outcome           TEXT NOT NULL,
+        -- Once succeeded: the response's type and bytes.
+        result_type       TEXT,
+        result            BLOB,
+        -- Once failed or cancelled: the error, as JSON.
+        error             TEXT
+      );
+      CREATE INDEX operations_by_age ON operations (created_at DESC, name DESC);
+      CREATE INDEX operations_by_end ON operations (ended_at);
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

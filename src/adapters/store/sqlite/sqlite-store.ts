@@ -4,11 +4,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StoredEvent } from "../../../core/model/event";
 import type { HostRecord } from "../../../core/model/host";
-import type { GlobalPropertyRepository, LabelRepository, RequestRepository, RuntimeRepository, Store, VmRepository } from "../../../ports/store";
+import type { GlobalPropertyRepository, LabelRepository, OperationRepository, RequestRepository, RuntimeRepository, Store, VmRepository } from "../../../ports/store";
 import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
 import { SqliteRuntimeRepository } from "./runtime-repository";
 import { SqliteGlobalPropertyRepository, SqliteLabelRepository } from "./label-repository";
 import { migrate } from "./migrations";
+import { SqliteOperationRepository } from "./operation-repository";
 import { SqliteVmRepository } from "./vm-repository";
 
 export const DATABASE_FILE = "steward.db";
@@ -44,6 +45,7 @@ export class SqliteStore implements Store {
   readonly events: SqliteEventRepository;
   readonly requests: RequestRepository;
   readonly runtime: RuntimeRepository;
+  readonly operations: OperationRepository;
   private readonly commitListeners: ((events: readonly StoredEvent[]) => void)[] = [];
 
   private constructor(
@@ -57,6 +59,7 @@ export class SqliteStore implements Store {
     this.events = new SqliteEventRepository(db);
     this.requests = new SqliteRequestRepository(db);
     this.runtime = new SqliteRuntimeRepository(db);
+    this.operations = new SqliteOperationRepository(db);
   }
 
   /** Opens the state in `dataDir`; `now` is the clock that records when each VM was written. */

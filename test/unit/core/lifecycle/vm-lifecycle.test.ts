@@ -78,7 +78,7 @@ describe("starts and stops that meet", () => {
     await core.creation.create({ ...standalone, name: "work", properties: {} }, ctx);
     await core.starting.start("work", ctx);
     let release!: () => void;
-    const held = core.operations.on("work", "vm", ctx, "hold it", () => new Promise<void>((resolve) => (release = resolve)));
+    const held = core.vmOperations.on("work", "vm", ctx, "hold it", () => new Promise<void>((resolve) => (release = resolve)));
     const caller = new AbortController();
     const shutdown = core.stopping.shutdown("work", { force: false, wait: false, timeoutMs: undefined }, testContext(caller.signal));
     caller.abort();

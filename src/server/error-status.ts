@@ -110,5 +110,6 @@ export function keptErrorStatus(error: { kind: string; reason: string; message: 
   const code = (CODE_OF_KIND as Partial<Record<string, grpc.status>>)[error.kind] ?? grpc.status.INTERNAL;
   const message = quote(error.message, MAX_MESSAGE_CHARS);
   const field = error.kind === "invalid-argument" ? error.metadata.field : undefined;
-  return statusMessage(code, message, error.reason, clippedValues(error.metadata), field ? { field: quote(field, MAX_METADATA_CHARS), description: message } : undefined);
+  const reason = code === grpc.status.INTERNAL ? SERVER.INTERNAL : error.reason;
+  return statusMessage(code, message, reason, clippedValues(error.metadata), field ? { field: quote(field, MAX_METADATA_CHARS), description: message } : undefined);
 }

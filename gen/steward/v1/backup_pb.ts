@@ -6,26 +6,39 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { VmClass } from "./vm_pb";
+import { file_steward_v1_vm } from "./vm_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file steward/v1/backup.proto.
  */
 export const file_steward_v1_backup: GenFile = /*@__PURE__*/
-  fileDesc("ChdzdGV3YXJkL3YxL2JhY2t1cC5wcm90bxIKc3Rld2FyZC52MSKTAQoNQmFja3VwUHJvZmlsZRIYChBkZXN0aW5hdGlvbl9wYXRoGAEgASgJEg8KB2luY2x1ZGUYAiADKAkSDwoHZXhjbHVkZRgDIAMoCRIyCgtjb21wcmVzc2lvbhgEIAEoDjIdLnN0ZXdhcmQudjEuQmFja3VwQ29tcHJlc3Npb24SEgoKcGFzc3BocmFzZRgFIAEoCSI5CghCYWNrdXBWbRIKCgJ2bRgBIAEoCRINCgVrbGFzcxgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEInoKCkJhY2t1cEluZm8SIQoDdm1zGAEgAygLMhQuc3Rld2FyZC52MS5CYWNrdXBWbRIYChB0b3RhbF9zaXplX2J5dGVzGAIgASgEEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJgCg5CYWNrdXBQcm9ncmVzcxIRCgliYWNrdXBfaWQYASABKAkSEgoKYnl0ZXNfZG9uZRgCIAEoBBITCgtieXRlc190b3RhbBgDIAEoBBISCgpjdXJyZW50X3ZtGAQgASgJKo4BChFCYWNrdXBDb21wcmVzc2lvbhIiCh5CQUNLVVBfQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIbChdCQUNLVVBfQ09NUFJFU1NJT05fTk9ORRABEhsKF0JBQ0tVUF9DT01QUkVTU0lPTl9HWklQEAISGwoXQkFDS1VQX0NPTVBSRVNTSU9OX1pTVEQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdzdGV3YXJkL3YxL2JhY2t1cC5wcm90bxIKc3Rld2FyZC52MSK0AQoNQmFja3VwUHJvZmlsZRIMCgRuYW1lGAYgASgJEhMKC2Rlc3RpbmF0aW9uGAcgASgJEg8KB2luY2x1ZGUYAiADKAkSDwoHZXhjbHVkZRgDIAMoCRIyCgtjb21wcmVzc2lvbhgEIAEoDjIdLnN0ZXdhcmQudjEuQmFja3VwQ29tcHJlc3Npb24SEgoKcGFzc3BocmFzZRgFIAEoCUoECAEQAlIQZGVzdGluYXRpb25fcGF0aCJOCghCYWNrdXBWbRIKCgJ2bRgBIAEoCRIiCgVrbGFzcxgCIAEoDjITLnN0ZXdhcmQudjEuVm1DbGFzcxISCgpzaXplX2J5dGVzGAMgASgEInoKCkJhY2t1cEluZm8SIQoDdm1zGAEgAygLMhQuc3Rld2FyZC52MS5CYWNrdXBWbRIYChB0b3RhbF9zaXplX2J5dGVzGAIgASgEEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqOAQoRQmFja3VwQ29tcHJlc3Npb24SIgoeQkFDS1VQX0NPTVBSRVNTSU9OX1VOU1BFQ0lGSUVEEAASGwoXQkFDS1VQX0NPTVBSRVNTSU9OX05PTkUQARIbChdCQUNLVVBfQ09NUFJFU1NJT05fR1pJUBACEhsKF0JBQ0tVUF9DT01QUkVTU0lPTl9aU1REEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_steward_v1_vm]);
 
 /**
- * BackupProfile says what to back up and where (the content of a Qubes backup profile).
+ * BackupProfile says what to back up and where (a Qubes backup profile). Profiles are stored
+ * by name, and a caller runs one by name (Qubes' backup.Execute with a profile id).
  *
  * @generated from message steward.v1.BackupProfile
  */
 export type BackupProfile = Message<"steward.v1.BackupProfile"> & {
   /**
-   * The folder on the host to write the backup to. Required.
+   * The profile's name: `[A-Za-z][A-Za-z0-9_.-]*`, at most 63 characters. Required when it is
+   * stored; empty for a profile given inline.
    *
-   * @generated from field: string destination_path = 1;
+   * @generated from field: string name = 6;
    */
-  destinationPath: string;
+  name: string;
+
+  /**
+   * Where to write backups: a folder name in Steward's backups folder (`<data-dir>/backups`),
+   * `[A-Za-z0-9_.-]+`; each backup is a file in it named after its time. No request names a
+   * path of its own. Required.
+   *
+   * @generated from field: string destination = 7;
+   */
+  destination: string;
 
   /**
    * The VMs to include; empty for every VM with include_in_backups.
@@ -49,8 +62,8 @@ export type BackupProfile = Message<"steward.v1.BackupProfile"> & {
   compression: BackupCompression;
 
   /**
-   * The passphrase the backup is encrypted and authenticated with. Required; never logged or
-   * returned.
+   * The passphrase the backup is encrypted and authenticated with: at least 8 characters.
+   * Required; never logged or returned (a stored profile's reads leave it empty).
    *
    * @generated from field: string passphrase = 5;
    */
@@ -78,11 +91,11 @@ export type BackupVm = Message<"steward.v1.BackupVm"> & {
   vm: string;
 
   /**
-   * Its class name (AppVM...).
+   * Its class.
    *
-   * @generated from field: string klass = 2;
+   * @generated from field: steward.v1.VmClass klass = 2;
    */
-  klass: string;
+  klass: VmClass;
 
   /**
    * The bytes its volumes contribute.
@@ -133,48 +146,6 @@ export type BackupInfo = Message<"steward.v1.BackupInfo"> & {
  */
 export const BackupInfoSchema: GenMessage<BackupInfo> = /*@__PURE__*/
   messageDesc(file_steward_v1_backup, 2);
-
-/**
- * BackupProgress tells how far a backup is.
- *
- * @generated from message steward.v1.BackupProgress
- */
-export type BackupProgress = Message<"steward.v1.BackupProgress"> & {
-  /**
-   * The backup's id, for CancelBackup.
-   *
-   * @generated from field: string backup_id = 1;
-   */
-  backupId: string;
-
-  /**
-   * Bytes written so far.
-   *
-   * @generated from field: uint64 bytes_done = 2;
-   */
-  bytesDone: bigint;
-
-  /**
-   * Bytes to write in all.
-   *
-   * @generated from field: uint64 bytes_total = 3;
-   */
-  bytesTotal: bigint;
-
-  /**
-   * The VM being written now.
-   *
-   * @generated from field: string current_vm = 4;
-   */
-  currentVm: string;
-};
-
-/**
- * Describes the message steward.v1.BackupProgress.
- * Use `create(BackupProgressSchema)` to create a new message.
- */
-export const BackupProgressSchema: GenMessage<BackupProgress> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup, 3);
 
 /**
  * BackupCompression is how a backup's data is compressed.

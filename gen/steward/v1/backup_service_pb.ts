@@ -4,7 +4,9 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { BackupInfo, BackupProfile, BackupProgress } from "./backup_pb";
+import type { OperationSchema } from "../../google/longrunning/operations_pb";
+import { file_google_longrunning_operations } from "../../google/longrunning/operations_pb";
+import type { BackupInfo, BackupProfile } from "./backup_pb";
 import { file_steward_v1_backup } from "./backup_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +14,197 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/backup_service.proto.
  */
 export const file_steward_v1_backup_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zdGV3YXJkL3YxL2JhY2t1cF9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIlYKFEV4ZWN1dGVCYWNrdXBSZXF1ZXN0EioKB3Byb2ZpbGUYASABKAsyGS5zdGV3YXJkLnYxLkJhY2t1cFByb2ZpbGUSEgoKcmVxdWVzdF9pZBgCIAEoCSJ3ChVFeGVjdXRlQmFja3VwUmVzcG9uc2USLgoIcHJvZ3Jlc3MYASABKAsyGi5zdGV3YXJkLnYxLkJhY2t1cFByb2dyZXNzSAASJgoEZG9uZRgCIAEoCzIWLnN0ZXdhcmQudjEuQmFja3VwSW5mb0gAQgYKBGtpbmQiKAoTQ2FuY2VsQmFja3VwUmVxdWVzdBIRCgliYWNrdXBfaWQYASABKAkiKQoUQ2FuY2VsQmFja3VwUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIInkKFEdldEJhY2t1cEluZm9SZXF1ZXN0EiwKB3Byb2ZpbGUYASABKAsyGS5zdGV3YXJkLnYxLkJhY2t1cFByb2ZpbGVIABIVCgtiYWNrdXBfcGF0aBgCIAEoCUgAEhIKCnBhc3NwaHJhc2UYAyABKAlCCAoGc291cmNlIj0KFUdldEJhY2t1cEluZm9SZXNwb25zZRIkCgRpbmZvGAEgASgLMhYuc3Rld2FyZC52MS5CYWNrdXBJbmZvImYKFFJlc3RvcmVCYWNrdXBSZXF1ZXN0EhMKC2JhY2t1cF9wYXRoGAEgASgJEhIKCnBhc3NwaHJhc2UYAiABKAkSCwoDdm1zGAMgAygJEhgKEHJlbmFtZV9jb25mbGljdHMYBCABKAgiiwEKFVJlc3RvcmVCYWNrdXBSZXNwb25zZRJBCghyZXN0b3JlZBgBIAMoCzIvLnN0ZXdhcmQudjEuUmVzdG9yZUJhY2t1cFJlc3BvbnNlLlJlc3RvcmVkRW50cnkaLwoNUmVzdG9yZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBMvACCg1CYWNrdXBTZXJ2aWNlElYKDUV4ZWN1dGVCYWNrdXASIC5zdGV3YXJkLnYxLkV4ZWN1dGVCYWNrdXBSZXF1ZXN0GiEuc3Rld2FyZC52MS5FeGVjdXRlQmFja3VwUmVzcG9uc2UwARJWCgxDYW5jZWxCYWNrdXASHy5zdGV3YXJkLnYxLkNhbmNlbEJhY2t1cFJlcXVlc3QaIC5zdGV3YXJkLnYxLkNhbmNlbEJhY2t1cFJlc3BvbnNlIgOQAgISWQoNR2V0QmFja3VwSW5mbxIgLnN0ZXdhcmQudjEuR2V0QmFja3VwSW5mb1JlcXVlc3QaIS5zdGV3YXJkLnYxLkdldEJhY2t1cEluZm9SZXNwb25zZSIDkAIBElQKDVJlc3RvcmVCYWNrdXASIC5zdGV3YXJkLnYxLlJlc3RvcmVCYWNrdXBSZXF1ZXN0GiEuc3Rld2FyZC52MS5SZXN0b3JlQmFja3VwUmVzcG9uc2ViBnByb3RvMw", [file_steward_v1_backup]);
+  fileDesc("Ch9zdGV3YXJkL3YxL2JhY2t1cF9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIlwKGkNyZWF0ZUJhY2t1cFByb2ZpbGVSZXF1ZXN0EioKB3Byb2ZpbGUYASABKAsyGS5zdGV3YXJkLnYxLkJhY2t1cFByb2ZpbGUSEgoKcmVxdWVzdF9pZBgCIAEoCSJJChtDcmVhdGVCYWNrdXBQcm9maWxlUmVzcG9uc2USKgoHcHJvZmlsZRgBIAEoCzIZLnN0ZXdhcmQudjEuQmFja3VwUHJvZmlsZSInChdHZXRCYWNrdXBQcm9maWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkYKGEdldEJhY2t1cFByb2ZpbGVSZXNwb25zZRIqCgdwcm9maWxlGAEgASgLMhkuc3Rld2FyZC52MS5CYWNrdXBQcm9maWxlIkIKGUxpc3RCYWNrdXBQcm9maWxlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYgoaTGlzdEJhY2t1cFByb2ZpbGVzUmVzcG9uc2USKwoIcHJvZmlsZXMYASADKAsyGS5zdGV3YXJkLnYxLkJhY2t1cFByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkEKGkRlbGV0ZUJhY2t1cFByb2ZpbGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSFQoNYWxsb3dfbWlzc2luZxgCIAEoCCIdChtEZWxldGVCYWNrdXBQcm9maWxlUmVzcG9uc2UikAEKFEV4ZWN1dGVCYWNrdXBSZXF1ZXN0EhYKDHByb2ZpbGVfbmFtZRgDIAEoCUgAEjMKDmlubGluZV9wcm9maWxlGAQgASgLMhkuc3Rld2FyZC52MS5CYWNrdXBQcm9maWxlSAASEgoKcmVxdWVzdF9pZBgCIAEoCUIICgZzb3VyY2VKBAgBEAJSB3Byb2ZpbGUiaQoVRXhlY3V0ZUJhY2t1cFJlc3BvbnNlEg4KBmJhY2t1cBgDIAEoCRIkCgRpbmZvGAQgASgLMhYuc3Rld2FyZC52MS5CYWNrdXBJbmZvSgQIARACSgQIAhADUghwcm9ncmVzc1IEZG9uZSI8ChNDYW5jZWxCYWNrdXBSZXF1ZXN0EhQKDHByb2ZpbGVfbmFtZRgCIAEoCUoECAEQAlIJYmFja3VwX2lkIikKFENhbmNlbEJhY2t1cFJlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAEoCCIwCglCYWNrdXBSZWYSEwoLZGVzdGluYXRpb24YASABKAkSDgoGYmFja3VwGAIgASgJIrYBChRHZXRCYWNrdXBJbmZvUmVxdWVzdBIsCgdwcm9maWxlGAEgASgLMhkuc3Rld2FyZC52MS5CYWNrdXBQcm9maWxlSAASFgoMcHJvZmlsZV9uYW1lGAQgASgJSAASJwoGYmFja3VwGAUgASgLMhUuc3Rld2FyZC52MS5CYWNrdXBSZWZIABISCgpwYXNzcGhyYXNlGAMgASgJQggKBnNvdXJjZUoECAIQA1ILYmFja3VwX3BhdGgiPQoVR2V0QmFja3VwSW5mb1Jlc3BvbnNlEiQKBGluZm8YASABKAsyFi5zdGV3YXJkLnYxLkJhY2t1cEluZm8inwEKFFJlc3RvcmVCYWNrdXBSZXF1ZXN0EiUKBmJhY2t1cBgGIAEoCzIVLnN0ZXdhcmQudjEuQmFja3VwUmVmEhIKCnBhc3NwaHJhc2UYAiABKAkSCwoDdm1zGAMgAygJEhgKEHJlbmFtZV9jb25mbGljdHMYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCUoECAEQAlILYmFja3VwX3BhdGgiiwEKFVJlc3RvcmVCYWNrdXBSZXNwb25zZRJBCghyZXN0b3JlZBgBIAMoCzIvLnN0ZXdhcmQudjEuUmVzdG9yZUJhY2t1cFJlc3BvbnNlLlJlc3RvcmVkRW50cnkaLwoNUmVzdG9yZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBMpAHCg1CYWNrdXBTZXJ2aWNlEmYKE0NyZWF0ZUJhY2t1cFByb2ZpbGUSJi5zdGV3YXJkLnYxLkNyZWF0ZUJhY2t1cFByb2ZpbGVSZXF1ZXN0Gicuc3Rld2FyZC52MS5DcmVhdGVCYWNrdXBQcm9maWxlUmVzcG9uc2USYgoQR2V0QmFja3VwUHJvZmlsZRIjLnN0ZXdhcmQudjEuR2V0QmFja3VwUHJvZmlsZVJlcXVlc3QaJC5zdGV3YXJkLnYxLkdldEJhY2t1cFByb2ZpbGVSZXNwb25zZSIDkAIBEmgKEkxpc3RCYWNrdXBQcm9maWxlcxIlLnN0ZXdhcmQudjEuTGlzdEJhY2t1cFByb2ZpbGVzUmVxdWVzdBomLnN0ZXdhcmQudjEuTGlzdEJhY2t1cFByb2ZpbGVzUmVzcG9uc2UiA5ACARJmChNEZWxldGVCYWNrdXBQcm9maWxlEiYuc3Rld2FyZC52MS5EZWxldGVCYWNrdXBQcm9maWxlUmVxdWVzdBonLnN0ZXdhcmQudjEuRGVsZXRlQmFja3VwUHJvZmlsZVJlc3BvbnNlEpUBCg1FeGVjdXRlQmFja3VwEiAuc3Rld2FyZC52MS5FeGVjdXRlQmFja3VwUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iQ8pBQAogc3Rld2FyZC52MS5FeGVjdXRlQmFja3VwUmVzcG9uc2USHHN0ZXdhcmQudjEuT3BlcmF0aW9uTWV0YWRhdGESVgoMQ2FuY2VsQmFja3VwEh8uc3Rld2FyZC52MS5DYW5jZWxCYWNrdXBSZXF1ZXN0GiAuc3Rld2FyZC52MS5DYW5jZWxCYWNrdXBSZXNwb25zZSIDkAICElkKDUdldEJhY2t1cEluZm8SIC5zdGV3YXJkLnYxLkdldEJhY2t1cEluZm9SZXF1ZXN0GiEuc3Rld2FyZC52MS5HZXRCYWNrdXBJbmZvUmVzcG9uc2UiA5ACARKVAQoNUmVzdG9yZUJhY2t1cBIgLnN0ZXdhcmQudjEuUmVzdG9yZUJhY2t1cFJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIkPKQUAKIHN0ZXdhcmQudjEuUmVzdG9yZUJhY2t1cFJlc3BvbnNlEhxzdGV3YXJkLnYxLk9wZXJhdGlvbk1ldGFkYXRhYgZwcm90bzM", [file_google_longrunning_operations, file_steward_v1_backup]);
+
+/**
+ * CreateBackupProfileRequest carries the profile to store.
+ *
+ * @generated from message steward.v1.CreateBackupProfileRequest
+ */
+export type CreateBackupProfileRequest = Message<"steward.v1.CreateBackupProfileRequest"> & {
+  /**
+   * The profile, named. Required.
+   *
+   * @generated from field: steward.v1.BackupProfile profile = 1;
+   */
+  profile?: BackupProfile | undefined;
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message steward.v1.CreateBackupProfileRequest.
+ * Use `create(CreateBackupProfileRequestSchema)` to create a new message.
+ */
+export const CreateBackupProfileRequestSchema: GenMessage<CreateBackupProfileRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 0);
+
+/**
+ * CreateBackupProfileResponse carries the stored profile.
+ *
+ * @generated from message steward.v1.CreateBackupProfileResponse
+ */
+export type CreateBackupProfileResponse = Message<"steward.v1.CreateBackupProfileResponse"> & {
+  /**
+   * The profile, its passphrase left empty.
+   *
+   * @generated from field: steward.v1.BackupProfile profile = 1;
+   */
+  profile?: BackupProfile | undefined;
+};
+
+/**
+ * Describes the message steward.v1.CreateBackupProfileResponse.
+ * Use `create(CreateBackupProfileResponseSchema)` to create a new message.
+ */
+export const CreateBackupProfileResponseSchema: GenMessage<CreateBackupProfileResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 1);
+
+/**
+ * GetBackupProfileRequest names a profile.
+ *
+ * @generated from message steward.v1.GetBackupProfileRequest
+ */
+export type GetBackupProfileRequest = Message<"steward.v1.GetBackupProfileRequest"> & {
+  /**
+   * The profile's name. Required.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message steward.v1.GetBackupProfileRequest.
+ * Use `create(GetBackupProfileRequestSchema)` to create a new message.
+ */
+export const GetBackupProfileRequestSchema: GenMessage<GetBackupProfileRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 2);
+
+/**
+ * GetBackupProfileResponse carries the profile.
+ *
+ * @generated from message steward.v1.GetBackupProfileResponse
+ */
+export type GetBackupProfileResponse = Message<"steward.v1.GetBackupProfileResponse"> & {
+  /**
+   * The profile, its passphrase left empty.
+   *
+   * @generated from field: steward.v1.BackupProfile profile = 1;
+   */
+  profile?: BackupProfile | undefined;
+};
+
+/**
+ * Describes the message steward.v1.GetBackupProfileResponse.
+ * Use `create(GetBackupProfileResponseSchema)` to create a new message.
+ */
+export const GetBackupProfileResponseSchema: GenMessage<GetBackupProfileResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 3);
+
+/**
+ * ListBackupProfilesRequest pages the profiles.
+ *
+ * @generated from message steward.v1.ListBackupProfilesRequest
+ */
+export type ListBackupProfilesRequest = Message<"steward.v1.ListBackupProfilesRequest"> & {
+  /**
+   * At most this many profiles.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message steward.v1.ListBackupProfilesRequest.
+ * Use `create(ListBackupProfilesRequestSchema)` to create a new message.
+ */
+export const ListBackupProfilesRequestSchema: GenMessage<ListBackupProfilesRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 4);
+
+/**
+ * ListBackupProfilesResponse is one page of profiles.
+ *
+ * @generated from message steward.v1.ListBackupProfilesResponse
+ */
+export type ListBackupProfilesResponse = Message<"steward.v1.ListBackupProfilesResponse"> & {
+  /**
+   * The profiles, by name, their passphrases left empty.
+   *
+   * @generated from field: repeated steward.v1.BackupProfile profiles = 1;
+   */
+  profiles: BackupProfile[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message steward.v1.ListBackupProfilesResponse.
+ * Use `create(ListBackupProfilesResponseSchema)` to create a new message.
+ */
+export const ListBackupProfilesResponseSchema: GenMessage<ListBackupProfilesResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 5);
+
+/**
+ * DeleteBackupProfileRequest names a profile.
+ *
+ * @generated from message steward.v1.DeleteBackupProfileRequest
+ */
+export type DeleteBackupProfileRequest = Message<"steward.v1.DeleteBackupProfileRequest"> & {
+  /**
+   * The profile's name. Required.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Succeed when there is no such profile, so that a retry is harmless.
+   *
+   * @generated from field: bool allow_missing = 2;
+   */
+  allowMissing: boolean;
+};
+
+/**
+ * Describes the message steward.v1.DeleteBackupProfileRequest.
+ * Use `create(DeleteBackupProfileRequestSchema)` to create a new message.
+ */
+export const DeleteBackupProfileRequestSchema: GenMessage<DeleteBackupProfileRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 6);
+
+/**
+ * DeleteBackupProfileResponse is empty: the profile is gone.
+ *
+ * @generated from message steward.v1.DeleteBackupProfileResponse
+ */
+export type DeleteBackupProfileResponse = Message<"steward.v1.DeleteBackupProfileResponse"> & {
+};
+
+/**
+ * Describes the message steward.v1.DeleteBackupProfileResponse.
+ * Use `create(DeleteBackupProfileResponseSchema)` to create a new message.
+ */
+export const DeleteBackupProfileResponseSchema: GenMessage<DeleteBackupProfileResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 7);
 
 /**
  * ExecuteBackupRequest says what to back up.
@@ -21,14 +213,30 @@ export const file_steward_v1_backup_service: GenFile = /*@__PURE__*/
  */
 export type ExecuteBackupRequest = Message<"steward.v1.ExecuteBackupRequest"> & {
   /**
-   * What and where. Required.
+   * What to back up: a stored profile, or one given inline. Required.
    *
-   * @generated from field: steward.v1.BackupProfile profile = 1;
+   * @generated from oneof steward.v1.ExecuteBackupRequest.source
    */
-  profile?: BackupProfile | undefined;
+  source: {
+    /**
+     * A stored profile's name (Qubes' backup.Execute profile id).
+     *
+     * @generated from field: string profile_name = 3;
+     */
+    value: string;
+    case: "profileName";
+  } | {
+    /**
+     * A profile given for this backup only (its name left empty).
+     *
+     * @generated from field: steward.v1.BackupProfile inline_profile = 4;
+     */
+    value: BackupProfile;
+    case: "inlineProfile";
+  } | { case: undefined; value?: undefined };
 
   /**
-   * A client-chosen id that makes retries safe. Optional.
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
    *
    * @generated from field: string request_id = 2;
    */
@@ -40,36 +248,27 @@ export type ExecuteBackupRequest = Message<"steward.v1.ExecuteBackupRequest"> & 
  * Use `create(ExecuteBackupRequestSchema)` to create a new message.
  */
 export const ExecuteBackupRequestSchema: GenMessage<ExecuteBackupRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup_service, 0);
+  messageDesc(file_steward_v1_backup_service, 8);
 
 /**
- * ExecuteBackupResponse is one message of the backup stream.
+ * ExecuteBackupResponse tells what was backed up: the response of ExecuteBackup's operation.
  *
  * @generated from message steward.v1.ExecuteBackupResponse
  */
 export type ExecuteBackupResponse = Message<"steward.v1.ExecuteBackupResponse"> & {
   /**
-   * What this message carries.
+   * The backup written: its name in the profile's destination, to restore it by.
    *
-   * @generated from oneof steward.v1.ExecuteBackupResponse.kind
+   * @generated from field: string backup = 3;
    */
-  kind: {
-    /**
-     * How far the backup is.
-     *
-     * @generated from field: steward.v1.BackupProgress progress = 1;
-     */
-    value: BackupProgress;
-    case: "progress";
-  } | {
-    /**
-     * The last message: what was backed up.
-     *
-     * @generated from field: steward.v1.BackupInfo done = 2;
-     */
-    value: BackupInfo;
-    case: "done";
-  } | { case: undefined; value?: undefined };
+  backup: string;
+
+  /**
+   * What it holds.
+   *
+   * @generated from field: steward.v1.BackupInfo info = 4;
+   */
+  info?: BackupInfo | undefined;
 };
 
 /**
@@ -77,20 +276,20 @@ export type ExecuteBackupResponse = Message<"steward.v1.ExecuteBackupResponse"> 
  * Use `create(ExecuteBackupResponseSchema)` to create a new message.
  */
 export const ExecuteBackupResponseSchema: GenMessage<ExecuteBackupResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup_service, 1);
+  messageDesc(file_steward_v1_backup_service, 9);
 
 /**
- * CancelBackupRequest names a backup.
+ * CancelBackupRequest names the profile whose backup to cancel.
  *
  * @generated from message steward.v1.CancelBackupRequest
  */
 export type CancelBackupRequest = Message<"steward.v1.CancelBackupRequest"> & {
   /**
-   * The id from BackupProgress. Required.
+   * The stored profile's name. Required.
    *
-   * @generated from field: string backup_id = 1;
+   * @generated from field: string profile_name = 2;
    */
-  backupId: string;
+  profileName: string;
 };
 
 /**
@@ -98,16 +297,16 @@ export type CancelBackupRequest = Message<"steward.v1.CancelBackupRequest"> & {
  * Use `create(CancelBackupRequestSchema)` to create a new message.
  */
 export const CancelBackupRequestSchema: GenMessage<CancelBackupRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup_service, 2);
+  messageDesc(file_steward_v1_backup_service, 10);
 
 /**
- * CancelBackupResponse tells whether the backup was still running.
+ * CancelBackupResponse tells whether a backup was running.
  *
  * @generated from message steward.v1.CancelBackupResponse
  */
 export type CancelBackupResponse = Message<"steward.v1.CancelBackupResponse"> & {
   /**
-   * False when it had already ended.
+   * False when none ran.
    *
    * @generated from field: bool cancelled = 1;
    */
@@ -119,7 +318,35 @@ export type CancelBackupResponse = Message<"steward.v1.CancelBackupResponse"> & 
  * Use `create(CancelBackupResponseSchema)` to create a new message.
  */
 export const CancelBackupResponseSchema: GenMessage<CancelBackupResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup_service, 3);
+  messageDesc(file_steward_v1_backup_service, 11);
+
+/**
+ * BackupRef names one backup in Steward's backups folder.
+ *
+ * @generated from message steward.v1.BackupRef
+ */
+export type BackupRef = Message<"steward.v1.BackupRef"> & {
+  /**
+   * The destination folder it is in, as BackupProfile.destination. Required.
+   *
+   * @generated from field: string destination = 1;
+   */
+  destination: string;
+
+  /**
+   * The backup's name there, as ExecuteBackupResponse.backup. Required.
+   *
+   * @generated from field: string backup = 2;
+   */
+  backup: string;
+};
+
+/**
+ * Describes the message steward.v1.BackupRef.
+ * Use `create(BackupRefSchema)` to create a new message.
+ */
+export const BackupRefSchema: GenMessage<BackupRef> = /*@__PURE__*/
+  messageDesc(file_steward_v1_backup_service, 12);
 
 /**
  * GetBackupInfoRequest names a profile or a backup.
@@ -128,13 +355,13 @@ export const CancelBackupResponseSchema: GenMessage<CancelBackupResponse> = /*@_
  */
 export type GetBackupInfoRequest = Message<"steward.v1.GetBackupInfoRequest"> & {
   /**
-   * What to describe.
+   * What to describe. Required.
    *
    * @generated from oneof steward.v1.GetBackupInfoRequest.source
    */
   source: {
     /**
-     * A profile: what it would back up now.
+     * A profile given inline: what it would back up now.
      *
      * @generated from field: steward.v1.BackupProfile profile = 1;
      */
@@ -142,16 +369,24 @@ export type GetBackupInfoRequest = Message<"steward.v1.GetBackupInfoRequest"> & 
     case: "profile";
   } | {
     /**
-     * A backup folder: what it holds.
+     * A stored profile's name: what it would back up now.
      *
-     * @generated from field: string backup_path = 2;
+     * @generated from field: string profile_name = 4;
      */
     value: string;
-    case: "backupPath";
+    case: "profileName";
+  } | {
+    /**
+     * A backup: what it holds.
+     *
+     * @generated from field: steward.v1.BackupRef backup = 5;
+     */
+    value: BackupRef;
+    case: "backup";
   } | { case: undefined; value?: undefined };
 
   /**
-   * The backup's passphrase, to read its header; with backup_path only.
+   * The backup's passphrase, to read its header; with backup only.
    *
    * @generated from field: string passphrase = 3;
    */
@@ -163,7 +398,7 @@ export type GetBackupInfoRequest = Message<"steward.v1.GetBackupInfoRequest"> & 
  * Use `create(GetBackupInfoRequestSchema)` to create a new message.
  */
 export const GetBackupInfoRequestSchema: GenMessage<GetBackupInfoRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup_service, 4);
+  messageDesc(file_steward_v1_backup_service, 13);
 
 /**
  * GetBackupInfoResponse describes the backup.
@@ -184,7 +419,7 @@ export type GetBackupInfoResponse = Message<"steward.v1.GetBackupInfoResponse"> 
  * Use `create(GetBackupInfoResponseSchema)` to create a new message.
  */
 export const GetBackupInfoResponseSchema: GenMessage<GetBackupInfoResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup_service, 5);
+  messageDesc(file_steward_v1_backup_service, 14);
 
 /**
  * RestoreBackupRequest says what to restore.
@@ -193,11 +428,11 @@ export const GetBackupInfoResponseSchema: GenMessage<GetBackupInfoResponse> = /*
  */
 export type RestoreBackupRequest = Message<"steward.v1.RestoreBackupRequest"> & {
   /**
-   * The backup folder. Required.
+   * The backup. Required.
    *
-   * @generated from field: string backup_path = 1;
+   * @generated from field: steward.v1.BackupRef backup = 6;
    */
-  backupPath: string;
+  backup?: BackupRef | undefined;
 
   /**
    * The passphrase. Required.
@@ -219,6 +454,13 @@ export type RestoreBackupRequest = Message<"steward.v1.RestoreBackupRequest"> & 
    * @generated from field: bool rename_conflicts = 4;
    */
   renameConflicts: boolean;
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
 };
 
 /**
@@ -226,10 +468,10 @@ export type RestoreBackupRequest = Message<"steward.v1.RestoreBackupRequest"> & 
  * Use `create(RestoreBackupRequestSchema)` to create a new message.
  */
 export const RestoreBackupRequestSchema: GenMessage<RestoreBackupRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup_service, 6);
+  messageDesc(file_steward_v1_backup_service, 15);
 
 /**
- * RestoreBackupResponse lists what was restored.
+ * RestoreBackupResponse lists what was restored: the response of RestoreBackup's operation.
  *
  * @generated from message steward.v1.RestoreBackupResponse
  */
@@ -247,31 +489,84 @@ export type RestoreBackupResponse = Message<"steward.v1.RestoreBackupResponse"> 
  * Use `create(RestoreBackupResponseSchema)` to create a new message.
  */
 export const RestoreBackupResponseSchema: GenMessage<RestoreBackupResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_backup_service, 7);
+  messageDesc(file_steward_v1_backup_service, 16);
 
 /**
- * BackupService backs VMs up to a folder and restores them (Qubes' backup.* calls).
+ * BackupService backs VMs up into Steward's backups folder and restores them (Qubes' backup.*
+ * calls), by stored profiles. Backups and restores are long work (AIP-151): they return an
+ * Operation with progress in bytes, followed, waited for or cancelled through OperationService;
+ * a cancelled or failed backup leaves no partial file, a cancelled or failed restore no VM.
  *
  * @generated from service steward.v1.BackupService
  */
 export const BackupService: GenService<{
   /**
-   * ExecuteBackup writes a backup and streams its progress (backup.Execute); the last message
-   * carries the summary. Cancelling the call, or CancelBackup, stops it and removes the partial
-   * backup. INVALID_ARGUMENT for a bad profile, FAILED_PRECONDITION (VM_NOT_HALTED) for a
-   * running VM whose volumes cannot be snapshotted, RESOURCE_EXHAUSTED when the destination
-   * fills. Retry-safe with request_id: a retry joins the backup already running.
+   * CreateBackupProfile stores a profile (what Qubes keeps as a profile file). ALREADY_EXISTS
+   * (BACKUP_PROFILE_EXISTS) for a taken name; INVALID_ARGUMENT for a bad name, destination or
+   * passphrase (naming the field); NOT_FOUND (VM_NOT_FOUND) for a VM it names. Retry-safe with
+   * request_id.
+   *
+   * @generated from rpc steward.v1.BackupService.CreateBackupProfile
+   */
+  createBackupProfile: {
+    methodKind: "unary";
+    input: typeof CreateBackupProfileRequestSchema;
+    output: typeof CreateBackupProfileResponseSchema;
+  },
+  /**
+   * GetBackupProfile returns a stored profile, its passphrase left empty. NOT_FOUND
+   * (BACKUP_PROFILE_NOT_FOUND).
+   *
+   * @generated from rpc steward.v1.BackupService.GetBackupProfile
+   */
+  getBackupProfile: {
+    methodKind: "unary";
+    input: typeof GetBackupProfileRequestSchema;
+    output: typeof GetBackupProfileResponseSchema;
+  },
+  /**
+   * ListBackupProfiles lists the stored profiles by name, paged (default 100, at most 1000;
+   * negative page_size or a bad page_token is INVALID_ARGUMENT), passphrases left empty.
+   *
+   * @generated from rpc steward.v1.BackupService.ListBackupProfiles
+   */
+  listBackupProfiles: {
+    methodKind: "unary";
+    input: typeof ListBackupProfilesRequestSchema;
+    output: typeof ListBackupProfilesResponseSchema;
+  },
+  /**
+   * DeleteBackupProfile forgets a stored profile; its backups stay. FAILED_PRECONDITION
+   * (BACKUP_RUNNING) while a backup of it runs. NOT_FOUND (BACKUP_PROFILE_NOT_FOUND) unless
+   * allow_missing is set, which makes it idempotent.
+   *
+   * @generated from rpc steward.v1.BackupService.DeleteBackupProfile
+   */
+  deleteBackupProfile: {
+    methodKind: "unary";
+    input: typeof DeleteBackupProfileRequestSchema;
+    output: typeof DeleteBackupProfileResponseSchema;
+  },
+  /**
+   * ExecuteBackup writes a backup of a stored profile, by name (backup.Execute), or of a profile
+   * given inline. It returns an Operation (kind "backup") whose response is an
+   * ExecuteBackupResponse. NOT_FOUND (BACKUP_PROFILE_NOT_FOUND); FAILED_PRECONDITION
+   * (BACKUP_RUNNING) while a backup of the same profile runs, (VM_NOT_HALTED) for a running VM
+   * whose volumes cannot be snapshotted; RESOURCE_EXHAUSTED (BACKUP_DESTINATION_FULL) fails the
+   * operation when the destination fills. Retry-safe with request_id: a retry returns the same
+   * operation.
    *
    * @generated from rpc steward.v1.BackupService.ExecuteBackup
    */
   executeBackup: {
-    methodKind: "server_streaming";
+    methodKind: "unary";
     input: typeof ExecuteBackupRequestSchema;
-    output: typeof ExecuteBackupResponseSchema;
+    output: typeof OperationSchema;
   },
   /**
-   * CancelBackup stops a running backup (backup.Cancel). NOT_FOUND (BACKUP_NOT_FOUND) for an
-   * unknown id. Idempotent for a backup already ended.
+   * CancelBackup cancels the running backup of a stored profile (backup.Cancel), as
+   * CancelOperation does on its operation. Idempotent: success when none runs. NOT_FOUND
+   * (BACKUP_PROFILE_NOT_FOUND).
    *
    * @generated from rpc steward.v1.BackupService.CancelBackup
    */
@@ -281,8 +576,9 @@ export const BackupService: GenService<{
     output: typeof CancelBackupResponseSchema;
   },
   /**
-   * GetBackupInfo tells what a profile would back up (backup.Info), or what a backup in a
-   * folder holds.
+   * GetBackupInfo tells what a profile would back up now (backup.Info), or what a backup holds.
+   * PERMISSION_DENIED (BACKUP_BAD_PASSPHRASE) for a wrong passphrase, DATA_LOSS (BACKUP_DAMAGED)
+   * for a damaged backup, NOT_FOUND (BACKUP_NOT_FOUND, BACKUP_PROFILE_NOT_FOUND).
    *
    * @generated from rpc steward.v1.BackupService.GetBackupInfo
    */
@@ -292,16 +588,19 @@ export const BackupService: GenService<{
     output: typeof GetBackupInfoResponseSchema;
   },
   /**
-   * RestoreBackup restores VMs from a backup folder (mgmt backup.Restore).
-   * PERMISSION_DENIED (BACKUP_BAD_PASSPHRASE) for a wrong passphrase, DATA_LOSS for a damaged
-   * backup, ALREADY_EXISTS for a VM name taken unless rename_conflicts.
+   * RestoreBackup restores VMs from a backup (mgmt backup.Restore). It returns an Operation
+   * (kind "restore") whose response is a RestoreBackupResponse. PERMISSION_DENIED
+   * (BACKUP_BAD_PASSPHRASE) for a wrong passphrase and NOT_FOUND (BACKUP_NOT_FOUND) fail the
+   * call; DATA_LOSS (BACKUP_DAMAGED) for a damaged backup and ALREADY_EXISTS (VM_EXISTS) for a
+   * VM name taken, unless rename_conflicts, fail the operation, and nothing it restored is left.
+   * Retry-safe with request_id.
    *
    * @generated from rpc steward.v1.BackupService.RestoreBackup
    */
   restoreBackup: {
     methodKind: "unary";
     input: typeof RestoreBackupRequestSchema;
-    output: typeof RestoreBackupResponseSchema;
+    output: typeof OperationSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_steward_v1_backup_service, 0);

@@ -12,23 +12,23 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/block_export.proto.
  */
 export const file_steward_v1_block_export: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zdGV3YXJkL3YxL2Jsb2NrX2V4cG9ydC5wcm90bxIKc3Rld2FyZC52MSJcCglOYmRTZXJ2ZXISDwoHYWRkcmVzcxgBIAEoCRILCgN0bHMYAiABKAgSFwoPbWF4X2Nvbm5lY3Rpb25zGAMgASgNEhgKEGNvbm5lY3Rpb25fY291bnQYBCABKA0iygEKC0Jsb2NrRXhwb3J0EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSJQoGdm9sdW1lGAMgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSDAoEbmFtZRgEIAEoCRITCgtkZXNjcmlwdGlvbhgFIAEoCRIQCgh3cml0YWJsZRgGIAEoCBIUCgx3cml0ZXRocm91Z2gYByABKAgSFQoNc2h1dHRpbmdfZG93bhgIIAEoCBIYChBjb25uZWN0aW9uX2NvdW50GAkgASgNKlUKClJlbW92ZU1vZGUSGwoXUkVNT1ZFX01PREVfVU5TUEVDSUZJRUQQABIUChBSRU1PVkVfTU9ERV9TQUZFEAESFAoQUkVNT1ZFX01PREVfSEFSRBACYgZwcm90bzM", [file_steward_v1_volume]);
+  fileDesc("Ch1zdGV3YXJkL3YxL2Jsb2NrX2V4cG9ydC5wcm90bxIKc3Rld2FyZC52MSKLAQoJTmJkU2VydmVyEg8KB2FkZHJlc3MYASABKAkSCwoDdGxzGAIgASgIEhcKD21heF9jb25uZWN0aW9ucxgDIAEoDRIYChBjb25uZWN0aW9uX2NvdW50GAQgASgNEhEKCXRsc19jcmVkcxgFIAEoCRIaChJhbGxvd2VkX2lkZW50aXRpZXMYBiADKAkiYAoQTmJkRXhwb3J0T3B0aW9ucxIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEg8KB2JpdG1hcHMYAyADKAkSGAoQYWxsb2NhdGlvbl9kZXB0aBgEIAEoCCJwChlWaG9zdFVzZXJCbGtFeHBvcnRPcHRpb25zEg4KBnNvY2tldBgBIAEoCRIaChJsb2dpY2FsX2Jsb2NrX3NpemUYAiABKA0SEgoKbnVtX3F1ZXVlcxgDIAEoDRITCgtzb2NrZXRfcGF0aBgEIAEoCSKDAQoRRnVzZUV4cG9ydE9wdGlvbnMSEgoKbW91bnRwb2ludBgBIAEoCRIQCghncm93YWJsZRgCIAEoCBIvCgthbGxvd19vdGhlchgDIAEoDjIaLnN0ZXdhcmQudjEuRnVzZUFsbG93T3RoZXISFwoPbW91bnRwb2ludF9wYXRoGAQgASgJIsgDCgtCbG9ja0V4cG9ydBIKCgJpZBgBIAEoCRIpCgR0eXBlGAIgASgOMhsuc3Rld2FyZC52MS5CbG9ja0V4cG9ydFR5cGUSJQoGdm9sdW1lGAMgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSEAoId3JpdGFibGUYBiABKAgSFAoMd3JpdGV0aHJvdWdoGAcgASgIEhUKDXNodXR0aW5nX2Rvd24YCCABKAgSGAoQY29ubmVjdGlvbl9jb3VudBgJIAEoDRIrCgNuYmQYCiABKAsyHC5zdGV3YXJkLnYxLk5iZEV4cG9ydE9wdGlvbnNIABI/Cg52aG9zdF91c2VyX2JsaxgLIAEoCzIlLnN0ZXdhcmQudjEuVmhvc3RVc2VyQmxrRXhwb3J0T3B0aW9uc0gAEi0KBGZ1c2UYDCABKAsyHS5zdGV3YXJkLnYxLkZ1c2VFeHBvcnRPcHRpb25zSAASEAoIaW90aHJlYWQYDSABKAkSFgoOZml4ZWRfaW90aHJlYWQYDiABKAgSEQoJc2VydmVkX2J5GA8gASgJQgkKB29wdGlvbnNKBAgEEAVKBAgFEAZSBG5hbWVSC2Rlc2NyaXB0aW9uKpEBCg9CbG9ja0V4cG9ydFR5cGUSIQodQkxPQ0tfRVhQT1JUX1RZUEVfVU5TUEVDSUZJRUQQABIZChVCTE9DS19FWFBPUlRfVFlQRV9OQkQQARIkCiBCTE9DS19FWFBPUlRfVFlQRV9WSE9TVF9VU0VSX0JMSxACEhoKFkJMT0NLX0VYUE9SVF9UWVBFX0ZVU0UQAyqAAQoORnVzZUFsbG93T3RoZXISIAocRlVTRV9BTExPV19PVEhFUl9VTlNQRUNJRklFRBAAEhgKFEZVU0VfQUxMT1dfT1RIRVJfT0ZGEAESFwoTRlVTRV9BTExPV19PVEhFUl9PThACEhkKFUZVU0VfQUxMT1dfT1RIRVJfQVVUTxADKlUKClJlbW92ZU1vZGUSGwoXUkVNT1ZFX01PREVfVU5TUEVDSUZJRUQQABIUChBSRU1PVkVfTU9ERV9TQUZFEAESFAoQUkVNT1ZFX01PREVfSEFSRBACYgZwcm90bzM", [file_steward_v1_volume]);
 
 /**
- * NbdServer is the NBD server that block exports are served by (QEMU's nbd-server-start).
+ * NbdServer is the NBD server that NBD exports are served by (QEMU's nbd-server-start).
  *
  * @generated from message steward.v1.NbdServer
  */
 export type NbdServer = Message<"steward.v1.NbdServer"> & {
   /**
-   * Where it listens: host:port or unix:/path.
+   * Where it listens: host:port or unix:<name> (a socket in Steward's run folder).
    *
    * @generated from field: string address = 1;
    */
   address: string;
 
   /**
-   * Whether clients must speak TLS.
+   * Whether clients must speak TLS (with x509 certificates).
    *
    * @generated from field: bool tls = 2;
    */
@@ -47,6 +47,22 @@ export type NbdServer = Message<"steward.v1.NbdServer"> & {
    * @generated from field: uint32 connection_count = 4;
    */
   connectionCount: number;
+
+  /**
+   * The TLS credentials it serves with (tls-creds): a credentials set's name, "" for Steward's
+   * own; see StartNbdServerRequest.tls_creds.
+   *
+   * @generated from field: string tls_creds = 5;
+   */
+  tlsCreds: string;
+
+  /**
+   * The client identities allowed to connect (tls-authz, a QAuthZList of exact matches): x509
+   * distinguished names; empty for any client whose certificate the credentials' CA signed.
+   *
+   * @generated from field: repeated string allowed_identities = 6;
+   */
+  allowedIdentities: string[];
 };
 
 /**
@@ -57,7 +73,139 @@ export const NbdServerSchema: GenMessage<NbdServer> = /*@__PURE__*/
   messageDesc(file_steward_v1_block_export, 0);
 
 /**
- * BlockExport is one volume served over NBD (QEMU's BlockExportInfo).
+ * NbdExportOptions are the options of an NBD export (QAPI's BlockExportOptionsNbd).
+ *
+ * @generated from message steward.v1.NbdExportOptions
+ */
+export type NbdExportOptions = Message<"steward.v1.NbdExportOptions"> & {
+  /**
+   * The export name clients ask for; empty for the export's id.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * A description clients may read (at most 4096 bytes).
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * Persistent dirty bitmaps of the volume to expose as `qemu:dirty-bitmap:<name>` meta
+   * contexts, so that a client reads only what changed since each was made. NOT_FOUND
+   * (BITMAP_NOT_FOUND) for a bitmap the volume has not.
+   *
+   * @generated from field: repeated string bitmaps = 3;
+   */
+  bitmaps: string[];
+
+  /**
+   * Expose the `qemu:allocation-depth` meta context (which layer of a qcow2 chain holds each
+   * block).
+   *
+   * @generated from field: bool allocation_depth = 4;
+   */
+  allocationDepth: boolean;
+};
+
+/**
+ * Describes the message steward.v1.NbdExportOptions.
+ * Use `create(NbdExportOptionsSchema)` to create a new message.
+ */
+export const NbdExportOptionsSchema: GenMessage<NbdExportOptions> = /*@__PURE__*/
+  messageDesc(file_steward_v1_block_export, 1);
+
+/**
+ * VhostUserBlkExportOptions are the options of a vhost-user-blk export (QAPI's
+ * BlockExportOptionsVhostUserBlk).
+ *
+ * @generated from message steward.v1.VhostUserBlkExportOptions
+ */
+export type VhostUserBlkExportOptions = Message<"steward.v1.VhostUserBlkExportOptions"> & {
+  /**
+   * The socket's name in Steward's run folder: `[A-Za-z0-9_.-]+`, at most 64 characters.
+   * Required.
+   *
+   * @generated from field: string socket = 1;
+   */
+  socket: string;
+
+  /**
+   * The block size the device reports, in bytes: a power of two from 512 to 32768; 0 for 512.
+   *
+   * @generated from field: uint32 logical_block_size = 2;
+   */
+  logicalBlockSize: number;
+
+  /**
+   * How many request queues the device has, 1 to 1024; 0 for 1.
+   *
+   * @generated from field: uint32 num_queues = 3;
+   */
+  numQueues: number;
+
+  /**
+   * The socket's path on the host, for the other VMM to connect to. Output only.
+   *
+   * @generated from field: string socket_path = 4;
+   */
+  socketPath: string;
+};
+
+/**
+ * Describes the message steward.v1.VhostUserBlkExportOptions.
+ * Use `create(VhostUserBlkExportOptionsSchema)` to create a new message.
+ */
+export const VhostUserBlkExportOptionsSchema: GenMessage<VhostUserBlkExportOptions> = /*@__PURE__*/
+  messageDesc(file_steward_v1_block_export, 2);
+
+/**
+ * FuseExportOptions are the options of a FUSE export (QAPI's BlockExportOptionsFuse).
+ *
+ * @generated from message steward.v1.FuseExportOptions
+ */
+export type FuseExportOptions = Message<"steward.v1.FuseExportOptions"> & {
+  /**
+   * The mount point's name in Steward's exports folder (a regular file is made there and
+   * mounted over): `[A-Za-z0-9_.-]+`, at most 64 characters. Required.
+   *
+   * @generated from field: string mountpoint = 1;
+   */
+  mountpoint: string;
+
+  /**
+   * Whether writes past the end grow the volume.
+   *
+   * @generated from field: bool growable = 2;
+   */
+  growable: boolean;
+
+  /**
+   * Who else may open it.
+   *
+   * @generated from field: steward.v1.FuseAllowOther allow_other = 3;
+   */
+  allowOther: FuseAllowOther;
+
+  /**
+   * The mount point's path on the host. Output only.
+   *
+   * @generated from field: string mountpoint_path = 4;
+   */
+  mountpointPath: string;
+};
+
+/**
+ * Describes the message steward.v1.FuseExportOptions.
+ * Use `create(FuseExportOptionsSchema)` to create a new message.
+ */
+export const FuseExportOptionsSchema: GenMessage<FuseExportOptions> = /*@__PURE__*/
+  messageDesc(file_steward_v1_block_export, 3);
+
+/**
+ * BlockExport is one volume exported (QEMU's BlockExportInfo with the options it was added with).
  *
  * @generated from message steward.v1.BlockExport
  */
@@ -70,11 +218,11 @@ export type BlockExport = Message<"steward.v1.BlockExport"> & {
   id: string;
 
   /**
-   * The export type; "nbd".
+   * How it is exported.
    *
-   * @generated from field: string type = 2;
+   * @generated from field: steward.v1.BlockExportType type = 2;
    */
-  type: string;
+  type: BlockExportType;
 
   /**
    * The volume exported.
@@ -82,20 +230,6 @@ export type BlockExport = Message<"steward.v1.BlockExport"> & {
    * @generated from field: steward.v1.VolumeRef volume = 3;
    */
   volume?: VolumeRef | undefined;
-
-  /**
-   * The NBD export name clients ask for; the id when not given.
-   *
-   * @generated from field: string name = 4;
-   */
-  name: string;
-
-  /**
-   * A description clients may read.
-   *
-   * @generated from field: string description = 5;
-   */
-  description: string;
 
   /**
    * Whether clients may write.
@@ -112,7 +246,9 @@ export type BlockExport = Message<"steward.v1.BlockExport"> & {
   writethrough: boolean;
 
   /**
-   * Whether it is being removed and waits for clients to leave. Output only.
+   * Whether it is being removed: true from RemoveBlockExport until QEMU tells the export is
+   * gone (BLOCK_EXPORT_DELETED, once its clients left or were dropped); it is then no longer
+   * listed, and a block-export-deleted event tells of it. Output only.
    *
    * @generated from field: bool shutting_down = 8;
    */
@@ -124,6 +260,61 @@ export type BlockExport = Message<"steward.v1.BlockExport"> & {
    * @generated from field: uint32 connection_count = 9;
    */
   connectionCount: number;
+
+  /**
+   * The options of its type.
+   *
+   * @generated from oneof steward.v1.BlockExport.options
+   */
+  options: {
+    /**
+     * For type NBD.
+     *
+     * @generated from field: steward.v1.NbdExportOptions nbd = 10;
+     */
+    value: NbdExportOptions;
+    case: "nbd";
+  } | {
+    /**
+     * For type VHOST_USER_BLK.
+     *
+     * @generated from field: steward.v1.VhostUserBlkExportOptions vhost_user_blk = 11;
+     */
+    value: VhostUserBlkExportOptions;
+    case: "vhostUserBlk";
+  } | {
+    /**
+     * For type FUSE.
+     *
+     * @generated from field: steward.v1.FuseExportOptions fuse = 12;
+     */
+    value: FuseExportOptions;
+    case: "fuse";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The iothread that serves it (QAPI's iothread): an iothread id of the QEMU process that
+   * exports it; empty for its main loop.
+   *
+   * @generated from field: string iothread = 13;
+   */
+  iothread: string;
+
+  /**
+   * Whether it stays on that iothread even when the volume's other users run elsewhere
+   * (QAPI's fixed-iothread).
+   *
+   * @generated from field: bool fixed_iothread = 14;
+   */
+  fixedIothread: boolean;
+
+  /**
+   * Which QEMU process serves it: the running VM that owns the volume (its name), or empty for
+   * Steward's qemu-storage-daemon. Output only.
+   *
+   * @generated from field: string served_by = 15;
+   */
+  servedBy: string;
 };
 
 /**
@@ -131,7 +322,90 @@ export type BlockExport = Message<"steward.v1.BlockExport"> & {
  * Use `create(BlockExportSchema)` to create a new message.
  */
 export const BlockExportSchema: GenMessage<BlockExport> = /*@__PURE__*/
-  messageDesc(file_steward_v1_block_export, 1);
+  messageDesc(file_steward_v1_block_export, 4);
+
+/**
+ * BlockExportType is how a volume is exported (QAPI's BlockExportType).
+ *
+ * @generated from enum steward.v1.BlockExportType
+ */
+export enum BlockExportType {
+  /**
+   * Not set: NBD in a request; never returned.
+   *
+   * @generated from enum value: BLOCK_EXPORT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Over the NBD server (nbd).
+   *
+   * @generated from enum value: BLOCK_EXPORT_TYPE_NBD = 1;
+   */
+  NBD = 1,
+
+  /**
+   * As a vhost-user-blk device on a unix socket, for another VMM (vhost-user-blk).
+   *
+   * @generated from enum value: BLOCK_EXPORT_TYPE_VHOST_USER_BLK = 2;
+   */
+  VHOST_USER_BLK = 2,
+
+  /**
+   * As a regular file through FUSE (fuse), where QEMU was built with it.
+   *
+   * @generated from enum value: BLOCK_EXPORT_TYPE_FUSE = 3;
+   */
+  FUSE = 3,
+}
+
+/**
+ * Describes the enum steward.v1.BlockExportType.
+ */
+export const BlockExportTypeSchema: GenEnum<BlockExportType> = /*@__PURE__*/
+  enumDesc(file_steward_v1_block_export, 0);
+
+/**
+ * FuseAllowOther says whether users other than Steward's may open a FUSE export (QAPI's
+ * FuseExportAllowOther).
+ *
+ * @generated from enum steward.v1.FuseAllowOther
+ */
+export enum FuseAllowOther {
+  /**
+   * The default: FUSE_ALLOW_OTHER_AUTO.
+   *
+   * @generated from enum value: FUSE_ALLOW_OTHER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Only Steward's user.
+   *
+   * @generated from enum value: FUSE_ALLOW_OTHER_OFF = 1;
+   */
+  OFF = 1,
+
+  /**
+   * Any user (the host's fuse.conf must allow it).
+   *
+   * @generated from enum value: FUSE_ALLOW_OTHER_ON = 2;
+   */
+  ON = 2,
+
+  /**
+   * Any user when fuse.conf allows it, else only Steward's.
+   *
+   * @generated from enum value: FUSE_ALLOW_OTHER_AUTO = 3;
+   */
+  AUTO = 3,
+}
+
+/**
+ * Describes the enum steward.v1.FuseAllowOther.
+ */
+export const FuseAllowOtherSchema: GenEnum<FuseAllowOther> = /*@__PURE__*/
+  enumDesc(file_steward_v1_block_export, 1);
 
 /**
  * RemoveMode says what to do with clients when an export is removed (QEMU's
@@ -166,5 +440,5 @@ export enum RemoveMode {
  * Describes the enum steward.v1.RemoveMode.
  */
 export const RemoveModeSchema: GenEnum<RemoveMode> = /*@__PURE__*/
-  enumDesc(file_steward_v1_block_export, 0);
+  enumDesc(file_steward_v1_block_export, 2);
 

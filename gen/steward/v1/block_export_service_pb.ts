@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { BlockExport, NbdServer, RemoveMode } from "./block_export_pb";
+import type { BlockExport, BlockExportType, FuseExportOptions, NbdExportOptions, NbdServer, RemoveMode, VhostUserBlkExportOptions } from "./block_export_pb";
 import { file_steward_v1_block_export } from "./block_export_pb";
 import type { VolumeRef } from "./volume_pb";
 import { file_steward_v1_volume } from "./volume_pb";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/block_export_service.proto.
  */
 export const file_steward_v1_block_export_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVzdGV3YXJkL3YxL2Jsb2NrX2V4cG9ydF9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIk4KFVN0YXJ0TmJkU2VydmVyUmVxdWVzdBIPCgdhZGRyZXNzGAEgASgJEgsKA3RscxgCIAEoCBIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0iPwoWU3RhcnROYmRTZXJ2ZXJSZXNwb25zZRIlCgZzZXJ2ZXIYASABKAsyFS5zdGV3YXJkLnYxLk5iZFNlcnZlciIWChRTdG9wTmJkU2VydmVyUmVxdWVzdCIoChVTdG9wTmJkU2VydmVyUmVzcG9uc2USDwoHc3RvcHBlZBgBIAEoCCKVAQoVQWRkQmxvY2tFeHBvcnRSZXF1ZXN0EgoKAmlkGAEgASgJEiUKBnZvbHVtZRgCIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhAKCHdyaXRhYmxlGAMgASgIEhQKDHdyaXRldGhyb3VnaBgEIAEoCBIMCgRuYW1lGAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJIkEKFkFkZEJsb2NrRXhwb3J0UmVzcG9uc2USJwoGZXhwb3J0GAEgASgLMhcuc3Rld2FyZC52MS5CbG9ja0V4cG9ydCJMChhSZW1vdmVCbG9ja0V4cG9ydFJlcXVlc3QSCgoCaWQYASABKAkSJAoEbW9kZRgCIAEoDjIWLnN0ZXdhcmQudjEuUmVtb3ZlTW9kZSIbChlSZW1vdmVCbG9ja0V4cG9ydFJlc3BvbnNlIhkKF0xpc3RCbG9ja0V4cG9ydHNSZXF1ZXN0ImsKGExpc3RCbG9ja0V4cG9ydHNSZXNwb25zZRIoCgdleHBvcnRzGAEgAygLMhcuc3Rld2FyZC52MS5CbG9ja0V4cG9ydBIlCgZzZXJ2ZXIYAiABKAsyFS5zdGV3YXJkLnYxLk5iZFNlcnZlcjLnAwoSQmxvY2tFeHBvcnRTZXJ2aWNlElcKDlN0YXJ0TmJkU2VydmVyEiEuc3Rld2FyZC52MS5TdGFydE5iZFNlcnZlclJlcXVlc3QaIi5zdGV3YXJkLnYxLlN0YXJ0TmJkU2VydmVyUmVzcG9uc2USWQoNU3RvcE5iZFNlcnZlchIgLnN0ZXdhcmQudjEuU3RvcE5iZFNlcnZlclJlcXVlc3QaIS5zdGV3YXJkLnYxLlN0b3BOYmRTZXJ2ZXJSZXNwb25zZSIDkAICElcKDkFkZEJsb2NrRXhwb3J0EiEuc3Rld2FyZC52MS5BZGRCbG9ja0V4cG9ydFJlcXVlc3QaIi5zdGV3YXJkLnYxLkFkZEJsb2NrRXhwb3J0UmVzcG9uc2USYAoRUmVtb3ZlQmxvY2tFeHBvcnQSJC5zdGV3YXJkLnYxLlJlbW92ZUJsb2NrRXhwb3J0UmVxdWVzdBolLnN0ZXdhcmQudjEuUmVtb3ZlQmxvY2tFeHBvcnRSZXNwb25zZRJiChBMaXN0QmxvY2tFeHBvcnRzEiMuc3Rld2FyZC52MS5MaXN0QmxvY2tFeHBvcnRzUmVxdWVzdBokLnN0ZXdhcmQudjEuTGlzdEJsb2NrRXhwb3J0c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_steward_v1_block_export, file_steward_v1_volume]);
+  fileDesc("CiVzdGV3YXJkL3YxL2Jsb2NrX2V4cG9ydF9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIn0KFVN0YXJ0TmJkU2VydmVyUmVxdWVzdBIPCgdhZGRyZXNzGAEgASgJEgsKA3RscxgCIAEoCBIXCg9tYXhfY29ubmVjdGlvbnMYAyABKA0SEQoJdGxzX2NyZWRzGAQgASgJEhoKEmFsbG93ZWRfaWRlbnRpdGllcxgFIAMoCSI/ChZTdGFydE5iZFNlcnZlclJlc3BvbnNlEiUKBnNlcnZlchgBIAEoCzIVLnN0ZXdhcmQudjEuTmJkU2VydmVyIhYKFFN0b3BOYmRTZXJ2ZXJSZXF1ZXN0IigKFVN0b3BOYmRTZXJ2ZXJSZXNwb25zZRIPCgdzdG9wcGVkGAEgASgIIqIDChVBZGRCbG9ja0V4cG9ydFJlcXVlc3QSCgoCaWQYASABKAkSJQoGdm9sdW1lGAIgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSEAoId3JpdGFibGUYAyABKAgSFAoMd3JpdGV0aHJvdWdoGAQgASgIEikKBHR5cGUYByABKA4yGy5zdGV3YXJkLnYxLkJsb2NrRXhwb3J0VHlwZRIrCgNuYmQYCCABKAsyHC5zdGV3YXJkLnYxLk5iZEV4cG9ydE9wdGlvbnNIABI/Cg52aG9zdF91c2VyX2JsaxgJIAEoCzIlLnN0ZXdhcmQudjEuVmhvc3RVc2VyQmxrRXhwb3J0T3B0aW9uc0gAEi0KBGZ1c2UYCiABKAsyHS5zdGV3YXJkLnYxLkZ1c2VFeHBvcnRPcHRpb25zSAASEAoIaW90aHJlYWQYCyABKAkSFgoOZml4ZWRfaW90aHJlYWQYDCABKAgSEgoKcmVxdWVzdF9pZBgNIAEoCUIJCgdvcHRpb25zSgQIBRAGSgQIBhAHUgRuYW1lUgtkZXNjcmlwdGlvbiJBChZBZGRCbG9ja0V4cG9ydFJlc3BvbnNlEicKBmV4cG9ydBgBIAEoCzIXLnN0ZXdhcmQudjEuQmxvY2tFeHBvcnQiYwoYUmVtb3ZlQmxvY2tFeHBvcnRSZXF1ZXN0EgoKAmlkGAEgASgJEiQKBG1vZGUYAiABKA4yFi5zdGV3YXJkLnYxLlJlbW92ZU1vZGUSFQoNYWxsb3dfbWlzc2luZxgDIAEoCCJEChlSZW1vdmVCbG9ja0V4cG9ydFJlc3BvbnNlEicKBmV4cG9ydBgBIAEoCzIXLnN0ZXdhcmQudjEuQmxvY2tFeHBvcnQiQAoXTGlzdEJsb2NrRXhwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkihAEKGExpc3RCbG9ja0V4cG9ydHNSZXNwb25zZRIoCgdleHBvcnRzGAEgAygLMhcuc3Rld2FyZC52MS5CbG9ja0V4cG9ydBIlCgZzZXJ2ZXIYAiABKAsyFS5zdGV3YXJkLnYxLk5iZFNlcnZlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAky5wMKEkJsb2NrRXhwb3J0U2VydmljZRJXCg5TdGFydE5iZFNlcnZlchIhLnN0ZXdhcmQudjEuU3RhcnROYmRTZXJ2ZXJSZXF1ZXN0GiIuc3Rld2FyZC52MS5TdGFydE5iZFNlcnZlclJlc3BvbnNlElkKDVN0b3BOYmRTZXJ2ZXISIC5zdGV3YXJkLnYxLlN0b3BOYmRTZXJ2ZXJSZXF1ZXN0GiEuc3Rld2FyZC52MS5TdG9wTmJkU2VydmVyUmVzcG9uc2UiA5ACAhJXCg5BZGRCbG9ja0V4cG9ydBIhLnN0ZXdhcmQudjEuQWRkQmxvY2tFeHBvcnRSZXF1ZXN0GiIuc3Rld2FyZC52MS5BZGRCbG9ja0V4cG9ydFJlc3BvbnNlEmAKEVJlbW92ZUJsb2NrRXhwb3J0EiQuc3Rld2FyZC52MS5SZW1vdmVCbG9ja0V4cG9ydFJlcXVlc3QaJS5zdGV3YXJkLnYxLlJlbW92ZUJsb2NrRXhwb3J0UmVzcG9uc2USYgoQTGlzdEJsb2NrRXhwb3J0cxIjLnN0ZXdhcmQudjEuTGlzdEJsb2NrRXhwb3J0c1JlcXVlc3QaJC5zdGV3YXJkLnYxLkxpc3RCbG9ja0V4cG9ydHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_steward_v1_block_export, file_steward_v1_volume]);
 
 /**
  * StartNbdServerRequest says where and how to serve.
@@ -23,14 +23,14 @@ export const file_steward_v1_block_export_service: GenFile = /*@__PURE__*/
  */
 export type StartNbdServerRequest = Message<"steward.v1.StartNbdServerRequest"> & {
   /**
-   * host:port or unix:/path. Required.
+   * host:port, or unix:<name> for a socket of that name in Steward's run folder. Required.
    *
    * @generated from field: string address = 1;
    */
   address: string;
 
   /**
-   * Require TLS, with the server's own certificate.
+   * Require TLS (tls-creds).
    *
    * @generated from field: bool tls = 2;
    */
@@ -42,6 +42,25 @@ export type StartNbdServerRequest = Message<"steward.v1.StartNbdServerRequest"> 
    * @generated from field: uint32 max_connections = 3;
    */
   maxConnections: number;
+
+  /**
+   * With tls, the credentials set to serve with: the name of a folder of Steward's NBD
+   * credentials (`<data-dir>/nbd-tls/<name>`, holding ca-cert.pem, server-cert.pem and
+   * server-key.pem, as QEMU's tls-creds-x509 wants); empty for Steward's own server
+   * certificate and CA. Not without tls (INVALID_ARGUMENT).
+   *
+   * @generated from field: string tls_creds = 4;
+   */
+  tlsCreds: string;
+
+  /**
+   * With tls, the client identities allowed to connect (tls-authz): x509 distinguished names
+   * ("CN=backup,O=example"), matched exactly; empty for any client whose certificate the
+   * credentials' CA signed. Not without tls (INVALID_ARGUMENT).
+   *
+   * @generated from field: repeated string allowed_identities = 5;
+   */
+  allowedIdentities: string[];
 };
 
 /**
@@ -115,14 +134,14 @@ export const StopNbdServerResponseSchema: GenMessage<StopNbdServerResponse> = /*
  */
 export type AddBlockExportRequest = Message<"steward.v1.AddBlockExportRequest"> & {
   /**
-   * The export's id: `[A-Za-z][A-Za-z0-9_.-]*`. Required.
+   * The export's id: `[A-Za-z][A-Za-z0-9_.-]*`, at most 64 characters. Required.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The volume to serve. Required.
+   * The volume to export. Required.
    *
    * @generated from field: steward.v1.VolumeRef volume = 2;
    */
@@ -143,18 +162,64 @@ export type AddBlockExportRequest = Message<"steward.v1.AddBlockExportRequest"> 
   writethrough: boolean;
 
   /**
-   * The NBD export name; empty for the id.
+   * How to export it; UNSPECIFIED is NBD.
    *
-   * @generated from field: string name = 5;
+   * @generated from field: steward.v1.BlockExportType type = 7;
    */
-  name: string;
+  type: BlockExportType;
 
   /**
-   * A description clients may read.
+   * The options of that type; unset for its defaults (vhost-user-blk and fuse have required
+   * options, so theirs must be given). Options of another type are INVALID_ARGUMENT.
    *
-   * @generated from field: string description = 6;
+   * @generated from oneof steward.v1.AddBlockExportRequest.options
    */
-  description: string;
+  options: {
+    /**
+     * For type NBD.
+     *
+     * @generated from field: steward.v1.NbdExportOptions nbd = 8;
+     */
+    value: NbdExportOptions;
+    case: "nbd";
+  } | {
+    /**
+     * For type VHOST_USER_BLK.
+     *
+     * @generated from field: steward.v1.VhostUserBlkExportOptions vhost_user_blk = 9;
+     */
+    value: VhostUserBlkExportOptions;
+    case: "vhostUserBlk";
+  } | {
+    /**
+     * For type FUSE.
+     *
+     * @generated from field: steward.v1.FuseExportOptions fuse = 10;
+     */
+    value: FuseExportOptions;
+    case: "fuse";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The iothread to serve it from, as BlockExport.iothread; empty for the main loop.
+   *
+   * @generated from field: string iothread = 11;
+   */
+  iothread: string;
+
+  /**
+   * As BlockExport.fixed_iothread; only with iothread.
+   *
+   * @generated from field: bool fixed_iothread = 12;
+   */
+  fixedIothread: boolean;
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 13;
+   */
+  requestId: string;
 };
 
 /**
@@ -204,6 +269,13 @@ export type RemoveBlockExportRequest = Message<"steward.v1.RemoveBlockExportRequ
    * @generated from field: steward.v1.RemoveMode mode = 2;
    */
   mode: RemoveMode;
+
+  /**
+   * Succeed when there is no such export, so that a retry is harmless.
+   *
+   * @generated from field: bool allow_missing = 3;
+   */
+  allowMissing: boolean;
 };
 
 /**
@@ -214,11 +286,18 @@ export const RemoveBlockExportRequestSchema: GenMessage<RemoveBlockExportRequest
   messageDesc(file_steward_v1_block_export_service, 6);
 
 /**
- * RemoveBlockExportResponse is empty: the export is gone.
+ * RemoveBlockExportResponse tells how far the removal is.
  *
  * @generated from message steward.v1.RemoveBlockExportResponse
  */
 export type RemoveBlockExportResponse = Message<"steward.v1.RemoveBlockExportResponse"> & {
+  /**
+   * The export, shutting_down until QEMU tells it is gone; unset when it was gone at once (or
+   * there was none, with allow_missing).
+   *
+   * @generated from field: steward.v1.BlockExport export = 1;
+   */
+  export?: BlockExport | undefined;
 };
 
 /**
@@ -229,11 +308,25 @@ export const RemoveBlockExportResponseSchema: GenMessage<RemoveBlockExportRespon
   messageDesc(file_steward_v1_block_export_service, 7);
 
 /**
- * ListBlockExportsRequest takes no parameters: exports are few.
+ * ListBlockExportsRequest pages the exports.
  *
  * @generated from message steward.v1.ListBlockExportsRequest
  */
 export type ListBlockExportsRequest = Message<"steward.v1.ListBlockExportsRequest"> & {
+  /**
+   * At most this many exports: default 100, maximum 1000 (larger is lowered to it); negative
+   * is INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -262,6 +355,13 @@ export type ListBlockExportsResponse = Message<"steward.v1.ListBlockExportsRespo
    * @generated from field: steward.v1.NbdServer server = 2;
    */
   server?: NbdServer | undefined;
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -272,15 +372,20 @@ export const ListBlockExportsResponseSchema: GenMessage<ListBlockExportsResponse
   messageDesc(file_steward_v1_block_export_service, 9);
 
 /**
- * BlockExportService serves volumes over NBD, as QEMU's block-export-* and nbd-server-* do.
+ * BlockExportService exports volumes as QEMU's block-export-* and nbd-server-* do: over NBD,
+ * as vhost-user-blk devices or as FUSE files. A volume of a running VM is exported by that VM's
+ * QEMU; any other by Steward's qemu-storage-daemon. Exports follow their volume: when its VM
+ * starts or halts, the export moves between the two without its id changing (NBD clients see
+ * their connection drop and reconnect).
  *
  * @generated from service steward.v1.BlockExportService
  */
 export const BlockExportService: GenService<{
   /**
    * StartNbdServer starts the host's NBD server (nbd-server-start). FAILED_PRECONDITION
-   * (NBD_SERVER_RUNNING) when it already runs, INVALID_ARGUMENT for a bad address, and a
-   * non-loopback address without TLS is FAILED_PRECONDITION (TLS_REQUIRED).
+   * (NBD_SERVER_RUNNING) when it already runs, INVALID_ARGUMENT for a bad address
+   * (INVALID_ADDRESS), and a non-loopback address without TLS is FAILED_PRECONDITION
+   * (TLS_REQUIRED); NOT_FOUND (TLS_CREDS_NOT_FOUND) for a credentials set Steward does not have.
    *
    * @generated from rpc steward.v1.BlockExportService.StartNbdServer
    */
@@ -301,9 +406,14 @@ export const BlockExportService: GenService<{
     output: typeof StopNbdServerResponseSchema;
   },
   /**
-   * AddBlockExport serves a volume (block-export-add, nbd-server-add). FAILED_PRECONDITION
-   * (NBD_SERVER_NOT_RUNNING) without a server, ALREADY_EXISTS (EXPORT_EXISTS) for a taken id,
-   * FAILED_PRECONDITION (VOLUME_IN_USE) for a writable export of a volume a running VM uses.
+   * AddBlockExport exports a volume (block-export-add), with the options of its type.
+   * FAILED_PRECONDITION (NBD_SERVER_NOT_RUNNING) for an NBD export without a server,
+   * ALREADY_EXISTS (EXPORT_EXISTS) for a taken id, FAILED_PRECONDITION (VOLUME_IN_USE) for a
+   * writable export of a volume a running VM writes (read-only ones are allowed),
+   * (EXPORT_TYPE_UNSUPPORTED) for a type this host's QEMU lacks (GetHostInfo says which it has);
+   * INVALID_ARGUMENT for a bad id (INVALID_EXPORT_ID), options that are not its type's
+   * (EXPORT_OPTIONS_MISMATCH, naming the field) or a bad option (naming it); NOT_FOUND
+   * (VOLUME_NOT_FOUND, BITMAP_NOT_FOUND). Retry-safe with request_id.
    *
    * @generated from rpc steward.v1.BlockExportService.AddBlockExport
    */
@@ -313,9 +423,12 @@ export const BlockExportService: GenService<{
     output: typeof AddBlockExportResponseSchema;
   },
   /**
-   * RemoveBlockExport stops serving a volume (block-export-del, nbd-server-remove).
-   * FAILED_PRECONDITION (EXPORT_IN_USE) in SAFE mode while clients are connected; HARD drops
-   * them. NOT_FOUND (EXPORT_NOT_FOUND) for an unknown id. A block-export-deleted event follows.
+   * RemoveBlockExport stops exporting a volume (block-export-del). FAILED_PRECONDITION
+   * (EXPORT_IN_USE) in SAFE mode while clients are connected; HARD drops them. It returns once
+   * QEMU has begun the removal: the export it returns, and lists, shows shutting_down until QEMU
+   * tells it is gone (BLOCK_EXPORT_DELETED); then a block-export-deleted event follows with its
+   * id. NOT_FOUND (EXPORT_NOT_FOUND) for an unknown id, unless allow_missing is set, which
+   * makes it idempotent (as does removing one already shutting down).
    *
    * @generated from rpc steward.v1.BlockExportService.RemoveBlockExport
    */
@@ -325,7 +438,7 @@ export const BlockExportService: GenService<{
     output: typeof RemoveBlockExportResponseSchema;
   },
   /**
-   * ListBlockExports lists the exports (query-block-exports) and the server.
+   * ListBlockExports lists the exports (query-block-exports) and the server, paged.
    *
    * @generated from rpc steward.v1.BlockExportService.ListBlockExports
    */

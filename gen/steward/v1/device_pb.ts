@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/device.proto.
  */
 export const file_steward_v1_device: GenFile = /*@__PURE__*/
-  fileDesc("ChdzdGV3YXJkL3YxL2RldmljZS5wcm90bxIKc3Rld2FyZC52MSJjCg9EZXZpY2VDbGFzc0luZm8SLQoMZGV2aWNlX2NsYXNzGAEgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJIq0BCgZEZXZpY2USLQoMZGV2aWNlX2NsYXNzGAEgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxISCgpiYWNrZW5kX3ZtGAIgASgJEg8KB3BvcnRfaWQYAyABKAkSEQoJZGV2aWNlX2lkGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhIKCmludGVyZmFjZXMYBiADKAkSEwoLYXR0YWNoZWRfdG8YByABKAki8wEKEERldmljZUFzc2lnbm1lbnQSIgoGZGV2aWNlGAEgASgLMhIuc3Rld2FyZC52MS5EZXZpY2USEwoLZnJvbnRlbmRfdm0YAiABKAkSOgoHb3B0aW9ucxgDIAMoCzIpLnN0ZXdhcmQudjEuRGV2aWNlQXNzaWdubWVudC5PcHRpb25zRW50cnkSKAoEbW9kZRgEIAEoDjIaLnN0ZXdhcmQudjEuQXNzaWdubWVudE1vZGUSEAoIYXR0YWNoZWQYBSABKAgaLgoMT3B0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqhQEKC0RldmljZUNsYXNzEhwKGERFVklDRV9DTEFTU19VTlNQRUNJRklFRBAAEhYKEkRFVklDRV9DTEFTU19CTE9DSxABEhQKEERFVklDRV9DTEFTU19VU0IQAhIUChBERVZJQ0VfQ0xBU1NfUENJEAMSFAoQREVWSUNFX0NMQVNTX01JQxAEKq8BCg5Bc3NpZ25tZW50TW9kZRIfChtBU1NJR05NRU5UX01PREVfVU5TUEVDSUZJRUQQABIaChZBU1NJR05NRU5UX01PREVfTUFOVUFMEAESHwobQVNTSUdOTUVOVF9NT0RFX0FVVE9fQVRUQUNIEAISIQodQVNTSUdOTUVOVF9NT0RFX0FTS19UT19BVFRBQ0gQAxIcChhBU1NJR05NRU5UX01PREVfUkVRVUlSRUQQBGIGcHJvdG8z");
+  fileDesc("ChdzdGV3YXJkL3YxL2RldmljZS5wcm90bxIKc3Rld2FyZC52MSJjCg9EZXZpY2VDbGFzc0luZm8SLQoMZGV2aWNlX2NsYXNzGAEgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJIs8CCgZEZXZpY2USLQoMZGV2aWNlX2NsYXNzGAEgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxISCgpiYWNrZW5kX3ZtGAIgASgJEg8KB3BvcnRfaWQYAyABKAkSEQoJZGV2aWNlX2lkGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhIKCmludGVyZmFjZXMYBiADKAkSEwoLYXR0YWNoZWRfdG8YByABKAkSMgoFYmxvY2sYCCABKAsyIS5zdGV3YXJkLnYxLkJsb2NrRGV2aWNlUHJvcGVydGllc0gAEi4KA3VzYhgJIAEoCzIfLnN0ZXdhcmQudjEuVXNiRGV2aWNlUHJvcGVydGllc0gAEi4KA3BjaRgKIAEoCzIfLnN0ZXdhcmQudjEuUGNpRGV2aWNlUHJvcGVydGllc0gAQgwKCnByb3BlcnRpZXMiYQoVQmxvY2tEZXZpY2VQcm9wZXJ0aWVzEhIKCnNpemVfYnl0ZXMYASABKAQSEQoJcmVhZF9vbmx5GAIgASgIEhEKCXJlbW92YWJsZRgDIAEoCBIOCgZzZXJpYWwYBCABKAkiWwoTVXNiRGV2aWNlUHJvcGVydGllcxIRCgl2ZW5kb3JfaWQYASABKAkSEgoKcHJvZHVjdF9pZBgCIAEoCRIOCgZzZXJpYWwYAyABKAkSDQoFc3BlZWQYBCABKAkiaAoTUGNpRGV2aWNlUHJvcGVydGllcxIRCgl2ZW5kb3JfaWQYASABKAkSFQoNcGNpX2RldmljZV9pZBgCIAEoCRISCgpjbGFzc19jb2RlGAMgASgJEhMKC2lvbW11X2dyb3VwGAQgASgFImgKEkJsb2NrQXR0YWNoT3B0aW9ucxIRCglyZWFkX29ubHkYASABKAgSFAoMZnJvbnRlbmRfZGV2GAIgASgJEikKB2RldnR5cGUYAyABKA4yGC5zdGV3YXJkLnYxLkJsb2NrRGV2dHlwZSI/ChBQY2lBdHRhY2hPcHRpb25zEhcKD25vX3N0cmljdF9yZXNldBgBIAEoCBISCgpwZXJtaXNzaXZlGAIgASgIIvMBChBEZXZpY2VBc3NpZ25tZW50EiIKBmRldmljZRgBIAEoCzISLnN0ZXdhcmQudjEuRGV2aWNlEhMKC2Zyb250ZW5kX3ZtGAIgASgJEjoKB29wdGlvbnMYAyADKAsyKS5zdGV3YXJkLnYxLkRldmljZUFzc2lnbm1lbnQuT3B0aW9uc0VudHJ5EigKBG1vZGUYBCABKA4yGi5zdGV3YXJkLnYxLkFzc2lnbm1lbnRNb2RlEhAKCGF0dGFjaGVkGAUgASgIGi4KDE9wdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBKoUBCgtEZXZpY2VDbGFzcxIcChhERVZJQ0VfQ0xBU1NfVU5TUEVDSUZJRUQQABIWChJERVZJQ0VfQ0xBU1NfQkxPQ0sQARIUChBERVZJQ0VfQ0xBU1NfVVNCEAISFAoQREVWSUNFX0NMQVNTX1BDSRADEhQKEERFVklDRV9DTEFTU19NSUMQBCqvAQoOQXNzaWdubWVudE1vZGUSHwobQVNTSUdOTUVOVF9NT0RFX1VOU1BFQ0lGSUVEEAASGgoWQVNTSUdOTUVOVF9NT0RFX01BTlVBTBABEh8KG0FTU0lHTk1FTlRfTU9ERV9BVVRPX0FUVEFDSBACEiEKHUFTU0lHTk1FTlRfTU9ERV9BU0tfVE9fQVRUQUNIEAMSHAoYQVNTSUdOTUVOVF9NT0RFX1JFUVVJUkVEEAQqXgoMQmxvY2tEZXZ0eXBlEh0KGUJMT0NLX0RFVlRZUEVfVU5TUEVDSUZJRUQQABIWChJCTE9DS19ERVZUWVBFX0RJU0sQARIXChNCTE9DS19ERVZUWVBFX0NEUk9NEAJiBnByb3RvMw");
 
 /**
  * DeviceClassInfo describes one device class.
@@ -102,6 +102,37 @@ export type Device = Message<"steward.v1.Device"> & {
    * @generated from field: string attached_to = 7;
    */
   attachedTo: string;
+
+  /**
+   * What its class tells of it, beyond what every device has.
+   *
+   * @generated from oneof steward.v1.Device.properties
+   */
+  properties: {
+    /**
+     * For class BLOCK.
+     *
+     * @generated from field: steward.v1.BlockDeviceProperties block = 8;
+     */
+    value: BlockDeviceProperties;
+    case: "block";
+  } | {
+    /**
+     * For class USB.
+     *
+     * @generated from field: steward.v1.UsbDeviceProperties usb = 9;
+     */
+    value: UsbDeviceProperties;
+    case: "usb";
+  } | {
+    /**
+     * For class PCI.
+     *
+     * @generated from field: steward.v1.PciDeviceProperties pci = 10;
+     */
+    value: PciDeviceProperties;
+    case: "pci";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -110,6 +141,195 @@ export type Device = Message<"steward.v1.Device"> & {
  */
 export const DeviceSchema: GenMessage<Device> = /*@__PURE__*/
   messageDesc(file_steward_v1_device, 1);
+
+/**
+ * BlockDeviceProperties are what a block device tells of itself.
+ *
+ * @generated from message steward.v1.BlockDeviceProperties
+ */
+export type BlockDeviceProperties = Message<"steward.v1.BlockDeviceProperties"> & {
+  /**
+   * Its size in bytes.
+   *
+   * @generated from field: uint64 size_bytes = 1;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * Whether its medium is read-only (a write-protected card, a CD).
+   *
+   * @generated from field: bool read_only = 2;
+   */
+  readOnly: boolean;
+
+  /**
+   * Whether it is removable (a USB stick, a card reader).
+   *
+   * @generated from field: bool removable = 3;
+   */
+  removable: boolean;
+
+  /**
+   * Its serial number; empty when it has none.
+   *
+   * @generated from field: string serial = 4;
+   */
+  serial: string;
+};
+
+/**
+ * Describes the message steward.v1.BlockDeviceProperties.
+ * Use `create(BlockDevicePropertiesSchema)` to create a new message.
+ */
+export const BlockDevicePropertiesSchema: GenMessage<BlockDeviceProperties> = /*@__PURE__*/
+  messageDesc(file_steward_v1_device, 2);
+
+/**
+ * UsbDeviceProperties are what a USB device tells of itself.
+ *
+ * @generated from message steward.v1.UsbDeviceProperties
+ */
+export type UsbDeviceProperties = Message<"steward.v1.UsbDeviceProperties"> & {
+  /**
+   * The vendor id, 4 hex digits.
+   *
+   * @generated from field: string vendor_id = 1;
+   */
+  vendorId: string;
+
+  /**
+   * The product id, 4 hex digits.
+   *
+   * @generated from field: string product_id = 2;
+   */
+  productId: string;
+
+  /**
+   * Its serial number; empty when it has none.
+   *
+   * @generated from field: string serial = 3;
+   */
+  serial: string;
+
+  /**
+   * Its speed in Mbit/s (1.5, 12, 480, 5000…), as the kernel reports it.
+   *
+   * @generated from field: string speed = 4;
+   */
+  speed: string;
+};
+
+/**
+ * Describes the message steward.v1.UsbDeviceProperties.
+ * Use `create(UsbDevicePropertiesSchema)` to create a new message.
+ */
+export const UsbDevicePropertiesSchema: GenMessage<UsbDeviceProperties> = /*@__PURE__*/
+  messageDesc(file_steward_v1_device, 3);
+
+/**
+ * PciDeviceProperties are what a PCI device tells of itself.
+ *
+ * @generated from message steward.v1.PciDeviceProperties
+ */
+export type PciDeviceProperties = Message<"steward.v1.PciDeviceProperties"> & {
+  /**
+   * The vendor id, 4 hex digits.
+   *
+   * @generated from field: string vendor_id = 1;
+   */
+  vendorId: string;
+
+  /**
+   * The device id, 4 hex digits.
+   *
+   * @generated from field: string pci_device_id = 2;
+   */
+  pciDeviceId: string;
+
+  /**
+   * The class code, 6 hex digits (020000 for Ethernet).
+   *
+   * @generated from field: string class_code = 3;
+   */
+  classCode: string;
+
+  /**
+   * Its IOMMU group; -1 when the host has no IOMMU.
+   *
+   * @generated from field: int32 iommu_group = 4;
+   */
+  iommuGroup: number;
+};
+
+/**
+ * Describes the message steward.v1.PciDeviceProperties.
+ * Use `create(PciDevicePropertiesSchema)` to create a new message.
+ */
+export const PciDevicePropertiesSchema: GenMessage<PciDeviceProperties> = /*@__PURE__*/
+  messageDesc(file_steward_v1_device, 4);
+
+/**
+ * BlockAttachOptions are the options of attaching a block device (Qubes' block options).
+ *
+ * @generated from message steward.v1.BlockAttachOptions
+ */
+export type BlockAttachOptions = Message<"steward.v1.BlockAttachOptions"> & {
+  /**
+   * Attach it read-only, whatever the medium allows (read-only=yes).
+   *
+   * @generated from field: bool read_only = 1;
+   */
+  readOnly: boolean;
+
+  /**
+   * The device name the guest sees it as (frontend-dev), `xvd[a-z]+`; empty to pick one.
+   *
+   * @generated from field: string frontend_dev = 2;
+   */
+  frontendDev: string;
+
+  /**
+   * How the guest sees it (devtype); UNSPECIFIED is DISK.
+   *
+   * @generated from field: steward.v1.BlockDevtype devtype = 3;
+   */
+  devtype: BlockDevtype;
+};
+
+/**
+ * Describes the message steward.v1.BlockAttachOptions.
+ * Use `create(BlockAttachOptionsSchema)` to create a new message.
+ */
+export const BlockAttachOptionsSchema: GenMessage<BlockAttachOptions> = /*@__PURE__*/
+  messageDesc(file_steward_v1_device, 5);
+
+/**
+ * PciAttachOptions are the options of attaching a PCI device (Qubes' pci options).
+ *
+ * @generated from message steward.v1.PciAttachOptions
+ */
+export type PciAttachOptions = Message<"steward.v1.PciAttachOptions"> & {
+  /**
+   * Attach it even when it cannot be reset on its own (no-strict-reset=True).
+   *
+   * @generated from field: bool no_strict_reset = 1;
+   */
+  noStrictReset: boolean;
+
+  /**
+   * Let the guest write any of its config space (permissive=True).
+   *
+   * @generated from field: bool permissive = 2;
+   */
+  permissive: boolean;
+};
+
+/**
+ * Describes the message steward.v1.PciAttachOptions.
+ * Use `create(PciAttachOptionsSchema)` to create a new message.
+ */
+export const PciAttachOptionsSchema: GenMessage<PciAttachOptions> = /*@__PURE__*/
+  messageDesc(file_steward_v1_device, 6);
 
 /**
  * DeviceAssignment is a device attached to, or assigned to, a VM.
@@ -158,7 +378,7 @@ export type DeviceAssignment = Message<"steward.v1.DeviceAssignment"> & {
  * Use `create(DeviceAssignmentSchema)` to create a new message.
  */
 export const DeviceAssignmentSchema: GenMessage<DeviceAssignment> = /*@__PURE__*/
-  messageDesc(file_steward_v1_device, 2);
+  messageDesc(file_steward_v1_device, 7);
 
 /**
  * DeviceClass is a class of devices, as in Qubes.
@@ -255,4 +475,38 @@ export enum AssignmentMode {
  */
 export const AssignmentModeSchema: GenEnum<AssignmentMode> = /*@__PURE__*/
   enumDesc(file_steward_v1_device, 1);
+
+/**
+ * BlockDevtype is how a guest sees an attached block device (Qubes' devtype option).
+ *
+ * @generated from enum steward.v1.BlockDevtype
+ */
+export enum BlockDevtype {
+  /**
+   * The default: BLOCK_DEVTYPE_DISK.
+   *
+   * @generated from enum value: BLOCK_DEVTYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A disk.
+   *
+   * @generated from enum value: BLOCK_DEVTYPE_DISK = 1;
+   */
+  DISK = 1,
+
+  /**
+   * A CD-ROM drive, read-only.
+   *
+   * @generated from enum value: BLOCK_DEVTYPE_CDROM = 2;
+   */
+  CDROM = 2,
+}
+
+/**
+ * Describes the enum steward.v1.BlockDevtype.
+ */
+export const BlockDevtypeSchema: GenEnum<BlockDevtype> = /*@__PURE__*/
+  enumDesc(file_steward_v1_device, 2);
 

@@ -43,13 +43,10 @@ export type Event = Message<"steward.v1.Event"> & {
   subject: string;
 
   /**
-   * Its name: domain-add, domain-delete, domain-pre-start, domain-start, domain-start-failed,
-   * domain-paused, domain-unpaused, domain-pre-shutdown, domain-shutdown,
-   * property-set:<name>, property-reset:<name>, domain-feature-set:<name>,
-   * domain-feature-delete:<name>, domain-tag-add:<tag>, domain-tag-delete:<tag>,
-   * domain-notes-set (kwargs: bytes), label-add,
-   * label-delete, device-attach:<class>, block-export-deleted... and connection-established
-   * first on every stream.
+   * Its name, in Qubes' vocabulary where Qubes has a word for it: domain-add,
+   * property-set:<name>, domain-start, operation-done… docs/EVENTS.md lists every event with
+   * its subject and kwargs, those of the areas to come (pool-*, volume-*, block-export-*)
+   * included. connection-established comes first on every stream.
    *
    * @generated from field: string name = 4;
    */

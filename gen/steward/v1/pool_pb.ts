@@ -2,15 +2,15 @@
 // @generated from file steward/v1/pool.proto (package steward.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file steward/v1/pool.proto.
  */
 export const file_steward_v1_pool: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdGV3YXJkL3YxL3Bvb2wucHJvdG8SCnN0ZXdhcmQudjEiZAoKUG9vbERyaXZlchIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjMKCnBhcmFtZXRlcnMYAyADKAsyHy5zdGV3YXJkLnYxLlBvb2xEcml2ZXJQYXJhbWV0ZXIiSgoTUG9vbERyaXZlclBhcmFtZXRlchIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhAKCHJlcXVpcmVkGAMgASgIIpgCCgRQb29sEgwKBG5hbWUYASABKAkSDgoGZHJpdmVyGAIgASgJEjQKCnBhcmFtZXRlcnMYAyADKAsyIC5zdGV3YXJkLnYxLlBvb2wuUGFyYW1ldGVyc0VudHJ5EhIKCnNpemVfYnl0ZXMYBCABKAQSEwoLdXNhZ2VfYnl0ZXMYBSABKAQSEwoLbGltaXRfYnl0ZXMYBiABKAQSGQoRcmV2aXNpb25zX3RvX2tlZXAYByABKA0SGgoSZXBoZW1lcmFsX3ZvbGF0aWxlGAggASgIEhQKDHZvbHVtZV9jb3VudBgJIAEoDRoxCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AWIGcHJvdG8z");
+  fileDesc("ChVzdGV3YXJkL3YxL3Bvb2wucHJvdG8SCnN0ZXdhcmQudjEiZAoKUG9vbERyaXZlchIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjMKCnBhcmFtZXRlcnMYAyADKAsyHy5zdGV3YXJkLnYxLlBvb2xEcml2ZXJQYXJhbWV0ZXIijgEKE1Bvb2xEcml2ZXJQYXJhbWV0ZXISDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIQCghyZXF1aXJlZBgDIAEoCBIrCgR0eXBlGAQgASgOMh0uc3Rld2FyZC52MS5Qb29sUGFyYW1ldGVyVHlwZRIVCg1kZWZhdWx0X3ZhbHVlGAUgASgJIqwCCgRQb29sEgwKBG5hbWUYASABKAkSDgoGZHJpdmVyGAIgASgJEjQKCnBhcmFtZXRlcnMYAyADKAsyIC5zdGV3YXJkLnYxLlBvb2wuUGFyYW1ldGVyc0VudHJ5EhIKCnNpemVfYnl0ZXMYBCABKAQSEwoLdXNhZ2VfYnl0ZXMYBSABKAQSEwoLbGltaXRfYnl0ZXMYBiABKAQSGQoRcmV2aXNpb25zX3RvX2tlZXAYByABKA0SGgoSZXBoZW1lcmFsX3ZvbGF0aWxlGAggASgIEhQKDHZvbHVtZV9jb3VudBgJIAEoDRISCgpmcmVlX2J5dGVzGAogASgEGjEKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBKtABChFQb29sUGFyYW1ldGVyVHlwZRIjCh9QT09MX1BBUkFNRVRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASHgoaUE9PTF9QQVJBTUVURVJfVFlQRV9TVFJJTkcQARIcChhQT09MX1BBUkFNRVRFUl9UWVBFX1BBVEgQAhIbChdQT09MX1BBUkFNRVRFUl9UWVBFX0lOVBADEhwKGFBPT0xfUEFSQU1FVEVSX1RZUEVfQk9PTBAEEh0KGVBPT0xfUEFSQU1FVEVSX1RZUEVfQllURVMQBWIGcHJvdG8z");
 
 /**
  * PoolDriver is a kind of storage pool and the parameters AddPool takes for it.
@@ -74,6 +74,20 @@ export type PoolDriverParameter = Message<"steward.v1.PoolDriverParameter"> & {
    * @generated from field: bool required = 3;
    */
   required: boolean;
+
+  /**
+   * What kind of value it takes.
+   *
+   * @generated from field: steward.v1.PoolParameterType type = 4;
+   */
+  type: PoolParameterType;
+
+  /**
+   * The value it has when AddPool does not give it, as text; empty for none.
+   *
+   * @generated from field: string default_value = 5;
+   */
+  defaultValue: string;
 };
 
 /**
@@ -120,7 +134,8 @@ export type Pool = Message<"steward.v1.Pool"> & {
   sizeBytes: bigint;
 
   /**
-   * Bytes its volumes use. Output only.
+   * Bytes its volumes and their revisions take on disk (blocks really used, shared blocks
+   * counted once), not their nominal sizes. Output only.
    *
    * @generated from field: uint64 usage_bytes = 5;
    */
@@ -153,6 +168,13 @@ export type Pool = Message<"steward.v1.Pool"> & {
    * @generated from field: uint32 volume_count = 9;
    */
   volumeCount: number;
+
+  /**
+   * Bytes free on the pool's filesystem. Output only.
+   *
+   * @generated from field: uint64 free_bytes = 10;
+   */
+  freeBytes: bigint;
 };
 
 /**
@@ -161,4 +183,59 @@ export type Pool = Message<"steward.v1.Pool"> & {
  */
 export const PoolSchema: GenMessage<Pool> = /*@__PURE__*/
   messageDesc(file_steward_v1_pool, 2);
+
+/**
+ * PoolParameterType is the kind of value a pool driver's parameter takes (given as text).
+ *
+ * @generated from enum steward.v1.PoolParameterType
+ */
+export enum PoolParameterType {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: POOL_PARAMETER_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Free text.
+   *
+   * @generated from enum value: POOL_PARAMETER_TYPE_STRING = 1;
+   */
+  STRING = 1,
+
+  /**
+   * A folder on the host, absolute: inside no other pool nor Steward's own files.
+   *
+   * @generated from enum value: POOL_PARAMETER_TYPE_PATH = 2;
+   */
+  PATH = 2,
+
+  /**
+   * A whole number, in decimal.
+   *
+   * @generated from enum value: POOL_PARAMETER_TYPE_INT = 3;
+   */
+  INT = 3,
+
+  /**
+   * "true" or "false".
+   *
+   * @generated from enum value: POOL_PARAMETER_TYPE_BOOL = 4;
+   */
+  BOOL = 4,
+
+  /**
+   * A size in bytes, in decimal.
+   *
+   * @generated from enum value: POOL_PARAMETER_TYPE_BYTES = 5;
+   */
+  BYTES = 5,
+}
+
+/**
+ * Describes the enum steward.v1.PoolParameterType.
+ */
+export const PoolParameterTypeSchema: GenEnum<PoolParameterType> = /*@__PURE__*/
+  enumDesc(file_steward_v1_pool, 0);
 

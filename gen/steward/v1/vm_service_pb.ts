@@ -12,13 +12,15 @@ import type { Property, PropertyDescription, PropertyValue } from "./property_pb
 import { file_steward_v1_property } from "./property_pb";
 import type { FeatureScope, PowerState, Vm, VmAddress, VmClass, VmRuntime, VmStats, VmView } from "./vm_pb";
 import { file_steward_v1_vm } from "./vm_pb";
+import type { VolumeFormat, VolumeRef } from "./volume_pb";
+import { file_steward_v1_volume } from "./volume_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file steward/v1/vm_service.proto.
  */
 export const file_steward_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdGV3YXJkL3YxL3ZtX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEizQEKDkxpc3RWbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiIKBWtsYXNzGAMgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEiUKBXN0YXRlGAQgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEgsKA3RhZxgFIAEoCRINCgVsYWJlbBgGIAEoCRIgCgR2aWV3GAcgASgOMhIuc3Rld2FyZC52MS5WbVZpZXcSCwoDcGlkGAggASgFIlsKD0xpc3RWbXNSZXNwb25zZRIbCgN2bXMYASADKAsyDi5zdGV3YXJkLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIhoKDEdldFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSIrCg1HZXRWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSKbAwoPQ3JlYXRlVm1SZXF1ZXN0EgwKBG5hbWUYASABKAkSIgoFa2xhc3MYAiABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSDQoFbGFiZWwYAyABKAkSEAoIdGVtcGxhdGUYBCABKAkSPwoKcHJvcGVydGllcxgFIAMoCzIrLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlByb3BlcnRpZXNFbnRyeRIMCgRwb29sGAYgASgJEkIKDHZvbHVtZV9wb29scxgHIAMoCzIsLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlZvbHVtZVBvb2xzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRIMCgR1dWlkGAkgASgJGkwKD1Byb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5zdGV3YXJkLnYxLlByb3BlcnR5VmFsdWU6AjgBGjIKEFZvbHVtZVBvb2xzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuChBDcmVhdGVWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSJQChlDcmVhdGVEaXNwb3NhYmxlVm1SZXF1ZXN0EhAKCHRlbXBsYXRlGAEgASgJEg0KBWxhYmVsGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiOAoaQ3JlYXRlRGlzcG9zYWJsZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIv4BCg5DbG9uZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIQCghuZXdfbmFtZRgCIAEoCRIMCgRwb29sGAMgASgJEkEKDHZvbHVtZV9wb29scxgEIAMoCzIrLnN0ZXdhcmQudjEuQ2xvbmVWbVJlcXVlc3QuVm9sdW1lUG9vbHNFbnRyeRIiCgVrbGFzcxgFIAEoDjITLnN0ZXdhcmQudjEuVm1DbGFzcxISCgpyZXF1ZXN0X2lkGAYgASgJEhEKCXJlYWRfb25seRgHIAEoCBoyChBWb2x1bWVQb29sc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoPQ2xvbmVWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSI9Cg9SZW5hbWVWbVJlcXVlc3QSCgoCdm0YASABKAkSEAoIbmV3X25hbWUYAiABKAkSDAoEZXRhZxgDIAEoCSIuChBSZW5hbWVWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSJCCg9SZW1vdmVWbVJlcXVlc3QSCgoCdm0YASABKAkSFQoNYWxsb3dfbWlzc2luZxgCIAEoCBIMCgRldGFnGAMgASgJIhIKEFJlbW92ZVZtUmVzcG9uc2UiHAoOU3RhcnRWbVJlcXVlc3QSCgoCdm0YASABKAkiYAoPU3RhcnRWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEiYKB3J1bnRpbWUYAiABKAsyFS5zdGV3YXJkLnYxLlZtUnVudGltZSJoChFTaHV0ZG93blZtUmVxdWVzdBIKCgJ2bRgBIAEoCRINCgVmb3JjZRgCIAEoCBIMCgR3YWl0GAMgASgIEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOwoSU2h1dGRvd25WbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIhwKDlBhdXNlVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjgKD1BhdXNlVm1SZXNwb25zZRIlCgVzdGF0ZRgBIAEoDjIWLnN0ZXdhcmQudjEuUG93ZXJTdGF0ZSIeChBVbnBhdXNlVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjoKEVVucGF1c2VWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIk0KDUtpbGxWbVJlcXVlc3QSCgoCdm0YASABKAkSIAoDd2hvGAIgASgOMhMuc3Rld2FyZC52MS5LaWxsV2hvEg4KBnNpZ25hbBgDIAEoBSI3Cg5LaWxsVm1SZXNwb25zZRIlCgVzdGF0ZRgBIAEoDjIWLnN0ZXdhcmQudjEuUG93ZXJTdGF0ZSIeChBTdXNwZW5kVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjoKEVN1c3BlbmRWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh0KD1Jlc3VtZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCSI5ChBSZXN1bWVWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIiMKFUxpc3RQcm9wZXJ0aWVzUmVxdWVzdBIKCgJ2bRgBIAEoCSJCChZMaXN0UHJvcGVydGllc1Jlc3BvbnNlEigKCnByb3BlcnRpZXMYASADKAsyFC5zdGV3YXJkLnYxLlByb3BlcnR5Ii4KEkdldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJIj0KE0dldFByb3BlcnR5UmVzcG9uc2USJgoIcHJvcGVydHkYASABKAsyFC5zdGV3YXJkLnYxLlByb3BlcnR5ImYKElNldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEigKBXZhbHVlGAMgASgLMhkuc3Rld2FyZC52MS5Qcm9wZXJ0eVZhbHVlEgwKBGV0YWcYBCABKAkiPQoTU2V0UHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiPgoUUmVzZXRQcm9wZXJ0eVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIMCgRldGFnGAMgASgJIj8KFVJlc2V0UHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiMwoXRGVzY3JpYmVQcm9wZXJ0eVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCSJQChhEZXNjcmliZVByb3BlcnR5UmVzcG9uc2USNAoLZGVzY3JpcHRpb24YASABKAsyHy5zdGV3YXJkLnYxLlByb3BlcnR5RGVzY3JpcHRpb24iIQoTTGlzdEZlYXR1cmVzUmVxdWVzdBIKCgJ2bRgBIAEoCSKJAQoUTGlzdEZlYXR1cmVzUmVzcG9uc2USQAoIZmVhdHVyZXMYASADKAsyLi5zdGV3YXJkLnYxLkxpc3RGZWF0dXJlc1Jlc3BvbnNlLkZlYXR1cmVzRW50cnkaLwoNRmVhdHVyZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KEUdldEZlYXR1cmVSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkiIwoSR2V0RmVhdHVyZVJlc3BvbnNlEg0KBXZhbHVlGAEgASgJIkoKEVNldEZlYXR1cmVSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFdmFsdWUYAyABKAkSDAoEZXRhZxgEIAEoCSIUChJTZXRGZWF0dXJlUmVzcG9uc2UiVQoUUmVtb3ZlRmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIVCg1hbGxvd19taXNzaW5nGAMgASgIEgwKBGV0YWcYBCABKAkiFwoVUmVtb3ZlRmVhdHVyZVJlc3BvbnNlIlgKE0NoZWNrRmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRInCgVzY29wZRgDIAEoDjIYLnN0ZXdhcmQudjEuRmVhdHVyZVNjb3BlIkcKFENoZWNrRmVhdHVyZVJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgJEhEKCXNvdXJjZV92bRgDIAEoCSIdCg9MaXN0VGFnc1JlcXVlc3QSCgoCdm0YASABKAkiIAoQTGlzdFRhZ3NSZXNwb25zZRIMCgR0YWdzGAEgAygJIigKDUhhc1RhZ1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdGFnGAIgASgJIiEKDkhhc1RhZ1Jlc3BvbnNlEg8KB3ByZXNlbnQYASABKAgiNgoNQWRkVGFnUmVxdWVzdBIKCgJ2bRgBIAEoCRILCgN0YWcYAiABKAkSDAoEZXRhZxgDIAEoCSIfCg5BZGRUYWdSZXNwb25zZRINCgVhZGRlZBgBIAEoCCI5ChBSZW1vdmVUYWdSZXF1ZXN0EgoKAnZtGAEgASgJEgsKA3RhZxgCIAEoCRIMCgRldGFnGAMgASgJIiQKEVJlbW92ZVRhZ1Jlc3BvbnNlEg8KB3JlbW92ZWQYASABKAgiHQoPR2V0Tm90ZXNSZXF1ZXN0EgoKAnZtGAEgASgJIiEKEEdldE5vdGVzUmVzcG9uc2USDQoFbm90ZXMYASABKAkiLAoPU2V0Tm90ZXNSZXF1ZXN0EgoKAnZtGAEgASgJEg0KBW5vdGVzGAIgASgJIhIKEFNldE5vdGVzUmVzcG9uc2UiHwoRR2V0Vm1TdGF0c1JlcXVlc3QSCgoCdm0YASABKAkiOAoSR2V0Vm1TdGF0c1Jlc3BvbnNlEiIKBXN0YXRzGAEgASgLMhMuc3Rld2FyZC52MS5WbVN0YXRzIk4KE1dhdGNoVm1TdGF0c1JlcXVlc3QSCgoCdm0YASABKAkSKwoIaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOgoUV2F0Y2hWbVN0YXRzUmVzcG9uc2USIgoFc3RhdHMYASABKAsyEy5zdGV3YXJkLnYxLlZtU3RhdHMiNwoOQ29uc29sZVJlcXVlc3QSDAoCdm0YASABKAlIABIPCgVpbnB1dBgCIAEoDEgAQgYKBGtpbmQiIQoPQ29uc29sZVJlc3BvbnNlEg4KBm91dHB1dBgBIAEoDCIjChVHZXRWbUFkZHJlc3Nlc1JlcXVlc3QSCgoCdm0YASABKAkiQgoWR2V0Vm1BZGRyZXNzZXNSZXNwb25zZRIoCglhZGRyZXNzZXMYASADKAsyFS5zdGV3YXJkLnYxLlZtQWRkcmVzcyIjChVHZXRWbU9zUmVsZWFzZVJlcXVlc3QSCgoCdm0YASABKAkihwEKFkdldFZtT3NSZWxlYXNlUmVzcG9uc2USPgoGZmllbGRzGAEgAygLMi4uc3Rld2FyZC52MS5HZXRWbU9zUmVsZWFzZVJlc3BvbnNlLkZpZWxkc0VudHJ5Gi0KC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqSgoHS2lsbFdobxIYChRLSUxMX1dIT19VTlNQRUNJRklFRBAAEhMKD0tJTExfV0hPX0xFQURFUhABEhAKDEtJTExfV0hPX0FMTBACMuoWCglWbVNlcnZpY2USRwoHTGlzdFZtcxIaLnN0ZXdhcmQudjEuTGlzdFZtc1JlcXVlc3QaGy5zdGV3YXJkLnYxLkxpc3RWbXNSZXNwb25zZSIDkAIBEkEKBUdldFZtEhguc3Rld2FyZC52MS5HZXRWbVJlcXVlc3QaGS5zdGV3YXJkLnYxLkdldFZtUmVzcG9uc2UiA5ACARKGAQoIQ3JlYXRlVm0SGy5zdGV3YXJkLnYxLkNyZWF0ZVZtUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iPspBOwobc3Rld2FyZC52MS5DcmVhdGVWbVJlc3BvbnNlEhxzdGV3YXJkLnYxLk9wZXJhdGlvbk1ldGFkYXRhEmMKEkNyZWF0ZURpc3Bvc2FibGVWbRIlLnN0ZXdhcmQudjEuQ3JlYXRlRGlzcG9zYWJsZVZtUmVxdWVzdBomLnN0ZXdhcmQudjEuQ3JlYXRlRGlzcG9zYWJsZVZtUmVzcG9uc2USgwEKB0Nsb25lVm0SGi5zdGV3YXJkLnYxLkNsb25lVm1SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiI9ykE6ChpzdGV3YXJkLnYxLkNsb25lVm1SZXNwb25zZRIcc3Rld2FyZC52MS5PcGVyYXRpb25NZXRhZGF0YRJFCghSZW5hbWVWbRIbLnN0ZXdhcmQudjEuUmVuYW1lVm1SZXF1ZXN0Ghwuc3Rld2FyZC52MS5SZW5hbWVWbVJlc3BvbnNlEkUKCFJlbW92ZVZtEhsuc3Rld2FyZC52MS5SZW1vdmVWbVJlcXVlc3QaHC5zdGV3YXJkLnYxLlJlbW92ZVZtUmVzcG9uc2USQgoHU3RhcnRWbRIaLnN0ZXdhcmQudjEuU3RhcnRWbVJlcXVlc3QaGy5zdGV3YXJkLnYxLlN0YXJ0Vm1SZXNwb25zZRJLCgpTaHV0ZG93blZtEh0uc3Rld2FyZC52MS5TaHV0ZG93blZtUmVxdWVzdBoeLnN0ZXdhcmQudjEuU2h1dGRvd25WbVJlc3BvbnNlEkIKB1BhdXNlVm0SGi5zdGV3YXJkLnYxLlBhdXNlVm1SZXF1ZXN0Ghsuc3Rld2FyZC52MS5QYXVzZVZtUmVzcG9uc2USSAoJVW5wYXVzZVZtEhwuc3Rld2FyZC52MS5VbnBhdXNlVm1SZXF1ZXN0Gh0uc3Rld2FyZC52MS5VbnBhdXNlVm1SZXNwb25zZRI/CgZLaWxsVm0SGS5zdGV3YXJkLnYxLktpbGxWbVJlcXVlc3QaGi5zdGV3YXJkLnYxLktpbGxWbVJlc3BvbnNlEkgKCVN1c3BlbmRWbRIcLnN0ZXdhcmQudjEuU3VzcGVuZFZtUmVxdWVzdBodLnN0ZXdhcmQudjEuU3VzcGVuZFZtUmVzcG9uc2USRQoIUmVzdW1lVm0SGy5zdGV3YXJkLnYxLlJlc3VtZVZtUmVxdWVzdBocLnN0ZXdhcmQudjEuUmVzdW1lVm1SZXNwb25zZRJcCg5MaXN0UHJvcGVydGllcxIhLnN0ZXdhcmQudjEuTGlzdFByb3BlcnRpZXNSZXF1ZXN0GiIuc3Rld2FyZC52MS5MaXN0UHJvcGVydGllc1Jlc3BvbnNlIgOQAgESUwoLR2V0UHJvcGVydHkSHi5zdGV3YXJkLnYxLkdldFByb3BlcnR5UmVxdWVzdBofLnN0ZXdhcmQudjEuR2V0UHJvcGVydHlSZXNwb25zZSIDkAIBElMKC1NldFByb3BlcnR5Eh4uc3Rld2FyZC52MS5TZXRQcm9wZXJ0eVJlcXVlc3QaHy5zdGV3YXJkLnYxLlNldFByb3BlcnR5UmVzcG9uc2UiA5ACAhJZCg1SZXNldFByb3BlcnR5EiAuc3Rld2FyZC52MS5SZXNldFByb3BlcnR5UmVxdWVzdBohLnN0ZXdhcmQudjEuUmVzZXRQcm9wZXJ0eVJlc3BvbnNlIgOQAgISYgoQRGVzY3JpYmVQcm9wZXJ0eRIjLnN0ZXdhcmQudjEuRGVzY3JpYmVQcm9wZXJ0eVJlcXVlc3QaJC5zdGV3YXJkLnYxLkRlc2NyaWJlUHJvcGVydHlSZXNwb25zZSIDkAIBElYKDExpc3RGZWF0dXJlcxIfLnN0ZXdhcmQudjEuTGlzdEZlYXR1cmVzUmVxdWVzdBogLnN0ZXdhcmQudjEuTGlzdEZlYXR1cmVzUmVzcG9uc2UiA5ACARJQCgpHZXRGZWF0dXJlEh0uc3Rld2FyZC52MS5HZXRGZWF0dXJlUmVxdWVzdBoeLnN0ZXdhcmQudjEuR2V0RmVhdHVyZVJlc3BvbnNlIgOQAgESUAoKU2V0RmVhdHVyZRIdLnN0ZXdhcmQudjEuU2V0RmVhdHVyZVJlcXVlc3QaHi5zdGV3YXJkLnYxLlNldEZlYXR1cmVSZXNwb25zZSIDkAICElQKDVJlbW92ZUZlYXR1cmUSIC5zdGV3YXJkLnYxLlJlbW92ZUZlYXR1cmVSZXF1ZXN0GiEuc3Rld2FyZC52MS5SZW1vdmVGZWF0dXJlUmVzcG9uc2USVgoMQ2hlY2tGZWF0dXJlEh8uc3Rld2FyZC52MS5DaGVja0ZlYXR1cmVSZXF1ZXN0GiAuc3Rld2FyZC52MS5DaGVja0ZlYXR1cmVSZXNwb25zZSIDkAIBEkoKCExpc3RUYWdzEhsuc3Rld2FyZC52MS5MaXN0VGFnc1JlcXVlc3QaHC5zdGV3YXJkLnYxLkxpc3RUYWdzUmVzcG9uc2UiA5ACARJECgZIYXNUYWcSGS5zdGV3YXJkLnYxLkhhc1RhZ1JlcXVlc3QaGi5zdGV3YXJkLnYxLkhhc1RhZ1Jlc3BvbnNlIgOQAgESRAoGQWRkVGFnEhkuc3Rld2FyZC52MS5BZGRUYWdSZXF1ZXN0Ghouc3Rld2FyZC52MS5BZGRUYWdSZXNwb25zZSIDkAICEk0KCVJlbW92ZVRhZxIcLnN0ZXdhcmQudjEuUmVtb3ZlVGFnUmVxdWVzdBodLnN0ZXdhcmQudjEuUmVtb3ZlVGFnUmVzcG9uc2UiA5ACAhJKCghHZXROb3RlcxIbLnN0ZXdhcmQudjEuR2V0Tm90ZXNSZXF1ZXN0Ghwuc3Rld2FyZC52MS5HZXROb3Rlc1Jlc3BvbnNlIgOQAgESSgoIU2V0Tm90ZXMSGy5zdGV3YXJkLnYxLlNldE5vdGVzUmVxdWVzdBocLnN0ZXdhcmQudjEuU2V0Tm90ZXNSZXNwb25zZSIDkAICElAKCkdldFZtU3RhdHMSHS5zdGV3YXJkLnYxLkdldFZtU3RhdHNSZXF1ZXN0Gh4uc3Rld2FyZC52MS5HZXRWbVN0YXRzUmVzcG9uc2UiA5ACARJYCgxXYXRjaFZtU3RhdHMSHy5zdGV3YXJkLnYxLldhdGNoVm1TdGF0c1JlcXVlc3QaIC5zdGV3YXJkLnYxLldhdGNoVm1TdGF0c1Jlc3BvbnNlIgOQAgEwARJGCgdDb25zb2xlEhouc3Rld2FyZC52MS5Db25zb2xlUmVxdWVzdBobLnN0ZXdhcmQudjEuQ29uc29sZVJlc3BvbnNlKAEwARJcCg5HZXRWbUFkZHJlc3NlcxIhLnN0ZXdhcmQudjEuR2V0Vm1BZGRyZXNzZXNSZXF1ZXN0GiIuc3Rld2FyZC52MS5HZXRWbUFkZHJlc3Nlc1Jlc3BvbnNlIgOQAgESXAoOR2V0Vm1Pc1JlbGVhc2USIS5zdGV3YXJkLnYxLkdldFZtT3NSZWxlYXNlUmVxdWVzdBoiLnN0ZXdhcmQudjEuR2V0Vm1Pc1JlbGVhc2VSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_longrunning_operations, file_google_protobuf_duration, file_steward_v1_property, file_steward_v1_vm]);
+  fileDesc("ChtzdGV3YXJkL3YxL3ZtX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEizQEKDkxpc3RWbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiIKBWtsYXNzGAMgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEiUKBXN0YXRlGAQgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEgsKA3RhZxgFIAEoCRINCgVsYWJlbBgGIAEoCRIgCgR2aWV3GAcgASgOMhIuc3Rld2FyZC52MS5WbVZpZXcSCwoDcGlkGAggASgFIlsKD0xpc3RWbXNSZXNwb25zZRIbCgN2bXMYASADKAsyDi5zdGV3YXJkLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIhoKDEdldFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSIrCg1HZXRWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSKiBAoPQ3JlYXRlVm1SZXF1ZXN0EgwKBG5hbWUYASABKAkSIgoFa2xhc3MYAiABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSDQoFbGFiZWwYAyABKAkSEAoIdGVtcGxhdGUYBCABKAkSPwoKcHJvcGVydGllcxgFIAMoCzIrLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlByb3BlcnRpZXNFbnRyeRIMCgRwb29sGAYgASgJEkIKDHZvbHVtZV9wb29scxgHIAMoCzIsLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlZvbHVtZVBvb2xzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRIMCgR1dWlkGAkgASgJEjkKB3ZvbHVtZXMYCiADKAsyKC5zdGV3YXJkLnYxLkNyZWF0ZVZtUmVxdWVzdC5Wb2x1bWVzRW50cnkaTAoPUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLnN0ZXdhcmQudjEuUHJvcGVydHlWYWx1ZToCOAEaMgoQVm9sdW1lUG9vbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGkoKDFZvbHVtZXNFbnRyeRILCgNrZXkYASABKAkSKQoFdmFsdWUYAiABKAsyGi5zdGV3YXJkLnYxLlZtVm9sdW1lU291cmNlOgI4ASJvCg5WbVZvbHVtZVNvdXJjZRIpCghleGlzdGluZxgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmSAASKAoFaW1hZ2UYAiABKAsyFy5zdGV3YXJkLnYxLkltYWdlU291cmNlSABCCAoGc291cmNlIlUKC0ltYWdlU291cmNlEgwKBGZpbGUYASABKAkSKAoGZm9ybWF0GAIgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXQSDgoGc2hhMjU2GAMgASgJIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIlAKGUNyZWF0ZURpc3Bvc2FibGVWbVJlcXVlc3QSEAoIdGVtcGxhdGUYASABKAkSDQoFbGFiZWwYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI4ChpDcmVhdGVEaXNwb3NhYmxlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnN0ZXdhcmQudjEuVm0i/gEKDkNsb25lVm1SZXF1ZXN0EgoKAnZtGAEgASgJEhAKCG5ld19uYW1lGAIgASgJEgwKBHBvb2wYAyABKAkSQQoMdm9sdW1lX3Bvb2xzGAQgAygLMisuc3Rld2FyZC52MS5DbG9uZVZtUmVxdWVzdC5Wb2x1bWVQb29sc0VudHJ5EiIKBWtsYXNzGAUgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEhIKCnJlcXVlc3RfaWQYBiABKAkSEQoJcmVhZF9vbmx5GAcgASgIGjIKEFZvbHVtZVBvb2xzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASItCg9DbG9uZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIj0KD1JlbmFtZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIQCghuZXdfbmFtZRgCIAEoCRIMCgRldGFnGAMgASgJIi4KEFJlbmFtZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIkIKD1JlbW92ZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIEgwKBGV0YWcYAyABKAkiEgoQUmVtb3ZlVm1SZXNwb25zZSIcCg5TdGFydFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSJgCg9TdGFydFZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUSJgoHcnVudGltZRgCIAEoCzIVLnN0ZXdhcmQudjEuVm1SdW50aW1lImgKEVNodXRkb3duVm1SZXF1ZXN0EgoKAnZtGAEgASgJEg0KBWZvcmNlGAIgASgIEgwKBHdhaXQYAyABKAgSKgoHdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI7ChJTaHV0ZG93blZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiHAoOUGF1c2VWbVJlcXVlc3QSCgoCdm0YASABKAkiOAoPUGF1c2VWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh4KEFVucGF1c2VWbVJlcXVlc3QSCgoCdm0YASABKAkiOgoRVW5wYXVzZVZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiTQoNS2lsbFZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIgCgN3aG8YAiABKA4yEy5zdGV3YXJkLnYxLktpbGxXaG8SDgoGc2lnbmFsGAMgASgFIjcKDktpbGxWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh4KEFN1c3BlbmRWbVJlcXVlc3QSCgoCdm0YASABKAkiOgoRU3VzcGVuZFZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiHQoPUmVzdW1lVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjkKEFJlc3VtZVZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiIwoVTGlzdFByb3BlcnRpZXNSZXF1ZXN0EgoKAnZtGAEgASgJIkIKFkxpc3RQcm9wZXJ0aWVzUmVzcG9uc2USKAoKcHJvcGVydGllcxgBIAMoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiLgoSR2V0UHJvcGVydHlSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkiPQoTR2V0UHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiZgoSU2V0UHJvcGVydHlSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkSKAoFdmFsdWUYAyABKAsyGS5zdGV3YXJkLnYxLlByb3BlcnR5VmFsdWUSDAoEZXRhZxgEIAEoCSI9ChNTZXRQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSI+ChRSZXNldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGV0YWcYAyABKAkiPwoVUmVzZXRQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSIzChdEZXNjcmliZVByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJIlAKGERlc2NyaWJlUHJvcGVydHlSZXNwb25zZRI0CgtkZXNjcmlwdGlvbhgBIAEoCzIfLnN0ZXdhcmQudjEuUHJvcGVydHlEZXNjcmlwdGlvbiIhChNMaXN0RmVhdHVyZXNSZXF1ZXN0EgoKAnZtGAEgASgJIokBChRMaXN0RmVhdHVyZXNSZXNwb25zZRJACghmZWF0dXJlcxgBIAMoCzIuLnN0ZXdhcmQudjEuTGlzdEZlYXR1cmVzUmVzcG9uc2UuRmVhdHVyZXNFbnRyeRovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoRR2V0RmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCSIjChJHZXRGZWF0dXJlUmVzcG9uc2USDQoFdmFsdWUYASABKAkiSgoRU2V0RmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoCRIMCgRldGFnGAQgASgJIhQKElNldEZlYXR1cmVSZXNwb25zZSJVChRSZW1vdmVGZWF0dXJlUmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDWFsbG93X21pc3NpbmcYAyABKAgSDAoEZXRhZxgEIAEoCSIXChVSZW1vdmVGZWF0dXJlUmVzcG9uc2UiWAoTQ2hlY2tGZWF0dXJlUmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEicKBXNjb3BlGAMgASgOMhguc3Rld2FyZC52MS5GZWF0dXJlU2NvcGUiRwoUQ2hlY2tGZWF0dXJlUmVzcG9uc2USDQoFZm91bmQYASABKAgSDQoFdmFsdWUYAiABKAkSEQoJc291cmNlX3ZtGAMgASgJIh0KD0xpc3RUYWdzUmVxdWVzdBIKCgJ2bRgBIAEoCSIgChBMaXN0VGFnc1Jlc3BvbnNlEgwKBHRhZ3MYASADKAkiKAoNSGFzVGFnUmVxdWVzdBIKCgJ2bRgBIAEoCRILCgN0YWcYAiABKAkiIQoOSGFzVGFnUmVzcG9uc2USDwoHcHJlc2VudBgBIAEoCCI2Cg1BZGRUYWdSZXF1ZXN0EgoKAnZtGAEgASgJEgsKA3RhZxgCIAEoCRIMCgRldGFnGAMgASgJIh8KDkFkZFRhZ1Jlc3BvbnNlEg0KBWFkZGVkGAEgASgIIjkKEFJlbW92ZVRhZ1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdGFnGAIgASgJEgwKBGV0YWcYAyABKAkiJAoRUmVtb3ZlVGFnUmVzcG9uc2USDwoHcmVtb3ZlZBgBIAEoCCIdCg9HZXROb3Rlc1JlcXVlc3QSCgoCdm0YASABKAkiIQoQR2V0Tm90ZXNSZXNwb25zZRINCgVub3RlcxgBIAEoCSIsCg9TZXROb3Rlc1JlcXVlc3QSCgoCdm0YASABKAkSDQoFbm90ZXMYAiABKAkiEgoQU2V0Tm90ZXNSZXNwb25zZSIfChFHZXRWbVN0YXRzUmVxdWVzdBIKCgJ2bRgBIAEoCSI4ChJHZXRWbVN0YXRzUmVzcG9uc2USIgoFc3RhdHMYASABKAsyEy5zdGV3YXJkLnYxLlZtU3RhdHMiTgoTV2F0Y2hWbVN0YXRzUmVxdWVzdBIKCgJ2bRgBIAEoCRIrCghpbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI6ChRXYXRjaFZtU3RhdHNSZXNwb25zZRIiCgVzdGF0cxgBIAEoCzITLnN0ZXdhcmQudjEuVm1TdGF0cyI3Cg5Db25zb2xlUmVxdWVzdBIMCgJ2bRgBIAEoCUgAEg8KBWlucHV0GAIgASgMSABCBgoEa2luZCIhCg9Db25zb2xlUmVzcG9uc2USDgoGb3V0cHV0GAEgASgMIiMKFUdldFZtQWRkcmVzc2VzUmVxdWVzdBIKCgJ2bRgBIAEoCSJCChZHZXRWbUFkZHJlc3Nlc1Jlc3BvbnNlEigKCWFkZHJlc3NlcxgBIAMoCzIVLnN0ZXdhcmQudjEuVm1BZGRyZXNzIiMKFUdldFZtT3NSZWxlYXNlUmVxdWVzdBIKCgJ2bRgBIAEoCSKHAQoWR2V0Vm1Pc1JlbGVhc2VSZXNwb25zZRI+CgZmaWVsZHMYASADKAsyLi5zdGV3YXJkLnYxLkdldFZtT3NSZWxlYXNlUmVzcG9uc2UuRmllbGRzRW50cnkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpKCgdLaWxsV2hvEhgKFEtJTExfV0hPX1VOU1BFQ0lGSUVEEAASEwoPS0lMTF9XSE9fTEVBREVSEAESEAoMS0lMTF9XSE9fQUxMEAIy6hYKCVZtU2VydmljZRJHCgdMaXN0Vm1zEhouc3Rld2FyZC52MS5MaXN0Vm1zUmVxdWVzdBobLnN0ZXdhcmQudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESQQoFR2V0Vm0SGC5zdGV3YXJkLnYxLkdldFZtUmVxdWVzdBoZLnN0ZXdhcmQudjEuR2V0Vm1SZXNwb25zZSIDkAIBEoYBCghDcmVhdGVWbRIbLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiI+ykE7ChtzdGV3YXJkLnYxLkNyZWF0ZVZtUmVzcG9uc2USHHN0ZXdhcmQudjEuT3BlcmF0aW9uTWV0YWRhdGESYwoSQ3JlYXRlRGlzcG9zYWJsZVZtEiUuc3Rld2FyZC52MS5DcmVhdGVEaXNwb3NhYmxlVm1SZXF1ZXN0GiYuc3Rld2FyZC52MS5DcmVhdGVEaXNwb3NhYmxlVm1SZXNwb25zZRKDAQoHQ2xvbmVWbRIaLnN0ZXdhcmQudjEuQ2xvbmVWbVJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIj3KQToKGnN0ZXdhcmQudjEuQ2xvbmVWbVJlc3BvbnNlEhxzdGV3YXJkLnYxLk9wZXJhdGlvbk1ldGFkYXRhEkUKCFJlbmFtZVZtEhsuc3Rld2FyZC52MS5SZW5hbWVWbVJlcXVlc3QaHC5zdGV3YXJkLnYxLlJlbmFtZVZtUmVzcG9uc2USRQoIUmVtb3ZlVm0SGy5zdGV3YXJkLnYxLlJlbW92ZVZtUmVxdWVzdBocLnN0ZXdhcmQudjEuUmVtb3ZlVm1SZXNwb25zZRJCCgdTdGFydFZtEhouc3Rld2FyZC52MS5TdGFydFZtUmVxdWVzdBobLnN0ZXdhcmQudjEuU3RhcnRWbVJlc3BvbnNlEksKClNodXRkb3duVm0SHS5zdGV3YXJkLnYxLlNodXRkb3duVm1SZXF1ZXN0Gh4uc3Rld2FyZC52MS5TaHV0ZG93blZtUmVzcG9uc2USQgoHUGF1c2VWbRIaLnN0ZXdhcmQudjEuUGF1c2VWbVJlcXVlc3QaGy5zdGV3YXJkLnYxLlBhdXNlVm1SZXNwb25zZRJICglVbnBhdXNlVm0SHC5zdGV3YXJkLnYxLlVucGF1c2VWbVJlcXVlc3QaHS5zdGV3YXJkLnYxLlVucGF1c2VWbVJlc3BvbnNlEj8KBktpbGxWbRIZLnN0ZXdhcmQudjEuS2lsbFZtUmVxdWVzdBoaLnN0ZXdhcmQudjEuS2lsbFZtUmVzcG9uc2USSAoJU3VzcGVuZFZtEhwuc3Rld2FyZC52MS5TdXNwZW5kVm1SZXF1ZXN0Gh0uc3Rld2FyZC52MS5TdXNwZW5kVm1SZXNwb25zZRJFCghSZXN1bWVWbRIbLnN0ZXdhcmQudjEuUmVzdW1lVm1SZXF1ZXN0Ghwuc3Rld2FyZC52MS5SZXN1bWVWbVJlc3BvbnNlElwKDkxpc3RQcm9wZXJ0aWVzEiEuc3Rld2FyZC52MS5MaXN0UHJvcGVydGllc1JlcXVlc3QaIi5zdGV3YXJkLnYxLkxpc3RQcm9wZXJ0aWVzUmVzcG9uc2UiA5ACARJTCgtHZXRQcm9wZXJ0eRIeLnN0ZXdhcmQudjEuR2V0UHJvcGVydHlSZXF1ZXN0Gh8uc3Rld2FyZC52MS5HZXRQcm9wZXJ0eVJlc3BvbnNlIgOQAgESUwoLU2V0UHJvcGVydHkSHi5zdGV3YXJkLnYxLlNldFByb3BlcnR5UmVxdWVzdBofLnN0ZXdhcmQudjEuU2V0UHJvcGVydHlSZXNwb25zZSIDkAICElkKDVJlc2V0UHJvcGVydHkSIC5zdGV3YXJkLnYxLlJlc2V0UHJvcGVydHlSZXF1ZXN0GiEuc3Rld2FyZC52MS5SZXNldFByb3BlcnR5UmVzcG9uc2UiA5ACAhJiChBEZXNjcmliZVByb3BlcnR5EiMuc3Rld2FyZC52MS5EZXNjcmliZVByb3BlcnR5UmVxdWVzdBokLnN0ZXdhcmQudjEuRGVzY3JpYmVQcm9wZXJ0eVJlc3BvbnNlIgOQAgESVgoMTGlzdEZlYXR1cmVzEh8uc3Rld2FyZC52MS5MaXN0RmVhdHVyZXNSZXF1ZXN0GiAuc3Rld2FyZC52MS5MaXN0RmVhdHVyZXNSZXNwb25zZSIDkAIBElAKCkdldEZlYXR1cmUSHS5zdGV3YXJkLnYxLkdldEZlYXR1cmVSZXF1ZXN0Gh4uc3Rld2FyZC52MS5HZXRGZWF0dXJlUmVzcG9uc2UiA5ACARJQCgpTZXRGZWF0dXJlEh0uc3Rld2FyZC52MS5TZXRGZWF0dXJlUmVxdWVzdBoeLnN0ZXdhcmQudjEuU2V0RmVhdHVyZVJlc3BvbnNlIgOQAgISVAoNUmVtb3ZlRmVhdHVyZRIgLnN0ZXdhcmQudjEuUmVtb3ZlRmVhdHVyZVJlcXVlc3QaIS5zdGV3YXJkLnYxLlJlbW92ZUZlYXR1cmVSZXNwb25zZRJWCgxDaGVja0ZlYXR1cmUSHy5zdGV3YXJkLnYxLkNoZWNrRmVhdHVyZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkNoZWNrRmVhdHVyZVJlc3BvbnNlIgOQAgESSgoITGlzdFRhZ3MSGy5zdGV3YXJkLnYxLkxpc3RUYWdzUmVxdWVzdBocLnN0ZXdhcmQudjEuTGlzdFRhZ3NSZXNwb25zZSIDkAIBEkQKBkhhc1RhZxIZLnN0ZXdhcmQudjEuSGFzVGFnUmVxdWVzdBoaLnN0ZXdhcmQudjEuSGFzVGFnUmVzcG9uc2UiA5ACARJECgZBZGRUYWcSGS5zdGV3YXJkLnYxLkFkZFRhZ1JlcXVlc3QaGi5zdGV3YXJkLnYxLkFkZFRhZ1Jlc3BvbnNlIgOQAgISTQoJUmVtb3ZlVGFnEhwuc3Rld2FyZC52MS5SZW1vdmVUYWdSZXF1ZXN0Gh0uc3Rld2FyZC52MS5SZW1vdmVUYWdSZXNwb25zZSIDkAICEkoKCEdldE5vdGVzEhsuc3Rld2FyZC52MS5HZXROb3Rlc1JlcXVlc3QaHC5zdGV3YXJkLnYxLkdldE5vdGVzUmVzcG9uc2UiA5ACARJKCghTZXROb3RlcxIbLnN0ZXdhcmQudjEuU2V0Tm90ZXNSZXF1ZXN0Ghwuc3Rld2FyZC52MS5TZXROb3Rlc1Jlc3BvbnNlIgOQAgISUAoKR2V0Vm1TdGF0cxIdLnN0ZXdhcmQudjEuR2V0Vm1TdGF0c1JlcXVlc3QaHi5zdGV3YXJkLnYxLkdldFZtU3RhdHNSZXNwb25zZSIDkAIBElgKDFdhdGNoVm1TdGF0cxIfLnN0ZXdhcmQudjEuV2F0Y2hWbVN0YXRzUmVxdWVzdBogLnN0ZXdhcmQudjEuV2F0Y2hWbVN0YXRzUmVzcG9uc2UiA5ACATABEkYKB0NvbnNvbGUSGi5zdGV3YXJkLnYxLkNvbnNvbGVSZXF1ZXN0Ghsuc3Rld2FyZC52MS5Db25zb2xlUmVzcG9uc2UoATABElwKDkdldFZtQWRkcmVzc2VzEiEuc3Rld2FyZC52MS5HZXRWbUFkZHJlc3Nlc1JlcXVlc3QaIi5zdGV3YXJkLnYxLkdldFZtQWRkcmVzc2VzUmVzcG9uc2UiA5ACARJcCg5HZXRWbU9zUmVsZWFzZRIhLnN0ZXdhcmQudjEuR2V0Vm1Pc1JlbGVhc2VSZXF1ZXN0GiIuc3Rld2FyZC52MS5HZXRWbU9zUmVsZWFzZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_longrunning_operations, file_google_protobuf_duration, file_steward_v1_property, file_steward_v1_vm, file_steward_v1_volume]);
 
 /**
  * ListVmsRequest selects and pages VMs. Filters combine with AND.
@@ -247,6 +249,18 @@ export type CreateVmRequest = Message<"steward.v1.CreateVmRequest"> & {
    * @generated from field: string uuid = 9;
    */
   uuid: string;
+
+  /**
+   * What to make some of its own volumes from, by volume name (root, private, volatile,
+   * kernel), instead of empty or its template's: an existing volume, or an image to import (a
+   * TemplateVM made from an image in one step). Importing is long work: the operation's progress
+   * counts the image's bytes, and one that fails or is cancelled leaves no VM. An unknown volume
+   * name is INVALID_ARGUMENT (INVALID_VOLUME_NAME). Takes effect with storage: until Steward has
+   * it, any entry is UNIMPLEMENTED (NOT_IMPLEMENTED, metadata.field volumes).
+   *
+   * @generated from field: map<string, steward.v1.VmVolumeSource> volumes = 10;
+   */
+  volumes: { [key: string]: VmVolumeSource };
 };
 
 /**
@@ -255,6 +269,82 @@ export type CreateVmRequest = Message<"steward.v1.CreateVmRequest"> & {
  */
 export const CreateVmRequestSchema: GenMessage<CreateVmRequest> = /*@__PURE__*/
   messageDesc(file_steward_v1_vm_service, 4);
+
+/**
+ * VmVolumeSource says what one of a new VM's own volumes is made from.
+ *
+ * @generated from message steward.v1.VmVolumeSource
+ */
+export type VmVolumeSource = Message<"steward.v1.VmVolumeSource"> & {
+  /**
+   * Required: one of them.
+   *
+   * @generated from oneof steward.v1.VmVolumeSource.source
+   */
+  source: {
+    /**
+     * A pool's volume (one no VM owns), which becomes the VM's: moved into it, not copied.
+     * NOT_FOUND (VOLUME_NOT_FOUND); FAILED_PRECONDITION (VOLUME_IN_USE) when a VM owns it or has
+     * it attached.
+     *
+     * @generated from field: steward.v1.VolumeRef existing = 1;
+     */
+    value: VolumeRef;
+    case: "existing";
+  } | {
+    /**
+     * An image on the host, imported (copied and converted) as the volume.
+     *
+     * @generated from field: steward.v1.ImageSource image = 2;
+     */
+    value: ImageSource;
+    case: "image";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message steward.v1.VmVolumeSource.
+ * Use `create(VmVolumeSourceSchema)` to create a new message.
+ */
+export const VmVolumeSourceSchema: GenMessage<VmVolumeSource> = /*@__PURE__*/
+  messageDesc(file_steward_v1_vm_service, 5);
+
+/**
+ * ImageSource is a disk image on the host to import, from Steward's images folder.
+ *
+ * @generated from message steward.v1.ImageSource
+ */
+export type ImageSource = Message<"steward.v1.ImageSource"> & {
+  /**
+   * The image's file name in Steward's images folder (`<data-dir>/images`): no "/", no "..".
+   * NOT_FOUND (IMAGE_NOT_FOUND) when it is not there; INVALID_ARGUMENT (INVALID_IMAGE_NAME).
+   *
+   * @generated from field: string file = 1;
+   */
+  file: string;
+
+  /**
+   * The image's format; UNSPECIFIED to let qemu-img tell (raw unless it is a qcow2 image).
+   *
+   * @generated from field: steward.v1.VolumeFormat format = 2;
+   */
+  format: VolumeFormat;
+
+  /**
+   * The SHA-256 of the image file, as 64 hex digits, to check before it is used; empty for no
+   * check. DATA_LOSS (CHECKSUM_MISMATCH) when it differs.
+   *
+   * @generated from field: string sha256 = 3;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message steward.v1.ImageSource.
+ * Use `create(ImageSourceSchema)` to create a new message.
+ */
+export const ImageSourceSchema: GenMessage<ImageSource> = /*@__PURE__*/
+  messageDesc(file_steward_v1_vm_service, 6);
 
 /**
  * CreateVmResponse carries the new VM: the response of CreateVm's operation.
@@ -275,7 +365,7 @@ export type CreateVmResponse = Message<"steward.v1.CreateVmResponse"> & {
  * Use `create(CreateVmResponseSchema)` to create a new message.
  */
 export const CreateVmResponseSchema: GenMessage<CreateVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 5);
+  messageDesc(file_steward_v1_vm_service, 7);
 
 /**
  * CreateDisposableVmRequest names the AppVM to base the DispVM on.
@@ -310,7 +400,7 @@ export type CreateDisposableVmRequest = Message<"steward.v1.CreateDisposableVmRe
  * Use `create(CreateDisposableVmRequestSchema)` to create a new message.
  */
 export const CreateDisposableVmRequestSchema: GenMessage<CreateDisposableVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 6);
+  messageDesc(file_steward_v1_vm_service, 8);
 
 /**
  * CreateDisposableVmResponse carries the DispVM.
@@ -333,7 +423,7 @@ export type CreateDisposableVmResponse = Message<"steward.v1.CreateDisposableVmR
  * Use `create(CreateDisposableVmResponseSchema)` to create a new message.
  */
 export const CreateDisposableVmResponseSchema: GenMessage<CreateDisposableVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 7);
+  messageDesc(file_steward_v1_vm_service, 9);
 
 /**
  * CloneVmRequest names the VM to copy and the copy's name.
@@ -398,7 +488,7 @@ export type CloneVmRequest = Message<"steward.v1.CloneVmRequest"> & {
  * Use `create(CloneVmRequestSchema)` to create a new message.
  */
 export const CloneVmRequestSchema: GenMessage<CloneVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 8);
+  messageDesc(file_steward_v1_vm_service, 10);
 
 /**
  * CloneVmResponse carries the copy: the response of CloneVm's operation.
@@ -419,7 +509,7 @@ export type CloneVmResponse = Message<"steward.v1.CloneVmResponse"> & {
  * Use `create(CloneVmResponseSchema)` to create a new message.
  */
 export const CloneVmResponseSchema: GenMessage<CloneVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 9);
+  messageDesc(file_steward_v1_vm_service, 11);
 
 /**
  * RenameVmRequest names a VM and its new name.
@@ -456,7 +546,7 @@ export type RenameVmRequest = Message<"steward.v1.RenameVmRequest"> & {
  * Use `create(RenameVmRequestSchema)` to create a new message.
  */
 export const RenameVmRequestSchema: GenMessage<RenameVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 10);
+  messageDesc(file_steward_v1_vm_service, 12);
 
 /**
  * RenameVmResponse carries the renamed VM.
@@ -477,7 +567,7 @@ export type RenameVmResponse = Message<"steward.v1.RenameVmResponse"> & {
  * Use `create(RenameVmResponseSchema)` to create a new message.
  */
 export const RenameVmResponseSchema: GenMessage<RenameVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 11);
+  messageDesc(file_steward_v1_vm_service, 13);
 
 /**
  * RemoveVmRequest names the VM to remove.
@@ -514,7 +604,7 @@ export type RemoveVmRequest = Message<"steward.v1.RemoveVmRequest"> & {
  * Use `create(RemoveVmRequestSchema)` to create a new message.
  */
 export const RemoveVmRequestSchema: GenMessage<RemoveVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 12);
+  messageDesc(file_steward_v1_vm_service, 14);
 
 /**
  * RemoveVmResponse is empty: the VM and its volumes are gone.
@@ -529,7 +619,7 @@ export type RemoveVmResponse = Message<"steward.v1.RemoveVmResponse"> & {
  * Use `create(RemoveVmResponseSchema)` to create a new message.
  */
 export const RemoveVmResponseSchema: GenMessage<RemoveVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 13);
+  messageDesc(file_steward_v1_vm_service, 15);
 
 /**
  * StartVmRequest names the VM to start.
@@ -550,7 +640,7 @@ export type StartVmRequest = Message<"steward.v1.StartVmRequest"> & {
  * Use `create(StartVmRequestSchema)` to create a new message.
  */
 export const StartVmRequestSchema: GenMessage<StartVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 14);
+  messageDesc(file_steward_v1_vm_service, 16);
 
 /**
  * StartVmResponse tells the state the VM reached, and what the hypervisor told of it.
@@ -579,7 +669,7 @@ export type StartVmResponse = Message<"steward.v1.StartVmResponse"> & {
  * Use `create(StartVmResponseSchema)` to create a new message.
  */
 export const StartVmResponseSchema: GenMessage<StartVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 15);
+  messageDesc(file_steward_v1_vm_service, 17);
 
 /**
  * ShutdownVmRequest asks a VM to shut down.
@@ -622,7 +712,7 @@ export type ShutdownVmRequest = Message<"steward.v1.ShutdownVmRequest"> & {
  * Use `create(ShutdownVmRequestSchema)` to create a new message.
  */
 export const ShutdownVmRequestSchema: GenMessage<ShutdownVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 16);
+  messageDesc(file_steward_v1_vm_service, 18);
 
 /**
  * ShutdownVmResponse tells the state the VM reached.
@@ -643,7 +733,7 @@ export type ShutdownVmResponse = Message<"steward.v1.ShutdownVmResponse"> & {
  * Use `create(ShutdownVmResponseSchema)` to create a new message.
  */
 export const ShutdownVmResponseSchema: GenMessage<ShutdownVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 17);
+  messageDesc(file_steward_v1_vm_service, 19);
 
 /**
  * PauseVmRequest names the VM to pause.
@@ -664,7 +754,7 @@ export type PauseVmRequest = Message<"steward.v1.PauseVmRequest"> & {
  * Use `create(PauseVmRequestSchema)` to create a new message.
  */
 export const PauseVmRequestSchema: GenMessage<PauseVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 18);
+  messageDesc(file_steward_v1_vm_service, 20);
 
 /**
  * PauseVmResponse tells the state the VM reached.
@@ -685,7 +775,7 @@ export type PauseVmResponse = Message<"steward.v1.PauseVmResponse"> & {
  * Use `create(PauseVmResponseSchema)` to create a new message.
  */
 export const PauseVmResponseSchema: GenMessage<PauseVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 19);
+  messageDesc(file_steward_v1_vm_service, 21);
 
 /**
  * UnpauseVmRequest names the VM to unpause.
@@ -706,7 +796,7 @@ export type UnpauseVmRequest = Message<"steward.v1.UnpauseVmRequest"> & {
  * Use `create(UnpauseVmRequestSchema)` to create a new message.
  */
 export const UnpauseVmRequestSchema: GenMessage<UnpauseVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 20);
+  messageDesc(file_steward_v1_vm_service, 22);
 
 /**
  * UnpauseVmResponse tells the state the VM reached.
@@ -727,7 +817,7 @@ export type UnpauseVmResponse = Message<"steward.v1.UnpauseVmResponse"> & {
  * Use `create(UnpauseVmResponseSchema)` to create a new message.
  */
 export const UnpauseVmResponseSchema: GenMessage<UnpauseVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 21);
+  messageDesc(file_steward_v1_vm_service, 23);
 
 /**
  * KillVmRequest names the VM to kill, and how (machined's KillMachine).
@@ -766,7 +856,7 @@ export type KillVmRequest = Message<"steward.v1.KillVmRequest"> & {
  * Use `create(KillVmRequestSchema)` to create a new message.
  */
 export const KillVmRequestSchema: GenMessage<KillVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 22);
+  messageDesc(file_steward_v1_vm_service, 24);
 
 /**
  * KillVmResponse tells the state the VM reached.
@@ -787,7 +877,7 @@ export type KillVmResponse = Message<"steward.v1.KillVmResponse"> & {
  * Use `create(KillVmResponseSchema)` to create a new message.
  */
 export const KillVmResponseSchema: GenMessage<KillVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 23);
+  messageDesc(file_steward_v1_vm_service, 25);
 
 /**
  * SuspendVmRequest names the VM to suspend.
@@ -808,7 +898,7 @@ export type SuspendVmRequest = Message<"steward.v1.SuspendVmRequest"> & {
  * Use `create(SuspendVmRequestSchema)` to create a new message.
  */
 export const SuspendVmRequestSchema: GenMessage<SuspendVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 24);
+  messageDesc(file_steward_v1_vm_service, 26);
 
 /**
  * SuspendVmResponse tells the state the VM reached.
@@ -829,7 +919,7 @@ export type SuspendVmResponse = Message<"steward.v1.SuspendVmResponse"> & {
  * Use `create(SuspendVmResponseSchema)` to create a new message.
  */
 export const SuspendVmResponseSchema: GenMessage<SuspendVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 25);
+  messageDesc(file_steward_v1_vm_service, 27);
 
 /**
  * ResumeVmRequest names the VM to resume.
@@ -850,7 +940,7 @@ export type ResumeVmRequest = Message<"steward.v1.ResumeVmRequest"> & {
  * Use `create(ResumeVmRequestSchema)` to create a new message.
  */
 export const ResumeVmRequestSchema: GenMessage<ResumeVmRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 26);
+  messageDesc(file_steward_v1_vm_service, 28);
 
 /**
  * ResumeVmResponse tells the state the VM reached.
@@ -871,7 +961,7 @@ export type ResumeVmResponse = Message<"steward.v1.ResumeVmResponse"> & {
  * Use `create(ResumeVmResponseSchema)` to create a new message.
  */
 export const ResumeVmResponseSchema: GenMessage<ResumeVmResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 27);
+  messageDesc(file_steward_v1_vm_service, 29);
 
 /**
  * ListPropertiesRequest names a VM.
@@ -892,7 +982,7 @@ export type ListPropertiesRequest = Message<"steward.v1.ListPropertiesRequest"> 
  * Use `create(ListPropertiesRequestSchema)` to create a new message.
  */
 export const ListPropertiesRequestSchema: GenMessage<ListPropertiesRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 28);
+  messageDesc(file_steward_v1_vm_service, 30);
 
 /**
  * ListPropertiesResponse lists every property of the VM.
@@ -913,7 +1003,7 @@ export type ListPropertiesResponse = Message<"steward.v1.ListPropertiesResponse"
  * Use `create(ListPropertiesResponseSchema)` to create a new message.
  */
 export const ListPropertiesResponseSchema: GenMessage<ListPropertiesResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 29);
+  messageDesc(file_steward_v1_vm_service, 31);
 
 /**
  * GetPropertyRequest names a VM and a property.
@@ -941,7 +1031,7 @@ export type GetPropertyRequest = Message<"steward.v1.GetPropertyRequest"> & {
  * Use `create(GetPropertyRequestSchema)` to create a new message.
  */
 export const GetPropertyRequestSchema: GenMessage<GetPropertyRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 30);
+  messageDesc(file_steward_v1_vm_service, 32);
 
 /**
  * GetPropertyResponse carries the property.
@@ -962,7 +1052,7 @@ export type GetPropertyResponse = Message<"steward.v1.GetPropertyResponse"> & {
  * Use `create(GetPropertyResponseSchema)` to create a new message.
  */
 export const GetPropertyResponseSchema: GenMessage<GetPropertyResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 31);
+  messageDesc(file_steward_v1_vm_service, 33);
 
 /**
  * SetPropertyRequest sets one property of a VM.
@@ -1006,7 +1096,7 @@ export type SetPropertyRequest = Message<"steward.v1.SetPropertyRequest"> & {
  * Use `create(SetPropertyRequestSchema)` to create a new message.
  */
 export const SetPropertyRequestSchema: GenMessage<SetPropertyRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 32);
+  messageDesc(file_steward_v1_vm_service, 34);
 
 /**
  * SetPropertyResponse carries the property after the change.
@@ -1027,7 +1117,7 @@ export type SetPropertyResponse = Message<"steward.v1.SetPropertyResponse"> & {
  * Use `create(SetPropertyResponseSchema)` to create a new message.
  */
 export const SetPropertyResponseSchema: GenMessage<SetPropertyResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 33);
+  messageDesc(file_steward_v1_vm_service, 35);
 
 /**
  * ResetPropertyRequest names the property to reset.
@@ -1064,7 +1154,7 @@ export type ResetPropertyRequest = Message<"steward.v1.ResetPropertyRequest"> & 
  * Use `create(ResetPropertyRequestSchema)` to create a new message.
  */
 export const ResetPropertyRequestSchema: GenMessage<ResetPropertyRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 34);
+  messageDesc(file_steward_v1_vm_service, 36);
 
 /**
  * ResetPropertyResponse carries the property after the reset.
@@ -1085,7 +1175,7 @@ export type ResetPropertyResponse = Message<"steward.v1.ResetPropertyResponse"> 
  * Use `create(ResetPropertyResponseSchema)` to create a new message.
  */
 export const ResetPropertyResponseSchema: GenMessage<ResetPropertyResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 35);
+  messageDesc(file_steward_v1_vm_service, 37);
 
 /**
  * DescribePropertyRequest names a VM and a property.
@@ -1113,7 +1203,7 @@ export type DescribePropertyRequest = Message<"steward.v1.DescribePropertyReques
  * Use `create(DescribePropertyRequestSchema)` to create a new message.
  */
 export const DescribePropertyRequestSchema: GenMessage<DescribePropertyRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 36);
+  messageDesc(file_steward_v1_vm_service, 38);
 
 /**
  * DescribePropertyResponse carries the property's schema.
@@ -1134,7 +1224,7 @@ export type DescribePropertyResponse = Message<"steward.v1.DescribePropertyRespo
  * Use `create(DescribePropertyResponseSchema)` to create a new message.
  */
 export const DescribePropertyResponseSchema: GenMessage<DescribePropertyResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 37);
+  messageDesc(file_steward_v1_vm_service, 39);
 
 /**
  * ListFeaturesRequest names a VM.
@@ -1155,7 +1245,7 @@ export type ListFeaturesRequest = Message<"steward.v1.ListFeaturesRequest"> & {
  * Use `create(ListFeaturesRequestSchema)` to create a new message.
  */
 export const ListFeaturesRequestSchema: GenMessage<ListFeaturesRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 38);
+  messageDesc(file_steward_v1_vm_service, 40);
 
 /**
  * ListFeaturesResponse carries the VM's features.
@@ -1176,7 +1266,7 @@ export type ListFeaturesResponse = Message<"steward.v1.ListFeaturesResponse"> & 
  * Use `create(ListFeaturesResponseSchema)` to create a new message.
  */
 export const ListFeaturesResponseSchema: GenMessage<ListFeaturesResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 39);
+  messageDesc(file_steward_v1_vm_service, 41);
 
 /**
  * GetFeatureRequest names a VM and a feature.
@@ -1204,7 +1294,7 @@ export type GetFeatureRequest = Message<"steward.v1.GetFeatureRequest"> & {
  * Use `create(GetFeatureRequestSchema)` to create a new message.
  */
 export const GetFeatureRequestSchema: GenMessage<GetFeatureRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 40);
+  messageDesc(file_steward_v1_vm_service, 42);
 
 /**
  * GetFeatureResponse carries the feature's value.
@@ -1225,7 +1315,7 @@ export type GetFeatureResponse = Message<"steward.v1.GetFeatureResponse"> & {
  * Use `create(GetFeatureResponseSchema)` to create a new message.
  */
 export const GetFeatureResponseSchema: GenMessage<GetFeatureResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 41);
+  messageDesc(file_steward_v1_vm_service, 43);
 
 /**
  * SetFeatureRequest sets one feature.
@@ -1269,7 +1359,7 @@ export type SetFeatureRequest = Message<"steward.v1.SetFeatureRequest"> & {
  * Use `create(SetFeatureRequestSchema)` to create a new message.
  */
 export const SetFeatureRequestSchema: GenMessage<SetFeatureRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 42);
+  messageDesc(file_steward_v1_vm_service, 44);
 
 /**
  * SetFeatureResponse is empty: the feature is set.
@@ -1284,7 +1374,7 @@ export type SetFeatureResponse = Message<"steward.v1.SetFeatureResponse"> & {
  * Use `create(SetFeatureResponseSchema)` to create a new message.
  */
 export const SetFeatureResponseSchema: GenMessage<SetFeatureResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 43);
+  messageDesc(file_steward_v1_vm_service, 45);
 
 /**
  * RemoveFeatureRequest names the feature to remove.
@@ -1328,7 +1418,7 @@ export type RemoveFeatureRequest = Message<"steward.v1.RemoveFeatureRequest"> & 
  * Use `create(RemoveFeatureRequestSchema)` to create a new message.
  */
 export const RemoveFeatureRequestSchema: GenMessage<RemoveFeatureRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 44);
+  messageDesc(file_steward_v1_vm_service, 46);
 
 /**
  * RemoveFeatureResponse is empty: the feature is gone.
@@ -1343,7 +1433,7 @@ export type RemoveFeatureResponse = Message<"steward.v1.RemoveFeatureResponse"> 
  * Use `create(RemoveFeatureResponseSchema)` to create a new message.
  */
 export const RemoveFeatureResponseSchema: GenMessage<RemoveFeatureResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 45);
+  messageDesc(file_steward_v1_vm_service, 47);
 
 /**
  * CheckFeatureRequest looks a feature up along a scope.
@@ -1378,7 +1468,7 @@ export type CheckFeatureRequest = Message<"steward.v1.CheckFeatureRequest"> & {
  * Use `create(CheckFeatureRequestSchema)` to create a new message.
  */
 export const CheckFeatureRequestSchema: GenMessage<CheckFeatureRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 46);
+  messageDesc(file_steward_v1_vm_service, 48);
 
 /**
  * CheckFeatureResponse tells whether and where the feature was found.
@@ -1413,7 +1503,7 @@ export type CheckFeatureResponse = Message<"steward.v1.CheckFeatureResponse"> & 
  * Use `create(CheckFeatureResponseSchema)` to create a new message.
  */
 export const CheckFeatureResponseSchema: GenMessage<CheckFeatureResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 47);
+  messageDesc(file_steward_v1_vm_service, 49);
 
 /**
  * ListTagsRequest names a VM.
@@ -1434,7 +1524,7 @@ export type ListTagsRequest = Message<"steward.v1.ListTagsRequest"> & {
  * Use `create(ListTagsRequestSchema)` to create a new message.
  */
 export const ListTagsRequestSchema: GenMessage<ListTagsRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 48);
+  messageDesc(file_steward_v1_vm_service, 50);
 
 /**
  * ListTagsResponse carries the VM's tags.
@@ -1455,7 +1545,7 @@ export type ListTagsResponse = Message<"steward.v1.ListTagsResponse"> & {
  * Use `create(ListTagsResponseSchema)` to create a new message.
  */
 export const ListTagsResponseSchema: GenMessage<ListTagsResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 49);
+  messageDesc(file_steward_v1_vm_service, 51);
 
 /**
  * HasTagRequest names a VM and a tag.
@@ -1483,7 +1573,7 @@ export type HasTagRequest = Message<"steward.v1.HasTagRequest"> & {
  * Use `create(HasTagRequestSchema)` to create a new message.
  */
 export const HasTagRequestSchema: GenMessage<HasTagRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 50);
+  messageDesc(file_steward_v1_vm_service, 52);
 
 /**
  * HasTagResponse tells whether the VM has the tag.
@@ -1504,7 +1594,7 @@ export type HasTagResponse = Message<"steward.v1.HasTagResponse"> & {
  * Use `create(HasTagResponseSchema)` to create a new message.
  */
 export const HasTagResponseSchema: GenMessage<HasTagResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 51);
+  messageDesc(file_steward_v1_vm_service, 53);
 
 /**
  * AddTagRequest adds a tag to a VM.
@@ -1541,7 +1631,7 @@ export type AddTagRequest = Message<"steward.v1.AddTagRequest"> & {
  * Use `create(AddTagRequestSchema)` to create a new message.
  */
 export const AddTagRequestSchema: GenMessage<AddTagRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 52);
+  messageDesc(file_steward_v1_vm_service, 54);
 
 /**
  * AddTagResponse tells whether the tag was new.
@@ -1562,7 +1652,7 @@ export type AddTagResponse = Message<"steward.v1.AddTagResponse"> & {
  * Use `create(AddTagResponseSchema)` to create a new message.
  */
 export const AddTagResponseSchema: GenMessage<AddTagResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 53);
+  messageDesc(file_steward_v1_vm_service, 55);
 
 /**
  * RemoveTagRequest removes a tag from a VM.
@@ -1599,7 +1689,7 @@ export type RemoveTagRequest = Message<"steward.v1.RemoveTagRequest"> & {
  * Use `create(RemoveTagRequestSchema)` to create a new message.
  */
 export const RemoveTagRequestSchema: GenMessage<RemoveTagRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 54);
+  messageDesc(file_steward_v1_vm_service, 56);
 
 /**
  * RemoveTagResponse tells whether the tag was there.
@@ -1620,7 +1710,7 @@ export type RemoveTagResponse = Message<"steward.v1.RemoveTagResponse"> & {
  * Use `create(RemoveTagResponseSchema)` to create a new message.
  */
 export const RemoveTagResponseSchema: GenMessage<RemoveTagResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 55);
+  messageDesc(file_steward_v1_vm_service, 57);
 
 /**
  * GetNotesRequest names a VM.
@@ -1641,7 +1731,7 @@ export type GetNotesRequest = Message<"steward.v1.GetNotesRequest"> & {
  * Use `create(GetNotesRequestSchema)` to create a new message.
  */
 export const GetNotesRequestSchema: GenMessage<GetNotesRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 56);
+  messageDesc(file_steward_v1_vm_service, 58);
 
 /**
  * GetNotesResponse carries the VM's notes.
@@ -1662,7 +1752,7 @@ export type GetNotesResponse = Message<"steward.v1.GetNotesResponse"> & {
  * Use `create(GetNotesResponseSchema)` to create a new message.
  */
 export const GetNotesResponseSchema: GenMessage<GetNotesResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 57);
+  messageDesc(file_steward_v1_vm_service, 59);
 
 /**
  * SetNotesRequest replaces a VM's notes.
@@ -1690,7 +1780,7 @@ export type SetNotesRequest = Message<"steward.v1.SetNotesRequest"> & {
  * Use `create(SetNotesRequestSchema)` to create a new message.
  */
 export const SetNotesRequestSchema: GenMessage<SetNotesRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 58);
+  messageDesc(file_steward_v1_vm_service, 60);
 
 /**
  * SetNotesResponse is empty: the notes are replaced.
@@ -1705,7 +1795,7 @@ export type SetNotesResponse = Message<"steward.v1.SetNotesResponse"> & {
  * Use `create(SetNotesResponseSchema)` to create a new message.
  */
 export const SetNotesResponseSchema: GenMessage<SetNotesResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 59);
+  messageDesc(file_steward_v1_vm_service, 61);
 
 /**
  * GetVmStatsRequest names a running VM.
@@ -1726,7 +1816,7 @@ export type GetVmStatsRequest = Message<"steward.v1.GetVmStatsRequest"> & {
  * Use `create(GetVmStatsRequestSchema)` to create a new message.
  */
 export const GetVmStatsRequestSchema: GenMessage<GetVmStatsRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 60);
+  messageDesc(file_steward_v1_vm_service, 62);
 
 /**
  * GetVmStatsResponse carries one sample.
@@ -1747,7 +1837,7 @@ export type GetVmStatsResponse = Message<"steward.v1.GetVmStatsResponse"> & {
  * Use `create(GetVmStatsResponseSchema)` to create a new message.
  */
 export const GetVmStatsResponseSchema: GenMessage<GetVmStatsResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 61);
+  messageDesc(file_steward_v1_vm_service, 63);
 
 /**
  * WatchVmStatsRequest selects the VMs and the interval.
@@ -1775,7 +1865,7 @@ export type WatchVmStatsRequest = Message<"steward.v1.WatchVmStatsRequest"> & {
  * Use `create(WatchVmStatsRequestSchema)` to create a new message.
  */
 export const WatchVmStatsRequestSchema: GenMessage<WatchVmStatsRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 62);
+  messageDesc(file_steward_v1_vm_service, 64);
 
 /**
  * WatchVmStatsResponse is one sample of one VM.
@@ -1796,7 +1886,7 @@ export type WatchVmStatsResponse = Message<"steward.v1.WatchVmStatsResponse"> & 
  * Use `create(WatchVmStatsResponseSchema)` to create a new message.
  */
 export const WatchVmStatsResponseSchema: GenMessage<WatchVmStatsResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 63);
+  messageDesc(file_steward_v1_vm_service, 65);
 
 /**
  * ConsoleRequest is one message from the client on the console stream.
@@ -1833,7 +1923,7 @@ export type ConsoleRequest = Message<"steward.v1.ConsoleRequest"> & {
  * Use `create(ConsoleRequestSchema)` to create a new message.
  */
 export const ConsoleRequestSchema: GenMessage<ConsoleRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 64);
+  messageDesc(file_steward_v1_vm_service, 66);
 
 /**
  * ConsoleResponse is output of the VM's serial console.
@@ -1854,7 +1944,7 @@ export type ConsoleResponse = Message<"steward.v1.ConsoleResponse"> & {
  * Use `create(ConsoleResponseSchema)` to create a new message.
  */
 export const ConsoleResponseSchema: GenMessage<ConsoleResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 65);
+  messageDesc(file_steward_v1_vm_service, 67);
 
 /**
  * GetVmAddressesRequest names a VM.
@@ -1875,7 +1965,7 @@ export type GetVmAddressesRequest = Message<"steward.v1.GetVmAddressesRequest"> 
  * Use `create(GetVmAddressesRequestSchema)` to create a new message.
  */
 export const GetVmAddressesRequestSchema: GenMessage<GetVmAddressesRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 66);
+  messageDesc(file_steward_v1_vm_service, 68);
 
 /**
  * GetVmAddressesResponse carries the VM's addresses.
@@ -1896,7 +1986,7 @@ export type GetVmAddressesResponse = Message<"steward.v1.GetVmAddressesResponse"
  * Use `create(GetVmAddressesResponseSchema)` to create a new message.
  */
 export const GetVmAddressesResponseSchema: GenMessage<GetVmAddressesResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 67);
+  messageDesc(file_steward_v1_vm_service, 69);
 
 /**
  * GetVmOsReleaseRequest names a VM.
@@ -1917,7 +2007,7 @@ export type GetVmOsReleaseRequest = Message<"steward.v1.GetVmOsReleaseRequest"> 
  * Use `create(GetVmOsReleaseRequestSchema)` to create a new message.
  */
 export const GetVmOsReleaseRequestSchema: GenMessage<GetVmOsReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 68);
+  messageDesc(file_steward_v1_vm_service, 70);
 
 /**
  * GetVmOsReleaseResponse carries the guest's os-release.
@@ -1938,7 +2028,7 @@ export type GetVmOsReleaseResponse = Message<"steward.v1.GetVmOsReleaseResponse"
  * Use `create(GetVmOsReleaseResponseSchema)` to create a new message.
  */
 export const GetVmOsReleaseResponseSchema: GenMessage<GetVmOsReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm_service, 69);
+  messageDesc(file_steward_v1_vm_service, 71);
 
 /**
  * KillWho says which of a VM's host processes a KillVm signals (machined's `who`).
@@ -2041,7 +2131,7 @@ export const VmService: GenService<{
    * CloneVm copies a halted VM with its properties, features, tags and volumes under a new
    * name (vm.Clone, machined's CloneImage). INVALID_ARGUMENT for a bad new name or class,
    * ALREADY_EXISTS (VM_EXISTS) when the new name is taken, FAILED_PRECONDITION (VM_NOT_HALTED)
-   * while the source runs, (VM_CLASS_REFUSES) for dom0 or a DispVM. Long work (AIP-151): it
+   * while the source runs, (VM_IS_ADMIN) for dom0, (VM_IS_DISPOSABLE) for a DispVM. Long work (AIP-151): it
    * returns an Operation whose response is a CloneVmResponse, done already unless it copies
    * volumes; the source is held (no other change to it runs) until the operation ends, and a
    * cancelled or failed one leaves no copy. Retry-safe with request_id: a retry with the same id

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/volume.proto.
  */
 export const file_steward_v1_volume: GenFile = /*@__PURE__*/
-  fileDesc("ChdzdGV3YXJkL3YxL3ZvbHVtZS5wcm90bxIKc3Rld2FyZC52MSJACglWb2x1bWVSZWYSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIMCgRwb29sGAMgASgJEgsKA3ZpZBgEIAEoCSLiAgoGVm9sdW1lEgwKBHBvb2wYASABKAkSCwoDdmlkGAIgASgJEgoKAnZtGAMgASgJEgwKBG5hbWUYBCABKAkSEgoKc2l6ZV9ieXRlcxgFIAEoBBITCgt1c2FnZV9ieXRlcxgGIAEoBBIKCgJydxgHIAEoCBIOCgZzb3VyY2UYCCABKAkSFAoMc2F2ZV9vbl9zdG9wGAkgASgIEhUKDXNuYXBfb25fc3RhcnQYCiABKAgSGQoRcmV2aXNpb25zX3RvX2tlZXAYCyABKA0SEQoJZXBoZW1lcmFsGAwgASgIEhMKC2lzX291dGRhdGVkGA0gASgIEigKBmZvcm1hdBgOIAEoDjIYLnN0ZXdhcmQudjEuVm9sdW1lRm9ybWF0EhMKC2xpbWl0X2J5dGVzGA8gASgEEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJnCg5Wb2x1bWVSZXZpc2lvbhIQCghyZXZpc2lvbhgBIAEoCRIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc2l6ZV9ieXRlcxgDIAEoBCpdCgxWb2x1bWVGb3JtYXQSHQoZVk9MVU1FX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhUKEVZPTFVNRV9GT1JNQVRfUkFXEAESFwoTVk9MVU1FX0ZPUk1BVF9RQ09XMhACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChdzdGV3YXJkL3YxL3ZvbHVtZS5wcm90bxIKc3Rld2FyZC52MSJACglWb2x1bWVSZWYSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIMCgRwb29sGAMgASgJEgsKA3ZpZBgEIAEoCSK6AwoGVm9sdW1lEgwKBHBvb2wYASABKAkSCwoDdmlkGAIgASgJEgoKAnZtGAMgASgJEgwKBG5hbWUYBCABKAkSEgoKc2l6ZV9ieXRlcxgFIAEoBBITCgt1c2FnZV9ieXRlcxgGIAEoBBIKCgJydxgHIAEoCBIOCgZzb3VyY2UYCCABKAkSFAoMc2F2ZV9vbl9zdG9wGAkgASgIEhUKDXNuYXBfb25fc3RhcnQYCiABKAgSGQoRcmV2aXNpb25zX3RvX2tlZXAYCyABKA0SEQoJZXBoZW1lcmFsGAwgASgIEhMKC2lzX291dGRhdGVkGA0gASgIEigKBmZvcm1hdBgOIAEoDjIYLnN0ZXdhcmQudjEuVm9sdW1lRm9ybWF0EhMKC2xpbWl0X2J5dGVzGA8gASgEEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghpbnRlcm5hbBgRIAEoCBIRCglob3N0X3BhdGgYEiABKAkSMQoLYXR0YWNobWVudHMYEyADKAsyHC5zdGV3YXJkLnYxLlZvbHVtZUF0dGFjaG1lbnQiRwoQVm9sdW1lQXR0YWNobWVudBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEgoKAnJ3GAMgASgIEg0KBW9yZGVyGAQgASgNImcKDlZvbHVtZVJldmlzaW9uEhAKCHJldmlzaW9uGAEgASgJEi8KC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzaXplX2J5dGVzGAMgASgEKl0KDFZvbHVtZUZvcm1hdBIdChlWT0xVTUVfRk9STUFUX1VOU1BFQ0lGSUVEEAASFQoRVk9MVU1FX0ZPUk1BVF9SQVcQARIXChNWT0xVTUVfRk9STUFUX1FDT1cyEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * VolumeRef names a volume: by `vm` and `name` (its volume of that name), or by `pool` and
@@ -92,14 +92,16 @@ export type Volume = Message<"steward.v1.Volume"> & {
   name: string;
 
   /**
-   * Its size as the guest sees it, in bytes.
+   * Its nominal size, as the guest sees it, in bytes.
    *
    * @generated from field: uint64 size_bytes = 5;
    */
   sizeBytes: bigint;
 
   /**
-   * Bytes it takes in the pool. Output only.
+   * Bytes it takes on disk (the blocks allocated for its current content, as du counts them:
+   * less than size_bytes while it is sparse, and 0 for a reflink or qcow2 snapshot that shares
+   * all its blocks); its revisions not included. Output only.
    *
    * @generated from field: uint64 usage_bytes = 6;
    */
@@ -175,6 +177,31 @@ export type Volume = Message<"steward.v1.Volume"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 16;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Whether Steward uses it for its own ends (a snapshot taken at a start, an import's
+   * temporary file), not as a disk a user manages: listings show it, tagged so, and no RPC but
+   * its owner's changes it (Qubes' internal). Output only.
+   *
+   * @generated from field: bool internal = 17;
+   */
+  internal: boolean;
+
+  /**
+   * Where its bytes are on the host: a file or device inside the pool's folder (vm_concierge's
+   * disk_path). Output only.
+   *
+   * @generated from field: string host_path = 18;
+   */
+  hostPath: string;
+
+  /**
+   * The VMs it is attached to as an extra disk (AttachVolume), besides the VM that owns it.
+   * Output only.
+   *
+   * @generated from field: repeated steward.v1.VolumeAttachment attachments = 19;
+   */
+  attachments: VolumeAttachment[];
 };
 
 /**
@@ -183,6 +210,51 @@ export type Volume = Message<"steward.v1.Volume"> & {
  */
 export const VolumeSchema: GenMessage<Volume> = /*@__PURE__*/
   messageDesc(file_steward_v1_volume, 1);
+
+/**
+ * VolumeAttachment is a volume attached to a VM as an extra disk (AttachVolume), persistently.
+ *
+ * @generated from message steward.v1.VolumeAttachment
+ */
+export type VolumeAttachment = Message<"steward.v1.VolumeAttachment"> & {
+  /**
+   * The VM it is attached to.
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * Its name among the VM's disks: `[a-z][a-z0-9_-]*`, at most 32 characters, not root,
+   * private, volatile or kernel.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Whether the VM may write to it. One VM at most has a volume attached writable, and then no
+   * other VM has it attached at all.
+   *
+   * @generated from field: bool rw = 3;
+   */
+  rw: boolean;
+
+  /**
+   * Its place among the VM's extra disks: the guest sees them in increasing order, after the
+   * VM's own root, private, volatile and kernel; attachments with the same order go by name.
+   *
+   * @generated from field: uint32 order = 4;
+   */
+  order: number;
+};
+
+/**
+ * Describes the message steward.v1.VolumeAttachment.
+ * Use `create(VolumeAttachmentSchema)` to create a new message.
+ */
+export const VolumeAttachmentSchema: GenMessage<VolumeAttachment> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume, 2);
 
 /**
  * VolumeRevision is a saved state of a volume that it can be reverted to.
@@ -217,7 +289,7 @@ export type VolumeRevision = Message<"steward.v1.VolumeRevision"> & {
  * Use `create(VolumeRevisionSchema)` to create a new message.
  */
 export const VolumeRevisionSchema: GenMessage<VolumeRevision> = /*@__PURE__*/
-  messageDesc(file_steward_v1_volume, 2);
+  messageDesc(file_steward_v1_volume, 3);
 
 /**
  * VolumeFormat is how a volume's bytes are stored.

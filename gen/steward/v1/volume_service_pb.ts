@@ -4,6 +4,10 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { OperationSchema } from "../../google/longrunning/operations_pb";
+import { file_google_longrunning_operations } from "../../google/longrunning/operations_pb";
+import type { CreateVmRequest } from "./vm_service_pb";
+import { file_steward_v1_vm_service } from "./vm_service_pb";
 import type { Volume, VolumeFormat, VolumeRef, VolumeRevision } from "./volume_pb";
 import { file_steward_v1_volume } from "./volume_pb";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/volume_service.proto.
  */
 export const file_steward_v1_volume_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zdGV3YXJkL3YxL3ZvbHVtZV9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIlUKEkxpc3RWb2x1bWVzUmVxdWVzdBIMCgRwb29sGAEgASgJEgoKAnZtGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIm0KE0xpc3RWb2x1bWVzUmVzcG9uc2USIwoHdm9sdW1lcxgBIAMoCzISLnN0ZXdhcmQudjEuVm9sdW1lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIYChB0b3RhbF9zaXplX2J5dGVzGAMgASgEIjkKEEdldFZvbHVtZVJlcXVlc3QSJQoGdm9sdW1lGAEgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYiNwoRR2V0Vm9sdW1lUmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUibgoTQ3JlYXRlVm9sdW1lUmVxdWVzdBIMCgRwb29sGAEgASgJEgsKA3ZpZBgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEigKBmZvcm1hdBgEIAEoDjIYLnN0ZXdhcmQudjEuVm9sdW1lRm9ybWF0IjoKFENyZWF0ZVZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIjAKE0RlbGV0ZVZvbHVtZVJlcXVlc3QSDAoEcG9vbBgBIAEoCRILCgN2aWQYAiABKAkiJwoURGVsZXRlVm9sdW1lUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCI9ChRMaXN0U25hcHNob3RzUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZiJGChVMaXN0U25hcHNob3RzUmVzcG9uc2USLQoJcmV2aXNpb25zGAEgAygLMhouc3Rld2FyZC52MS5Wb2x1bWVSZXZpc2lvbiI+ChVTbmFwc2hvdFZvbHVtZVJlcXVlc3QSJQoGdm9sdW1lGAEgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYiRgoWU25hcHNob3RWb2x1bWVSZXNwb25zZRIsCghyZXZpc2lvbhgBIAEoCzIaLnN0ZXdhcmQudjEuVm9sdW1lUmV2aXNpb24iTgoTUmV2ZXJ0Vm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIQCghyZXZpc2lvbhgCIAEoCSI6ChRSZXZlcnRWb2x1bWVSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZSJmChNSZXNpemVWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhIKCnNpemVfYnl0ZXMYAiABKAQSFAoMYWxsb3dfc2hyaW5rGAMgASgIIjoKFFJlc2l6ZVZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIjsKEkNsZWFyVm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZiI5ChNDbGVhclZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lImAKE0ltcG9ydFZvbHVtZVJlcXVlc3QSMAoGaGVhZGVyGAEgASgLMh4uc3Rld2FyZC52MS5JbXBvcnRWb2x1bWVIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgYKBGtpbmQiXwoSSW1wb3J0Vm9sdW1lSGVhZGVyEiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhIKCnNpemVfYnl0ZXMYAiABKAQSDgoGc2hhMjU2GAMgASgJImIKFEltcG9ydFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lEhYKDmJ5dGVzX3JlY2VpdmVkGAIgASgEEg4KBnNoYTI1NhgDIAEoCSJiChNFeHBvcnRWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhAKCHJldmlzaW9uGAIgASgJEhIKCmNodW5rX3NpemUYAyABKA0i6gEKFEV4cG9ydFZvbHVtZVJlc3BvbnNlEjAKBmhlYWRlchgBIAEoCzIeLnN0ZXdhcmQudjEuRXhwb3J0Vm9sdW1lSGVhZGVySAASLgoFY2h1bmsYAiABKAsyHS5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZUNodW5rSAASNAoIcHJvZ3Jlc3MYAyABKAsyIC5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZVByb2dyZXNzSAASMgoHdHJhaWxlchgEIAEoCzIfLnN0ZXdhcmQudjEuRXhwb3J0Vm9sdW1lVHJhaWxlckgAQgYKBGtpbmQiTAoSRXhwb3J0Vm9sdW1lSGVhZGVyEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lEhIKCnNpemVfYnl0ZXMYAiABKAQiMQoRRXhwb3J0Vm9sdW1lQ2h1bmsSDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwiPwoURXhwb3J0Vm9sdW1lUHJvZ3Jlc3MSEgoKYnl0ZXNfZG9uZRgBIAEoBBITCgtieXRlc190b3RhbBgCIAEoBCI5ChNFeHBvcnRWb2x1bWVUcmFpbGVyEg4KBnNoYTI1NhgBIAEoCRISCgpieXRlc19zZW50GAIgASgEImIKEkNsb25lVm9sdW1lUmVxdWVzdBIlCgZzb3VyY2UYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIlCgZ0YXJnZXQYAiABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZiI5ChNDbG9uZVZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIo0BChhTZXRWb2x1bWVQcm9wZXJ0eVJlcXVlc3QSJQoGdm9sdW1lGAEgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSGwoRcmV2aXNpb25zX3RvX2tlZXAYAiABKA1IABIMCgJydxgDIAEoCEgAEhMKCWVwaGVtZXJhbBgEIAEoCEgAQgoKCHByb3BlcnR5Ij8KGVNldFZvbHVtZVByb3BlcnR5UmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUiUwoVU2V0Vm9sdW1lTGltaXRSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhMKC2xpbWl0X2J5dGVzGAIgASgEIjwKFlNldFZvbHVtZUxpbWl0UmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUy2wkKDVZvbHVtZVNlcnZpY2USUwoLTGlzdFZvbHVtZXMSHi5zdGV3YXJkLnYxLkxpc3RWb2x1bWVzUmVxdWVzdBofLnN0ZXdhcmQudjEuTGlzdFZvbHVtZXNSZXNwb25zZSIDkAIBEk0KCUdldFZvbHVtZRIcLnN0ZXdhcmQudjEuR2V0Vm9sdW1lUmVxdWVzdBodLnN0ZXdhcmQudjEuR2V0Vm9sdW1lUmVzcG9uc2UiA5ACARJRCgxDcmVhdGVWb2x1bWUSHy5zdGV3YXJkLnYxLkNyZWF0ZVZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkNyZWF0ZVZvbHVtZVJlc3BvbnNlElYKDERlbGV0ZVZvbHVtZRIfLnN0ZXdhcmQudjEuRGVsZXRlVm9sdW1lUmVxdWVzdBogLnN0ZXdhcmQudjEuRGVsZXRlVm9sdW1lUmVzcG9uc2UiA5ACAhJZCg1MaXN0U25hcHNob3RzEiAuc3Rld2FyZC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBohLnN0ZXdhcmQudjEuTGlzdFNuYXBzaG90c1Jlc3BvbnNlIgOQAgESVwoOU25hcHNob3RWb2x1bWUSIS5zdGV3YXJkLnYxLlNuYXBzaG90Vm9sdW1lUmVxdWVzdBoiLnN0ZXdhcmQudjEuU25hcHNob3RWb2x1bWVSZXNwb25zZRJWCgxSZXZlcnRWb2x1bWUSHy5zdGV3YXJkLnYxLlJldmVydFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLlJldmVydFZvbHVtZVJlc3BvbnNlIgOQAgISVgoMUmVzaXplVm9sdW1lEh8uc3Rld2FyZC52MS5SZXNpemVWb2x1bWVSZXF1ZXN0GiAuc3Rld2FyZC52MS5SZXNpemVWb2x1bWVSZXNwb25zZSIDkAICElMKC0NsZWFyVm9sdW1lEh4uc3Rld2FyZC52MS5DbGVhclZvbHVtZVJlcXVlc3QaHy5zdGV3YXJkLnYxLkNsZWFyVm9sdW1lUmVzcG9uc2UiA5ACAhJTCgxJbXBvcnRWb2x1bWUSHy5zdGV3YXJkLnYxLkltcG9ydFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkltcG9ydFZvbHVtZVJlc3BvbnNlKAESWAoMRXhwb3J0Vm9sdW1lEh8uc3Rld2FyZC52MS5FeHBvcnRWb2x1bWVSZXF1ZXN0GiAuc3Rld2FyZC52MS5FeHBvcnRWb2x1bWVSZXNwb25zZSIDkAIBMAESTgoLQ2xvbmVWb2x1bWUSHi5zdGV3YXJkLnYxLkNsb25lVm9sdW1lUmVxdWVzdBofLnN0ZXdhcmQudjEuQ2xvbmVWb2x1bWVSZXNwb25zZRJlChFTZXRWb2x1bWVQcm9wZXJ0eRIkLnN0ZXdhcmQudjEuU2V0Vm9sdW1lUHJvcGVydHlSZXF1ZXN0GiUuc3Rld2FyZC52MS5TZXRWb2x1bWVQcm9wZXJ0eVJlc3BvbnNlIgOQAgISXAoOU2V0Vm9sdW1lTGltaXQSIS5zdGV3YXJkLnYxLlNldFZvbHVtZUxpbWl0UmVxdWVzdBoiLnN0ZXdhcmQudjEuU2V0Vm9sdW1lTGltaXRSZXNwb25zZSIDkAICYgZwcm90bzM", [file_steward_v1_volume]);
+  fileDesc("Ch9zdGV3YXJkL3YxL3ZvbHVtZV9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIlUKEkxpc3RWb2x1bWVzUmVxdWVzdBIMCgRwb29sGAEgASgJEgoKAnZtGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIoIBChNMaXN0Vm9sdW1lc1Jlc3BvbnNlEiMKB3ZvbHVtZXMYASADKAsyEi5zdGV3YXJkLnYxLlZvbHVtZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGQoRdG90YWxfdXNhZ2VfYnl0ZXMYAyABKAQSEgoKdG90YWxfc2l6ZRgEIAEoBSI5ChBHZXRWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmIjcKEUdldFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIoIBChNDcmVhdGVWb2x1bWVSZXF1ZXN0EgwKBHBvb2wYASABKAkSCwoDdmlkGAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSKAoGZm9ybWF0GAQgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXQSEgoKcmVxdWVzdF9pZBgFIAEoCSJLChRDcmVhdGVWb2x1bWVSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZRIPCgdleGlzdGVkGAIgASgIIjAKE0RlbGV0ZVZvbHVtZVJlcXVlc3QSDAoEcG9vbBgBIAEoCRILCgN2aWQYAiABKAkiJwoURGVsZXRlVm9sdW1lUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCJkChRMaXN0U25hcHNob3RzUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChVMaXN0U25hcHNob3RzUmVzcG9uc2USLQoJcmV2aXNpb25zGAEgAygLMhouc3Rld2FyZC52MS5Wb2x1bWVSZXZpc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUgoVU25hcHNob3RWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhIKCnJlcXVlc3RfaWQYAiABKAkiRgoWU25hcHNob3RWb2x1bWVSZXNwb25zZRIsCghyZXZpc2lvbhgBIAEoCzIaLnN0ZXdhcmQudjEuVm9sdW1lUmV2aXNpb24iTgoTUmV2ZXJ0Vm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIQCghyZXZpc2lvbhgCIAEoCSI6ChRSZXZlcnRWb2x1bWVSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZSJmChNSZXNpemVWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhIKCnNpemVfYnl0ZXMYAiABKAQSFAoMYWxsb3dfc2hyaW5rGAMgASgIIjoKFFJlc2l6ZVZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIjsKEkNsZWFyVm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZiI5ChNDbGVhclZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lImAKE0ltcG9ydFZvbHVtZVJlcXVlc3QSMAoGaGVhZGVyGAEgASgLMh4uc3Rld2FyZC52MS5JbXBvcnRWb2x1bWVIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgYKBGtpbmQiygEKEkltcG9ydFZvbHVtZUhlYWRlchInCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZkgAEjMKDG5ld190ZW1wbGF0ZRgFIAEoCzIbLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0SAASEgoKc2l6ZV9ieXRlcxgCIAEoBBIOCgZzaGEyNTYYAyABKAkSKAoGZm9ybWF0GAQgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXRCCAoGdGFyZ2V0ImIKFEltcG9ydFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lEhYKDmJ5dGVzX3JlY2VpdmVkGAIgASgEEg4KBnNoYTI1NhgDIAEoCSJiChNFeHBvcnRWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhAKCHJldmlzaW9uGAIgASgJEhIKCmNodW5rX3NpemUYAyABKA0i6gEKFEV4cG9ydFZvbHVtZVJlc3BvbnNlEjAKBmhlYWRlchgBIAEoCzIeLnN0ZXdhcmQudjEuRXhwb3J0Vm9sdW1lSGVhZGVySAASLgoFY2h1bmsYAiABKAsyHS5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZUNodW5rSAASNAoIcHJvZ3Jlc3MYAyABKAsyIC5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZVByb2dyZXNzSAASMgoHdHJhaWxlchgEIAEoCzIfLnN0ZXdhcmQudjEuRXhwb3J0Vm9sdW1lVHJhaWxlckgAQgYKBGtpbmQiTAoSRXhwb3J0Vm9sdW1lSGVhZGVyEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lEhIKCnNpemVfYnl0ZXMYAiABKAQiMQoRRXhwb3J0Vm9sdW1lQ2h1bmsSDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwiPwoURXhwb3J0Vm9sdW1lUHJvZ3Jlc3MSEgoKYnl0ZXNfZG9uZRgBIAEoBBITCgtieXRlc190b3RhbBgCIAEoBCI5ChNFeHBvcnRWb2x1bWVUcmFpbGVyEg4KBnNoYTI1NhgBIAEoCRISCgpieXRlc19zZW50GAIgASgEInYKEkNsb25lVm9sdW1lUmVxdWVzdBIlCgZzb3VyY2UYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIlCgZ0YXJnZXQYAiABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhISCgpyZXF1ZXN0X2lkGAMgASgJIjkKE0Nsb25lVm9sdW1lUmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUijQEKGFNldFZvbHVtZVByb3BlcnR5UmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIbChFyZXZpc2lvbnNfdG9fa2VlcBgCIAEoDUgAEgwKAnJ3GAMgASgISAASEwoJZXBoZW1lcmFsGAQgASgISABCCgoIcHJvcGVydHkiPwoZU2V0Vm9sdW1lUHJvcGVydHlSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZSJTChVTZXRWb2x1bWVMaW1pdFJlcXVlc3QSJQoGdm9sdW1lGAEgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSEwoLbGltaXRfYnl0ZXMYAiABKAQiPAoWU2V0Vm9sdW1lTGltaXRSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZSJxChNBdHRhY2hWb2x1bWVSZXF1ZXN0EgoKAnZtGAEgASgJEiUKBnZvbHVtZRgCIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEgwKBG5hbWUYAyABKAkSCgoCcncYBCABKAgSDQoFb3JkZXIYBSABKA0iOgoUQXR0YWNoVm9sdW1lUmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUiRgoTRGV0YWNoVm9sdW1lUmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDWFsbG93X21pc3NpbmcYAyABKAgiFgoURGV0YWNoVm9sdW1lUmVzcG9uc2UyzQsKDVZvbHVtZVNlcnZpY2USUwoLTGlzdFZvbHVtZXMSHi5zdGV3YXJkLnYxLkxpc3RWb2x1bWVzUmVxdWVzdBofLnN0ZXdhcmQudjEuTGlzdFZvbHVtZXNSZXNwb25zZSIDkAIBEk0KCUdldFZvbHVtZRIcLnN0ZXdhcmQudjEuR2V0Vm9sdW1lUmVxdWVzdBodLnN0ZXdhcmQudjEuR2V0Vm9sdW1lUmVzcG9uc2UiA5ACARJWCgxDcmVhdGVWb2x1bWUSHy5zdGV3YXJkLnYxLkNyZWF0ZVZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkNyZWF0ZVZvbHVtZVJlc3BvbnNlIgOQAgISVgoMRGVsZXRlVm9sdW1lEh8uc3Rld2FyZC52MS5EZWxldGVWb2x1bWVSZXF1ZXN0GiAuc3Rld2FyZC52MS5EZWxldGVWb2x1bWVSZXNwb25zZSIDkAICElkKDUxpc3RTbmFwc2hvdHMSIC5zdGV3YXJkLnYxLkxpc3RTbmFwc2hvdHNSZXF1ZXN0GiEuc3Rld2FyZC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2UiA5ACARJXCg5TbmFwc2hvdFZvbHVtZRIhLnN0ZXdhcmQudjEuU25hcHNob3RWb2x1bWVSZXF1ZXN0GiIuc3Rld2FyZC52MS5TbmFwc2hvdFZvbHVtZVJlc3BvbnNlElYKDFJldmVydFZvbHVtZRIfLnN0ZXdhcmQudjEuUmV2ZXJ0Vm9sdW1lUmVxdWVzdBogLnN0ZXdhcmQudjEuUmV2ZXJ0Vm9sdW1lUmVzcG9uc2UiA5ACAhJWCgxSZXNpemVWb2x1bWUSHy5zdGV3YXJkLnYxLlJlc2l6ZVZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLlJlc2l6ZVZvbHVtZVJlc3BvbnNlIgOQAgISUwoLQ2xlYXJWb2x1bWUSHi5zdGV3YXJkLnYxLkNsZWFyVm9sdW1lUmVxdWVzdBofLnN0ZXdhcmQudjEuQ2xlYXJWb2x1bWVSZXNwb25zZSIDkAICElMKDEltcG9ydFZvbHVtZRIfLnN0ZXdhcmQudjEuSW1wb3J0Vm9sdW1lUmVxdWVzdBogLnN0ZXdhcmQudjEuSW1wb3J0Vm9sdW1lUmVzcG9uc2UoARJYCgxFeHBvcnRWb2x1bWUSHy5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZVJlc3BvbnNlIgOQAgEwARKPAQoLQ2xvbmVWb2x1bWUSHi5zdGV3YXJkLnYxLkNsb25lVm9sdW1lUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iQcpBPgoec3Rld2FyZC52MS5DbG9uZVZvbHVtZVJlc3BvbnNlEhxzdGV3YXJkLnYxLk9wZXJhdGlvbk1ldGFkYXRhElYKDEF0dGFjaFZvbHVtZRIfLnN0ZXdhcmQudjEuQXR0YWNoVm9sdW1lUmVxdWVzdBogLnN0ZXdhcmQudjEuQXR0YWNoVm9sdW1lUmVzcG9uc2UiA5ACAhJRCgxEZXRhY2hWb2x1bWUSHy5zdGV3YXJkLnYxLkRldGFjaFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkRldGFjaFZvbHVtZVJlc3BvbnNlEmUKEVNldFZvbHVtZVByb3BlcnR5EiQuc3Rld2FyZC52MS5TZXRWb2x1bWVQcm9wZXJ0eVJlcXVlc3QaJS5zdGV3YXJkLnYxLlNldFZvbHVtZVByb3BlcnR5UmVzcG9uc2UiA5ACAhJcCg5TZXRWb2x1bWVMaW1pdBIhLnN0ZXdhcmQudjEuU2V0Vm9sdW1lTGltaXRSZXF1ZXN0GiIuc3Rld2FyZC52MS5TZXRWb2x1bWVMaW1pdFJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_google_longrunning_operations, file_steward_v1_vm_service, file_steward_v1_volume]);
 
 /**
  * ListVolumesRequest selects the volumes of a pool or of a VM.
@@ -28,14 +32,15 @@ export type ListVolumesRequest = Message<"steward.v1.ListVolumesRequest"> & {
   pool: string;
 
   /**
-   * The VM whose volumes to list; not with pool.
+   * The VM whose volumes to list (its own, then those attached to it); not with pool.
    *
    * @generated from field: string vm = 2;
    */
   vm: string;
 
   /**
-   * At most this many volumes: default 100, maximum 1000.
+   * At most this many volumes: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 3;
    */
@@ -77,11 +82,19 @@ export type ListVolumesResponse = Message<"steward.v1.ListVolumesResponse"> & {
   nextPageToken: string;
 
   /**
-   * The sum of the listed volumes' sizes, in bytes, over all pages (ListVmDisks' total).
+   * The bytes the listed volumes take on disk (the sum of their usage_bytes), over all pages
+   * (vm_concierge's ListVmDisks total_size).
    *
-   * @generated from field: uint64 total_size_bytes = 3;
+   * @generated from field: uint64 total_usage_bytes = 3;
    */
-  totalSizeBytes: bigint;
+  totalUsageBytes: bigint;
+
+  /**
+   * How many volumes match, over all pages.
+   *
+   * @generated from field: int32 total_size = 4;
+   */
+  totalSize: number;
 };
 
 /**
@@ -167,6 +180,13 @@ export type CreateVolumeRequest = Message<"steward.v1.CreateVolumeRequest"> & {
    * @generated from field: steward.v1.VolumeFormat format = 4;
    */
   format: VolumeFormat;
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
 };
 
 /**
@@ -177,7 +197,7 @@ export const CreateVolumeRequestSchema: GenMessage<CreateVolumeRequest> = /*@__P
   messageDesc(file_steward_v1_volume_service, 4);
 
 /**
- * CreateVolumeResponse carries the new volume.
+ * CreateVolumeResponse carries the volume.
  *
  * @generated from message steward.v1.CreateVolumeResponse
  */
@@ -188,6 +208,13 @@ export type CreateVolumeResponse = Message<"steward.v1.CreateVolumeResponse"> & 
    * @generated from field: steward.v1.Volume volume = 1;
    */
   volume?: Volume | undefined;
+
+  /**
+   * True when the volume was there already, with this size and format: nothing was made.
+   *
+   * @generated from field: bool existed = 2;
+   */
+  existed: boolean;
 };
 
 /**
@@ -258,6 +285,20 @@ export type ListSnapshotsRequest = Message<"steward.v1.ListSnapshotsRequest"> & 
    * @generated from field: steward.v1.VolumeRef volume = 1;
    */
   volume?: VolumeRef | undefined;
+
+  /**
+   * At most this many revisions: default 100, maximum 1000 (larger is lowered to it).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -279,6 +320,13 @@ export type ListSnapshotsResponse = Message<"steward.v1.ListSnapshotsResponse"> 
    * @generated from field: repeated steward.v1.VolumeRevision revisions = 1;
    */
   revisions: VolumeRevision[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -300,6 +348,13 @@ export type SnapshotVolumeRequest = Message<"steward.v1.SnapshotVolumeRequest"> 
    * @generated from field: steward.v1.VolumeRef volume = 1;
    */
   volume?: VolumeRef | undefined;
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
 };
 
 /**
@@ -521,15 +576,33 @@ export const ImportVolumeRequestSchema: GenMessage<ImportVolumeRequest> = /*@__P
  */
 export type ImportVolumeHeader = Message<"steward.v1.ImportVolumeHeader"> & {
   /**
-   * The volume to replace the content of. Required.
+   * What the bytes go to. Required: one of them.
    *
-   * @generated from field: steward.v1.VolumeRef volume = 1;
+   * @generated from oneof steward.v1.ImportVolumeHeader.target
    */
-  volume?: VolumeRef | undefined;
+  target: {
+    /**
+     * An existing volume, whose content they replace.
+     *
+     * @generated from field: steward.v1.VolumeRef volume = 1;
+     */
+    value: VolumeRef;
+    case: "volume";
+  } | {
+    /**
+     * A TemplateVM to make, whose root they become: the VM exists only once the whole stream
+     * arrived and checked out; a stream that fails or is cancelled leaves no VM. Its klass must
+     * be TEMPLATE_VM (else INVALID_ARGUMENT); its request_id makes a retry safe.
+     *
+     * @generated from field: steward.v1.CreateVmRequest new_template = 5;
+     */
+    value: CreateVmRequest;
+    case: "newTemplate";
+  } | { case: undefined; value?: undefined };
 
   /**
    * The content's size in bytes; the volume is resized to it (ImportWithSize). 0 keeps the
-   * volume's size and requires exactly that many bytes.
+   * volume's size and requires exactly that many bytes (required for new_template).
    *
    * @generated from field: uint64 size_bytes = 2;
    */
@@ -541,6 +614,14 @@ export type ImportVolumeHeader = Message<"steward.v1.ImportVolumeHeader"> & {
    * @generated from field: string sha256 = 3;
    */
   sha256: string;
+
+  /**
+   * How the bytes are written: RAW, or QCOW2 (an image, checked with qemu-img and converted to
+   * the volume's format); UNSPECIFIED is RAW.
+   *
+   * @generated from field: steward.v1.VolumeFormat format = 4;
+   */
+  format: VolumeFormat;
 };
 
 /**
@@ -557,7 +638,7 @@ export const ImportVolumeHeaderSchema: GenMessage<ImportVolumeHeader> = /*@__PUR
  */
 export type ImportVolumeResponse = Message<"steward.v1.ImportVolumeResponse"> & {
   /**
-   * The volume with its new content.
+   * The volume with its new content (the new TemplateVM's root for new_template).
    *
    * @generated from field: steward.v1.Volume volume = 1;
    */
@@ -804,6 +885,13 @@ export type CloneVolumeRequest = Message<"steward.v1.CloneVolumeRequest"> & {
    * @generated from field: steward.v1.VolumeRef target = 2;
    */
   target?: VolumeRef | undefined;
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
 };
 
 /**
@@ -814,7 +902,8 @@ export const CloneVolumeRequestSchema: GenMessage<CloneVolumeRequest> = /*@__PUR
   messageDesc(file_steward_v1_volume_service, 27);
 
 /**
- * CloneVolumeResponse carries the target after the copy.
+ * CloneVolumeResponse carries the target after the copy: the response of CloneVolume's
+ * operation.
  *
  * @generated from message steward.v1.CloneVolumeResponse
  */
@@ -957,6 +1046,127 @@ export const SetVolumeLimitResponseSchema: GenMessage<SetVolumeLimitResponse> = 
   messageDesc(file_steward_v1_volume_service, 32);
 
 /**
+ * AttachVolumeRequest names a VM and the volume to attach to it.
+ *
+ * @generated from message steward.v1.AttachVolumeRequest
+ */
+export type AttachVolumeRequest = Message<"steward.v1.AttachVolumeRequest"> & {
+  /**
+   * The VM to attach it to. Required.
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * The volume: a pool's volume, or another VM's (read-only unless that VM never runs with it).
+   * Required.
+   *
+   * @generated from field: steward.v1.VolumeRef volume = 2;
+   */
+  volume?: VolumeRef | undefined;
+
+  /**
+   * The disk's name in the VM, as VolumeAttachment.name. Required.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * Whether the VM may write to it.
+   *
+   * @generated from field: bool rw = 4;
+   */
+  rw: boolean;
+
+  /**
+   * Its place among the VM's extra disks, as VolumeAttachment.order.
+   *
+   * @generated from field: uint32 order = 5;
+   */
+  order: number;
+};
+
+/**
+ * Describes the message steward.v1.AttachVolumeRequest.
+ * Use `create(AttachVolumeRequestSchema)` to create a new message.
+ */
+export const AttachVolumeRequestSchema: GenMessage<AttachVolumeRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 33);
+
+/**
+ * AttachVolumeResponse carries the volume with its attachments.
+ *
+ * @generated from message steward.v1.AttachVolumeResponse
+ */
+export type AttachVolumeResponse = Message<"steward.v1.AttachVolumeResponse"> & {
+  /**
+   * The volume.
+   *
+   * @generated from field: steward.v1.Volume volume = 1;
+   */
+  volume?: Volume | undefined;
+};
+
+/**
+ * Describes the message steward.v1.AttachVolumeResponse.
+ * Use `create(AttachVolumeResponseSchema)` to create a new message.
+ */
+export const AttachVolumeResponseSchema: GenMessage<AttachVolumeResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 34);
+
+/**
+ * DetachVolumeRequest names a VM and a volume attached to it.
+ *
+ * @generated from message steward.v1.DetachVolumeRequest
+ */
+export type DetachVolumeRequest = Message<"steward.v1.DetachVolumeRequest"> & {
+  /**
+   * The VM. Required.
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * The disk's name in the VM, as AttachVolumeRequest.name. Required.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Succeed when the VM has no such disk attached, so that a retry is harmless.
+   *
+   * @generated from field: bool allow_missing = 3;
+   */
+  allowMissing: boolean;
+};
+
+/**
+ * Describes the message steward.v1.DetachVolumeRequest.
+ * Use `create(DetachVolumeRequestSchema)` to create a new message.
+ */
+export const DetachVolumeRequestSchema: GenMessage<DetachVolumeRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 35);
+
+/**
+ * DetachVolumeResponse is empty: the volume is no longer a disk of the VM.
+ *
+ * @generated from message steward.v1.DetachVolumeResponse
+ */
+export type DetachVolumeResponse = Message<"steward.v1.DetachVolumeResponse"> & {
+};
+
+/**
+ * Describes the message steward.v1.DetachVolumeResponse.
+ * Use `create(DetachVolumeResponseSchema)` to create a new message.
+ */
+export const DetachVolumeResponseSchema: GenMessage<DetachVolumeResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 36);
+
+/**
  * VolumeService manages volumes: their revisions, size and bytes. A volume is named by a
  * VolumeRef; a missing one is NOT_FOUND (VOLUME_NOT_FOUND).
  *
@@ -986,9 +1196,12 @@ export const VolumeService: GenService<{
     output: typeof GetVolumeResponseSchema;
   },
   /**
-   * CreateVolume makes an empty volume in a pool (vm_concierge's CreateDiskImage).
-   * ALREADY_EXISTS (VOLUME_EXISTS) when the vid is taken, RESOURCE_EXHAUSTED
-   * (POOL_QUOTA_EXCEEDED) past the pool's limit, INVALID_ARGUMENT for a bad size or format.
+   * CreateVolume makes an empty volume in a pool (vm_concierge's CreateDiskImage). A volume of
+   * that vid with the same size and format is success with existed=true and nothing changes
+   * (vm_concierge's DISK_STATUS_EXISTS), so the call is idempotent; one of another size or format
+   * is ALREADY_EXISTS (VOLUME_EXISTS). NOT_FOUND (POOL_NOT_FOUND), RESOURCE_EXHAUSTED
+   * (POOL_QUOTA_EXCEEDED) past the pool's limit or (POOL_FULL) past its filesystem's room,
+   * INVALID_ARGUMENT for a bad vid (INVALID_VID), size (INVALID_SIZE) or format.
    *
    * @generated from rpc steward.v1.VolumeService.CreateVolume
    */
@@ -1010,7 +1223,8 @@ export const VolumeService: GenService<{
     output: typeof DeleteVolumeResponseSchema;
   },
   /**
-   * ListSnapshots lists a volume's saved revisions, newest first (volume.ListSnapshots).
+   * ListSnapshots lists a volume's saved revisions, newest first, paged (volume.ListSnapshots).
+   * INVALID_ARGUMENT for a negative page_size or a bad page_token.
    *
    * @generated from rpc steward.v1.VolumeService.ListSnapshots
    */
@@ -1021,7 +1235,9 @@ export const VolumeService: GenService<{
   },
   /**
    * SnapshotVolume saves the volume's current state as a revision (volume.Snapshot); the
-   * oldest revisions past revisions_to_keep are dropped.
+   * oldest revisions past revisions_to_keep are dropped. RESOURCE_EXHAUSTED (POOL_QUOTA_EXCEEDED)
+   * past the pool's limit. Retry-safe with request_id: a retry returns the revision the first
+   * call saved.
    *
    * @generated from rpc steward.v1.VolumeService.SnapshotVolume
    */
@@ -1096,14 +1312,50 @@ export const VolumeService: GenService<{
   /**
    * CloneVolume replaces the target volume's content with a copy of the source's
    * (vm.volume.CloneFrom/CloneTo, machined's CloneImage). FAILED_PRECONDITION
-   * (VM_NOT_HALTED) while the target's VM runs, RESOURCE_EXHAUSTED past a quota.
+   * (VM_NOT_HALTED) while the target's VM runs, RESOURCE_EXHAUSTED past a quota. Long work
+   * (AIP-151): it returns an Operation whose response is a CloneVolumeResponse, with progress in
+   * bytes, done already when the driver copies at no cost (reflink, qcow2 overlay); a cancelled
+   * or failed one leaves the target as it was. Retry-safe with request_id.
    *
    * @generated from rpc steward.v1.VolumeService.CloneVolume
    */
   cloneVolume: {
     methodKind: "unary";
     input: typeof CloneVolumeRequestSchema;
-    output: typeof CloneVolumeResponseSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * AttachVolume makes an existing volume an extra disk of a VM, persistently (mgmt1
+   * vm.volume.Attach; vm_concierge's StartVm disks): it is in the VM's launch plan from then on,
+   * in its `order`, writable when rw. On a running VM it is hot-plugged where the hypervisor can,
+   * else FAILED_PRECONDITION (CAPABILITY_MISSING): attach it while the VM is halted. Idempotent:
+   * the same attachment again succeeds and changes nothing; another name, rw or order for a
+   * volume the VM has attached is FAILED_PRECONDITION (VOLUME_ATTACHED). FAILED_PRECONDITION
+   * (VOLUME_IN_USE) for a writable attachment of a volume another VM has attached or owns and
+   * runs with, or any attachment of one another VM has writable; ALREADY_EXISTS (DISK_NAME_TAKEN)
+   * for a name the VM's disks have; NOT_FOUND (VM_NOT_FOUND, VOLUME_NOT_FOUND); INVALID_ARGUMENT
+   * (INVALID_DISK_NAME) for a bad name; FAILED_PRECONDITION (VM_IS_ADMIN) for dom0.
+   *
+   * @generated from rpc steward.v1.VolumeService.AttachVolume
+   */
+  attachVolume: {
+    methodKind: "unary";
+    input: typeof AttachVolumeRequestSchema;
+    output: typeof AttachVolumeResponseSchema;
+  },
+  /**
+   * DetachVolume takes an attached volume off a VM (mgmt1 vm.volume.Detach); the volume stays
+   * in its pool. On a running VM it is unplugged where the hypervisor can, else
+   * FAILED_PRECONDITION (CAPABILITY_MISSING). NOT_FOUND (VOLUME_NOT_ATTACHED) when the VM does not
+   * have it attached, unless allow_missing is set, which makes it idempotent; a VM's own volume
+   * (root, private…) is FAILED_PRECONDITION (VOLUME_OWNED).
+   *
+   * @generated from rpc steward.v1.VolumeService.DetachVolume
+   */
+  detachVolume: {
+    methodKind: "unary";
+    input: typeof DetachVolumeRequestSchema;
+    output: typeof DetachVolumeResponseSchema;
   },
   /**
    * SetVolumeProperty sets revisions_to_keep, rw or ephemeral (vm.volume.Set.*, machined's

@@ -5,6 +5,10 @@ import { notYetImplemented } from "../not-implemented";
 /** BackupService: the contract is complete; the behaviour comes with a later issue. */
 export function backupApi(): ServiceImpl<typeof BackupService> {
   return {
+    createBackupProfile: notYetImplemented,
+    getBackupProfile: notYetImplemented,
+    listBackupProfiles: notYetImplemented,
+    deleteBackupProfile: notYetImplemented,
     executeBackup: notYetImplemented,
     cancelBackup: notYetImplemented,
     getBackupInfo: notYetImplemented,

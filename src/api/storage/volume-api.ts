@@ -17,6 +17,8 @@ export function volumeApi(): ServiceImpl<typeof VolumeService> {
     importVolume: notYetImplemented,
     exportVolume: notYetImplemented,
     cloneVolume: notYetImplemented,
+    attachVolume: notYetImplemented,
+    detachVolume: notYetImplemented,
     setVolumeProperty: notYetImplemented,
     setVolumeLimit: notYetImplemented,
   };

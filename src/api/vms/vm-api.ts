@@ -75,6 +75,7 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     },
     getVm: async (request) => ({ vm: vmMessage(readModel.get(request.vm)) }),
     createVm: async (request, ctx) => {
+      if (Object.keys(request.volumes).length > 0) throw fieldNotImplemented("volumes", "volumes made from existing ones or images come with storage");
       const asked: NewVm = {
         name: request.name,
         klass: vmClassName(request.klass, "klass"),

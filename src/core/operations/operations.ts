@@ -277,7 +277,8 @@ function copy(record: OperationRecord): OperationRecord {
 /** A failure as an operation keeps it: a domain error's words, or an unexpected one's bare fact. */
 function errorOf(error: unknown): OperationError {
   if (error instanceof DomainError) return { kind: error.kind, reason: error.reason, message: error.message, metadata: { ...error.metadata } };
-  return { kind: "internal", reason: "INTERNAL", message: "the operation failed unexpectedly; the server log has the cause", metadata: {} };
+  // No reason of its own: the server gives an unexpected failure's (INTERNAL).
+  return { kind: "internal", reason: "", message: "the operation failed unexpectedly; the server log has the cause", metadata: {} };
 }
 
 /** `done=true`, `done=false`, `kind=<kind>`, `target=<vm>`, joined by " AND ". */

@@ -32,7 +32,7 @@ describe("service definitions from descriptors", () => {
   });
 
   it("descends into message fields to find the fault", () => {
-    const header = toBinary(ImportVolumeRequestSchema, create(ImportVolumeRequestSchema, { kind: { case: "header", value: { volume: { vm: "work", name: "private" } } } }));
+    const header = toBinary(ImportVolumeRequestSchema, create(ImportVolumeRequestSchema, { kind: { case: "header", value: { target: { case: "volume", value: { vm: "work", name: "private" } } } } }));
     // The nested header → volume → name string claims more bytes than the buffer of volume has:
     // rewrite the inner length of `name` (last byte before "private") to be too long.
     const bytes = Buffer.from(header);

@@ -52,7 +52,8 @@ describe("operationMessage", () => {
     expect(anyUnpack(status!.details[0], ErrorInfoSchema)).toMatchObject({ reason: "INVALID_VM_NAME", domain: "steward.v1", metadata: { field: "new_name" } });
     expect(anyUnpack(status!.details[1], BadRequestSchema)?.fieldViolations[0].field).toBe("new_name");
     expect(() => responseOf(message, CloneVmResponseSchema)).toThrow(OperationFailedError);
-    const internal = operationMessage({ ...running, outcome: "failed", endedAt: new Date(), error: { kind: "internal", reason: "INTERNAL", message: "failed unexpectedly", metadata: {} } });
+    const internal = operationMessage({ ...running, outcome: "failed", endedAt: new Date(), error: { kind: "internal", reason: "", message: "failed unexpectedly", metadata: {} } });
     expect(internal.result.case === "error" && internal.result.value.code).toBe(grpc.status.INTERNAL);
+    expect(internal.result.case === "error" && anyUnpack(internal.result.value.details[0], ErrorInfoSchema)?.reason).toBe("INTERNAL");
   });
 });

@@ -37,7 +37,7 @@ describe("a call's target, read from its request by descriptor", () => {
   it("reads both volumes of a clone, and a volume inside a oneof's header", () => {
     const clone = targetOf(CloneVolumeRequestSchema, create(CloneVolumeRequestSchema, { source: { pool: "a", vid: "x" }, target: { vm: "work", name: "root" } }));
     expect(clone).toEqual({ vms: ["work"], pools: ["a"], volumes: [{ vm: "", name: "", pool: "a", vid: "x" }, { vm: "work", name: "root", pool: "", vid: "" }] });
-    const header = create(ImportVolumeRequestSchema, { kind: { case: "header", value: { volume: { vm: "work", name: "private" } } } });
+    const header = create(ImportVolumeRequestSchema, { kind: { case: "header", value: { target: { case: "volume", value: { vm: "work", name: "private" } } } } });
     expect(targetOf(ImportVolumeRequestSchema, header).vms).toEqual(["work"]);
   });
 

@@ -1,3 +1,4 @@
+import { HmacSigner } from "../adapters/crypto/hmac-signer";
 import type { Clock } from "../ports/clock";
 import type { Hypervisor } from "../ports/hypervisor";
 import type { Log } from "../ports/log";
@@ -14,6 +15,7 @@ import { VmPause } from "../core/lifecycle/vm-pause";
 import { VmStart } from "../core/lifecycle/vm-start";
 import { VmStop } from "../core/lifecycle/vm-stop";
 import { Operations } from "../core/operations/operations";
+import { PageTokens } from "../core/shared/page-token";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
 import { EventSubjects } from "../core/vms/event-subjects";
@@ -72,9 +74,10 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const powerStates = new PowerStates();
   const participants = new VmParticipants(log);
   const resolver = new PropertyResolver(store, powerStates);
-  const labels = new Labels(store, events);
+  const labels = new Labels(store, events, ledger);
   const properties = new VmProperties(store, lookup, resolver, powerStates, operations, events);
-  const readModel = new VmReadModel(store, lookup, powerStates, properties, resolver);
+  const pageTokens = new PageTokens(new HmacSigner(store.host().secret));
+  const readModel = new VmReadModel(store, lookup, powerStates, properties, resolver, pageTokens);
   const newVms = new NewVms(store, readModel, participants, ledger, events, clock);
   const removal = new VmRemoval(store, readModel, powerStates, operations, participants, events);
   const machine = new PowerMachine(powerStates, events);
@@ -95,7 +98,8 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     /** One operation per VM at a time: the queue every mutation of a VM waits in. */
     vmOperations: operations,
     /** Long work, as operations (AIP-151). */
-    operations: new Operations(store, events, ledger, clock, log),
+    operations: new Operations(store, events, ledger, clock, log, pageTokens),
+    pageTokens,
     readModel,
     creation: new VmCreation(store, lookup, labels, properties, resolver, operations, participants, newVms, random),
     cloning: new VmCloning(store, lookup, resolver, powerStates, operations, participants, newVms),

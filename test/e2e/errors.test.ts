@@ -128,7 +128,7 @@ describe("an unexpected failure", () => {
   it("becomes INTERNAL with a generic message, and its cause goes to the log", async () => {
     const logs = new LogCapture();
     const config = parseServeConfig(["--listen", "127.0.0.1:0", "--data-dir", "/nonexistent"], {});
-    const broken = hostApi({ hostInfo: { describe: () => { throw new Error("disk on fire at /var/secret"); } } as never, labels: {} as never, globals: {} as never }, () => []);
+    const broken = hostApi({ hostInfo: { describe: () => { throw new Error("disk on fire at /var/secret"); } } as never, labels: {} as never, globals: {} as never, pageTokens: {} as never }, () => []);
     const server = new StewardServer(config, [binding(HostService, broken)], logs.log);
     await server.listen();
     const client = createClient(HostService, server.addresses[0]);

@@ -82,7 +82,11 @@ describe("limits on what a client stores", () => {
     const { labels } = await host.listLabels({});
     for (let i = labels.length; i < 256; i++) await host.createLabel({ name: `l${i}`, color: "#008080" });
     await refused(host.createLabel({ name: "one-more", color: "#008080" }), "TOO_MANY_LABELS", "name", "256");
-    expect((await host.listLabels({})).labels).toHaveLength(256);
+    const first = await host.listLabels({});
+    expect(first.labels).toHaveLength(100);
+    expect((await host.listLabels({ pageSize: 1000 })).labels).toHaveLength(256);
+    const rest = await host.listLabels({ pageSize: 1000, pageToken: first.nextPageToken });
+    expect([rest.labels.length, rest.labels[0].index, rest.nextPageToken]).toEqual([156, 101, ""]);
     await refused(vms.setNotes({ vm: "lim", notes: "n".repeat(256 * 1024 + 1) }), "NOTES_TOO_LONG", "notes", String(256 * 1024));
   });
 

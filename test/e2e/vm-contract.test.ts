@@ -106,6 +106,56 @@ describe("the VM contract's seed fields, through the gRPC API", () => {
     });
   });
 
+  describe("paging of a VM's properties, features and tags", () => {
+    beforeAll(async () => {
+      await vms.createVm({ name: "many", klass: VmClass.STANDALONE_VM, label: "red" });
+      for (let i = 0; i < 150; i++) {
+        await vms.setFeature({ vm: "many", name: `f${String(i).padStart(3, "0")}`, value: String(i) });
+        await vms.addTag({ vm: "many", tag: `t${String(i).padStart(3, "0")}` });
+      }
+    });
+
+    it("gives 100 by default, at most 1000, and the rest after the next token", async () => {
+      const features = await vms.listFeatures({ vm: "many" });
+      expect(Object.keys(features.features)).toHaveLength(100);
+      const more = await vms.listFeatures({ vm: "many", pageToken: features.nextPageToken });
+      expect([Object.keys(more.features).length, more.nextPageToken]).toEqual([50, ""]);
+      expect({ ...features.features, ...more.features }).toEqual((await vms.getVm({ vm: "many" })).vm!.features);
+
+      const tags = await vms.listTags({ vm: "many", pageSize: 60 });
+      const tagsAfter = await vms.listTags({ vm: "many", pageSize: 5000, pageToken: tags.nextPageToken });
+      expect([...tags.tags, ...tagsAfter.tags]).toEqual((await vms.getVm({ vm: "many" })).vm!.tags);
+      expect(tagsAfter.nextPageToken).toBe("");
+
+      const properties = await vms.listProperties({ vm: "many", pageSize: 10 });
+      expect(properties.properties).toHaveLength(10);
+      const names = properties.properties.map((p) => p.name);
+      expect(names).toEqual([...names].sort());
+      let all = [...properties.properties];
+      let token = properties.nextPageToken;
+      while (token) {
+        const page = await vms.listProperties({ vm: "many", pageSize: 10, pageToken: token });
+        all = all.concat(page.properties);
+        token = page.nextPageToken;
+      }
+      expect(all.map((p) => p.name).sort()).toEqual((await vms.getVm({ vm: "many" })).vm!.properties.map((p) => p.name).sort());
+    });
+
+    it("refuses a token of another VM's listing, of another list, or made up, and a negative size", async () => {
+      const { nextPageToken } = await vms.listTags({ vm: "many", pageSize: 1 });
+      for (const call of [
+        vms.listTags({ vm: "work", pageToken: nextPageToken }),
+        vms.listFeatures({ vm: "many", pageToken: nextPageToken }),
+        vms.listTags({ vm: "many", pageToken: Buffer.from(JSON.stringify({ after: "t100", filter: { vm: "many", list: "tags" } })).toString("base64url") }),
+        vms.listVms({ pageToken: nextPageToken }),
+      ]) {
+        const refused = await rpcError(call);
+        expect([refused.code, refused.info?.reason, refused.info?.metadata.field]).toEqual([grpc.status.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", "page_token"]);
+      }
+      expect((await rpcError(vms.listProperties({ vm: "many", pageSize: -1 }))).info?.metadata.field).toBe("page_size");
+    });
+  });
+
   describe("runtime facts", () => {
     afterEach(async () => {
       for (const vm of ["work", "sys-net"]) await vms.killVm({ vm }).catch(() => undefined);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/device_service.proto.
  */
 export const file_steward_v1_device_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zdGV3YXJkL3YxL2RldmljZV9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIhoKGExpc3REZXZpY2VDbGFzc2VzUmVxdWVzdCJJChlMaXN0RGV2aWNlQ2xhc3Nlc1Jlc3BvbnNlEiwKB2NsYXNzZXMYASADKAsyGy5zdGV3YXJkLnYxLkRldmljZUNsYXNzSW5mbyJxChtMaXN0QXZhaWxhYmxlRGV2aWNlc1JlcXVlc3QSLQoMZGV2aWNlX2NsYXNzGAEgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxISCgpiYWNrZW5kX3ZtGAIgASgJEg8KB3BvcnRfaWQYAyABKAkiQwocTGlzdEF2YWlsYWJsZURldmljZXNSZXNwb25zZRIjCgdkZXZpY2VzGAEgAygLMhIuc3Rld2FyZC52MS5EZXZpY2UiVwoaTGlzdEF0dGFjaGVkRGV2aWNlc1JlcXVlc3QSCgoCdm0YASABKAkSLQoMZGV2aWNlX2NsYXNzGAIgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcyJQChtMaXN0QXR0YWNoZWREZXZpY2VzUmVzcG9uc2USMQoLYXR0YWNobWVudHMYASADKAsyHC5zdGV3YXJkLnYxLkRldmljZUFzc2lnbm1lbnQiVwoaTGlzdEFzc2lnbmVkRGV2aWNlc1JlcXVlc3QSCgoCdm0YASABKAkSLQoMZGV2aWNlX2NsYXNzGAIgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcyJQChtMaXN0QXNzaWduZWREZXZpY2VzUmVzcG9uc2USMQoLYXNzaWdubWVudHMYASADKAsyHC5zdGV3YXJkLnYxLkRldmljZUFzc2lnbm1lbnQipAMKE0F0dGFjaERldmljZVJlcXVlc3QSCgoCdm0YASABKAkSLQoMZGV2aWNlX2NsYXNzGAIgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxISCgpiYWNrZW5kX3ZtGAMgASgJEg8KB3BvcnRfaWQYBCABKAkSPQoHb3B0aW9ucxgFIAMoCzIsLnN0ZXdhcmQudjEuQXR0YWNoRGV2aWNlUmVxdWVzdC5PcHRpb25zRW50cnkSEQoJZGV2aWNlX2lkGAYgASgJEhIKCnBlcnNpc3RlbnQYByABKAgSKAoEbW9kZRgIIAEoDjIaLnN0ZXdhcmQudjEuQXNzaWdubWVudE1vZGUSLwoFYmxvY2sYCSABKAsyHi5zdGV3YXJkLnYxLkJsb2NrQXR0YWNoT3B0aW9uc0gAEisKA3BjaRgKIAEoCzIcLnN0ZXdhcmQudjEuUGNpQXR0YWNoT3B0aW9uc0gAGi4KDE9wdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg8KDWNsYXNzX29wdGlvbnMiSAoUQXR0YWNoRGV2aWNlUmVzcG9uc2USMAoKYXR0YWNobWVudBgBIAEoCzIcLnN0ZXdhcmQudjEuRGV2aWNlQXNzaWdubWVudCJ1ChNEZXRhY2hEZXZpY2VSZXF1ZXN0EgoKAnZtGAEgASgJEi0KDGRldmljZV9jbGFzcxgCIAEoDjIXLnN0ZXdhcmQudjEuRGV2aWNlQ2xhc3MSEgoKYmFja2VuZF92bRgDIAEoCRIPCgdwb3J0X2lkGAQgASgJIhYKFERldGFjaERldmljZVJlc3BvbnNlIqECChNBc3NpZ25EZXZpY2VSZXF1ZXN0EgoKAnZtGAEgASgJEi0KDGRldmljZV9jbGFzcxgCIAEoDjIXLnN0ZXdhcmQudjEuRGV2aWNlQ2xhc3MSEgoKYmFja2VuZF92bRgDIAEoCRIPCgdwb3J0X2lkGAQgASgJEhEKCWRldmljZV9pZBgFIAEoCRIoCgRtb2RlGAYgASgOMhouc3Rld2FyZC52MS5Bc3NpZ25tZW50TW9kZRI9CgdvcHRpb25zGAcgAygLMiwuc3Rld2FyZC52MS5Bc3NpZ25EZXZpY2VSZXF1ZXN0Lk9wdGlvbnNFbnRyeRouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJIChRBc3NpZ25EZXZpY2VSZXNwb25zZRIwCgphc3NpZ25tZW50GAEgASgLMhwuc3Rld2FyZC52MS5EZXZpY2VBc3NpZ25tZW50IooBChVVbmFzc2lnbkRldmljZVJlcXVlc3QSCgoCdm0YASABKAkSLQoMZGV2aWNlX2NsYXNzGAIgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxISCgpiYWNrZW5kX3ZtGAMgASgJEg8KB3BvcnRfaWQYBCABKAkSEQoJZGV2aWNlX2lkGAUgASgJIhgKFlVuYXNzaWduRGV2aWNlUmVzcG9uc2UitwEKGFNldEFzc2lnbm1lbnRNb2RlUmVxdWVzdBIKCgJ2bRgBIAEoCRItCgxkZXZpY2VfY2xhc3MYAiABKA4yFy5zdGV3YXJkLnYxLkRldmljZUNsYXNzEhIKCmJhY2tlbmRfdm0YAyABKAkSDwoHcG9ydF9pZBgEIAEoCRIRCglkZXZpY2VfaWQYBSABKAkSKAoEbW9kZRgGIAEoDjIaLnN0ZXdhcmQudjEuQXNzaWdubWVudE1vZGUiTQoZU2V0QXNzaWdubWVudE1vZGVSZXNwb25zZRIwCgphc3NpZ25tZW50GAEgASgLMhwuc3Rld2FyZC52MS5EZXZpY2VBc3NpZ25tZW50IiYKGExpc3REZW5pZWREZXZpY2VzUmVxdWVzdBIKCgJ2bRgBIAEoCSItChlMaXN0RGVuaWVkRGV2aWNlc1Jlc3BvbnNlEhAKCHBhdHRlcm5zGAEgAygJIjEKEURlbnlEZXZpY2VSZXF1ZXN0EgoKAnZtGAEgASgJEhAKCHBhdHRlcm5zGAIgAygJIhQKEkRlbnlEZXZpY2VSZXNwb25zZSIyChJBbGxvd0RldmljZVJlcXVlc3QSCgoCdm0YASABKAkSEAoIcGF0dGVybnMYAiADKAkiFQoTQWxsb3dEZXZpY2VSZXNwb25zZTKMCQoNRGV2aWNlU2VydmljZRJlChFMaXN0RGV2aWNlQ2xhc3NlcxIkLnN0ZXdhcmQudjEuTGlzdERldmljZUNsYXNzZXNSZXF1ZXN0GiUuc3Rld2FyZC52MS5MaXN0RGV2aWNlQ2xhc3Nlc1Jlc3BvbnNlIgOQAgESbgoUTGlzdEF2YWlsYWJsZURldmljZXMSJy5zdGV3YXJkLnYxLkxpc3RBdmFpbGFibGVEZXZpY2VzUmVxdWVzdBooLnN0ZXdhcmQudjEuTGlzdEF2YWlsYWJsZURldmljZXNSZXNwb25zZSIDkAIBEmsKE0xpc3RBdHRhY2hlZERldmljZXMSJi5zdGV3YXJkLnYxLkxpc3RBdHRhY2hlZERldmljZXNSZXF1ZXN0Gicuc3Rld2FyZC52MS5MaXN0QXR0YWNoZWREZXZpY2VzUmVzcG9uc2UiA5ACARJrChNMaXN0QXNzaWduZWREZXZpY2VzEiYuc3Rld2FyZC52MS5MaXN0QXNzaWduZWREZXZpY2VzUmVxdWVzdBonLnN0ZXdhcmQudjEuTGlzdEFzc2lnbmVkRGV2aWNlc1Jlc3BvbnNlIgOQAgESVgoMQXR0YWNoRGV2aWNlEh8uc3Rld2FyZC52MS5BdHRhY2hEZXZpY2VSZXF1ZXN0GiAuc3Rld2FyZC52MS5BdHRhY2hEZXZpY2VSZXNwb25zZSIDkAICElEKDERldGFjaERldmljZRIfLnN0ZXdhcmQudjEuRGV0YWNoRGV2aWNlUmVxdWVzdBogLnN0ZXdhcmQudjEuRGV0YWNoRGV2aWNlUmVzcG9uc2USUQoMQXNzaWduRGV2aWNlEh8uc3Rld2FyZC52MS5Bc3NpZ25EZXZpY2VSZXF1ZXN0GiAuc3Rld2FyZC52MS5Bc3NpZ25EZXZpY2VSZXNwb25zZRJXCg5VbmFzc2lnbkRldmljZRIhLnN0ZXdhcmQudjEuVW5hc3NpZ25EZXZpY2VSZXF1ZXN0GiIuc3Rld2FyZC52MS5VbmFzc2lnbkRldmljZVJlc3BvbnNlEmUKEVNldEFzc2lnbm1lbnRNb2RlEiQuc3Rld2FyZC52MS5TZXRBc3NpZ25tZW50TW9kZVJlcXVlc3QaJS5zdGV3YXJkLnYxLlNldEFzc2lnbm1lbnRNb2RlUmVzcG9uc2UiA5ACAhJlChFMaXN0RGVuaWVkRGV2aWNlcxIkLnN0ZXdhcmQudjEuTGlzdERlbmllZERldmljZXNSZXF1ZXN0GiUuc3Rld2FyZC52MS5MaXN0RGVuaWVkRGV2aWNlc1Jlc3BvbnNlIgOQAgESUAoKRGVueURldmljZRIdLnN0ZXdhcmQudjEuRGVueURldmljZVJlcXVlc3QaHi5zdGV3YXJkLnYxLkRlbnlEZXZpY2VSZXNwb25zZSIDkAICElMKC0FsbG93RGV2aWNlEh4uc3Rld2FyZC52MS5BbGxvd0RldmljZVJlcXVlc3QaHy5zdGV3YXJkLnYxLkFsbG93RGV2aWNlUmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_steward_v1_device]);
+  fileDesc("Ch9zdGV3YXJkL3YxL2RldmljZV9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIhoKGExpc3REZXZpY2VDbGFzc2VzUmVxdWVzdCJJChlMaXN0RGV2aWNlQ2xhc3Nlc1Jlc3BvbnNlEiwKB2NsYXNzZXMYASADKAsyGy5zdGV3YXJkLnYxLkRldmljZUNsYXNzSW5mbyKYAQobTGlzdEF2YWlsYWJsZURldmljZXNSZXF1ZXN0Ei0KDGRldmljZV9jbGFzcxgBIAEoDjIXLnN0ZXdhcmQudjEuRGV2aWNlQ2xhc3MSEgoKYmFja2VuZF92bRgCIAEoCRIPCgdwb3J0X2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlwKHExpc3RBdmFpbGFibGVEZXZpY2VzUmVzcG9uc2USIwoHZGV2aWNlcxgBIAMoCzISLnN0ZXdhcmQudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ+ChpMaXN0QXR0YWNoZWREZXZpY2VzUmVxdWVzdBIKCgJ2bRgBIAEoCRItCgxkZXZpY2VfY2xhc3MYAiABKA4yFy5zdGV3YXJkLnYxLkRldmljZUNsYXNzEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImkKG0xpc3RBdHRhY2hlZERldmljZXNSZXNwb25zZRIxCgthdHRhY2htZW50cxgBIAMoCzIcLnN0ZXdhcmQudjEuRGV2aWNlQXNzaWdubWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifgoaTGlzdEFzc2lnbmVkRGV2aWNlc1JlcXVlc3QSCgoCdm0YASABKAkSLQoMZGV2aWNlX2NsYXNzGAIgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJpChtMaXN0QXNzaWduZWREZXZpY2VzUmVzcG9uc2USMQoLYXNzaWdubWVudHMYASADKAsyHC5zdGV3YXJkLnYxLkRldmljZUFzc2lnbm1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqQDChNBdHRhY2hEZXZpY2VSZXF1ZXN0EgoKAnZtGAEgASgJEi0KDGRldmljZV9jbGFzcxgCIAEoDjIXLnN0ZXdhcmQudjEuRGV2aWNlQ2xhc3MSEgoKYmFja2VuZF92bRgDIAEoCRIPCgdwb3J0X2lkGAQgASgJEj0KB29wdGlvbnMYBSADKAsyLC5zdGV3YXJkLnYxLkF0dGFjaERldmljZVJlcXVlc3QuT3B0aW9uc0VudHJ5EhEKCWRldmljZV9pZBgGIAEoCRISCgpwZXJzaXN0ZW50GAcgASgIEigKBG1vZGUYCCABKA4yGi5zdGV3YXJkLnYxLkFzc2lnbm1lbnRNb2RlEi8KBWJsb2NrGAkgASgLMh4uc3Rld2FyZC52MS5CbG9ja0F0dGFjaE9wdGlvbnNIABIrCgNwY2kYCiABKAsyHC5zdGV3YXJkLnYxLlBjaUF0dGFjaE9wdGlvbnNIABouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIPCg1jbGFzc19vcHRpb25zIkgKFEF0dGFjaERldmljZVJlc3BvbnNlEjAKCmF0dGFjaG1lbnQYASABKAsyHC5zdGV3YXJkLnYxLkRldmljZUFzc2lnbm1lbnQidQoTRGV0YWNoRGV2aWNlUmVxdWVzdBIKCgJ2bRgBIAEoCRItCgxkZXZpY2VfY2xhc3MYAiABKA4yFy5zdGV3YXJkLnYxLkRldmljZUNsYXNzEhIKCmJhY2tlbmRfdm0YAyABKAkSDwoHcG9ydF9pZBgEIAEoCSIWChREZXRhY2hEZXZpY2VSZXNwb25zZSK1AgoTQXNzaWduRGV2aWNlUmVxdWVzdBIKCgJ2bRgBIAEoCRItCgxkZXZpY2VfY2xhc3MYAiABKA4yFy5zdGV3YXJkLnYxLkRldmljZUNsYXNzEhIKCmJhY2tlbmRfdm0YAyABKAkSDwoHcG9ydF9pZBgEIAEoCRIRCglkZXZpY2VfaWQYBSABKAkSKAoEbW9kZRgGIAEoDjIaLnN0ZXdhcmQudjEuQXNzaWdubWVudE1vZGUSPQoHb3B0aW9ucxgHIAMoCzIsLnN0ZXdhcmQudjEuQXNzaWduRGV2aWNlUmVxdWVzdC5PcHRpb25zRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJIChRBc3NpZ25EZXZpY2VSZXNwb25zZRIwCgphc3NpZ25tZW50GAEgASgLMhwuc3Rld2FyZC52MS5EZXZpY2VBc3NpZ25tZW50IooBChVVbmFzc2lnbkRldmljZVJlcXVlc3QSCgoCdm0YASABKAkSLQoMZGV2aWNlX2NsYXNzGAIgASgOMhcuc3Rld2FyZC52MS5EZXZpY2VDbGFzcxISCgpiYWNrZW5kX3ZtGAMgASgJEg8KB3BvcnRfaWQYBCABKAkSEQoJZGV2aWNlX2lkGAUgASgJIhgKFlVuYXNzaWduRGV2aWNlUmVzcG9uc2UitwEKGFNldEFzc2lnbm1lbnRNb2RlUmVxdWVzdBIKCgJ2bRgBIAEoCRItCgxkZXZpY2VfY2xhc3MYAiABKA4yFy5zdGV3YXJkLnYxLkRldmljZUNsYXNzEhIKCmJhY2tlbmRfdm0YAyABKAkSDwoHcG9ydF9pZBgEIAEoCRIRCglkZXZpY2VfaWQYBSABKAkSKAoEbW9kZRgGIAEoDjIaLnN0ZXdhcmQudjEuQXNzaWdubWVudE1vZGUiTQoZU2V0QXNzaWdubWVudE1vZGVSZXNwb25zZRIwCgphc3NpZ25tZW50GAEgASgLMhwuc3Rld2FyZC52MS5EZXZpY2VBc3NpZ25tZW50Ik0KGExpc3REZW5pZWREZXZpY2VzUmVxdWVzdBIKCgJ2bRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJGChlMaXN0RGVuaWVkRGV2aWNlc1Jlc3BvbnNlEhAKCHBhdHRlcm5zGAEgAygJEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIxChFEZW55RGV2aWNlUmVxdWVzdBIKCgJ2bRgBIAEoCRIQCghwYXR0ZXJucxgCIAMoCSIUChJEZW55RGV2aWNlUmVzcG9uc2UiMgoSQWxsb3dEZXZpY2VSZXF1ZXN0EgoKAnZtGAEgASgJEhAKCHBhdHRlcm5zGAIgAygJIhUKE0FsbG93RGV2aWNlUmVzcG9uc2UyjAkKDURldmljZVNlcnZpY2USZQoRTGlzdERldmljZUNsYXNzZXMSJC5zdGV3YXJkLnYxLkxpc3REZXZpY2VDbGFzc2VzUmVxdWVzdBolLnN0ZXdhcmQudjEuTGlzdERldmljZUNsYXNzZXNSZXNwb25zZSIDkAIBEm4KFExpc3RBdmFpbGFibGVEZXZpY2VzEicuc3Rld2FyZC52MS5MaXN0QXZhaWxhYmxlRGV2aWNlc1JlcXVlc3QaKC5zdGV3YXJkLnYxLkxpc3RBdmFpbGFibGVEZXZpY2VzUmVzcG9uc2UiA5ACARJrChNMaXN0QXR0YWNoZWREZXZpY2VzEiYuc3Rld2FyZC52MS5MaXN0QXR0YWNoZWREZXZpY2VzUmVxdWVzdBonLnN0ZXdhcmQudjEuTGlzdEF0dGFjaGVkRGV2aWNlc1Jlc3BvbnNlIgOQAgESawoTTGlzdEFzc2lnbmVkRGV2aWNlcxImLnN0ZXdhcmQudjEuTGlzdEFzc2lnbmVkRGV2aWNlc1JlcXVlc3QaJy5zdGV3YXJkLnYxLkxpc3RBc3NpZ25lZERldmljZXNSZXNwb25zZSIDkAIBElYKDEF0dGFjaERldmljZRIfLnN0ZXdhcmQudjEuQXR0YWNoRGV2aWNlUmVxdWVzdBogLnN0ZXdhcmQudjEuQXR0YWNoRGV2aWNlUmVzcG9uc2UiA5ACAhJRCgxEZXRhY2hEZXZpY2USHy5zdGV3YXJkLnYxLkRldGFjaERldmljZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkRldGFjaERldmljZVJlc3BvbnNlElEKDEFzc2lnbkRldmljZRIfLnN0ZXdhcmQudjEuQXNzaWduRGV2aWNlUmVxdWVzdBogLnN0ZXdhcmQudjEuQXNzaWduRGV2aWNlUmVzcG9uc2USVwoOVW5hc3NpZ25EZXZpY2USIS5zdGV3YXJkLnYxLlVuYXNzaWduRGV2aWNlUmVxdWVzdBoiLnN0ZXdhcmQudjEuVW5hc3NpZ25EZXZpY2VSZXNwb25zZRJlChFTZXRBc3NpZ25tZW50TW9kZRIkLnN0ZXdhcmQudjEuU2V0QXNzaWdubWVudE1vZGVSZXF1ZXN0GiUuc3Rld2FyZC52MS5TZXRBc3NpZ25tZW50TW9kZVJlc3BvbnNlIgOQAgISZQoRTGlzdERlbmllZERldmljZXMSJC5zdGV3YXJkLnYxLkxpc3REZW5pZWREZXZpY2VzUmVxdWVzdBolLnN0ZXdhcmQudjEuTGlzdERlbmllZERldmljZXNSZXNwb25zZSIDkAIBElAKCkRlbnlEZXZpY2USHS5zdGV3YXJkLnYxLkRlbnlEZXZpY2VSZXF1ZXN0Gh4uc3Rld2FyZC52MS5EZW55RGV2aWNlUmVzcG9uc2UiA5ACAhJTCgtBbGxvd0RldmljZRIeLnN0ZXdhcmQudjEuQWxsb3dEZXZpY2VSZXF1ZXN0Gh8uc3Rld2FyZC52MS5BbGxvd0RldmljZVJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_steward_v1_device]);
 
 /**
  * ListDeviceClassesRequest takes no parameters.
@@ -76,6 +76,22 @@ export type ListAvailableDevicesRequest = Message<"steward.v1.ListAvailableDevic
    * @generated from field: string port_id = 3;
    */
   portId: string;
+
+  /**
+   * At most this many devices: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
 };
 
 /**
@@ -97,6 +113,13 @@ export type ListAvailableDevicesResponse = Message<"steward.v1.ListAvailableDevi
    * @generated from field: repeated steward.v1.Device devices = 1;
    */
   devices: Device[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -125,6 +148,22 @@ export type ListAttachedDevicesRequest = Message<"steward.v1.ListAttachedDevices
    * @generated from field: steward.v1.DeviceClass device_class = 2;
    */
   deviceClass: DeviceClass;
+
+  /**
+   * At most this many attachments: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -141,11 +180,18 @@ export const ListAttachedDevicesRequestSchema: GenMessage<ListAttachedDevicesReq
  */
 export type ListAttachedDevicesResponse = Message<"steward.v1.ListAttachedDevicesResponse"> & {
   /**
-   * The devices attached now.
+   * The devices attached now, by class, backend and port.
    *
    * @generated from field: repeated steward.v1.DeviceAssignment attachments = 1;
    */
   attachments: DeviceAssignment[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -174,6 +220,22 @@ export type ListAssignedDevicesRequest = Message<"steward.v1.ListAssignedDevices
    * @generated from field: steward.v1.DeviceClass device_class = 2;
    */
   deviceClass: DeviceClass;
+
+  /**
+   * At most this many assignments: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -190,11 +252,18 @@ export const ListAssignedDevicesRequestSchema: GenMessage<ListAssignedDevicesReq
  */
 export type ListAssignedDevicesResponse = Message<"steward.v1.ListAssignedDevicesResponse"> & {
   /**
-   * The persistent assignments.
+   * The persistent assignments, by class, backend and port.
    *
    * @generated from field: repeated steward.v1.DeviceAssignment assignments = 1;
    */
   assignments: DeviceAssignment[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -433,6 +502,13 @@ export type AssignDeviceRequest = Message<"steward.v1.AssignDeviceRequest"> & {
    * @generated from field: map<string, string> options = 7;
    */
   options: { [key: string]: string };
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 8;
+   */
+  requestId: string;
 };
 
 /**
@@ -616,6 +692,22 @@ export type ListDeniedDevicesRequest = Message<"steward.v1.ListDeniedDevicesRequ
    * @generated from field: string vm = 1;
    */
   vm: string;
+
+  /**
+   * At most this many patterns: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -632,11 +724,18 @@ export const ListDeniedDevicesRequestSchema: GenMessage<ListDeniedDevicesRequest
  */
 export type ListDeniedDevicesResponse = Message<"steward.v1.ListDeniedDevicesResponse"> & {
   /**
-   * Interface patterns, with * as a wildcard ("u03****" denies USB HID devices).
+   * Interface patterns, with * as a wildcard ("u03****" denies USB HID devices), sorted.
    *
    * @generated from field: repeated string patterns = 1;
    */
   patterns: string[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -739,7 +838,8 @@ export const AllowDeviceResponseSchema: GenMessage<AllowDeviceResponse> = /*@__P
  */
 export const DeviceService: GenService<{
   /**
-   * ListDeviceClasses lists the device classes (deviceclass.List).
+   * ListDeviceClasses lists the device classes (deviceclass.List). It fails only as every RPC may
+   * (docs/REASONS.md).
    *
    * @generated from rpc steward.v1.DeviceService.ListDeviceClasses
    */
@@ -761,6 +861,8 @@ export const DeviceService: GenService<{
   },
   /**
    * ListAttachedDevices lists the devices attached to a VM now (vm.device.<class>.Attached).
+   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT for a negative page_size or a bad page_token
+   * (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc steward.v1.DeviceService.ListAttachedDevices
    */
@@ -770,7 +872,9 @@ export const DeviceService: GenService<{
     output: typeof ListAttachedDevicesResponseSchema;
   },
   /**
-   * ListAssignedDevices lists a VM's persistent assignments (vm.device.<class>.Assigned).
+   * ListAssignedDevices lists a VM's persistent assignments (vm.device.<class>.Assigned). NOT_FOUND
+   * (VM_NOT_FOUND); INVALID_ARGUMENT for a negative page_size or a bad page_token
+   * (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc steward.v1.DeviceService.ListAssignedDevices
    */
@@ -798,7 +902,8 @@ export const DeviceService: GenService<{
   },
   /**
    * DetachDevice detaches a device from a VM (vm.device.<class>.Detach). NOT_FOUND
-   * (DEVICE_NOT_ATTACHED) when it is not attached to that VM.
+   * (DEVICE_NOT_ATTACHED) when it is not attached to that VM. Not idempotent: a retry after it
+   * succeeded is NOT_FOUND (DEVICE_NOT_ATTACHED).
    *
    * @generated from rpc steward.v1.DeviceService.DetachDevice
    */
@@ -809,7 +914,9 @@ export const DeviceService: GenService<{
   },
   /**
    * AssignDevice assigns a device to a VM persistently (vm.device.<class>.Assign,
-   * persistent=yes). ALREADY_EXISTS (DEVICE_ASSIGNED) when already assigned to that VM.
+   * persistent=yes). ALREADY_EXISTS (DEVICE_ASSIGNED) when already assigned to that VM;
+   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT for a bad mode or option. Retry-safe with
+   * request_id: a retry returns the assignment the first call made.
    *
    * @generated from rpc steward.v1.DeviceService.AssignDevice
    */
@@ -820,7 +927,8 @@ export const DeviceService: GenService<{
   },
   /**
    * UnassignDevice drops a persistent assignment (vm.device.<class>.Unassign). NOT_FOUND
-   * (DEVICE_NOT_ASSIGNED) when there is none.
+   * (DEVICE_NOT_ASSIGNED) when there is none. Not idempotent: a retry after it succeeded is
+   * NOT_FOUND (DEVICE_NOT_ASSIGNED).
    *
    * @generated from rpc steward.v1.DeviceService.UnassignDevice
    */
@@ -842,6 +950,8 @@ export const DeviceService: GenService<{
   },
   /**
    * ListDeniedDevices lists the interface patterns denied to a VM (vm.device.denied.List).
+   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT for a negative page_size or a bad page_token
+   * (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc steward.v1.DeviceService.ListDeniedDevices
    */
@@ -862,7 +972,8 @@ export const DeviceService: GenService<{
     output: typeof DenyDeviceResponseSchema;
   },
   /**
-   * AllowDevice removes denied patterns (vm.device.denied.Remove). Idempotent.
+   * AllowDevice removes denied patterns (vm.device.denied.Remove). Idempotent. NOT_FOUND
+   * (VM_NOT_FOUND); INVALID_ARGUMENT for a malformed pattern.
    *
    * @generated from rpc steward.v1.DeviceService.AllowDevice
    */

@@ -100,14 +100,14 @@ export const EventsResponseSchema: GenMessage<EventsResponse> = /*@__PURE__*/
 export const EventService: GenService<{
   /**
    * Events streams events as they happen (Qubes' admin.Events; machined's MachineNew and
-   * MachineRemoved; QEMU's BLOCK_EXPORT_DELETED). The first message is the
-   * connection-established event with the current sequence number; heartbeats follow while
-   * nothing happens. With after_sequence it first replays, in order and exactly once, every
-   * retained event after it, or fails with OUT_OF_RANGE (EVENTS_EXPIRED) when the log no
-   * longer reaches back (relist, then follow). A client too slow to take its events fills a
-   * bounded buffer and its stream ends with RESOURCE_EXHAUSTED (SUBSCRIBER_TOO_SLOW); others
-   * are never delayed. NOT_FOUND when vm names no VM. RESOURCE_EXHAUSTED (TOO_MANY_STREAMS)
-   * when the server has as many streams open as it takes (--max-streams).
+   * MachineRemoved; QEMU's BLOCK_EXPORT_DELETED). The first message is the connection-established
+   * event with the current sequence number; heartbeats follow while nothing happens. With
+   * after_sequence it first replays, in order and exactly once, every retained event after it, or
+   * fails with OUT_OF_RANGE (EVENTS_EXPIRED) when the log no longer reaches back (relist, then
+   * follow). A client too slow to take its events fills a bounded buffer and its stream ends with
+   * RESOURCE_EXHAUSTED (SUBSCRIBER_TOO_SLOW); others are never delayed. NOT_FOUND when vm names no
+   * VM. RESOURCE_EXHAUSTED (TOO_MANY_STREAMS) when the server has as many streams open as it takes
+   * (--max-streams). OUT_OF_RANGE (EVENTS_AHEAD) for an after_sequence past the latest event.
    *
    * @generated from rpc steward.v1.EventService.Events
    */

@@ -12,10 +12,10 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/firewall_service.proto.
  */
 export const file_steward_v1_firewall_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzdGV3YXJkL3YxL2ZpcmV3YWxsX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEiIAoSR2V0RmlyZXdhbGxSZXF1ZXN0EgoKAnZtGAEgASgJImoKE0dldEZpcmV3YWxsUmVzcG9uc2USJwoFcnVsZXMYASADKAsyGC5zdGV3YXJkLnYxLkZpcmV3YWxsUnVsZRIqCgZwb2xpY3kYAiABKA4yGi5zdGV3YXJkLnYxLkZpcmV3YWxsUG9saWN5IokBChJTZXRGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkSJwoFcnVsZXMYAiADKAsyGC5zdGV3YXJkLnYxLkZpcmV3YWxsUnVsZRISCgpydWxlX2xpbmVzGAMgAygJEioKBnBvbGljeRgEIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiagoTU2V0RmlyZXdhbGxSZXNwb25zZRInCgVydWxlcxgBIAMoCzIYLnN0ZXdhcmQudjEuRmlyZXdhbGxSdWxlEioKBnBvbGljeRgCIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiWQoRSW5zZXJ0UnVsZVJlcXVlc3QSCgoCdm0YASABKAkSEAoIcG9zaXRpb24YAiABKA0SJgoEcnVsZRgDIAEoCzIYLnN0ZXdhcmQudjEuRmlyZXdhbGxSdWxlIjwKEkluc2VydFJ1bGVSZXNwb25zZRImCgRydWxlGAEgASgLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUiMAoRUmVtb3ZlUnVsZVJlcXVlc3QSCgoCdm0YASABKAkSDwoHcnVsZV9pZBgCIAEoCSIUChJSZW1vdmVSdWxlUmVzcG9uc2UiIgoURmx1c2hGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkiFwoVRmx1c2hGaXJld2FsbFJlc3BvbnNlIiYKGEdldEZpcmV3YWxsUG9saWN5UmVxdWVzdBIKCgJ2bRgBIAEoCSJHChlHZXRGaXJld2FsbFBvbGljeVJlc3BvbnNlEioKBnBvbGljeRgBIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiUgoYU2V0RmlyZXdhbGxQb2xpY3lSZXF1ZXN0EgoKAnZtGAEgASgJEioKBnBvbGljeRgCIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiGwoZU2V0RmlyZXdhbGxQb2xpY3lSZXNwb25zZSIjChVSZWxvYWRGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkijQEKFlJlbG9hZEZpcmV3YWxsUmVzcG9uc2USQgoIcmVzb2x2ZWQYASADKAsyMC5zdGV3YXJkLnYxLlJlbG9hZEZpcmV3YWxsUmVzcG9uc2UuUmVzb2x2ZWRFbnRyeRovCg1SZXNvbHZlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEy3AUKD0ZpcmV3YWxsU2VydmljZRJTCgtHZXRGaXJld2FsbBIeLnN0ZXdhcmQudjEuR2V0RmlyZXdhbGxSZXF1ZXN0Gh8uc3Rld2FyZC52MS5HZXRGaXJld2FsbFJlc3BvbnNlIgOQAgESUwoLU2V0RmlyZXdhbGwSHi5zdGV3YXJkLnYxLlNldEZpcmV3YWxsUmVxdWVzdBofLnN0ZXdhcmQudjEuU2V0RmlyZXdhbGxSZXNwb25zZSIDkAICEksKCkluc2VydFJ1bGUSHS5zdGV3YXJkLnYxLkluc2VydFJ1bGVSZXF1ZXN0Gh4uc3Rld2FyZC52MS5JbnNlcnRSdWxlUmVzcG9uc2USSwoKUmVtb3ZlUnVsZRIdLnN0ZXdhcmQudjEuUmVtb3ZlUnVsZVJlcXVlc3QaHi5zdGV3YXJkLnYxLlJlbW92ZVJ1bGVSZXNwb25zZRJZCg1GbHVzaEZpcmV3YWxsEiAuc3Rld2FyZC52MS5GbHVzaEZpcmV3YWxsUmVxdWVzdBohLnN0ZXdhcmQudjEuRmx1c2hGaXJld2FsbFJlc3BvbnNlIgOQAgISZQoRR2V0RmlyZXdhbGxQb2xpY3kSJC5zdGV3YXJkLnYxLkdldEZpcmV3YWxsUG9saWN5UmVxdWVzdBolLnN0ZXdhcmQudjEuR2V0RmlyZXdhbGxQb2xpY3lSZXNwb25zZSIDkAIBEmUKEVNldEZpcmV3YWxsUG9saWN5EiQuc3Rld2FyZC52MS5TZXRGaXJld2FsbFBvbGljeVJlcXVlc3QaJS5zdGV3YXJkLnYxLlNldEZpcmV3YWxsUG9saWN5UmVzcG9uc2UiA5ACAhJcCg5SZWxvYWRGaXJld2FsbBIhLnN0ZXdhcmQudjEuUmVsb2FkRmlyZXdhbGxSZXF1ZXN0GiIuc3Rld2FyZC52MS5SZWxvYWRGaXJld2FsbFJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_steward_v1_firewall]);
+  fileDesc("CiFzdGV3YXJkL3YxL2ZpcmV3YWxsX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEiRwoSR2V0RmlyZXdhbGxSZXF1ZXN0EgoKAnZtGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIpcBChNHZXRGaXJld2FsbFJlc3BvbnNlEicKBXJ1bGVzGAEgAygLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUSKgoGcG9saWN5GAIgASgOMhouc3Rld2FyZC52MS5GaXJld2FsbFBvbGljeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkSEgoKdG90YWxfc2l6ZRgEIAEoBSKJAQoSU2V0RmlyZXdhbGxSZXF1ZXN0EgoKAnZtGAEgASgJEicKBXJ1bGVzGAIgAygLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUSEgoKcnVsZV9saW5lcxgDIAMoCRIqCgZwb2xpY3kYBCABKA4yGi5zdGV3YXJkLnYxLkZpcmV3YWxsUG9saWN5ImoKE1NldEZpcmV3YWxsUmVzcG9uc2USJwoFcnVsZXMYASADKAsyGC5zdGV3YXJkLnYxLkZpcmV3YWxsUnVsZRIqCgZwb2xpY3kYAiABKA4yGi5zdGV3YXJkLnYxLkZpcmV3YWxsUG9saWN5Im0KEUluc2VydFJ1bGVSZXF1ZXN0EgoKAnZtGAEgASgJEhAKCHBvc2l0aW9uGAIgASgNEiYKBHJ1bGUYAyABKAsyGC5zdGV3YXJkLnYxLkZpcmV3YWxsUnVsZRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKEkluc2VydFJ1bGVSZXNwb25zZRImCgRydWxlGAEgASgLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUiMAoRUmVtb3ZlUnVsZVJlcXVlc3QSCgoCdm0YASABKAkSDwoHcnVsZV9pZBgCIAEoCSIUChJSZW1vdmVSdWxlUmVzcG9uc2UiIgoURmx1c2hGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkiFwoVRmx1c2hGaXJld2FsbFJlc3BvbnNlIiYKGEdldEZpcmV3YWxsUG9saWN5UmVxdWVzdBIKCgJ2bRgBIAEoCSJHChlHZXRGaXJld2FsbFBvbGljeVJlc3BvbnNlEioKBnBvbGljeRgBIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiUgoYU2V0RmlyZXdhbGxQb2xpY3lSZXF1ZXN0EgoKAnZtGAEgASgJEioKBnBvbGljeRgCIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiGwoZU2V0RmlyZXdhbGxQb2xpY3lSZXNwb25zZSIjChVSZWxvYWRGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkijQEKFlJlbG9hZEZpcmV3YWxsUmVzcG9uc2USQgoIcmVzb2x2ZWQYASADKAsyMC5zdGV3YXJkLnYxLlJlbG9hZEZpcmV3YWxsUmVzcG9uc2UuUmVzb2x2ZWRFbnRyeRovCg1SZXNvbHZlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEy3AUKD0ZpcmV3YWxsU2VydmljZRJTCgtHZXRGaXJld2FsbBIeLnN0ZXdhcmQudjEuR2V0RmlyZXdhbGxSZXF1ZXN0Gh8uc3Rld2FyZC52MS5HZXRGaXJld2FsbFJlc3BvbnNlIgOQAgESUwoLU2V0RmlyZXdhbGwSHi5zdGV3YXJkLnYxLlNldEZpcmV3YWxsUmVxdWVzdBofLnN0ZXdhcmQudjEuU2V0RmlyZXdhbGxSZXNwb25zZSIDkAICEksKCkluc2VydFJ1bGUSHS5zdGV3YXJkLnYxLkluc2VydFJ1bGVSZXF1ZXN0Gh4uc3Rld2FyZC52MS5JbnNlcnRSdWxlUmVzcG9uc2USSwoKUmVtb3ZlUnVsZRIdLnN0ZXdhcmQudjEuUmVtb3ZlUnVsZVJlcXVlc3QaHi5zdGV3YXJkLnYxLlJlbW92ZVJ1bGVSZXNwb25zZRJZCg1GbHVzaEZpcmV3YWxsEiAuc3Rld2FyZC52MS5GbHVzaEZpcmV3YWxsUmVxdWVzdBohLnN0ZXdhcmQudjEuRmx1c2hGaXJld2FsbFJlc3BvbnNlIgOQAgISZQoRR2V0RmlyZXdhbGxQb2xpY3kSJC5zdGV3YXJkLnYxLkdldEZpcmV3YWxsUG9saWN5UmVxdWVzdBolLnN0ZXdhcmQudjEuR2V0RmlyZXdhbGxQb2xpY3lSZXNwb25zZSIDkAIBEmUKEVNldEZpcmV3YWxsUG9saWN5EiQuc3Rld2FyZC52MS5TZXRGaXJld2FsbFBvbGljeVJlcXVlc3QaJS5zdGV3YXJkLnYxLlNldEZpcmV3YWxsUG9saWN5UmVzcG9uc2UiA5ACAhJcCg5SZWxvYWRGaXJld2FsbBIhLnN0ZXdhcmQudjEuUmVsb2FkRmlyZXdhbGxSZXF1ZXN0GiIuc3Rld2FyZC52MS5SZWxvYWRGaXJld2FsbFJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_steward_v1_firewall]);
 
 /**
- * GetFirewallRequest names a VM.
+ * GetFirewallRequest names a VM, and pages its rules.
  *
  * @generated from message steward.v1.GetFirewallRequest
  */
@@ -26,6 +26,22 @@ export type GetFirewallRequest = Message<"steward.v1.GetFirewallRequest"> & {
    * @generated from field: string vm = 1;
    */
   vm: string;
+
+  /**
+   * At most this many rules: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -42,7 +58,7 @@ export const GetFirewallRequestSchema: GenMessage<GetFirewallRequest> = /*@__PUR
  */
 export type GetFirewallResponse = Message<"steward.v1.GetFirewallResponse"> & {
   /**
-   * The rules, in order.
+   * The rules of this page, in order.
    *
    * @generated from field: repeated steward.v1.FirewallRule rules = 1;
    */
@@ -54,6 +70,20 @@ export type GetFirewallResponse = Message<"steward.v1.GetFirewallResponse"> & {
    * @generated from field: steward.v1.FirewallPolicy policy = 2;
    */
   policy: FirewallPolicy;
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
+
+  /**
+   * How many rules the VM has in all.
+   *
+   * @generated from field: int32 total_size = 4;
+   */
+  totalSize: number;
 };
 
 /**
@@ -160,6 +190,13 @@ export type InsertRuleRequest = Message<"steward.v1.InsertRuleRequest"> & {
    * @generated from field: steward.v1.FirewallRule rule = 3;
    */
   rule?: FirewallRule | undefined;
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
 };
 
 /**
@@ -403,7 +440,9 @@ export const ReloadFirewallResponseSchema: GenMessage<ReloadFirewallResponse> = 
  */
 export const FirewallService: GenService<{
   /**
-   * GetFirewall returns a VM's rules in order and its policy (vm.firewall.Get).
+   * GetFirewall returns a VM's rules in order and its policy (vm.firewall.Get). Paged. NOT_FOUND
+   * (VM_NOT_FOUND); INVALID_ARGUMENT for a negative page_size or a bad page_token
+   * (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc steward.v1.FirewallService.GetFirewall
    */
@@ -426,7 +465,9 @@ export const FirewallService: GenService<{
   },
   /**
    * InsertRule inserts a rule at a position and returns its id (mgmt1 firewall.InsertRule).
-   * INVALID_ARGUMENT for a bad rule or a position past the end.
+   * INVALID_ARGUMENT for a bad rule (naming its field) or a position past the end
+   * (RULE_POSITION_OUT_OF_RANGE); NOT_FOUND (VM_NOT_FOUND). Retry-safe with request_id: a retry
+   * returns the rule the first call inserted, not a second copy.
    *
    * @generated from rpc steward.v1.FirewallService.InsertRule
    */
@@ -436,8 +477,8 @@ export const FirewallService: GenService<{
     output: typeof InsertRuleResponseSchema;
   },
   /**
-   * RemoveRule removes a rule by id (mgmt1 firewall.RemoveRule). NOT_FOUND (RULE_NOT_FOUND)
-   * for an unknown id.
+   * RemoveRule removes a rule by id (mgmt1 firewall.RemoveRule). NOT_FOUND (RULE_NOT_FOUND) for an
+   * unknown id. Not idempotent: a retry after it succeeded is NOT_FOUND (RULE_NOT_FOUND).
    *
    * @generated from rpc steward.v1.FirewallService.RemoveRule
    */
@@ -448,6 +489,7 @@ export const FirewallService: GenService<{
   },
   /**
    * FlushFirewall removes every rule, keeping the policy (mgmt firewall.Flush). Idempotent.
+   * NOT_FOUND (VM_NOT_FOUND).
    *
    * @generated from rpc steward.v1.FirewallService.FlushFirewall
    */
@@ -457,7 +499,7 @@ export const FirewallService: GenService<{
     output: typeof FlushFirewallResponseSchema;
   },
   /**
-   * GetFirewallPolicy returns the policy (mgmt firewall.GetPolicy).
+   * GetFirewallPolicy returns the policy (mgmt firewall.GetPolicy). NOT_FOUND (VM_NOT_FOUND).
    *
    * @generated from rpc steward.v1.FirewallService.GetFirewallPolicy
    */

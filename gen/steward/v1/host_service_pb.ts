@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/host_service.proto.
  */
 export const file_steward_v1_host_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zdGV3YXJkL3YxL2hvc3Rfc2VydmljZS5wcm90bxIKc3Rld2FyZC52MSIUChJHZXRIb3N0SW5mb1JlcXVlc3QiOQoTR2V0SG9zdEluZm9SZXNwb25zZRIiCgRob3N0GAEgASgLMhQuc3Rld2FyZC52MS5Ib3N0SW5mbyIWChRMaXN0Vm1DbGFzc2VzUmVxdWVzdCJBChVMaXN0Vm1DbGFzc2VzUmVzcG9uc2USKAoHY2xhc3NlcxgBIAMoCzIXLnN0ZXdhcmQudjEuVm1DbGFzc0luZm8iEwoRTGlzdExhYmVsc1JlcXVlc3QiNwoSTGlzdExhYmVsc1Jlc3BvbnNlEiEKBmxhYmVscxgBIAMoCzIRLnN0ZXdhcmQudjEuTGFiZWwiHwoPR2V0TGFiZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkiNAoQR2V0TGFiZWxSZXNwb25zZRIgCgVsYWJlbBgBIAEoCzIRLnN0ZXdhcmQudjEuTGFiZWwiMQoSQ3JlYXRlTGFiZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFY29sb3IYAiABKAkiNwoTQ3JlYXRlTGFiZWxSZXNwb25zZRIgCgVsYWJlbBgBIAEoCzIRLnN0ZXdhcmQudjEuTGFiZWwiIgoSUmVtb3ZlTGFiZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkiFQoTUmVtb3ZlTGFiZWxSZXNwb25zZSIdChtMaXN0R2xvYmFsUHJvcGVydGllc1JlcXVlc3QiSAocTGlzdEdsb2JhbFByb3BlcnRpZXNSZXNwb25zZRIoCgpwcm9wZXJ0aWVzGAEgAygLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSIoChhHZXRHbG9iYWxQcm9wZXJ0eVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJDChlHZXRHbG9iYWxQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSJSChhTZXRHbG9iYWxQcm9wZXJ0eVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLnN0ZXdhcmQudjEuUHJvcGVydHlWYWx1ZSJDChlTZXRHbG9iYWxQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSIqChpSZXNldEdsb2JhbFByb3BlcnR5UmVxdWVzdBIMCgRuYW1lGAEgASgJIkUKG1Jlc2V0R2xvYmFsUHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiLQodRGVzY3JpYmVHbG9iYWxQcm9wZXJ0eVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJWCh5EZXNjcmliZUdsb2JhbFByb3BlcnR5UmVzcG9uc2USNAoLZGVzY3JpcHRpb24YASABKAsyHy5zdGV3YXJkLnYxLlByb3BlcnR5RGVzY3JpcHRpb24ynAgKC0hvc3RTZXJ2aWNlElMKC0dldEhvc3RJbmZvEh4uc3Rld2FyZC52MS5HZXRIb3N0SW5mb1JlcXVlc3QaHy5zdGV3YXJkLnYxLkdldEhvc3RJbmZvUmVzcG9uc2UiA5ACARJZCg1MaXN0Vm1DbGFzc2VzEiAuc3Rld2FyZC52MS5MaXN0Vm1DbGFzc2VzUmVxdWVzdBohLnN0ZXdhcmQudjEuTGlzdFZtQ2xhc3Nlc1Jlc3BvbnNlIgOQAgESUAoKTGlzdExhYmVscxIdLnN0ZXdhcmQudjEuTGlzdExhYmVsc1JlcXVlc3QaHi5zdGV3YXJkLnYxLkxpc3RMYWJlbHNSZXNwb25zZSIDkAIBEkoKCEdldExhYmVsEhsuc3Rld2FyZC52MS5HZXRMYWJlbFJlcXVlc3QaHC5zdGV3YXJkLnYxLkdldExhYmVsUmVzcG9uc2UiA5ACARJOCgtDcmVhdGVMYWJlbBIeLnN0ZXdhcmQudjEuQ3JlYXRlTGFiZWxSZXF1ZXN0Gh8uc3Rld2FyZC52MS5DcmVhdGVMYWJlbFJlc3BvbnNlEk4KC1JlbW92ZUxhYmVsEh4uc3Rld2FyZC52MS5SZW1vdmVMYWJlbFJlcXVlc3QaHy5zdGV3YXJkLnYxLlJlbW92ZUxhYmVsUmVzcG9uc2USbgoUTGlzdEdsb2JhbFByb3BlcnRpZXMSJy5zdGV3YXJkLnYxLkxpc3RHbG9iYWxQcm9wZXJ0aWVzUmVxdWVzdBooLnN0ZXdhcmQudjEuTGlzdEdsb2JhbFByb3BlcnRpZXNSZXNwb25zZSIDkAIBEmUKEUdldEdsb2JhbFByb3BlcnR5EiQuc3Rld2FyZC52MS5HZXRHbG9iYWxQcm9wZXJ0eVJlcXVlc3QaJS5zdGV3YXJkLnYxLkdldEdsb2JhbFByb3BlcnR5UmVzcG9uc2UiA5ACARJlChFTZXRHbG9iYWxQcm9wZXJ0eRIkLnN0ZXdhcmQudjEuU2V0R2xvYmFsUHJvcGVydHlSZXF1ZXN0GiUuc3Rld2FyZC52MS5TZXRHbG9iYWxQcm9wZXJ0eVJlc3BvbnNlIgOQAgISawoTUmVzZXRHbG9iYWxQcm9wZXJ0eRImLnN0ZXdhcmQudjEuUmVzZXRHbG9iYWxQcm9wZXJ0eVJlcXVlc3QaJy5zdGV3YXJkLnYxLlJlc2V0R2xvYmFsUHJvcGVydHlSZXNwb25zZSIDkAICEnQKFkRlc2NyaWJlR2xvYmFsUHJvcGVydHkSKS5zdGV3YXJkLnYxLkRlc2NyaWJlR2xvYmFsUHJvcGVydHlSZXF1ZXN0Giouc3Rld2FyZC52MS5EZXNjcmliZUdsb2JhbFByb3BlcnR5UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_steward_v1_host, file_steward_v1_property]);
+  fileDesc("Ch1zdGV3YXJkL3YxL2hvc3Rfc2VydmljZS5wcm90bxIKc3Rld2FyZC52MSIUChJHZXRIb3N0SW5mb1JlcXVlc3QiOQoTR2V0SG9zdEluZm9SZXNwb25zZRIiCgRob3N0GAEgASgLMhQuc3Rld2FyZC52MS5Ib3N0SW5mbyIWChRMaXN0Vm1DbGFzc2VzUmVxdWVzdCJBChVMaXN0Vm1DbGFzc2VzUmVzcG9uc2USKAoHY2xhc3NlcxgBIAMoCzIXLnN0ZXdhcmQudjEuVm1DbGFzc0luZm8iOgoRTGlzdExhYmVsc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUAoSTGlzdExhYmVsc1Jlc3BvbnNlEiEKBmxhYmVscxgBIAMoCzIRLnN0ZXdhcmQudjEuTGFiZWwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh8KD0dldExhYmVsUmVxdWVzdBIMCgRuYW1lGAEgASgJIjQKEEdldExhYmVsUmVzcG9uc2USIAoFbGFiZWwYASABKAsyES5zdGV3YXJkLnYxLkxhYmVsIkUKEkNyZWF0ZUxhYmVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBWNvbG9yGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiNwoTQ3JlYXRlTGFiZWxSZXNwb25zZRIgCgVsYWJlbBgBIAEoCzIRLnN0ZXdhcmQudjEuTGFiZWwiIgoSUmVtb3ZlTGFiZWxSZXF1ZXN0EgwKBG5hbWUYASABKAkiFQoTUmVtb3ZlTGFiZWxSZXNwb25zZSIdChtMaXN0R2xvYmFsUHJvcGVydGllc1JlcXVlc3QiSAocTGlzdEdsb2JhbFByb3BlcnRpZXNSZXNwb25zZRIoCgpwcm9wZXJ0aWVzGAEgAygLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSIoChhHZXRHbG9iYWxQcm9wZXJ0eVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJDChlHZXRHbG9iYWxQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSJSChhTZXRHbG9iYWxQcm9wZXJ0eVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLnN0ZXdhcmQudjEuUHJvcGVydHlWYWx1ZSJDChlTZXRHbG9iYWxQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSIqChpSZXNldEdsb2JhbFByb3BlcnR5UmVxdWVzdBIMCgRuYW1lGAEgASgJIkUKG1Jlc2V0R2xvYmFsUHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiLQodRGVzY3JpYmVHbG9iYWxQcm9wZXJ0eVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJWCh5EZXNjcmliZUdsb2JhbFByb3BlcnR5UmVzcG9uc2USNAoLZGVzY3JpcHRpb24YASABKAsyHy5zdGV3YXJkLnYxLlByb3BlcnR5RGVzY3JpcHRpb24ynAgKC0hvc3RTZXJ2aWNlElMKC0dldEhvc3RJbmZvEh4uc3Rld2FyZC52MS5HZXRIb3N0SW5mb1JlcXVlc3QaHy5zdGV3YXJkLnYxLkdldEhvc3RJbmZvUmVzcG9uc2UiA5ACARJZCg1MaXN0Vm1DbGFzc2VzEiAuc3Rld2FyZC52MS5MaXN0Vm1DbGFzc2VzUmVxdWVzdBohLnN0ZXdhcmQudjEuTGlzdFZtQ2xhc3Nlc1Jlc3BvbnNlIgOQAgESUAoKTGlzdExhYmVscxIdLnN0ZXdhcmQudjEuTGlzdExhYmVsc1JlcXVlc3QaHi5zdGV3YXJkLnYxLkxpc3RMYWJlbHNSZXNwb25zZSIDkAIBEkoKCEdldExhYmVsEhsuc3Rld2FyZC52MS5HZXRMYWJlbFJlcXVlc3QaHC5zdGV3YXJkLnYxLkdldExhYmVsUmVzcG9uc2UiA5ACARJOCgtDcmVhdGVMYWJlbBIeLnN0ZXdhcmQudjEuQ3JlYXRlTGFiZWxSZXF1ZXN0Gh8uc3Rld2FyZC52MS5DcmVhdGVMYWJlbFJlc3BvbnNlEk4KC1JlbW92ZUxhYmVsEh4uc3Rld2FyZC52MS5SZW1vdmVMYWJlbFJlcXVlc3QaHy5zdGV3YXJkLnYxLlJlbW92ZUxhYmVsUmVzcG9uc2USbgoUTGlzdEdsb2JhbFByb3BlcnRpZXMSJy5zdGV3YXJkLnYxLkxpc3RHbG9iYWxQcm9wZXJ0aWVzUmVxdWVzdBooLnN0ZXdhcmQudjEuTGlzdEdsb2JhbFByb3BlcnRpZXNSZXNwb25zZSIDkAIBEmUKEUdldEdsb2JhbFByb3BlcnR5EiQuc3Rld2FyZC52MS5HZXRHbG9iYWxQcm9wZXJ0eVJlcXVlc3QaJS5zdGV3YXJkLnYxLkdldEdsb2JhbFByb3BlcnR5UmVzcG9uc2UiA5ACARJlChFTZXRHbG9iYWxQcm9wZXJ0eRIkLnN0ZXdhcmQudjEuU2V0R2xvYmFsUHJvcGVydHlSZXF1ZXN0GiUuc3Rld2FyZC52MS5TZXRHbG9iYWxQcm9wZXJ0eVJlc3BvbnNlIgOQAgISawoTUmVzZXRHbG9iYWxQcm9wZXJ0eRImLnN0ZXdhcmQudjEuUmVzZXRHbG9iYWxQcm9wZXJ0eVJlcXVlc3QaJy5zdGV3YXJkLnYxLlJlc2V0R2xvYmFsUHJvcGVydHlSZXNwb25zZSIDkAICEnQKFkRlc2NyaWJlR2xvYmFsUHJvcGVydHkSKS5zdGV3YXJkLnYxLkRlc2NyaWJlR2xvYmFsUHJvcGVydHlSZXF1ZXN0Giouc3Rld2FyZC52MS5EZXNjcmliZUdsb2JhbFByb3BlcnR5UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_steward_v1_host, file_steward_v1_property]);
 
 /**
  * GetHostInfoRequest takes no parameters.
@@ -89,11 +89,26 @@ export const ListVmClassesResponseSchema: GenMessage<ListVmClassesResponse> = /*
   messageDesc(file_steward_v1_host_service, 3);
 
 /**
- * ListLabelsRequest takes no parameters: labels are few.
+ * ListLabelsRequest pages the labels.
  *
  * @generated from message steward.v1.ListLabelsRequest
  */
 export type ListLabelsRequest = Message<"steward.v1.ListLabelsRequest"> & {
+  /**
+   * At most this many labels: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -104,7 +119,7 @@ export const ListLabelsRequestSchema: GenMessage<ListLabelsRequest> = /*@__PURE_
   messageDesc(file_steward_v1_host_service, 4);
 
 /**
- * ListLabelsResponse lists every label.
+ * ListLabelsResponse lists a page of the labels.
  *
  * @generated from message steward.v1.ListLabelsResponse
  */
@@ -115,6 +130,13 @@ export type ListLabelsResponse = Message<"steward.v1.ListLabelsResponse"> & {
    * @generated from field: repeated steward.v1.Label labels = 1;
    */
   labels: Label[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -185,6 +207,13 @@ export type CreateLabelRequest = Message<"steward.v1.CreateLabelRequest"> & {
    * @generated from field: string color = 2;
    */
   color: string;
+
+  /**
+   * A client-chosen id (a UUID) that makes retries safe, as CreateVmRequest.request_id. Optional.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
 };
 
 /**
@@ -470,8 +499,8 @@ export const DescribeGlobalPropertyResponseSchema: GenMessage<DescribeGlobalProp
  */
 export const HostService: GenService<{
   /**
-   * GetHostInfo describes the host, the server and the hypervisor in use. It has no side
-   * effects and always succeeds on a running server.
+   * GetHostInfo describes the host, the server and the hypervisor in use. It has no side effects
+   * and always succeeds on a running server. It fails only as every RPC may (docs/REASONS.md).
    *
    * @generated from rpc steward.v1.HostService.GetHostInfo
    */
@@ -481,7 +510,8 @@ export const HostService: GenService<{
     output: typeof GetHostInfoResponseSchema;
   },
   /**
-   * ListVmClasses lists the VM classes (Qubes' vmclass.List). It has no side effects.
+   * ListVmClasses lists the VM classes (Qubes' vmclass.List). It has no side effects. A fixed list:
+   * not paged. It fails only as every RPC may (docs/REASONS.md).
    *
    * @generated from rpc steward.v1.HostService.ListVmClasses
    */
@@ -491,7 +521,8 @@ export const HostService: GenService<{
     output: typeof ListVmClassesResponseSchema;
   },
   /**
-   * ListLabels lists every label, built-in and custom, by index (Qubes' label.List).
+   * ListLabels lists the labels, built-in and custom, by index, paged (Qubes' label.List).
+   * INVALID_ARGUMENT for a negative page_size or a bad page_token (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc steward.v1.HostService.ListLabels
    */
@@ -512,9 +543,12 @@ export const HostService: GenService<{
     output: typeof GetLabelResponseSchema;
   },
   /**
-   * CreateLabel makes a custom label (label.Create). INVALID_ARGUMENT for a bad name or colour,
-   * ALREADY_EXISTS (LABEL_EXISTS) when the name is taken. Not idempotent: a retry that finds
-   * the same name and colour answers ALREADY_EXISTS.
+   * CreateLabel makes a custom label (label.Create). INVALID_ARGUMENT for a bad name
+   * (INVALID_LABEL_NAME) or colour (INVALID_COLOR), ALREADY_EXISTS (LABEL_EXISTS) when the name
+   * is taken, INVALID_ARGUMENT (TOO_MANY_LABELS) past 256 labels (docs/LIMITS.md).
+   * Retry-safe with request_id: a retry with the same id returns the label the first call made
+   * (FAILED_PRECONDITION, REQUEST_RESULT_GONE, once it was removed); without one a retry that
+   * finds the name taken answers ALREADY_EXISTS.
    *
    * @generated from rpc steward.v1.HostService.CreateLabel
    */
@@ -525,8 +559,9 @@ export const HostService: GenService<{
   },
   /**
    * RemoveLabel removes a custom label (label.Remove). NOT_FOUND when there is no such label,
-   * FAILED_PRECONDITION (LABEL_BUILTIN) for a built-in label, FAILED_PRECONDITION
-   * (LABEL_IN_USE, metadata names the VMs) while a VM uses it.
+   * FAILED_PRECONDITION (LABEL_BUILTIN) for a built-in label, FAILED_PRECONDITION (LABEL_IN_USE,
+   * metadata names the VMs) while a VM uses it. Not idempotent: a retry after it succeeded is
+   * NOT_FOUND (LABEL_NOT_FOUND).
    *
    * @generated from rpc steward.v1.HostService.RemoveLabel
    */
@@ -537,7 +572,8 @@ export const HostService: GenService<{
   },
   /**
    * ListGlobalProperties returns every global property with its value (property.List and
-   * property.GetAll on the AdminVM).
+   * property.GetAll on the AdminVM). A fixed list: not paged. It fails only as every RPC may
+   * (docs/REASONS.md).
    *
    * @generated from rpc steward.v1.HostService.ListGlobalProperties
    */
@@ -558,10 +594,12 @@ export const HostService: GenService<{
     output: typeof GetGlobalPropertyResponseSchema;
   },
   /**
-   * SetGlobalProperty sets a global property (property.Set). Idempotent. NOT_FOUND for an
-   * unknown name, INVALID_ARGUMENT for a value of the wrong type or out of range, NOT_FOUND
-   * (VM_NOT_FOUND) when a vm value names no VM, FAILED_PRECONDITION when the VM does not fit
-   * (default_netvm without provides_network, default_template that is not a TemplateVM...).
+   * SetGlobalProperty sets a global property (property.Set). Idempotent. NOT_FOUND for an unknown
+   * name, INVALID_ARGUMENT for a value of the wrong type or out of range, NOT_FOUND (VM_NOT_FOUND)
+   * when a vm value names no VM, FAILED_PRECONDITION when the VM does not fit (default_netvm
+   * without provides_network, default_template that is not a TemplateVM...). INVALID_ARGUMENT
+   * (PROPERTY_TYPE_MISMATCH, PROPERTY_OUT_OF_RANGE, INVALID_PROPERTY_VALUE), FAILED_PRECONDITION
+   * (NETVM_LOOP, NOT_A_NETVM, NOT_A_TEMPLATE, DISPVM_TEMPLATE_IN_USE) as SetProperty.
    *
    * @generated from rpc steward.v1.HostService.SetGlobalProperty
    */

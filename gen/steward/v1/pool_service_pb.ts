@@ -57,14 +57,16 @@ export const ListPoolDriversResponseSchema: GenMessage<ListPoolDriversResponse> 
  */
 export type ListPoolsRequest = Message<"steward.v1.ListPoolsRequest"> & {
   /**
-   * At most this many pools: default 100, maximum 1000.
+   * At most this many pools: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * The next_page_token of the previous reply; empty for the first page.
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
    *
    * @generated from field: string page_token = 2;
    */
@@ -368,7 +370,8 @@ export const SetPoolLimitResponseSchema: GenMessage<SetPoolLimitResponse> = /*@_
  */
 export const PoolService: GenService<{
   /**
-   * ListPoolDrivers lists the drivers with the parameters AddPool accepts (pool.ListDrivers).
+   * ListPoolDrivers lists the drivers with the parameters AddPool accepts (pool.ListDrivers). A
+   * fixed list: not paged. It fails only as every RPC may (docs/REASONS.md).
    *
    * @generated from rpc steward.v1.PoolService.ListPoolDrivers
    */
@@ -402,7 +405,9 @@ export const PoolService: GenService<{
   /**
    * AddPool adds a pool of a driver (pool.Add). ALREADY_EXISTS (POOL_EXISTS) when the name is
    * taken, INVALID_ARGUMENT (naming the parameter) for an unknown driver or a missing or bad
-   * parameter, FAILED_PRECONDITION when the driver cannot use its location.
+   * parameter, FAILED_PRECONDITION when the driver cannot use its location. Retry-safe with
+   * request_id: a retry returns the pool the first call added. NOT_FOUND (POOL_DRIVER_NOT_FOUND)
+   * for an unknown driver, INVALID_ARGUMENT (INVALID_POOL_DRIVER_PARAMETER) for a bad parameter.
    *
    * @generated from rpc steward.v1.PoolService.AddPool
    */
@@ -412,9 +417,9 @@ export const PoolService: GenService<{
     output: typeof AddPoolResponseSchema;
   },
   /**
-   * RemovePool removes a pool (pool.Remove); its files stay. FAILED_PRECONDITION
-   * (POOL_IN_USE) while volumes use it or it is a global default. NOT_FOUND when there is no
-   * such pool.
+   * RemovePool removes a pool (pool.Remove); its files stay. FAILED_PRECONDITION (POOL_IN_USE)
+   * while volumes use it or it is a global default. NOT_FOUND when there is no such pool. Not
+   * idempotent: a retry after it succeeded is NOT_FOUND (POOL_NOT_FOUND).
    *
    * @generated from rpc steward.v1.PoolService.RemovePool
    */
@@ -425,6 +430,7 @@ export const PoolService: GenService<{
   },
   /**
    * SetPoolProperty sets revisions_to_keep or ephemeral_volatile (pool.Set.*). Idempotent.
+   * NOT_FOUND (POOL_NOT_FOUND); INVALID_ARGUMENT for a value out of range.
    *
    * @generated from rpc steward.v1.PoolService.SetPoolProperty
    */

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/vm_service.proto.
  */
 export const file_steward_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdGV3YXJkL3YxL3ZtX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEizQEKDkxpc3RWbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiIKBWtsYXNzGAMgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEiUKBXN0YXRlGAQgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEgsKA3RhZxgFIAEoCRINCgVsYWJlbBgGIAEoCRIgCgR2aWV3GAcgASgOMhIuc3Rld2FyZC52MS5WbVZpZXcSCwoDcGlkGAggASgFIlsKD0xpc3RWbXNSZXNwb25zZRIbCgN2bXMYASADKAsyDi5zdGV3YXJkLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIhoKDEdldFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSIrCg1HZXRWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSKiBAoPQ3JlYXRlVm1SZXF1ZXN0EgwKBG5hbWUYASABKAkSIgoFa2xhc3MYAiABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSDQoFbGFiZWwYAyABKAkSEAoIdGVtcGxhdGUYBCABKAkSPwoKcHJvcGVydGllcxgFIAMoCzIrLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlByb3BlcnRpZXNFbnRyeRIMCgRwb29sGAYgASgJEkIKDHZvbHVtZV9wb29scxgHIAMoCzIsLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlZvbHVtZVBvb2xzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRIMCgR1dWlkGAkgASgJEjkKB3ZvbHVtZXMYCiADKAsyKC5zdGV3YXJkLnYxLkNyZWF0ZVZtUmVxdWVzdC5Wb2x1bWVzRW50cnkaTAoPUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLnN0ZXdhcmQudjEuUHJvcGVydHlWYWx1ZToCOAEaMgoQVm9sdW1lUG9vbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGkoKDFZvbHVtZXNFbnRyeRILCgNrZXkYASABKAkSKQoFdmFsdWUYAiABKAsyGi5zdGV3YXJkLnYxLlZtVm9sdW1lU291cmNlOgI4ASJvCg5WbVZvbHVtZVNvdXJjZRIpCghleGlzdGluZxgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmSAASKAoFaW1hZ2UYAiABKAsyFy5zdGV3YXJkLnYxLkltYWdlU291cmNlSABCCAoGc291cmNlIlUKC0ltYWdlU291cmNlEgwKBGZpbGUYASABKAkSKAoGZm9ybWF0GAIgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXQSDgoGc2hhMjU2GAMgASgJIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIlAKGUNyZWF0ZURpc3Bvc2FibGVWbVJlcXVlc3QSEAoIdGVtcGxhdGUYASABKAkSDQoFbGFiZWwYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI4ChpDcmVhdGVEaXNwb3NhYmxlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnN0ZXdhcmQudjEuVm0i/gEKDkNsb25lVm1SZXF1ZXN0EgoKAnZtGAEgASgJEhAKCG5ld19uYW1lGAIgASgJEgwKBHBvb2wYAyABKAkSQQoMdm9sdW1lX3Bvb2xzGAQgAygLMisuc3Rld2FyZC52MS5DbG9uZVZtUmVxdWVzdC5Wb2x1bWVQb29sc0VudHJ5EiIKBWtsYXNzGAUgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEhIKCnJlcXVlc3RfaWQYBiABKAkSEQoJcmVhZF9vbmx5GAcgASgIGjIKEFZvbHVtZVBvb2xzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASItCg9DbG9uZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIj0KD1JlbmFtZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIQCghuZXdfbmFtZRgCIAEoCRIMCgRldGFnGAMgASgJIi4KEFJlbmFtZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIkIKD1JlbW92ZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIEgwKBGV0YWcYAyABKAkiEgoQUmVtb3ZlVm1SZXNwb25zZSIcCg5TdGFydFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSJgCg9TdGFydFZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUSJgoHcnVudGltZRgCIAEoCzIVLnN0ZXdhcmQudjEuVm1SdW50aW1lImgKEVNodXRkb3duVm1SZXF1ZXN0EgoKAnZtGAEgASgJEg0KBWZvcmNlGAIgASgIEgwKBHdhaXQYAyABKAgSKgoHdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI7ChJTaHV0ZG93blZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiHAoOUGF1c2VWbVJlcXVlc3QSCgoCdm0YASABKAkiOAoPUGF1c2VWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh4KEFVucGF1c2VWbVJlcXVlc3QSCgoCdm0YASABKAkiOgoRVW5wYXVzZVZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiTQoNS2lsbFZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIgCgN3aG8YAiABKA4yEy5zdGV3YXJkLnYxLktpbGxXaG8SDgoGc2lnbmFsGAMgASgFIjcKDktpbGxWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh4KEFN1c3BlbmRWbVJlcXVlc3QSCgoCdm0YASABKAkiOgoRU3VzcGVuZFZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiHQoPUmVzdW1lVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjkKEFJlc3VtZVZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiIwoVTGlzdFByb3BlcnRpZXNSZXF1ZXN0EgoKAnZtGAEgASgJIkIKFkxpc3RQcm9wZXJ0aWVzUmVzcG9uc2USKAoKcHJvcGVydGllcxgBIAMoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiLgoSR2V0UHJvcGVydHlSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkiPQoTR2V0UHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiZgoSU2V0UHJvcGVydHlSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkSKAoFdmFsdWUYAyABKAsyGS5zdGV3YXJkLnYxLlByb3BlcnR5VmFsdWUSDAoEZXRhZxgEIAEoCSI9ChNTZXRQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSI+ChRSZXNldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGV0YWcYAyABKAkiPwoVUmVzZXRQcm9wZXJ0eVJlc3BvbnNlEiYKCHByb3BlcnR5GAEgASgLMhQuc3Rld2FyZC52MS5Qcm9wZXJ0eSIzChdEZXNjcmliZVByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJIlAKGERlc2NyaWJlUHJvcGVydHlSZXNwb25zZRI0CgtkZXNjcmlwdGlvbhgBIAEoCzIfLnN0ZXdhcmQudjEuUHJvcGVydHlEZXNjcmlwdGlvbiIhChNMaXN0RmVhdHVyZXNSZXF1ZXN0EgoKAnZtGAEgASgJIokBChRMaXN0RmVhdHVyZXNSZXNwb25zZRJACghmZWF0dXJlcxgBIAMoCzIuLnN0ZXdhcmQudjEuTGlzdEZlYXR1cmVzUmVzcG9uc2UuRmVhdHVyZXNFbnRyeRovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoRR2V0RmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCSIjChJHZXRGZWF0dXJlUmVzcG9uc2USDQoFdmFsdWUYASABKAkiSgoRU2V0RmVhdHVyZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoCRIMCgRldGFnGAQgASgJIhQKElNldEZlYXR1cmVSZXNwb25zZSJVChRSZW1vdmVGZWF0dXJlUmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDWFsbG93X21pc3NpbmcYAyABKAgSDAoEZXRhZxgEIAEoCSIXChVSZW1vdmVGZWF0dXJlUmVzcG9uc2UiWAoTQ2hlY2tGZWF0dXJlUmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEicKBXNjb3BlGAMgASgOMhguc3Rld2FyZC52MS5GZWF0dXJlU2NvcGUiRwoUQ2hlY2tGZWF0dXJlUmVzcG9uc2USDQoFZm91bmQYASABKAgSDQoFdmFsdWUYAiABKAkSEQoJc291cmNlX3ZtGAMgASgJIh0KD0xpc3RUYWdzUmVxdWVzdBIKCgJ2bRgBIAEoCSIgChBMaXN0VGFnc1Jlc3BvbnNlEgwKBHRhZ3MYASADKAkiKAoNSGFzVGFnUmVxdWVzdBIKCgJ2bRgBIAEoCRILCgN0YWcYAiABKAkiIQoOSGFzVGFnUmVzcG9uc2USDwoHcHJlc2VudBgBIAEoCCI2Cg1BZGRUYWdSZXF1ZXN0EgoKAnZtGAEgASgJEgsKA3RhZxgCIAEoCRIMCgRldGFnGAMgASgJIh8KDkFkZFRhZ1Jlc3BvbnNlEg0KBWFkZGVkGAEgASgIIjkKEFJlbW92ZVRhZ1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdGFnGAIgASgJEgwKBGV0YWcYAyABKAkiJAoRUmVtb3ZlVGFnUmVzcG9uc2USDwoHcmVtb3ZlZBgBIAEoCCIdCg9HZXROb3Rlc1JlcXVlc3QSCgoCdm0YASABKAkiIQoQR2V0Tm90ZXNSZXNwb25zZRINCgVub3RlcxgBIAEoCSIsCg9TZXROb3Rlc1JlcXVlc3QSCgoCdm0YASABKAkSDQoFbm90ZXMYAiABKAkiEgoQU2V0Tm90ZXNSZXNwb25zZSIfChFHZXRWbVN0YXRzUmVxdWVzdBIKCgJ2bRgBIAEoCSI4ChJHZXRWbVN0YXRzUmVzcG9uc2USIgoFc3RhdHMYASABKAsyEy5zdGV3YXJkLnYxLlZtU3RhdHMiTgoTV2F0Y2hWbVN0YXRzUmVxdWVzdBIKCgJ2bRgBIAEoCRIrCghpbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI6ChRXYXRjaFZtU3RhdHNSZXNwb25zZRIiCgVzdGF0cxgBIAEoCzITLnN0ZXdhcmQudjEuVm1TdGF0cyI3Cg5Db25zb2xlUmVxdWVzdBIMCgJ2bRgBIAEoCUgAEg8KBWlucHV0GAIgASgMSABCBgoEa2luZCIhCg9Db25zb2xlUmVzcG9uc2USDgoGb3V0cHV0GAEgASgMIiMKFUdldFZtQWRkcmVzc2VzUmVxdWVzdBIKCgJ2bRgBIAEoCSJCChZHZXRWbUFkZHJlc3Nlc1Jlc3BvbnNlEigKCWFkZHJlc3NlcxgBIAMoCzIVLnN0ZXdhcmQudjEuVm1BZGRyZXNzIiMKFUdldFZtT3NSZWxlYXNlUmVxdWVzdBIKCgJ2bRgBIAEoCSKHAQoWR2V0Vm1Pc1JlbGVhc2VSZXNwb25zZRI+CgZmaWVsZHMYASADKAsyLi5zdGV3YXJkLnYxLkdldFZtT3NSZWxlYXNlUmVzcG9uc2UuRmllbGRzRW50cnkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpKCgdLaWxsV2hvEhgKFEtJTExfV0hPX1VOU1BFQ0lGSUVEEAASEwoPS0lMTF9XSE9fTEVBREVSEAESEAoMS0lMTF9XSE9fQUxMEAIy6hYKCVZtU2VydmljZRJHCgdMaXN0Vm1zEhouc3Rld2FyZC52MS5MaXN0Vm1zUmVxdWVzdBobLnN0ZXdhcmQudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESQQoFR2V0Vm0SGC5zdGV3YXJkLnYxLkdldFZtUmVxdWVzdBoZLnN0ZXdhcmQudjEuR2V0Vm1SZXNwb25zZSIDkAIBEoYBCghDcmVhdGVWbRIbLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiI+ykE7ChtzdGV3YXJkLnYxLkNyZWF0ZVZtUmVzcG9uc2USHHN0ZXdhcmQudjEuT3BlcmF0aW9uTWV0YWRhdGESYwoSQ3JlYXRlRGlzcG9zYWJsZVZtEiUuc3Rld2FyZC52MS5DcmVhdGVEaXNwb3NhYmxlVm1SZXF1ZXN0GiYuc3Rld2FyZC52MS5DcmVhdGVEaXNwb3NhYmxlVm1SZXNwb25zZRKDAQoHQ2xvbmVWbRIaLnN0ZXdhcmQudjEuQ2xvbmVWbVJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIj3KQToKGnN0ZXdhcmQudjEuQ2xvbmVWbVJlc3BvbnNlEhxzdGV3YXJkLnYxLk9wZXJhdGlvbk1ldGFkYXRhEkUKCFJlbmFtZVZtEhsuc3Rld2FyZC52MS5SZW5hbWVWbVJlcXVlc3QaHC5zdGV3YXJkLnYxLlJlbmFtZVZtUmVzcG9uc2USRQoIUmVtb3ZlVm0SGy5zdGV3YXJkLnYxLlJlbW92ZVZtUmVxdWVzdBocLnN0ZXdhcmQudjEuUmVtb3ZlVm1SZXNwb25zZRJCCgdTdGFydFZtEhouc3Rld2FyZC52MS5TdGFydFZtUmVxdWVzdBobLnN0ZXdhcmQudjEuU3RhcnRWbVJlc3BvbnNlEksKClNodXRkb3duVm0SHS5zdGV3YXJkLnYxLlNodXRkb3duVm1SZXF1ZXN0Gh4uc3Rld2FyZC52MS5TaHV0ZG93blZtUmVzcG9uc2USQgoHUGF1c2VWbRIaLnN0ZXdhcmQudjEuUGF1c2VWbVJlcXVlc3QaGy5zdGV3YXJkLnYxLlBhdXNlVm1SZXNwb25zZRJICglVbnBhdXNlVm0SHC5zdGV3YXJkLnYxLlVucGF1c2VWbVJlcXVlc3QaHS5zdGV3YXJkLnYxLlVucGF1c2VWbVJlc3BvbnNlEj8KBktpbGxWbRIZLnN0ZXdhcmQudjEuS2lsbFZtUmVxdWVzdBoaLnN0ZXdhcmQudjEuS2lsbFZtUmVzcG9uc2USSAoJU3VzcGVuZFZtEhwuc3Rld2FyZC52MS5TdXNwZW5kVm1SZXF1ZXN0Gh0uc3Rld2FyZC52MS5TdXNwZW5kVm1SZXNwb25zZRJFCghSZXN1bWVWbRIbLnN0ZXdhcmQudjEuUmVzdW1lVm1SZXF1ZXN0Ghwuc3Rld2FyZC52MS5SZXN1bWVWbVJlc3BvbnNlElwKDkxpc3RQcm9wZXJ0aWVzEiEuc3Rld2FyZC52MS5MaXN0UHJvcGVydGllc1JlcXVlc3QaIi5zdGV3YXJkLnYxLkxpc3RQcm9wZXJ0aWVzUmVzcG9uc2UiA5ACARJTCgtHZXRQcm9wZXJ0eRIeLnN0ZXdhcmQudjEuR2V0UHJvcGVydHlSZXF1ZXN0Gh8uc3Rld2FyZC52MS5HZXRQcm9wZXJ0eVJlc3BvbnNlIgOQAgESUwoLU2V0UHJvcGVydHkSHi5zdGV3YXJkLnYxLlNldFByb3BlcnR5UmVxdWVzdBofLnN0ZXdhcmQudjEuU2V0UHJvcGVydHlSZXNwb25zZSIDkAICElkKDVJlc2V0UHJvcGVydHkSIC5zdGV3YXJkLnYxLlJlc2V0UHJvcGVydHlSZXF1ZXN0GiEuc3Rld2FyZC52MS5SZXNldFByb3BlcnR5UmVzcG9uc2UiA5ACAhJiChBEZXNjcmliZVByb3BlcnR5EiMuc3Rld2FyZC52MS5EZXNjcmliZVByb3BlcnR5UmVxdWVzdBokLnN0ZXdhcmQudjEuRGVzY3JpYmVQcm9wZXJ0eVJlc3BvbnNlIgOQAgESVgoMTGlzdEZlYXR1cmVzEh8uc3Rld2FyZC52MS5MaXN0RmVhdHVyZXNSZXF1ZXN0GiAuc3Rld2FyZC52MS5MaXN0RmVhdHVyZXNSZXNwb25zZSIDkAIBElAKCkdldEZlYXR1cmUSHS5zdGV3YXJkLnYxLkdldEZlYXR1cmVSZXF1ZXN0Gh4uc3Rld2FyZC52MS5HZXRGZWF0dXJlUmVzcG9uc2UiA5ACARJQCgpTZXRGZWF0dXJlEh0uc3Rld2FyZC52MS5TZXRGZWF0dXJlUmVxdWVzdBoeLnN0ZXdhcmQudjEuU2V0RmVhdHVyZVJlc3BvbnNlIgOQAgISVAoNUmVtb3ZlRmVhdHVyZRIgLnN0ZXdhcmQudjEuUmVtb3ZlRmVhdHVyZVJlcXVlc3QaIS5zdGV3YXJkLnYxLlJlbW92ZUZlYXR1cmVSZXNwb25zZRJWCgxDaGVja0ZlYXR1cmUSHy5zdGV3YXJkLnYxLkNoZWNrRmVhdHVyZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkNoZWNrRmVhdHVyZVJlc3BvbnNlIgOQAgESSgoITGlzdFRhZ3MSGy5zdGV3YXJkLnYxLkxpc3RUYWdzUmVxdWVzdBocLnN0ZXdhcmQudjEuTGlzdFRhZ3NSZXNwb25zZSIDkAIBEkQKBkhhc1RhZxIZLnN0ZXdhcmQudjEuSGFzVGFnUmVxdWVzdBoaLnN0ZXdhcmQudjEuSGFzVGFnUmVzcG9uc2UiA5ACARJECgZBZGRUYWcSGS5zdGV3YXJkLnYxLkFkZFRhZ1JlcXVlc3QaGi5zdGV3YXJkLnYxLkFkZFRhZ1Jlc3BvbnNlIgOQAgISTQoJUmVtb3ZlVGFnEhwuc3Rld2FyZC52MS5SZW1vdmVUYWdSZXF1ZXN0Gh0uc3Rld2FyZC52MS5SZW1vdmVUYWdSZXNwb25zZSIDkAICEkoKCEdldE5vdGVzEhsuc3Rld2FyZC52MS5HZXROb3Rlc1JlcXVlc3QaHC5zdGV3YXJkLnYxLkdldE5vdGVzUmVzcG9uc2UiA5ACARJKCghTZXROb3RlcxIbLnN0ZXdhcmQudjEuU2V0Tm90ZXNSZXF1ZXN0Ghwuc3Rld2FyZC52MS5TZXROb3Rlc1Jlc3BvbnNlIgOQAgISUAoKR2V0Vm1TdGF0cxIdLnN0ZXdhcmQudjEuR2V0Vm1TdGF0c1JlcXVlc3QaHi5zdGV3YXJkLnYxLkdldFZtU3RhdHNSZXNwb25zZSIDkAIBElgKDFdhdGNoVm1TdGF0cxIfLnN0ZXdhcmQudjEuV2F0Y2hWbVN0YXRzUmVxdWVzdBogLnN0ZXdhcmQudjEuV2F0Y2hWbVN0YXRzUmVzcG9uc2UiA5ACATABEkYKB0NvbnNvbGUSGi5zdGV3YXJkLnYxLkNvbnNvbGVSZXF1ZXN0Ghsuc3Rld2FyZC52MS5Db25zb2xlUmVzcG9uc2UoATABElwKDkdldFZtQWRkcmVzc2VzEiEuc3Rld2FyZC52MS5HZXRWbUFkZHJlc3Nlc1JlcXVlc3QaIi5zdGV3YXJkLnYxLkdldFZtQWRkcmVzc2VzUmVzcG9uc2UiA5ACARJcCg5HZXRWbU9zUmVsZWFzZRIhLnN0ZXdhcmQudjEuR2V0Vm1Pc1JlbGVhc2VSZXF1ZXN0GiIuc3Rld2FyZC52MS5HZXRWbU9zUmVsZWFzZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_longrunning_operations, file_google_protobuf_duration, file_steward_v1_property, file_steward_v1_vm, file_steward_v1_volume]);
+  fileDesc("ChtzdGV3YXJkL3YxL3ZtX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEizQEKDkxpc3RWbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiIKBWtsYXNzGAMgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEiUKBXN0YXRlGAQgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEgsKA3RhZxgFIAEoCRINCgVsYWJlbBgGIAEoCRIgCgR2aWV3GAcgASgOMhIuc3Rld2FyZC52MS5WbVZpZXcSCwoDcGlkGAggASgFIlsKD0xpc3RWbXNSZXNwb25zZRIbCgN2bXMYASADKAsyDi5zdGV3YXJkLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFIhoKDEdldFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSIrCg1HZXRWbVJlc3BvbnNlEhoKAnZtGAEgASgLMg4uc3Rld2FyZC52MS5WbSKiBAoPQ3JlYXRlVm1SZXF1ZXN0EgwKBG5hbWUYASABKAkSIgoFa2xhc3MYAiABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSDQoFbGFiZWwYAyABKAkSEAoIdGVtcGxhdGUYBCABKAkSPwoKcHJvcGVydGllcxgFIAMoCzIrLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlByb3BlcnRpZXNFbnRyeRIMCgRwb29sGAYgASgJEkIKDHZvbHVtZV9wb29scxgHIAMoCzIsLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0LlZvbHVtZVBvb2xzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRIMCgR1dWlkGAkgASgJEjkKB3ZvbHVtZXMYCiADKAsyKC5zdGV3YXJkLnYxLkNyZWF0ZVZtUmVxdWVzdC5Wb2x1bWVzRW50cnkaTAoPUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoCzIZLnN0ZXdhcmQudjEuUHJvcGVydHlWYWx1ZToCOAEaMgoQVm9sdW1lUG9vbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGkoKDFZvbHVtZXNFbnRyeRILCgNrZXkYASABKAkSKQoFdmFsdWUYAiABKAsyGi5zdGV3YXJkLnYxLlZtVm9sdW1lU291cmNlOgI4ASJvCg5WbVZvbHVtZVNvdXJjZRIpCghleGlzdGluZxgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmSAASKAoFaW1hZ2UYAiABKAsyFy5zdGV3YXJkLnYxLkltYWdlU291cmNlSABCCAoGc291cmNlIlUKC0ltYWdlU291cmNlEgwKBGZpbGUYASABKAkSKAoGZm9ybWF0GAIgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXQSDgoGc2hhMjU2GAMgASgJIi4KEENyZWF0ZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIlAKGUNyZWF0ZURpc3Bvc2FibGVWbVJlcXVlc3QSEAoIdGVtcGxhdGUYASABKAkSDQoFbGFiZWwYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI4ChpDcmVhdGVEaXNwb3NhYmxlVm1SZXNwb25zZRIaCgJ2bRgBIAEoCzIOLnN0ZXdhcmQudjEuVm0i/gEKDkNsb25lVm1SZXF1ZXN0EgoKAnZtGAEgASgJEhAKCG5ld19uYW1lGAIgASgJEgwKBHBvb2wYAyABKAkSQQoMdm9sdW1lX3Bvb2xzGAQgAygLMisuc3Rld2FyZC52MS5DbG9uZVZtUmVxdWVzdC5Wb2x1bWVQb29sc0VudHJ5EiIKBWtsYXNzGAUgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEhIKCnJlcXVlc3RfaWQYBiABKAkSEQoJcmVhZF9vbmx5GAcgASgIGjIKEFZvbHVtZVBvb2xzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASItCg9DbG9uZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIj0KD1JlbmFtZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIQCghuZXdfbmFtZRgCIAEoCRIMCgRldGFnGAMgASgJIi4KEFJlbmFtZVZtUmVzcG9uc2USGgoCdm0YASABKAsyDi5zdGV3YXJkLnYxLlZtIkIKD1JlbW92ZVZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIEgwKBGV0YWcYAyABKAkiEgoQUmVtb3ZlVm1SZXNwb25zZSIcCg5TdGFydFZtUmVxdWVzdBIKCgJ2bRgBIAEoCSJgCg9TdGFydFZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUSJgoHcnVudGltZRgCIAEoCzIVLnN0ZXdhcmQudjEuVm1SdW50aW1lImgKEVNodXRkb3duVm1SZXF1ZXN0EgoKAnZtGAEgASgJEg0KBWZvcmNlGAIgASgIEgwKBHdhaXQYAyABKAgSKgoHdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI7ChJTaHV0ZG93blZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiHAoOUGF1c2VWbVJlcXVlc3QSCgoCdm0YASABKAkiOAoPUGF1c2VWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh4KEFVucGF1c2VWbVJlcXVlc3QSCgoCdm0YASABKAkiOgoRVW5wYXVzZVZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiTQoNS2lsbFZtUmVxdWVzdBIKCgJ2bRgBIAEoCRIgCgN3aG8YAiABKA4yEy5zdGV3YXJkLnYxLktpbGxXaG8SDgoGc2lnbmFsGAMgASgFIjcKDktpbGxWbVJlc3BvbnNlEiUKBXN0YXRlGAEgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlIh4KEFN1c3BlbmRWbVJlcXVlc3QSCgoCdm0YASABKAkiOgoRU3VzcGVuZFZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiHQoPUmVzdW1lVm1SZXF1ZXN0EgoKAnZtGAEgASgJIjkKEFJlc3VtZVZtUmVzcG9uc2USJQoFc3RhdGUYASABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUiSgoVTGlzdFByb3BlcnRpZXNSZXF1ZXN0EgoKAnZtGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlsKFkxpc3RQcm9wZXJ0aWVzUmVzcG9uc2USKAoKcHJvcGVydGllcxgBIAMoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi4KEkdldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJIj0KE0dldFByb3BlcnR5UmVzcG9uc2USJgoIcHJvcGVydHkYASABKAsyFC5zdGV3YXJkLnYxLlByb3BlcnR5ImYKElNldFByb3BlcnR5UmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEigKBXZhbHVlGAMgASgLMhkuc3Rld2FyZC52MS5Qcm9wZXJ0eVZhbHVlEgwKBGV0YWcYBCABKAkiPQoTU2V0UHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiPgoUUmVzZXRQcm9wZXJ0eVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIMCgRldGFnGAMgASgJIj8KFVJlc2V0UHJvcGVydHlSZXNwb25zZRImCghwcm9wZXJ0eRgBIAEoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkiMwoXRGVzY3JpYmVQcm9wZXJ0eVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCSJQChhEZXNjcmliZVByb3BlcnR5UmVzcG9uc2USNAoLZGVzY3JpcHRpb24YASABKAsyHy5zdGV3YXJkLnYxLlByb3BlcnR5RGVzY3JpcHRpb24iSAoTTGlzdEZlYXR1cmVzUmVxdWVzdBIKCgJ2bRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSKiAQoUTGlzdEZlYXR1cmVzUmVzcG9uc2USQAoIZmVhdHVyZXMYASADKAsyLi5zdGV3YXJkLnYxLkxpc3RGZWF0dXJlc1Jlc3BvbnNlLkZlYXR1cmVzRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJGi8KDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASItChFHZXRGZWF0dXJlUmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJIiMKEkdldEZlYXR1cmVSZXNwb25zZRINCgV2YWx1ZRgBIAEoCSJKChFTZXRGZWF0dXJlUmVxdWVzdBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBXZhbHVlGAMgASgJEgwKBGV0YWcYBCABKAkiFAoSU2V0RmVhdHVyZVJlc3BvbnNlIlUKFFJlbW92ZUZlYXR1cmVSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkSFQoNYWxsb3dfbWlzc2luZxgDIAEoCBIMCgRldGFnGAQgASgJIhcKFVJlbW92ZUZlYXR1cmVSZXNwb25zZSJYChNDaGVja0ZlYXR1cmVSZXF1ZXN0EgoKAnZtGAEgASgJEgwKBG5hbWUYAiABKAkSJwoFc2NvcGUYAyABKA4yGC5zdGV3YXJkLnYxLkZlYXR1cmVTY29wZSJHChRDaGVja0ZlYXR1cmVSZXNwb25zZRINCgVmb3VuZBgBIAEoCBINCgV2YWx1ZRgCIAEoCRIRCglzb3VyY2Vfdm0YAyABKAkiRAoPTGlzdFRhZ3NSZXF1ZXN0EgoKAnZtGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIjkKEExpc3RUYWdzUmVzcG9uc2USDAoEdGFncxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoNSGFzVGFnUmVxdWVzdBIKCgJ2bRgBIAEoCRILCgN0YWcYAiABKAkiIQoOSGFzVGFnUmVzcG9uc2USDwoHcHJlc2VudBgBIAEoCCI2Cg1BZGRUYWdSZXF1ZXN0EgoKAnZtGAEgASgJEgsKA3RhZxgCIAEoCRIMCgRldGFnGAMgASgJIh8KDkFkZFRhZ1Jlc3BvbnNlEg0KBWFkZGVkGAEgASgIIjkKEFJlbW92ZVRhZ1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdGFnGAIgASgJEgwKBGV0YWcYAyABKAkiJAoRUmVtb3ZlVGFnUmVzcG9uc2USDwoHcmVtb3ZlZBgBIAEoCCIdCg9HZXROb3Rlc1JlcXVlc3QSCgoCdm0YASABKAkiIQoQR2V0Tm90ZXNSZXNwb25zZRINCgVub3RlcxgBIAEoCSIsCg9TZXROb3Rlc1JlcXVlc3QSCgoCdm0YASABKAkSDQoFbm90ZXMYAiABKAkiEgoQU2V0Tm90ZXNSZXNwb25zZSIfChFHZXRWbVN0YXRzUmVxdWVzdBIKCgJ2bRgBIAEoCSI4ChJHZXRWbVN0YXRzUmVzcG9uc2USIgoFc3RhdHMYASABKAsyEy5zdGV3YXJkLnYxLlZtU3RhdHMiTgoTV2F0Y2hWbVN0YXRzUmVxdWVzdBIKCgJ2bRgBIAEoCRIrCghpbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI6ChRXYXRjaFZtU3RhdHNSZXNwb25zZRIiCgVzdGF0cxgBIAEoCzITLnN0ZXdhcmQudjEuVm1TdGF0cyI3Cg5Db25zb2xlUmVxdWVzdBIMCgJ2bRgBIAEoCUgAEg8KBWlucHV0GAIgASgMSABCBgoEa2luZCIhCg9Db25zb2xlUmVzcG9uc2USDgoGb3V0cHV0GAEgASgMIiMKFUdldFZtQWRkcmVzc2VzUmVxdWVzdBIKCgJ2bRgBIAEoCSJCChZHZXRWbUFkZHJlc3Nlc1Jlc3BvbnNlEigKCWFkZHJlc3NlcxgBIAMoCzIVLnN0ZXdhcmQudjEuVm1BZGRyZXNzIiMKFUdldFZtT3NSZWxlYXNlUmVxdWVzdBIKCgJ2bRgBIAEoCSKHAQoWR2V0Vm1Pc1JlbGVhc2VSZXNwb25zZRI+CgZmaWVsZHMYASADKAsyLi5zdGV3YXJkLnYxLkdldFZtT3NSZWxlYXNlUmVzcG9uc2UuRmllbGRzRW50cnkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpKCgdLaWxsV2hvEhgKFEtJTExfV0hPX1VOU1BFQ0lGSUVEEAASEwoPS0lMTF9XSE9fTEVBREVSEAESEAoMS0lMTF9XSE9fQUxMEAIy6hYKCVZtU2VydmljZRJHCgdMaXN0Vm1zEhouc3Rld2FyZC52MS5MaXN0Vm1zUmVxdWVzdBobLnN0ZXdhcmQudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESQQoFR2V0Vm0SGC5zdGV3YXJkLnYxLkdldFZtUmVxdWVzdBoZLnN0ZXdhcmQudjEuR2V0Vm1SZXNwb25zZSIDkAIBEoYBCghDcmVhdGVWbRIbLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiI+ykE7ChtzdGV3YXJkLnYxLkNyZWF0ZVZtUmVzcG9uc2USHHN0ZXdhcmQudjEuT3BlcmF0aW9uTWV0YWRhdGESYwoSQ3JlYXRlRGlzcG9zYWJsZVZtEiUuc3Rld2FyZC52MS5DcmVhdGVEaXNwb3NhYmxlVm1SZXF1ZXN0GiYuc3Rld2FyZC52MS5DcmVhdGVEaXNwb3NhYmxlVm1SZXNwb25zZRKDAQoHQ2xvbmVWbRIaLnN0ZXdhcmQudjEuQ2xvbmVWbVJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIj3KQToKGnN0ZXdhcmQudjEuQ2xvbmVWbVJlc3BvbnNlEhxzdGV3YXJkLnYxLk9wZXJhdGlvbk1ldGFkYXRhEkUKCFJlbmFtZVZtEhsuc3Rld2FyZC52MS5SZW5hbWVWbVJlcXVlc3QaHC5zdGV3YXJkLnYxLlJlbmFtZVZtUmVzcG9uc2USRQoIUmVtb3ZlVm0SGy5zdGV3YXJkLnYxLlJlbW92ZVZtUmVxdWVzdBocLnN0ZXdhcmQudjEuUmVtb3ZlVm1SZXNwb25zZRJCCgdTdGFydFZtEhouc3Rld2FyZC52MS5TdGFydFZtUmVxdWVzdBobLnN0ZXdhcmQudjEuU3RhcnRWbVJlc3BvbnNlEksKClNodXRkb3duVm0SHS5zdGV3YXJkLnYxLlNodXRkb3duVm1SZXF1ZXN0Gh4uc3Rld2FyZC52MS5TaHV0ZG93blZtUmVzcG9uc2USQgoHUGF1c2VWbRIaLnN0ZXdhcmQudjEuUGF1c2VWbVJlcXVlc3QaGy5zdGV3YXJkLnYxLlBhdXNlVm1SZXNwb25zZRJICglVbnBhdXNlVm0SHC5zdGV3YXJkLnYxLlVucGF1c2VWbVJlcXVlc3QaHS5zdGV3YXJkLnYxLlVucGF1c2VWbVJlc3BvbnNlEj8KBktpbGxWbRIZLnN0ZXdhcmQudjEuS2lsbFZtUmVxdWVzdBoaLnN0ZXdhcmQudjEuS2lsbFZtUmVzcG9uc2USSAoJU3VzcGVuZFZtEhwuc3Rld2FyZC52MS5TdXNwZW5kVm1SZXF1ZXN0Gh0uc3Rld2FyZC52MS5TdXNwZW5kVm1SZXNwb25zZRJFCghSZXN1bWVWbRIbLnN0ZXdhcmQudjEuUmVzdW1lVm1SZXF1ZXN0Ghwuc3Rld2FyZC52MS5SZXN1bWVWbVJlc3BvbnNlElwKDkxpc3RQcm9wZXJ0aWVzEiEuc3Rld2FyZC52MS5MaXN0UHJvcGVydGllc1JlcXVlc3QaIi5zdGV3YXJkLnYxLkxpc3RQcm9wZXJ0aWVzUmVzcG9uc2UiA5ACARJTCgtHZXRQcm9wZXJ0eRIeLnN0ZXdhcmQudjEuR2V0UHJvcGVydHlSZXF1ZXN0Gh8uc3Rld2FyZC52MS5HZXRQcm9wZXJ0eVJlc3BvbnNlIgOQAgESUwoLU2V0UHJvcGVydHkSHi5zdGV3YXJkLnYxLlNldFByb3BlcnR5UmVxdWVzdBofLnN0ZXdhcmQudjEuU2V0UHJvcGVydHlSZXNwb25zZSIDkAICElkKDVJlc2V0UHJvcGVydHkSIC5zdGV3YXJkLnYxLlJlc2V0UHJvcGVydHlSZXF1ZXN0GiEuc3Rld2FyZC52MS5SZXNldFByb3BlcnR5UmVzcG9uc2UiA5ACAhJiChBEZXNjcmliZVByb3BlcnR5EiMuc3Rld2FyZC52MS5EZXNjcmliZVByb3BlcnR5UmVxdWVzdBokLnN0ZXdhcmQudjEuRGVzY3JpYmVQcm9wZXJ0eVJlc3BvbnNlIgOQAgESVgoMTGlzdEZlYXR1cmVzEh8uc3Rld2FyZC52MS5MaXN0RmVhdHVyZXNSZXF1ZXN0GiAuc3Rld2FyZC52MS5MaXN0RmVhdHVyZXNSZXNwb25zZSIDkAIBElAKCkdldEZlYXR1cmUSHS5zdGV3YXJkLnYxLkdldEZlYXR1cmVSZXF1ZXN0Gh4uc3Rld2FyZC52MS5HZXRGZWF0dXJlUmVzcG9uc2UiA5ACARJQCgpTZXRGZWF0dXJlEh0uc3Rld2FyZC52MS5TZXRGZWF0dXJlUmVxdWVzdBoeLnN0ZXdhcmQudjEuU2V0RmVhdHVyZVJlc3BvbnNlIgOQAgISVAoNUmVtb3ZlRmVhdHVyZRIgLnN0ZXdhcmQudjEuUmVtb3ZlRmVhdHVyZVJlcXVlc3QaIS5zdGV3YXJkLnYxLlJlbW92ZUZlYXR1cmVSZXNwb25zZRJWCgxDaGVja0ZlYXR1cmUSHy5zdGV3YXJkLnYxLkNoZWNrRmVhdHVyZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkNoZWNrRmVhdHVyZVJlc3BvbnNlIgOQAgESSgoITGlzdFRhZ3MSGy5zdGV3YXJkLnYxLkxpc3RUYWdzUmVxdWVzdBocLnN0ZXdhcmQudjEuTGlzdFRhZ3NSZXNwb25zZSIDkAIBEkQKBkhhc1RhZxIZLnN0ZXdhcmQudjEuSGFzVGFnUmVxdWVzdBoaLnN0ZXdhcmQudjEuSGFzVGFnUmVzcG9uc2UiA5ACARJECgZBZGRUYWcSGS5zdGV3YXJkLnYxLkFkZFRhZ1JlcXVlc3QaGi5zdGV3YXJkLnYxLkFkZFRhZ1Jlc3BvbnNlIgOQAgISTQoJUmVtb3ZlVGFnEhwuc3Rld2FyZC52MS5SZW1vdmVUYWdSZXF1ZXN0Gh0uc3Rld2FyZC52MS5SZW1vdmVUYWdSZXNwb25zZSIDkAICEkoKCEdldE5vdGVzEhsuc3Rld2FyZC52MS5HZXROb3Rlc1JlcXVlc3QaHC5zdGV3YXJkLnYxLkdldE5vdGVzUmVzcG9uc2UiA5ACARJKCghTZXROb3RlcxIbLnN0ZXdhcmQudjEuU2V0Tm90ZXNSZXF1ZXN0Ghwuc3Rld2FyZC52MS5TZXROb3Rlc1Jlc3BvbnNlIgOQAgISUAoKR2V0Vm1TdGF0cxIdLnN0ZXdhcmQudjEuR2V0Vm1TdGF0c1JlcXVlc3QaHi5zdGV3YXJkLnYxLkdldFZtU3RhdHNSZXNwb25zZSIDkAIBElgKDFdhdGNoVm1TdGF0cxIfLnN0ZXdhcmQudjEuV2F0Y2hWbVN0YXRzUmVxdWVzdBogLnN0ZXdhcmQudjEuV2F0Y2hWbVN0YXRzUmVzcG9uc2UiA5ACATABEkYKB0NvbnNvbGUSGi5zdGV3YXJkLnYxLkNvbnNvbGVSZXF1ZXN0Ghsuc3Rld2FyZC52MS5Db25zb2xlUmVzcG9uc2UoATABElwKDkdldFZtQWRkcmVzc2VzEiEuc3Rld2FyZC52MS5HZXRWbUFkZHJlc3Nlc1JlcXVlc3QaIi5zdGV3YXJkLnYxLkdldFZtQWRkcmVzc2VzUmVzcG9uc2UiA5ACARJcCg5HZXRWbU9zUmVsZWFzZRIhLnN0ZXdhcmQudjEuR2V0Vm1Pc1JlbGVhc2VSZXF1ZXN0GiIuc3Rld2FyZC52MS5HZXRWbU9zUmVsZWFzZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_longrunning_operations, file_google_protobuf_duration, file_steward_v1_property, file_steward_v1_vm, file_steward_v1_volume]);
 
 /**
  * ListVmsRequest selects and pages VMs. Filters combine with AND.
@@ -964,7 +964,7 @@ export const ResumeVmResponseSchema: GenMessage<ResumeVmResponse> = /*@__PURE__*
   messageDesc(file_steward_v1_vm_service, 29);
 
 /**
- * ListPropertiesRequest names a VM.
+ * ListPropertiesRequest names a VM, and pages its properties.
  *
  * @generated from message steward.v1.ListPropertiesRequest
  */
@@ -975,6 +975,22 @@ export type ListPropertiesRequest = Message<"steward.v1.ListPropertiesRequest"> 
    * @generated from field: string vm = 1;
    */
   vm: string;
+
+  /**
+   * At most this many properties: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -985,7 +1001,7 @@ export const ListPropertiesRequestSchema: GenMessage<ListPropertiesRequest> = /*
   messageDesc(file_steward_v1_vm_service, 30);
 
 /**
- * ListPropertiesResponse lists every property of the VM.
+ * ListPropertiesResponse lists a page of the VM's properties.
  *
  * @generated from message steward.v1.ListPropertiesResponse
  */
@@ -996,6 +1012,13 @@ export type ListPropertiesResponse = Message<"steward.v1.ListPropertiesResponse"
    * @generated from field: repeated steward.v1.Property properties = 1;
    */
   properties: Property[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1227,7 +1250,7 @@ export const DescribePropertyResponseSchema: GenMessage<DescribePropertyResponse
   messageDesc(file_steward_v1_vm_service, 39);
 
 /**
- * ListFeaturesRequest names a VM.
+ * ListFeaturesRequest names a VM, and pages its features.
  *
  * @generated from message steward.v1.ListFeaturesRequest
  */
@@ -1238,6 +1261,22 @@ export type ListFeaturesRequest = Message<"steward.v1.ListFeaturesRequest"> & {
    * @generated from field: string vm = 1;
    */
   vm: string;
+
+  /**
+   * At most this many features: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -1248,7 +1287,7 @@ export const ListFeaturesRequestSchema: GenMessage<ListFeaturesRequest> = /*@__P
   messageDesc(file_steward_v1_vm_service, 40);
 
 /**
- * ListFeaturesResponse carries the VM's features.
+ * ListFeaturesResponse carries a page of the VM's features, the pages going by name.
  *
  * @generated from message steward.v1.ListFeaturesResponse
  */
@@ -1259,6 +1298,13 @@ export type ListFeaturesResponse = Message<"steward.v1.ListFeaturesResponse"> & 
    * @generated from field: map<string, string> features = 1;
    */
   features: { [key: string]: string };
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1506,7 +1552,7 @@ export const CheckFeatureResponseSchema: GenMessage<CheckFeatureResponse> = /*@_
   messageDesc(file_steward_v1_vm_service, 49);
 
 /**
- * ListTagsRequest names a VM.
+ * ListTagsRequest names a VM, and pages its tags.
  *
  * @generated from message steward.v1.ListTagsRequest
  */
@@ -1517,6 +1563,22 @@ export type ListTagsRequest = Message<"steward.v1.ListTagsRequest"> & {
    * @generated from field: string vm = 1;
    */
   vm: string;
+
+  /**
+   * At most this many tags: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -1527,7 +1589,7 @@ export const ListTagsRequestSchema: GenMessage<ListTagsRequest> = /*@__PURE__*/
   messageDesc(file_steward_v1_vm_service, 50);
 
 /**
- * ListTagsResponse carries the VM's tags.
+ * ListTagsResponse carries a page of the VM's tags.
  *
  * @generated from message steward.v1.ListTagsResponse
  */
@@ -1538,6 +1600,13 @@ export type ListTagsResponse = Message<"steward.v1.ListTagsResponse"> & {
    * @generated from field: repeated string tags = 1;
    */
   tags: string[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -2067,15 +2136,20 @@ export const KillWhoSchema: GenEnum<KillWho> = /*@__PURE__*/
 /**
  * VmService manages virtual machines: their life, properties, features, tags and notes.
  * Every request names a VM by `vm`: its name, or `uuid:<uuid>`. A VM that does not exist is
- * NOT_FOUND (VM_NOT_FOUND); a malformed name is INVALID_ARGUMENT naming the field.
+ * NOT_FOUND (VM_NOT_FOUND); a malformed name is INVALID_ARGUMENT naming the field
+ * (INVALID_VM_NAME, INVALID_VM_REF). Every mutation of a VM runs in its turn, one at a time per
+ * VM; one that would wait for an operation waiting for it is ABORTED
+ * (OPERATIONS_WOULD_DEADLOCK): retry it. Any RPC may also end with the errors every RPC may
+ * return (docs/REASONS.md).
  *
  * @generated from service steward.v1.VmService
  */
 export const VmService: GenService<{
   /**
-   * ListVms lists VMs, filtered and paged, with every property when view is FULL (Qubes'
-   * vm.List and property.GetAll in one call; machined's ListMachines and ListImages).
-   * INVALID_ARGUMENT for a bad page_token or a negative page_size.
+   * ListVms lists VMs, filtered and paged, with every property when view is FULL (Qubes' vm.List
+   * and property.GetAll in one call; machined's ListMachines and ListImages). INVALID_ARGUMENT for
+   * a bad page_token or a negative page_size. INVALID_ARGUMENT for an unknown class
+   * (INVALID_VM_CLASS) or state (INVALID_POWER_STATE), or a negative pid.
    *
    * @generated from rpc steward.v1.VmService.ListVms
    */
@@ -2097,14 +2171,19 @@ export const VmService: GenService<{
   },
   /**
    * CreateVm makes a VM of a class (vm.Create.<class>, vm.CreateInPool.<class>) and tags it
-   * created-by-<caller>. ALREADY_EXISTS (VM_EXISTS) when the name is taken, INVALID_ARGUMENT
-   * for a bad name, class, label or property, NOT_FOUND for a missing template, label or pool,
-   * FAILED_PRECONDITION when the template is not a TemplateVM or both pool and volume_pools
-   * are given. Long work (AIP-151): it returns an Operation whose response is a
-   * CreateVmResponse, done already unless it copies or imports volumes (then follow it with
-   * OperationService; a failed or cancelled one leaves no VM). Bad requests fail the call
-   * itself; what fails once the work began fails the operation. Retry-safe with request_id: a
-   * retry with the same id returns the same operation.
+   * created-by-<caller>. ALREADY_EXISTS (VM_EXISTS) when the name is taken, INVALID_ARGUMENT for a
+   * bad name, class, label or property, NOT_FOUND for a missing template, label or pool,
+   * FAILED_PRECONDITION when the template is not a TemplateVM or both pool and volume_pools are
+   * given. Long work (AIP-151): it returns an Operation whose response is a CreateVmResponse, done
+   * already unless it copies or imports volumes (then follow it with OperationService; a failed or
+   * cancelled one leaves no VM). Bad requests fail the call itself; what fails once the work began
+   * fails the operation. Retry-safe with request_id: a retry with the same id returns the same
+   * operation. Its properties are checked as SetProperty checks them (PROPERTY_TYPE_MISMATCH,
+   * PROPERTY_OUT_OF_RANGE, PROPERTY_TOO_LONG, INVALID_PROPERTY_VALUE, ADDRESS_IN_USE,
+   * MEMORY_OVER_MAXMEM…); INVALID_ARGUMENT (INVALID_VM_CLASS) for a class that cannot be made,
+   * FAILED_PRECONDITION (NOT_A_TEMPLATE) for a template that is not a TemplateVM, (POOL_CONFLICT)
+   * for pool with volume_pools, RESOURCE_EXHAUSTED (NO_FREE_QID) when every qid is taken; a retry
+   * whose operation is no longer kept is FAILED_PRECONDITION (OPERATION_RESULT_GONE).
    *
    * @generated from rpc steward.v1.VmService.CreateVm
    */
@@ -2119,6 +2198,8 @@ export const VmService: GenService<{
    * default_dispvm…), its label, features and tags but created-by. FAILED_PRECONDITION
    * (NOT_A_DISPVM_TEMPLATE) when the AppVM is not one; RESOURCE_EXHAUSTED (NO_FREE_DISPID) when
    * every DispVM number is in use or retained by the event log. Retry-safe with request_id.
+   * FAILED_PRECONDITION (NO_DEFAULT_DISPVM) when no template is given and default_dispvm is none; a
+   * retry whose DispVM was removed since is FAILED_PRECONDITION (REQUEST_RESULT_GONE).
    *
    * @generated from rpc steward.v1.VmService.CreateDisposableVm
    */
@@ -2172,8 +2253,11 @@ export const VmService: GenService<{
   },
   /**
    * StartVm starts a halted VM, starting its netvm chain first (vm.Start). FAILED_PRECONDITION
-   * (VM_BAD_STATE, metadata.state) when it is not halted, (VM_IS_ADMIN) for dom0, (NO_TEMPLATE)
-   * for an AppVM without a template, (START_FAILED) when the hypervisor fails to start it.
+   * (VM_BAD_STATE, metadata.state) when it is not halted, (VM_IS_ADMIN) for dom0, (NO_TEMPLATE) for
+   * an AppVM without a template, (START_FAILED) when the hypervisor fails to start it. Not
+   * idempotent: starting it again is FAILED_PRECONDITION (VM_BAD_STATE). FAILED_PRECONDITION
+   * (NETVM_NOT_RUNNING) when its netvm is not running and cannot be started, (NETVM_CHAIN_TOO_LONG)
+   * for a netvm chain past 64 VMs; ABORTED (START_ABORTED) when it was killed while it started.
    *
    * @generated from rpc steward.v1.VmService.StartVm
    */
@@ -2197,8 +2281,8 @@ export const VmService: GenService<{
     output: typeof ShutdownVmResponseSchema;
   },
   /**
-   * PauseVm stops a running VM's vCPUs (vm.Pause). FAILED_PRECONDITION (VM_BAD_STATE) when it
-   * is not running.
+   * PauseVm stops a running VM's vCPUs (vm.Pause). FAILED_PRECONDITION (VM_BAD_STATE) when it is
+   * not running. Not idempotent: pausing it again is FAILED_PRECONDITION (VM_BAD_STATE).
    *
    * @generated from rpc steward.v1.VmService.PauseVm
    */
@@ -2208,8 +2292,8 @@ export const VmService: GenService<{
     output: typeof PauseVmResponseSchema;
   },
   /**
-   * UnpauseVm resumes a paused VM (vm.Unpause). FAILED_PRECONDITION (VM_BAD_STATE) when it is
-   * not paused.
+   * UnpauseVm resumes a paused VM (vm.Unpause). FAILED_PRECONDITION (VM_BAD_STATE) when it is not
+   * paused. Not idempotent: unpausing it again is FAILED_PRECONDITION (VM_BAD_STATE).
    *
    * @generated from rpc steward.v1.VmService.UnpauseVm
    */
@@ -2222,7 +2306,9 @@ export const VmService: GenService<{
    * KillVm destroys a VM at once (vm.Kill), or sends its processes another signal (machined's
    * KillMachine with who and signal). FAILED_PRECONDITION (VM_BAD_STATE) when it is halted,
    * (VM_IS_ADMIN) for dom0, (CAPABILITY_MISSING) for a signal other than SIGKILL where the
-   * hypervisor cannot send one; INVALID_ARGUMENT (INVALID_SIGNAL, INVALID_KILL_WHO).
+   * hypervisor cannot send one; INVALID_ARGUMENT (INVALID_SIGNAL, INVALID_KILL_WHO). Not
+   * idempotent: killing a halted VM is FAILED_PRECONDITION (VM_BAD_STATE). UNAVAILABLE
+   * (KILL_FAILED) when it did not halt within 10 s of SIGKILL.
    *
    * @generated from rpc steward.v1.VmService.KillVm
    */
@@ -2233,7 +2319,8 @@ export const VmService: GenService<{
   },
   /**
    * SuspendVm suspends a running VM to RAM (vm.Suspend; vm_concierge's SuspendVm).
-   * FAILED_PRECONDITION (VM_BAD_STATE) when it is not running.
+   * FAILED_PRECONDITION (VM_BAD_STATE) when it is not running. Not idempotent: suspending it again
+   * is FAILED_PRECONDITION (VM_BAD_STATE).
    *
    * @generated from rpc steward.v1.VmService.SuspendVm
    */
@@ -2244,7 +2331,8 @@ export const VmService: GenService<{
   },
   /**
    * ResumeVm wakes a suspended VM (vm.Resume; vm_concierge's ResumeVm). FAILED_PRECONDITION
-   * (VM_BAD_STATE) when it is not suspended.
+   * (VM_BAD_STATE) when it is not suspended. Not idempotent: resuming it again is
+   * FAILED_PRECONDITION (VM_BAD_STATE).
    *
    * @generated from rpc steward.v1.VmService.ResumeVm
    */
@@ -2254,7 +2342,9 @@ export const VmService: GenService<{
     output: typeof ResumeVmResponseSchema;
   },
   /**
-   * ListProperties returns every property of a VM with its value (vm.property.List, GetAll).
+   * ListProperties returns every property of a VM with its value (vm.property.List, GetAll). Paged.
+   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT for a negative page_size or a bad page_token
+   * (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc steward.v1.VmService.ListProperties
    */
@@ -2275,11 +2365,17 @@ export const VmService: GenService<{
     output: typeof GetPropertyResponseSchema;
   },
   /**
-   * SetProperty sets a property (vm.property.Set). Idempotent. INVALID_ARGUMENT for a value of
-   * the wrong type or range, FAILED_PRECONDITION (PROPERTY_READ_ONLY) for read-only ones,
-   * (VM_NOT_HALTED) for properties that need the VM halted, (NETVM_LOOP) or
-   * (NOT_A_NETVM) for a netvm that would loop or does not provide network. Text is at most
-   * 256 characters (kernelopts 512; PROPERTY_TOO_LONG); see docs/LIMITS.md.
+   * SetProperty sets a property (vm.property.Set). Idempotent. INVALID_ARGUMENT for a value of the
+   * wrong type or range, FAILED_PRECONDITION (PROPERTY_READ_ONLY) for read-only ones,
+   * (VM_NOT_HALTED) for properties that need the VM halted, (NETVM_LOOP) or (NOT_A_NETVM) for a
+   * netvm that would loop or does not provide network. Text is at most 256 characters (kernelopts
+   * 512; PROPERTY_TOO_LONG); see docs/LIMITS.md. INVALID_ARGUMENT names the fault: a value of
+   * another type (PROPERTY_TYPE_MISMATCH), out of range (PROPERTY_OUT_OF_RANGE), too long
+   * (PROPERTY_TOO_LONG), malformed (INVALID_PROPERTY_VALUE, INVALID_POOL_NAME), memory over maxmem
+   * (MEMORY_OVER_MAXMEM); ALREADY_EXISTS (ADDRESS_IN_USE) for another VM's address;
+   * FAILED_PRECONDITION (NETVM_IN_USE) for provides_network turned off under running users,
+   * (DISPVM_TEMPLATE_IN_USE) for template_for_dispvms turned off under DispVMs, (DISPVMS_RUNNING)
+   * for a template changed under running DispVMs.
    *
    * @generated from rpc steward.v1.VmService.SetProperty
    */
@@ -2311,7 +2407,9 @@ export const VmService: GenService<{
     output: typeof DescribePropertyResponseSchema;
   },
   /**
-   * ListFeatures returns a VM's features (vm.feature.List and Get for each).
+   * ListFeatures returns a VM's features (vm.feature.List and Get for each). Paged, by name.
+   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT for a negative page_size or a bad page_token
+   * (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc steward.v1.VmService.ListFeatures
    */
@@ -2357,6 +2455,8 @@ export const VmService: GenService<{
   /**
    * CheckFeature looks a feature up on the VM, then along a scope (vm.feature.CheckWithTemplate,
    * CheckWithNetvm, CheckWithAdminVM, CheckWithTemplateAndAdminVM). Found or not, it succeeds.
+   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT for a bad name (INVALID_FEATURE_NAME) or scope
+   * (INVALID_FEATURE_SCOPE).
    *
    * @generated from rpc steward.v1.VmService.CheckFeature
    */
@@ -2366,7 +2466,8 @@ export const VmService: GenService<{
     output: typeof CheckFeatureResponseSchema;
   },
   /**
-   * ListTags returns a VM's tags (vm.tag.List).
+   * ListTags returns a VM's tags (vm.tag.List). Paged. NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT
+   * for a negative page_size or a bad page_token (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc steward.v1.VmService.ListTags
    */
@@ -2376,7 +2477,8 @@ export const VmService: GenService<{
     output: typeof ListTagsResponseSchema;
   },
   /**
-   * HasTag tells whether a VM has a tag (vm.tag.Get).
+   * HasTag tells whether a VM has a tag (vm.tag.Get). NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT
+   * (INVALID_TAG).
    *
    * @generated from rpc steward.v1.VmService.HasTag
    */
@@ -2398,6 +2500,7 @@ export const VmService: GenService<{
   },
   /**
    * RemoveTag removes a tag (vm.tag.Remove). Idempotent: `removed` tells whether it was there.
+   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT (INVALID_TAG), (TAG_RESERVED) for a created-by tag.
    *
    * @generated from rpc steward.v1.VmService.RemoveTag
    */
@@ -2407,7 +2510,7 @@ export const VmService: GenService<{
     output: typeof RemoveTagResponseSchema;
   },
   /**
-   * GetNotes returns a VM's notes (vm.notes.Get).
+   * GetNotes returns a VM's notes (vm.notes.Get). NOT_FOUND (VM_NOT_FOUND).
    *
    * @generated from rpc steward.v1.VmService.GetNotes
    */
@@ -2417,8 +2520,9 @@ export const VmService: GenService<{
     output: typeof GetNotesResponseSchema;
   },
   /**
-   * SetNotes replaces a VM's notes (vm.notes.Set). Idempotent. INVALID_ARGUMENT when over
-   * 256 KiB or holding control characters other than tab and newline.
+   * SetNotes replaces a VM's notes (vm.notes.Set). Idempotent. INVALID_ARGUMENT when over 256 KiB
+   * or holding control characters other than tab and newline. INVALID_ARGUMENT (NOTES_TOO_LONG,
+   * INVALID_NOTES).
    *
    * @generated from rpc steward.v1.VmService.SetNotes
    */
@@ -2450,9 +2554,10 @@ export const VmService: GenService<{
     output: typeof WatchVmStatsResponseSchema;
   },
   /**
-   * Console joins a running VM's serial console as a byte stream both ways (vm.Console;
-   * machined's OpenMachinePTY). The first request must name the VM. FAILED_PRECONDITION
-   * (VM_BAD_STATE) when it is not running; the stream ends OK when the VM halts.
+   * Console joins a running VM's serial console as a byte stream both ways (vm.Console; machined's
+   * OpenMachinePTY). The first request must name the VM. FAILED_PRECONDITION (VM_BAD_STATE) when it
+   * is not running; the stream ends OK when the VM halts. Not idempotent: each call is a console
+   * session of its own.
    *
    * @generated from rpc steward.v1.VmService.Console
    */
@@ -2462,7 +2567,8 @@ export const VmService: GenService<{
     output: typeof ConsoleResponseSchema;
   },
   /**
-   * GetVmAddresses returns a VM's IP addresses (machined's GetMachineAddresses).
+   * GetVmAddresses returns a VM's IP addresses (machined's GetMachineAddresses). NOT_FOUND
+   * (VM_NOT_FOUND); FAILED_PRECONDITION (VM_BAD_STATE) while it is halted.
    *
    * @generated from rpc steward.v1.VmService.GetVmAddresses
    */
@@ -2473,7 +2579,7 @@ export const VmService: GenService<{
   },
   /**
    * GetVmOsRelease returns the guest's os-release fields, from the os-* features it reported
-   * (machined's GetMachineOSRelease). Empty when the guest reported none.
+   * (machined's GetMachineOSRelease). Empty when the guest reported none. NOT_FOUND (VM_NOT_FOUND).
    *
    * @generated from rpc steward.v1.VmService.GetVmOsRelease
    */

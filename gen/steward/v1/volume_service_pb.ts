@@ -287,14 +287,16 @@ export type ListSnapshotsRequest = Message<"steward.v1.ListSnapshotsRequest"> & 
   volume?: VolumeRef | undefined;
 
   /**
-   * At most this many revisions: default 100, maximum 1000 (larger is lowered to it).
+   * At most this many revisions: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
-   * The next_page_token of the previous reply; empty for the first page.
+   * The next_page_token of the previous reply (of the same request); empty for the first page.
+   * Another is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
    *
    * @generated from field: string page_token = 3;
    */
@@ -1186,7 +1188,9 @@ export const VolumeService: GenService<{
     output: typeof ListVolumesResponseSchema;
   },
   /**
-   * GetVolume returns one volume (pool.volume.Info, vm.volume.Info).
+   * GetVolume returns one volume (pool.volume.Info, vm.volume.Info). NOT_FOUND (VOLUME_NOT_FOUND,
+   * VM_NOT_FOUND); INVALID_ARGUMENT (INVALID_VOLUME_REF) for a VolumeRef that gives both forms or
+   * neither.
    *
    * @generated from rpc steward.v1.VolumeService.GetVolume
    */
@@ -1201,7 +1205,7 @@ export const VolumeService: GenService<{
    * (vm_concierge's DISK_STATUS_EXISTS), so the call is idempotent; one of another size or format
    * is ALREADY_EXISTS (VOLUME_EXISTS). NOT_FOUND (POOL_NOT_FOUND), RESOURCE_EXHAUSTED
    * (POOL_QUOTA_EXCEEDED) past the pool's limit or (POOL_FULL) past its filesystem's room,
-   * INVALID_ARGUMENT for a bad vid (INVALID_VID), size (INVALID_SIZE) or format.
+   * INVALID_ARGUMENT for a bad vid (INVALID_VOLUME_ID), size (INVALID_VOLUME_SIZE) or format.
    *
    * @generated from rpc steward.v1.VolumeService.CreateVolume
    */
@@ -1282,13 +1286,14 @@ export const VolumeService: GenService<{
     output: typeof ClearVolumeResponseSchema;
   },
   /**
-   * ImportVolume replaces a volume's content with bytes the client streams: a header, then
-   * data chunks in order (volume.Import, ImportWithSize; vm_concierge's ImportDiskImage). It is
-   * atomic: nothing changes unless the whole stream arrives, the sizes add up and the SHA-256
-   * matches. DATA_LOSS (CHECKSUM_MISMATCH) on a wrong checksum, INVALID_ARGUMENT (naming the
-   * field) for a stream that does not start with a header or overruns its size,
-   * FAILED_PRECONDITION (VM_NOT_HALTED) while the VM runs, CANCELLED leaves the volume as it
-   * was.
+   * ImportVolume replaces a volume's content with bytes the client streams: a header, then data
+   * chunks in order (volume.Import, ImportWithSize; vm_concierge's ImportDiskImage). It is atomic:
+   * nothing changes unless the whole stream arrives, the sizes add up and the SHA-256 matches.
+   * DATA_LOSS (CHECKSUM_MISMATCH) on a wrong checksum, INVALID_ARGUMENT (naming the field) for a
+   * stream that does not start with a header or overruns its size, FAILED_PRECONDITION
+   * (VM_NOT_HALTED) while the VM runs, CANCELLED leaves the volume as it was. Not idempotent, but a
+   * retry of a stream that failed is safe: a failed stream changes nothing. OUT_OF_RANGE
+   * (VOLUME_OUT_OF_RANGE) for bytes past the volume's end.
    *
    * @generated from rpc steward.v1.VolumeService.ImportVolume
    */
@@ -1298,9 +1303,10 @@ export const VolumeService: GenService<{
     output: typeof ImportVolumeResponseSchema;
   },
   /**
-   * ExportVolume streams a volume's bytes: a header, data chunks that skip holes, progress,
-   * and a trailer with the SHA-256 of the whole content (vm_concierge's ExportDiskImage). It
-   * follows the client's flow control, and stops when the client cancels.
+   * ExportVolume streams a volume's bytes: a header, data chunks that skip holes, progress, and a
+   * trailer with the SHA-256 of the whole content (vm_concierge's ExportDiskImage). It follows the
+   * client's flow control, and stops when the client cancels. NOT_FOUND (VOLUME_NOT_FOUND,
+   * REVISION_NOT_FOUND); INVALID_ARGUMENT for a chunk_size over 1 MiB.
    *
    * @generated from rpc steward.v1.VolumeService.ExportVolume
    */

@@ -1,3 +1,4 @@
+import { pageOf, type PageTokens } from "../../core/shared/page-token";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { HostInfoSchema, HypervisorKind } from "../../../gen/steward/v1/host_pb";
 import { GetHostInfoResponseSchema, ListVmClassesResponseSchema, type GetHostInfoResponse, type HostService } from "../../../gen/steward/v1/host_service_pb";
@@ -16,6 +17,7 @@ import { VM_CLASS_OF_NAME } from "../vms/vm-messages";
 
 /** The core parts HostService calls. */
 export interface HostParts {
+  pageTokens: PageTokens;
   hostInfo: HostInfoReader;
   labels: Labels;
   globals: GlobalProperties;
@@ -32,7 +34,7 @@ const HYPERVISOR_KIND: Readonly<Record<DomainHypervisorKind, HypervisorKind>> = 
  * HostService. `apiFeatures` lists the RPCs this server implements; it is read at call time
  * because it is known only once every service is bound.
  */
-export function hostApi({ hostInfo: reader, labels, globals }: HostParts, apiFeatures: () => readonly string[]): ServiceImpl<typeof HostService> {
+export function hostApi({ hostInfo: reader, labels, globals, pageTokens }: HostParts, apiFeatures: () => readonly string[]): ServiceImpl<typeof HostService> {
   const vmClasses = VM_CLASSES.map((spec) => ({
     klass: VM_CLASS_OF_NAME[spec.name],
     name: spec.name,
@@ -55,9 +57,12 @@ export function hostApi({ hostInfo: reader, labels, globals }: HostParts, apiFea
   return {
     getHostInfo: async (_request, ctx) => hostInfo(ctx),
     listVmClasses: async () => classes,
-    listLabels: async () => ({ labels: labels.list().map(labelMessage) }),
+    listLabels: async (request) => {
+      const page = pageOf(labels.list(), (label) => String(label.index).padStart(10, "0"), request, pageTokens, { list: "labels" });
+      return { labels: page.items.map(labelMessage), nextPageToken: page.nextPageToken };
+    },
     getLabel: async (request) => ({ label: labelMessage(labels.get(request.name)) }),
-    createLabel: async (request, ctx) => ({ label: labelMessage(labels.create(request.name, request.color, ctx)) }),
+    createLabel: async (request, ctx) => ({ label: labelMessage(labels.create(request.name, request.color, ctx, request.requestId)) }),
     removeLabel: async (request, ctx) => {
       labels.remove(request.name, ctx);
       return {};

@@ -7,6 +7,7 @@ import type { VmStop } from "../../core/lifecycle/vm-stop";
 import type { VmProperties } from "../../core/vms/properties/vm-properties";
 import type { VmReadModel } from "../../core/vms/read-model/vm-read-model";
 import type { Operations } from "../../core/operations/operations";
+import { pageOf, type PageTokens } from "../../core/shared/page-token";
 import type { CloneRequest, VmCloning } from "../../core/vms/vm-cloning";
 import type { NewVm, VmCreation } from "../../core/vms/vm-creation";
 import { invalidKillWho } from "../../core/lifecycle/lifecycle-errors";
@@ -41,6 +42,7 @@ export interface VmParts {
   features: VmFeatures;
   notes: VmNotes;
   operations: Operations;
+  pageTokens: PageTokens;
 }
 
 /**
@@ -140,7 +142,10 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     killVm: async (request, ctx) => ({ state: powerStateMessage(await stopping.kill(request.vm, ctx, { signal: request.signal, who: killWho(request.who) })) }),
     suspendVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.suspend(request.vm, ctx)) }),
     resumeVm: async (request, ctx) => ({ state: powerStateMessage(await pausing.resume(request.vm, ctx)) }),
-    listProperties: async (request) => ({ properties: properties.list(request.vm).map(propertyMessage) }),
+    listProperties: async (request) => {
+      const page = pageOf(sortedBy(properties.list(request.vm), (p) => p.spec.name), (p) => p.spec.name, request, parts.pageTokens, { vm: request.vm, list: "properties" });
+      return { properties: page.items.map(propertyMessage), nextPageToken: page.nextPageToken };
+    },
     getProperty: async (request) => ({ property: propertyMessage(properties.get(request.vm, request.name)) }),
     setProperty: async (request, ctx) => {
       const spec = properties.spec(request.vm, request.name);
@@ -149,7 +154,11 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     },
     resetProperty: async (request, ctx) => ({ property: propertyMessage(await properties.reset(vmTarget(request.vm, request.etag), request.name, ctx)) }),
     describeProperty: async (request) => ({ description: descriptionMessage(properties.describe(request.vm, request.name)) }),
-    listFeatures: async (request) => ({ features: features.list(request.vm) }),
+    listFeatures: async (request) => {
+      const entries = sortedBy(Object.entries(features.list(request.vm)), ([name]) => name);
+      const page = pageOf(entries, ([name]) => name, request, parts.pageTokens, { vm: request.vm, list: "features" });
+      return { features: Object.fromEntries(page.items), nextPageToken: page.nextPageToken };
+    },
     getFeature: async (request) => ({ value: features.get(request.vm, request.name) }),
     setFeature: async (request, ctx) => {
       await features.set(vmTarget(request.vm, request.etag), request.name, request.value, ctx);
@@ -163,7 +172,10 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
       const found = features.check(request.vm, request.name, featureScope(request.scope));
       return found ? { found: true, value: found.value, sourceVm: found.vm } : { found: false };
     },
-    listTags: async (request) => ({ tags: [...tags.list(request.vm)] }),
+    listTags: async (request) => {
+      const page = pageOf(sortedBy(tags.list(request.vm), (tag) => tag), (tag) => tag, request, parts.pageTokens, { vm: request.vm, list: "tags" });
+      return { tags: page.items, nextPageToken: page.nextPageToken };
+    },
     hasTag: async (request) => ({ present: tags.has(request.vm, request.tag) }),
     addTag: async (request, ctx) => ({ added: await tags.add(vmTarget(request.vm, request.etag), request.tag, ctx) }),
     removeTag: async (request, ctx) => ({ removed: await tags.remove(vmTarget(request.vm, request.etag), request.tag, ctx) }),
@@ -178,6 +190,11 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     getVmAddresses: notYetImplemented,
     getVmOsRelease: notYetImplemented,
   };
+}
+
+/** A copy of `items` in the order of their keys, as pages go (code units, as `<` compares them). */
+function sortedBy<T>(items: readonly T[], keyOf: (item: T) => string): T[] {
+  return [...items].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
 }
 
 const KILL_WHO: Readonly<Record<KillWho, DomainKillWho>> = {

@@ -4,6 +4,8 @@ export interface HostRecord {
   hostId: string;
   /** When the state was first created. */
   createdAt: Date;
+  /** A random secret made with the state, that signs what Steward hands out to be given back (page tokens). */
+  secret: Uint8Array;
 }
 
 /** Which hypervisor runs the VMs. */

@@ -7,7 +7,7 @@ import type { EventSubject } from "../model/event";
 import { HOST_SUBJECT } from "../model/event";
 import type { OperationError, OperationFilter, OperationRecord, OperationResult, ProgressUnit } from "../model/operation";
 import type { CallContext } from "../shared/call-context";
-import { decodePageToken, encodePageToken } from "../shared/page-token";
+import { checkedPageSize, type PageTokens } from "../shared/page-token";
 import type { ProgressReporter } from "../shared/progress";
 import type { RequestLedger } from "../shared/request-ledger";
 import { isUuid } from "../shared/uuid";
@@ -19,7 +19,6 @@ export const OPERATION_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** The most often a running operation tells of its progress (an event, and a write). */
 export const PROGRESS_INTERVAL_MS = 1000;
 export const DEFAULT_OPERATION_PAGE_SIZE = 50;
-export const MAX_OPERATION_PAGE_SIZE = 1000;
 export const DEFAULT_WAIT_MS = 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
 
@@ -74,6 +73,7 @@ export class Operations {
     private readonly ledger: RequestLedger,
     private readonly clock: Clock,
     private readonly log: Log,
+    private readonly tokens: PageTokens,
     /** How long a call waits for its operation before it answers with it still running. */
     private readonly inlineMs = 1000,
   ) {}
@@ -110,16 +110,15 @@ export class Operations {
 
   /** A page of operations, the newest first. */
   list(request: { filter: string; pageSize: number; pageToken: string }): { operations: OperationRecord[]; nextPageToken: string } {
-    if (request.pageSize < 0) throw new InvalidFieldError("page_size", "must not be negative");
+    const pageSize = checkedPageSize(request.pageSize, DEFAULT_OPERATION_PAGE_SIZE);
     const filter = parseFilter(request.filter);
-    const pageSize = Math.min(request.pageSize || DEFAULT_OPERATION_PAGE_SIZE, MAX_OPERATION_PAGE_SIZE);
     this.forgetOld();
-    const position = decodePageToken(request.pageToken, { filter: request.filter });
+    const position = this.tokens.decode(request.pageToken, { filter: request.filter });
     const after = position === "" ? undefined : parsePosition(position);
     const found = this.store.operations.list(filter, after, pageSize + 1).map((stored) => this.running.get(stored.name)?.record ?? stored);
     const page = found.slice(0, pageSize).map(copy);
     const last = page[page.length - 1];
-    const nextPageToken = found.length > pageSize ? encodePageToken(JSON.stringify({ createdAt: last.createdAt.toISOString(), name: last.name }), { filter: request.filter }) : "";
+    const nextPageToken = found.length > pageSize ? this.tokens.encode(JSON.stringify({ createdAt: last.createdAt.toISOString(), name: last.name }), { filter: request.filter }) : "";
     return { operations: page, nextPageToken };
   }
 

@@ -19,3 +19,7 @@ export function invalidRequestId(): InvalidFieldError {
 export function operationsWouldDeadlock(what: string): DomainError {
   return new DomainError("aborted", R.OPERATIONS_WOULD_DEADLOCK, `cannot ${what} now: it would wait for operations that wait for it; retry`);
 }
+
+export function negativePageSize(): InvalidFieldError {
+  return new InvalidFieldError("page_size", "must not be negative");
+}

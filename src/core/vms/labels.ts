@@ -1,8 +1,9 @@
+import type { RequestLedger } from "../shared/request-ledger";
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import type { LabelRecord } from "../model/label";
 import type { CallContext } from "../shared/call-context";
-import { invalidColor, invalidLabelName, labelBuiltin, labelExists, labelInUse, labelNameRequired, labelNotFound, tooManyLabels } from "./vm-errors";
+import { invalidColor, invalidLabelName, labelBuiltin, labelExists, labelInUse, labelNameRequired, labelNotFound, tooManyLabels, requestResultGone } from "./vm-errors";
 import { labelAdd, labelDelete } from "./vm-events";
 
 export type Label = LabelRecord;
@@ -23,6 +24,7 @@ export class Labels {
   constructor(
     private readonly store: Store,
     private readonly events: EventLog,
+    private readonly ledger: RequestLedger,
   ) {}
 
   list(): Label[] {
@@ -36,16 +38,30 @@ export class Labels {
     return label;
   }
 
-  create(name: string, colorText: string, _ctx: CallContext): Label {
+  /**
+   * Makes a custom label. With a request_id (`requestId`), a retry of the same request returns
+   * the label the first one made, as long as it exists (else FAILED_PRECONDITION,
+   * REQUEST_RESULT_GONE).
+   */
+  create(name: string, colorText: string, _ctx: CallContext, requestId = ""): Label {
+    this.ledger.checkKey(requestId);
     if (!LABEL_NAME.test(name) || name.length > MAX_LABEL_NAME) throw invalidLabelName(MAX_LABEL_NAME);
     const color = COLOR.exec(colorText);
     if (!color) throw invalidColor();
+    const asked = { name, color: colorText };
     return this.store.transaction(() => {
+      const earlier = this.ledger.earlier(requestId, "CreateLabel", asked);
+      if (earlier !== undefined) {
+        const made = this.store.labels.get(earlier);
+        if (!made) throw requestResultGone(requestId, "label");
+        return made;
+      }
       if (this.store.labels.get(name)) throw labelExists(name);
       if (this.store.labels.list().length >= MAX_LABELS) throw tooManyLabels(MAX_LABELS);
       const label = { name, color: Number.parseInt(color[1], 16), index: this.store.labels.nextIndex(), builtin: false };
       this.store.labels.insert(label);
       this.events.append(labelAdd(label, formatColor(label.color)));
+      this.ledger.remember(requestId, "CreateLabel", asked, name);
       return label;
     });
   }

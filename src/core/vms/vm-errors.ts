@@ -173,8 +173,9 @@ export function poolNotFound(pool: string): DomainError {
   return notFound(R.POOL_NOT_FOUND, `no pool named ${quote(pool)}`, { pool: quote(pool) });
 }
 
-export function requestResultGone(requestId: string): DomainError {
-  return failedPrecondition(R.REQUEST_RESULT_GONE, `the VM that request ${requestId} made has been removed since`, { request_id: requestId });
+/** What a retried request made the first time (a VM, a label) has been removed since. */
+export function requestResultGone(requestId: string, what = "VM"): DomainError {
+  return failedPrecondition(R.REQUEST_RESULT_GONE, `the ${what} that request ${requestId} made has been removed since`, { request_id: requestId });
 }
 
 export function labelNameRequired(field: string): InvalidFieldError {

@@ -64,6 +64,18 @@ async function catalogue(): Promise<string> {
     "`test/unit/core/error-reasons.test.ts`, which fails when it is out of date: run",
     "`UPDATE_REASONS=1 npx jest test/unit/core/error-reasons.test.ts` to write it again.",
     "",
+    "## What every RPC may return",
+    "",
+    "Besides the reasons its comment names, any RPC may end with those of the contract and of",
+    "the server (areas `contract` and `server` below): a request that cannot be read",
+    "(MALFORMED_REQUEST) or is too large (MESSAGE_TOO_LARGE, HEADERS_TOO_LARGE), a server at its",
+    "bounds (TOO_MANY_CALLS, PENDING_REQUESTS_TOO_LARGE, TOO_MANY_STREAMS) or stopping",
+    "(SERVER_STOPPING), an unknown service or method (SERVICE_UNKNOWN, METHOD_UNKNOWN,",
+    "ENCODING_UNSUPPORTED), the caller's deadline or cancellation (DEADLINE_EXCEEDED, CANCELLED),",
+    "a broken transport (TRANSPORT_FAILURE), a bad field of no more precise reason",
+    "(INVALID_FIELD), an RPC not implemented yet (NOT_IMPLEMENTED), and an unexpected failure",
+    "(INTERNAL, whose cause is in the server log under the request id it gives).",
+    "",
     "## Told today",
     "",
     "| reason | area | named by |",
@@ -98,8 +110,15 @@ describe("the error reasons", () => {
     expect(fs.readFileSync(CATALOGUE, "utf8")).toBe(expected);
   });
 
-  it("include every reason a proto comment names that the code declares, under the code's area", async () => {
-    const text = await catalogue();
-    for (const { reason } of declaredReasons()) expect(text).toContain(`| ${reason} |`);
+  it("are each named by the comment of an RPC that returns it, but for those every RPC may return", async () => {
+    await catalogue();
+    const named = reasonsTheContractNames();
+    const unnamed = declaredReasons()
+      .filter(({ reason, catalog }) => !named.has(reason) && catalog !== "server" && catalog !== "contract")
+      .map(({ reason, catalog }) => `${reason} (${catalog})`);
+    expect(unnamed).toEqual([]);
+    const everyRpc = declaredReasons().filter(({ catalog }) => catalog === "server" || catalog === "contract");
+    const header = (await catalogue()).split("## Told today")[0];
+    for (const { reason } of everyRpc) expect([reason, header.includes(reason)]).toEqual([reason, true]);
   });
 });

@@ -216,6 +216,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX operations_by_end ON operations (ended_at);
     `,
   },
+  {
+    version: 12,
+    name: "the host's secret",
+    // Signs page tokens. A host from before it gets one now (randomblob, 32 bytes).
+    up: `
+      ALTER TABLE host ADD COLUMN secret BLOB NOT NULL DEFAULT x'';
+      UPDATE host SET secret = randomblob(32);
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StoredEvent } from "../../../core/model/event";
@@ -139,13 +139,15 @@ function readPid(dataDir: string): number | undefined {
 }
 
 function ensureHostRecord(db: Database.Database): HostRecord {
-  db.prepare("INSERT OR IGNORE INTO host (id, host_id, created_at) VALUES (1, ?, ?)").run(
+  db.prepare("INSERT OR IGNORE INTO host (id, host_id, created_at, secret) VALUES (1, ?, ?, ?)").run(
     randomUUID(),
     new Date().toISOString(),
+    randomBytes(32),
   );
-  const row = db.prepare("SELECT host_id, created_at FROM host WHERE id = 1").get() as {
+  const row = db.prepare("SELECT host_id, created_at, secret FROM host WHERE id = 1").get() as {
     host_id: string;
     created_at: string;
+    secret: Buffer;
   };
-  return { hostId: row.host_id, createdAt: new Date(row.created_at) };
+  return { hostId: row.host_id, createdAt: new Date(row.created_at), secret: new Uint8Array(row.secret) };
 }

@@ -2,7 +2,7 @@ import type { Store } from "../../../ports/store";
 import type { PowerState } from "../../model/power-state";
 import type { VmFilter, VmRecord } from "../../model/vm-record";
 import { InvalidFieldError } from "../../errors";
-import { decodePageToken, encodePageToken } from "../../shared/page-token";
+import { checkedPageSize, type PageTokens } from "../../shared/page-token";
 import type { PowerStates } from "../power-states";
 import type { PropertyResolver, SnapshotResolver } from "../properties/property-resolver";
 import type { VmProperties } from "../properties/vm-properties";
@@ -56,6 +56,7 @@ export class VmReadModel {
     private readonly powerStates: PowerStates,
     properties: VmProperties,
     private readonly resolver: PropertyResolver,
+    private readonly tokens: PageTokens,
   ) {
     this.stableViews = new StableVmViews(store, properties);
   }
@@ -98,14 +99,13 @@ export class VmReadModel {
   }
 
   list(request: VmListRequest): VmPage {
-    if (request.pageSize < 0) throw new InvalidFieldError("page_size", "must not be negative");
+    const pageSize = checkedPageSize(request.pageSize, DEFAULT_PAGE_SIZE);
     if ((request.filter.pid ?? 0) < 0) throw new InvalidFieldError("pid", "must not be negative");
-    const pageSize = Math.min(request.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     const { state, pid, ...filter } = request.filter;
     const resolver = this.resolver.snapshot();
     // The power state and the pid come from the power-state table, not the store: they are filtered here.
     const live = { state, pid: pid || undefined };
-    const matching = this.matching(filter, decodePageToken(request.pageToken, request.filter), live, pageSize + 1);
+    const matching = this.matching(filter, this.tokens.decode(request.pageToken, request.filter), live, pageSize + 1);
     const records: VmRecord[] = [];
     let next = matching.next();
     while (!next.done && records.length < pageSize) {
@@ -121,7 +121,7 @@ export class VmReadModel {
     }
     return {
       vms,
-      nextPageToken: more ? encodePageToken(vms[vms.length - 1].name, request.filter) : "",
+      nextPageToken: more ? this.tokens.encode(vms[vms.length - 1].name, request.filter) : "",
       totalSize: live.state || live.pid ? count(this.matching(filter, "", live, MAX_PAGE_SIZE)) : this.store.vms.count(filter),
     };
   }

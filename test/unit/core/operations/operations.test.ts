@@ -1,6 +1,8 @@
 import { EventLog } from "../../../../src/core/events/event-log";
 import { callCancelled, DomainError } from "../../../../src/core/errors";
 import { Operations, OPERATION_RETENTION_MS } from "../../../../src/core/operations/operations";
+import { HmacSigner } from "../../../../src/adapters/crypto/hmac-signer";
+import { PageTokens } from "../../../../src/core/shared/page-token";
 import { RequestLedger } from "../../../../src/core/shared/request-ledger";
 import type { VmParticipant } from "../../../../src/core/vms/vm-participant";
 import type { Clock } from "../../../../src/ports/clock";
@@ -33,7 +35,7 @@ describe("Operations", () => {
   beforeEach(() => {
     now = new Date("2026-06-01T10:00:00Z");
     const logs = new LogCapture();
-    operations = new Operations(store.current, new EventLog(store.current, clock), new RequestLedger(store.current, clock), clock, logs.log, 20);
+    operations = new Operations(store.current, new EventLog(store.current, clock), new RequestLedger(store.current, clock), clock, logs.log, new PageTokens(new HmacSigner(store.current.host().secret)), 20);
   });
 
   it("answers done with the result when the work ends at once, and keeps it", async () => {

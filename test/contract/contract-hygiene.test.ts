@@ -104,6 +104,19 @@ describe("the contract", () => {
     expect(unpaged).toEqual([]);
   });
 
+  it("marks output-only and required fields in one way: a last sentence 'Output only.' or 'Required.'", () => {
+    const loose = texts.flatMap(({ file, text }) =>
+      text
+        .split("\n")
+        .map((line, i) => [line, i] as const)
+        .filter(([line]) => /^\s*\/\//.test(line) && /(output only|required)\b/i.test(line))
+        .filter(([line]) => !/(Output only\.|Required\.|Required: one of them\.|Required when|Required;)/.test(line))
+        .filter(([line]) => !/_REQUIRED\b|have required$|required options|needs it|required for new_template/.test(line))
+        .map(([line, i]) => `${file}:${i + 1}: ${line.trim()}`),
+    );
+    expect(loose).toEqual([]);
+  });
+
   it("returns a google.longrunning.Operation, with its operation_info, from long work", () => {
     const long = RPCS.filter((rpc) => ["CreateVm", "CloneVm", "CloneVolume", "ExecuteBackup", "RestoreBackup"].includes(rpc.name));
     expect(long.map((rpc) => [rpc.name, rpc.output, /response_type: "steward\.v1\.\w+Response"/.test(rpc.options), /metadata_type: "steward\.v1\.OperationMetadata"/.test(rpc.options)])).toEqual(

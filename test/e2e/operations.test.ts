@@ -2,7 +2,7 @@ import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { Operations } from "../../gen/google/longrunning/operations_pb";
 import { EventService } from "../../gen/steward/v1/event_service_pb";
-import { OperationMetadataSchema, ProgressUnit } from "../../gen/steward/v1/operation_pb";
+import { OperationKind, OperationMetadataSchema, ProgressUnit } from "../../gen/steward/v1/operation_pb";
 import { OperationService } from "../../gen/steward/v1/operation_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { responseOf } from "../../src/client/operation-results";
@@ -38,7 +38,7 @@ describe("long work as operations (AIP-151), through the gRPC API", () => {
     expect(clonedVm(op)).toMatchObject({ name: "copy", klass: VmClass.STANDALONE_VM, label: "red" });
     const metadata = anyUnpack(op.metadata!, OperationMetadataSchema)!;
     expect(metadata).toMatchObject({
-      kind: "clone-vm",
+      kind: OperationKind.CLONE_VM,
       target: "src",
       targetUuid: source.uuid,
       caller: "dom0",
@@ -64,7 +64,7 @@ describe("long work as operations (AIP-151), through the gRPC API", () => {
     const op = await vms.createVm({ name: "fresh", klass: VmClass.STANDALONE_VM, label: "blue" });
     expect(op.done).toBe(true);
     expect(createdVm(op)!.name).toBe("fresh");
-    expect(anyUnpack(op.metadata!, OperationMetadataSchema)).toMatchObject({ kind: "create-vm", target: "fresh", targetUuid: createdVm(op)!.uuid });
+    expect(anyUnpack(op.metadata!, OperationMetadataSchema)).toMatchObject({ kind: OperationKind.CREATE_VM, target: "fresh", targetUuid: createdVm(op)!.uuid });
   });
 
   it("fails the call itself, with no operation made, for a request that cannot succeed", async () => {

@@ -160,9 +160,9 @@ describe("VMs: create, find, list, remove", () => {
       reason: "POOL_NOT_FOUND",
       metadata: { pool: "fast" },
     });
-    expect((await rpcError(vms.createVm({ name: "p1", klass: VmClass.STANDALONE_VM, label: "red", pool: "a", volumePools: { private: "b" } }))).info?.reason).toBe(
-      "POOL_CONFLICT",
-    );
+    // A malformed combination of fields is INVALID_ARGUMENT (AIP-193), naming one of them.
+    const conflict = await rpcError(vms.createVm({ name: "p1", klass: VmClass.STANDALONE_VM, label: "red", pool: "a", volumePools: { private: "b" } }));
+    expect([conflict.code, conflict.info?.reason, conflict.info?.metadata.field]).toEqual([grpc.status.INVALID_ARGUMENT, "POOL_CONFLICT", "volume_pools"]);
   });
 });
 

@@ -22,7 +22,7 @@ export const file_steward_v1_firewall: GenFile = /*@__PURE__*/
  */
 export type FirewallRule = Message<"steward.v1.FirewallRule"> & {
   /**
-   * The rule's id, unique within the VM; output only (InsertRule gives it).
+   * The rule's id, unique within the VM (InsertRule gives it). Output only.
    *
    * @generated from field: string id = 1;
    */
@@ -109,8 +109,8 @@ export type FirewallRule = Message<"steward.v1.FirewallRule"> & {
   comment: string;
 
   /**
-   * The rule in Qubes' text form ("action=accept proto=tcp dsthost=example.com dstports=443");
-   * output only.
+   * The rule in Qubes' text form ("action=accept proto=tcp dsthost=example.com dstports=443").
+   * Output only.
    *
    * @generated from field: string text = 12;
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/operation.proto.
  */
 export const file_steward_v1_operation: GenFile = /*@__PURE__*/
-  fileDesc("ChpzdGV3YXJkL3YxL29wZXJhdGlvbi5wcm90bxIKc3Rld2FyZC52MSK/AgoRT3BlcmF0aW9uTWV0YWRhdGESDAoEa2luZBgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSEwoLdGFyZ2V0X3V1aWQYAyABKAkSDgoGY2FsbGVyGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcHJvZ3Jlc3NfZG9uZRgHIAEoBBIWCg5wcm9ncmVzc190b3RhbBgIIAEoBBIvCg1wcm9ncmVzc191bml0GAkgASgOMhguc3Rld2FyZC52MS5Qcm9ncmVzc1VuaXQSGAoQY2FuY2VsX3JlcXVlc3RlZBgKIAEoCBIOCgZtZXRob2QYCyABKAkqXwoMUHJvZ3Jlc3NVbml0Eh0KGVBST0dSRVNTX1VOSVRfVU5TUEVDSUZJRUQQABIXChNQUk9HUkVTU19VTklUX0JZVEVTEAESFwoTUFJPR1JFU1NfVU5JVF9TVEVQUxACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChpzdGV3YXJkL3YxL29wZXJhdGlvbi5wcm90bxIKc3Rld2FyZC52MSLaAgoRT3BlcmF0aW9uTWV0YWRhdGESJwoEa2luZBgBIAEoDjIZLnN0ZXdhcmQudjEuT3BlcmF0aW9uS2luZBIOCgZ0YXJnZXQYAiABKAkSEwoLdGFyZ2V0X3V1aWQYAyABKAkSDgoGY2FsbGVyGAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcHJvZ3Jlc3NfZG9uZRgHIAEoBBIWCg5wcm9ncmVzc190b3RhbBgIIAEoBBIvCg1wcm9ncmVzc191bml0GAkgASgOMhguc3Rld2FyZC52MS5Qcm9ncmVzc1VuaXQSGAoQY2FuY2VsX3JlcXVlc3RlZBgKIAEoCBIOCgZtZXRob2QYCyABKAkqXwoMUHJvZ3Jlc3NVbml0Eh0KGVBST0dSRVNTX1VOSVRfVU5TUEVDSUZJRUQQABIXChNQUk9HUkVTU19VTklUX0JZVEVTEAESFwoTUFJPR1JFU1NfVU5JVF9TVEVQUxACKuQBCg1PcGVyYXRpb25LaW5kEh4KGk9QRVJBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYT1BFUkFUSU9OX0tJTkRfQ1JFQVRFX1ZNEAESGwoXT1BFUkFUSU9OX0tJTkRfQ0xPTkVfVk0QAhIfChtPUEVSQVRJT05fS0lORF9DTE9ORV9WT0xVTUUQAxIgChxPUEVSQVRJT05fS0lORF9JTVBPUlRfVk9MVU1FEAQSGQoVT1BFUkFUSU9OX0tJTkRfQkFDS1VQEAUSGgoWT1BFUkFUSU9OX0tJTkRfUkVTVE9SRRAGYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * OperationMetadata is the metadata of every Steward operation (google.longrunning.Operation's
@@ -22,12 +22,11 @@ export const file_steward_v1_operation: GenFile = /*@__PURE__*/
  */
 export type OperationMetadata = Message<"steward.v1.OperationMetadata"> & {
   /**
-   * What the work is: "clone-vm", "create-vm" (one that imports or copies volumes),
-   * "clone-volume", "import-volume", "backup", "restore".
+   * What the work is.
    *
-   * @generated from field: string kind = 1;
+   * @generated from field: steward.v1.OperationKind kind = 1;
    */
-  kind: string;
+  kind: OperationKind;
 
   /**
    * The VM (or volume, pool) the work is on; empty for the host.
@@ -141,4 +140,67 @@ export enum ProgressUnit {
  */
 export const ProgressUnitSchema: GenEnum<ProgressUnit> = /*@__PURE__*/
   enumDesc(file_steward_v1_operation, 0);
+
+/**
+ * OperationKind is what an operation's work is. ListOperations' filter and the events name it
+ * in words: create-vm, clone-vm, clone-volume, import-volume, backup, restore.
+ *
+ * @generated from enum steward.v1.OperationKind
+ */
+export enum OperationKind {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: OPERATION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * CreateVm (create-vm).
+   *
+   * @generated from enum value: OPERATION_KIND_CREATE_VM = 1;
+   */
+  CREATE_VM = 1,
+
+  /**
+   * CloneVm (clone-vm).
+   *
+   * @generated from enum value: OPERATION_KIND_CLONE_VM = 2;
+   */
+  CLONE_VM = 2,
+
+  /**
+   * CloneVolume (clone-volume).
+   *
+   * @generated from enum value: OPERATION_KIND_CLONE_VOLUME = 3;
+   */
+  CLONE_VOLUME = 3,
+
+  /**
+   * ImportVolume, of an image for a new TemplateVM (import-volume).
+   *
+   * @generated from enum value: OPERATION_KIND_IMPORT_VOLUME = 4;
+   */
+  IMPORT_VOLUME = 4,
+
+  /**
+   * ExecuteBackup (backup).
+   *
+   * @generated from enum value: OPERATION_KIND_BACKUP = 5;
+   */
+  BACKUP = 5,
+
+  /**
+   * RestoreBackup (restore).
+   *
+   * @generated from enum value: OPERATION_KIND_RESTORE = 6;
+   */
+  RESTORE = 6,
+}
+
+/**
+ * Describes the enum steward.v1.OperationKind.
+ */
+export const OperationKindSchema: GenEnum<OperationKind> = /*@__PURE__*/
+  enumDesc(file_steward_v1_operation, 1);
 

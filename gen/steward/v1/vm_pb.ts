@@ -33,7 +33,8 @@ export type Vm = Message<"steward.v1.Vm"> & {
   name: string;
 
   /**
-   * The VM's UUID; output only. Any request may name the VM as `uuid:<uuid>`.
+   * The VM's UUID (CreateVmRequest.uuid, or one Steward made); any request may name the VM as
+   * `uuid:<uuid>`. Output only.
    *
    * @generated from field: string uuid = 2;
    */
@@ -47,14 +48,14 @@ export type Vm = Message<"steward.v1.Vm"> & {
   klass: VmClass;
 
   /**
-   * The current power state; output only.
+   * The current power state. Output only.
    *
    * @generated from field: steward.v1.PowerState state = 4;
    */
   state: PowerState;
 
   /**
-   * The VM's qube id, unique on the host (0 for dom0); output only.
+   * The VM's qube id, unique on the host (0 for dom0). Output only.
    *
    * @generated from field: int32 qid = 5;
    */

@@ -2171,19 +2171,20 @@ export const VmService: GenService<{
   },
   /**
    * CreateVm makes a VM of a class (vm.Create.<class>, vm.CreateInPool.<class>) and tags it
-   * created-by-<caller>. ALREADY_EXISTS (VM_EXISTS) when the name is taken, INVALID_ARGUMENT for a
-   * bad name, class, label or property, NOT_FOUND for a missing template, label or pool,
-   * FAILED_PRECONDITION when the template is not a TemplateVM or both pool and volume_pools are
-   * given. Long work (AIP-151): it returns an Operation whose response is a CreateVmResponse, done
-   * already unless it copies or imports volumes (then follow it with OperationService; a failed or
-   * cancelled one leaves no VM). Bad requests fail the call itself; what fails once the work began
+   * created-by-<caller>. Long work (AIP-151): it returns an Operation whose response is a
+   * CreateVmResponse, done already unless it copies or imports volumes (then follow it with
+   * OperationService; a failed or cancelled one leaves no VM). A request that cannot succeed fails
+   * the call itself, with no operation made: ALREADY_EXISTS (VM_EXISTS) when the name is taken,
+   * (VM_UUID_IN_USE) for a uuid in use; INVALID_ARGUMENT for a bad name (INVALID_VM_NAME), uuid
+   * (INVALID_UUID), a class that cannot be made (INVALID_VM_CLASS), both pool and volume_pools
+   * (POOL_CONFLICT), or a property as SetProperty checks it (PROPERTY_TYPE_MISMATCH,
+   * PROPERTY_OUT_OF_RANGE, PROPERTY_TOO_LONG, INVALID_PROPERTY_VALUE, MEMORY_OVER_MAXMEM…);
+   * ALREADY_EXISTS (ADDRESS_IN_USE); NOT_FOUND for a missing template (VM_NOT_FOUND), label
+   * (LABEL_NOT_FOUND) or pool (POOL_NOT_FOUND); FAILED_PRECONDITION (NOT_A_TEMPLATE) for a
+   * template that is not a TemplateVM, (NO_TEMPLATE) when none is given and default_template is
+   * none; RESOURCE_EXHAUSTED (NO_FREE_QID) when every qid is taken. What fails once the work began
    * fails the operation. Retry-safe with request_id: a retry with the same id returns the same
-   * operation. Its properties are checked as SetProperty checks them (PROPERTY_TYPE_MISMATCH,
-   * PROPERTY_OUT_OF_RANGE, PROPERTY_TOO_LONG, INVALID_PROPERTY_VALUE, ADDRESS_IN_USE,
-   * MEMORY_OVER_MAXMEM…); INVALID_ARGUMENT (INVALID_VM_CLASS) for a class that cannot be made,
-   * FAILED_PRECONDITION (NOT_A_TEMPLATE) for a template that is not a TemplateVM, (POOL_CONFLICT)
-   * for pool with volume_pools, RESOURCE_EXHAUSTED (NO_FREE_QID) when every qid is taken; a retry
-   * whose operation is no longer kept is FAILED_PRECONDITION (OPERATION_RESULT_GONE).
+   * operation, or FAILED_PRECONDITION (OPERATION_RESULT_GONE) once it is no longer kept.
    *
    * @generated from rpc steward.v1.VmService.CreateVm
    */

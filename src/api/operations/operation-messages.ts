@@ -1,7 +1,7 @@
 import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { AnySchema, anyPack, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { OperationSchema, type Operation } from "../../../gen/google/longrunning/operations_pb";
-import { OperationMetadataSchema, ProgressUnit } from "../../../gen/steward/v1/operation_pb";
+import { OperationKind, OperationMetadataSchema, ProgressUnit } from "../../../gen/steward/v1/operation_pb";
 import type { OperationRecord, OperationResult, ProgressUnit as DomainProgressUnit } from "../../core/model/operation";
 import { keptErrorStatus } from "../../server/error-status";
 
@@ -10,12 +10,22 @@ const PROGRESS_UNIT: Readonly<Record<DomainProgressUnit, ProgressUnit>> = {
   steps: ProgressUnit.STEPS,
 };
 
+/** Operation kinds in the words the core, the events and the filter use. */
+const OPERATION_KIND: Readonly<Record<string, OperationKind>> = {
+  "create-vm": OperationKind.CREATE_VM,
+  "clone-vm": OperationKind.CLONE_VM,
+  "clone-volume": OperationKind.CLONE_VOLUME,
+  "import-volume": OperationKind.IMPORT_VOLUME,
+  backup: OperationKind.BACKUP,
+  restore: OperationKind.RESTORE,
+};
+
 /** An operation as google.longrunning.Operation: OperationMetadata, and the response or the error once done. */
 export function operationMessage(op: OperationRecord): Operation {
   const metadata = anyPack(
     OperationMetadataSchema,
     create(OperationMetadataSchema, {
-      kind: op.kind,
+      kind: OPERATION_KIND[op.kind] ?? OperationKind.UNSPECIFIED,
       target: op.target,
       targetUuid: op.targetUuid,
       caller: op.caller,

@@ -165,8 +165,9 @@ export function noFreeDispid(max: number): DomainError {
   });
 }
 
-export function poolConflict(): DomainError {
-  return failedPrecondition(R.POOL_CONFLICT, "give pool or volume_pools, not both");
+/** A malformed combination of fields (AIP-193): INVALID_ARGUMENT. */
+export function poolConflict(): InvalidFieldError {
+  return new InvalidFieldError("volume_pools", "give pool or volume_pools, not both", R.POOL_CONFLICT);
 }
 
 export function poolNotFound(pool: string): DomainError {

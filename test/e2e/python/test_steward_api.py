@@ -121,7 +121,7 @@ class StewardFromPython(unittest.TestCase):
         self.assertEqual(response.vm.name, "py-copy")
         metadata = operation_pb2.OperationMetadata()
         self.assertTrue(done.metadata.Unpack(metadata))
-        self.assertEqual((metadata.kind, metadata.target, metadata.progress_done, metadata.progress_total), ("clone-vm", "py-source", 3, 3))
+        self.assertEqual((metadata.kind, metadata.target, metadata.progress_done, metadata.progress_total), (operation_pb2.OPERATION_KIND_CLONE_VM, "py-source", 3, 3))
         listed = operations.ListOperations(operations_pb2.ListOperationsRequest(name="operations", filter="kind=clone-vm"), timeout=10)
         self.assertIn(started.name, [op.name for op in listed.operations])
         with self.assertRaises(grpc.RpcError) as raised:

@@ -110,7 +110,7 @@ describe("the contract", () => {
         .split("\n")
         .map((line, i) => [line, i] as const)
         .filter(([line]) => /^\s*\/\//.test(line) && /(output only|required)\b/i.test(line))
-        .filter(([line]) => !/(Output only\.|Required\.|Required: one of them\.|Required when|Required;)/.test(line))
+        .filter(([line]) => !/(Output only(, all of it)?[.:]|Required\.|Required: one of them\.|Required when|Required;)/.test(line))
         .filter(([line]) => !/_REQUIRED\b|have required$|required options|needs it|required for new_template/.test(line))
         .map(([line, i]) => `${file}:${i + 1}: ${line.trim()}`),
     );

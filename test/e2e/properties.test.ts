@@ -148,6 +148,9 @@ describe("VM properties", () => {
       expect([error.code, error.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "MEMORY_OVER_MAXMEM"]);
     };
     await over(vms.createVm({ name: "mem-new", klass: VmClass.STANDALONE_VM, label: "red", properties: { memory: int(5000) } }));
+    // Both given at once, memory the greater: a bad combination of the request's fields.
+    const both = await rpcError(vms.createVm({ name: "mem-new", klass: VmClass.STANDALONE_VM, label: "red", properties: { memory: int(3000), maxmem: int(2000) } }));
+    expect([both.code, both.info?.reason, both.info?.metadata.field]).toEqual([grpc.status.INVALID_ARGUMENT, "MEMORY_OVER_MAXMEM", "properties[memory]"]);
     await vms.createVm({ name: "mem-tpl", klass: VmClass.TEMPLATE_VM, label: "black", properties: { memory: int(1000) } });
     await vms.createVm({ name: "mem-app", klass: VmClass.APP_VM, label: "red", template: "mem-tpl", properties: { maxmem: int(2000) } });
     await over(vms.setProperty({ vm: "mem-app", name: "memory", value: int(2001) }));

@@ -390,10 +390,10 @@ export const ListBlockExportsResponseSchema: GenMessage<ListBlockExportsResponse
 export const BlockExportService: GenService<{
   /**
    * StartNbdServer starts the host's NBD server (nbd-server-start). FAILED_PRECONDITION
-   * (NBD_SERVER_RUNNING) when it already runs, INVALID_ARGUMENT for a bad address
-   * (INVALID_ADDRESS), and a non-loopback address without TLS is FAILED_PRECONDITION
-   * (TLS_REQUIRED); NOT_FOUND (TLS_CREDS_NOT_FOUND) for a credentials set Steward does not have.
-   * Retry-safe with request_id: a retry returns the server the first call started.
+   * (NBD_SERVER_RUNNING) when it already runs, INVALID_ARGUMENT for a bad address (INVALID_ADDRESS)
+   * or a non-loopback address without tls (TLS_REQUIRED, a bad combination of fields); NOT_FOUND
+   * (TLS_CREDS_NOT_FOUND) for a credentials set Steward does not have. Retry-safe with request_id:
+   * a retry returns the server the first call started.
    *
    * @generated from rpc steward.v1.BlockExportService.StartNbdServer
    */

@@ -48,7 +48,8 @@ export const DeviceClassInfoSchema: GenMessage<DeviceClassInfo> = /*@__PURE__*/
   messageDesc(file_steward_v1_device, 0);
 
 /**
- * Device is a device a backend VM offers (Qubes' DeviceInfo).
+ * Device is a device a backend VM offers (Qubes' DeviceInfo). Output only, all of it: no
+ * request takes a Device.
  *
  * @generated from message steward.v1.Device
  */

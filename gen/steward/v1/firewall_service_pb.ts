@@ -521,7 +521,9 @@ export const FirewallService: GenService<{
   },
   /**
    * ReloadFirewall resolves dsthost names again and re-applies the VM's rules to nftables
-   * (vm.firewall.Reload). UNAVAILABLE when nftables refuses the ruleset. Idempotent.
+   * (vm.firewall.Reload). FAILED_PRECONDITION (RULESET_REFUSED, with nft's message) when nftables
+   * refuses the ruleset (retrying will not help until it changes); NOT_FOUND (VM_NOT_FOUND).
+   * Idempotent.
    *
    * @generated from rpc steward.v1.FirewallService.ReloadFirewall
    */

@@ -17,7 +17,7 @@ export const file_steward_v1_host: GenFile = /*@__PURE__*/
   fileDesc("ChVzdGV3YXJkL3YxL2hvc3QucHJvdG8SCnN0ZXdhcmQudjEiiwIKCEhvc3RJbmZvEg8KB3ZlcnNpb24YASABKAkSEwoLYXBpX3ZlcnNpb24YAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDwoHaG9zdF9pZBgEIAEoCRIuCgpoeXBlcnZpc29yGAUgASgOMhouc3Rld2FyZC52MS5IeXBlcnZpc29yS2luZBIaChJoeXBlcnZpc29yX3ZlcnNpb24YBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY2FwYWJpbGl0aWVzGAggAygJEhQKDGFwaV9mZWF0dXJlcxgJIAMoCRIOCgZjYWxsZXIYCiABKAkipwEKC1ZtQ2xhc3NJbmZvEiIKBWtsYXNzGAEgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSKwoOdGVtcGxhdGVfY2xhc3MYBCABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSEQoJY3JlYXRhYmxlGAUgASgIEhEKCXN0YXJ0YWJsZRgGIAEoCCJECgVMYWJlbBIMCgRuYW1lGAEgASgJEg0KBWNvbG9yGAIgASgJEg0KBWluZGV4GAMgASgFEg8KB2J1aWx0aW4YBCABKAgqhgEKDkh5cGVydmlzb3JLaW5kEh8KG0hZUEVSVklTT1JfS0lORF9VTlNQRUNJRklFRBAAEhwKGEhZUEVSVklTT1JfS0lORF9RRU1VX0tWTRABEhwKGEhZUEVSVklTT1JfS0lORF9RRU1VX1RDRxACEhcKE0hZUEVSVklTT1JfS0lORF9TSU0QA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_steward_v1_vm]);
 
 /**
- * HostInfo describes the host and the Steward server that owns its VMs.
+ * HostInfo describes the host and the Steward server that owns its VMs. Output only, all of it.
  *
  * @generated from message steward.v1.HostInfo
  */
@@ -159,7 +159,8 @@ export const VmClassInfoSchema: GenMessage<VmClassInfo> = /*@__PURE__*/
   messageDesc(file_steward_v1_host, 1);
 
 /**
- * Label is a colour that marks VMs, as in Qubes.
+ * Label is a colour that marks VMs, as in Qubes. Output only: CreateLabel takes its name and
+ * colour, and Steward gives its index.
  *
  * @generated from message steward.v1.Label
  */

@@ -594,12 +594,13 @@ export const HostService: GenService<{
     output: typeof GetGlobalPropertyResponseSchema;
   },
   /**
-   * SetGlobalProperty sets a global property (property.Set). Idempotent. NOT_FOUND for an unknown
-   * name, INVALID_ARGUMENT for a value of the wrong type or out of range, NOT_FOUND (VM_NOT_FOUND)
-   * when a vm value names no VM, FAILED_PRECONDITION when the VM does not fit (default_netvm
-   * without provides_network, default_template that is not a TemplateVM...). INVALID_ARGUMENT
-   * (PROPERTY_TYPE_MISMATCH, PROPERTY_OUT_OF_RANGE, INVALID_PROPERTY_VALUE), FAILED_PRECONDITION
-   * (NETVM_LOOP, NOT_A_NETVM, NOT_A_TEMPLATE, DISPVM_TEMPLATE_IN_USE) as SetProperty.
+   * SetGlobalProperty sets a global property (property.Set). Idempotent. NOT_FOUND
+   * (PROPERTY_NOT_FOUND) for an unknown name, (VM_NOT_FOUND) when a vm value names no VM;
+   * INVALID_ARGUMENT (PROPERTY_TYPE_MISMATCH, PROPERTY_OUT_OF_RANGE, INVALID_PROPERTY_VALUE) for a
+   * value of the wrong type or out of range; FAILED_PRECONDITION when the VM does not fit: a
+   * default_netvm without provides_network (NOT_A_NETVM) or one that loops (NETVM_LOOP), a
+   * default_template that is not a TemplateVM (NOT_A_TEMPLATE), a default_dispvm without
+   * template_for_dispvms (NOT_A_DISPVM_TEMPLATE), as SetProperty checks them.
    *
    * @generated from rpc steward.v1.HostService.SetGlobalProperty
    */

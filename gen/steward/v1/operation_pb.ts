@@ -17,6 +17,7 @@ export const file_steward_v1_operation: GenFile = /*@__PURE__*/
 /**
  * OperationMetadata is the metadata of every Steward operation (google.longrunning.Operation's
  * `metadata`, packed as an Any): what the work is, on what, for whom, and how far it has got.
+ * Output only, all of it: no request takes it.
  *
  * @generated from message steward.v1.OperationMetadata
  */

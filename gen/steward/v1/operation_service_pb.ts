@@ -58,8 +58,8 @@ export const OperationService: GenService<{
     output: typeof ListOperationsResponseSchema;
   },
   /**
-   * WaitOperation waits until the operation is done, the timeout passes (unset: 60 s; at
-   * most 10 minutes, longer is lowered to it; negative is INVALID_ARGUMENT) or the call's
+   * WaitOperation waits until the operation is done, the timeout passes (unset: 60 s; zero: not at
+   * all; at most 10 minutes, longer is lowered to it; negative is INVALID_ARGUMENT) or the call's
    * deadline comes, then returns its latest state, done or not. NOT_FOUND (OPERATION_NOT_FOUND).
    *
    * @generated from rpc steward.v1.OperationService.WaitOperation

@@ -405,9 +405,11 @@ export const PoolService: GenService<{
   /**
    * AddPool adds a pool of a driver (pool.Add). ALREADY_EXISTS (POOL_EXISTS) when the name is
    * taken, INVALID_ARGUMENT (naming the parameter) for an unknown driver or a missing or bad
-   * parameter, FAILED_PRECONDITION when the driver cannot use its location. Retry-safe with
-   * request_id: a retry returns the pool the first call added. NOT_FOUND (POOL_DRIVER_NOT_FOUND)
-   * for an unknown driver, INVALID_ARGUMENT (INVALID_POOL_DRIVER_PARAMETER) for a bad parameter.
+   * parameter, FAILED_PRECONDITION (POOL_LOCATION_UNUSABLE) when the driver cannot use its location
+   * (a folder inside another pool or Steward's own files, one it cannot write, or for file-reflink
+   * a filesystem without reflinks). Retry-safe with request_id: a retry returns the pool the first
+   * call added. NOT_FOUND (POOL_DRIVER_NOT_FOUND) for an unknown driver, INVALID_ARGUMENT
+   * (INVALID_POOL_DRIVER_PARAMETER) for a bad parameter.
    *
    * @generated from rpc steward.v1.PoolService.AddPool
    */
@@ -440,9 +442,9 @@ export const PoolService: GenService<{
     output: typeof SetPoolPropertyResponseSchema;
   },
   /**
-   * SetPoolLimit sets a quota on a pool's bytes (machined's SetPoolLimit); volumes that would
-   * grow past it get RESOURCE_EXHAUSTED (POOL_QUOTA_EXCEEDED). FAILED_PRECONDITION when the
-   * pool already uses more. Idempotent.
+   * SetPoolLimit sets a quota on a pool's bytes (machined's SetPoolLimit); volumes that would grow
+   * past it get RESOURCE_EXHAUSTED (POOL_QUOTA_EXCEEDED). FAILED_PRECONDITION (POOL_OVER_LIMIT)
+   * when the pool already uses more; NOT_FOUND (POOL_NOT_FOUND). Idempotent.
    *
    * @generated from rpc steward.v1.PoolService.SetPoolLimit
    */

@@ -2210,14 +2210,16 @@ export const VmService: GenService<{
     output: typeof CreateDisposableVmResponseSchema;
   },
   /**
-   * CloneVm copies a halted VM with its properties, features, tags and volumes under a new
-   * name (vm.Clone, machined's CloneImage). INVALID_ARGUMENT for a bad new name or class,
-   * ALREADY_EXISTS (VM_EXISTS) when the new name is taken, FAILED_PRECONDITION (VM_NOT_HALTED)
-   * while the source runs, (VM_IS_ADMIN) for dom0, (VM_IS_DISPOSABLE) for a DispVM. Long work (AIP-151): it
-   * returns an Operation whose response is a CloneVmResponse, done already unless it copies
-   * volumes; the source is held (no other change to it runs) until the operation ends, and a
-   * cancelled or failed one leaves no copy. Retry-safe with request_id: a retry with the same id
-   * returns the same operation.
+   * CloneVm copies a halted VM with its properties, features, tags and volumes under a new name
+   * (vm.Clone, machined's CloneImage). NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT for a bad new
+   * name (INVALID_VM_NAME) or class (INVALID_VM_CLASS), both pool and volume_pools (POOL_CONFLICT),
+   * a request_id of another request (REQUEST_ID_REUSED); FAILED_PRECONDITION (MEMORY_OVER_MAXMEM)
+   * when its memory would pass its maxmem in the new class; ALREADY_EXISTS (VM_EXISTS) when the new
+   * name is taken, FAILED_PRECONDITION (VM_NOT_HALTED) while the source runs, (VM_IS_ADMIN) for
+   * dom0, (VM_IS_DISPOSABLE) for a DispVM. Long work (AIP-151): it returns an Operation whose
+   * response is a CloneVmResponse, done already unless it copies volumes; the source is held (no
+   * other change to it runs) until the operation ends, and a cancelled or failed one leaves no
+   * copy. Retry-safe with request_id: a retry with the same id returns the same operation.
    *
    * @generated from rpc steward.v1.VmService.CloneVm
    */
@@ -2258,7 +2260,9 @@ export const VmService: GenService<{
    * an AppVM without a template, (START_FAILED) when the hypervisor fails to start it. Not
    * idempotent: starting it again is FAILED_PRECONDITION (VM_BAD_STATE). FAILED_PRECONDITION
    * (NETVM_NOT_RUNNING) when its netvm is not running and cannot be started, (NETVM_CHAIN_TOO_LONG)
-   * for a netvm chain past 64 VMs; ABORTED (START_ABORTED) when it was killed while it started.
+   * for a netvm chain past 64 VMs, (NETVM_LOOP) for one that loops, (NOT_A_DISPVM_TEMPLATE) for a
+   * DispVM whose AppVM no longer has template_for_dispvms; ABORTED (START_ABORTED) when it was
+   * killed while it started.
    *
    * @generated from rpc steward.v1.VmService.StartVm
    */
@@ -2269,10 +2273,12 @@ export const VmService: GenService<{
   },
   /**
    * ShutdownVm asks a VM to shut down (vm.Shutdown; machined's TerminateMachine). With wait it
-   * returns when the VM halted: after shutdown_timeout (or `timeout`) the VM is killed when
-   * force is set, else FAILED_PRECONDITION (SHUTDOWN_TIMEOUT) and it keeps running. With force
-   * it also shuts down VMs that use it as netvm. FAILED_PRECONDITION (VM_BAD_STATE) when it
-   * is not running or paused. Idempotent for a VM already halting.
+   * returns when the VM halted: after shutdown_timeout (or `timeout`) the VM is killed when force
+   * is set, else FAILED_PRECONDITION (SHUTDOWN_TIMEOUT) and it keeps running. With force it also
+   * shuts down VMs that use it as netvm; without force a VM that running VMs use as their netvm is
+   * FAILED_PRECONDITION (VM_IN_USE, metadata.used_by), and users that come back round to it are
+   * (NETVM_LOOP). FAILED_PRECONDITION (VM_BAD_STATE) when it is not running or paused; UNAVAILABLE
+   * (KILL_FAILED) when a forced kill did not end it. Idempotent for a VM already halting.
    *
    * @generated from rpc steward.v1.VmService.ShutdownVm
    */
@@ -2489,8 +2495,9 @@ export const VmService: GenService<{
     output: typeof HasTagResponseSchema;
   },
   /**
-   * AddTag adds a tag (vm.tag.Set). Idempotent. INVALID_ARGUMENT for a bad tag or a 257th
-   * tag (TOO_MANY_TAGS); see docs/LIMITS.md.
+   * AddTag adds a tag (vm.tag.Set). Idempotent. INVALID_ARGUMENT for a bad tag (INVALID_TAG) or a
+   * 257th tag (TOO_MANY_TAGS, see docs/LIMITS.md), PERMISSION_DENIED (TAG_RESERVED) for a
+   * created-by tag, which Steward alone sets; NOT_FOUND (VM_NOT_FOUND).
    *
    * @generated from rpc steward.v1.VmService.AddTag
    */
@@ -2501,7 +2508,8 @@ export const VmService: GenService<{
   },
   /**
    * RemoveTag removes a tag (vm.tag.Remove). Idempotent: `removed` tells whether it was there.
-   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT (INVALID_TAG), (TAG_RESERVED) for a created-by tag.
+   * NOT_FOUND (VM_NOT_FOUND); INVALID_ARGUMENT (INVALID_TAG); PERMISSION_DENIED (TAG_RESERVED) for
+   * a created-by tag.
    *
    * @generated from rpc steward.v1.VmService.RemoveTag
    */

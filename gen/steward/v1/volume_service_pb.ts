@@ -1264,8 +1264,9 @@ export const VolumeService: GenService<{
   },
   /**
    * ResizeVolume sets a volume's size (volume.Resize, mgmt1 Extend). FAILED_PRECONDITION
-   * (VOLUME_SHRINK) when smaller unless allow_shrink, RESOURCE_EXHAUSTED past a quota.
-   * Idempotent.
+   * (VOLUME_SHRINK) when smaller unless allow_shrink, RESOURCE_EXHAUSTED past a quota
+   * (POOL_QUOTA_EXCEEDED, VOLUME_LIMIT_EXCEEDED); INVALID_ARGUMENT (INVALID_VOLUME_SIZE) for a size
+   * that is no multiple of 512; NOT_FOUND (VOLUME_NOT_FOUND). Idempotent.
    *
    * @generated from rpc steward.v1.VolumeService.ResizeVolume
    */
@@ -1317,11 +1318,12 @@ export const VolumeService: GenService<{
   },
   /**
    * CloneVolume replaces the target volume's content with a copy of the source's
-   * (vm.volume.CloneFrom/CloneTo, machined's CloneImage). FAILED_PRECONDITION
-   * (VM_NOT_HALTED) while the target's VM runs, RESOURCE_EXHAUSTED past a quota. Long work
-   * (AIP-151): it returns an Operation whose response is a CloneVolumeResponse, with progress in
-   * bytes, done already when the driver copies at no cost (reflink, qcow2 overlay); a cancelled
-   * or failed one leaves the target as it was. Retry-safe with request_id.
+   * (vm.volume.CloneFrom/CloneTo, machined's CloneImage). FAILED_PRECONDITION (VM_NOT_HALTED) while
+   * the target's VM runs, RESOURCE_EXHAUSTED past a quota (POOL_QUOTA_EXCEEDED,
+   * VOLUME_LIMIT_EXCEEDED); NOT_FOUND (VOLUME_NOT_FOUND). Long work (AIP-151): it returns an
+   * Operation whose response is a CloneVolumeResponse, with progress in bytes, done already when
+   * the driver copies at no cost (reflink, qcow2 overlay); a cancelled or failed one leaves the
+   * target as it was. Retry-safe with request_id.
    *
    * @generated from rpc steward.v1.VolumeService.CloneVolume
    */
@@ -1376,8 +1378,9 @@ export const VolumeService: GenService<{
     output: typeof SetVolumePropertyResponseSchema;
   },
   /**
-   * SetVolumeLimit sets a quota on a volume's size (machined's SetImageLimit); growing past it
-   * is RESOURCE_EXHAUSTED. FAILED_PRECONDITION when it is already larger. Idempotent.
+   * SetVolumeLimit sets a quota on a volume's size (machined's SetImageLimit); growing past it is
+   * RESOURCE_EXHAUSTED (VOLUME_LIMIT_EXCEEDED). FAILED_PRECONDITION (VOLUME_OVER_LIMIT) when it is
+   * already larger; NOT_FOUND (VOLUME_NOT_FOUND). Idempotent.
    *
    * @generated from rpc steward.v1.VolumeService.SetVolumeLimit
    */

@@ -19,7 +19,10 @@ export function invalidOperationFilter(term: string): InvalidFieldError {
   return new InvalidFieldError("filter", `cannot filter by ${quote(term)}: use done=true, done=false, kind=<kind> or target=<vm>, joined by " AND "`, R.INVALID_OPERATION_FILTER);
 }
 
-/** The operation ended with the Steward that ran it; what it did half is swept at the next start. */
+/**
+ * The operation ended with the Steward that ran it. Its work could not undo what it had done
+ * half: the areas that work on disk clear, as they start, what such work left.
+ */
 export function operationInterrupted(): DomainError {
   return new DomainError("aborted", R.OPERATION_INTERRUPTED, "Steward stopped while the operation ran; retry it");
 }

@@ -14,7 +14,10 @@ import { isUuid } from "../shared/uuid";
 import { invalidOperationFilter, invalidOperationName, operationCancelled, operationInterrupted, operationNotFound, operationResultGone, operationRunning } from "./operation-errors";
 import { operationDone, operationProgress } from "./operation-events";
 
-/** How long an operation is kept once it ended: as long as the request_id that began it. */
+/**
+ * How long an operation is kept once it ended; its request_id is remembered again as it ends,
+ * so that a retry within this time gets it, however long it ran.
+ */
 export const OPERATION_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** The most often a running operation tells of its progress (an event, and a write). */
 export const PROGRESS_INTERVAL_MS = 1000;
@@ -53,6 +56,7 @@ export interface OperationJob<T> {
 
 interface Running {
   record: OperationRecord;
+  spec: OperationSpec;
   controller: AbortController;
   finished: Promise<void>;
   lastTold: number;
@@ -94,7 +98,7 @@ export class Operations {
     const controller = new AbortController();
     const opCtx: CallContext = { caller: ctx.caller, requestId: ctx.requestId, signal: controller.signal };
     // Progress is first told a second in: work done sooner tells only its end.
-    const running: Running = { record, controller, finished: Promise.resolve(), lastTold: Date.now() };
+    const running: Running = { record, spec, controller, finished: Promise.resolve(), lastTold: Date.now() };
     this.running.set(record.name, running);
     running.finished = this.run(running, job, opCtx);
     return this.waitFor(record.name, this.inlineMs, ctx.signal);
@@ -193,11 +197,11 @@ export class Operations {
       record.progress.done = Math.max(record.progress.done, record.progress.total);
       const made = record.target === "" ? job.made?.(result) : undefined;
       if (made) ({ name: record.target, uuid: record.targetUuid } = made);
-      this.end(record, "succeeded", job.encode(result), undefined);
+      this.end(record, "succeeded", job.encode(result), undefined, running.spec);
     } catch (error) {
       const cancelled = record.cancelRequested && error instanceof DomainError && error.kind === "cancelled";
       if (!(error instanceof DomainError)) this.log.error({ operation: record.name, kind: record.kind, err: error }, "an operation failed unexpectedly");
-      this.end(record, cancelled ? "cancelled" : "failed", undefined, errorOf(cancelled ? operationCancelled(record.name) : error));
+      this.end(record, cancelled ? "cancelled" : "failed", undefined, errorOf(cancelled ? operationCancelled(record.name) : error), running.spec);
     } finally {
       this.running.delete(record.name);
     }
@@ -221,7 +225,7 @@ export class Operations {
     }
   }
 
-  private end(record: OperationRecord, outcome: OperationRecord["outcome"], result: OperationResult | undefined, error: OperationError | undefined): void {
+  private end(record: OperationRecord, outcome: OperationRecord["outcome"], result: OperationResult | undefined, error: OperationError | undefined, asked?: OperationSpec): void {
     record.outcome = outcome;
     record.result = result;
     record.error = error;
@@ -229,6 +233,8 @@ export class Operations {
     this.store.transaction(() => {
       this.store.operations.put(record);
       this.events.append(operationDone(record));
+      // Remembered from its end, as long as the operation is kept.
+      if (asked) this.ledger.remember(asked.requestId, asked.method, asked.request, record.name);
     });
   }
 

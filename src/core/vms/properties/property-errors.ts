@@ -100,6 +100,14 @@ export function invalidPoolName(): InvalidFieldError {
 }
 
 /** memory would exceed maxmem (which, unless 0 for no balancing, bounds it). */
+/** A request that gives both memory and maxmem, memory the greater: a bad combination of fields (AIP-193). */
+export function memoryOverMaxmemAsked(memory: number, maxmem: number): InvalidFieldError {
+  return new InvalidFieldError("properties[memory]", `${memory} MiB is more than the maxmem of ${maxmem} MiB the same request gives`, R.MEMORY_OVER_MAXMEM, {
+    memory: String(memory),
+    maxmem: String(maxmem),
+  });
+}
+
 export function memoryOverMaxmem(vm: string, memory: number, maxmem: number): DomainError {
   return failedPrecondition(R.MEMORY_OVER_MAXMEM, `${vm} would start with ${memory} MiB of memory, more than its maxmem of ${maxmem} MiB`, {
     vm,

@@ -8,10 +8,10 @@ import { propertyReset, propertySet } from "../vm-events";
 import type { VmLookup } from "../vm-lookup";
 import type { VmOperations } from "../vm-operations";
 import { checkValue, checkVmProperty, MEMORY_BOUNDS, normalisedValue, requireMemoryWithinMaxmem, requireMemoryWithinMaxmemFrom, refuseNetvmLoops, refuseIfDispvmsRun, requireCoherentTemplate } from "./property-checks";
-import { propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
+import { memoryOverMaxmemAsked, propertyNoDefault, propertyReadOnly, vmPropertyNotFound } from "./property-errors";
 import type { PropertyResolver } from "./property-resolver";
 import type { Property } from "./property-schema";
-import { defaultOfClass, vmPropertySpecs, type PropertySpec, type PropertyValue } from "./property-schema";
+import { defaultOfClass, vmPropertySpecs, vmSpec, type PropertySpec, type PropertyValue } from "./property-schema";
 import { eventText } from "./property-text";
 import type { VmTarget } from "../vm-etag";
 
@@ -101,6 +101,12 @@ export class VmProperties {
       const target = checkValue(this.store, spec, value, field);
       checkVmProperty(this.store, this.resolver, current, spec, value, target, this.isRunning);
       current = withProperty(current, name, this.resolver.encode(spec, value, target));
+    }
+    if (values.memory !== undefined && values.maxmem !== undefined) {
+      // Both asked at once: a bad combination of the request's own fields, not of the VM's state.
+      const memory = this.resolver.vm(current, vmSpec("memory")).value as number;
+      const maxmem = this.resolver.vm(current, vmSpec("maxmem")).value as number;
+      if (maxmem !== 0 && memory > maxmem) throw memoryOverMaxmemAsked(memory, maxmem);
     }
     requireMemoryWithinMaxmem(this.resolver, current);
     return current;

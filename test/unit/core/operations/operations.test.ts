@@ -93,6 +93,19 @@ describe("Operations", () => {
     await expect(operations.start(spec(id, { vm: "a" }), testContext(), job)).rejects.toMatchObject({ reason: "OPERATION_RESULT_GONE" });
   });
 
+  it("keeps a long operation's request_id from its end, not its beginning", async () => {
+    const id = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    const { open, wait } = gate();
+    const job = { check: () => undefined, work: (ctx: { signal: AbortSignal }) => wait(ctx.signal).then(() => "long"), encode: result };
+    const op = await operations.start(spec(id, { vm: "a" }), testContext(), job);
+    // It runs for 23 hours, and is retried 7 hours after it ended: 30 hours after it began.
+    now = new Date(now.getTime() + 23 * 3600_000);
+    open();
+    await operations.wait(op.name, 5000, new AbortController().signal);
+    now = new Date(now.getTime() + 7 * 3600_000);
+    expect((await operations.start(spec(id, { vm: "a" }), testContext(), job)).name).toBe(op.name);
+  });
+
   it("lists the newest first, filtered and paged, and forgets ended ones after the retention", async () => {
     const names: string[] = [];
     for (const kind of ["a", "b", "a"]) {

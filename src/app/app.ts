@@ -28,7 +28,7 @@ import { systemClock } from "../ports/clock";
 import type { Store } from "../ports/store";
 import { binding, StewardServer, type ServiceBinding } from "../server/steward-server";
 import { STEWARD_VERSION } from "../version";
-import { buildCore, type Core } from "./build-core";
+import { buildCore, type Core, type CoreSettings } from "./build-core";
 import { hypervisorFor } from "./drivers";
 
 /** What a page holds besides its VMs (its token, its total), with room to spare. */
@@ -45,14 +45,17 @@ export class StewardApp {
     readonly server: StewardServer,
   ) {}
 
-  /** Opens the data folder (refusing one another server holds), then listens. */
-  static async start(config: Config, log: Logger): Promise<StewardApp> {
+  /**
+   * Opens the data folder (refusing one another server holds), then listens. `participants`
+   * adds areas that join the VMs' lives (as the storage and network areas will).
+   */
+  static async start(config: Config, log: Logger, participants?: CoreSettings["participants"]): Promise<StewardApp> {
     const store = SqliteStore.open(config.dataDir, () => systemClock.now());
     try {
       const hypervisor = hypervisorFor(config, log);
       const core = buildCore(
         { store, hypervisor, clock: systemClock, log },
-        { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() } },
+        { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() }, participants },
       );
       await core.adopt();
       const services: ServiceBinding[] = [];

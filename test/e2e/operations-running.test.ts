@@ -1,0 +1,117 @@
+import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
+import { EventService } from "../../gen/steward/v1/event_service_pb";
+import { OperationMetadataSchema } from "../../gen/steward/v1/operation_pb";
+import { OperationService } from "../../gen/steward/v1/operation_service_pb";
+import { VmClass } from "../../gen/steward/v1/vm_pb";
+import { createClient, type StewardClient } from "../../src/client/steward-client";
+import { callCancelled } from "../../src/core/errors";
+import type { VmParticipant } from "../../src/core/vms/vm-participant";
+import { rpcError } from "../fixtures/expect-rpc-error";
+import { clonedVm } from "../fixtures/made-vms";
+import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
+
+/** Copies that take as long as the test says, as copying volumes will: one gate per copy's name. */
+const gates = new Map<string, () => void>();
+const undone: string[] = [];
+const slowCopy: VmParticipant = {
+  name: "slow-copy",
+  onClone: async (_source, clone, ctx) => {
+    await new Promise<void>((resolve, reject) => {
+      gates.set(clone.name, resolve);
+      ctx.signal.addEventListener("abort", () => reject(callCancelled(`copying ${clone.name}`)), { once: true });
+    });
+    return () => void undone.push(clone.name);
+  },
+};
+
+const metadataOf = (op: { metadata?: Parameters<typeof anyUnpack>[0] }) => anyUnpack(op.metadata!, OperationMetadataSchema)!;
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+describe("operations that outlast their call, through the gRPC API", () => {
+  const suite = serverForSuite([], () => [slowCopy]);
+  let vms: ServerWithClients["vms"];
+  let ops: StewardClient<typeof OperationService>;
+  beforeAll(async () => {
+    vms = suite.vms;
+    ops = createClient(OperationService, suite.server.tcp);
+    await vms.createVm({ name: "src", klass: VmClass.STANDALONE_VM, label: "red" });
+  });
+  afterAll(() => ops.close());
+
+  it("answers a running operation, which is got, listed, waited for and retried, and ends with its copy", async () => {
+    const requestId = "3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d";
+    const op = await vms.cloneVm({ vm: "src", newName: "slow", requestId });
+    expect(op.done).toBe(false);
+    expect(op.result.case).toBeUndefined();
+    expect(metadataOf(op)).toMatchObject({ progressDone: 1n, progressTotal: 3n, cancelRequested: false });
+    expect((await ops.getOperation({ name: op.name })).done).toBe(false);
+    expect((await ops.listOperations({ filter: "done=false" })).operations.map((o) => o.name)).toEqual([op.name]);
+    expect((await ops.waitOperation({ name: op.name, timeout: { seconds: 0n, nanos: 100_000_000 } })).done).toBe(false);
+    // A retry while it runs gets the same operation, and starts no second copy.
+    expect((await vms.cloneVm({ vm: "src", newName: "slow", requestId })).name).toBe(op.name);
+    const running = await rpcError(ops.deleteOperation({ name: op.name }));
+    expect([running.code, running.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "OPERATION_RUNNING"]);
+    expect((await rpcError(vms.getVm({ vm: "slow" }))).code).toBe(grpc.status.NOT_FOUND);
+
+    const waiting = ops.waitOperation({ name: op.name, timeout: { seconds: 10n, nanos: 0 } });
+    gates.get("slow")!();
+    const done = await waiting;
+    expect(done.done).toBe(true);
+    expect(clonedVm(done)!.name).toBe("slow");
+    expect(metadataOf(done)).toMatchObject({ progressDone: 3n, progressTotal: 3n });
+    expect((await vms.getVm({ vm: "slow" })).vm!.name).toBe("slow");
+  });
+
+  it("is cancelled: it ends CANCELLED with cancel_requested, and leaves no copy", async () => {
+    const op = await vms.cloneVm({ vm: "src", newName: "doomed" });
+    expect(op.done).toBe(false);
+    await ops.cancelOperation({ name: op.name });
+    const ended = await ops.waitOperation({ name: op.name, timeout: { seconds: 10n, nanos: 0 } });
+    expect(ended.done).toBe(true);
+    expect(ended.result.case).toBe("error");
+    const status = ended.result.case === "error" ? ended.result.value : undefined;
+    expect(status?.code).toBe(grpc.status.CANCELLED);
+    expect(anyUnpack(status!.details[0], ErrorInfoSchema)?.reason).toBe("CANCELLED");
+    expect(metadataOf(ended).cancelRequested).toBe(true);
+    expect((await rpcError(vms.getVm({ vm: "doomed" }))).code).toBe(grpc.status.NOT_FOUND);
+    // Its copy stopped at the signal, before it made anything to undo.
+    expect(undone).toEqual([]);
+    // The source is free again: the operation held it only while it ran.
+    await vms.setFeature({ vm: "src", name: "after-cancel", value: "1" });
+    expect((await ops.listOperations({ filter: "done=false" })).operations).toEqual([]);
+  });
+
+  it("tells its progress, a second in, then its end, in the event stream", async () => {
+    const events = createClient(EventService, suite.server.tcp);
+    const abort = new AbortController();
+    const seen: { name: string; kwargs: Record<string, string> }[] = [];
+    const stream = events.events({ namePrefixes: ["operation-"] }, { signal: abort.signal });
+    const following = (async () => {
+      try {
+        for await (const message of stream) {
+          if (message.kind.case === "event" && message.kind.value.name !== "connection-established") seen.push(message.kind.value);
+        }
+      } catch {
+        // cancelled at the end
+      }
+    })();
+    const op = await vms.cloneVm({ vm: "src", newName: "watched" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    gates.get("watched")!();
+    await ops.waitOperation({ name: op.name, timeout: { seconds: 10n, nanos: 0 } });
+    await until(() => seen.some((e) => e.name === "operation-done" && e.kwargs.operation === op.name));
+    abort.abort();
+    events.close();
+    await following;
+    const mine = seen.filter((e) => e.kwargs.operation === op.name).map((e) => [e.name, e.kwargs.done ?? e.kwargs.outcome]);
+    expect(mine).toEqual([
+      ["operation-progress", "2"],
+      ["operation-done", "succeeded"],
+    ]);
+  });
+});

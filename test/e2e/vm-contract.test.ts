@@ -3,6 +3,8 @@ import { AddressFamily, PowerState, VmClass, VmView } from "../../gen/steward/v1
 import { KillWho } from "../../gen/steward/v1/vm_service_pb";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { bool, int, vmRef } from "../fixtures/property-values";
+import type { VmParticipant } from "../../src/core/vms/vm-participant";
+import { createdVm } from "../fixtures/made-vms";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 
 const seconds = (t: { seconds: bigint; nanos: number } | undefined) => Number(t!.seconds) + t!.nanos / 1e9;
@@ -234,5 +236,27 @@ describe("the VM contract's seed fields, through the gRPC API", () => {
     expect(refused.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(refused.info).toMatchObject({ reason: "NOT_IMPLEMENTED", metadata: { field: "read_only" } });
     expect((await rpcError(vms.getVm({ vm: "tpl-ro" }))).code).toBe(grpc.status.NOT_FOUND);
+  });
+});
+
+describe("a running VM's host-side interfaces, through the gRPC API", () => {
+  /** A network participant's part, as the network issue will play it: one tap device per VM. */
+  const taps: VmParticipant = {
+    name: "taps",
+    beforeStart: async (vm, plan) => {
+      plan.networkInterfaces.push({ mac: "00:16:3e:5e:6c:09", ip: "", ip6: "", hostInterface: `vif${vm.qid}.0` });
+    },
+  };
+  const suite = serverForSuite([], () => [taps]);
+
+  it("are in StartVm's runtime facts and the VM's, and gone once it halts", async () => {
+    const vm = createdVm(await suite.vms.createVm({ name: "tapped", klass: VmClass.STANDALONE_VM, label: "red" }))!;
+    const { runtime } = await suite.vms.startVm({ vm: "tapped" });
+    expect(runtime!.interfaces.map(({ name, mac }) => ({ name, mac }))).toEqual([{ name: `vif${vm.qid}.0`, mac: "00:16:3e:5e:6c:09" }]);
+    expect(runtime!.vsockCid).toBe(0);
+    expect((await suite.vms.getVm({ vm: "tapped" })).vm!.runtime).toEqual(runtime);
+    expect((await suite.vms.listVms({ pid: process.pid })).vms[0].runtime).toEqual(runtime);
+    await suite.vms.killVm({ vm: "tapped" });
+    expect((await suite.vms.getVm({ vm: "tapped" })).vm!.runtime).toBeUndefined();
   });
 });

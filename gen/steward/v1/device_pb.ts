@@ -353,7 +353,8 @@ export type DeviceAssignment = Message<"steward.v1.DeviceAssignment"> & {
   frontendVm: string;
 
   /**
-   * Options such as read-only=yes or frontend-dev=xvdi.
+   * Options in Qubes' words, such as read-only=yes or frontend-dev=xvdi (typed ones too, in
+   * these words).
    *
    * @generated from field: map<string, string> options = 3;
    */

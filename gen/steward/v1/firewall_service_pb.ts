@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/firewall_service.proto.
  */
 export const file_steward_v1_firewall_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzdGV3YXJkL3YxL2ZpcmV3YWxsX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEiRwoSR2V0RmlyZXdhbGxSZXF1ZXN0EgoKAnZtGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIpcBChNHZXRGaXJld2FsbFJlc3BvbnNlEicKBXJ1bGVzGAEgAygLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUSKgoGcG9saWN5GAIgASgOMhouc3Rld2FyZC52MS5GaXJld2FsbFBvbGljeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkSEgoKdG90YWxfc2l6ZRgEIAEoBSKJAQoSU2V0RmlyZXdhbGxSZXF1ZXN0EgoKAnZtGAEgASgJEicKBXJ1bGVzGAIgAygLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUSEgoKcnVsZV9saW5lcxgDIAMoCRIqCgZwb2xpY3kYBCABKA4yGi5zdGV3YXJkLnYxLkZpcmV3YWxsUG9saWN5ImoKE1NldEZpcmV3YWxsUmVzcG9uc2USJwoFcnVsZXMYASADKAsyGC5zdGV3YXJkLnYxLkZpcmV3YWxsUnVsZRIqCgZwb2xpY3kYAiABKA4yGi5zdGV3YXJkLnYxLkZpcmV3YWxsUG9saWN5Im0KEUluc2VydFJ1bGVSZXF1ZXN0EgoKAnZtGAEgASgJEhAKCHBvc2l0aW9uGAIgASgNEiYKBHJ1bGUYAyABKAsyGC5zdGV3YXJkLnYxLkZpcmV3YWxsUnVsZRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKEkluc2VydFJ1bGVSZXNwb25zZRImCgRydWxlGAEgASgLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUiMAoRUmVtb3ZlUnVsZVJlcXVlc3QSCgoCdm0YASABKAkSDwoHcnVsZV9pZBgCIAEoCSIUChJSZW1vdmVSdWxlUmVzcG9uc2UiIgoURmx1c2hGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkiFwoVRmx1c2hGaXJld2FsbFJlc3BvbnNlIiYKGEdldEZpcmV3YWxsUG9saWN5UmVxdWVzdBIKCgJ2bRgBIAEoCSJHChlHZXRGaXJld2FsbFBvbGljeVJlc3BvbnNlEioKBnBvbGljeRgBIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiUgoYU2V0RmlyZXdhbGxQb2xpY3lSZXF1ZXN0EgoKAnZtGAEgASgJEioKBnBvbGljeRgCIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiGwoZU2V0RmlyZXdhbGxQb2xpY3lSZXNwb25zZSIjChVSZWxvYWRGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkijQEKFlJlbG9hZEZpcmV3YWxsUmVzcG9uc2USQgoIcmVzb2x2ZWQYASADKAsyMC5zdGV3YXJkLnYxLlJlbG9hZEZpcmV3YWxsUmVzcG9uc2UuUmVzb2x2ZWRFbnRyeRovCg1SZXNvbHZlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEy3AUKD0ZpcmV3YWxsU2VydmljZRJTCgtHZXRGaXJld2FsbBIeLnN0ZXdhcmQudjEuR2V0RmlyZXdhbGxSZXF1ZXN0Gh8uc3Rld2FyZC52MS5HZXRGaXJld2FsbFJlc3BvbnNlIgOQAgESUwoLU2V0RmlyZXdhbGwSHi5zdGV3YXJkLnYxLlNldEZpcmV3YWxsUmVxdWVzdBofLnN0ZXdhcmQudjEuU2V0RmlyZXdhbGxSZXNwb25zZSIDkAICEksKCkluc2VydFJ1bGUSHS5zdGV3YXJkLnYxLkluc2VydFJ1bGVSZXF1ZXN0Gh4uc3Rld2FyZC52MS5JbnNlcnRSdWxlUmVzcG9uc2USSwoKUmVtb3ZlUnVsZRIdLnN0ZXdhcmQudjEuUmVtb3ZlUnVsZVJlcXVlc3QaHi5zdGV3YXJkLnYxLlJlbW92ZVJ1bGVSZXNwb25zZRJZCg1GbHVzaEZpcmV3YWxsEiAuc3Rld2FyZC52MS5GbHVzaEZpcmV3YWxsUmVxdWVzdBohLnN0ZXdhcmQudjEuRmx1c2hGaXJld2FsbFJlc3BvbnNlIgOQAgISZQoRR2V0RmlyZXdhbGxQb2xpY3kSJC5zdGV3YXJkLnYxLkdldEZpcmV3YWxsUG9saWN5UmVxdWVzdBolLnN0ZXdhcmQudjEuR2V0RmlyZXdhbGxQb2xpY3lSZXNwb25zZSIDkAIBEmUKEVNldEZpcmV3YWxsUG9saWN5EiQuc3Rld2FyZC52MS5TZXRGaXJld2FsbFBvbGljeVJlcXVlc3QaJS5zdGV3YXJkLnYxLlNldEZpcmV3YWxsUG9saWN5UmVzcG9uc2UiA5ACAhJcCg5SZWxvYWRGaXJld2FsbBIhLnN0ZXdhcmQudjEuUmVsb2FkRmlyZXdhbGxSZXF1ZXN0GiIuc3Rld2FyZC52MS5SZWxvYWRGaXJld2FsbFJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_steward_v1_firewall]);
+  fileDesc("CiFzdGV3YXJkL3YxL2ZpcmV3YWxsX3NlcnZpY2UucHJvdG8SCnN0ZXdhcmQudjEiRwoSR2V0RmlyZXdhbGxSZXF1ZXN0EgoKAnZtGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIqUBChNHZXRGaXJld2FsbFJlc3BvbnNlEicKBXJ1bGVzGAEgAygLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUSKgoGcG9saWN5GAIgASgOMhouc3Rld2FyZC52MS5GaXJld2FsbFBvbGljeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkSEgoKdG90YWxfc2l6ZRgEIAEoBRIMCgRldGFnGAUgASgJIpcBChJTZXRGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkSJwoFcnVsZXMYAiADKAsyGC5zdGV3YXJkLnYxLkZpcmV3YWxsUnVsZRISCgpydWxlX2xpbmVzGAMgAygJEioKBnBvbGljeRgEIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kSDAoEZXRhZxgFIAEoCSJ4ChNTZXRGaXJld2FsbFJlc3BvbnNlEicKBXJ1bGVzGAEgAygLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUSKgoGcG9saWN5GAIgASgOMhouc3Rld2FyZC52MS5GaXJld2FsbFBvbGljeRIMCgRldGFnGAMgASgJIm0KEUluc2VydFJ1bGVSZXF1ZXN0EgoKAnZtGAEgASgJEhAKCHBvc2l0aW9uGAIgASgNEiYKBHJ1bGUYAyABKAsyGC5zdGV3YXJkLnYxLkZpcmV3YWxsUnVsZRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKEkluc2VydFJ1bGVSZXNwb25zZRImCgRydWxlGAEgASgLMhguc3Rld2FyZC52MS5GaXJld2FsbFJ1bGUiMAoRUmVtb3ZlUnVsZVJlcXVlc3QSCgoCdm0YASABKAkSDwoHcnVsZV9pZBgCIAEoCSIUChJSZW1vdmVSdWxlUmVzcG9uc2UiIgoURmx1c2hGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkiFwoVRmx1c2hGaXJld2FsbFJlc3BvbnNlIiYKGEdldEZpcmV3YWxsUG9saWN5UmVxdWVzdBIKCgJ2bRgBIAEoCSJHChlHZXRGaXJld2FsbFBvbGljeVJlc3BvbnNlEioKBnBvbGljeRgBIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiUgoYU2V0RmlyZXdhbGxQb2xpY3lSZXF1ZXN0EgoKAnZtGAEgASgJEioKBnBvbGljeRgCIAEoDjIaLnN0ZXdhcmQudjEuRmlyZXdhbGxQb2xpY3kiGwoZU2V0RmlyZXdhbGxQb2xpY3lSZXNwb25zZSIjChVSZWxvYWRGaXJld2FsbFJlcXVlc3QSCgoCdm0YASABKAkijQEKFlJlbG9hZEZpcmV3YWxsUmVzcG9uc2USQgoIcmVzb2x2ZWQYASADKAsyMC5zdGV3YXJkLnYxLlJlbG9hZEZpcmV3YWxsUmVzcG9uc2UuUmVzb2x2ZWRFbnRyeRovCg1SZXNvbHZlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEy3AUKD0ZpcmV3YWxsU2VydmljZRJTCgtHZXRGaXJld2FsbBIeLnN0ZXdhcmQudjEuR2V0RmlyZXdhbGxSZXF1ZXN0Gh8uc3Rld2FyZC52MS5HZXRGaXJld2FsbFJlc3BvbnNlIgOQAgESUwoLU2V0RmlyZXdhbGwSHi5zdGV3YXJkLnYxLlNldEZpcmV3YWxsUmVxdWVzdBofLnN0ZXdhcmQudjEuU2V0RmlyZXdhbGxSZXNwb25zZSIDkAICEksKCkluc2VydFJ1bGUSHS5zdGV3YXJkLnYxLkluc2VydFJ1bGVSZXF1ZXN0Gh4uc3Rld2FyZC52MS5JbnNlcnRSdWxlUmVzcG9uc2USSwoKUmVtb3ZlUnVsZRIdLnN0ZXdhcmQudjEuUmVtb3ZlUnVsZVJlcXVlc3QaHi5zdGV3YXJkLnYxLlJlbW92ZVJ1bGVSZXNwb25zZRJZCg1GbHVzaEZpcmV3YWxsEiAuc3Rld2FyZC52MS5GbHVzaEZpcmV3YWxsUmVxdWVzdBohLnN0ZXdhcmQudjEuRmx1c2hGaXJld2FsbFJlc3BvbnNlIgOQAgISZQoRR2V0RmlyZXdhbGxQb2xpY3kSJC5zdGV3YXJkLnYxLkdldEZpcmV3YWxsUG9saWN5UmVxdWVzdBolLnN0ZXdhcmQudjEuR2V0RmlyZXdhbGxQb2xpY3lSZXNwb25zZSIDkAIBEmUKEVNldEZpcmV3YWxsUG9saWN5EiQuc3Rld2FyZC52MS5TZXRGaXJld2FsbFBvbGljeVJlcXVlc3QaJS5zdGV3YXJkLnYxLlNldEZpcmV3YWxsUG9saWN5UmVzcG9uc2UiA5ACAhJcCg5SZWxvYWRGaXJld2FsbBIhLnN0ZXdhcmQudjEuUmVsb2FkRmlyZXdhbGxSZXF1ZXN0GiIuc3Rld2FyZC52MS5SZWxvYWRGaXJld2FsbFJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_steward_v1_firewall]);
 
 /**
  * GetFirewallRequest names a VM, and pages its rules.
@@ -72,7 +72,8 @@ export type GetFirewallResponse = Message<"steward.v1.GetFirewallResponse"> & {
   policy: FirewallPolicy;
 
   /**
-   * The token for the next page; empty on the last.
+   * The token for the next page; empty on the last. The pages of one listing are of one state of
+   * the firewall: a token of a firewall changed since is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
    *
    * @generated from field: string next_page_token = 3;
    */
@@ -84,6 +85,14 @@ export type GetFirewallResponse = Message<"steward.v1.GetFirewallResponse"> & {
    * @generated from field: int32 total_size = 4;
    */
   totalSize: number;
+
+  /**
+   * A strong entity tag of the VM's rules and policy (AIP-154), that changes with every change
+   * to them; SetFirewallRequest.etag takes it.
+   *
+   * @generated from field: string etag = 5;
+   */
+  etag: string;
 };
 
 /**
@@ -127,6 +136,15 @@ export type SetFirewallRequest = Message<"steward.v1.SetFirewallRequest"> & {
    * @generated from field: steward.v1.FirewallPolicy policy = 4;
    */
   policy: FirewallPolicy;
+
+  /**
+   * The etag the firewall was read with (GetFirewallResponse.etag), to replace it only while it
+   * is unchanged since (AIP-154): a read of several pages and a write make no lost update. Empty
+   * for no such precondition. Optional.
+   *
+   * @generated from field: string etag = 5;
+   */
+  etag: string;
 };
 
 /**
@@ -155,6 +173,13 @@ export type SetFirewallResponse = Message<"steward.v1.SetFirewallResponse"> & {
    * @generated from field: steward.v1.FirewallPolicy policy = 2;
    */
   policy: FirewallPolicy;
+
+  /**
+   * The firewall's new etag, as GetFirewallResponse.etag.
+   *
+   * @generated from field: string etag = 3;
+   */
+  etag: string;
 };
 
 /**
@@ -453,8 +478,10 @@ export const FirewallService: GenService<{
   },
   /**
    * SetFirewall replaces a VM's rules at once (vm.firewall.Set): typed rules or Qubes text
-   * lines, not both. INVALID_ARGUMENT naming the rule and field for a bad rule; on any error
-   * nothing changes. Idempotent.
+   * lines, not both. INVALID_ARGUMENT naming the rule and field for a bad rule, (RULES_CONFLICT)
+   * for both rules and rule_lines; ABORTED (ETAG_MISMATCH) when etag is given and the firewall
+   * changed since it was read; NOT_FOUND (VM_NOT_FOUND); on any error nothing changes.
+   * Idempotent.
    *
    * @generated from rpc steward.v1.FirewallService.SetFirewall
    */

@@ -87,7 +87,6 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
         pool: request.pool,
         volumePools: request.volumePools,
         uuid: request.uuid,
-        idempotencyKey: "",
       };
       const spec = { kind: "create-vm", method: ctx.method, unit: "steps" as const, requestId: request.requestId, request: asked };
       return operationMessage(
@@ -110,7 +109,6 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
         klass: vmClassName(request.klass, "klass"),
         pool: request.pool,
         volumePools: request.volumePools,
-        idempotencyKey: "",
       };
       const source = parts.readModel.find(request.vm);
       const spec = { kind: "clone-vm", method: ctx.method, target: source, unit: "steps" as const, requestId: request.requestId, request: asked };

@@ -9,7 +9,7 @@ import type { PropertyResolver } from "./properties/property-resolver";
 import { requireMemoryWithinMaxmem } from "./properties/property-checks";
 import { vmPropertySpecs } from "./properties/property-schema";
 import type { Vm } from "./read-model/vm-view";
-import { asked, checkPools, creatableClass, templateFor } from "./vm-creation";
+import { checkPools, creatableClass, templateFor } from "./vm-creation";
 import { vmClassRefuses } from "./vm-errors";
 import type { VmLookup } from "./vm-lookup";
 import { checkVmName } from "./vm-names";
@@ -23,7 +23,6 @@ export interface CloneRequest {
   klass: VmClassName | undefined;
   pool: string;
   volumePools: Readonly<Record<string, string>>;
-  idempotencyKey: string;
 }
 
 /** What a clone does not take from its source: what names it, and addresses, which stay unique. */
@@ -48,21 +47,18 @@ export class VmCloning {
 
   /**
    * Makes the copy. As the work of an operation (`operation` given), its steps are told and a
-   * cancellation undoes them; its request_id is then the operation's, not this call's.
+   * cancellation undoes them. Retries are the operation's to answer (its request_id): this
+   * makes a copy each time it is called.
    */
   async clone(request: CloneRequest, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
     const { name, klass } = this.parse(request);
-    const earlier = this.newVms.earlier(request.idempotencyKey, "CloneVm", asked(request));
-    if (earlier) return earlier;
     return this.operations.on(request.vm, "vm", ctx, "clone it", (source) =>
       this.operations.creating(ctx, "clone a VM", () => {
-        const again = this.newVms.earlier(request.idempotencyKey, "CloneVm", asked(request));
-        if (again) return again;
         this.checkSource(source);
         const identity = this.newVms.identity();
         return this.newVms.make(
           () => this.draft(source, name, klass ?? source.klass, identity),
-          { rpc: "CloneVm", key: request.idempotencyKey, request: asked(request), ctx, operation },
+          { rpc: "CloneVm", key: "", request, ctx, operation },
           this.participants.join("onClone") ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert) : undefined,
           (qid) => this.copyAttributes(source, qid),
         );
@@ -83,7 +79,6 @@ export class VmCloning {
   }
 
   private parse(request: CloneRequest): { name: string; klass: VmClassName | undefined } {
-    this.newVms.checkKey(request.idempotencyKey);
     const name = checkVmName(request.newName, "new_name");
     const klass = request.klass === undefined ? undefined : creatableClass(request.klass);
     checkPools(request.pool, request.volumePools);

@@ -36,8 +36,6 @@ export interface NewVm {
   volumePools: Readonly<Record<string, string>>;
   /** The uuid the client chose for it (machined's CreateMachine id); empty or absent for one Steward makes. */
   uuid?: string;
-  /** The request's request_id (AIP-155): a retry with it returns the VM the first one made. */
-  idempotencyKey: string;
 }
 
 export interface NewDisposableVm {
@@ -64,17 +62,16 @@ export class VmCreation {
 
   /**
    * Makes the VM. As the work of an operation (`operation` given), its steps are told and a
-   * cancellation undoes them; its request_id is then the operation's, not this call's.
+   * cancellation undoes them. Retries are the operation's to answer (its request_id): this
+   * makes a VM each time it is called.
    */
   create(request: NewVm, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
     const { name, klass, chosenUuid } = this.parse(request);
     return this.operations.creating(ctx, "create a VM", () => {
-      const earlier = this.newVms.earlier(request.idempotencyKey, "CreateVm", asked(request));
-      if (earlier) return earlier;
       const identity = this.newVms.identity(chosenUuid);
       return this.newVms.make(
         () => this.draft(request, name, klass, identity),
-        { rpc: "CreateVm", key: request.idempotencyKey, request: asked(request), ctx, operation },
+        { rpc: "CreateVm", key: "", request, ctx, operation },
         this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
       );
     });
@@ -91,7 +88,6 @@ export class VmCreation {
   }
 
   private parse(request: NewVm): { name: string; klass: VmClassName; chosenUuid: string | undefined } {
-    this.newVms.checkKey(request.idempotencyKey);
     const name = checkVmName(request.name, "name");
     const klass = creatableClass(request.klass);
     const chosenUuid = checkChosenUuid(request.uuid ?? "", "uuid");
@@ -183,7 +179,7 @@ export class VmCreation {
 }
 
 /** What a request asks, for its request_id to stand for: all of it but that id. */
-export function asked<R extends { idempotencyKey: string }>(request: R): Omit<R, "idempotencyKey"> {
+function asked<R extends { idempotencyKey: string }>(request: R): Omit<R, "idempotencyKey"> {
   const { idempotencyKey: _key, ...rest } = request;
   return rest;
 }

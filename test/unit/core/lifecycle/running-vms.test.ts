@@ -9,7 +9,7 @@ import { storeForEach } from "../../../fixtures/temp-store";
 
 const ctx = testContext();
 const EVENTS = { retained: 1000, heartbeatMs: 5000, subscriberBuffer: 1000 };
-const standalone = { klass: "StandaloneVM" as const, label: "red", template: "", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" };
+const standalone = { klass: "StandaloneVM" as const, label: "red", template: "", properties: {}, pool: "", volumePools: {} };
 
 /** A simulator whose guests offer stats: a driver with an optional capability. */
 class StatsHypervisor extends SimHypervisor {

@@ -17,7 +17,7 @@ describe("a running VM's runtime facts", () => {
 
   it("hold the host-side interfaces its plan gave the hypervisor, its pid and start time, until it halts", async () => {
     const ctx = testContext();
-    const vm = await core.current.creation.create({ name: "work", klass: "StandaloneVM", label: "red", template: "", properties: {}, pool: "", volumePools: {}, uuid: "", idempotencyKey: "" }, ctx);
+    const vm = await core.current.creation.create({ name: "work", klass: "StandaloneVM", label: "red", template: "", properties: {}, pool: "", volumePools: {}, uuid: "" }, ctx);
     const before = Date.now();
     await core.current.starting.start("work", ctx);
     const runtime = core.current.readModel.get("work").runtime!;

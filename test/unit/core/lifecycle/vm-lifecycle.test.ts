@@ -3,7 +3,7 @@ import { testContext } from "../../../fixtures/call-context";
 import { coreForEach } from "../../../fixtures/test-core";
 
 const ctx = testContext();
-const standalone = { klass: "StandaloneVM" as const, label: "red", template: "", pool: "", volumePools: {}, idempotencyKey: "" };
+const standalone = { klass: "StandaloneVM" as const, label: "red", template: "", pool: "", volumePools: {} };
 
 describe("starting a VM's netvm chain", () => {
   const built = coreForEach();

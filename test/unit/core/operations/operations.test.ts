@@ -194,14 +194,14 @@ describe("a clone as an operation", () => {
   beforeEach(() => (undone = []));
 
   const cloneJob = (newName: string) => ({
-    check: () => core.current.cloning.check({ vm: "src", newName, klass: undefined, pool: "", volumePools: {}, idempotencyKey: "" }),
+    check: () => core.current.cloning.check({ vm: "src", newName, klass: undefined, pool: "", volumePools: {} }),
     work: (ctx: Parameters<typeof core.current.cloning.clone>[1], progress: (done: number, total: number) => void) =>
-      core.current.cloning.clone({ vm: "src", newName, klass: undefined, pool: "", volumePools: {}, idempotencyKey: "" }, ctx, { progress }),
+      core.current.cloning.clone({ vm: "src", newName, klass: undefined, pool: "", volumePools: {} }, ctx, { progress }),
     encode: (vm: { name: string }) => result(vm.name),
   });
 
   beforeEach(async () => {
-    await core.current.creation.create({ name: "src", klass: "StandaloneVM", label: "red", template: "", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" }, testContext());
+    await core.current.creation.create({ name: "src", klass: "StandaloneVM", label: "red", template: "", properties: {}, pool: "", volumePools: {} }, testContext());
   });
 
   it("leaves nothing half-made when cancelled: the copy's steps are undone and no VM is stored", async () => {
@@ -220,7 +220,7 @@ describe("a clone as an operation", () => {
     const op = await core.current.operations.start({ ...spec(), kind: "clone-vm" }, testContext(), {
       ...cloneJob("copy2"),
       work: async (ctx, progress) => {
-        const cloning = core.current.cloning.clone({ vm: "src", newName: "copy2", klass: undefined, pool: "", volumePools: {}, idempotencyKey: "" }, ctx, {
+        const cloning = core.current.cloning.clone({ vm: "src", newName: "copy2", klass: undefined, pool: "", volumePools: {} }, ctx, {
           progress: (done, total) => {
             progress(done, total);
           },

@@ -33,9 +33,9 @@ describe("DispVM numbers", () => {
 
   beforeEach(async () => {
     const core = built.current;
-    await core.creation.create({ name: "tpl", klass: "TemplateVM", label: "black", template: "", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+    await core.creation.create({ name: "tpl", klass: "TemplateVM", label: "black", template: "", properties: {}, pool: "", volumePools: {} }, ctx);
     await core.creation.create(
-      { name: "dvm", klass: "AppVM", label: "red", template: "tpl", properties: { template_for_dispvms: true }, pool: "", volumePools: {}, idempotencyKey: "" },
+      { name: "dvm", klass: "AppVM", label: "red", template: "tpl", properties: { template_for_dispvms: true }, pool: "", volumePools: {} },
       ctx,
     );
   });
@@ -53,7 +53,7 @@ describe("DispVM numbers", () => {
 
   it("skip the names of other VMs, whatever their case, and numbers whose addresses a VM set", async () => {
     const core = built.current;
-    await core.creation.create({ name: "Disp42", klass: "StandaloneVM", label: "red", template: "", properties: { ip: "10.138.0.43" }, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+    await core.creation.create({ name: "Disp42", klass: "StandaloneVM", label: "red", template: "", properties: { ip: "10.138.0.43" }, pool: "", volumePools: {} }, ctx);
     random.draws = [41, 42, 43];
     expect((await core.creation.createDisposable({ template: "dvm", label: "", idempotencyKey: "" }, ctx)).name).toBe("disp44");
   });

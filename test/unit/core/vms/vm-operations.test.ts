@@ -6,7 +6,7 @@ import { coreForEach } from "../../../fixtures/test-core";
 
 const ctx = testContext();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const base = { label: "red", template: "", pool: "", volumePools: {}, idempotencyKey: "" };
+const base = { label: "red", template: "", pool: "", volumePools: {} };
 
 /** How a call ended: "ok", or its reason. */
 async function outcome(call: Promise<unknown>): Promise<string> {
@@ -125,7 +125,7 @@ describe("operations on one VM", () => {
     const results = new Set<string>();
     for (let round = 0; round < 8; round++) {
       const memory = 1000 + round;
-      const clone = core.cloning.clone({ vm: "work", newName: `copy${round}`, klass: undefined, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+      const clone = core.cloning.clone({ vm: "work", newName: `copy${round}`, klass: undefined, pool: "", volumePools: {} }, ctx);
       await sleep(round * 4);
       await core.properties.set("work", "memory", memory, ctx);
       const made = await clone;

@@ -62,7 +62,7 @@ describe("VM participants", () => {
   let core: Core;
   const ctx = testContext();
   const create = (name: string) =>
-    core.creation.create({ name, klass: "StandaloneVM", label: "red", template: "", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+    core.creation.create({ name, klass: "StandaloneVM", label: "red", template: "", properties: {}, pool: "", volumePools: {} }, ctx);
   const eventNames = (subject: string) => core.store.events.after(0, 10_000).filter((e) => e.subject === subject).map((e) => e.name);
 
   beforeEach(() => {
@@ -74,7 +74,7 @@ describe("VM participants", () => {
 
   it("run their hooks in the order listed, through a VM's whole life", async () => {
     await create("work");
-    await core.cloning.clone({ vm: "work", newName: "copy", klass: undefined, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+    await core.cloning.clone({ vm: "work", newName: "copy", klass: undefined, pool: "", volumePools: {} }, ctx);
     await core.starting.start("work", ctx);
     await core.stopping.shutdown("work", { force: false, wait: true, timeoutMs: undefined }, ctx);
     await core.removal.remove("work", false, ctx);
@@ -158,9 +158,9 @@ describe("VM participants", () => {
   });
 
   it("settle a halted VM as far as they can: one that fails is logged, and those after it still run", async () => {
-    await core.creation.create({ name: "tpl", klass: "TemplateVM", label: "black", template: "", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" }, ctx);
+    await core.creation.create({ name: "tpl", klass: "TemplateVM", label: "black", template: "", properties: {}, pool: "", volumePools: {} }, ctx);
     await core.creation.create(
-      { name: "dvm", klass: "AppVM", label: "red", template: "tpl", properties: { template_for_dispvms: true }, pool: "", volumePools: {}, idempotencyKey: "" },
+      { name: "dvm", klass: "AppVM", label: "red", template: "tpl", properties: { template_for_dispvms: true }, pool: "", volumePools: {} },
       ctx,
     );
     const disp = await core.creation.createDisposable({ template: "dvm", label: "", idempotencyKey: "" }, ctx);

@@ -9,7 +9,7 @@ describe("stable VM views", () => {
   const ctx = testContext();
   beforeEach(async () => {
     core = built.current;
-    const base = { label: "red", properties: {}, pool: "", volumePools: {}, idempotencyKey: "" };
+    const base = { label: "red", properties: {}, pool: "", volumePools: {} };
     await core.creation.create({ ...base, name: "tpl", klass: "TemplateVM", template: "" }, ctx);
     await core.creation.create({ ...base, name: "work", klass: "AppVM", template: "tpl" }, ctx);
     await core.creation.create({ ...base, name: "other", klass: "StandaloneVM", template: "" }, ctx);

@@ -121,8 +121,12 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
       core.operations.endInterrupted();
       return running.adopt(hypervisor);
     },
-    /** Lets go of the running VMs, leaving them running, once serving has stopped. */
-    release: () => {
+    /**
+     * Once serving has stopped: stops the running operations (they undo their work and end as
+     * interrupted), then lets go of the running VMs, leaving them running.
+     */
+    release: async () => {
+      await core.operations.stop();
       stopping.release();
       return hypervisor.release();
     },

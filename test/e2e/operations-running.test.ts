@@ -5,12 +5,16 @@ import { EventService } from "../../gen/steward/v1/event_service_pb";
 import { OperationMetadataSchema } from "../../gen/steward/v1/operation_pb";
 import { OperationService } from "../../gen/steward/v1/operation_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
+import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { StewardApp } from "../../src/app/app";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { callCancelled } from "../../src/core/errors";
 import type { VmParticipant } from "../../src/core/vms/vm-participant";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { clonedVm } from "../fixtures/made-vms";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
+import { removeDir } from "../fixtures/temp-dir";
+import { startTestServer } from "../fixtures/test-server";
 
 /** Copies that take as long as the test says, as copying volumes will: one gate per copy's name. */
 const gates = new Map<string, () => void>();
@@ -113,5 +117,34 @@ describe("operations that outlast their call, through the gRPC API", () => {
       ["operation-progress", "2"],
       ["operation-done", "succeeded"],
     ]);
+  });
+});
+
+describe("an operation running when Steward stops", () => {
+  it("undoes its work and is told, after the restart, as interrupted", async () => {
+    const server = await startTestServer([], {}, () => [slowCopy]);
+    const vms = createClient(VmService, server.tcp);
+    await vms.createVm({ name: "src", klass: VmClass.STANDALONE_VM, label: "red" });
+    const op = await vms.cloneVm({ vm: "src", newName: "cut-short" });
+    expect(op.done).toBe(false);
+    vms.close();
+    await server.app.stop();
+
+    const restarted = await StewardApp.start(server.config, server.logs.log);
+    try {
+      const address = restarted.server.addresses[0];
+      const ops = createClient(OperationService, address);
+      const again = createClient(VmService, address);
+      const ended = await ops.getOperation({ name: op.name });
+      expect(ended.done).toBe(true);
+      const status = ended.result.case === "error" ? ended.result.value : undefined;
+      expect([status?.code, anyUnpack(status!.details[0], ErrorInfoSchema)?.reason]).toEqual([grpc.status.ABORTED, "OPERATION_INTERRUPTED"]);
+      expect((await rpcError(again.getVm({ vm: "cut-short" }))).code).toBe(grpc.status.NOT_FOUND);
+      ops.close();
+      again.close();
+    } finally {
+      await restarted.stop();
+      removeDir(server.dataDir);
+    }
   });
 });

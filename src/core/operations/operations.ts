@@ -24,6 +24,8 @@ export const PROGRESS_INTERVAL_MS = 1000;
 export const DEFAULT_OPERATION_PAGE_SIZE = 50;
 export const DEFAULT_WAIT_MS = 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
+/** How long a stopping Steward waits for its running operations to undo their work. */
+const STOP_TIMEOUT_MS = 10_000;
 
 const NAME_PREFIX = "operations/";
 
@@ -57,6 +59,8 @@ export interface OperationJob<T> {
 interface Running {
   record: OperationRecord;
   spec: OperationSpec;
+  /** Steward is stopping: the work was stopped, and the operation ends as interrupted. */
+  interrupted?: boolean;
   controller: AbortController;
   finished: Promise<void>;
   lastTold: number;
@@ -153,6 +157,23 @@ export class Operations {
   }
 
   /**
+   * Steward is stopping: stops the work of every running operation (it undoes what it made, as
+   * when cancelled) and waits for them, up to `timeoutMs`, so that each ends, as interrupted,
+   * before the store closes. One that does not end in time is ended so at the next start.
+   */
+  async stop(timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
+    const running = [...this.running.values()];
+    for (const each of running) {
+      each.interrupted = true;
+      each.controller.abort();
+    }
+    if (running.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(running.map((each) => each.finished)), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  /**
    * Ends, as interrupted, the operations a Steward that stopped left running: their work died
    * with it. Call once, at start, before any operation begins.
    */
@@ -199,9 +220,11 @@ export class Operations {
       if (made) ({ name: record.target, uuid: record.targetUuid } = made);
       this.end(record, "succeeded", job.encode(result), undefined, running.spec);
     } catch (error) {
-      const cancelled = record.cancelRequested && error instanceof DomainError && error.kind === "cancelled";
+      const stopped = error instanceof DomainError && error.kind === "cancelled";
       if (!(error instanceof DomainError)) this.log.error({ operation: record.name, kind: record.kind, err: error }, "an operation failed unexpectedly");
-      this.end(record, cancelled ? "cancelled" : "failed", undefined, errorOf(cancelled ? operationCancelled(record.name) : error), running.spec);
+      if (running.interrupted && stopped) this.end(record, "failed", undefined, errorOf(operationInterrupted()), running.spec);
+      else if (record.cancelRequested && stopped) this.end(record, "cancelled", undefined, errorOf(operationCancelled(record.name)), running.spec);
+      else this.end(record, "failed", undefined, errorOf(error), running.spec);
     } finally {
       this.running.delete(record.name);
     }

@@ -150,6 +150,24 @@ describe("Operations", () => {
     expect(told).toContainEqual({ operation: left.name, kind: "test-work", outcome: "failed", reason: "OPERATION_INTERRUPTED" });
   });
 
+  it("stops the running operations when Steward stops: their work undoes itself and they end as interrupted", async () => {
+    const { wait } = gate();
+    let undone = false;
+    const op = await operations.start(spec(), testContext(), {
+      check: () => undefined,
+      work: (ctx) => wait(ctx.signal).catch((error: unknown) => {
+        undone = true;
+        throw error;
+      }).then(() => "never"),
+      encode: result,
+    });
+    expect(op.outcome).toBe("running");
+    await operations.stop();
+    expect(undone).toBe(true);
+    expect(store.current.operations.get(op.name)).toMatchObject({ outcome: "failed", error: { kind: "aborted", reason: "OPERATION_INTERRUPTED" } });
+    await operations.stop();
+  });
+
   it("tells its progress at most once a second while it runs", async () => {
     const { open, wait } = gate();
     const op = await operations.start(spec(), testContext(), {

@@ -156,6 +156,12 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
   const flags = parseFlags(args);
   const value = (flag: keyof typeof flags, variable: string): string | undefined =>
     (flags[flag] as string | undefined) ?? nonEmpty(env[variable]);
+  /** A flag, else its STEWARD_* variable (STEWARD_MAX_CALLS for max-calls), else its default. */
+  const setting = (flag: keyof typeof flags, fallback: number): string => value(flag, `STEWARD_${flag.toUpperCase().replace(/-/g, "_")}`) ?? String(fallback);
+  /** A whole number setting, positive. */
+  const count = (flag: keyof typeof flags, fallback: number): number => Math.floor(positiveNumber(`--${flag}`, setting(flag, fallback)));
+  /** A duration setting in seconds, as milliseconds. */
+  const duration = (flag: keyof typeof flags, fallbackSeconds: number): number => timerMs(`--${flag}`, setting(flag, fallbackSeconds));
 
   const dataDir = path.resolve(value("data-dir", "STEWARD_DATA_DIR") ?? DEFAULT_DATA_DIR);
   const listenTexts = flags.listen ?? nonEmpty(env.STEWARD_LISTEN)?.split(",").map((s) => s.trim()).filter(Boolean);
@@ -167,7 +173,7 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
 
   const maxMessageBytes = atLeast(
     "--max-message-bytes",
-    Math.floor(positiveNumber("--max-message-bytes", value("max-message-bytes", "STEWARD_MAX_MESSAGE_BYTES") ?? String(DEFAULT_MAX_MESSAGE_BYTES))),
+    count("max-message-bytes", DEFAULT_MAX_MESSAGE_BYTES),
     MIN_MAX_MESSAGE_BYTES,
     "the largest VM view (see docs/LIMITS.md) and notes must fit in one message",
   );
@@ -177,31 +183,27 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
     hypervisor: oneOf("--hypervisor", value("hypervisor", "STEWARD_HYPERVISOR") ?? "auto", HYPERVISORS),
     logLevel: oneOf("--log-level", value("log-level", "STEWARD_LOG_LEVEL") ?? "info", LOG_LEVELS),
     tls,
-    shutdownGraceMs:
-      timerMs("--shutdown-grace", value("shutdown-grace", "STEWARD_SHUTDOWN_GRACE") ?? String(DEFAULT_SHUTDOWN_GRACE_SECONDS)),
+    shutdownGraceMs: duration("shutdown-grace", DEFAULT_SHUTDOWN_GRACE_SECONDS),
     maxMessageBytes,
     connections: {
       maxStreamsPerConnection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
-      maxStreams: Math.floor(positiveNumber("--max-streams", value("max-streams", "STEWARD_MAX_STREAMS") ?? String(DEFAULT_MAX_STREAMS))),
-      maxCalls: Math.floor(positiveNumber("--max-calls", value("max-calls", "STEWARD_MAX_CALLS") ?? String(DEFAULT_MAX_CALLS))),
-      maxConnections: Math.floor(positiveNumber("--max-connections", value("max-connections", "STEWARD_MAX_CONNECTIONS") ?? String(DEFAULT_MAX_CONNECTIONS))),
+      maxStreams: count("max-streams", DEFAULT_MAX_STREAMS),
+      maxCalls: count("max-calls", DEFAULT_MAX_CALLS),
+      maxConnections: count("max-connections", DEFAULT_MAX_CONNECTIONS),
       maxPendingRequestBytes: atLeast(
         "--max-pending-request-bytes",
-        Math.floor(
-          positiveNumber("--max-pending-request-bytes", value("max-pending-request-bytes", "STEWARD_MAX_PENDING_REQUEST_BYTES") ?? String(DEFAULT_MAX_PENDING_REQUEST_BYTES)),
-        ),
+        count("max-pending-request-bytes", DEFAULT_MAX_PENDING_REQUEST_BYTES),
         maxMessageBytes,
         "one request of the largest message size must fit",
       ),
-      idleMs: timerMs("--idle-timeout", value("idle-timeout", "STEWARD_IDLE_TIMEOUT") ?? String(DEFAULT_IDLE_SECONDS)),
-      keepaliveMs: timerMs("--keepalive", value("keepalive", "STEWARD_KEEPALIVE") ?? String(DEFAULT_KEEPALIVE_SECONDS)),
-      keepaliveTimeoutMs: timerMs("--keepalive-timeout", value("keepalive-timeout", "STEWARD_KEEPALIVE_TIMEOUT") ?? String(DEFAULT_KEEPALIVE_TIMEOUT_SECONDS)),
+      idleMs: duration("idle-timeout", DEFAULT_IDLE_SECONDS),
+      keepaliveMs: duration("keepalive", DEFAULT_KEEPALIVE_SECONDS),
+      keepaliveTimeoutMs: duration("keepalive-timeout", DEFAULT_KEEPALIVE_TIMEOUT_SECONDS),
     },
     events: {
-      retained: Math.floor(positiveNumber("--events-retained", value("events-retained", "STEWARD_EVENTS_RETAINED") ?? String(DEFAULT_EVENTS_RETAINED))),
-      heartbeatMs:
-        timerMs("--events-heartbeat", value("events-heartbeat", "STEWARD_EVENTS_HEARTBEAT") ?? String(DEFAULT_EVENTS_HEARTBEAT_SECONDS)),
-      subscriberBuffer: Math.floor(positiveNumber("--events-buffer", value("events-buffer", "STEWARD_EVENTS_BUFFER") ?? String(DEFAULT_EVENTS_BUFFER))),
+      retained: count("events-retained", DEFAULT_EVENTS_RETAINED),
+      heartbeatMs: duration("events-heartbeat", DEFAULT_EVENTS_HEARTBEAT_SECONDS),
+      subscriberBuffer: count("events-buffer", DEFAULT_EVENTS_BUFFER),
     },
   };
 }

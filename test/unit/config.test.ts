@@ -96,6 +96,31 @@ describe("parseServeConfig", () => {
   });
 });
 
+describe("numeric settings", () => {
+  it("are each read from its flag, else its STEWARD_* variable, the flag winning", () => {
+    const env = {
+      STEWARD_MAX_STREAMS: "7",
+      STEWARD_MAX_CALLS: "8",
+      STEWARD_MAX_CONNECTIONS: "9",
+      STEWARD_MAX_PENDING_REQUEST_BYTES: "99999999",
+      STEWARD_EVENTS_RETAINED: "11",
+      STEWARD_EVENTS_BUFFER: "12",
+      STEWARD_EVENTS_HEARTBEAT: "13",
+      STEWARD_IDLE_TIMEOUT: "14",
+      STEWARD_KEEPALIVE: "15",
+      STEWARD_KEEPALIVE_TIMEOUT: "16",
+      STEWARD_SHUTDOWN_GRACE: "17",
+      STEWARD_MAX_MESSAGE_BYTES: "2000000",
+    };
+    const config = parseServeConfig(["--data-dir", "/tmp/steward-config-test"], env);
+    expect(config.connections).toMatchObject({ maxStreams: 7, maxCalls: 8, maxConnections: 9, maxPendingRequestBytes: 99999999, idleMs: 14000, keepaliveMs: 15000, keepaliveTimeoutMs: 16000 });
+    expect(config.events).toMatchObject({ retained: 11, subscriberBuffer: 12, heartbeatMs: 13000 });
+    expect([config.shutdownGraceMs, config.maxMessageBytes]).toEqual([17000, 2000000]);
+    expect(parseServeConfig(["--data-dir", "/tmp/steward-config-test", "--max-calls", "3"], env).connections.maxCalls).toBe(3);
+    expect(() => parseServeConfig(["--data-dir", "/tmp/steward-config-test"], { STEWARD_EVENTS_BUFFER: "-2" })).toThrow("--events-buffer -2: expected a positive number");
+  });
+});
+
 describe("parseListenAddress", () => {
   it("parses host:port, [v6]:port and unix paths", () => {
     expect(parseListenAddress("localhost:0")).toMatchObject({ kind: "tcp", host: "localhost", port: 0 });

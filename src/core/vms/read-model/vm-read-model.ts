@@ -93,7 +93,6 @@ export class VmReadModel {
       createdAt: record.createdAt,
       updatedAt: record.updatedAt,
       etag: etagOf(record),
-      startedAt: runtime?.startedAt,
       runtime,
     };
   }

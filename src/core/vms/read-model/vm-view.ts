@@ -28,8 +28,6 @@ export interface Vm {
   updatedAt: Date;
   /** Its etag (AIP-154): see vm-etag.ts. */
   etag: string;
-  /** When it started; undefined while halted. */
-  startedAt: Date | undefined;
   /** What the hypervisor told of it when it started, and its addresses; undefined while halted. */
   runtime: VmRuntime | undefined;
   /** Every property, in the full view only; those the hypervisor decides come last (`live`). */
@@ -65,7 +63,6 @@ export class FullVmView implements Vm {
   readonly createdAt: Date;
   readonly updatedAt: Date;
   readonly etag: string;
-  readonly startedAt: Date | undefined;
   readonly runtime: VmRuntime | undefined;
 
   constructor(
@@ -79,7 +76,7 @@ export class FullVmView implements Vm {
   ) {
     ({ qid: this.qid, uuid: this.uuid, name: this.name, klass: this.klass, state: this.state } = basic);
     ({ label: this.label, template: this.template, tags: this.tags, createdAt: this.createdAt, updatedAt: this.updatedAt, etag: this.etag } = basic);
-    ({ startedAt: this.startedAt, runtime: this.runtime } = basic);
+    this.runtime = basic.runtime;
   }
 
   get properties(): Property[] {

@@ -23,7 +23,6 @@ const vm = (fields: Partial<Vm> = {}): Vm => ({
   createdAt: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678)),
   updatedAt: new Date(Date.UTC(2026, 5, 6, 7, 8, 9, 10)),
   etag: '"1f2e3d"',
-  startedAt: undefined,
   runtime: undefined,
   features: { gui: "1", "service.cups": "" },
   ...fields,

@@ -39,11 +39,12 @@ describe("running VMs", () => {
     await first.creation.create({ ...standalone, name: "work" }, ctx);
     await first.starting.start("work", ctx);
     await first.pausing.pause("work", ctx);
-    const startedAt = first.readModel.get("work").startedAt;
+    const startedAt = first.readModel.get("work").runtime?.startedAt;
     await first.release();
 
     const second = await coreOn(new SimHypervisor(host));
-    expect(second.readModel.get("work")).toMatchObject({ state: "Paused", startedAt });
+    expect(startedAt).toBeInstanceOf(Date);
+    expect(second.readModel.get("work")).toMatchObject({ state: "Paused", runtime: expect.objectContaining({ startedAt }) });
     expect(logs.lines).toContainEqual(expect.objectContaining({ vm: "work", state: "Paused", msg: "adopted a running VM" }));
     await second.pausing.unpause("work", ctx);
     await second.stopping.kill("work", ctx);

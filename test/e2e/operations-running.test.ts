@@ -8,36 +8,21 @@ import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { StewardApp } from "../../src/app/app";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
-import { callCancelled } from "../../src/core/errors";
-import type { VmParticipant } from "../../src/core/vms/vm-participant";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { clonedVm } from "../fixtures/made-vms";
+import { gatedCopies } from "../fixtures/participants";
+import { sleep, until } from "../fixtures/sim-guests";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 import { removeDir } from "../fixtures/temp-dir";
 import { startTestServer } from "../fixtures/test-server";
 
-/** Copies that take as long as the test says, as copying volumes will: one gate per copy's name. */
-const gates = new Map<string, () => void>();
-const undone: string[] = [];
-const slowCopy: VmParticipant = {
-  name: "slow-copy",
-  onClone: async (_source, clone, ctx) => {
-    await new Promise<void>((resolve, reject) => {
-      gates.set(clone.name, resolve);
-      ctx.signal.addEventListener("abort", () => reject(callCancelled(`copying ${clone.name}`)), { once: true });
-    });
-    return () => void undone.push(clone.name);
-  },
-};
+const copies = gatedCopies();
 
 const metadataOf = (op: { metadata?: Parameters<typeof anyUnpack>[0] }) => anyUnpack(op.metadata!, OperationMetadataSchema)!;
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-}
 
 describe("operations that outlast their call, through the gRPC API", () => {
-  const suite = serverForSuite([], () => [slowCopy]);
+  const suite = serverForSuite([], () => [copies.participant]);
   let vms: ServerWithClients["vms"];
   let ops: StewardClient<typeof OperationService>;
   beforeAll(async () => {
@@ -63,7 +48,7 @@ describe("operations that outlast their call, through the gRPC API", () => {
     expect((await rpcError(vms.getVm({ vm: "slow" }))).code).toBe(grpc.status.NOT_FOUND);
 
     const waiting = ops.waitOperation({ name: op.name, timeout: { seconds: 10n, nanos: 0 } });
-    gates.get("slow")!();
+    copies.release("slow");
     const done = await waiting;
     expect(done.done).toBe(true);
     expect(clonedVm(done)!.name).toBe("slow");
@@ -84,7 +69,7 @@ describe("operations that outlast their call, through the gRPC API", () => {
     expect(metadataOf(ended).cancelRequested).toBe(true);
     expect((await rpcError(vms.getVm({ vm: "doomed" }))).code).toBe(grpc.status.NOT_FOUND);
     // Its copy stopped at the signal, before it made anything to undo.
-    expect(undone).toEqual([]);
+    expect(copies.undone).toEqual([]);
     // The source is free again: the operation held it only while it ran.
     await vms.setFeature({ vm: "src", name: "after-cancel", value: "1" });
     expect((await ops.listOperations({ filter: "done=false" })).operations).toEqual([]);
@@ -105,10 +90,10 @@ describe("operations that outlast their call, through the gRPC API", () => {
       }
     })();
     const op = await vms.cloneVm({ vm: "src", newName: "watched" });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    gates.get("watched")!();
+    await sleep(300);
+    copies.release("watched");
     await ops.waitOperation({ name: op.name, timeout: { seconds: 10n, nanos: 0 } });
-    await until(() => seen.some((e) => e.name === "operation-done" && e.kwargs.operation === op.name));
+    await until(() => seen.some((e) => e.name === "operation-done" && e.kwargs.operation === op.name), 2000);
     abort.abort();
     events.close();
     await following;
@@ -122,7 +107,7 @@ describe("operations that outlast their call, through the gRPC API", () => {
 
 describe("an operation running when Steward stops", () => {
   it("undoes its work and is told, after the restart, as interrupted", async () => {
-    const server = await startTestServer([], {}, () => [slowCopy]);
+    const server = await startTestServer([], {}, () => [copies.participant]);
     const vms = createClient(VmService, server.tcp);
     await vms.createVm({ name: "src", klass: VmClass.STANDALONE_VM, label: "red" });
     const op = await vms.cloneVm({ vm: "src", newName: "cut-short" });

@@ -3,8 +3,8 @@ import { AddressFamily, PowerState, VmClass, VmView } from "../../gen/steward/v1
 import { KillWho } from "../../gen/steward/v1/vm_service_pb";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { bool, int, vmRef } from "../fixtures/property-values";
-import type { VmParticipant } from "../../src/core/vms/vm-participant";
 import { createdVm } from "../fixtures/made-vms";
+import { tapPerVm } from "../fixtures/participants";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 
 const seconds = (t: { seconds: bigint; nanos: number } | undefined) => Number(t!.seconds) + t!.nanos / 1e9;
@@ -240,14 +240,7 @@ describe("the VM contract's seed fields, through the gRPC API", () => {
 });
 
 describe("a running VM's host-side interfaces, through the gRPC API", () => {
-  /** A network participant's part, as the network issue will play it: one tap device per VM. */
-  const taps: VmParticipant = {
-    name: "taps",
-    beforeStart: async (vm, plan) => {
-      plan.networkInterfaces.push({ mac: "00:16:3e:5e:6c:09", ip: "", ip6: "", hostInterface: `vif${vm.qid}.0` });
-    },
-  };
-  const suite = serverForSuite([], () => [taps]);
+  const suite = serverForSuite([], () => [tapPerVm("00:16:3e:5e:6c:09")]);
 
   it("are in StartVm's runtime facts and the VM's, and gone once it halts", async () => {
     const vm = createdVm(await suite.vms.createVm({ name: "tapped", klass: VmClass.STANDALONE_VM, label: "red" }))!;

@@ -1,19 +1,10 @@
-import type { LaunchPlan } from "../../../../src/core/model/launch-plan";
-import type { VmParticipant } from "../../../../src/core/vms/vm-participant";
 import { testContext } from "../../../fixtures/call-context";
+import { tapPerVm } from "../../../fixtures/participants";
 import { coreForEach } from "../../../fixtures/test-core";
 import { SimHypervisor } from "../../../../src/adapters/hypervisor/sim/sim-hypervisor";
 
-/** A network participant's part, as the network issue will play it: one tap device per VM. */
-const tapPerVm: VmParticipant = {
-  name: "taps",
-  beforeStart: async (vm, plan: LaunchPlan) => {
-    plan.networkInterfaces.push({ mac: "00:16:3e:5e:6c:07", ip: "10.137.0.7", ip6: "", hostInterface: `vif${vm.qid}.0` });
-  },
-};
-
 describe("a running VM's runtime facts", () => {
-  const core = coreForEach(() => new SimHypervisor(), () => [tapPerVm]);
+  const core = coreForEach(() => new SimHypervisor(), () => [tapPerVm("00:16:3e:5e:6c:07", "10.137.0.7")]);
 
   it("hold the host-side interfaces its plan gave the hypervisor, its pid and start time, until it halts", async () => {
     const ctx = testContext();

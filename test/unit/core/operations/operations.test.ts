@@ -4,9 +4,9 @@ import { Operations, OPERATION_RETENTION_MS } from "../../../../src/core/operati
 import { HmacSigner } from "../../../../src/adapters/crypto/hmac-signer";
 import { PageTokens } from "../../../../src/core/shared/page-token";
 import { RequestLedger } from "../../../../src/core/shared/request-ledger";
-import type { VmParticipant } from "../../../../src/core/vms/vm-participant";
 import type { Clock } from "../../../../src/ports/clock";
 import { testContext } from "../../../fixtures/call-context";
+import { gatedCopies } from "../../../fixtures/participants";
 import { LogCapture } from "../../../fixtures/log-capture";
 import { storeForEach } from "../../../fixtures/temp-store";
 import { coreForEach } from "../../../fixtures/test-core";
@@ -195,21 +195,10 @@ describe("Operations", () => {
 });
 
 describe("a clone as an operation", () => {
-  let release: () => void;
-  let undone: string[];
-  /** A participant whose copying waits for the test, as copying volumes would take time. */
-  const slowCopy: VmParticipant = {
-    name: "slow-copy",
-    onClone: async (_source, clone, ctx) => {
-      await new Promise<void>((resolve, reject) => {
-        release = resolve;
-        ctx.signal.addEventListener("abort", () => reject(callCancelled("copying")), { once: true });
-      });
-      return () => void undone.push(clone.name);
-    },
-  };
-  const core = coreForEach(() => new SimHypervisor(), () => [slowCopy]);
-  beforeEach(() => (undone = []));
+  let copies: ReturnType<typeof gatedCopies>;
+  // Before the core's: hooks run in the order they were added.
+  beforeEach(() => (copies = gatedCopies()));
+  const core = coreForEach(() => new SimHypervisor(), () => [copies.participant]);
 
   const cloneJob = (newName: string) => ({
     check: () => core.current.cloning.check({ vm: "src", newName, klass: undefined, pool: "", volumePools: {} }),
@@ -230,7 +219,7 @@ describe("a clone as an operation", () => {
     expect(ended).toMatchObject({ outcome: "cancelled", error: { reason: "CANCELLED" } });
     expect(core.current.lookup.find("copy")).toBeUndefined();
     // The participant's copy stopped at its signal: nothing it made is left for it to undo.
-    expect(undone).toEqual([]);
+    expect(copies.undone).toEqual([]);
     expect(core.current.vmOperations.busy(core.current.lookup.resolve("src").uuid)).toBe(false);
   });
 
@@ -245,20 +234,20 @@ describe("a clone as an operation", () => {
         });
         // The copy finishes, then the cancel comes before the VM is stored.
         await new Promise((resolve) => setTimeout(resolve, 10));
-        release();
+        copies.release("copy2");
         core.current.operations.cancel(core.current.operations.list({ filter: "done=false", pageSize: 1, pageToken: "" }).operations[0].name);
         return cloning;
       },
     });
     const ended = await core.current.operations.wait(op.name, 5000, new AbortController().signal);
     expect(ended.outcome).toBe("cancelled");
-    expect(undone).toEqual(["copy2"]);
+    expect(copies.undone).toEqual(["copy2"]);
     expect(core.current.lookup.find("copy2")).toBeUndefined();
   });
 
   it("ends succeeded with the copy, its steps counted", async () => {
     const op = await core.current.operations.start({ ...spec(), kind: "clone-vm" }, testContext(), cloneJob("copy3"));
-    release();
+    copies.release("copy3");
     const ended = await core.current.operations.wait(op.name, 5000, new AbortController().signal);
     expect(ended).toMatchObject({ outcome: "succeeded", progress: { done: 3, total: 3, unit: "steps" }, result: result("copy3") });
     expect(core.current.lookup.find("copy3")).toBeDefined();

@@ -2,7 +2,7 @@ import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufb
 import { AnySchema, anyPack, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { OperationSchema, type Operation } from "../../../gen/google/longrunning/operations_pb";
 import { OperationKind, OperationMetadataSchema, ProgressUnit } from "../../../gen/steward/v1/operation_pb";
-import type { OperationRecord, OperationResult, ProgressUnit as DomainProgressUnit } from "../../core/model/operation";
+import type { OperationKind as DomainOperationKind, OperationRecord, OperationResult, ProgressUnit as DomainProgressUnit } from "../../core/model/operation";
 import { keptErrorStatus } from "../../server/error-status";
 
 const PROGRESS_UNIT: Readonly<Record<DomainProgressUnit, ProgressUnit>> = {
@@ -11,7 +11,7 @@ const PROGRESS_UNIT: Readonly<Record<DomainProgressUnit, ProgressUnit>> = {
 };
 
 /** Operation kinds in the words the core, the events and the filter use. */
-const OPERATION_KIND: Readonly<Record<string, OperationKind>> = {
+const OPERATION_KIND: Readonly<Record<DomainOperationKind, OperationKind>> = {
   "create-vm": OperationKind.CREATE_VM,
   "clone-vm": OperationKind.CLONE_VM,
   "clone-volume": OperationKind.CLONE_VOLUME,
@@ -25,7 +25,7 @@ export function operationMessage(op: OperationRecord): Operation {
   const metadata = anyPack(
     OperationMetadataSchema,
     create(OperationMetadataSchema, {
-      kind: OPERATION_KIND[op.kind] ?? OperationKind.UNSPECIFIED,
+      kind: OPERATION_KIND[op.kind],
       target: op.target,
       targetUuid: op.targetUuid,
       caller: op.caller,

@@ -1,3 +1,6 @@
+/** What an operation's work is, in the words its events and ListOperations' filter use. */
+export type OperationKind = "create-vm" | "clone-vm" | "clone-volume" | "import-volume" | "backup" | "restore";
+
 /** How an operation ended; "running" until it does. */
 export type OperationOutcome = "running" | "succeeded" | "failed" | "cancelled";
 
@@ -35,8 +38,8 @@ export interface OperationError {
 export interface OperationRecord {
   /** `operations/<uuid>`. */
   name: string;
-  /** What the work is: clone-vm, create-vm… */
-  kind: string;
+  /** What the work is. */
+  kind: OperationKind;
   /** The RPC that began it. */
   method: string;
   /** The VM the work is on (its name when it began, and uuid); empty for the host. */

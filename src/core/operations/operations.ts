@@ -5,7 +5,7 @@ import { DomainError, InvalidFieldError } from "../errors";
 import type { EventLog } from "../events/event-log";
 import type { EventSubject } from "../model/event";
 import { HOST_SUBJECT } from "../model/event";
-import type { OperationError, OperationFilter, OperationRecord, OperationResult, ProgressUnit } from "../model/operation";
+import type { OperationError, OperationFilter, OperationKind, OperationRecord, OperationResult, ProgressUnit } from "../model/operation";
 import type { CallContext } from "../shared/call-context";
 import { checkedPageSize, type PageTokens } from "../shared/page-token";
 import type { ProgressReporter } from "../shared/progress";
@@ -31,7 +31,7 @@ const NAME_PREFIX = "operations/";
 
 /** What begins an operation: its kind and RPC, what it works on, and the request that asked. */
 export interface OperationSpec {
-  kind: string;
+  kind: OperationKind;
   method: string;
   /** The VM the work is on; the host when absent. */
   target?: EventSubject;

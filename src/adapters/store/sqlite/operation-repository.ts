@@ -1,5 +1,5 @@
 import type { Database } from "better-sqlite3";
-import type { OperationError, OperationFilter, OperationOutcome, OperationPosition, OperationRecord, ProgressUnit } from "../../../core/model/operation";
+import type { OperationError, OperationFilter, OperationKind, OperationOutcome, OperationPosition, OperationRecord, ProgressUnit } from "../../../core/model/operation";
 import type { OperationRepository } from "../../../ports/store";
 import { StatementCache } from "./statement-cache";
 
@@ -103,7 +103,7 @@ export class SqliteOperationRepository implements OperationRepository {
 function recordOf(row: OperationRow): OperationRecord {
   return {
     name: row.name,
-    kind: row.kind,
+    kind: row.kind as OperationKind,
     method: row.method,
     target: row.target,
     targetUuid: row.target_uuid,

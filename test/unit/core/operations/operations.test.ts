@@ -13,7 +13,7 @@ import { coreForEach } from "../../../fixtures/test-core";
 import { SimHypervisor } from "../../../../src/adapters/hypervisor/sim/sim-hypervisor";
 
 const result = (text: string) => ({ type: "test.Result", bytes: new TextEncoder().encode(text) });
-const spec = (requestId = "", request: object = {}) => ({ kind: "test-work", method: "test/Work", unit: "steps" as const, requestId, request });
+const spec = (requestId = "", request: object = {}) => ({ kind: "backup" as const, method: "test/Work", unit: "steps" as const, requestId, request });
 
 /** A gate that work waits at until the test opens it, or the work's signal aborts. */
 function gate() {
@@ -40,7 +40,7 @@ describe("Operations", () => {
 
   it("answers done with the result when the work ends at once, and keeps it", async () => {
     const op = await operations.start(spec(), testContext(), { check: () => undefined, work: async () => "made", encode: result });
-    expect(op).toMatchObject({ outcome: "succeeded", kind: "test-work", caller: "dom0", result: result("made") });
+    expect(op).toMatchObject({ outcome: "succeeded", kind: "backup", caller: "dom0", result: result("made") });
     expect(op.name).toMatch(/^operations\/[0-9a-f-]{36}$/);
     expect(operations.get(op.name)).toEqual(op);
   });
@@ -108,18 +108,18 @@ describe("Operations", () => {
 
   it("lists the newest first, filtered and paged, and forgets ended ones after the retention", async () => {
     const names: string[] = [];
-    for (const kind of ["a", "b", "a"]) {
+    for (const kind of ["backup", "restore", "backup"] as const) {
       now = new Date(now.getTime() + 1000);
       names.push((await operations.start({ ...spec(), kind }, testContext(), { check: () => undefined, work: async () => kind, encode: result })).name);
     }
-    const page1 = operations.list({ filter: "kind=a", pageSize: 1, pageToken: "" });
+    const page1 = operations.list({ filter: "kind=backup", pageSize: 1, pageToken: "" });
     expect(page1.operations.map((op) => op.name)).toEqual([names[2]]);
-    const page2 = operations.list({ filter: "kind=a", pageSize: 1, pageToken: page1.nextPageToken });
+    const page2 = operations.list({ filter: "kind=backup", pageSize: 1, pageToken: page1.nextPageToken });
     expect([page2.operations.map((op) => op.name), page2.nextPageToken]).toEqual([[names[0]], ""]);
-    expect(() => operations.list({ filter: "kind=b", pageSize: 1, pageToken: page1.nextPageToken })).toThrow(expect.objectContaining({ reason: "INVALID_PAGE_TOKEN" }) as Error);
+    expect(() => operations.list({ filter: "kind=restore", pageSize: 1, pageToken: page1.nextPageToken })).toThrow(expect.objectContaining({ reason: "INVALID_PAGE_TOKEN" }) as Error);
     expect(operations.list({ filter: "done=false", pageSize: 0, pageToken: "" }).operations).toEqual([]);
-    expect(operations.list({ filter: "done=true AND kind=b", pageSize: 0, pageToken: "" }).operations.map((op) => op.name)).toEqual([names[1]]);
-    for (const bad of ["kind", "done=maybe", "size>3", "kind=a OR kind=b"]) {
+    expect(operations.list({ filter: "done=true AND kind=restore", pageSize: 0, pageToken: "" }).operations.map((op) => op.name)).toEqual([names[1]]);
+    for (const bad of ["kind", "done=maybe", "size>3", "kind=backup OR kind=restore"]) {
       expect(() => operations.list({ filter: bad, pageSize: 0, pageToken: "" })).toThrow(expect.objectContaining({ reason: "INVALID_OPERATION_FILTER" }) as Error);
     }
     now = new Date(now.getTime() + OPERATION_RETENTION_MS + 1000);
@@ -147,7 +147,7 @@ describe("Operations", () => {
     operations.endInterrupted();
     expect(operations.get(left.name)).toMatchObject({ outcome: "failed", error: { kind: "aborted", reason: "OPERATION_INTERRUPTED" } });
     const told = store.current.events.after(0, 100).filter((e) => e.name === "operation-done").map((e) => e.kwargs);
-    expect(told).toContainEqual({ operation: left.name, kind: "test-work", outcome: "failed", reason: "OPERATION_INTERRUPTED" });
+    expect(told).toContainEqual({ operation: left.name, kind: "backup", outcome: "failed", reason: "OPERATION_INTERRUPTED" });
   });
 
   it("stops the running operations when Steward stops: their work undoes itself and they end as interrupted", async () => {

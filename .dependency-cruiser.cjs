@@ -73,9 +73,10 @@ module.exports = {
     {
       name: "adapter-folders-are-apart",
       severity: "error",
-      comment: "An adapter folder never imports another: only the driver registries (adapters/<kind>/*.ts) and the composition root name implementations.",
+      comment:
+        "An adapter folder never imports another: only the driver registries (adapters/<kind>/*.ts) and the composition root name implementations. Drivers of one kind may share helpers in adapters/<kind>/shared/, which names no driver.",
       from: { path: "^src/adapters/([^/]+)/([^/]+)/" },
-      to: { path: "^src/adapters/", pathNot: "^src/adapters/$1/$2/" },
+      to: { path: "^src/adapters/", pathNot: ["^src/adapters/$1/$2/", "^src/adapters/$1/shared/"] },
     },
     {
       name: "registries-name-their-own-kind",

@@ -14,6 +14,8 @@ const R = declareReasons("storage-driver", [
   "VOLUME_OUT_OF_RANGE",
   "REVISION_NOT_FOUND",
   "POOL_FULL",
+  "VOLUME_PATH_UNSAFE",
+  "POOL_LOCATION_UNUSABLE",
   "POOL_DRIVER_NOT_FOUND",
   "INVALID_POOL_DRIVER_PARAMETER",
 ]);
@@ -65,6 +67,24 @@ export function poolFull(vid: string, capacityBytes: number): DomainError {
     vid,
     capacity_bytes: String(capacityBytes),
   });
+}
+
+/** The pool's filesystem ran out of room (ENOSPC, EDQUOT) while writing `vid`'s bytes: nothing was changed. */
+export function noRoomOnDisk(vid: string, folder: string): DomainError {
+  return new DomainError("resource-exhausted", R.POOL_FULL, `no room for the bytes of ${vid}: the filesystem of the pool's folder ${folder} is full`, { vid });
+}
+
+/**
+ * A volume's path in its pool's folder leads somewhere else: a symlink or a foreign file where
+ * the pool keeps its own (planted by someone else), or a qcow2 backing file outside the pool.
+ */
+export function unsafeVolumePath(vid: string, what: string): DomainError {
+  return new DomainError("invalid-argument", R.VOLUME_PATH_UNSAFE, `the pool will not use ${vid}: ${what}`, { vid });
+}
+
+/** A driver cannot keep a pool where its parameters say: AddPool's POOL_LOCATION_UNUSABLE. */
+export function poolLocationUnusable(folder: string, why: string): DomainError {
+  return failedPrecondition(R.POOL_LOCATION_UNUSABLE, `a pool cannot be kept in ${folder}: ${why}`, { dir_path: folder });
 }
 
 /** AddPool names a driver that is not there; the proto says INVALID_ARGUMENT, naming the field. */

@@ -1205,7 +1205,9 @@ export const VolumeService: GenService<{
    * (vm_concierge's DISK_STATUS_EXISTS), so the call is idempotent; one of another size or format
    * is ALREADY_EXISTS (VOLUME_EXISTS). NOT_FOUND (POOL_NOT_FOUND), RESOURCE_EXHAUSTED
    * (POOL_QUOTA_EXCEEDED) past the pool's limit or (POOL_FULL) past its filesystem's room,
-   * INVALID_ARGUMENT for a bad vid (INVALID_VOLUME_ID), size (INVALID_VOLUME_SIZE) or format.
+   * INVALID_ARGUMENT for a bad vid (INVALID_VOLUME_ID), size (INVALID_VOLUME_SIZE) or format, or
+   * for a vid whose path in the pool's folder leads elsewhere, through a symlink or a file that is
+   * not the pool's (VOLUME_PATH_UNSAFE).
    *
    * @generated from rpc steward.v1.VolumeService.CreateVolume
    */

@@ -15,6 +15,8 @@ import type {
   StorageDriverParameterValues,
 } from "../../ports/storage-driver";
 import { invalidDriverParameter, unknownPoolDriver } from "../../ports/storage-errors";
+import { FileStorageDriver } from "./file/file-storage-driver";
+import { FileReflinkStorageDriver } from "./file-reflink/file-reflink-storage-driver";
 import { MemoryStorageDriver } from "./memory/memory-storage-driver";
 
 export interface StorageDriverEntry extends StorageDriverInfo {
@@ -152,10 +154,30 @@ export const MEMORY_STORAGE_DRIVER = defineStorageDriver({
   },
 });
 
+/** The folder a pool of files keeps its volumes in, as Qubes' file drivers name it. */
+const DIR_PATH = {
+  name: "dir_path",
+  type: "path",
+  required: true,
+  help: "The folder of the pool's files, absolute: made when missing; not inside another pool or Steward's own files, nor holding them",
+} as const;
+
+export const FILE_STORAGE_DRIVER = defineStorageDriver({
+  name: "file",
+  description: "Sparse raw files in a folder, on any filesystem; revisions, start-time snapshots and clones are whole copies",
+  parameters: [DIR_PATH],
+  open: ({ dir_path }) => FileStorageDriver.open(dir_path),
+});
+
+export const FILE_REFLINK_STORAGE_DRIVER = defineStorageDriver({
+  name: "file-reflink",
+  description: "Sparse raw files on a filesystem with reflinks (btrfs, xfs): revisions, start-time snapshots and clones are reflink copies, which cost no space and no time",
+  parameters: [DIR_PATH],
+  open: ({ dir_path }) => FileReflinkStorageDriver.open(dir_path),
+});
+
 /**
- * The drivers pools may use on this host. None yet: the storage issue ("Storage on real disks")
- * adds file (sparse raw files), file-reflink (reflinked copies on btrfs and xfs) and qcow2
- * (qemu-img, overlays backed by their source). The memory driver is not one of them: its volumes
+ * The drivers pools may use on this host. The memory driver is not one of them: its volumes
  * last only as long as the process, and it serves the tests (a registry of it alone, in them).
  */
-export const STORAGE_DRIVERS: readonly StorageDriverEntry[] = [];
+export const STORAGE_DRIVERS: readonly StorageDriverEntry[] = [FILE_STORAGE_DRIVER, FILE_REFLINK_STORAGE_DRIVER];

@@ -1,0 +1,165 @@
+import { randomUUID } from "node:crypto";
+import { constants, promises as fs, type Stats } from "node:fs";
+import path from "node:path";
+import { isValidVid } from "../../../ports/storage-driver";
+import { invalidVid, poolLocationUnusable, unsafeVolumePath } from "../../../ports/storage-errors";
+
+/**
+ * Where a pool keeps the files of a write that has not finished (imports, copies, snapshots in
+ * the making). "~" is in no vid, so no volume's file can be named like it.
+ */
+const TEMPORARY_FOLDER = "tmp~";
+
+/**
+ * A pool's folder on the host, shared by the drivers that keep volumes as files. It turns a vid
+ * into a path that stays inside the folder: the vid's segments are plain names (isValidVid), and
+ * every folder on the way must be a real folder of the pool's, not a symlink someone planted.
+ */
+export class PoolFolder {
+  private constructor(
+    /** The folder, as an absolute path with no symlink in it. */
+    readonly root: string,
+  ) {}
+
+  /**
+   * Opens the folder, making it when it is missing, and sweeps what a write that never finished
+   * left (a process that was killed): temporaries belong to no volume. FAILED_PRECONDITION
+   * (POOL_LOCATION_UNUSABLE) when it is no folder, or one Steward cannot write.
+   */
+  static async open(folder: string): Promise<PoolFolder> {
+    try {
+      await fs.mkdir(folder, { recursive: true });
+      const root = await fs.realpath(folder);
+      if (!(await fs.stat(root)).isDirectory()) throw poolLocationUnusable(folder, "it is not a folder");
+      await fs.access(root, constants.R_OK | constants.W_OK | constants.X_OK);
+      const pool = new PoolFolder(root);
+      await pool.sweepTemporaries();
+      return pool;
+    } catch (error) {
+      if (isErrno(error)) throw poolLocationUnusable(folder, describeErrno(error));
+      throw error;
+    }
+  }
+
+  /**
+   * The path of `vid`'s file with `suffix`, under folders that are the pool's own; with
+   * `makeFolders`, the folders on the way are made. INVALID_ARGUMENT for a vid that is no
+   * plain path (INVALID_VOLUME_ID) or whose folders lead elsewhere (VOLUME_PATH_UNSAFE).
+   */
+  async fileOf(vid: string, suffix: string, options: { makeFolders?: boolean } = {}): Promise<string> {
+    if (!isValidVid(vid)) throw invalidVid(vid);
+    const segments = vid.split("/");
+    const name = segments.pop()!;
+    let folder = this.root;
+    for (const [index, segment] of segments.entries()) {
+      folder = path.join(folder, segment);
+      let stats = await lstatOrUndefined(folder);
+      if (stats === undefined) {
+        // Nothing below a missing folder can be anyone's symlink.
+        if (!options.makeFolders) return path.join(folder, ...segments.slice(index + 1), name + suffix);
+        await fs.mkdir(folder).catch((error: unknown) => {
+          if (!isErrno(error, "EEXIST")) throw error;
+        });
+        stats = await fs.lstat(folder);
+      }
+      if (!stats.isDirectory()) throw unsafeVolumePath(vid, `${this.relative(folder)} in its pool is ${describeKind(stats)}, not a folder of the pool's own`);
+    }
+    return path.join(folder, name + suffix);
+  }
+
+  /**
+   * What is at `file`: undefined when nothing is, its stats for a regular file, INVALID_ARGUMENT
+   * (VOLUME_PATH_UNSAFE) for anything else (a symlink is never followed).
+   */
+  async regularFile(vid: string, file: string): Promise<Stats | undefined> {
+    const stats = await lstatOrUndefined(file);
+    if (stats !== undefined && !stats.isFile()) throw unsafeVolumePath(vid, `${this.relative(file)} in its pool is ${describeKind(stats)}, not a file of the pool's own`);
+    return stats;
+  }
+
+  /** A new path for a temporary file, in the pool so that renaming it into place is atomic. */
+  temporary(suffix = ""): string {
+    return path.join(this.root, TEMPORARY_FOLDER, `${randomUUID()}${suffix}`);
+  }
+
+  /** The regular files of the pool, relative to its folder, temporaries left out; symlinks are not followed. */
+  async files(): Promise<string[]> {
+    const found: string[] = [];
+    const walk = async (folder: string, prefix: string): Promise<void> => {
+      for (const entry of await fs.readdir(folder, { withFileTypes: true })) {
+        const relative = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
+        if (entry.isDirectory() && relative !== TEMPORARY_FOLDER) await walk(path.join(folder, entry.name), relative);
+        else if (entry.isFile()) found.push(relative);
+      }
+    };
+    await walk(this.root, "");
+    return found;
+  }
+
+  /** The entries of the folder holding `file`; empty when it does not exist. */
+  async siblings(file: string): Promise<string[]> {
+    try {
+      return await fs.readdir(path.dirname(file));
+    } catch (error) {
+      if (isErrno(error, "ENOENT")) return [];
+      throw error;
+    }
+  }
+
+  relative(file: string): string {
+    return path.relative(this.root, file);
+  }
+
+  private async sweepTemporaries(): Promise<void> {
+    const temporaries = path.join(this.root, TEMPORARY_FOLDER);
+    await fs.rm(temporaries, { recursive: true, force: true });
+    await fs.mkdir(temporaries);
+  }
+}
+
+/** Whether `error` is a system call's, with one of `codes` (any code when none is given). Not instanceof: Node's errors may come from another realm. */
+export function isErrno(error: unknown, ...codes: string[]): error is NodeJS.ErrnoException {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === "string" && (codes.length === 0 || codes.includes(code));
+}
+
+/** Whether `error` says a filesystem is full. */
+export function isNoSpace(error: unknown): boolean {
+  return isErrno(error, "ENOSPC", "EDQUOT");
+}
+
+export async function lstatOrUndefined(file: string): Promise<Stats | undefined> {
+  try {
+    return await fs.lstat(file);
+  } catch (error) {
+    if (isErrno(error, "ENOENT", "ENOTDIR")) return undefined;
+    throw error;
+  }
+}
+
+/** Removes a file that may be gone already. */
+export async function removeFile(file: string): Promise<void> {
+  await fs.rm(file, { force: true });
+}
+
+function describeKind(stats: Stats): string {
+  if (stats.isSymbolicLink()) return "a symlink";
+  if (stats.isDirectory()) return "a folder";
+  if (stats.isFile()) return "a file";
+  return "a special file";
+}
+
+function describeErrno(error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case "EACCES":
+    case "EPERM":
+      return "Steward may not write there";
+    case "ENOTDIR":
+    case "EEXIST":
+      return "a file is in the way";
+    case "EROFS":
+      return "its filesystem is read-only";
+    default:
+      return error.message;
+  }
+}

@@ -1,0 +1,211 @@
+import { constants, promises as fs } from "node:fs";
+import path from "node:path";
+import type { Clock } from "../../../ports/clock";
+import { isValidVid, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
+import { invalidVid, invalidVolumeSize, noRoomOnDisk, revisionNotFound, shrinkRefused, volumeExists, volumeNotFound } from "../../../ports/storage-errors";
+import { isErrno, isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
+import { RawFileReader, RawFileWriter } from "./raw-file-io";
+import { ToolError } from "./run-tool";
+
+/** How a driver of raw files copies one and counts what its files take. */
+export interface RawFileCopies {
+  /** Makes the new file `target` a copy of `source`, holes kept as holes. */
+  copy(source: string, target: string): Promise<void>;
+  /** Bytes the files take on disk together, blocks they share counted once. */
+  usedBytes(files: readonly string[]): Promise<number>;
+}
+
+/** A volume's current content. */
+const VOLUME_SUFFIX = ".img";
+/** A revision's file is the volume's name, its id and "~", as Qubes' file-reflink names them. */
+const REVISION = /^(?<volume>.+\.img)\.(?<id>[0-9]+)~$/;
+
+function isByteCount(sizeBytes: number): boolean {
+  return Number.isSafeInteger(sizeBytes) && sizeBytes >= 0;
+}
+
+/**
+ * A pool of sparse raw files in a folder, in the layout of Qubes' file and file-reflink drivers:
+ * `<vid>.img` is a volume's content, `<vid>.img.<id>~` its revisions. Every change is made in a
+ * temporary file of the pool and renamed into place, so a crash leaves the old content or the new
+ * one; the pool's start sweeps the temporaries. How a file is copied (byte by byte, or by a
+ * reflink) is the one thing the drivers built on this differ in.
+ */
+export class RawFileStorageDriver implements StorageDriver {
+  constructor(
+    protected readonly pool: PoolFolder,
+    protected readonly copies: RawFileCopies,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(vid: string, sizeBytes: number): Promise<void> {
+    if (!isValidVid(vid)) throw invalidVid(vid);
+    if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
+    const file = await this.pool.fileOf(vid, VOLUME_SUFFIX, { makeFolders: true });
+    if (await this.pool.regularFile(vid, file)) throw volumeExists(vid);
+    // Revisions of a volume deleted by a process that died before it removed them.
+    await this.removeRevisions(file);
+    const temporary = this.pool.temporary(VOLUME_SUFFIX);
+    try {
+      await fs.writeFile(temporary, new Uint8Array(0), { flag: "wx", mode: 0o600 });
+      await fs.truncate(temporary, sizeBytes);
+      // A hard link fails when the name is taken: two creates of one vid cannot both succeed.
+      await fs.link(temporary, file);
+    } catch (error) {
+      if (isErrno(error, "EEXIST")) throw volumeExists(vid);
+      throw this.translated(vid, error);
+    } finally {
+      await removeFile(temporary);
+    }
+  }
+
+  async delete(vid: string): Promise<boolean> {
+    const file = await this.pool.fileOf(vid, VOLUME_SUFFIX);
+    if (!(await this.pool.regularFile(vid, file))) return false;
+    // Renamed away first: the volume is gone at once, and its revisions follow.
+    const doomed = this.pool.temporary(VOLUME_SUFFIX);
+    await fs.rename(file, doomed);
+    await this.removeRevisions(file);
+    await removeFile(doomed);
+    return true;
+  }
+
+  async list(): Promise<string[]> {
+    const vids = (await this.pool.files()).filter((file) => file.endsWith(VOLUME_SUFFIX)).map((file) => file.slice(0, -VOLUME_SUFFIX.length));
+    // A file someone else put there whose name is no vid is not a volume.
+    return vids.filter(isValidVid).sort();
+  }
+
+  async resize(vid: string, sizeBytes: number): Promise<void> {
+    const file = await this.volumeFile(vid);
+    if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
+    const handle = await fs.open(file, constants.O_RDWR | constants.O_NOFOLLOW);
+    try {
+      const { size } = await handle.stat();
+      if (sizeBytes < size) throw shrinkRefused(vid, size, sizeBytes);
+      if (sizeBytes > size) await handle.truncate(sizeBytes);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async snapshot(vid: string): Promise<Revision> {
+    const file = await this.volumeFile(vid);
+    const revisions = await this.revisionsOf(vid, file);
+    const id = Math.max(this.clock.now().getTime(), ...revisions.map((revision) => Number(revision.id) + 1));
+    await this.copyInto(vid, file, revisionFile(file, String(id)));
+    const { size } = await fs.stat(file);
+    return { id: String(id), createdAt: new Date(id), sizeBytes: size };
+  }
+
+  async revert(vid: string, revision: string): Promise<void> {
+    const file = await this.volumeFile(vid);
+    await this.copyInto(vid, await this.revisionPath(vid, file, revision), file);
+  }
+
+  async revisions(vid: string): Promise<Revision[]> {
+    return this.revisionsOf(vid, await this.volumeFile(vid));
+  }
+
+  async deleteRevision(vid: string, revision: string): Promise<boolean> {
+    const file = await this.volumeFile(vid);
+    if (!/^[0-9]+$/.test(revision)) return false;
+    const saved = revisionFile(file, revision);
+    if (!(await this.pool.regularFile(vid, saved))) return false;
+    await fs.rm(saved);
+    return true;
+  }
+
+  async openRead(vid: string, revision?: string): Promise<VolumeReader> {
+    const file = await this.volumeFile(vid);
+    return RawFileReader.open(vid, revision === undefined ? file : await this.revisionPath(vid, file, revision));
+  }
+
+  async openWrite(vid: string, sizeBytes?: number): Promise<VolumeWriter> {
+    const file = await this.volumeFile(vid);
+    const size = sizeBytes ?? (await fs.stat(file)).size;
+    if (!isByteCount(size)) throw invalidVolumeSize(vid, size);
+    return RawFileWriter.open(vid, this.pool, size, async (temporary) => {
+      // A volume deleted meanwhile stays deleted.
+      if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
+      await fs.rename(temporary, file);
+    });
+  }
+
+  async volumeUsage(vid: string): Promise<VolumeUsage> {
+    const stats = await fs.stat(await this.volumeFile(vid));
+    return { sizeBytes: stats.size, allocatedBytes: stats.blocks * 512 };
+  }
+
+  async poolUsage(): Promise<PoolUsage> {
+    const files = (await this.pool.files()).map((file) => path.join(this.pool.root, file));
+    const { bsize, blocks } = await fs.statfs(this.pool.root);
+    return { usedBytes: await this.copies.usedBytes(files), capacityBytes: bsize * blocks };
+  }
+
+  /** The file of an existing volume; NOT_FOUND (VOLUME_NOT_FOUND) when there is none. */
+  protected async volumeFile(vid: string): Promise<string> {
+    const file = await this.pool.fileOf(vid, VOLUME_SUFFIX);
+    if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
+    return file;
+  }
+
+  /** Where `vid`'s content goes, whether the volume exists or not; a symlink planted there is refused, not replaced. */
+  protected async fileToReplace(vid: string): Promise<string> {
+    const file = await this.pool.fileOf(vid, VOLUME_SUFFIX, { makeFolders: true });
+    await this.pool.regularFile(vid, file);
+    return file;
+  }
+
+  /** Copies `source` to a temporary, then renames it to `target`: target is the old file or the whole copy. */
+  protected async copyInto(vid: string, source: string, target: string): Promise<void> {
+    const temporary = this.pool.temporary(VOLUME_SUFFIX);
+    try {
+      await this.copies.copy(source, temporary);
+      await fs.rename(temporary, target);
+    } catch (error) {
+      throw this.translated(vid, error);
+    } finally {
+      await removeFile(temporary);
+    }
+  }
+
+  private async revisionPath(vid: string, file: string, revision: string): Promise<string> {
+    const saved = /^[0-9]+$/.test(revision) ? revisionFile(file, revision) : undefined;
+    if (saved === undefined || !(await this.pool.regularFile(vid, saved))) throw revisionNotFound(vid, revision);
+    return saved;
+  }
+
+  private async revisionsOf(vid: string, file: string): Promise<Revision[]> {
+    const revisions: Revision[] = [];
+    for (const id of await this.revisionIds(file)) {
+      const stats = await this.pool.regularFile(vid, revisionFile(file, id));
+      if (stats) revisions.push({ id, createdAt: new Date(Number(id)), sizeBytes: stats.size });
+    }
+    return revisions.sort((a, b) => Number(a.id) - Number(b.id));
+  }
+
+  private async revisionIds(file: string): Promise<string[]> {
+    const name = path.basename(file);
+    const ids: string[] = [];
+    for (const sibling of await this.pool.siblings(file)) {
+      const match = REVISION.exec(sibling);
+      if (match?.groups?.volume === name) ids.push(match.groups.id);
+    }
+    return ids;
+  }
+
+  private async removeRevisions(file: string): Promise<void> {
+    for (const id of await this.revisionIds(file)) await removeFile(revisionFile(file, id));
+  }
+
+  /** ENOSPC from a write or a tool is the pool being full: RESOURCE_EXHAUSTED. */
+  protected translated(vid: string, error: unknown): unknown {
+    if (isNoSpace(error) || (error instanceof ToolError && error.noSpace)) return noRoomOnDisk(vid, this.pool.root);
+    return error;
+  }
+}
+
+function revisionFile(file: string, id: string): string {
+  return `${file}.${id}~`;
+}

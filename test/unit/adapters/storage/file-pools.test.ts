@@ -1,0 +1,77 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { FileStorageDriver } from "../../../../src/adapters/storage/file/file-storage-driver";
+import { FileReflinkStorageDriver } from "../../../../src/adapters/storage/file-reflink/file-reflink-storage-driver";
+import { DomainError } from "../../../../src/core/errors";
+import { poolLocationUnusable, unsafeVolumePath } from "../../../../src/ports/storage-errors";
+import { makeTempDir, removeDir } from "../../../fixtures/temp-dir";
+
+const UNSAFE = unsafeVolumePath("v", "").reason;
+const UNUSABLE = poolLocationUnusable("/x", "").reason;
+
+async function failure(promise: Promise<unknown>): Promise<DomainError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof DomainError) return error;
+    throw error;
+  }
+  throw new Error("the call succeeded, but it should have failed");
+}
+
+describe("pools of files", () => {
+  let dir: string;
+  let root: string;
+  let outside: string;
+
+  beforeEach(() => {
+    dir = makeTempDir("steward-file-pools-");
+    root = path.join(dir, "pool");
+    outside = path.join(dir, "outside");
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, "secret.img"), "not the pool's");
+  });
+
+  afterEach(() => removeDir(dir));
+
+  it("are made where the folder is missing, and refused where a file is in the way", async () => {
+    await FileStorageDriver.open(path.join(root, "deep", "er"));
+    expect(fs.statSync(path.join(root, "deep", "er")).isDirectory()).toBe(true);
+    fs.writeFileSync(path.join(dir, "plain"), "");
+    expect(await failure(FileStorageDriver.open(path.join(dir, "plain")))).toMatchObject({ kind: "failed-precondition", reason: UNUSABLE });
+  });
+
+  it("refuse file-reflink on a filesystem without reflinks, saying so", async () => {
+    // The temp folder is on the machine's own filesystem (ext4 here), which cannot reflink.
+    const error = await failure(FileReflinkStorageDriver.open(root));
+    expect(error).toMatchObject({ kind: "failed-precondition", reason: UNUSABLE });
+    expect(error.message).toMatch(/cannot make reflinks/);
+  });
+
+  it("never follow a symlink planted in the pool's folder, neither for a folder nor for a volume", async () => {
+    const driver = await FileStorageDriver.open(root);
+    fs.symlinkSync(outside, path.join(root, "appvms"));
+    fs.symlinkSync(path.join(outside, "secret.img"), path.join(root, "planted.img"));
+
+    for (const call of [driver.create("appvms/work/private", 1024 * 1024), driver.openRead("planted"), driver.create("planted", 512), driver.delete("planted")]) {
+      expect(await failure(call)).toMatchObject({ kind: "invalid-argument", reason: UNSAFE });
+    }
+    expect(fs.readdirSync(outside)).toEqual(["secret.img"]);
+    expect(fs.readFileSync(path.join(outside, "secret.img"), "utf8")).toBe("not the pool's");
+    expect(await driver.list()).toEqual([]);
+  });
+
+  it("sweep at their start what an interrupted write left, and list no revision of a volume that is gone", async () => {
+    const driver = await FileStorageDriver.open(root);
+    await driver.create("v", 1024 * 1024);
+    const writer = await driver.openWrite("v");
+    await writer.write(0, new Uint8Array(4096).fill(1));
+    // The process dies here: the writer never finishes.
+    expect(fs.readdirSync(path.join(root, "tmp~"))).toHaveLength(1);
+
+    const again = await FileStorageDriver.open(root);
+    expect(fs.readdirSync(path.join(root, "tmp~"))).toEqual([]);
+    expect(await again.list()).toEqual(["v"]);
+    await writer.abort();
+  });
+});

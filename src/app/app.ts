@@ -29,7 +29,7 @@ import type { Store } from "../ports/store";
 import { binding, StewardServer, type ServiceBinding } from "../server/steward-server";
 import { STEWARD_VERSION } from "../version";
 import { buildCore, type Core, type CoreSettings } from "./build-core";
-import { hypervisorFor } from "./drivers";
+import { defaultPool, hypervisorFor, storageDrivers } from "./drivers";
 
 /** What a page holds besides its VMs (its token, its total), with room to spare. */
 const PAGE_HEADROOM_BYTES = 16 * 1024;
@@ -54,8 +54,8 @@ export class StewardApp {
     try {
       const hypervisor = hypervisorFor(config, log);
       const core = buildCore(
-        { store, hypervisor, clock: systemClock, log },
-        { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() }, participants },
+        { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config) },
+        { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() }, participants, defaultPool: defaultPool(config) },
       );
       await core.adopt();
       const services: ServiceBinding[] = [];
@@ -64,7 +64,7 @@ export class StewardApp {
       services.push(
         binding(HostService, hostApi(core, apiFeatures)),
         binding(VmService, vmApi(core, { pageBytes: config.maxMessageBytes - PAGE_HEADROOM_BYTES })),
-        binding(PoolService, poolApi()),
+        binding(PoolService, poolApi(core)),
         binding(VolumeService, volumeApi()),
         binding(BlockExportService, blockExportApi()),
         binding(FirewallService, firewallApi()),

@@ -2,6 +2,7 @@ import { HmacSigner } from "../adapters/crypto/hmac-signer";
 import type { Clock } from "../ports/clock";
 import type { Hypervisor } from "../ports/hypervisor";
 import type { Log } from "../ports/log";
+import type { StorageDriverCatalog } from "../ports/storage-driver";
 import type { Store } from "../ports/store";
 import type { EventSettings } from "../core/events/event-hub";
 import { EventHub } from "../core/events/event-hub";
@@ -16,6 +17,7 @@ import { VmStart } from "../core/lifecycle/vm-start";
 import { VmStop } from "../core/lifecycle/vm-stop";
 import { Operations } from "../core/operations/operations";
 import { PageTokens } from "../core/shared/page-token";
+import { Pools, type DefaultPool } from "../core/storage/pools";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
 import { EventSubjects } from "../core/vms/event-subjects";
@@ -45,6 +47,8 @@ export interface CorePorts {
   log: Log;
   /** Where DispVM numbers are drawn from; the system's randomness unless a test scripts it. */
   random?: RandomBelow;
+  /** The pool drivers AddPool may use; none when absent (tests of other areas). */
+  storage?: StorageDriverCatalog;
 }
 
 export interface CoreSettings {
@@ -55,6 +59,8 @@ export interface CoreSettings {
    * the order their hooks run; the disposables come after them.
    */
   participants?: (core: { resolver: PropertyResolver; powerStates: PowerStates }) => VmParticipant[];
+  /** The pool a first start makes; none when absent. */
+  defaultPool?: DefaultPool;
 }
 
 /** The core's objects, as the API modules call them. */
@@ -66,7 +72,7 @@ export type Core = ReturnType<typeof buildCore>;
  * the disposables, which go last (a DispVM is removed once everything else has settled it).
  */
 export function buildCore(ports: CorePorts, settings: CoreSettings) {
-  const { store, hypervisor, clock, log, random } = ports;
+  const { store, hypervisor, clock, log, random, storage } = ports;
   const events = new EventLog(store, clock);
   const lookup = new VmLookup(store);
   const operations = new VmOperations(lookup);
@@ -113,12 +119,15 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     tags: new VmTags(store, lookup, operations, events),
     features: new VmFeatures(store, lookup, resolver, operations, events),
     notes: new VmNotes(store, lookup, operations, events),
+    pools: new Pools(store, storage, events, ledger, clock, log),
     /**
-     * Ends the operations the last Steward left running and takes over the VMs the hypervisor
-     * finds running; call once, before serving.
+     * Ends the operations the last Steward left running, opens the pools (making the default
+     * one at the first start) and takes over the VMs the hypervisor finds running; call once,
+     * before serving.
      */
-    adopt: () => {
+    adopt: async () => {
       core.operations.endInterrupted();
+      await core.pools.open(settings.defaultPool);
       return running.adopt(hypervisor);
     },
     /**

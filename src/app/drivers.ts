@@ -1,8 +1,11 @@
+import * as path from "node:path";
 import type { Logger } from "pino";
 import { selectHypervisor } from "../adapters/hypervisor/select-hypervisor";
 import { STORAGE_DRIVERS, StorageDriverRegistry } from "../adapters/storage/storage-drivers";
 import type { Config } from "../config";
 import type { Hypervisor } from "../ports/hypervisor";
+import { DEFAULT_POOL } from "../core/model/pool";
+import type { DefaultPool } from "../core/storage/pools";
 import type { StorageDriverCatalog } from "../ports/storage-driver";
 
 /**
@@ -14,7 +17,21 @@ export function hypervisorFor(config: Config, log: Logger): Hypervisor {
   return selectHypervisor(config.hypervisor, log);
 }
 
-/** The pool drivers, for AddPool and ListPoolDrivers (the storage issue wires them in). */
-export function storageDrivers(): StorageDriverCatalog {
-  return new StorageDriverRegistry(STORAGE_DRIVERS);
+/** Where pools in Steward's own folder go: the default pool, and others a user puts there. */
+export function poolsFolder(config: Config): string {
+  return path.join(config.dataDir, "pools");
+}
+
+/** The pool drivers, for AddPool and ListPoolDrivers; no pool may hold Steward's own files. */
+export function storageDrivers(config: Config): StorageDriverCatalog {
+  return new StorageDriverRegistry(STORAGE_DRIVERS, { dataDir: config.dataDir, poolsDir: poolsFolder(config) });
+}
+
+/**
+ * The pool a first start makes (Qubes' varlibqubes): in the data folder, of file-reflink where
+ * its filesystem can reflink, else of file.
+ */
+export function defaultPool(config: Config): DefaultPool {
+  const parameters = { dir_path: path.join(poolsFolder(config), DEFAULT_POOL) };
+  return { name: DEFAULT_POOL, choices: [{ driver: "file-reflink", parameters }, { driver: "file", parameters }] };
 }

@@ -108,6 +108,8 @@ export interface PoolUsage {
   usedBytes: number;
   /** The most it can hold (its filesystem's size, or a configured capacity); undefined when unbounded. */
   capacityBytes: number | undefined;
+  /** Bytes still free for it (on its filesystem, for what Steward may use); undefined when unbounded. */
+  freeBytes: number | undefined;
 }
 
 /**
@@ -208,6 +210,18 @@ export interface StorageDriverCatalog {
   list(): StorageDriverInfo[];
   /** One driver; INVALID_ARGUMENT (POOL_DRIVER_NOT_FOUND) when there is no such driver. */
   describe(name: string): StorageDriverInfo;
-  /** Opens a pool of driver `name` with the parameters AddPool was given. */
-  open(name: string, given: Readonly<Record<string, string>>): Promise<StorageDriver>;
+  /**
+   * Opens a pool of driver `name` with the parameters AddPool was given. A folder it names (a
+   * "path" parameter) must not be inside, nor hold, a folder of the pools `taken` (nor Steward's
+   * own files): FAILED_PRECONDITION (POOL_LOCATION_UNUSABLE).
+   */
+  open(name: string, given: Readonly<Record<string, string>>, taken?: readonly TakenLocation[]): Promise<StorageDriver>;
+  /** The folders a pool of driver `name` with these parameters keeps its volumes in: its "path" parameters, defaults filled in. */
+  locations(name: string, given: Readonly<Record<string, string>>): string[];
+}
+
+/** A folder a pool keeps its volumes in. */
+export interface TakenLocation {
+  pool: string;
+  path: string;
 }

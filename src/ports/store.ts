@@ -2,6 +2,7 @@
 import type { StoredEvent, NewEvent } from "../core/model/event";
 import type { HostRecord } from "../core/model/host";
 import type { LabelRecord } from "../core/model/label";
+import type { PoolRecord } from "../core/model/pool";
 import type { OperationFilter, OperationPosition, OperationRecord } from "../core/model/operation";
 import type { VmFilter, VmRecord } from "../core/model/vm-record";
 
@@ -133,6 +134,16 @@ export interface OperationRepository {
   forgetEndedBefore(time: Date): void;
 }
 
+export interface PoolRepository {
+  /** Every pool, by name. */
+  list(): PoolRecord[];
+  get(name: string): PoolRecord | undefined;
+  insert(pool: PoolRecord): void;
+  remove(name: string): void;
+  /** Writes the settings a pool may change after it was added. */
+  update(name: string, settings: Pick<PoolRecord, "revisionsToKeep" | "ephemeralVolatile" | "limitBytes">): void;
+}
+
 export interface Store {
   /** The host's own record, made by the first start on a data folder. */
   host(): HostRecord;
@@ -147,6 +158,7 @@ export interface Store {
   readonly requests: RequestRepository;
   readonly runtime: RuntimeRepository;
   readonly operations: OperationRepository;
+  readonly pools: PoolRepository;
   /** Flushes and releases the state; the store is unusable afterwards. */
   close(): void;
 }

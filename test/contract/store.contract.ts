@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import type { NewEvent, StoredEvent } from "../../src/core/model/event";
 import type { LabelRecord } from "../../src/core/model/label";
 import type { OperationRecord } from "../../src/core/model/operation";
+import type { PoolRecord } from "../../src/core/model/pool";
 import type { VmClassName } from "../../src/core/model/vm-classes";
 import type { VmRecord } from "../../src/core/model/vm-record";
 import type { Store } from "../../src/ports/store";
@@ -756,6 +757,44 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         const next = store.labels.nextIndex();
         expect(next).toBeGreaterThan(index);
         expect(store.labels.list().map((label) => label.index)).not.toContain(next);
+      });
+    });
+
+    describe("pools", () => {
+      const fast: PoolRecord = {
+        name: "fast",
+        driver: "file-reflink",
+        parameters: { dir_path: "/srv/fast" },
+        revisionsToKeep: 2,
+        ephemeralVolatile: true,
+        limitBytes: 0,
+        createdAt: new Date("2024-05-06T07:08:09.123Z"),
+      };
+
+      it("a new store has none", () => {
+        expect(store.pools.list()).toEqual([]);
+        expect(store.pools.get("fast")).toBeUndefined();
+      });
+
+      it("insert adds a pool that get and list give as it was, by name", () => {
+        const archive = { ...fast, name: "archive", driver: "file", parameters: {} };
+        store.pools.insert(fast);
+        store.pools.insert(archive);
+        expect(store.pools.get("fast")).toEqual(fast);
+        expect(store.pools.list()).toEqual([archive, fast]);
+      });
+
+      it("update writes the settings that may change, and nothing else", () => {
+        store.pools.insert(fast);
+        store.pools.update("fast", { revisionsToKeep: 0, ephemeralVolatile: false, limitBytes: 2 ** 40 });
+        expect(store.pools.get("fast")).toEqual({ ...fast, revisionsToKeep: 0, ephemeralVolatile: false, limitBytes: 2 ** 40 });
+      });
+
+      it("remove drops a pool, and only it", () => {
+        store.pools.insert(fast);
+        store.pools.insert({ ...fast, name: "other" });
+        store.pools.remove("fast");
+        expect(store.pools.list().map((pool) => pool.name)).toEqual(["other"]);
       });
     });
 

@@ -71,16 +71,16 @@ describe("Events", () => {
     await follower.waitFor(() => follower.events.length === 1);
     const opened = follower.events[0];
     expect(opened).toMatchObject({ name: "connection-established", subject: "" });
-    expect(opened.sequence).toBe(3n); // domain-add, domain-tag-add and operation-done of "before"
+    expect(opened.sequence).toBe(4n); // pool-add of the default pool, made at the first start; domain-add, domain-tag-add and operation-done of "before"
 
     await vms.createVm({ name: "after", klass: VmClass.STANDALONE_VM, label: "red" });
     await vms.addTag({ vm: "after", tag: "x" });
     await follower.waitFor(() => follower.events.length === 5);
     expect(follower.events.slice(1).map((e) => [e.sequence, e.subject, e.name, e.kwargs])).toEqual([
-      [4n, "after", "domain-add", { vm: "after" }],
-      [5n, "after", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
-      [6n, "after", "operation-done", { operation: expect.stringMatching(/^operations\//), kind: "create-vm", outcome: "succeeded" }],
-      [7n, "after", "domain-tag-add:x", { tag: "x" }],
+      [5n, "after", "domain-add", { vm: "after" }],
+      [6n, "after", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
+      [7n, "after", "operation-done", { operation: expect.stringMatching(/^operations\//), kind: "create-vm", outcome: "succeeded" }],
+      [8n, "after", "domain-tag-add:x", { tag: "x" }],
     ]);
     expect(Number(follower.events[1].time!.seconds)).toBeGreaterThan(Date.now() / 1000 - 60);
     await follower.stop();
@@ -196,7 +196,7 @@ describe("Events, when the log no longer reaches back", () => {
     expect(error.code).toBe(grpc.status.OUT_OF_RANGE);
     expect(error.info?.reason).toBe("EVENTS_EXPIRED");
     // What is kept can still be resumed from.
-    const latest = 18n; // three events for each VM: domain-add, domain-tag-add, operation-done
+    const latest = 19n; // the default pool's pool-add at the first start, then three events for each VM: domain-add, domain-tag-add, operation-done
     const follower = new Follower(events, { afterSequence: latest - 3n });
     await follower.waitFor(() => follower.events.length === 4);
     expect(follower.events.slice(1).map((e) => e.sequence)).toEqual([latest - 2n, latest - 1n, latest]);

@@ -75,6 +75,7 @@ describe("label events", () => {
     host.close();
     const events = await stopAndReadEvents(server);
     expect(events.map((e) => [e.name, e.subject, e.kwargs])).toEqual([
+      ["pool-add", "", { pool: "default", driver: "file" }], // made at the first start
       ["label-add", "", { label: "evented", color: "0x123456", index: "9" }],
       ["label-delete", "", { label: "evented" }],
     ]);

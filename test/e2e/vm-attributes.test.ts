@@ -127,6 +127,7 @@ describe("attribute events", () => {
     vms.close();
     const events = await stopAndReadEvents(server);
     expect(events.map((e) => [e.subject, e.name, e.kwargs])).toEqual([
+      ["", "pool-add", { pool: "default", driver: "file" }], // made at the first start
       ["ev", "domain-add", { vm: "ev" }],
       ["ev", "domain-tag-add:created-by-dom0", { tag: "created-by-dom0" }],
       ["ev", "operation-done", { operation: expect.stringMatching(/^operations\//), kind: "create-vm", outcome: "succeeded" }],

@@ -234,6 +234,7 @@ describe("VM changes", () => {
     const events = db.prepare("SELECT name, subject FROM events ORDER BY sequence").all() as { name: string; subject: string }[];
     db.close();
     expect(events).toEqual([
+      { name: "pool-add", subject: "" }, // the default pool, made at the first start
       { name: "domain-add", subject: "keeper" },
       { name: "domain-tag-add:created-by-dom0", subject: "keeper" },
       { name: "operation-done", subject: "keeper" },

@@ -408,8 +408,9 @@ export const PoolService: GenService<{
    * parameter, FAILED_PRECONDITION (POOL_LOCATION_UNUSABLE) when the driver cannot use its location
    * (a folder inside another pool or Steward's own files, one it cannot write, or for file-reflink
    * a filesystem without reflinks). Retry-safe with request_id: a retry returns the pool the first
-   * call added. NOT_FOUND (POOL_DRIVER_NOT_FOUND) for an unknown driver, INVALID_ARGUMENT
-   * (INVALID_POOL_DRIVER_PARAMETER) for a bad parameter.
+   * call added. INVALID_ARGUMENT (POOL_DRIVER_NOT_FOUND) for an unknown driver,
+   * (INVALID_POOL_DRIVER_PARAMETER) for a bad parameter, (INVALID_POOL_NAME) for a bad name. Every
+   * pool takes revisions_to_keep and ephemeral_volatile besides its driver's parameters.
    *
    * @generated from rpc steward.v1.PoolService.AddPool
    */
@@ -444,7 +445,9 @@ export const PoolService: GenService<{
   /**
    * SetPoolLimit sets a quota on a pool's bytes (machined's SetPoolLimit); volumes that would grow
    * past it get RESOURCE_EXHAUSTED (POOL_QUOTA_EXCEEDED). FAILED_PRECONDITION (POOL_OVER_LIMIT)
-   * when the pool already uses more; NOT_FOUND (POOL_NOT_FOUND). Idempotent.
+   * when the pool already uses more, (POOL_UNAVAILABLE) when its driver could not open at start
+   * (its folder gone or unmounted), as for every call that needs the pool's volumes; NOT_FOUND
+   * (POOL_NOT_FOUND). Idempotent.
    *
    * @generated from rpc steward.v1.PoolService.SetPoolLimit
    */

@@ -13,8 +13,10 @@ import type {
   StorageDriverParameterType,
   StorageDriverParameterValue,
   StorageDriverParameterValues,
+  TakenLocation,
 } from "../../ports/storage-driver";
-import { invalidDriverParameter, unknownPoolDriver } from "../../ports/storage-errors";
+import { invalidDriverParameter, poolLocationUnusable, unknownPoolDriver } from "../../ports/storage-errors";
+import { resolvedPath, within } from "./shared/locations";
 import { FileStorageDriver } from "./file/file-storage-driver";
 import { FileReflinkStorageDriver } from "./file-reflink/file-reflink-storage-driver";
 import { MemoryStorageDriver } from "./memory/memory-storage-driver";
@@ -53,12 +55,21 @@ const EXPECTED: { readonly [T in StorageDriverParameterType]: string } = {
   path: "an absolute path",
 };
 
+/** Steward's own folder (the data folder) and the one folder in it where pools may be. */
+export interface OwnFolders {
+  dataDir: string;
+  poolsDir: string;
+}
+
 /** The drivers a host offers, by name. */
 export class StorageDriverRegistry implements StorageDriverCatalog {
   private readonly entries = new Map<string, StorageDriverEntry>();
 
   /** Throws when two entries share a name or an entry's parameters contradict themselves: the table is wrong. */
-  constructor(entries: readonly StorageDriverEntry[]) {
+  constructor(
+    entries: readonly StorageDriverEntry[],
+    private readonly own?: OwnFolders,
+  ) {
     for (const entry of entries) {
       if (this.entries.has(entry.name)) throw new Error(`two storage drivers are named ${entry.name}`);
       checkParameters(entry);
@@ -81,9 +92,33 @@ export class StorageDriverRegistry implements StorageDriverCatalog {
    * Opens a pool of driver `name` with the parameters AddPool was given: each must be one the
    * driver declares, of its type, and every required one given; the others get their defaults.
    */
-  async open(name: string, given: Readonly<Record<string, string>>): Promise<StorageDriver> {
+  async open(name: string, given: Readonly<Record<string, string>>, taken: readonly TakenLocation[] = []): Promise<StorageDriver> {
     const entry = this.entry(name);
-    return entry.open(parameterValues(entry, given));
+    const values = parameterValues(entry, given);
+    for (const location of locationsOf(entry, values)) await this.checkLocation(location, taken);
+    return entry.open(values);
+  }
+
+  locations(name: string, given: Readonly<Record<string, string>>): string[] {
+    const entry = this.entry(name);
+    return locationsOf(entry, parameterValues(entry, given));
+  }
+
+  /** A pool's folder is inside no other pool's and holds none, nor Steward's own files (but for its pools folder). */
+  private async checkLocation(location: string, taken: readonly TakenLocation[]): Promise<void> {
+    const place = await resolvedPath(location);
+    for (const other of taken) {
+      const theirs = await resolvedPath(other.path);
+      if (within(place, theirs)) throw poolLocationUnusable(location, `it is inside the folder of pool ${other.pool}`);
+      if (within(theirs, place)) throw poolLocationUnusable(location, `it holds the folder of pool ${other.pool}`);
+    }
+    if (this.own === undefined) return;
+    const dataDir = await resolvedPath(this.own.dataDir);
+    const poolsDir = await resolvedPath(this.own.poolsDir);
+    if (within(dataDir, place)) throw poolLocationUnusable(location, "it holds Steward's own files");
+    if (within(place, dataDir) && !(within(place, poolsDir) && place !== poolsDir)) {
+      throw poolLocationUnusable(location, `it is among Steward's own files: a pool in Steward's folder goes in a folder of ${this.own.poolsDir}`);
+    }
   }
 
   private entry(name: string): StorageDriverEntry {
@@ -129,6 +164,13 @@ function checkParameters(entry: StorageDriverEntry): void {
     if (parameter.required) throw new Error(`${where} is required and has a default`);
     if (PARSERS[parameter.type](parameter.default) === undefined) throw new Error(`${where} has a default that is not ${EXPECTED[parameter.type]}`);
   }
+}
+
+function locationsOf(entry: StorageDriverEntry, values: StorageDriverParameterValues): string[] {
+  return entry.parameters.filter((parameter) => parameter.type === "path").flatMap((parameter) => {
+    const value = values[parameter.name];
+    return typeof value === "string" ? [value] : [];
+  });
 }
 
 function describeNames(names: ReadonlySet<string>): string {

@@ -176,7 +176,9 @@ export class MemoryStorageDriver implements StorageDriver, CheapClone {
   }
 
   async poolUsage(): Promise<PoolUsage> {
-    return { usedBytes: this.account.blocks * MEMORY_BLOCK_BYTES, capacityBytes: this.capacityBytes > 0 ? this.capacityBytes : undefined };
+    const usedBytes = this.account.blocks * MEMORY_BLOCK_BYTES;
+    const bounded = this.capacityBytes > 0;
+    return { usedBytes, capacityBytes: bounded ? this.capacityBytes : undefined, freeBytes: bounded ? Math.max(0, this.capacityBytes - usedBytes) : undefined };
   }
 
   async clone(sourceVid: string, targetVid: string): Promise<void> {

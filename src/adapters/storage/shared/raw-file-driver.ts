@@ -139,8 +139,8 @@ export class RawFileStorageDriver implements StorageDriver {
 
   async poolUsage(): Promise<PoolUsage> {
     const files = (await this.pool.files()).map((file) => path.join(this.pool.root, file));
-    const { bsize, blocks } = await fs.statfs(this.pool.root);
-    return { usedBytes: await this.copies.usedBytes(files), capacityBytes: bsize * blocks };
+    const { bsize, blocks, bavail } = await fs.statfs(this.pool.root);
+    return { usedBytes: await this.copies.usedBytes(files), capacityBytes: bsize * blocks, freeBytes: bsize * bavail };
   }
 
   /** The file of an existing volume; NOT_FOUND (VOLUME_NOT_FOUND) when there is none. */

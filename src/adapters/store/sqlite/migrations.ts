@@ -225,6 +225,22 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE host SET secret = randomblob(32);
     `,
   },
+  {
+    version: 13,
+    name: "pools",
+    up: `
+      CREATE TABLE pools (
+        name                TEXT PRIMARY KEY,
+        driver              TEXT NOT NULL,
+        -- The driver's parameters as AddPool gave them: a JSON object of strings.
+        parameters          TEXT NOT NULL,
+        revisions_to_keep   INTEGER NOT NULL,
+        ephemeral_volatile  INTEGER NOT NULL,
+        limit_bytes         INTEGER NOT NULL,
+        created_at          TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

@@ -4,12 +4,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StoredEvent } from "../../../core/model/event";
 import type { HostRecord } from "../../../core/model/host";
-import type { GlobalPropertyRepository, LabelRepository, OperationRepository, RequestRepository, RuntimeRepository, Store, VmRepository } from "../../../ports/store";
+import type { GlobalPropertyRepository, LabelRepository, OperationRepository, PoolRepository, RequestRepository, RuntimeRepository, Store, VmRepository } from "../../../ports/store";
 import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
 import { SqliteRuntimeRepository } from "./runtime-repository";
 import { SqliteGlobalPropertyRepository, SqliteLabelRepository } from "./label-repository";
 import { migrate } from "./migrations";
 import { SqliteOperationRepository } from "./operation-repository";
+import { SqlitePoolRepository } from "./pool-repository";
 import { SqliteVmRepository } from "./vm-repository";
 
 export const DATABASE_FILE = "steward.db";
@@ -46,6 +47,7 @@ export class SqliteStore implements Store {
   readonly requests: RequestRepository;
   readonly runtime: RuntimeRepository;
   readonly operations: OperationRepository;
+  readonly pools: PoolRepository;
   private readonly commitListeners: ((events: readonly StoredEvent[]) => void)[] = [];
 
   private constructor(
@@ -60,6 +62,7 @@ export class SqliteStore implements Store {
     this.requests = new SqliteRequestRepository(db);
     this.runtime = new SqliteRuntimeRepository(db);
     this.operations = new SqliteOperationRepository(db);
+    this.pools = new SqlitePoolRepository(db);
   }
 
   /** Opens the state in `dataDir`; `now` is the clock that records when each VM was written. */

@@ -95,8 +95,8 @@ export function addressInUse(value: string, kind: string, holder: string): Domai
   return alreadyExists(R.ADDRESS_IN_USE, `${value} is the ${kind} of ${holder}`, { vm: holder, [kind]: value });
 }
 
-export function invalidPoolName(): InvalidFieldError {
-  return new InvalidFieldError("value", "pool names start with a letter, then letters, digits, '_', '.' or '-'", R.INVALID_POOL_NAME);
+export function invalidPoolName(field = "value"): InvalidFieldError {
+  return new InvalidFieldError(field, "pool names start with a letter, then letters, digits, '_', '.' or '-', at most 63 characters", R.INVALID_POOL_NAME);
 }
 
 /** memory would exceed maxmem (which, unless 0 for no balancing, bounds it). */

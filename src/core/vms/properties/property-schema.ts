@@ -1,3 +1,4 @@
+import { DEFAULT_POOL } from "../../model/pool";
 import { VM_CLASSES, type VmClassName } from "../../model/vm-classes";
 
 /**
@@ -184,7 +185,7 @@ export const GLOBAL_PROPERTIES: readonly PropertySpec[] = [
     pattern: KERNEL_NAME,
     help: "The kernel of VMs that do not set one, by name (never a path); empty for the VMs' own.",
   },
-  { name: "default_pool", type: "str", write: "anytime", default: constant(""), help: "The pool new volumes go to." },
+  { name: "default_pool", type: "str", write: "anytime", default: constant(DEFAULT_POOL), help: "The pool new volumes go to; by default the one Steward made at its first start." },
   ...["root", "private", "volatile", "kernel"].map(
     (volume): PropertySpec => ({ name: `default_pool_${volume}`, type: "str", write: "anytime", default: fromGlobal("default_pool"), help: `The pool new ${volume} volumes go to.` }),
   ),

@@ -70,8 +70,8 @@ describe("StorageDriverRegistry", () => {
     it("opens the memory driver unlimited by default, and with the capacity given", async () => {
       const unlimited = await registry.open("memory", {});
       expect(unlimited).toBeInstanceOf(MemoryStorageDriver);
-      expect(await unlimited.poolUsage()).toEqual({ usedBytes: 0, capacityBytes: undefined });
-      expect(await (await registry.open("memory", { capacity_bytes: "1048576" })).poolUsage()).toEqual({ usedBytes: 0, capacityBytes: 1048576 });
+      expect(await unlimited.poolUsage()).toEqual({ usedBytes: 0, capacityBytes: undefined, freeBytes: undefined });
+      expect(await (await registry.open("memory", { capacity_bytes: "1048576" })).poolUsage()).toEqual({ usedBytes: 0, capacityBytes: 1048576, freeBytes: 1048576 });
     });
 
     it("refuses parameters the driver does not take, or not of their type, naming them", async () => {

@@ -46,7 +46,7 @@ describe("MemoryStorageDriver", () => {
     ]);
     await reader.close();
     expect(await driver.volumeUsage("v")).toEqual({ sizeBytes: 16 * BLOCK, allocatedBytes: 4 * BLOCK });
-    expect(await driver.poolUsage()).toEqual({ usedBytes: 4 * BLOCK, capacityBytes: undefined });
+    expect(await driver.poolUsage()).toEqual({ usedBytes: 4 * BLOCK, capacityBytes: undefined, freeBytes: undefined });
   });
 
   it("ends the last extent at the volume's size, inside its block", async () => {
@@ -97,7 +97,7 @@ describe("MemoryStorageDriver", () => {
     });
 
     it("reports it", async () => {
-      expect(await driver.poolUsage()).toEqual({ usedBytes: 0, capacityBytes });
+      expect(await driver.poolUsage()).toEqual({ usedBytes: 0, capacityBytes, freeBytes: capacityBytes });
     });
 
     it("refuses a write that needs more blocks than are free, whole, and the writer can go on", async () => {

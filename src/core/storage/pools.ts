@@ -1,0 +1,286 @@
+import { DomainError, InvalidFieldError } from "../errors";
+import type { Log } from "../../ports/log";
+import type { StorageDriver, StorageDriverCatalog, StorageDriverInfo, StorageDriverParameter, TakenLocation } from "../../ports/storage-driver";
+import type { Store } from "../../ports/store";
+import type { Clock } from "../../ports/clock";
+import type { EventLog } from "../events/event-log";
+import { DEFAULT_POOL, type PoolRecord } from "../model/pool";
+import type { CallContext } from "../shared/call-context";
+import { KeyedQueue } from "../shared/keyed-queue";
+import type { RequestLedger } from "../shared/request-ledger";
+import { requestResultGone } from "../vms/vm-errors";
+import { invalidPoolName, invalidPoolParameter, poolExists, poolInUse, poolNotFound, poolOverLimit, poolUnavailable } from "./storage-errors";
+import { poolAdd, poolDelete, poolSet } from "./storage-events";
+
+const POOL_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+const MAX_POOL_NAME = 63;
+/** More revisions than anyone keeps, so that a typo cannot make every volume keep its every past. */
+export const MAX_REVISIONS_TO_KEEP = 1000;
+
+/** The parameters every pool takes, whatever its driver: the core reads them, the driver never sees them. */
+export const POOL_PARAMETERS: readonly StorageDriverParameter[] = [
+  {
+    name: "revisions_to_keep",
+    type: "int",
+    required: false,
+    default: "1",
+    help: `How many old revisions each volume of the pool keeps unless it says otherwise, 0 to ${MAX_REVISIONS_TO_KEEP}`,
+  },
+  {
+    name: "ephemeral_volatile",
+    type: "bool",
+    required: false,
+    default: "false",
+    help: "Whether the pool's volatile volumes are encrypted with a key that exists only while their VM runs",
+  },
+];
+
+/** A pool with what it takes and holds, as GetPool tells it. */
+export interface PoolView extends PoolRecord {
+  /** What it can hold: its filesystem's size, or its limit when lower; 0 when unbounded or unavailable. */
+  sizeBytes: number;
+  usageBytes: number;
+  freeBytes: number;
+  volumeCount: number;
+}
+
+/** The pool a first start makes, of the first driver in `choices` that can keep it. */
+export interface DefaultPool {
+  name: string;
+  choices: readonly { driver: string; parameters: Readonly<Record<string, string>> }[];
+}
+
+/** Which global properties choose a pool for new volumes; a pool they name cannot be removed. */
+const POOL_GLOBALS = ["default_pool", "default_pool_root", "default_pool_private", "default_pool_volatile", "default_pool_kernel"];
+
+/** What each of POOL_GLOBALS names: its stored value, or its default (default_pool's for the others). */
+function poolDefaults(stored: Readonly<Record<string, string>>): Record<string, string> {
+  const pool = stored.default_pool ?? DEFAULT_POOL;
+  return Object.fromEntries(POOL_GLOBALS.map((global) => [global, stored[global] ?? pool]));
+}
+
+/** A catalog of no driver, for a core built without storage (tests of other areas). */
+const NO_DRIVERS: StorageDriverCatalog = {
+  list: () => [],
+  describe: (name) => {
+    throw poolUnavailable(name, "this Steward has no pool drivers");
+  },
+  open: async (name) => {
+    throw poolUnavailable(name, "this Steward has no pool drivers");
+  },
+  locations: () => [],
+};
+
+/**
+ * The host's pools (Qubes' pool.*): their records in the store, and their drivers, opened when
+ * Steward starts or when AddPool adds one. Adding and removing pools run one at a time.
+ */
+export class Pools {
+  /** Each stored pool's driver, or why it could not be opened. */
+  private readonly opened = new Map<string, StorageDriver | DomainError>();
+  private readonly queue = new KeyedQueue();
+
+  constructor(
+    private readonly store: Store,
+    private readonly catalog: StorageDriverCatalog = NO_DRIVERS,
+    private readonly events: EventLog,
+    private readonly ledger: RequestLedger,
+    private readonly clock: Clock,
+    private readonly log: Log,
+  ) {}
+
+  /**
+   * Opens the stored pools' drivers; a pool that cannot open (its folder gone) is kept, and
+   * answers FAILED_PRECONDITION (POOL_UNAVAILABLE) until a later start can open it. At the first
+   * start (no pool, and default_pool never set) it makes `defaultPool` the host's default pool.
+   */
+  async open(defaultPool?: DefaultPool): Promise<void> {
+    for (const pool of this.store.pools.list()) {
+      try {
+        this.opened.set(pool.name, await this.catalog.open(pool.driver, pool.parameters));
+      } catch (error) {
+        const cause = error instanceof Error ? error.message : String(error);
+        this.opened.set(pool.name, poolUnavailable(pool.name, cause));
+        this.log.warn({ pool: pool.name, driver: pool.driver, err: cause }, "a pool cannot be opened");
+      }
+    }
+    if (defaultPool && this.store.pools.list().length === 0 && this.store.globals.all().default_pool === undefined) await this.makeDefault(defaultPool);
+  }
+
+  /** The drivers AddPool takes, each with the parameters every pool takes besides its own. */
+  drivers(): StorageDriverInfo[] {
+    return this.catalog.list().map((driver) => ({ ...driver, parameters: [...driver.parameters, ...POOL_PARAMETERS] }));
+  }
+
+  async list(): Promise<PoolView[]> {
+    return Promise.all(this.store.pools.list().map((pool) => this.view(pool)));
+  }
+
+  async get(name: string): Promise<PoolView> {
+    return this.view(this.record(name));
+  }
+
+  /** The driver of pool `name`: NOT_FOUND (POOL_NOT_FOUND), or FAILED_PRECONDITION (POOL_UNAVAILABLE) when it could not open. */
+  driver(name: string): StorageDriver {
+    this.record(name);
+    const driver = this.opened.get(name);
+    if (driver === undefined) throw poolUnavailable(name, "its driver is not open");
+    if (driver instanceof DomainError) throw driver;
+    return driver;
+  }
+
+  /**
+   * Adds a pool of `driver` (pool.Add). `parameters` are the driver's, with revisions_to_keep and
+   * ephemeral_volatile besides. With a request_id, a retry returns the pool the first call added.
+   */
+  async add(name: string, driver: string, parameters: Readonly<Record<string, string>>, ctx: CallContext, requestId = ""): Promise<PoolView> {
+    this.ledger.checkKey(requestId);
+    if (!POOL_NAME.test(name) || name.length > MAX_POOL_NAME) throw invalidPoolName("name");
+    const asked = { name, driver, parameters };
+    return this.queue.run("pools", { caller: ctx, what: `add pool ${name}` }, async () => {
+      const earlier = this.ledger.earlier(requestId, "AddPool", asked);
+      if (earlier !== undefined) {
+        const added = this.store.pools.get(earlier);
+        if (!added) throw requestResultGone(requestId, "pool");
+        return this.view(added);
+      }
+      if (this.store.pools.get(name)) throw poolExists(name);
+      const { settings, driverParameters } = splitParameters(parameters);
+      const opened = await this.catalog.open(driver, driverParameters, this.takenLocations());
+      const record: PoolRecord = { name, driver, parameters: driverParameters, ...settings, limitBytes: 0, createdAt: this.clock.now() };
+      this.store.transaction(() => {
+        if (this.store.pools.get(name)) throw poolExists(name);
+        this.store.pools.insert(record);
+        this.events.append(poolAdd(name, driver));
+        this.ledger.remember(requestId, "AddPool", asked, name);
+      });
+      this.opened.set(name, opened);
+      return this.view(record);
+    });
+  }
+
+  /** Removes a pool (pool.Remove); its files stay. Refused while it holds volumes or a global property names it. */
+  async remove(name: string, ctx: CallContext): Promise<void> {
+    await this.queue.run("pools", { caller: ctx, what: `remove pool ${name}` }, async () => {
+      this.record(name);
+      const defaults = poolDefaults(this.store.globals.all());
+      const naming = POOL_GLOBALS.filter((global) => defaults[global] === name);
+      if (naming.length > 0) throw poolInUse(name, `the global property ${naming.join(" and ")} names it`);
+      const driver = this.opened.get(name);
+      if (driver !== undefined && !(driver instanceof DomainError)) {
+        const vids = await driver.list();
+        if (vids.length > 0) throw poolInUse(name, `it holds ${vids.length} volume(s): ${vids.slice(0, 3).join(", ")}${vids.length > 3 ? ", …" : ""}`);
+      }
+      this.store.transaction(() => {
+        this.store.pools.remove(name);
+        this.events.append(poolDelete(name));
+      });
+      this.opened.delete(name);
+    });
+  }
+
+  /** Sets revisions_to_keep or ephemeral_volatile (pool.Set.*). */
+  async setProperty(name: string, property: { revisionsToKeep: number } | { ephemeralVolatile: boolean }, _ctx: CallContext): Promise<PoolView> {
+    const pool = this.store.transaction(() => {
+      const record = this.record(name);
+      if ("revisionsToKeep" in property) {
+        checkRevisionsToKeep(property.revisionsToKeep, "revisions_to_keep");
+        return this.change(record, "revisions_to_keep", { ...record, revisionsToKeep: property.revisionsToKeep }, String(record.revisionsToKeep), String(property.revisionsToKeep));
+      }
+      return this.change(record, "ephemeral_volatile", { ...record, ephemeralVolatile: property.ephemeralVolatile }, pyBool(record.ephemeralVolatile), pyBool(property.ephemeralVolatile));
+    });
+    return this.view(pool);
+  }
+
+  /** Sets the pool's quota (machined's SetPoolLimit); 0 removes it. Refused below what the pool uses already. */
+  async setLimit(name: string, limitBytes: number, _ctx: CallContext): Promise<PoolView> {
+    this.record(name);
+    if (limitBytes > 0) {
+      const { usedBytes } = await this.driver(name).poolUsage();
+      if (usedBytes > limitBytes) throw poolOverLimit(name, usedBytes, limitBytes);
+    }
+    const pool = this.store.transaction(() => {
+      const record = this.record(name);
+      return this.change(record, "limit_bytes", { ...record, limitBytes }, String(record.limitBytes), String(limitBytes));
+    });
+    return this.view(pool);
+  }
+
+  private record(name: string): PoolRecord {
+    const pool = name === "" ? undefined : this.store.pools.get(name);
+    if (!pool) throw poolNotFound(name);
+    return pool;
+  }
+
+  /** Writes a changed setting with its event; nothing when the value is the same. Within a transaction. */
+  private change(record: PoolRecord, property: string, changed: PoolRecord, oldValue: string, newValue: string): PoolRecord {
+    if (oldValue === newValue) return record;
+    this.store.pools.update(record.name, changed);
+    this.events.append(poolSet(record.name, property, newValue, oldValue));
+    return changed;
+  }
+
+  private async view(pool: PoolRecord): Promise<PoolView> {
+    const driver = this.opened.get(pool.name);
+    if (driver === undefined || driver instanceof DomainError) return { ...pool, sizeBytes: 0, usageBytes: 0, freeBytes: 0, volumeCount: 0 };
+    const [usage, vids] = await Promise.all([driver.poolUsage(), driver.list()]);
+    const capacity = usage.capacityBytes ?? 0;
+    const sizeBytes = pool.limitBytes > 0 && (capacity === 0 || pool.limitBytes < capacity) ? pool.limitBytes : capacity;
+    return { ...pool, sizeBytes, usageBytes: usage.usedBytes, freeBytes: usage.freeBytes ?? 0, volumeCount: vids.length };
+  }
+
+  /** The folders the stored pools keep their volumes in. */
+  private takenLocations(): TakenLocation[] {
+    return this.store.pools.list().flatMap((pool) => {
+      try {
+        return this.catalog.locations(pool.driver, pool.parameters).map((path) => ({ pool: pool.name, path }));
+      } catch {
+        return []; // A driver this Steward no longer has: its pool's folder is not known.
+      }
+    });
+  }
+
+  private async makeDefault({ name, choices }: DefaultPool): Promise<void> {
+    for (const [index, choice] of choices.entries()) {
+      let driver: StorageDriver;
+      try {
+        driver = await this.catalog.open(choice.driver, choice.parameters, this.takenLocations());
+      } catch (error) {
+        if (index === choices.length - 1) throw error;
+        continue;
+      }
+      const record: PoolRecord = { name, driver: choice.driver, parameters: choice.parameters, revisionsToKeep: 1, ephemeralVolatile: false, limitBytes: 0, createdAt: this.clock.now() };
+      this.store.transaction(() => {
+        this.store.pools.insert(record);
+        this.events.append(poolAdd(name, choice.driver));
+      });
+      this.opened.set(name, driver);
+      this.log.info({ pool: name, driver: choice.driver }, "made the default pool");
+      return;
+    }
+  }
+}
+
+/** Takes the parameters every pool has out of AddPool's, checked; the rest are the driver's. */
+function splitParameters(parameters: Readonly<Record<string, string>>): {
+  settings: Pick<PoolRecord, "revisionsToKeep" | "ephemeralVolatile">;
+  driverParameters: Record<string, string>;
+} {
+  const { revisions_to_keep: revisions = "1", ephemeral_volatile: ephemeral = "false", ...driverParameters } = parameters;
+  if (!/^[0-9]+$/.test(revisions)) throw invalidPoolParameter("revisions_to_keep", `must be a whole number from 0 to ${MAX_REVISIONS_TO_KEEP}, not ${JSON.stringify(revisions)}`);
+  const revisionsToKeep = Number(revisions);
+  checkRevisionsToKeep(revisionsToKeep, "parameters[revisions_to_keep]");
+  if (!/^(true|false)$/i.test(ephemeral)) throw invalidPoolParameter("ephemeral_volatile", `must be true or false, not ${JSON.stringify(ephemeral)}`);
+  return { settings: { revisionsToKeep, ephemeralVolatile: /^true$/i.test(ephemeral) }, driverParameters };
+}
+
+function checkRevisionsToKeep(revisions: number, field: string): void {
+  if (!Number.isSafeInteger(revisions) || revisions < 0 || revisions > MAX_REVISIONS_TO_KEEP) {
+    throw new InvalidFieldError(field, `must be from 0 to ${MAX_REVISIONS_TO_KEEP}, not ${revisions}`);
+  }
+}
+
+/** How Qubes writes a boolean in an event. */
+function pyBool(value: boolean): string {
+  return value ? "True" : "False";
+}

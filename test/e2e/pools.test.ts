@@ -40,7 +40,7 @@ describe("pools", () => {
 
   it("lists the drivers of the registry, each with its parameters' types, defaults and help", async () => {
     const { drivers } = await pools.listPoolDrivers({});
-    expect(drivers.map((driver) => driver.name)).toEqual(["file", "file-reflink"]);
+    expect(drivers.map((driver) => driver.name)).toEqual(["file", "file-reflink", "qcow2"]);
     for (const driver of drivers) {
       expect(driver.description).not.toBe("");
       expect(driver.parameters.map((p) => [p.name, p.type, p.required, p.defaultValue])).toEqual([

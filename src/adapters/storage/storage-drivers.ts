@@ -20,6 +20,7 @@ import { resolvedPath, within } from "./shared/locations";
 import { FileStorageDriver } from "./file/file-storage-driver";
 import { FileReflinkStorageDriver } from "./file-reflink/file-reflink-storage-driver";
 import { MemoryStorageDriver } from "./memory/memory-storage-driver";
+import { Qcow2StorageDriver } from "./qcow2/qcow2-storage-driver";
 
 export interface StorageDriverEntry extends StorageDriverInfo {
   /** Opens a pool of the driver; FAILED_PRECONDITION when it cannot use what the parameters name. */
@@ -218,8 +219,15 @@ export const FILE_REFLINK_STORAGE_DRIVER = defineStorageDriver({
   open: ({ dir_path }) => FileReflinkStorageDriver.open(dir_path),
 });
 
+export const QCOW2_STORAGE_DRIVER = defineStorageDriver({
+  name: "qcow2",
+  description: "qcow2 images in a folder, through qemu-img: revisions and start-time snapshots are overlays backed by their source, which cost nothing however large it is",
+  parameters: [DIR_PATH],
+  open: ({ dir_path }) => Qcow2StorageDriver.open(dir_path),
+});
+
 /**
  * The drivers pools may use on this host. The memory driver is not one of them: its volumes
  * last only as long as the process, and it serves the tests (a registry of it alone, in them).
  */
-export const STORAGE_DRIVERS: readonly StorageDriverEntry[] = [FILE_STORAGE_DRIVER, FILE_REFLINK_STORAGE_DRIVER];
+export const STORAGE_DRIVERS: readonly StorageDriverEntry[] = [FILE_STORAGE_DRIVER, FILE_REFLINK_STORAGE_DRIVER, QCOW2_STORAGE_DRIVER];

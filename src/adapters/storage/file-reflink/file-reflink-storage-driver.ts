@@ -31,7 +31,7 @@ export class FileReflinkStorageDriver extends RawFileStorageDriver implements Ch
 
   async clone(sourceVid: string, targetVid: string): Promise<void> {
     const source = await this.volumeFile(sourceVid);
-    await this.copyInto(targetVid, source, await this.fileToReplace(targetVid));
+    await this.copyInto(targetVid, source, await this.files.place(targetVid));
   }
 }
 

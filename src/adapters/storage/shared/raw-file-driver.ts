@@ -2,10 +2,11 @@ import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import type { Clock } from "../../../ports/clock";
 import { isValidVid, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
-import { invalidVid, invalidVolumeSize, noRoomOnDisk, revisionNotFound, shrinkRefused, volumeExists, volumeNotFound } from "../../../ports/storage-errors";
-import { isErrno, isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
+import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, volumeNotFound } from "../../../ports/storage-errors";
+import { isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
 import { RawFileReader, RawFileWriter } from "./raw-file-io";
 import { ToolError } from "./run-tool";
+import { VolumeFiles } from "./volume-files";
 
 /** How a driver of raw files copies one and counts what its files take. */
 export interface RawFileCopies {
@@ -15,10 +16,8 @@ export interface RawFileCopies {
   usedBytes(files: readonly string[]): Promise<number>;
 }
 
-/** A volume's current content. */
+/** A volume's current content; its revisions are `<vid>.img.<id>~`, as Qubes' file-reflink names them. */
 const VOLUME_SUFFIX = ".img";
-/** A revision's file is the volume's name, its id and "~", as Qubes' file-reflink names them. */
-const REVISION = /^(?<volume>.+\.img)\.(?<id>[0-9]+)~$/;
 
 function isByteCount(sizeBytes: number): boolean {
   return Number.isSafeInteger(sizeBytes) && sizeBytes >= 0;
@@ -32,48 +31,41 @@ function isByteCount(sizeBytes: number): boolean {
  * reflink) is the one thing the drivers built on this differ in.
  */
 export class RawFileStorageDriver implements StorageDriver {
+  protected readonly files: VolumeFiles;
+
   constructor(
     protected readonly pool: PoolFolder,
     protected readonly copies: RawFileCopies,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.files = new VolumeFiles(pool, VOLUME_SUFFIX);
+  }
 
   async create(vid: string, sizeBytes: number): Promise<void> {
     if (!isValidVid(vid)) throw invalidVid(vid);
     if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
-    const file = await this.pool.fileOf(vid, VOLUME_SUFFIX, { makeFolders: true });
-    if (await this.pool.regularFile(vid, file)) throw volumeExists(vid);
+    const file = await this.files.fresh(vid);
     // Revisions of a volume deleted by a process that died before it removed them.
     await this.removeRevisions(file);
-    const temporary = this.pool.temporary(VOLUME_SUFFIX);
-    try {
-      await fs.writeFile(temporary, new Uint8Array(0), { flag: "wx", mode: 0o600 });
-      await fs.truncate(temporary, sizeBytes);
-      // A hard link fails when the name is taken: two creates of one vid cannot both succeed.
-      await fs.link(temporary, file);
-    } catch (error) {
-      if (isErrno(error, "EEXIST")) throw volumeExists(vid);
-      throw this.translated(vid, error);
-    } finally {
-      await removeFile(temporary);
-    }
+    await this.files.createFrom(vid, file, async (temporary) => {
+      try {
+        await fs.writeFile(temporary, new Uint8Array(0), { flag: "wx", mode: 0o600 });
+        await fs.truncate(temporary, sizeBytes);
+      } catch (error) {
+        throw this.translated(vid, error);
+      }
+    });
   }
 
   async delete(vid: string): Promise<boolean> {
-    const file = await this.pool.fileOf(vid, VOLUME_SUFFIX);
-    if (!(await this.pool.regularFile(vid, file))) return false;
-    // Renamed away first: the volume is gone at once, and its revisions follow.
-    const doomed = this.pool.temporary(VOLUME_SUFFIX);
-    await fs.rename(file, doomed);
-    await this.removeRevisions(file);
-    await removeFile(doomed);
+    const file = await this.files.ifExists(vid);
+    if (file === undefined) return false;
+    await this.files.deleteWith(file, () => this.removeRevisions(file));
     return true;
   }
 
   async list(): Promise<string[]> {
-    const vids = (await this.pool.files()).filter((file) => file.endsWith(VOLUME_SUFFIX)).map((file) => file.slice(0, -VOLUME_SUFFIX.length));
-    // A file someone else put there whose name is no vid is not a volume.
-    return vids.filter(isValidVid).sort();
+    return this.files.list();
   }
 
   async resize(vid: string, sizeBytes: number): Promise<void> {
@@ -91,16 +83,15 @@ export class RawFileStorageDriver implements StorageDriver {
 
   async snapshot(vid: string): Promise<Revision> {
     const file = await this.volumeFile(vid);
-    const revisions = await this.revisionsOf(vid, file);
-    const id = Math.max(this.clock.now().getTime(), ...revisions.map((revision) => Number(revision.id) + 1));
-    await this.copyInto(vid, file, revisionFile(file, String(id)));
+    const id = await this.files.nextRevisionId(file, this.clock.now());
+    await this.copyInto(vid, file, this.files.revisionFile(file, id));
     const { size } = await fs.stat(file);
-    return { id: String(id), createdAt: new Date(id), sizeBytes: size };
+    return { id, createdAt: new Date(Number(id)), sizeBytes: size };
   }
 
   async revert(vid: string, revision: string): Promise<void> {
     const file = await this.volumeFile(vid);
-    await this.copyInto(vid, await this.revisionPath(vid, file, revision), file);
+    await this.copyInto(vid, await this.files.revisionPath(vid, file, revision), file);
   }
 
   async revisions(vid: string): Promise<Revision[]> {
@@ -108,17 +99,15 @@ export class RawFileStorageDriver implements StorageDriver {
   }
 
   async deleteRevision(vid: string, revision: string): Promise<boolean> {
-    const file = await this.volumeFile(vid);
-    if (!/^[0-9]+$/.test(revision)) return false;
-    const saved = revisionFile(file, revision);
-    if (!(await this.pool.regularFile(vid, saved))) return false;
+    const saved = await this.files.savedRevision(vid, await this.volumeFile(vid), revision);
+    if (saved === undefined) return false;
     await fs.rm(saved);
     return true;
   }
 
   async openRead(vid: string, revision?: string): Promise<VolumeReader> {
     const file = await this.volumeFile(vid);
-    return RawFileReader.open(vid, revision === undefined ? file : await this.revisionPath(vid, file, revision));
+    return RawFileReader.open(vid, revision === undefined ? file : await this.files.revisionPath(vid, file, revision));
   }
 
   async openWrite(vid: string, sizeBytes?: number): Promise<VolumeWriter> {
@@ -144,17 +133,8 @@ export class RawFileStorageDriver implements StorageDriver {
   }
 
   /** The file of an existing volume; NOT_FOUND (VOLUME_NOT_FOUND) when there is none. */
-  protected async volumeFile(vid: string): Promise<string> {
-    const file = await this.pool.fileOf(vid, VOLUME_SUFFIX);
-    if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
-    return file;
-  }
-
-  /** Where `vid`'s content goes, whether the volume exists or not; a symlink planted there is refused, not replaced. */
-  protected async fileToReplace(vid: string): Promise<string> {
-    const file = await this.pool.fileOf(vid, VOLUME_SUFFIX, { makeFolders: true });
-    await this.pool.regularFile(vid, file);
-    return file;
+  protected volumeFile(vid: string): Promise<string> {
+    return this.files.existing(vid);
   }
 
   /** Copies `source` to a temporary, then renames it to `target`: target is the old file or the whole copy. */
@@ -170,33 +150,17 @@ export class RawFileStorageDriver implements StorageDriver {
     }
   }
 
-  private async revisionPath(vid: string, file: string, revision: string): Promise<string> {
-    const saved = /^[0-9]+$/.test(revision) ? revisionFile(file, revision) : undefined;
-    if (saved === undefined || !(await this.pool.regularFile(vid, saved))) throw revisionNotFound(vid, revision);
-    return saved;
-  }
-
   private async revisionsOf(vid: string, file: string): Promise<Revision[]> {
     const revisions: Revision[] = [];
-    for (const id of await this.revisionIds(file)) {
-      const stats = await this.pool.regularFile(vid, revisionFile(file, id));
+    for (const id of await this.files.revisionIds(file)) {
+      const stats = await this.pool.regularFile(vid, this.files.revisionFile(file, id));
       if (stats) revisions.push({ id, createdAt: new Date(Number(id)), sizeBytes: stats.size });
     }
-    return revisions.sort((a, b) => Number(a.id) - Number(b.id));
-  }
-
-  private async revisionIds(file: string): Promise<string[]> {
-    const name = path.basename(file);
-    const ids: string[] = [];
-    for (const sibling of await this.pool.siblings(file)) {
-      const match = REVISION.exec(sibling);
-      if (match?.groups?.volume === name) ids.push(match.groups.id);
-    }
-    return ids;
+    return revisions;
   }
 
   private async removeRevisions(file: string): Promise<void> {
-    for (const id of await this.revisionIds(file)) await removeFile(revisionFile(file, id));
+    for (const id of await this.files.revisionIds(file)) await removeFile(this.files.revisionFile(file, id));
   }
 
   /** ENOSPC from a write or a tool is the pool being full: RESOURCE_EXHAUSTED. */
@@ -204,8 +168,4 @@ export class RawFileStorageDriver implements StorageDriver {
     if (isNoSpace(error) || (error instanceof ToolError && error.noSpace)) return noRoomOnDisk(vid, this.pool.root);
     return error;
   }
-}
-
-function revisionFile(file: string, id: string): string {
-  return `${file}.${id}~`;
 }

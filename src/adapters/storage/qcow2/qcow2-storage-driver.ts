@@ -1,0 +1,337 @@
+import { randomUUID } from "node:crypto";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { systemClock, type Clock } from "../../../ports/clock";
+import { isValidVid, type CheapClone, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
+import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, unsafeVolumePath, volumeNotFound } from "../../../ports/storage-errors";
+import { within } from "../shared/locations";
+import { isNoSpace, lstatOrUndefined, PoolFolder, removeFile } from "../shared/pool-folder";
+import { QEMU_IMG } from "../shared/qemu-img";
+import { RawFileReader, RawFileWriter } from "../shared/raw-file-io";
+import { runTool, ToolError } from "../shared/run-tool";
+import { VolumeFiles } from "../shared/volume-files";
+import { readQcow2Header, type Qcow2Header } from "./qcow2-header";
+
+/** A volume's current image: the one a VM would write. It is never another image's backing file. */
+const VOLUME_SUFFIX = ".qcow2";
+/**
+ * An immutable image that clones share as their backing file, beside the volume it was frozen
+ * from, so that the backing names inside it (relative to its folder) still hold.
+ */
+const BASE = /^.+\.qcow2\.base-[0-9a-f-]{36}~$/;
+/** Deeper than any chain this driver makes; a deeper one is someone else's. */
+const MAX_CHAIN = 4096;
+
+function isByteCount(sizeBytes: number): boolean {
+  return Number.isSafeInteger(sizeBytes) && sizeBytes >= 0;
+}
+
+function qemuImg(args: string[]): Promise<unknown> {
+  return runTool(QEMU_IMG, args);
+}
+
+/**
+ * A pool of qcow2 images in a folder, made and changed with qemu-img. A snapshot renames nothing
+ * and copies nothing: the volume's image becomes the revision (a hard link, then a new overlay
+ * renamed into the volume's place), so it costs an overlay's header however large the volume.
+ * A clone (a snapshot taken at a start) freezes the source's image the same way into a base,
+ * unless it is frozen already, and makes the target an overlay of it. Dropping a revision that
+ * other images are backed by first rebases them onto its own backing file (qemu-img rebase,
+ * which copies what they need), so no image ever loses its content. Bases nothing is backed by
+ * any more are removed.
+ *
+ * Reads and writes go through raw files in the pool's temporary folder: a reader reads a raw
+ * conversion of the chain; a writer's raw file is converted to a standalone image at finish().
+ */
+export class Qcow2StorageDriver implements StorageDriver, CheapClone {
+  /** Volumes' images, and revisions' (`<vid>.qcow2.<id>~`): immutable, and backing files of what came after them. */
+  private readonly files: VolumeFiles;
+
+  private constructor(
+    private readonly pool: PoolFolder,
+    private readonly clock: Clock,
+  ) {
+    this.files = new VolumeFiles(pool, VOLUME_SUFFIX);
+  }
+
+  /** Opens the pool, and sweeps what a process that died midway left: temporaries, half-made links, bases nothing uses. */
+  static async open(folder: string, clock: Clock = systemClock): Promise<Qcow2StorageDriver> {
+    const driver = new Qcow2StorageDriver(await PoolFolder.open(folder), clock);
+    await driver.sweep();
+    return driver;
+  }
+
+  async create(vid: string, sizeBytes: number): Promise<void> {
+    if (!isValidVid(vid)) throw invalidVid(vid);
+    if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
+    const file = await this.files.fresh(vid);
+    await this.removeRevisions(file);
+    await this.files.createFrom(vid, file, (temporary) => this.tool(vid, ["create", "-q", "-f", "qcow2", temporary, String(sizeBytes)]));
+  }
+
+  async delete(vid: string): Promise<boolean> {
+    const file = await this.files.ifExists(vid);
+    if (file === undefined) return false;
+    await this.files.deleteWith(file, () => this.removeRevisions(file));
+    await this.collectBases();
+    return true;
+  }
+
+  async list(): Promise<string[]> {
+    return this.files.list();
+  }
+
+  async resize(vid: string, sizeBytes: number): Promise<void> {
+    const file = await this.volumeFile(vid);
+    if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
+    const { sizeBytes: size } = await readQcow2Header(file);
+    if (sizeBytes < size) throw shrinkRefused(vid, size, sizeBytes);
+    if (sizeBytes > size) await this.tool(vid, ["resize", "-q", "-f", "qcow2", file, String(sizeBytes)]);
+  }
+
+  async snapshot(vid: string): Promise<Revision> {
+    const file = await this.volumeFile(vid);
+    const header = await this.checkedChain(vid, file);
+    const id = await this.files.nextRevisionId(file, this.clock.now());
+    await this.freeze(vid, file, this.files.revisionFile(file, id), header);
+    return { id, createdAt: new Date(Number(id)), sizeBytes: header.sizeBytes };
+  }
+
+  async revert(vid: string, revision: string): Promise<void> {
+    const file = await this.volumeFile(vid);
+    const saved = await this.files.revisionPath(vid, file, revision);
+    const header = await this.checkedChain(vid, saved);
+    await this.replaceWithOverlay(vid, file, saved, header.sizeBytes);
+    await this.collectBases();
+  }
+
+  async revisions(vid: string): Promise<Revision[]> {
+    return this.revisionsOf(vid, await this.volumeFile(vid));
+  }
+
+  async deleteRevision(vid: string, revision: string): Promise<boolean> {
+    const saved = await this.files.savedRevision(vid, await this.volumeFile(vid), revision);
+    if (saved === undefined) return false;
+    await this.detachChildren(vid, saved);
+    await fs.rm(saved);
+    await this.collectBases();
+    return true;
+  }
+
+  async openRead(vid: string, revision?: string): Promise<VolumeReader> {
+    const file = await this.volumeFile(vid);
+    const image = revision === undefined ? file : await this.files.revisionPath(vid, file, revision);
+    await this.checkedChain(vid, image);
+    const raw = this.pool.temporary(".img");
+    try {
+      // Into a hole of the right size that qemu-img does not make (it would allocate the first
+      // block), writing only what is not zero.
+      await fs.writeFile(raw, new Uint8Array(0), { flag: "wx", mode: 0o600 });
+      await fs.truncate(raw, (await readQcow2Header(image)).sizeBytes);
+      await qemuImg(["convert", "-q", "-n", "--target-is-zero", "-f", "qcow2", "-O", "raw", image, raw]);
+      // The reader keeps the file open: it needs no name, and leaves none behind.
+      return await RawFileReader.open(vid, raw);
+    } catch (error) {
+      throw this.translated(vid, error);
+    } finally {
+      await removeFile(raw);
+    }
+  }
+
+  async openWrite(vid: string, sizeBytes?: number): Promise<VolumeWriter> {
+    const file = await this.volumeFile(vid);
+    const size = sizeBytes ?? (await readQcow2Header(file)).sizeBytes;
+    if (!isByteCount(size)) throw invalidVolumeSize(vid, size);
+    return RawFileWriter.open(vid, this.pool, size, async (raw) => {
+      const image = this.pool.temporary(VOLUME_SUFFIX);
+      try {
+        await qemuImg(["convert", "-q", "-f", "raw", "-O", "qcow2", raw, image]);
+        if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
+        await fs.rename(image, file);
+        await this.collectBases();
+      } catch (error) {
+        throw this.translated(vid, error);
+      } finally {
+        await removeFile(image);
+      }
+    });
+  }
+
+  async volumeUsage(vid: string): Promise<VolumeUsage> {
+    const file = await this.volumeFile(vid);
+    const [{ sizeBytes }, stats] = await Promise.all([readQcow2Header(file), fs.stat(file)]);
+    return { sizeBytes, allocatedBytes: stats.blocks * 512 };
+  }
+
+  async poolUsage(): Promise<PoolUsage> {
+    let usedBytes = 0;
+    for (const file of await this.pool.files()) usedBytes += ((await lstatOrUndefined(path.join(this.pool.root, file)))?.blocks ?? 0) * 512;
+    const { bsize, blocks, bavail } = await fs.statfs(this.pool.root);
+    return { usedBytes, capacityBytes: bsize * blocks, freeBytes: bsize * bavail };
+  }
+
+  async clone(sourceVid: string, targetVid: string): Promise<void> {
+    const source = await this.volumeFile(sourceVid);
+    const header = await this.checkedChain(sourceVid, source);
+    const target = await this.files.place(targetVid);
+    // A source that holds nothing of its own since it was last frozen is that frozen image.
+    const backing = header.backing === undefined ? undefined : path.resolve(path.dirname(source), header.backing);
+    let base = header.empty && backing !== undefined && this.isBase(backing) ? backing : undefined;
+    if (base === undefined) {
+      base = `${source}.base-${randomUUID()}~`;
+      await this.freeze(sourceVid, source, base, header);
+    }
+    await this.replaceWithOverlay(targetVid, target, base, header.sizeBytes);
+    await this.collectBases();
+  }
+
+  /**
+   * Makes the image `top` (a volume's) the immutable `frozen`, and `top` a new empty overlay of
+   * it. The link comes first: a crash after it leaves `frozen` sharing the volume's file, which
+   * the sweep at the next start undoes (a frozen image has one name).
+   */
+  private async freeze(vid: string, top: string, frozen: string, header: Qcow2Header): Promise<void> {
+    const overlay = this.pool.temporary(VOLUME_SUFFIX);
+    try {
+      await this.makeOverlay(overlay, top, frozen, header.sizeBytes);
+      await fs.link(top, frozen);
+      await fs.rename(overlay, top);
+    } catch (error) {
+      throw this.translated(vid, error);
+    } finally {
+      await removeFile(overlay);
+    }
+  }
+
+  /** Puts a new empty overlay of `backing` in the place of `file`. */
+  private async replaceWithOverlay(vid: string, file: string, backing: string, sizeBytes: number): Promise<void> {
+    const overlay = this.pool.temporary(VOLUME_SUFFIX);
+    try {
+      await this.makeOverlay(overlay, file, backing, sizeBytes);
+      await fs.rename(overlay, file);
+    } catch (error) {
+      throw this.translated(vid, error);
+    } finally {
+      await removeFile(overlay);
+    }
+  }
+
+  /**
+   * Makes at `overlay` an empty image backed by `backing`, naming it relative to `home`, where
+   * the overlay will be renamed to, so that the pool's folder can move. Unsafe (-u): qemu-img
+   * need not open the backing file, since the size is known.
+   */
+  private async makeOverlay(overlay: string, home: string, backing: string, sizeBytes: number): Promise<void> {
+    const name = path.relative(path.dirname(home), backing);
+    await qemuImg(["create", "-q", "-f", "qcow2", "-u", "-b", name, "-F", "qcow2", overlay, String(sizeBytes)]);
+  }
+
+  /**
+   * The header of `file`, once its backing chain is checked to stay among the pool's own
+   * images: revisions and bases, regular files inside the folder. INVALID_ARGUMENT
+   * (VOLUME_PATH_UNSAFE) for an image someone else made that points elsewhere.
+   */
+  private async checkedChain(vid: string, file: string): Promise<Qcow2Header> {
+    const first = await readQcow2Header(file);
+    let header = first;
+    let current = file;
+    for (let depth = 0; header.backing !== undefined; depth++) {
+      const backing = path.resolve(path.dirname(current), header.backing);
+      const ours = depth < MAX_CHAIN && within(backing, this.pool.root) && (this.isBase(backing) || this.files.isRevision(path.basename(backing)));
+      const stats = ours ? await lstatOrUndefined(backing) : undefined;
+      if (!stats?.isFile()) throw unsafeVolumePath(vid, `its image is backed by ${JSON.stringify(header.backing)}, which is not an image of the pool's own`);
+      current = backing;
+      header = await readQcow2Header(current);
+    }
+    return first;
+  }
+
+  private isBase(file: string): boolean {
+    return BASE.test(path.basename(file));
+  }
+
+  /** Rebases every image backed by `image` onto `image`'s own backing file, so that `image` can go. */
+  private async detachChildren(vid: string, image: string): Promise<void> {
+    const { backing } = await readQcow2Header(image);
+    const parent = backing === undefined ? undefined : path.resolve(path.dirname(image), backing);
+    for (const [child, header] of await this.images()) {
+      if (header.backing === undefined || path.resolve(path.dirname(child), header.backing) !== image) continue;
+      const args = parent === undefined ? ["-b", ""] : ["-b", path.relative(path.dirname(child), parent), "-F", "qcow2"];
+      await this.tool(vid, ["rebase", "-q", "-f", "qcow2", ...args, child]);
+    }
+  }
+
+  /** Every image of the pool (volumes, revisions, bases) with its header; files that are no qcow2 image are left out. */
+  private async images(): Promise<[string, Qcow2Header][]> {
+    const images: [string, Qcow2Header][] = [];
+    for (const relative of await this.pool.files()) {
+      const name = path.basename(relative);
+      if (!name.endsWith(VOLUME_SUFFIX) && !this.files.isRevision(name) && !BASE.test(name)) continue;
+      const file = path.join(this.pool.root, relative);
+      try {
+        images.push([file, await readQcow2Header(file)]);
+      } catch {
+        // Not an image of ours: the pool leaves it alone.
+      }
+    }
+    return images;
+  }
+
+  /** Removes the bases no image is backed by any more, until none is left. */
+  private async collectBases(): Promise<void> {
+    for (;;) {
+      const images = await this.images();
+      const used = new Set(images.flatMap(([file, header]) => (header.backing === undefined ? [] : [path.resolve(path.dirname(file), header.backing)])));
+      const unused = images.map(([file]) => file).filter((file) => this.isBase(file) && !used.has(file));
+      if (unused.length === 0) return;
+      for (const file of unused) await removeFile(file);
+    }
+  }
+
+  /** Undoes a freeze that a crash cut short (a revision or base that still shares the volume's file), then collects bases. */
+  private async sweep(): Promise<void> {
+    for (const [file] of await this.images()) {
+      if (!this.isBase(file) && !this.files.isRevision(path.basename(file))) continue;
+      if (((await lstatOrUndefined(file))?.nlink ?? 1) > 1) await removeFile(file);
+    }
+    await this.collectBases();
+  }
+
+  private volumeFile(vid: string): Promise<string> {
+    return this.files.existing(vid);
+  }
+
+  private async revisionsOf(vid: string, file: string): Promise<Revision[]> {
+    const revisions: Revision[] = [];
+    for (const id of await this.files.revisionIds(file)) {
+      const saved = this.files.revisionFile(file, id);
+      if (await this.pool.regularFile(vid, saved)) revisions.push({ id, createdAt: new Date(Number(id)), sizeBytes: (await readQcow2Header(saved)).sizeBytes });
+    }
+    return revisions;
+  }
+
+  /** Removes a volume's revisions, rebasing first what else is backed by them (clones made from them). */
+  private async removeRevisions(file: string): Promise<void> {
+    const vid = this.pool.relative(file).slice(0, -VOLUME_SUFFIX.length);
+    // Newest first: each one's children are then only images outside this volume.
+    for (const id of (await this.files.revisionIds(file)).reverse()) {
+      const saved = this.files.revisionFile(file, id);
+      await this.detachChildren(vid, saved);
+      await removeFile(saved);
+    }
+  }
+
+  /** Runs qemu-img on `vid`'s images; a full filesystem is RESOURCE_EXHAUSTED. */
+  private async tool(vid: string, args: string[]): Promise<void> {
+    try {
+      await qemuImg(args);
+    } catch (error) {
+      throw this.translated(vid, error);
+    }
+  }
+
+  private translated(vid: string, error: unknown): unknown {
+    if (isNoSpace(error) || (error instanceof ToolError && error.noSpace)) return noRoomOnDisk(vid, this.pool.root);
+    return error;
+  }
+}

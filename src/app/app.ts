@@ -65,7 +65,7 @@ export class StewardApp {
         binding(HostService, hostApi(core, apiFeatures)),
         binding(VmService, vmApi(core, { pageBytes: config.maxMessageBytes - PAGE_HEADROOM_BYTES })),
         binding(PoolService, poolApi(core)),
-        binding(VolumeService, volumeApi()),
+        binding(VolumeService, volumeApi(core)),
         binding(BlockExportService, blockExportApi()),
         binding(FirewallService, firewallApi()),
         binding(DeviceService, deviceApi()),

@@ -18,6 +18,7 @@ import { VmStop } from "../core/lifecycle/vm-stop";
 import { Operations } from "../core/operations/operations";
 import { PageTokens } from "../core/shared/page-token";
 import { Pools, type DefaultPool } from "../core/storage/pools";
+import { Volumes } from "../core/storage/volumes";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
 import { EventSubjects } from "../core/vms/event-subjects";
@@ -91,6 +92,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const running = new RunningVms(store, machine, operations, participants, halts, log);
   participants.enlist([...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
   const eventHub = new EventHub(store, clock, settings.events);
+  const pools = new Pools(store, storage, events, ledger, clock, log);
   const stopping = new VmStop(store, lookup, resolver, operations, machine, running, halts, log);
   const core = {
     store,
@@ -119,7 +121,8 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     tags: new VmTags(store, lookup, operations, events),
     features: new VmFeatures(store, lookup, resolver, operations, events),
     notes: new VmNotes(store, lookup, operations, events),
-    pools: new Pools(store, storage, events, ledger, clock, log),
+    pools,
+    volumes: new Volumes(store, pools, events, ledger, clock, log, lookup),
     /**
      * Ends the operations the last Steward left running, opens the pools (making the default
      * one at the first start) and takes over the VMs the hypervisor finds running; call once,
@@ -128,6 +131,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     adopt: async () => {
       core.operations.endInterrupted();
       await core.pools.open(settings.defaultPool);
+      await core.volumes.settle();
       return running.adopt(hypervisor);
     },
     /**

@@ -17,6 +17,8 @@
  * negative. A driver refuses others.
  */
 
+import type { VolumeFormat } from "../core/model/volume";
+
 /** A vid: path segments of letters, digits, "_", "." and "-" joined by "/". */
 const VID = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
 
@@ -118,6 +120,10 @@ export interface PoolUsage {
  * INVALID_ARGUMENT.
  */
 export interface StorageDriver {
+  /** How the pool keeps its volumes' bytes. */
+  readonly format: VolumeFormat;
+  /** Where `vid`'s bytes are on the host (a file in the pool's folder); undefined for a driver that keeps none there (memory). */
+  hostPath(vid: string): string | undefined;
   /**
    * Makes an empty (all-zero) volume of `sizeBytes`, sparse where the driver can. ALREADY_EXISTS
    * when the vid is taken. The core gives multiples of 512, as the proto demands; a driver whose

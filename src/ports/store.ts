@@ -3,6 +3,7 @@ import type { StoredEvent, NewEvent } from "../core/model/event";
 import type { HostRecord } from "../core/model/host";
 import type { LabelRecord } from "../core/model/label";
 import type { PoolRecord } from "../core/model/pool";
+import type { VolumeRecord } from "../core/model/volume";
 import type { OperationFilter, OperationPosition, OperationRecord } from "../core/model/operation";
 import type { VmFilter, VmRecord } from "../core/model/vm-record";
 
@@ -144,6 +145,21 @@ export interface PoolRepository {
   update(name: string, settings: Pick<PoolRecord, "revisionsToKeep" | "ephemeralVolatile" | "limitBytes">): void;
 }
 
+export interface VolumeRepository {
+  get(pool: string, vid: string): VolumeRecord | undefined;
+  /** A pool's volumes by vid, after `afterVid`, at most `limit`. */
+  inPool(pool: string, afterVid: string, limit: number): VolumeRecord[];
+  countInPool(pool: string): number;
+  /** The volumes a VM owns, by name. */
+  ofVm(qid: number): VolumeRecord[];
+  /** Volumes in a state other than ready: changes a crash cut short. */
+  unsettled(): VolumeRecord[];
+  insert(volume: VolumeRecord): void;
+  /** Writes every field but the pool and vid, which name it. */
+  update(volume: VolumeRecord): void;
+  remove(pool: string, vid: string): void;
+}
+
 export interface Store {
   /** The host's own record, made by the first start on a data folder. */
   host(): HostRecord;
@@ -159,6 +175,7 @@ export interface Store {
   readonly runtime: RuntimeRepository;
   readonly operations: OperationRepository;
   readonly pools: PoolRepository;
+  readonly volumes: VolumeRepository;
   /** Flushes and releases the state; the store is unusable afterwards. */
   close(): void;
 }

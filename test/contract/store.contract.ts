@@ -13,6 +13,7 @@ import type { NewEvent, StoredEvent } from "../../src/core/model/event";
 import type { LabelRecord } from "../../src/core/model/label";
 import type { OperationRecord } from "../../src/core/model/operation";
 import type { PoolRecord } from "../../src/core/model/pool";
+import type { VolumeRecord } from "../../src/core/model/volume";
 import type { VmClassName } from "../../src/core/model/vm-classes";
 import type { VmRecord } from "../../src/core/model/vm-record";
 import type { Store } from "../../src/ports/store";
@@ -795,6 +796,58 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         store.pools.insert({ ...fast, name: "other" });
         store.pools.remove("fast");
         expect(store.pools.list().map((pool) => pool.name)).toEqual(["other"]);
+      });
+    });
+
+    describe("volumes", () => {
+      const disk: VolumeRecord = {
+        pool: "fast",
+        vid: "disks/data",
+        vmQid: undefined,
+        name: "",
+        format: "qcow2",
+        rw: true,
+        snapOnStart: false,
+        saveOnStop: true,
+        source: "",
+        revisionsToKeep: undefined,
+        ephemeral: false,
+        limitBytes: 0,
+        internal: false,
+        state: "ready",
+        createdAt: new Date("2024-05-06T07:08:09.123Z"),
+      };
+
+      beforeEach(() => {
+        store.pools.insert({ name: "fast", driver: "file", parameters: {}, revisionsToKeep: 1, ephemeralVolatile: false, limitBytes: 0, createdAt: new Date() });
+      });
+
+      it("insert adds a volume that get gives as it was, a VM's included", () => {
+        insert(7, "work");
+        const owned: VolumeRecord = { ...disk, vid: "appvms/work/private", vmQid: 7, name: "private", revisionsToKeep: 2, state: "creating" };
+        store.volumes.insert(disk);
+        store.volumes.insert(owned);
+        expect(store.volumes.get("fast", "disks/data")).toEqual(disk);
+        expect(store.volumes.get("fast", "appvms/work/private")).toEqual(owned);
+        expect(store.volumes.get("fast", "nothing")).toBeUndefined();
+        expect(store.volumes.ofVm(7)).toEqual([owned]);
+        expect(store.volumes.unsettled()).toEqual([owned]);
+      });
+
+      it("inPool pages a pool's volumes by vid; countInPool counts them all", () => {
+        for (const vid of ["c", "a", "b"]) store.volumes.insert({ ...disk, vid });
+        expect(store.volumes.inPool("fast", "", 2).map((volume) => volume.vid)).toEqual(["a", "b"]);
+        expect(store.volumes.inPool("fast", "b", 10).map((volume) => volume.vid)).toEqual(["c"]);
+        expect(store.volumes.countInPool("fast")).toBe(3);
+      });
+
+      it("update writes every field but the names; remove drops the volume", () => {
+        store.volumes.insert(disk);
+        const changed: VolumeRecord = { ...disk, rw: false, revisionsToKeep: 0, limitBytes: 2 ** 40, state: "deleting" };
+        store.volumes.update(changed);
+        expect(store.volumes.get("fast", "disks/data")).toEqual(changed);
+        store.volumes.remove("fast", "disks/data");
+        expect(store.volumes.get("fast", "disks/data")).toBeUndefined();
       });
     });
 

@@ -166,6 +166,8 @@ export class Pools {
       const defaults = poolDefaults(this.store.globals.all());
       const naming = POOL_GLOBALS.filter((global) => defaults[global] === name);
       if (naming.length > 0) throw poolInUse(name, `the global property ${naming.join(" and ")} names it`);
+      const volumes = this.store.volumes.countInPool(name);
+      if (volumes > 0) throw poolInUse(name, `it holds ${volumes} volume(s) of Steward's`);
       const driver = this.opened.get(name);
       if (driver !== undefined && !(driver instanceof DomainError)) {
         const vids = await driver.list();
@@ -274,7 +276,7 @@ function splitParameters(parameters: Readonly<Record<string, string>>): {
   return { settings: { revisionsToKeep, ephemeralVolatile: /^true$/i.test(ephemeral) }, driverParameters };
 }
 
-function checkRevisionsToKeep(revisions: number, field: string): void {
+export function checkRevisionsToKeep(revisions: number, field: string): void {
   if (!Number.isSafeInteger(revisions) || revisions < 0 || revisions > MAX_REVISIONS_TO_KEEP) {
     throw new InvalidFieldError(field, `must be from 0 to ${MAX_REVISIONS_TO_KEEP}, not ${revisions}`);
   }

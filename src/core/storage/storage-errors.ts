@@ -1,7 +1,16 @@
 import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError } from "../errors";
 
 /** Reasons of the storage area: pools and the volumes the core keeps in them. */
-const R = declareReasons("storage", ["POOL_EXISTS", "POOL_IN_USE", "POOL_OVER_LIMIT", "POOL_UNAVAILABLE"]);
+const R = declareReasons("storage", [
+  "POOL_EXISTS",
+  "POOL_IN_USE",
+  "POOL_OVER_LIMIT",
+  "POOL_UNAVAILABLE",
+  "INVALID_VOLUME_REF",
+  "VOLUME_LIMIT_EXCEEDED",
+  "VOLUME_OVER_LIMIT",
+  "VOLUME_IN_USE",
+]);
 
 /** NOT_FOUND (POOL_NOT_FOUND): declared where CreateVm first needed it. */
 export { poolNotFound } from "../vms/vm-errors";
@@ -34,4 +43,30 @@ export function poolUnavailable(pool: string, cause: string): DomainError {
 /** A pool parameter the core reads itself (revisions_to_keep, ephemeral_volatile) that is not of its type. */
 export function invalidPoolParameter(parameter: string, description: string): InvalidFieldError {
   return new InvalidFieldError(`parameters[${parameter}]`, description);
+}
+
+/** A VolumeRef that names a volume both ways, or neither. */
+export function invalidVolumeRef(field: string): InvalidFieldError {
+  return new InvalidFieldError(field, "name a volume by vm and name, or by pool and vid: one of the two", R.INVALID_VOLUME_REF);
+}
+
+export function volumeLimitExceeded(vid: string, limitBytes: number, neededBytes: number): DomainError {
+  return new DomainError("resource-exhausted", R.VOLUME_LIMIT_EXCEEDED, `${vid} may be at most ${limitBytes} bytes (its limit); ${neededBytes} were asked`, {
+    vid,
+    limit_bytes: String(limitBytes),
+    needed_bytes: String(neededBytes),
+  });
+}
+
+export function volumeOverLimit(vid: string, sizeBytes: number, limitBytes: number): DomainError {
+  return failedPrecondition(R.VOLUME_OVER_LIMIT, `${vid} is ${sizeBytes} bytes already, more than a limit of ${limitBytes}`, {
+    vid,
+    size_bytes: String(sizeBytes),
+    limit_bytes: String(limitBytes),
+  });
+}
+
+/** DeleteVolume of a VM's own volume: RemoveVm deletes it. */
+export function volumeOwnedByVm(vid: string, vm: string): DomainError {
+  return failedPrecondition(R.VOLUME_IN_USE, `${vid} is the volume of VM ${vm}: it goes with the VM`, { vid, vm });
 }

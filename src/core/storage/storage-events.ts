@@ -1,6 +1,7 @@
 import { HOST_SUBJECT, type EventSubject, type NewEvent } from "../model/event";
+import type { VolumeRecord } from "../model/volume";
 
-/** The events of pools (docs/EVENTS.md, Storage): about the host. */
+/** The events of pools (about the host) and volumes (about the VM owning one, else the host): docs/EVENTS.md, Storage. */
 function about(subject: EventSubject, name: string, kwargs: Readonly<Record<string, string>>): NewEvent {
   return { subject: subject.name, subjectUuid: subject.uuid, name, kwargs };
 }
@@ -15,4 +16,37 @@ export function poolDelete(pool: string): NewEvent {
 
 export function poolSet(pool: string, property: string, newValue: string, oldValue: string): NewEvent {
   return about(HOST_SUBJECT, `pool-set:${property}`, { pool, newvalue: newValue, oldvalue: oldValue });
+}
+
+/** What every volume event says of its volume. */
+function told(subject: EventSubject, name: string, volume: VolumeRecord, kwargs: Readonly<Record<string, string>> = {}): NewEvent {
+  return about(subject, name, { pool: volume.pool, vid: volume.vid, ...kwargs });
+}
+
+export function volumeCreate(subject: EventSubject, volume: VolumeRecord, sizeBytes: number): NewEvent {
+  return told(subject, "volume-create", volume, { size_bytes: String(sizeBytes), format: volume.format });
+}
+
+export function volumeDelete(subject: EventSubject, volume: VolumeRecord): NewEvent {
+  return told(subject, "volume-delete", volume);
+}
+
+export function volumeResize(subject: EventSubject, volume: VolumeRecord, sizeBytes: number, oldSizeBytes: number): NewEvent {
+  return told(subject, "volume-resize", volume, { size_bytes: String(sizeBytes), old_size_bytes: String(oldSizeBytes) });
+}
+
+export function volumeSnapshot(subject: EventSubject, volume: VolumeRecord, revision: string): NewEvent {
+  return told(subject, "volume-snapshot", volume, { revision });
+}
+
+export function volumeRevert(subject: EventSubject, volume: VolumeRecord, revision: string): NewEvent {
+  return told(subject, "volume-revert", volume, { revision });
+}
+
+export function volumeClear(subject: EventSubject, volume: VolumeRecord): NewEvent {
+  return told(subject, "volume-clear", volume);
+}
+
+export function volumeSet(subject: EventSubject, volume: VolumeRecord, property: string, newValue: string, oldValue: string): NewEvent {
+  return told(subject, `volume-set:${property}`, volume, { newvalue: newValue, oldvalue: oldValue });
 }

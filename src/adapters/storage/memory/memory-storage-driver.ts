@@ -83,6 +83,7 @@ class BlockAccount {
  * in a file.
  */
 export class MemoryStorageDriver implements StorageDriver, CheapClone {
+  readonly format = "raw";
   private readonly volumes = new Map<string, MemoryVolume>();
   private readonly account = new BlockAccount();
   private readonly capacityBytes: number;
@@ -95,6 +96,10 @@ export class MemoryStorageDriver implements StorageDriver, CheapClone {
     if (!Number.isSafeInteger(capacityBytes) || capacityBytes < 0) throw new RangeError(`capacityBytes must be a byte count, not ${capacityBytes}`);
     this.capacityBytes = capacityBytes;
     this.clock = options.clock ?? systemClock;
+  }
+
+  hostPath(): undefined {
+    return undefined;
   }
 
   async create(vid: string, sizeBytes: number): Promise<void> {

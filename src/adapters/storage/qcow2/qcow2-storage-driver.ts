@@ -61,6 +61,12 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone {
     return driver;
   }
 
+  readonly format = "qcow2";
+
+  hostPath(vid: string): string {
+    return path.join(this.pool.root, vid + VOLUME_SUFFIX);
+  }
+
   async create(vid: string, sizeBytes: number): Promise<void> {
     if (!isValidVid(vid)) throw invalidVid(vid);
     if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);

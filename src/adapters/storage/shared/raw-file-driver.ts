@@ -41,6 +41,12 @@ export class RawFileStorageDriver implements StorageDriver {
     this.files = new VolumeFiles(pool, VOLUME_SUFFIX);
   }
 
+  readonly format = "raw";
+
+  hostPath(vid: string): string {
+    return path.join(this.pool.root, vid + VOLUME_SUFFIX);
+  }
+
   async create(vid: string, sizeBytes: number): Promise<void> {
     if (!isValidVid(vid)) throw invalidVid(vid);
     if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);

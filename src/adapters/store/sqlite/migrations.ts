@@ -241,6 +241,33 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 14,
+    name: "volumes",
+    up: `
+      CREATE TABLE volumes (
+        pool               TEXT NOT NULL REFERENCES pools (name),
+        vid                TEXT NOT NULL,
+        vm_qid             INTEGER REFERENCES vms (qid),
+        name               TEXT NOT NULL,
+        format             TEXT NOT NULL,
+        rw                 INTEGER NOT NULL,
+        snap_on_start      INTEGER NOT NULL,
+        save_on_stop       INTEGER NOT NULL,
+        source             TEXT NOT NULL,
+        -- NULL follows the pool's.
+        revisions_to_keep  INTEGER,
+        ephemeral          INTEGER NOT NULL,
+        limit_bytes        INTEGER NOT NULL,
+        internal           INTEGER NOT NULL,
+        state              TEXT NOT NULL,
+        created_at         TEXT NOT NULL,
+        PRIMARY KEY (pool, vid)
+      );
+      CREATE UNIQUE INDEX volumes_of_vms ON volumes (vm_qid, name) WHERE vm_qid IS NOT NULL;
+      CREATE INDEX volumes_unsettled ON volumes (state) WHERE state != 'ready';
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

@@ -4,13 +4,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StoredEvent } from "../../../core/model/event";
 import type { HostRecord } from "../../../core/model/host";
-import type { GlobalPropertyRepository, LabelRepository, OperationRepository, PoolRepository, RequestRepository, RuntimeRepository, Store, VmRepository } from "../../../ports/store";
+import type { GlobalPropertyRepository, LabelRepository, OperationRepository, PoolRepository, RequestRepository, RuntimeRepository, Store, VmRepository, VolumeRepository } from "../../../ports/store";
 import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
 import { SqliteRuntimeRepository } from "./runtime-repository";
 import { SqliteGlobalPropertyRepository, SqliteLabelRepository } from "./label-repository";
 import { migrate } from "./migrations";
 import { SqliteOperationRepository } from "./operation-repository";
 import { SqlitePoolRepository } from "./pool-repository";
+import { SqliteVolumeRepository } from "./volume-repository";
 import { SqliteVmRepository } from "./vm-repository";
 
 export const DATABASE_FILE = "steward.db";
@@ -48,6 +49,7 @@ export class SqliteStore implements Store {
   readonly runtime: RuntimeRepository;
   readonly operations: OperationRepository;
   readonly pools: PoolRepository;
+  readonly volumes: VolumeRepository;
   private readonly commitListeners: ((events: readonly StoredEvent[]) => void)[] = [];
 
   private constructor(
@@ -63,6 +65,7 @@ export class SqliteStore implements Store {
     this.runtime = new SqliteRuntimeRepository(db);
     this.operations = new SqliteOperationRepository(db);
     this.pools = new SqlitePoolRepository(db);
+    this.volumes = new SqliteVolumeRepository(db);
   }
 
   /** Opens the state in `dataDir`; `now` is the clock that records when each VM was written. */

@@ -1,0 +1,356 @@
+import { InvalidFieldError } from "../errors";
+import type { Clock } from "../../ports/clock";
+import type { Log } from "../../ports/log";
+import type { Revision, StorageDriver } from "../../ports/storage-driver";
+import { invalidVolumeSize, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
+import type { Store } from "../../ports/store";
+import type { EventLog } from "../events/event-log";
+import { HOST_SUBJECT, type EventSubject } from "../model/event";
+import type { VolumeFormat, VolumeRecord } from "../model/volume";
+import type { CallContext } from "../shared/call-context";
+import { KeyedQueue } from "../shared/keyed-queue";
+import type { RequestLedger } from "../shared/request-ledger";
+import { requestResultGone } from "../vms/vm-errors";
+import type { VmLookup } from "../vms/vm-lookup";
+import { checkRevisionsToKeep, type Pools } from "./pools";
+import { invalidVolumeRef, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
+import { volumeClear, volumeCreate, volumeDelete, volumeResize, volumeRevert, volumeSet, volumeSnapshot } from "./storage-events";
+import { copyContent } from "./volume-copy";
+
+/** A volume named by its pool and vid: how the core names every volume. */
+export interface VolumeKey {
+  pool: string;
+  vid: string;
+}
+
+/** A volume as a request names it (VolumeRef): by its VM and name, or by its pool and vid. */
+export interface VolumeName {
+  vm: string;
+  name: string;
+  pool: string;
+  vid: string;
+}
+
+/** A volume with what it is and takes now, as GetVolume tells it. */
+export interface VolumeView extends VolumeRecord {
+  sizeBytes: number;
+  usageBytes: number;
+  /** Its own, or its pool's when it follows the pool. */
+  effectiveRevisionsToKeep: number;
+  hostPath: string | undefined;
+  /** The VM owning it, by name; empty for a pool's own volume. */
+  vmName: string;
+}
+
+/** Volume sizes are whole sectors, as the proto says. */
+const SECTOR = 512;
+
+/**
+ * The volumes of the host's pools (Qubes' pool.volume.* and vm.volume.*): their records in the
+ * store, their bytes in their pools' drivers. A change of one volume runs alone (one queue per
+ * volume), and one that touches files is written down before it begins, so that a start after
+ * a crash finishes or undoes it (settle).
+ */
+export class Volumes {
+  private readonly queue = new KeyedQueue();
+
+  constructor(
+    private readonly store: Store,
+    private readonly pools: Pools,
+    private readonly events: EventLog,
+    private readonly ledger: RequestLedger,
+    private readonly clock: Clock,
+    private readonly log: Log,
+    private readonly lookup: VmLookup,
+  ) {}
+
+  /**
+   * The volume a VolumeRef names: INVALID_ARGUMENT (INVALID_VOLUME_REF) unless it gives exactly
+   * one form; NOT_FOUND (VM_NOT_FOUND, VOLUME_NOT_FOUND).
+   */
+  resolve(ref: VolumeName | undefined, field = "volume"): VolumeKey {
+    const byVm = ref !== undefined && (ref.vm !== "" || ref.name !== "");
+    const byPool = ref !== undefined && (ref.pool !== "" || ref.vid !== "");
+    if (ref === undefined || byVm === byPool) throw invalidVolumeRef(field);
+    if (byPool) {
+      if (ref.pool === "") throw new InvalidFieldError(`${field}.pool`, "is required with vid");
+      if (ref.vid === "") throw new InvalidFieldError(`${field}.vid`, "is required with pool");
+      return { pool: ref.pool, vid: ref.vid };
+    }
+    const vm = this.lookup.resolve(ref.vm, `${field}.vm`);
+    if (ref.name === "") throw new InvalidFieldError(`${field}.name`, "is required with vm: root, private, volatile or kernel");
+    const volume = this.store.volumes.ofVm(vm.qid).find((candidate) => candidate.name === ref.name && candidate.state === "ready");
+    if (!volume) throw volumeNotFound(`${vm.name}:${ref.name}`);
+    return { pool: volume.pool, vid: volume.vid };
+  }
+
+  /** The volumes a VM owns, by name. */
+  async ofVm(vm: string): Promise<VolumeView[]> {
+    const record = this.lookup.resolve(vm, "vm");
+    return Promise.all(this.store.volumes.ofVm(record.qid).filter((volume) => volume.state === "ready").map((volume) => this.view(volume)));
+  }
+
+  /** Finishes what a crash cut short: a volume being made is removed, one being deleted is deleted. Call once the pools are open. */
+  async settle(): Promise<void> {
+    for (const volume of this.store.volumes.unsettled()) {
+      try {
+        await this.pools.driver(volume.pool).delete(volume.vid);
+        this.store.volumes.remove(volume.pool, volume.vid);
+        this.log.info({ pool: volume.pool, vid: volume.vid, state: volume.state }, "settled a volume change a stop cut short");
+      } catch (error) {
+        this.log.warn({ pool: volume.pool, vid: volume.vid, err: error instanceof Error ? error.message : String(error) }, "a volume change a stop cut short cannot be settled yet");
+      }
+    }
+  }
+
+  async get(key: VolumeKey): Promise<VolumeView> {
+    return this.view(this.record(key));
+  }
+
+  /** A pool's volumes, by vid: those being made or deleted are left out. */
+  async inPool(pool: string): Promise<VolumeView[]> {
+    this.pools.driver(pool);
+    const records = this.store.volumes.inPool(pool, "", Number.MAX_SAFE_INTEGER).filter((volume) => volume.state === "ready");
+    return Promise.all(records.map((volume) => this.view(volume)));
+  }
+
+  /**
+   * Makes an empty volume in a pool (vm_concierge's CreateDiskImage). One of that vid with the
+   * same size and format is success with `existed`; another is ALREADY_EXISTS.
+   */
+  async create(pool: string, vid: string, sizeBytes: number, format: VolumeFormat | undefined, ctx: CallContext, requestId = ""): Promise<{ volume: VolumeView; existed: boolean }> {
+    this.ledger.checkKey(requestId);
+    const driver = this.pools.driver(pool);
+    checkSize(vid, sizeBytes, "size_bytes");
+    if (format !== undefined && format !== driver.format) throw new InvalidFieldError("format", `pool ${pool} keeps ${driver.format} volumes, not ${format}`);
+    return this.queue.run(`${pool}/${vid}`, { caller: ctx, what: `create volume ${vid}` }, async () => {
+      const asked = { pool, vid, sizeBytes };
+      const earlier = this.ledger.earlier(requestId, "CreateVolume", asked);
+      if (earlier !== undefined) {
+        const made = this.store.volumes.get(pool, vid);
+        if (!made || made.state !== "ready") throw requestResultGone(requestId, "volume");
+        return { volume: await this.view(made), existed: false };
+      }
+      const existing = this.store.volumes.get(pool, vid);
+      if (existing?.state === "ready") {
+        const view = await this.view(existing);
+        if (view.sizeBytes === sizeBytes && existing.vmQid === undefined) return { volume: view, existed: true };
+        throw volumeExists(vid);
+      }
+      const record: VolumeRecord = {
+        pool,
+        vid,
+        vmQid: undefined,
+        name: "",
+        format: driver.format,
+        rw: true,
+        snapOnStart: false,
+        saveOnStop: true,
+        source: "",
+        revisionsToKeep: undefined,
+        ephemeral: false,
+        limitBytes: 0,
+        internal: false,
+        state: "creating",
+        createdAt: this.clock.now(),
+      };
+      this.store.transaction(() => this.store.volumes.insert(record));
+      try {
+        await driver.create(vid, sizeBytes);
+      } catch (error) {
+        this.store.transaction(() => this.store.volumes.remove(pool, vid));
+        throw error;
+      }
+      const made = { ...record, state: "ready" as const };
+      this.store.transaction(() => {
+        this.store.volumes.update(made);
+        this.events.append(volumeCreate(HOST_SUBJECT, made, sizeBytes));
+        this.ledger.remember(requestId, "CreateVolume", asked, vid);
+      });
+      return { volume: await this.view(made), existed: false };
+    });
+  }
+
+  /** Deletes a pool's volume (vm_concierge's DestroyDiskImage); false when there was none. A VM's own volume goes with its VM. */
+  async delete(key: VolumeKey, ctx: CallContext): Promise<boolean> {
+    const driver = this.pools.driver(key.pool);
+    return this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `delete volume ${key.vid}` }, async () => {
+      const volume = this.store.volumes.get(key.pool, key.vid);
+      if (!volume || volume.state !== "ready") return false;
+      if (volume.vmQid !== undefined) throw volumeOwnedByVm(volume.vid, this.vmName(volume));
+      this.store.transaction(() => {
+        this.store.volumes.update({ ...volume, state: "deleting" });
+        this.events.append(volumeDelete(HOST_SUBJECT, volume));
+      });
+      await driver.delete(key.vid);
+      this.store.transaction(() => this.store.volumes.remove(key.pool, key.vid));
+      return true;
+    });
+  }
+
+  /** The volume's revisions, newest first. */
+  async revisions(key: VolumeKey): Promise<Revision[]> {
+    const volume = this.record(key);
+    return (await this.pools.driver(volume.pool).revisions(volume.vid)).reverse();
+  }
+
+  /** Saves the current content as a revision; the oldest past revisions_to_keep go. A retry with request_id returns the first one's revision. */
+  async snapshot(key: VolumeKey, ctx: CallContext, requestId = ""): Promise<Revision> {
+    this.ledger.checkKey(requestId);
+    return this.change(key, ctx, "snapshot", async (volume, driver) => {
+      const earlier = this.ledger.earlier(requestId, "SnapshotVolume", key);
+      if (earlier !== undefined) {
+        const saved = (await driver.revisions(volume.vid)).find((revision) => revision.id === earlier);
+        if (!saved) throw requestResultGone(requestId, "revision");
+        return saved;
+      }
+      const revision = await this.keepRevision(volume, driver);
+      this.store.transaction(() => this.ledger.remember(requestId, "SnapshotVolume", key, revision.id));
+      return revision;
+    });
+  }
+
+  /** Brings the volume back to `revision` (the newest when empty), keeping its current content as a revision first. */
+  async revert(key: VolumeKey, revision: string, ctx: CallContext): Promise<VolumeView> {
+    return this.change(key, ctx, "revert", async (volume, driver) => {
+      const revisions = await driver.revisions(volume.vid);
+      const target = revision === "" ? revisions.at(-1)?.id : revision;
+      // Checked before the current content is kept, so that a wrong id changes nothing.
+      if (target === undefined || !revisions.some((saved) => saved.id === target)) throw revisionNotFound(volume.vid, revision || "(newest)");
+      await this.keepRevision(volume, driver, [target]);
+      await driver.revert(volume.vid, target);
+      this.store.transaction(() => this.events.append(volumeRevert(this.subjectOf(volume), volume, target)));
+      return this.view(volume);
+    });
+  }
+
+  /** Sets the volume's size; smaller only with allowShrink, which cuts its end off. */
+  async resize(key: VolumeKey, sizeBytes: number, allowShrink: boolean, ctx: CallContext): Promise<VolumeView> {
+    return this.change(key, ctx, "resize", async (volume, driver) => {
+      checkSize(volume.vid, sizeBytes, "size_bytes");
+      if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
+      const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
+      if (sizeBytes < oldSize && allowShrink) await copyContent(driver, volume.vid, driver, volume.vid, { sizeBytes });
+      else await driver.resize(volume.vid, sizeBytes);
+      if (sizeBytes !== oldSize) this.store.transaction(() => this.events.append(volumeResize(this.subjectOf(volume), volume, sizeBytes, oldSize)));
+      return this.view(volume);
+    });
+  }
+
+  /** Empties the volume, keeping its size (vm.volume.Clear). */
+  async clear(key: VolumeKey, ctx: CallContext): Promise<VolumeView> {
+    return this.change(key, ctx, "clear", async (volume, driver) => {
+      const writer = await driver.openWrite(volume.vid);
+      try {
+        await writer.finish();
+      } finally {
+        await writer.abort();
+      }
+      this.store.transaction(() => this.events.append(volumeClear(this.subjectOf(volume), volume)));
+      return this.view(volume);
+    });
+  }
+
+  /** Sets a quota on the volume's size; refused below its size. 0 removes it. */
+  async setLimit(key: VolumeKey, limitBytes: number, ctx: CallContext): Promise<VolumeView> {
+    return this.change(key, ctx, "set limit", async (volume, driver) => {
+      const { sizeBytes } = await driver.volumeUsage(volume.vid);
+      if (limitBytes > 0 && sizeBytes > limitBytes) throw volumeOverLimit(volume.vid, sizeBytes, limitBytes);
+      return this.view(this.setting(volume, { limitBytes }, "limit_bytes", String(volume.limitBytes), String(limitBytes)));
+    });
+  }
+
+  /** Sets revisions_to_keep, rw or ephemeral (vm.volume.Set.*). */
+  async setProperty(key: VolumeKey, property: { revisionsToKeep: number } | { rw: boolean } | { ephemeral: boolean }, ctx: CallContext): Promise<VolumeView> {
+    return this.change(key, ctx, "set a property", async (volume, driver) => {
+      if ("revisionsToKeep" in property) {
+        checkRevisionsToKeep(property.revisionsToKeep, "revisions_to_keep");
+        const old = String(this.revisionsToKeep(volume));
+        const changed = this.setting(volume, { revisionsToKeep: property.revisionsToKeep }, "revisions_to_keep", old, String(property.revisionsToKeep));
+        await this.prune(changed, driver);
+        return this.view(changed);
+      }
+      if ("rw" in property) return this.view(this.setting(volume, { rw: property.rw }, "rw", pyBool(volume.rw), pyBool(property.rw)));
+      return this.view(this.setting(volume, { ephemeral: property.ephemeral }, "ephemeral", pyBool(volume.ephemeral), pyBool(property.ephemeral)));
+    });
+  }
+
+  /** Runs a change of one ready volume, alone: the volume and its pool's driver are looked up once its turn comes. */
+  private change<T>(key: VolumeKey, ctx: CallContext, what: string, work: (volume: VolumeRecord, driver: StorageDriver) => Promise<T>): Promise<T> {
+    this.record(key);
+    return this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, () => work(this.record(key), this.pools.driver(key.pool)));
+  }
+
+  /** Saves the volume's current content as a revision, with its event, then prunes past revisions_to_keep, sparing `spare`. */
+  private async keepRevision(volume: VolumeRecord, driver: StorageDriver, spare: readonly string[] = []): Promise<Revision> {
+    const revision = await driver.snapshot(volume.vid);
+    this.store.transaction(() => this.events.append(volumeSnapshot(this.subjectOf(volume), volume, revision.id)));
+    await this.prune(volume, driver, [revision.id, ...spare]);
+    return revision;
+  }
+
+  /** Drops the oldest revisions past revisions_to_keep; those in `spare` (just made, or about to be reverted to) stay. */
+  private async prune(volume: VolumeRecord, driver: StorageDriver, spare: readonly string[] = []): Promise<void> {
+    const revisions = await driver.revisions(volume.vid);
+    let excess = revisions.length - Math.max(this.revisionsToKeep(volume), spare.length);
+    for (const revision of revisions) {
+      if (excess <= 0) break;
+      if (spare.includes(revision.id)) continue;
+      await driver.deleteRevision(volume.vid, revision.id);
+      excess--;
+    }
+  }
+
+  private setting(volume: VolumeRecord, changes: Partial<VolumeRecord>, property: string, oldValue: string, newValue: string): VolumeRecord {
+    if (oldValue === newValue) return volume;
+    const changed = { ...volume, ...changes };
+    this.store.transaction(() => {
+      this.store.volumes.update(changed);
+      this.events.append(volumeSet(this.subjectOf(volume), volume, property, newValue, oldValue));
+    });
+    return changed;
+  }
+
+  private revisionsToKeep(volume: VolumeRecord): number {
+    return volume.revisionsToKeep ?? this.store.pools.get(volume.pool)?.revisionsToKeep ?? 1;
+  }
+
+  private record({ pool, vid }: VolumeKey): VolumeRecord {
+    this.pools.driver(pool);
+    const volume = this.store.volumes.get(pool, vid);
+    if (!volume || volume.state !== "ready") throw volumeNotFound(vid);
+    return volume;
+  }
+
+  private vmName(volume: VolumeRecord): string {
+    return volume.vmQid === undefined ? "" : (this.store.vms.byQid(volume.vmQid)?.name ?? "");
+  }
+
+  private subjectOf(volume: VolumeRecord): EventSubject {
+    if (volume.vmQid === undefined) return HOST_SUBJECT;
+    const vm = this.store.vms.byQid(volume.vmQid);
+    return vm ? { name: vm.name, uuid: vm.uuid } : HOST_SUBJECT;
+  }
+
+  private async view(volume: VolumeRecord): Promise<VolumeView> {
+    const driver = this.pools.driver(volume.pool);
+    const usage = await driver.volumeUsage(volume.vid);
+    return {
+      ...volume,
+      sizeBytes: usage.sizeBytes,
+      usageBytes: usage.allocatedBytes,
+      effectiveRevisionsToKeep: this.revisionsToKeep(volume),
+      hostPath: driver.hostPath(volume.vid),
+      vmName: this.vmName(volume),
+    };
+  }
+}
+
+function checkSize(vid: string, sizeBytes: number, field: string): void {
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) throw invalidVolumeSize(vid, sizeBytes);
+  if (sizeBytes % SECTOR !== 0) throw new InvalidFieldError(field, `${sizeBytes} is not a multiple of ${SECTOR} bytes`, invalidVolumeSize(vid, sizeBytes).reason);
+}
+
+function pyBool(value: boolean): string {
+  return value ? "True" : "False";
+}

@@ -18,6 +18,7 @@ import { VmStop } from "../core/lifecycle/vm-stop";
 import { Operations } from "../core/operations/operations";
 import { PageTokens } from "../core/shared/page-token";
 import { Pools, type DefaultPool } from "../core/storage/pools";
+import { VmVolumes } from "../core/storage/vm-volumes";
 import { Volumes } from "../core/storage/volumes";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
@@ -90,9 +91,12 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const machine = new PowerMachine(powerStates, events);
   const halts = new HaltWaiters();
   const running = new RunningVms(store, machine, operations, participants, halts, log);
-  participants.enlist([...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
-  const eventHub = new EventHub(store, clock, settings.events);
   const pools = new Pools(store, storage, events, ledger, clock, log);
+  const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup);
+  // Storage first (the others may need the disks), the disposables last.
+  const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock)] : [];
+  participants.enlist([...storageParticipant, ...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
+  const eventHub = new EventHub(store, clock, settings.events);
   const stopping = new VmStop(store, lookup, resolver, operations, machine, running, halts, log);
   const core = {
     store,
@@ -122,7 +126,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     features: new VmFeatures(store, lookup, resolver, operations, events),
     notes: new VmNotes(store, lookup, operations, events),
     pools,
-    volumes: new Volumes(store, pools, events, ledger, clock, log, lookup),
+    volumes,
     /**
      * Ends the operations the last Steward left running, opens the pools (making the default
      * one at the first start) and takes over the VMs the hypervisor finds running; call once,

@@ -154,6 +154,8 @@ export interface VolumeRepository {
   ofVm(qid: number): VolumeRecord[];
   /** Volumes in a state other than ready: changes a crash cut short. */
   unsettled(): VolumeRecord[];
+  /** Volumes of VMs that do not exist: made for a VM whose making a crash cut short. */
+  ofMissingVms(): VolumeRecord[];
   insert(volume: VolumeRecord): void;
   /** Writes every field but the pool and vid, which name it. */
   update(volume: VolumeRecord): void;

@@ -137,6 +137,9 @@ describe("lifecycle events", () => {
       "domain-unpaused",
       "domain-pre-shutdown",
       "domain-shutdown",
+      // The halt settles the StandaloneVM's volumes: root and private each keep a revision.
+      "volume-snapshot",
+      "volume-snapshot",
       "domain-pre-start",
       "domain-start-failed",
     ]);

@@ -56,6 +56,8 @@ describe("a restart", () => {
     for await (const response of resumed.events({ afterSequence: before })) {
       if (response.kind.case !== "event") break;
       if (response.kind.value.name === "connection-established") continue;
+      // The halts settle the VMs' volumes too (volume-snapshot): the domain events are what this is about.
+      if (response.kind.value.name.startsWith("volume-")) continue;
       told.push(`${response.kind.value.subject} ${response.kind.value.name}`);
       if (told.length === 3) break;
     }

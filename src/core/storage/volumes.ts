@@ -90,9 +90,13 @@ export class Volumes {
     return Promise.all(this.store.volumes.ofVm(record.qid).filter((volume) => volume.state === "ready").map((volume) => this.view(volume)));
   }
 
-  /** Finishes what a crash cut short: a volume being made is removed, one being deleted is deleted. Call once the pools are open. */
+  /**
+   * Finishes what a crash cut short: a volume being made is removed, one being deleted is
+   * deleted, and so are the volumes of a VM whose making never committed. Call once the pools
+   * are open, before any VM is made.
+   */
   async settle(): Promise<void> {
-    for (const volume of this.store.volumes.unsettled()) {
+    for (const volume of [...this.store.volumes.unsettled(), ...this.store.volumes.ofMissingVms()]) {
       try {
         await this.pools.driver(volume.pool).delete(volume.vid);
         this.store.volumes.remove(volume.pool, volume.vid);

@@ -59,7 +59,7 @@ export class VmCloning {
         return this.newVms.make(
           () => this.draft(source, name, klass ?? source.klass, identity),
           { rpc: "CloneVm", key: "", request, ctx, operation },
-          this.participants.join("onClone") ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert) : undefined,
+          this.participants.join("onClone") ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert, { pool: request.pool, volumePools: request.volumePools }) : undefined,
           (qid) => this.copyAttributes(source, qid),
         );
       }),
@@ -81,7 +81,7 @@ export class VmCloning {
   private parse(request: CloneRequest): { name: string; klass: VmClassName | undefined } {
     const name = checkVmName(request.newName, "new_name");
     const klass = request.klass === undefined ? undefined : creatableClass(request.klass);
-    checkPools(request.pool, request.volumePools);
+    checkPools(this.store, request.pool, request.volumePools);
     return { name, klass };
   }
 

@@ -1,4 +1,5 @@
 import { vmClass, type VmClassName } from "../model/vm-classes";
+import { InvalidFieldError } from "../errors";
 import { draftRecord, type VmIdentity, type VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
 import type { ProgressReporter } from "../shared/progress";
@@ -72,7 +73,7 @@ export class VmCreation {
       return this.newVms.make(
         () => this.draft(request, name, klass, identity),
         { rpc: "CreateVm", key: "", request, ctx, operation },
-        this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
+        this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert, { pool: request.pool, volumePools: request.volumePools }) : undefined,
       );
     });
   }
@@ -91,7 +92,7 @@ export class VmCreation {
     const name = checkVmName(request.name, "name");
     const klass = creatableClass(request.klass);
     const chosenUuid = checkChosenUuid(request.uuid ?? "", "uuid");
-    checkPools(request.pool, request.volumePools);
+    checkPools(this.store, request.pool, request.volumePools);
     return { name, klass, chosenUuid };
   }
 
@@ -210,10 +211,16 @@ export function creatableClass(klass: VmClassName | undefined): VmClassName {
   return klass;
 }
 
-export function checkPools(pool: string, volumePools: Readonly<Record<string, string>>): void {
-  const perVolume = Object.values(volumePools);
+/** The volumes a VM has, by name; volume_pools may name only these. */
+const VOLUME_NAMES = ["root", "private", "volatile", "kernel"];
+
+/** Refuses pools that do not exist, volume_pools keys that name no volume, and both pool and volume_pools. */
+export function checkPools(store: Store, pool: string, volumePools: Readonly<Record<string, string>>): void {
+  const perVolume = Object.entries(volumePools);
   if (pool && perVolume.length > 0) throw poolConflict();
-  // Pools come with the storage service; until then there are none to name.
-  const named = pool || perVolume[0];
-  if (named) throw poolNotFound(named);
+  for (const [volume, named] of perVolume) {
+    if (!VOLUME_NAMES.includes(volume)) throw new InvalidFieldError(`volume_pools[${volume}]`, `a VM's volumes are ${VOLUME_NAMES.join(", ")}`);
+    if (!store.pools.get(named)) throw poolNotFound(named);
+  }
+  if (pool && !store.pools.get(pool)) throw poolNotFound(pool);
 }

@@ -5,6 +5,18 @@ import type { VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
 import type { Revert, Undo } from "../shared/revert";
 
+/**
+ * Where a new VM's volumes go, as CreateVm and CloneVm ask: one pool for them all, or a pool
+ * per volume (root, private, volatile, kernel); what neither names follows the global
+ * default_pool_<volume>.
+ */
+export interface VolumePlacement {
+  pool: string;
+  volumePools: Readonly<Record<string, string>>;
+}
+
+export const DEFAULT_PLACEMENT: VolumePlacement = Object.freeze({ pool: "", volumePools: Object.freeze({}) });
+
 /** How a VM halted, as its participants are told. */
 export interface HaltReport {
   cause: HaltCause;
@@ -24,9 +36,9 @@ export interface VmParticipant {
   /** Names the participant in the log. */
   readonly name: string;
   /** A VM is being made (CreateVm, CreateDisposableVm): before its record commits. */
-  onCreate?(vm: VmRecord, ctx: CallContext): Promise<Undo | void>;
+  onCreate?(vm: VmRecord, ctx: CallContext, placement: VolumePlacement): Promise<Undo | void>;
   /** A VM is being made as a copy of `source` (CloneVm): before the clone's record commits. */
-  onClone?(source: VmRecord, clone: VmRecord, ctx: CallContext): Promise<Undo | void>;
+  onClone?(source: VmRecord, clone: VmRecord, ctx: CallContext, placement: VolumePlacement): Promise<Undo | void>;
   /** The VM is about to be launched: add to its plan (disks, network interfaces, devices). */
   beforeStart?(vm: VmRecord, plan: LaunchPlan, ctx: CallContext): Promise<Undo | void>;
   /**
@@ -66,12 +78,12 @@ export class VmParticipants {
     return this.all().some((participant) => participant[hook] !== undefined);
   }
 
-  async created(vm: VmRecord, ctx: CallContext, revert: Revert): Promise<void> {
-    for (const participant of this.all()) if (participant.onCreate) revert.add(await participant.onCreate(vm, ctx));
+  async created(vm: VmRecord, ctx: CallContext, revert: Revert, placement: VolumePlacement = DEFAULT_PLACEMENT): Promise<void> {
+    for (const participant of this.all()) if (participant.onCreate) revert.add(await participant.onCreate(vm, ctx, placement));
   }
 
-  async cloned(source: VmRecord, clone: VmRecord, ctx: CallContext, revert: Revert): Promise<void> {
-    for (const participant of this.all()) if (participant.onClone) revert.add(await participant.onClone(source, clone, ctx));
+  async cloned(source: VmRecord, clone: VmRecord, ctx: CallContext, revert: Revert, placement: VolumePlacement = DEFAULT_PLACEMENT): Promise<void> {
+    for (const participant of this.all()) if (participant.onClone) revert.add(await participant.onClone(source, clone, ctx, placement));
   }
 
   async beforeStart(vm: VmRecord, plan: LaunchPlan, ctx: CallContext, revert: Revert): Promise<void> {

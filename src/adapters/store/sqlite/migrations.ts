@@ -248,7 +248,8 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE volumes (
         pool               TEXT NOT NULL REFERENCES pools (name),
         vid                TEXT NOT NULL,
-        vm_qid             INTEGER REFERENCES vms (qid),
+        -- No reference to vms: a VM's volumes are made before its record commits.
+        vm_qid             INTEGER,
         name               TEXT NOT NULL,
         format             TEXT NOT NULL,
         rw                 INTEGER NOT NULL,

@@ -52,6 +52,13 @@ export class SqliteVolumeRepository implements VolumeRepository {
     return this.sql.prepare<[], VolumeRow>("SELECT * FROM volumes WHERE state != 'ready' ORDER BY pool, vid").all().map(toVolume);
   }
 
+  ofMissingVms(): VolumeRecord[] {
+    return this.sql
+      .prepare<[], VolumeRow>("SELECT * FROM volumes AS v WHERE vm_qid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vms WHERE qid = v.vm_qid) ORDER BY pool, vid")
+      .all()
+      .map(toVolume);
+  }
+
   insert(volume: VolumeRecord): void {
     this.sql
       .prepare(

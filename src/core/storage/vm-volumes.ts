@@ -1,0 +1,266 @@
+import { canCloneCheaply, type StorageDriver } from "../../ports/storage-driver";
+import type { Clock } from "../../ports/clock";
+import type { Store } from "../../ports/store";
+import type { LaunchDisk, LaunchPlan } from "../model/launch-plan";
+import type { VmClassName } from "../model/vm-classes";
+import type { VmRecord } from "../model/vm-record";
+import type { VolumeRecord } from "../model/volume";
+import type { CallContext } from "../shared/call-context";
+import type { Undo } from "../shared/revert";
+import { globalSpec } from "../vms/properties/property-schema";
+import type { PropertyResolver } from "../vms/properties/property-resolver";
+import type { HaltReport, VmParticipant, VolumePlacement } from "../vms/vm-participant";
+import type { Pools } from "./pools";
+import { copyContent } from "./volume-copy";
+import type { Volumes } from "./volumes";
+
+const GiB = 1024 * 1024 * 1024;
+
+/** What a volume of a VM's class is (Qubes' volume_config). */
+interface VolumeSpec {
+  name: "root" | "private" | "volatile";
+  /** The size of a new volume of its own. */
+  sizeBytes: number;
+  snapOnStart: boolean;
+  saveOnStop: boolean;
+  /** For a snapshot taken at each start: whose volume of which name it is a snapshot of. */
+  source?: { of: "template"; volume: "root" | "private" } | { of: "template's source"; volume: "root" };
+}
+
+const OWN_ROOT: VolumeSpec = { name: "root", sizeBytes: 10 * GiB, snapOnStart: false, saveOnStop: true };
+const OWN_PRIVATE: VolumeSpec = { name: "private", sizeBytes: 2 * GiB, snapOnStart: false, saveOnStop: true };
+/** Fresh at each start: swap and scratch space. */
+const VOLATILE: VolumeSpec = { name: "volatile", sizeBytes: 10 * GiB, snapOnStart: false, saveOnStop: false };
+
+/**
+ * Qubes' table of volumes per class. An AppVM's root is a snapshot of its template's root taken
+ * at each start; a DispVM's root is the same of its AppVM's template's root, and its private a
+ * snapshot of its AppVM's private; a TemplateVM and a StandaloneVM own all theirs. The kernel
+ * comes from the host's kernel folder (LaunchPlan.kernel), not from a volume of the VM's.
+ */
+const LAYOUT: Record<VmClassName, readonly VolumeSpec[]> = {
+  AdminVM: [],
+  TemplateVM: [OWN_ROOT, OWN_PRIVATE, VOLATILE],
+  StandaloneVM: [OWN_ROOT, OWN_PRIVATE, VOLATILE],
+  AppVM: [{ ...OWN_ROOT, snapOnStart: true, saveOnStop: false, source: { of: "template", volume: "root" } }, OWN_PRIVATE, VOLATILE],
+  DispVM: [
+    { ...OWN_ROOT, snapOnStart: true, saveOnStop: false, source: { of: "template's source", volume: "root" } },
+    { ...OWN_PRIVATE, snapOnStart: true, saveOnStop: false, source: { of: "template", volume: "private" } },
+    VOLATILE,
+  ],
+};
+
+/** The order the guest sees a VM's own disks in. */
+const DISK_ORDER = ["root", "private", "volatile", "kernel"];
+
+/** A volume's source as the record keeps it: "pool:vid". */
+function sourceKey(volume: VolumeRecord): string {
+  return `${volume.pool}:${volume.vid}`;
+}
+
+function parseSource(source: string): { pool: string; vid: string } {
+  const colon = source.indexOf(":");
+  return { pool: source.slice(0, colon), vid: source.slice(colon + 1) };
+}
+
+/**
+ * The storage area's part in a VM's life: its volumes are made with it (CreateVm, CloneVm),
+ * refreshed as Qubes does at each start (snap_on_start volumes from their source, volatile
+ * fresh), settled at each halt (save_on_stop volumes keep a revision, the others are emptied),
+ * and deleted with it.
+ */
+export class VmVolumes implements VmParticipant {
+  readonly name = "storage";
+
+  constructor(
+    private readonly store: Store,
+    private readonly pools: Pools,
+    private readonly volumes: Volumes,
+    private readonly resolver: PropertyResolver,
+    private readonly clock: Clock,
+  ) {}
+
+  async onCreate(vm: VmRecord, _ctx: CallContext, placement: VolumePlacement): Promise<Undo | void> {
+    const made: VolumeRecord[] = [];
+    const undo = () => this.deleteAll(made);
+    try {
+      for (const spec of LAYOUT[vm.klass]) {
+        const source = spec.source === undefined ? undefined : this.sourceOf(vm, spec);
+        const pool = this.poolFor(spec.name, placement);
+        // A snapshot taken at each start is empty until the first start, of its source's size.
+        const sizeBytes = source === undefined ? spec.sizeBytes : (await this.driverOf(source.pool).volumeUsage(source.vid)).sizeBytes;
+        made.push(await this.make(vm, spec, pool, source === undefined ? "" : sourceKey(source), (driver, vid) => driver.create(vid, sizeBytes)));
+      }
+    } catch (error) {
+      await undo();
+      throw error;
+    }
+    return made.length === 0 ? undefined : undo;
+  }
+
+  async onClone(source: VmRecord, clone: VmRecord, ctx: CallContext, placement: VolumePlacement): Promise<Undo | void> {
+    const made: VolumeRecord[] = [];
+    const undo = () => this.deleteAll(made);
+    try {
+      for (const original of this.ownVolumes(source)) {
+        const spec = LAYOUT[clone.klass].find((candidate) => candidate.name === original.name);
+        if (spec === undefined) continue;
+        const pool = this.poolFor(spec.name, placement, original.pool);
+        const sourceDriver = this.driverOf(original.pool);
+        const { sizeBytes } = await sourceDriver.volumeUsage(original.vid);
+        made.push(
+          await this.make(clone, { ...spec, snapOnStart: original.snapOnStart, saveOnStop: original.saveOnStop }, pool, original.source, async (driver, vid) => {
+            // What a start makes again needs no copy; the rest is copied, cheaply where the pool can.
+            if (original.snapOnStart || !original.saveOnStop) return driver.create(vid, sizeBytes);
+            if (pool === original.pool && canCloneCheaply(driver)) return driver.clone(original.vid, vid);
+            await driver.create(vid, sizeBytes);
+            await copyContent(sourceDriver, original.vid, driver, vid, { signal: ctx.signal });
+          }),
+        );
+      }
+    } catch (error) {
+      await undo();
+      throw error;
+    }
+    return made.length === 0 ? undefined : undo;
+  }
+
+  /** Refreshes what each start makes anew, and adds the VM's disks to its plan in their order. */
+  async beforeStart(vm: VmRecord, plan: LaunchPlan): Promise<void> {
+    const disks: LaunchDisk[] = [];
+    for (const volume of this.ownVolumes(vm).sort((a, b) => DISK_ORDER.indexOf(a.name) - DISK_ORDER.indexOf(b.name))) {
+      const driver = this.driverOf(volume.pool);
+      if (volume.snapOnStart) await this.snapshotFromSource(volume, driver);
+      else if (!volume.saveOnStop) await this.empty(volume, driver);
+      disks.push({ name: volume.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !volume.rw });
+    }
+    plan.disks.push(...disks);
+  }
+
+  /** Keeps a revision of what is saved at a stop; empties what is not, so that it takes no space until the next start. */
+  async afterHalt(vm: VmRecord, _halt: HaltReport, ctx: CallContext): Promise<void> {
+    for (const volume of this.ownVolumes(vm)) {
+      const driver = this.driverOf(volume.pool);
+      if (volume.saveOnStop && !volume.snapOnStart) await this.volumes.snapshot({ pool: volume.pool, vid: volume.vid }, ctx);
+      else await this.empty(volume, driver);
+    }
+  }
+
+  /** Marks the VM's volumes as going: they are not listed any more, and a refused removal brings them back. */
+  async onRemove(vm: VmRecord): Promise<Undo | void> {
+    const volumes = this.ownVolumes(vm);
+    if (volumes.length === 0) return undefined;
+    this.store.transaction(() => {
+      for (const volume of volumes) this.store.volumes.update({ ...volume, state: "deleting" });
+    });
+    return async () => {
+      this.store.transaction(() => {
+        for (const volume of volumes) this.store.volumes.update(volume);
+      });
+    };
+  }
+
+  /**
+   * The VM is gone: its volumes go (a stop midway is finished at the next start). Its
+   * domain-delete tells of them, as its domain-add told of their making.
+   */
+  async afterRemove(vm: VmRecord): Promise<void> {
+    await this.deleteAll(this.store.volumes.ofVm(vm.qid));
+  }
+
+  /** Makes one volume of `vm`: its record first (creating), then its bytes, then the record ready. */
+  private async make(
+    vm: VmRecord,
+    spec: VolumeSpec,
+    pool: string,
+    source: string,
+    bytes: (driver: StorageDriver, vid: string) => Promise<void>,
+  ): Promise<VolumeRecord> {
+    const driver = this.pools.driver(pool);
+    const record: VolumeRecord = {
+      pool,
+      vid: `vms/${vm.uuid}/${spec.name}`,
+      vmQid: vm.qid,
+      name: spec.name,
+      format: driver.format,
+      rw: true,
+      snapOnStart: spec.snapOnStart,
+      saveOnStop: spec.saveOnStop,
+      source,
+      revisionsToKeep: undefined,
+      ephemeral: false,
+      limitBytes: 0,
+      internal: false,
+      state: "creating",
+      createdAt: this.clock.now(),
+    };
+    this.store.transaction(() => this.store.volumes.insert(record));
+    try {
+      await bytes(driver, record.vid);
+    } catch (error) {
+      await driver.delete(record.vid).catch(() => false);
+      this.store.transaction(() => this.store.volumes.remove(pool, record.vid));
+      throw error;
+    }
+    const ready = { ...record, state: "ready" as const };
+    this.store.transaction(() => this.store.volumes.update(ready));
+    return ready;
+  }
+
+  private async deleteAll(volumes: readonly VolumeRecord[]): Promise<void> {
+    for (const volume of volumes) {
+      await this.driverOf(volume.pool).delete(volume.vid);
+      this.store.transaction(() => this.store.volumes.remove(volume.pool, volume.vid));
+    }
+  }
+
+  /** Makes a snap_on_start volume its source's content as it is now: a reflink or overlay where the pool can, else a copy. */
+  private async snapshotFromSource(volume: VolumeRecord, driver: StorageDriver): Promise<void> {
+    if (volume.source === "") return;
+    const source = parseSource(volume.source);
+    if (source.pool === volume.pool && canCloneCheaply(driver)) return driver.clone(source.vid, volume.vid);
+    await copyContent(this.driverOf(source.pool), source.vid, driver, volume.vid);
+  }
+
+  private async empty(volume: VolumeRecord, driver: StorageDriver): Promise<void> {
+    const writer = await driver.openWrite(volume.vid);
+    try {
+      await writer.finish();
+    } finally {
+      await writer.abort();
+    }
+  }
+
+  /** The volume a snap_on_start volume of `vm` is a snapshot of. */
+  private sourceOf(vm: VmRecord, spec: VolumeSpec): VolumeRecord | undefined {
+    const template = this.templateOf(vm);
+    if (template === undefined || spec.source === undefined) return undefined;
+    const volume = this.ownVolumes(template).find((candidate) => candidate.name === spec.source!.volume);
+    if (spec.source.of === "template") return volume;
+    // A DispVM's root is its AppVM's root's source: the TemplateVM's root.
+    if (volume === undefined || volume.source === "") return volume;
+    const { pool, vid } = parseSource(volume.source);
+    return this.store.volumes.get(pool, vid);
+  }
+
+  private templateOf(vm: VmRecord): VmRecord | undefined {
+    const qid = vm.properties.template;
+    return qid === undefined ? undefined : this.store.vms.byQid(Number(qid));
+  }
+
+  private ownVolumes(vm: VmRecord): VolumeRecord[] {
+    return this.store.volumes.ofVm(vm.qid).filter((volume) => volume.state === "ready");
+  }
+
+  /** The pool a new volume goes to: the one asked for it, or for all, or what the clone's original used, or the global default_pool_<volume>. */
+  private poolFor(volume: string, placement: VolumePlacement, original?: string): string {
+    const asked = placement.volumePools[volume] || placement.pool || original;
+    if (asked) return asked;
+    const fallback = this.resolver.global(globalSpec(`default_pool_${volume}`)).value;
+    return typeof fallback === "string" ? fallback : "";
+  }
+
+  private driverOf(pool: string): StorageDriver {
+    return this.pools.driver(pool);
+  }
+}

@@ -1,0 +1,196 @@
+import * as grpc from "@grpc/grpc-js";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PoolService } from "../../gen/steward/v1/pool_service_pb";
+import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
+import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
+import { createClient, type StewardClient } from "../../src/client/steward-client";
+import type { LaunchDisk } from "../../src/core/model/launch-plan";
+import type { VmParticipant } from "../../src/core/vms/vm-participant";
+import { rpcError } from "../fixtures/expect-rpc-error";
+import { clonedVm, createdVm } from "../fixtures/made-vms";
+import { bool } from "../fixtures/property-values";
+import { stopAndReadEvents } from "../fixtures/stored-events";
+import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { makeTempDir, removeDir } from "../fixtures/temp-dir";
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** Writes `byte` over 64 KiB at `offset` of a volume's file, as a guest would. */
+function guestWrites(file: string, offset: number, byte: number): void {
+  const fd = fs.openSync(file, "r+");
+  try {
+    fs.writeSync(fd, Buffer.alloc(64 * 1024, byte), 0, 64 * 1024, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function byteAt(file: string, offset: number): number {
+  const fd = fs.openSync(file, "r");
+  try {
+    const buffer = Buffer.alloc(1);
+    fs.readSync(fd, buffer, 0, 1, offset);
+    return buffer[0];
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+describe("the volumes of VMs", () => {
+  let server: TestServer;
+  let vms: StewardClient<typeof VmService>;
+  let volumes: StewardClient<typeof VolumeService>;
+  let pools: StewardClient<typeof PoolService>;
+  let elsewhere: string;
+  /** What each start's plan held once the storage area had its turn. */
+  const launched = new Map<string, LaunchDisk[]>();
+  const recorder: VmParticipant = {
+    name: "disk recorder",
+    async beforeStart(vm, plan) {
+      launched.set(vm.name, plan.disks.map((disk) => ({ ...disk })));
+    },
+  };
+  const volumeOf = async (vm: string, name: string) => (await volumes.getVolume({ volume: { vm, name, pool: "", vid: "" } })).volume!;
+
+  beforeAll(async () => {
+    elsewhere = makeTempDir("steward-vm-volumes-");
+    server = await startTestServer([], {}, () => [recorder]);
+    vms = createClient(VmService, server.tcp);
+    volumes = createClient(VolumeService, server.tcp);
+    pools = createClient(PoolService, server.tcp);
+    await pools.addPool({ name: "images", driver: "qcow2", parameters: { dir_path: path.join(elsewhere, "images") } });
+    await vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black" });
+    await vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "red", template: "tpl" });
+  });
+
+  afterAll(async () => {
+    vms?.close();
+    volumes?.close();
+    pools?.close();
+    await server?.stop();
+    removeDir(elsewhere);
+  });
+
+  it("follow Qubes' table: a TemplateVM owns root, private and volatile; an AppVM's root is a snapshot of its template's", async () => {
+    const { vm: tpl } = await vms.getVm({ vm: "tpl" });
+    const listed = await volumes.listVolumes({ vm: "tpl" });
+    expect(listed.volumes.map((volume) => [volume.name, volume.vid, volume.pool, volume.snapOnStart, volume.saveOnStop, volume.source])).toEqual([
+      ["private", `vms/${tpl!.uuid}/private`, "default", false, true, ""],
+      ["root", `vms/${tpl!.uuid}/root`, "default", false, true, ""],
+      ["volatile", `vms/${tpl!.uuid}/volatile`, "default", false, false, ""],
+    ]);
+    expect(listed.volumes.map((volume) => Number(volume.sizeBytes))).toEqual([2 * GiB, 10 * GiB, 10 * GiB]);
+    for (const volume of listed.volumes) expect(Number(volume.usageBytes)).toBeLessThan(MiB);
+
+    const root = await volumeOf("work", "root");
+    expect(root).toMatchObject({ vm: "work", snapOnStart: true, saveOnStop: false, source: `default:vms/${tpl!.uuid}/root`, sizeBytes: BigInt(10 * GiB) });
+    expect(await volumeOf("work", "private")).toMatchObject({ snapOnStart: false, saveOnStop: true, source: "" });
+  });
+
+  it("are the disks of a start, in order; the AppVM's root is its template's root as it was at the start", async () => {
+    const tplRoot = (await volumeOf("tpl", "root")).hostPath;
+    guestWrites(tplRoot, 0, 0x11);
+    await vms.startVm({ vm: "work" });
+    const workRoot = await volumeOf("work", "root");
+    expect(launched.get("work")).toEqual([
+      { name: "root", path: workRoot.hostPath, format: "raw", readOnly: false },
+      { name: "private", path: (await volumeOf("work", "private")).hostPath, format: "raw", readOnly: false },
+      { name: "volatile", path: (await volumeOf("work", "volatile")).hostPath, format: "raw", readOnly: false },
+    ]);
+    expect(byteAt(workRoot.hostPath, 0)).toBe(0x11);
+    // The template changes while the AppVM runs: the AppVM's root stays as it was at its start.
+    guestWrites(tplRoot, 0, 0x22);
+    expect(byteAt(workRoot.hostPath, 0)).toBe(0x11);
+  });
+
+  it("are settled at a halt: private keeps a revision, root and volatile are emptied", async () => {
+    guestWrites((await volumeOf("work", "private")).hostPath, MiB, 0x33);
+    guestWrites((await volumeOf("work", "volatile")).hostPath, 0, 0x44);
+    await vms.killVm({ vm: "work" });
+    expect((await vms.getVm({ vm: "work" })).vm!.state).toBe(PowerState.HALTED);
+    const revisions = (await volumes.listSnapshots({ volume: { vm: "work", name: "private", pool: "", vid: "" } })).revisions;
+    expect(revisions).toHaveLength(1);
+    expect(byteAt((await volumeOf("work", "private")).hostPath, MiB)).toBe(0x33);
+    expect(byteAt((await volumeOf("work", "root")).hostPath, 0)).toBe(0);
+    expect(byteAt((await volumeOf("work", "volatile")).hostPath, 0)).toBe(0);
+    expect(Number((await volumeOf("work", "root")).usageBytes)).toBeLessThan(MiB);
+  });
+
+  it("of a DispVM: its private is a snapshot of its AppVM's private, its root of the template's root", async () => {
+    await vms.createVm({ name: "dvm", klass: VmClass.APP_VM, label: "red", template: "tpl", properties: { template_for_dispvms: bool(true) } });
+    guestWrites((await volumeOf("dvm", "private")).hostPath, 0, 0x55);
+    const { vm: disp } = await vms.createDisposableVm({ template: "dvm" });
+    const privateVolume = await volumeOf(disp!.name, "private");
+    expect(privateVolume).toMatchObject({ snapOnStart: true, saveOnStop: false, source: expect.stringMatching(/\/private$/) });
+    expect((await volumeOf(disp!.name, "root")).source).toBe((await volumeOf("dvm", "root")).source);
+    await vms.startVm({ vm: disp!.name });
+    expect(byteAt(privateVolume.hostPath, 0)).toBe(0x55);
+    expect(byteAt((await volumeOf(disp!.name, "root")).hostPath, 0)).toBe(0x22);
+    await vms.killVm({ vm: disp!.name });
+    // auto_cleanup removed the DispVM, and its volumes with it.
+    expect(fs.existsSync(privateVolume.hostPath)).toBe(false);
+  });
+
+  it("go to the pools CreateVm names, for all or per volume; an unknown pool or volume name is refused", async () => {
+    await vms.createVm({ name: "in-images", klass: VmClass.STANDALONE_VM, label: "red", pool: "images" });
+    expect((await volumes.listVolumes({ vm: "in-images" })).volumes.map((volume) => [volume.name, volume.pool, volume.hostPath.endsWith(".qcow2")])).toEqual([
+      ["private", "images", true],
+      ["root", "images", true],
+      ["volatile", "images", true],
+    ]);
+    await vms.createVm({ name: "split", klass: VmClass.STANDALONE_VM, label: "red", volumePools: { private: "images" } });
+    expect((await volumes.listVolumes({ vm: "split" })).volumes.map((volume) => [volume.name, volume.pool])).toEqual([
+      ["private", "images"],
+      ["root", "default"],
+      ["volatile", "default"],
+    ]);
+    expect((await rpcError(vms.createVm({ name: "lost", klass: VmClass.STANDALONE_VM, label: "red", pool: "nowhere" }))).info).toMatchObject({ reason: "POOL_NOT_FOUND" });
+    const badName = await rpcError(vms.createVm({ name: "lost", klass: VmClass.STANDALONE_VM, label: "red", volumePools: { swap: "images" } }));
+    expect({ code: badName.code, field: badName.info?.fieldViolations[0]?.field }).toEqual({ code: grpc.status.INVALID_ARGUMENT, field: "volume_pools[swap]" });
+    expect((await rpcError(vms.getVm({ vm: "lost" }))).info?.reason).toBe("VM_NOT_FOUND");
+  });
+
+  it("are copied by CloneVm, cheaply where the pool can; a pool holding a VM's volume is not removed", async () => {
+    const source = await volumeOf("in-images", "private");
+    const image = source.hostPath;
+    // Written through qemu's own format: a write into the qcow2 image's raw bytes would corrupt it.
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x66 0 64k", image], { stdio: "ignore" });
+    const clone = clonedVm(await vms.cloneVm({ vm: "in-images", newName: "in-images-copy" }));
+    expect(clone?.name).toBe("in-images-copy");
+    const copied = await volumeOf("in-images-copy", "private");
+    expect(copied.pool).toBe("images");
+    const read = execFileSync("qemu-io", ["-f", "qcow2", "-r", "-c", "read -P 0x66 0 64k", copied.hostPath], { encoding: "utf8" });
+    expect(read).not.toMatch(/Pattern verification failed/);
+    expect((await rpcError(pools.removePool({ pool: "images" }))).info).toMatchObject({ reason: "POOL_IN_USE" });
+    expect((await rpcError(volumes.deleteVolume({ pool: "images", vid: copied.vid }))).info).toMatchObject({ reason: "VOLUME_IN_USE" });
+  });
+
+  it("are deleted with their VM", async () => {
+    const files = (await volumes.listVolumes({ vm: "split" })).volumes.map((volume) => volume.hostPath);
+    await vms.removeVm({ vm: "split" });
+    for (const file of files) expect(fs.existsSync(file)).toBe(false);
+    expect((await rpcError(volumes.listVolumes({ vm: "split" }))).info?.reason).toBe("VM_NOT_FOUND");
+  });
+});
+
+describe("VM volume events", () => {
+  it("are the VM's own: its volumes come and go with domain-add and domain-delete, and a halt keeps a revision with volume-snapshot", async () => {
+    const server = await startTestServer();
+    const vms = createClient(VmService, server.tcp);
+    const made = createdVm(await vms.createVm({ name: "solo", klass: VmClass.STANDALONE_VM, label: "red" }))!;
+    await vms.startVm({ vm: "solo" });
+    await vms.killVm({ vm: "solo" });
+    await vms.removeVm({ vm: "solo" });
+    vms.close();
+    const events = (await stopAndReadEvents(server)).filter((event) => event.name.startsWith("volume-"));
+    const vid = (name: string) => `vms/${made.uuid}/${name}`;
+    expect(events.map((event) => [event.subject, event.name, event.kwargs.vid])).toEqual([
+      ["solo", "volume-snapshot", vid("private")],
+      ["solo", "volume-snapshot", vid("root")],
+    ]);
+  });
+});

@@ -12,7 +12,7 @@ import type { PropertyResolver } from "../vms/properties/property-resolver";
 import type { HaltReport, VmParticipant, VolumePlacement } from "../vms/vm-participant";
 import type { Pools } from "./pools";
 import { copyContent } from "./volume-copy";
-import type { Volumes } from "./volumes";
+import { newVolumeRecord, type Volumes } from "./volumes";
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -177,23 +177,10 @@ export class VmVolumes implements VmParticipant {
     bytes: (driver: StorageDriver, vid: string) => Promise<void>,
   ): Promise<VolumeRecord> {
     const driver = this.pools.driver(pool);
-    const record: VolumeRecord = {
-      pool,
-      vid: `vms/${vm.uuid}/${spec.name}`,
-      vmQid: vm.qid,
-      name: spec.name,
-      format: driver.format,
-      rw: true,
-      snapOnStart: spec.snapOnStart,
-      saveOnStop: spec.saveOnStop,
-      source,
-      revisionsToKeep: undefined,
-      ephemeral: false,
-      limitBytes: 0,
-      internal: false,
-      state: "creating",
-      createdAt: this.clock.now(),
-    };
+    const record = newVolumeRecord(
+      { pool, vid: `vms/${vm.uuid}/${spec.name}`, format: driver.format, vmQid: vm.qid, name: spec.name, snapOnStart: spec.snapOnStart, saveOnStop: spec.saveOnStop, source },
+      this.clock.now(),
+    );
     this.store.transaction(() => this.store.volumes.insert(record));
     try {
       await bytes(driver, record.vid);

@@ -42,6 +42,25 @@ export interface VolumeView extends VolumeRecord {
   vmName: string;
 }
 
+/** The record of a volume about to be made (state creating): a pool's own, writable and saved, unless `fields` say otherwise. */
+export function newVolumeRecord(fields: Pick<VolumeRecord, "pool" | "vid" | "format"> & Partial<VolumeRecord>, now: Date): VolumeRecord {
+  return {
+    vmQid: undefined,
+    name: "",
+    rw: true,
+    snapOnStart: false,
+    saveOnStop: true,
+    source: "",
+    revisionsToKeep: undefined,
+    ephemeral: false,
+    limitBytes: 0,
+    internal: false,
+    state: "creating",
+    createdAt: now,
+    ...fields,
+  };
+}
+
 /** Volume sizes are whole sectors, as the proto says. */
 const SECTOR = 512;
 
@@ -141,23 +160,7 @@ export class Volumes {
         if (view.sizeBytes === sizeBytes && existing.vmQid === undefined) return { volume: view, existed: true };
         throw volumeExists(vid);
       }
-      const record: VolumeRecord = {
-        pool,
-        vid,
-        vmQid: undefined,
-        name: "",
-        format: driver.format,
-        rw: true,
-        snapOnStart: false,
-        saveOnStop: true,
-        source: "",
-        revisionsToKeep: undefined,
-        ephemeral: false,
-        limitBytes: 0,
-        internal: false,
-        state: "creating",
-        createdAt: this.clock.now(),
-      };
+      const record = newVolumeRecord({ pool, vid, format: driver.format }, this.clock.now());
       this.store.transaction(() => this.store.volumes.insert(record));
       try {
         await driver.create(vid, sizeBytes);

@@ -1,4 +1,5 @@
 import { HmacSigner } from "../adapters/crypto/hmac-signer";
+import { nodeDigests } from "../adapters/crypto/node-digests";
 import type { Clock } from "../ports/clock";
 import type { Hypervisor } from "../ports/hypervisor";
 import type { Log } from "../ports/log";
@@ -92,7 +93,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const halts = new HaltWaiters();
   const running = new RunningVms(store, machine, operations, participants, halts, log);
   const pools = new Pools(store, storage, events, ledger, clock, log);
-  const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup);
+  const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup, operations, powerStates, nodeDigests);
   // Storage first (the others may need the disks), the disposables last.
   const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock)] : [];
   participants.enlist([...storageParticipant, ...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);

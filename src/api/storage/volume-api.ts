@@ -1,7 +1,9 @@
-import type { VolumeService } from "../../../gen/steward/v1/volume_service_pb";
-import { InvalidFieldError } from "../../core/errors";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { VolumeFormat } from "../../../gen/steward/v1/volume_pb";
+import type { ExportVolumeResponseSchema, ImportVolumeRequest, VolumeService } from "../../../gen/steward/v1/volume_service_pb";
+import { fieldNotImplemented, InvalidFieldError } from "../../core/errors";
 import { pageOf, type PageTokens } from "../../core/shared/page-token";
-import type { Volumes } from "../../core/storage/volumes";
+import type { ExportItem, Volumes } from "../../core/storage/volumes";
 import type { ServiceImpl } from "../../server/service-impl";
 import { byteCount } from "../byte-counts";
 import { notYetImplemented } from "../not-implemented";
@@ -13,8 +15,9 @@ export interface VolumeParts {
 }
 
 /**
- * VolumeService: volumes of pools and VMs. Import, export, clone and attachments come with the
- * rest of the storage work and answer UNIMPLEMENTED until then.
+ * VolumeService: volumes of pools and VMs. Clones and attachments come with the rest of the
+ * storage work and answer UNIMPLEMENTED until then, as do imports of qcow2 images and of a new
+ * TemplateVM's root (naming the field).
  */
 export function volumeApi({ volumes, pageTokens }: VolumeParts): ServiceImpl<typeof VolumeService> {
   return {
@@ -53,8 +56,24 @@ export function volumeApi({ volumes, pageTokens }: VolumeParts): ServiceImpl<typ
       volume: volumeMessage(await volumes.resize(volumes.resolve(request.volume), byteCount(request.sizeBytes, "size_bytes"), request.allowShrink, ctx)),
     }),
     clearVolume: async (request, ctx) => ({ volume: volumeMessage(await volumes.clear(volumes.resolve(request.volume), ctx)) }),
-    importVolume: notYetImplemented,
-    exportVolume: notYetImplemented,
+    importVolume: async (requests, ctx) => {
+      const stream = requests[Symbol.asyncIterator]();
+      const first = await stream.next();
+      if (first.done || first.value.kind.case !== "header") throw new InvalidFieldError("header", "an import starts with its header");
+      const header = first.value.kind.value;
+      if (header.target.case === "newTemplate") throw fieldNotImplemented("header.new_template", "importing a new TemplateVM's root comes with the rest of the storage work; create the TemplateVM, then import into its root");
+      if (header.target.case !== "volume") throw new InvalidFieldError("header.target", "is required: the volume to import into");
+      if (header.format === VolumeFormat.QCOW2) throw fieldNotImplemented("header.format", "importing qcow2 images comes with the rest of the storage work; import raw bytes");
+      volumeFormatName(header.format, "header.format");
+      const key = volumes.resolve(header.target.value, "header.volume");
+      const result = await volumes.import(key, { sizeBytes: byteCount(header.sizeBytes, "header.size_bytes"), sha256: header.sha256 }, chunksOf(stream), ctx);
+      return { volume: volumeMessage(result.volume), bytesReceived: BigInt(result.bytesReceived), sha256: result.sha256 };
+    },
+    async *exportVolume(request, ctx) {
+      const chunkBytes = request.chunkSize === 0 ? MAX_CHUNK_BYTES : request.chunkSize;
+      if (chunkBytes > MAX_CHUNK_BYTES) throw new InvalidFieldError("chunk_size", `is at most ${MAX_CHUNK_BYTES} bytes (1 MiB)`);
+      for await (const item of volumes.export(volumes.resolve(request.volume), request.revision, chunkBytes, ctx)) yield exportMessage(item);
+    },
     cloneVolume: notYetImplemented,
     attachVolume: notYetImplemented,
     detachVolume: notYetImplemented,
@@ -66,6 +85,34 @@ export function volumeApi({ volumes, pageTokens }: VolumeParts): ServiceImpl<typ
     },
     setVolumeLimit: async (request, ctx) => ({ volume: volumeMessage(await volumes.setLimit(volumes.resolve(request.volume), byteCount(request.limitBytes, "limit_bytes"), ctx)) }),
   };
+}
+
+/** The largest chunk either stream carries. */
+const MAX_CHUNK_BYTES = 1024 * 1024;
+
+/** The chunks after an import's header; another header, or a chunk over 1 MiB, is INVALID_ARGUMENT. */
+async function* chunksOf(stream: AsyncIterator<ImportVolumeRequest>): AsyncGenerator<Uint8Array> {
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) return;
+    if (next.value.kind.case !== "chunk") throw new InvalidFieldError("header", "an import has one header, first");
+    const chunk = next.value.kind.value;
+    if (chunk.length > MAX_CHUNK_BYTES) throw new InvalidFieldError("chunk", `is at most ${MAX_CHUNK_BYTES} bytes (1 MiB), not ${chunk.length}`);
+    yield chunk;
+  }
+}
+
+function exportMessage(item: ExportItem): MessageInitShape<typeof ExportVolumeResponseSchema> {
+  switch (item.kind) {
+    case "header":
+      return { kind: { case: "header", value: { volume: volumeMessage(item.volume), sizeBytes: BigInt(item.sizeBytes) } } };
+    case "chunk":
+      return { kind: { case: "chunk", value: { offset: BigInt(item.offset), data: item.data } } };
+    case "progress":
+      return { kind: { case: "progress", value: { bytesDone: BigInt(item.doneBytes), bytesTotal: BigInt(item.totalBytes) } } };
+    case "trailer":
+      return { kind: { case: "trailer", value: { sha256: item.sha256, bytesSent: BigInt(item.bytesSent) } } };
+  }
 }
 
 function refOf(ref: { vm: string; name: string; pool: string; vid: string } | undefined) {

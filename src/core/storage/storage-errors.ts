@@ -10,6 +10,7 @@ const R = declareReasons("storage", [
   "VOLUME_LIMIT_EXCEEDED",
   "VOLUME_OVER_LIMIT",
   "VOLUME_IN_USE",
+  "CHECKSUM_MISMATCH",
 ]);
 
 /** NOT_FOUND (POOL_NOT_FOUND): declared where CreateVm first needed it. */
@@ -69,4 +70,9 @@ export function volumeOverLimit(vid: string, sizeBytes: number, limitBytes: numb
 /** DeleteVolume of a VM's own volume: RemoveVm deletes it. */
 export function volumeOwnedByVm(vid: string, vm: string): DomainError {
   return failedPrecondition(R.VOLUME_IN_USE, `${vid} is the volume of VM ${vm}: it goes with the VM`, { vid, vm });
+}
+
+/** An import whose bytes are not those the client said: nothing was changed. */
+export function checksumMismatch(vid: string, expected: string, actual: string): DomainError {
+  return new DomainError("data-loss", R.CHECKSUM_MISMATCH, `the bytes imported into ${vid} have SHA-256 ${actual}, not ${expected}: the volume is as it was`, { vid, expected, actual });
 }

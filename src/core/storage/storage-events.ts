@@ -50,3 +50,16 @@ export function volumeClear(subject: EventSubject, volume: VolumeRecord): NewEve
 export function volumeSet(subject: EventSubject, volume: VolumeRecord, property: string, newValue: string, oldValue: string): NewEvent {
   return told(subject, `volume-set:${property}`, volume, { newvalue: newValue, oldvalue: oldValue });
 }
+
+export function volumeImportBegin(subject: EventSubject, volume: VolumeRecord, sizeBytes: number): NewEvent {
+  return told(subject, "volume-import-begin", volume, { size_bytes: String(sizeBytes) });
+}
+
+/** How far an import has got; at most once a second. */
+export function volumeImportProgress(subject: EventSubject, volume: VolumeRecord, bytes: number, sizeBytes: number): NewEvent {
+  return told(subject, "volume-import-progress", volume, { bytes: String(bytes), size_bytes: String(sizeBytes) });
+}
+
+export function volumeImportEnd(subject: EventSubject, volume: VolumeRecord, success: boolean, bytes: number): NewEvent {
+  return told(subject, "volume-import-end", volume, { success: success ? "True" : "False", bytes: String(bytes) });
+}

@@ -1,7 +1,7 @@
-import { InvalidFieldError } from "../errors";
+import { callCancelled, InvalidFieldError } from "../errors";
 import type { Clock } from "../../ports/clock";
 import type { Log } from "../../ports/log";
-import type { Revision, StorageDriver } from "../../ports/storage-driver";
+import type { Revision, StorageDriver, VolumeWriter } from "../../ports/storage-driver";
 import { invalidVolumeSize, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
@@ -12,9 +12,23 @@ import { KeyedQueue } from "../shared/keyed-queue";
 import type { RequestLedger } from "../shared/request-ledger";
 import { requestResultGone } from "../vms/vm-errors";
 import type { VmLookup } from "../vms/vm-lookup";
+import type { VmOperations } from "../vms/vm-operations";
+import type { PowerStates } from "../vms/power-states";
+import type { Digests } from "../../ports/digest";
 import { checkRevisionsToKeep, type Pools } from "./pools";
-import { invalidVolumeRef, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
-import { volumeClear, volumeCreate, volumeDelete, volumeResize, volumeRevert, volumeSet, volumeSnapshot } from "./storage-events";
+import { checksumMismatch, invalidVolumeRef, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
+import {
+  volumeClear,
+  volumeCreate,
+  volumeDelete,
+  volumeImportBegin,
+  volumeImportEnd,
+  volumeImportProgress,
+  volumeResize,
+  volumeRevert,
+  volumeSet,
+  volumeSnapshot,
+} from "./storage-events";
 import { copyContent } from "./volume-copy";
 
 /** A volume named by its pool and vid: how the core names every volume. */
@@ -29,6 +43,52 @@ export interface VolumeName {
   name: string;
   pool: string;
   vid: string;
+}
+
+/** One message of an export, in order: the header, chunks and progress, the trailer. */
+export type ExportItem =
+  | { kind: "header"; volume: VolumeView; sizeBytes: number }
+  | { kind: "chunk"; offset: number; data: Uint8Array }
+  | { kind: "progress"; doneBytes: number; totalBytes: number }
+  | { kind: "trailer"; sha256: string; bytesSent: number };
+
+/** What an import's first message says of the bytes that follow. */
+export interface ImportHeader {
+  /** The content's size; 0 keeps the volume's. */
+  sizeBytes: number;
+  /** The SHA-256 the content must have, as hex; empty for no check. */
+  sha256: string;
+}
+
+export interface ImportResult {
+  volume: VolumeView;
+  bytesReceived: number;
+  sha256: string;
+}
+
+/** Progress of an export or an import is told at most this often. */
+const PROGRESS_EVERY_MS = 1000;
+
+/** What an import skips when it is all zeroes: the grain of the holes it keeps (a qcow2 cluster). */
+const HOLE_GRAIN = 64 * 1024;
+
+function isZeroes(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** Writes `chunk` at `offset`, but for its runs of zeroes (HOLE_GRAIN each), which stay holes. */
+async function writeNonZero(writer: VolumeWriter, offset: number, chunk: Uint8Array): Promise<void> {
+  let start = -1;
+  for (let at = 0; at < chunk.length; at += HOLE_GRAIN) {
+    const data = !isZeroes(chunk.subarray(at, at + HOLE_GRAIN));
+    if (data && start < 0) start = at;
+    if (!data && start >= 0) {
+      await writer.write(offset + start, chunk.subarray(start, at));
+      start = -1;
+    }
+  }
+  if (start >= 0) await writer.write(offset + start, chunk.subarray(start));
 }
 
 /** A volume with what it is and takes now, as GetVolume tells it. */
@@ -81,6 +141,9 @@ export class Volumes {
     private readonly clock: Clock,
     private readonly log: Log,
     private readonly lookup: VmLookup,
+    private readonly vmOperations: VmOperations,
+    private readonly powerStates: PowerStates,
+    private readonly digests: Digests,
   ) {}
 
   /**
@@ -204,7 +267,7 @@ export class Volumes {
   /** Saves the current content as a revision; the oldest past revisions_to_keep go. A retry with request_id returns the first one's revision. */
   async snapshot(key: VolumeKey, ctx: CallContext, requestId = ""): Promise<Revision> {
     this.ledger.checkKey(requestId);
-    return this.change(key, ctx, "snapshot", async (volume, driver) => {
+    return this.change(key, ctx, "snapshot", {}, async (volume, driver) => {
       const earlier = this.ledger.earlier(requestId, "SnapshotVolume", key);
       if (earlier !== undefined) {
         const saved = (await driver.revisions(volume.vid)).find((revision) => revision.id === earlier);
@@ -219,7 +282,7 @@ export class Volumes {
 
   /** Brings the volume back to `revision` (the newest when empty), keeping its current content as a revision first. */
   async revert(key: VolumeKey, revision: string, ctx: CallContext): Promise<VolumeView> {
-    return this.change(key, ctx, "revert", async (volume, driver) => {
+    return this.change(key, ctx, "revert", { halted: "reverted" }, async (volume, driver) => {
       const revisions = await driver.revisions(volume.vid);
       const target = revision === "" ? revisions.at(-1)?.id : revision;
       // Checked before the current content is kept, so that a wrong id changes nothing.
@@ -233,7 +296,7 @@ export class Volumes {
 
   /** Sets the volume's size; smaller only with allowShrink, which cuts its end off. */
   async resize(key: VolumeKey, sizeBytes: number, allowShrink: boolean, ctx: CallContext): Promise<VolumeView> {
-    return this.change(key, ctx, "resize", async (volume, driver) => {
+    return this.change(key, ctx, "resize", { halted: allowShrink ? "shrunk" : undefined }, async (volume, driver) => {
       checkSize(volume.vid, sizeBytes, "size_bytes");
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
       const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
@@ -246,7 +309,7 @@ export class Volumes {
 
   /** Empties the volume, keeping its size (vm.volume.Clear). */
   async clear(key: VolumeKey, ctx: CallContext): Promise<VolumeView> {
-    return this.change(key, ctx, "clear", async (volume, driver) => {
+    return this.change(key, ctx, "clear", { halted: "cleared" }, async (volume, driver) => {
       const writer = await driver.openWrite(volume.vid);
       try {
         await writer.finish();
@@ -260,7 +323,7 @@ export class Volumes {
 
   /** Sets a quota on the volume's size; refused below its size. 0 removes it. */
   async setLimit(key: VolumeKey, limitBytes: number, ctx: CallContext): Promise<VolumeView> {
-    return this.change(key, ctx, "set limit", async (volume, driver) => {
+    return this.change(key, ctx, "set limit", {}, async (volume, driver) => {
       const { sizeBytes } = await driver.volumeUsage(volume.vid);
       if (limitBytes > 0 && sizeBytes > limitBytes) throw volumeOverLimit(volume.vid, sizeBytes, limitBytes);
       return this.view(this.setting(volume, { limitBytes }, "limit_bytes", String(volume.limitBytes), String(limitBytes)));
@@ -269,7 +332,8 @@ export class Volumes {
 
   /** Sets revisions_to_keep, rw or ephemeral (vm.volume.Set.*). */
   async setProperty(key: VolumeKey, property: { revisionsToKeep: number } | { rw: boolean } | { ephemeral: boolean }, ctx: CallContext): Promise<VolumeView> {
-    return this.change(key, ctx, "set a property", async (volume, driver) => {
+    const halted = "revisionsToKeep" in property ? undefined : "changed";
+    return this.change(key, ctx, "set a property", { halted }, async (volume, driver) => {
       if ("revisionsToKeep" in property) {
         checkRevisionsToKeep(property.revisionsToKeep, "revisions_to_keep");
         const old = String(this.revisionsToKeep(volume));
@@ -282,10 +346,112 @@ export class Volumes {
     });
   }
 
-  /** Runs a change of one ready volume, alone: the volume and its pool's driver are looked up once its turn comes. */
-  private change<T>(key: VolumeKey, ctx: CallContext, what: string, work: (volume: VolumeRecord, driver: StorageDriver) => Promise<T>): Promise<T> {
-    this.record(key);
-    return this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, () => work(this.record(key), this.pools.driver(key.pool)));
+  /**
+   * The volume's bytes, or a revision's, for ExportVolume: the volume first, then its data in
+   * chunks of at most `chunkBytes` that skip holes, progress at most once a second, and last the
+   * SHA-256 of the whole content (holes as zeroes). Memory stays one chunk whatever the size;
+   * the consumer pulls, so a slow client slows the reads, and stopping (the call cancelled)
+   * closes the reader.
+   */
+  async *export(key: VolumeKey, revision: string, chunkBytes: number, ctx: CallContext): AsyncGenerator<ExportItem> {
+    const volume = this.record(key);
+    const driver = this.pools.driver(volume.pool);
+    const reader = await driver.openRead(volume.vid, revision === "" ? undefined : revision);
+    try {
+      const total = reader.sizeBytes;
+      yield { kind: "header", volume: await this.view(volume), sizeBytes: total };
+      const digest = this.digests.sha256();
+      const zeroes = new Uint8Array(chunkBytes);
+      let sent = 0;
+      let told = this.clock.now().getTime();
+      for (const extent of await reader.extents()) {
+        for (let offset = extent.offset; offset < extent.offset + extent.length; offset += chunkBytes) {
+          if (ctx.signal.aborted) throw callCancelled("the export");
+          const length = Math.min(chunkBytes, extent.offset + extent.length - offset);
+          if (extent.allocated) {
+            const data = await reader.read(offset, length);
+            digest.update(data);
+            sent += length;
+            yield { kind: "chunk", offset, data };
+          } else {
+            digest.update(length === chunkBytes ? zeroes : zeroes.subarray(0, length));
+          }
+          const now = this.clock.now().getTime();
+          if (now - told >= PROGRESS_EVERY_MS) {
+            told = now;
+            yield { kind: "progress", doneBytes: offset + length, totalBytes: total };
+          }
+        }
+      }
+      yield { kind: "trailer", sha256: digest.hex(), bytesSent: sent };
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /**
+   * Replaces the volume's content with the bytes of `chunks` (ImportVolume), all or nothing:
+   * they go to a writer that is finished only once every byte of `sizeBytes` arrived and the
+   * SHA-256 (when given) matches; anything else aborts it, and the volume is as it was. A VM's
+   * volume is imported while the VM is halted, and the VM is held meanwhile. Chunks of zeroes
+   * are not written, so holes stay holes.
+   */
+  async import(key: VolumeKey, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
+    if (header.sha256 !== "" && !/^[0-9a-fA-F]{64}$/.test(header.sha256)) throw new InvalidFieldError("header.sha256", "is 64 hex digits, or empty");
+    return this.change(key, ctx, "import into", { halted: "imported into" }, async (volume, driver) => {
+      const sizeBytes = header.sizeBytes === 0 ? (await driver.volumeUsage(volume.vid)).sizeBytes : header.sizeBytes;
+      checkSize(volume.vid, sizeBytes, "header.size_bytes");
+      if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
+      const subject = this.subjectOf(volume);
+      const writer = await driver.openWrite(volume.vid, sizeBytes);
+      this.store.transaction(() => this.events.append(volumeImportBegin(subject, volume, sizeBytes)));
+      const digest = this.digests.sha256();
+      let received = 0;
+      let told = this.clock.now().getTime();
+      try {
+        for await (const chunk of chunks) {
+          if (ctx.signal.aborted) throw callCancelled("the import");
+          if (received + chunk.length > sizeBytes) throw new InvalidFieldError("chunk", `the stream carries more than the ${sizeBytes} bytes its header announced`);
+          await writeNonZero(writer, received, chunk);
+          digest.update(chunk);
+          received += chunk.length;
+          const now = this.clock.now().getTime();
+          if (now - told >= PROGRESS_EVERY_MS) {
+            told = now;
+            this.store.transaction(() => this.events.append(volumeImportProgress(subject, volume, received, sizeBytes)));
+          }
+        }
+        if (ctx.signal.aborted) throw callCancelled("the import");
+        if (received !== sizeBytes) throw new InvalidFieldError("header.size_bytes", `the stream ended after ${received} of the ${sizeBytes} bytes its header announced`);
+        const sha256 = digest.hex();
+        if (header.sha256 !== "" && header.sha256.toLowerCase() !== sha256) throw checksumMismatch(volume.vid, header.sha256.toLowerCase(), sha256);
+        await writer.finish();
+        this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, true, received)));
+        return { volume: await this.view(volume), bytesReceived: received, sha256 };
+      } catch (error) {
+        await writer.abort();
+        this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, false, received)));
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Runs a change of one ready volume, alone: the volume and its pool's driver are looked up
+   * once its turn comes. With `halted`, a VM's volume changes only while the VM is halted, and
+   * the VM is held meanwhile (no start can come between): FAILED_PRECONDITION (VM_NOT_HALTED).
+   */
+  private change<T>(key: VolumeKey, ctx: CallContext, what: string, needs: { halted?: string }, work: (volume: VolumeRecord, driver: StorageDriver) => Promise<T>): Promise<T> {
+    const volume = this.record(key);
+    const run = () => this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, () => work(this.record(key), this.pools.driver(key.pool)));
+    const toBe = needs.halted;
+    if (toBe === undefined || volume.vmQid === undefined) return run();
+    const vm = this.store.vms.byQid(volume.vmQid);
+    if (!vm) return run();
+    return this.vmOperations.on(`uuid:${vm.uuid}`, "volume.vm", ctx, `${what} a volume`, (held) => {
+      this.powerStates.requireHalted(held, `${toBe} (its volume ${volume.name})`);
+      return run();
+    });
   }
 
   /** Saves the volume's current content as a revision, with its event, then prunes past revisions_to_keep, sparing `spare`. */

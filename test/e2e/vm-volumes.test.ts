@@ -5,7 +5,11 @@ import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
+import Database from "better-sqlite3";
+import { StewardApp } from "../../src/app/app";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
+import { parseServeConfig } from "../../src/config";
+import { LogCapture } from "../fixtures/log-capture";
 import type { LaunchDisk } from "../../src/core/model/launch-plan";
 import type { VmParticipant } from "../../src/core/vms/vm-participant";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -119,6 +123,19 @@ describe("the volumes of VMs", () => {
     expect(Number((await volumeOf("work", "root")).usageBytes)).toBeLessThan(MiB);
   });
 
+  it("follow a template changed while the AppVM was halted: its next start snapshots the new template's root", async () => {
+    await vms.createVm({ name: "tpl2", klass: VmClass.TEMPLATE_VM, label: "black" });
+    const { vm: tpl2 } = await vms.getVm({ vm: "tpl2" });
+    guestWrites((await volumeOf("tpl2", "root")).hostPath, 0, 0x77);
+    await vms.setProperty({ vm: "work", name: "template", value: { kind: { case: "vmValue", value: "tpl2" } } });
+    await vms.startVm({ vm: "work" });
+    const root = await volumeOf("work", "root");
+    expect(root.source).toBe(`default:vms/${tpl2!.uuid}/root`);
+    expect(byteAt(root.hostPath, 0)).toBe(0x77);
+    await vms.killVm({ vm: "work" });
+    await vms.setProperty({ vm: "work", name: "template", value: { kind: { case: "vmValue", value: "tpl" } } });
+  });
+
   it("of a DispVM: its private is a snapshot of its AppVM's private, its root of the template's root", async () => {
     await vms.createVm({ name: "dvm", klass: VmClass.APP_VM, label: "red", template: "tpl", properties: { template_for_dispvms: bool(true) } });
     guestWrites((await volumeOf("dvm", "private")).hostPath, 0, 0x55);
@@ -174,6 +191,36 @@ describe("the volumes of VMs", () => {
     await vms.removeVm({ vm: "split" });
     for (const file of files) expect(fs.existsSync(file)).toBe(false);
     expect((await rpcError(volumes.listVolumes({ vm: "split" }))).info?.reason).toBe("VM_NOT_FOUND");
+  });
+});
+
+describe("VM volumes across a stop", () => {
+  it("stay with a VM whose removal a stop cut short before it committed", async () => {
+    const dir = makeTempDir();
+    const config = parseServeConfig(["--data-dir", dir, "--listen", `unix:${path.join(dir, "s.sock")}`, "--hypervisor", "sim"], {});
+    try {
+      const first = await StewardApp.start(config, new LogCapture().log);
+      let vms = createClient(VmService, first.server.addresses[0]);
+      await vms.createVm({ name: "kept", klass: VmClass.STANDALONE_VM, label: "red" });
+      vms.close();
+      await first.stop();
+      // As RemoveVm leaves them when the process dies after marking the volumes, before the VM's record goes.
+      const db = new Database(path.join(dir, "steward.db"));
+      db.prepare("UPDATE volumes SET state = 'deleting'").run();
+      db.close();
+
+      const second = await StewardApp.start(config, new LogCapture().log);
+      vms = createClient(VmService, second.server.addresses[0]);
+      const volumes = createClient(VolumeService, second.server.addresses[0]);
+      const listed = await volumes.listVolumes({ vm: "kept" });
+      expect(listed.volumes.map((volume) => volume.name)).toEqual(["private", "root", "volatile"]);
+      for (const volume of listed.volumes) expect(fs.existsSync(volume.hostPath)).toBe(true);
+      vms.close();
+      volumes.close();
+      await second.stop();
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 

@@ -50,6 +50,14 @@ const LAYOUT: Record<VmClassName, readonly VolumeSpec[]> = {
   ],
 };
 
+/** A volume of a new VM, before it is made: where it goes, and how its bytes are made. */
+interface PlannedVolume {
+  spec: VolumeSpec;
+  pool: string;
+  source: string;
+  bytes: (driver: StorageDriver, vid: string) => Promise<void>;
+}
+
 /** The order the guest sees a VM's own disks in. */
 const DISK_ORDER = ["root", "private", "volatile", "kernel"];
 
@@ -81,48 +89,38 @@ export class VmVolumes implements VmParticipant {
   ) {}
 
   async onCreate(vm: VmRecord, _ctx: CallContext, placement: VolumePlacement): Promise<Undo | void> {
-    const made: VolumeRecord[] = [];
-    const undo = () => this.deleteAll(made);
-    try {
-      for (const spec of LAYOUT[vm.klass]) {
-        const source = spec.source === undefined ? undefined : this.sourceOf(vm, spec);
-        const pool = this.poolFor(spec.name, placement);
-        // A snapshot taken at each start is empty until the first start, of its source's size.
-        const sizeBytes = source === undefined ? spec.sizeBytes : (await this.driverOf(source.pool).volumeUsage(source.vid)).sizeBytes;
-        made.push(await this.make(vm, spec, pool, source === undefined ? "" : sourceKey(source), (driver, vid) => driver.create(vid, sizeBytes)));
-      }
-    } catch (error) {
-      await undo();
-      throw error;
+    const planned: PlannedVolume[] = [];
+    for (const spec of LAYOUT[vm.klass]) {
+      const source = spec.source === undefined ? undefined : this.sourceOf(vm, spec);
+      // A snapshot taken at each start is empty until the first start, of its source's size.
+      const sizeBytes = source === undefined ? spec.sizeBytes : (await this.driverOf(source.pool).volumeUsage(source.vid)).sizeBytes;
+      planned.push({ spec, pool: this.poolFor(spec.name, placement), source: source === undefined ? "" : sourceKey(source), bytes: (driver, vid) => driver.create(vid, sizeBytes) });
     }
-    return made.length === 0 ? undefined : undo;
+    return this.makeAll(vm, planned);
   }
 
   async onClone(source: VmRecord, clone: VmRecord, ctx: CallContext, placement: VolumePlacement): Promise<Undo | void> {
-    const made: VolumeRecord[] = [];
-    const undo = () => this.deleteAll(made);
-    try {
-      for (const original of this.ownVolumes(source)) {
-        const spec = LAYOUT[clone.klass].find((candidate) => candidate.name === original.name);
-        if (spec === undefined) continue;
-        const pool = this.poolFor(spec.name, placement, original.pool);
-        const sourceDriver = this.driverOf(original.pool);
-        const { sizeBytes } = await sourceDriver.volumeUsage(original.vid);
-        made.push(
-          await this.make(clone, { ...spec, snapOnStart: original.snapOnStart, saveOnStop: original.saveOnStop }, pool, original.source, async (driver, vid) => {
-            // What a start makes again needs no copy; the rest is copied, cheaply where the pool can.
-            if (original.snapOnStart || !original.saveOnStop) return driver.create(vid, sizeBytes);
-            if (pool === original.pool && canCloneCheaply(driver)) return driver.clone(original.vid, vid);
-            await driver.create(vid, sizeBytes);
-            await copyContent(sourceDriver, original.vid, driver, vid, { signal: ctx.signal });
-          }),
-        );
-      }
-    } catch (error) {
-      await undo();
-      throw error;
+    const planned: PlannedVolume[] = [];
+    for (const original of this.ownVolumes(source)) {
+      const spec = LAYOUT[clone.klass].find((candidate) => candidate.name === original.name);
+      if (spec === undefined) continue;
+      const pool = this.poolFor(spec.name, placement, original.pool);
+      const sourceDriver = this.driverOf(original.pool);
+      const { sizeBytes } = await sourceDriver.volumeUsage(original.vid);
+      planned.push({
+        spec: { ...spec, snapOnStart: original.snapOnStart, saveOnStop: original.saveOnStop },
+        pool,
+        source: original.source,
+        bytes: async (driver, vid) => {
+          // What a start makes again needs no copy; the rest is copied, cheaply where the pool can.
+          if (original.snapOnStart || !original.saveOnStop) return driver.create(vid, sizeBytes);
+          if (pool === original.pool && canCloneCheaply(driver)) return driver.clone(original.vid, vid);
+          await driver.create(vid, sizeBytes);
+          await copyContent(sourceDriver, original.vid, driver, vid, { signal: ctx.signal });
+        },
+      });
     }
-    return made.length === 0 ? undefined : undo;
+    return this.makeAll(clone, planned);
   }
 
   /** Refreshes what each start makes anew, and adds the VM's disks to its plan in their order. */
@@ -130,7 +128,7 @@ export class VmVolumes implements VmParticipant {
     const disks: LaunchDisk[] = [];
     for (const volume of this.ownVolumes(vm).sort((a, b) => DISK_ORDER.indexOf(a.name) - DISK_ORDER.indexOf(b.name))) {
       const driver = this.driverOf(volume.pool);
-      if (volume.snapOnStart) await this.snapshotFromSource(volume, driver);
+      if (volume.snapOnStart) await this.snapshotFromSource(this.withCurrentSource(vm, volume), driver);
       else if (!volume.saveOnStop) await this.empty(volume, driver);
       disks.push({ name: volume.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !volume.rw });
     }
@@ -168,37 +166,52 @@ export class VmVolumes implements VmParticipant {
     await this.deleteAll(this.store.volumes.ofVm(vm.qid));
   }
 
-  /** Makes one volume of `vm`: its record first (creating), then its bytes, then the record ready. */
-  private async make(
-    vm: VmRecord,
-    spec: VolumeSpec,
-    pool: string,
-    source: string,
-    bytes: (driver: StorageDriver, vid: string) => Promise<void>,
-  ): Promise<VolumeRecord> {
-    const driver = this.pools.driver(pool);
-    const record = newVolumeRecord(
-      { pool, vid: `vms/${vm.uuid}/${spec.name}`, format: driver.format, vmQid: vm.qid, name: spec.name, snapOnStart: spec.snapOnStart, saveOnStop: spec.saveOnStop, source },
-      this.clock.now(),
+  /**
+   * Makes the volumes of a new VM: their records first, all in one transaction (creating: a
+   * start after a crash removes them), then their bytes, then the records ready, in one more.
+   * A failure removes what was made, and the undo returned does the same.
+   */
+  private async makeAll(vm: VmRecord, planned: readonly PlannedVolume[]): Promise<Undo | void> {
+    if (planned.length === 0) return undefined;
+    const records = planned.map(({ spec, pool, source }) =>
+      newVolumeRecord(
+        { pool, vid: `vms/${vm.uuid}/${spec.name}`, format: this.pools.driver(pool).format, vmQid: vm.qid, name: spec.name, snapOnStart: spec.snapOnStart, saveOnStop: spec.saveOnStop, source },
+        this.clock.now(),
+      ),
     );
-    this.store.transaction(() => this.store.volumes.insert(record));
+    this.store.transaction(() => records.forEach((record) => this.store.volumes.insert(record)));
+    const made: VolumeRecord[] = [];
     try {
-      await bytes(driver, record.vid);
+      for (const [index, record] of records.entries()) {
+        await planned[index].bytes(this.pools.driver(record.pool), record.vid);
+        made.push(record);
+      }
     } catch (error) {
-      await driver.delete(record.vid).catch(() => false);
-      this.store.transaction(() => this.store.volumes.remove(pool, record.vid));
+      await this.deleteAll(records);
       throw error;
     }
-    const ready = { ...record, state: "ready" as const };
-    this.store.transaction(() => this.store.volumes.update(ready));
-    return ready;
+    const ready = made.map((record) => ({ ...record, state: "ready" as const }));
+    this.store.transaction(() => ready.forEach((record) => this.store.volumes.update(record)));
+    return () => this.deleteAll(ready);
   }
 
+  /** Deletes the volumes' bytes (those there are), then their records, in one transaction. */
   private async deleteAll(volumes: readonly VolumeRecord[]): Promise<void> {
-    for (const volume of volumes) {
-      await this.driverOf(volume.pool).delete(volume.vid);
-      this.store.transaction(() => this.store.volumes.remove(volume.pool, volume.vid));
-    }
+    for (const volume of volumes) await this.driverOf(volume.pool).delete(volume.vid);
+    this.store.transaction(() => volumes.forEach((volume) => this.store.volumes.remove(volume.pool, volume.vid)));
+  }
+
+  /**
+   * The volume with the source its VM's template gives it now: a template changed while the VM
+   * was halted is the one its next start snapshots (the record follows).
+   */
+  private withCurrentSource(vm: VmRecord, volume: VolumeRecord): VolumeRecord {
+    const spec = LAYOUT[vm.klass].find((candidate) => candidate.name === volume.name);
+    const source = spec?.source === undefined ? undefined : this.sourceOf(vm, spec);
+    if (source === undefined || sourceKey(source) === volume.source) return volume;
+    const changed = { ...volume, source: sourceKey(source) };
+    this.store.transaction(() => this.store.volumes.update(changed));
+    return changed;
   }
 
   /** Makes a snap_on_start volume its source's content as it is now: a reflink or overlay where the pool can, else a copy. */

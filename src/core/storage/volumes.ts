@@ -72,8 +72,14 @@ const PROGRESS_EVERY_MS = 1000;
 /** What an import skips when it is all zeroes: the grain of the holes it keeps (a qcow2 cluster). */
 const HOLE_GRAIN = 64 * 1024;
 
+/** Whether `bytes` are all zero: four at a time where they are aligned (a received chunk may not be). */
 function isZeroes(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  const head = (4 - (bytes.byteOffset % 4)) % 4;
+  const words = Math.max(0, Math.floor((bytes.length - head) / 4));
+  for (let i = 0; i < Math.min(head, bytes.length); i++) if (bytes[i] !== 0) return false;
+  const view = new Uint32Array(bytes.buffer, bytes.byteOffset + head, words);
+  for (let i = 0; i < view.length; i++) if (view[i] !== 0) return false;
+  for (let i = head + words * 4; i < bytes.length; i++) if (bytes[i] !== 0) return false;
   return true;
 }
 
@@ -178,14 +184,25 @@ export class Volumes {
    * are open, before any VM is made.
    */
   async settle(): Promise<void> {
-    for (const volume of [...this.store.volumes.unsettled(), ...this.store.volumes.ofMissingVms()]) {
-      try {
-        await this.pools.driver(volume.pool).delete(volume.vid);
-        this.store.volumes.remove(volume.pool, volume.vid);
-        this.log.info({ pool: volume.pool, vid: volume.vid, state: volume.state }, "settled a volume change a stop cut short");
-      } catch (error) {
-        this.log.warn({ pool: volume.pool, vid: volume.vid, err: error instanceof Error ? error.message : String(error) }, "a volume change a stop cut short cannot be settled yet");
+    for (const volume of this.store.volumes.unsettled()) {
+      // A VM's removal that never committed: its VM is still there, and so are its volumes.
+      if (volume.state === "deleting" && volume.vmQid !== undefined && this.store.vms.byQid(volume.vmQid)) {
+        this.store.transaction(() => this.store.volumes.update({ ...volume, state: "ready" }));
+        continue;
       }
+      await this.settleGone(volume);
+    }
+    for (const volume of this.store.volumes.ofMissingVms()) await this.settleGone(volume);
+  }
+
+  /** Deletes a volume nothing should have any more: its bytes, then its record. */
+  private async settleGone(volume: VolumeRecord): Promise<void> {
+    try {
+      await this.pools.driver(volume.pool).delete(volume.vid);
+      this.store.transaction(() => this.store.volumes.remove(volume.pool, volume.vid));
+      this.log.info({ pool: volume.pool, vid: volume.vid, state: volume.state }, "settled a volume change a stop cut short");
+    } catch (error) {
+      this.log.warn({ pool: volume.pool, vid: volume.vid, err: error instanceof Error ? error.message : String(error) }, "a volume change a stop cut short cannot be settled yet");
     }
   }
 

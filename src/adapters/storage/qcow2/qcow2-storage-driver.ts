@@ -9,6 +9,7 @@ import { isNoSpace, lstatOrUndefined, PoolFolder, removeFile } from "../shared/p
 import { QEMU_IMG } from "../shared/qemu-img";
 import { RawFileReader, RawFileWriter } from "../shared/raw-file-io";
 import { runTool, ToolError } from "../shared/run-tool";
+import { Serial } from "../shared/serial";
 import { VolumeFiles } from "../shared/volume-files";
 import { readQcow2Header, type Qcow2Header } from "./qcow2-header";
 
@@ -21,6 +22,11 @@ const VOLUME_SUFFIX = ".qcow2";
 const BASE = /^.+\.qcow2\.base-[0-9a-f-]{36}~$/;
 /** Deeper than any chain this driver makes; a deeper one is someone else's. */
 const MAX_CHAIN = 4096;
+
+/** The volume image a revision (`<name>.qcow2.<id>~`) or base (`<name>.qcow2.base-<uuid>~`) was frozen from; undefined for other names. */
+function frozenFromOf(name: string): string | undefined {
+  return /^(?<volume>.+\.qcow2)\.(?:[0-9]+|base-[0-9a-f-]{36})~$/.exec(name)?.groups?.volume;
+}
 
 function isByteCount(sizeBytes: number): boolean {
   return Number.isSafeInteger(sizeBytes) && sizeBytes >= 0;
@@ -46,6 +52,12 @@ function qemuImg(args: string[]): Promise<unknown> {
 export class Qcow2StorageDriver implements StorageDriver, CheapClone {
   /** Volumes' images, and revisions' (`<vid>.qcow2.<id>~`): immutable, and backing files of what came after them. */
   private readonly files: VolumeFiles;
+  /**
+   * Changes of the pool's images, one at a time: a freeze links an image before anything names
+   * it, and collecting the bases no image names must not run in between; a rebase must not
+   * run under another change of the same chain.
+   */
+  private readonly changes = new Serial();
 
   private constructor(
     private readonly pool: PoolFolder,
@@ -67,61 +79,73 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone {
     return path.join(this.pool.root, vid + VOLUME_SUFFIX);
   }
 
-  async create(vid: string, sizeBytes: number): Promise<void> {
-    if (!isValidVid(vid)) throw invalidVid(vid);
-    if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
-    const file = await this.files.fresh(vid);
-    await this.removeRevisions(file);
-    await this.files.createFrom(vid, file, (temporary) => this.tool(vid, ["create", "-q", "-f", "qcow2", temporary, String(sizeBytes)]));
+  create(vid: string, sizeBytes: number): Promise<void> {
+    return this.changes.run(async () => {
+      if (!isValidVid(vid)) throw invalidVid(vid);
+      if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
+      const file = await this.files.fresh(vid);
+      await this.removeRevisions(file);
+      await this.files.createFrom(vid, file, (temporary) => this.tool(vid, ["create", "-q", "-f", "qcow2", temporary, String(sizeBytes)]));
+    });
   }
 
-  async delete(vid: string): Promise<boolean> {
-    const file = await this.files.ifExists(vid);
-    if (file === undefined) return false;
-    await this.files.deleteWith(file, () => this.removeRevisions(file));
-    await this.collectBases();
-    return true;
+  delete(vid: string): Promise<boolean> {
+    return this.changes.run(async () => {
+      const file = await this.files.ifExists(vid);
+      if (file === undefined) return false;
+      await this.files.deleteWith(file, () => this.removeRevisions(file));
+      await this.collectBases();
+      return true;
+    });
   }
 
   async list(): Promise<string[]> {
     return this.files.list();
   }
 
-  async resize(vid: string, sizeBytes: number): Promise<void> {
-    const file = await this.volumeFile(vid);
-    if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
-    const { sizeBytes: size } = await readQcow2Header(file);
-    if (sizeBytes < size) throw shrinkRefused(vid, size, sizeBytes);
-    if (sizeBytes > size) await this.tool(vid, ["resize", "-q", "-f", "qcow2", file, String(sizeBytes)]);
+  resize(vid: string, sizeBytes: number): Promise<void> {
+    return this.changes.run(async () => {
+      const file = await this.volumeFile(vid);
+      if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
+      const { sizeBytes: size } = await readQcow2Header(file);
+      if (sizeBytes < size) throw shrinkRefused(vid, size, sizeBytes);
+      if (sizeBytes > size) await this.tool(vid, ["resize", "-q", "-f", "qcow2", file, String(sizeBytes)]);
+    });
   }
 
-  async snapshot(vid: string): Promise<Revision> {
-    const file = await this.volumeFile(vid);
-    const header = await this.checkedChain(vid, file);
-    const id = await this.files.nextRevisionId(file, this.clock.now());
-    await this.freeze(vid, file, this.files.revisionFile(file, id), header);
-    return { id, createdAt: new Date(Number(id)), sizeBytes: header.sizeBytes };
+  snapshot(vid: string): Promise<Revision> {
+    return this.changes.run(async () => {
+      const file = await this.volumeFile(vid);
+      const header = await this.checkedChain(vid, file);
+      const id = await this.files.nextRevisionId(file, this.clock.now());
+      await this.freeze(vid, file, this.files.revisionFile(file, id), header);
+      return { id, createdAt: new Date(Number(id)), sizeBytes: header.sizeBytes };
+    });
   }
 
-  async revert(vid: string, revision: string): Promise<void> {
-    const file = await this.volumeFile(vid);
-    const saved = await this.files.revisionPath(vid, file, revision);
-    const header = await this.checkedChain(vid, saved);
-    await this.replaceWithOverlay(vid, file, saved, header.sizeBytes);
-    await this.collectBases();
+  revert(vid: string, revision: string): Promise<void> {
+    return this.changes.run(async () => {
+      const file = await this.volumeFile(vid);
+      const saved = await this.files.revisionPath(vid, file, revision);
+      const header = await this.checkedChain(vid, saved);
+      await this.replaceWithOverlay(vid, file, saved, header.sizeBytes);
+      await this.collectBases();
+    });
   }
 
   async revisions(vid: string): Promise<Revision[]> {
     return this.revisionsOf(vid, await this.volumeFile(vid));
   }
 
-  async deleteRevision(vid: string, revision: string): Promise<boolean> {
-    const saved = await this.files.savedRevision(vid, await this.volumeFile(vid), revision);
-    if (saved === undefined) return false;
-    await this.detachChildren(vid, saved);
-    await fs.rm(saved);
-    await this.collectBases();
-    return true;
+  deleteRevision(vid: string, revision: string): Promise<boolean> {
+    return this.changes.run(async () => {
+      const saved = await this.files.savedRevision(vid, await this.volumeFile(vid), revision);
+      if (saved === undefined) return false;
+      await this.detachChildren(vid, saved);
+      await fs.rm(saved);
+      await this.collectBases();
+      return true;
+    });
   }
 
   async openRead(vid: string, revision?: string): Promise<VolumeReader> {
@@ -148,19 +172,22 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone {
     const file = await this.volumeFile(vid);
     const size = sizeBytes ?? (await readQcow2Header(file)).sizeBytes;
     if (!isByteCount(size)) throw invalidVolumeSize(vid, size);
-    return RawFileWriter.open(vid, this.pool, size, async (raw) => {
-      const image = this.pool.temporary(VOLUME_SUFFIX);
-      try {
-        await qemuImg(["convert", "-q", "-f", "raw", "-O", "qcow2", raw, image]);
-        if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
-        await fs.rename(image, file);
-        await this.collectBases();
-      } catch (error) {
-        throw this.translated(vid, error);
-      } finally {
-        await removeFile(image);
-      }
-    });
+    return RawFileWriter.open(vid, this.pool, size, (raw) => this.changes.run(() => this.replaceWithConversion(vid, file, raw)));
+  }
+
+  /** Converts a writer's raw file to a standalone image, renamed into the volume's place. */
+  private async replaceWithConversion(vid: string, file: string, raw: string): Promise<void> {
+    const image = this.pool.temporary(VOLUME_SUFFIX);
+    try {
+      await qemuImg(["convert", "-q", "-f", "raw", "-O", "qcow2", raw, image]);
+      if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
+      await fs.rename(image, file);
+      await this.collectBases();
+    } catch (error) {
+      throw this.translated(vid, error);
+    } finally {
+      await removeFile(image);
+    }
   }
 
   async volumeUsage(vid: string): Promise<VolumeUsage> {
@@ -176,19 +203,21 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone {
     return { usedBytes, capacityBytes: bsize * blocks, freeBytes: bsize * bavail };
   }
 
-  async clone(sourceVid: string, targetVid: string): Promise<void> {
-    const source = await this.volumeFile(sourceVid);
-    const header = await this.checkedChain(sourceVid, source);
-    const target = await this.files.place(targetVid);
-    // A source that holds nothing of its own since it was last frozen is that frozen image.
-    const backing = header.backing === undefined ? undefined : path.resolve(path.dirname(source), header.backing);
-    let base = header.empty && backing !== undefined && this.isBase(backing) ? backing : undefined;
-    if (base === undefined) {
-      base = `${source}.base-${randomUUID()}~`;
-      await this.freeze(sourceVid, source, base, header);
-    }
-    await this.replaceWithOverlay(targetVid, target, base, header.sizeBytes);
-    await this.collectBases();
+  clone(sourceVid: string, targetVid: string): Promise<void> {
+    return this.changes.run(async () => {
+      const source = await this.volumeFile(sourceVid);
+      const header = await this.checkedChain(sourceVid, source);
+      const target = await this.files.place(targetVid);
+      // A source that holds nothing of its own since it was last frozen is that frozen image.
+      const backing = header.backing === undefined ? undefined : path.resolve(path.dirname(source), header.backing);
+      let base = header.empty && backing !== undefined && this.isBase(backing) ? backing : undefined;
+      if (base === undefined) {
+        base = `${source}.base-${randomUUID()}~`;
+        await this.freeze(sourceVid, source, base, header);
+      }
+      await this.replaceWithOverlay(targetVid, target, base, header.sizeBytes);
+      await this.collectBases();
+    });
   }
 
   /**
@@ -294,11 +323,17 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone {
     }
   }
 
-  /** Undoes a freeze that a crash cut short (a revision or base that still shares the volume's file), then collects bases. */
+  /**
+   * Undoes a freeze that a crash cut short: a revision or base that is still the very file of
+   * the volume it was frozen from (linked, and the new overlay never renamed into place). Other
+   * files with several links (a backup made with hard links) are left alone. Then collects bases.
+   */
   private async sweep(): Promise<void> {
     for (const [file] of await this.images()) {
-      if (!this.isBase(file) && !this.files.isRevision(path.basename(file))) continue;
-      if (((await lstatOrUndefined(file))?.nlink ?? 1) > 1) await removeFile(file);
+      const frozenFrom = frozenFromOf(path.basename(file));
+      if (frozenFrom === undefined) continue;
+      const [frozen, volume] = await Promise.all([lstatOrUndefined(file), lstatOrUndefined(path.join(path.dirname(file), frozenFrom))]);
+      if (frozen !== undefined && volume !== undefined && frozen.ino === volume.ino && frozen.dev === volume.dev) await removeFile(file);
     }
     await this.collectBases();
   }

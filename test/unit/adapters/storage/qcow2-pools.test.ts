@@ -98,4 +98,30 @@ describe("qcow2 pools", () => {
     expect(await byteAt(again, "v", 0)).toBe(3);
     expect(fs.readdirSync(root).sort()).toEqual(["tmp~", "v.qcow2"]);
   });
+
+  it("make one change of their images at a time: clones of one source at once all read its content", async () => {
+    const driver = await Qcow2StorageDriver.open(root);
+    await driver.create("tpl", 8 * MiB);
+    await write(driver, "tpl", 0, 5);
+    await Promise.all([...Array.from({ length: 6 }, (_, i) => driver.clone("tpl", `app${i}`)), driver.snapshot("tpl"), write(driver, "tpl", MiB, 6)]);
+    for (let i = 0; i < 6; i++) expect(await byteAt(driver, `app${i}`, 0)).toBe(5);
+    expect(await byteAt(driver, "tpl", 0)).toBe(0); // the write replaced the whole content
+    expect(await byteAt(driver, "tpl", MiB)).toBe(6);
+    const again = await Qcow2StorageDriver.open(root);
+    for (let i = 0; i < 6; i++) expect(await byteAt(again, `app${i}`, 0)).toBe(5);
+  });
+
+  it("leave alone at their start images with several links that are not a cut-short freeze (a hard-link backup)", async () => {
+    const driver = await Qcow2StorageDriver.open(root);
+    await driver.create("v", 8 * MiB);
+    await write(driver, "v", 0, 8);
+    const revision = await driver.snapshot("v");
+    const backup = path.join(dir, "backup");
+    fs.mkdirSync(backup);
+    for (const name of fs.readdirSync(root).filter((entry) => entry.startsWith("v."))) fs.linkSync(path.join(root, name), path.join(backup, name));
+
+    const again = await Qcow2StorageDriver.open(root);
+    expect(await again.revisions("v")).toEqual([revision]);
+    expect(await byteAt(again, "v", 0, revision.id)).toBe(8);
+  });
 });

@@ -136,6 +136,8 @@ describe("pools", () => {
     const limited = await pools.setPoolLimit({ pool: "tuned", limitBytes: 1n << 30n });
     expect(limited.pool).toMatchObject({ limitBytes: 1n << 30n, sizeBytes: 1n << 30n });
     fs.writeFileSync(path.join(elsewhere, "tuned", "big.img"), Buffer.alloc(256 * 1024, 1));
+    // A file someone else put in the folder is no volume of Steward's, but it is bytes the pool uses.
+    expect((await pools.getPool({ pool: "tuned" })).pool?.volumeCount).toBe(0);
     const over = await rpcError(pools.setPoolLimit({ pool: "tuned", limitBytes: 4096n }));
     expect(over.info).toMatchObject({ reason: "POOL_OVER_LIMIT" });
     expect((await pools.getPool({ pool: "tuned" })).pool?.limitBytes).toBe(1n << 30n);

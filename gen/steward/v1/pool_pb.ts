@@ -163,7 +163,8 @@ export type Pool = Message<"steward.v1.Pool"> & {
   ephemeralVolatile: boolean;
 
   /**
-   * How many volumes the pool holds. Output only.
+   * How many of Steward's volumes the pool holds (files others put in its folder are not counted,
+   * though they keep RemovePool from removing it). Output only.
    *
    * @generated from field: uint32 volume_count = 9;
    */

@@ -224,11 +224,11 @@ export class Pools {
 
   private async view(pool: PoolRecord): Promise<PoolView> {
     const driver = this.opened.get(pool.name);
-    if (driver === undefined || driver instanceof DomainError) return { ...pool, sizeBytes: 0, usageBytes: 0, freeBytes: 0, volumeCount: 0 };
-    const [usage, vids] = await Promise.all([driver.poolUsage(), driver.list()]);
+    if (driver === undefined || driver instanceof DomainError) return { ...pool, sizeBytes: 0, usageBytes: 0, freeBytes: 0, volumeCount: this.store.volumes.countInPool(pool.name) };
+    const usage = await driver.poolUsage();
     const capacity = usage.capacityBytes ?? 0;
     const sizeBytes = pool.limitBytes > 0 && (capacity === 0 || pool.limitBytes < capacity) ? pool.limitBytes : capacity;
-    return { ...pool, sizeBytes, usageBytes: usage.usedBytes, freeBytes: usage.freeBytes ?? 0, volumeCount: vids.length };
+    return { ...pool, sizeBytes, usageBytes: usage.usedBytes, freeBytes: usage.freeBytes ?? 0, volumeCount: this.store.volumes.countInPool(pool.name) };
   }
 
   /** The folders the stored pools keep their volumes in. */

@@ -11,7 +11,7 @@ import { globalSpec } from "../vms/properties/property-schema";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import type { HaltReport, VmParticipant, VolumePlacement } from "../vms/vm-participant";
 import type { Pools } from "./pools";
-import { copyContent } from "./volume-copy";
+import { copyContent, emptyContent } from "./volume-copy";
 import { newVolumeRecord, type Volumes } from "./volumes";
 
 const GiB = 1024 * 1024 * 1024;
@@ -129,7 +129,7 @@ export class VmVolumes implements VmParticipant {
     for (const volume of this.ownVolumes(vm).sort((a, b) => DISK_ORDER.indexOf(a.name) - DISK_ORDER.indexOf(b.name))) {
       const driver = this.driverOf(volume.pool);
       if (volume.snapOnStart) await this.snapshotFromSource(this.withCurrentSource(vm, volume), driver);
-      else if (!volume.saveOnStop) await this.empty(volume, driver);
+      else if (!volume.saveOnStop) await emptyContent(driver, volume.vid);
       disks.push({ name: volume.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !volume.rw });
     }
     plan.disks.push(...disks);
@@ -140,7 +140,7 @@ export class VmVolumes implements VmParticipant {
     for (const volume of this.ownVolumes(vm)) {
       const driver = this.driverOf(volume.pool);
       if (volume.saveOnStop && !volume.snapOnStart) await this.volumes.snapshot({ pool: volume.pool, vid: volume.vid }, ctx);
-      else await this.empty(volume, driver);
+      else await emptyContent(driver, volume.vid);
     }
   }
 
@@ -220,15 +220,6 @@ export class VmVolumes implements VmParticipant {
     const source = parseSource(volume.source);
     if (source.pool === volume.pool && canCloneCheaply(driver)) return driver.clone(source.vid, volume.vid);
     await copyContent(this.driverOf(source.pool), source.vid, driver, volume.vid);
-  }
-
-  private async empty(volume: VolumeRecord, driver: StorageDriver): Promise<void> {
-    const writer = await driver.openWrite(volume.vid);
-    try {
-      await writer.finish();
-    } finally {
-      await writer.abort();
-    }
   }
 
   /** The volume a snap_on_start volume of `vm` is a snapshot of. */

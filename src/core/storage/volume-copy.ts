@@ -43,3 +43,13 @@ export async function copyContent(source: StorageDriver, sourceVid: string, targ
     await reader.close();
   }
 }
+
+/** Makes `vid`'s content all zeroes, keeping its size: a new, empty content swapped in at once. */
+export async function emptyContent(driver: StorageDriver, vid: string): Promise<void> {
+  const writer = await driver.openWrite(vid);
+  try {
+    await writer.finish();
+  } finally {
+    await writer.abort();
+  }
+}

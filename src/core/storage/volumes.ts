@@ -29,7 +29,7 @@ import {
   volumeSet,
   volumeSnapshot,
 } from "./storage-events";
-import { copyContent } from "./volume-copy";
+import { copyContent, emptyContent } from "./volume-copy";
 
 /** A volume named by its pool and vid: how the core names every volume. */
 export interface VolumeKey {
@@ -327,12 +327,7 @@ export class Volumes {
   /** Empties the volume, keeping its size (vm.volume.Clear). */
   async clear(key: VolumeKey, ctx: CallContext): Promise<VolumeView> {
     return this.change(key, ctx, "clear", { halted: "cleared" }, async (volume, driver) => {
-      const writer = await driver.openWrite(volume.vid);
-      try {
-        await writer.finish();
-      } finally {
-        await writer.abort();
-      }
+      await emptyContent(driver, volume.vid);
       this.store.transaction(() => this.events.append(volumeClear(this.subjectOf(volume), volume)));
       return this.view(volume);
     });

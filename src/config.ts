@@ -34,6 +34,8 @@ export interface Config {
   maxMessageBytes: number;
   connections: ConnectionSettings;
   events: EventSettings;
+  /** Below this share of its size left (percent), a pool is low on space and says so (pool-space-low). */
+  poolSpaceLowPercent: number;
 }
 
 /** What one client may hold of the server (docs/LIMITS.md). */
@@ -77,6 +79,7 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 20;
 export const DEFAULT_EVENTS_RETAINED = 100_000;
 export const DEFAULT_EVENTS_HEARTBEAT_SECONDS = 5;
 export const DEFAULT_EVENTS_BUFFER = 10_000;
+export const DEFAULT_POOL_SPACE_LOW_PERCENT = 10;
 const HYPERVISORS: readonly HypervisorChoice[] = ["auto", "qemu", "sim"];
 const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
@@ -144,6 +147,9 @@ Options (each has an environment variable; the flag wins):
                          STEWARD_EVENTS_HEARTBEAT. Default: ${DEFAULT_EVENTS_HEARTBEAT_SECONDS}.
   --events-buffer N      How many events may wait for one slow Events client before its stream
                          ends with RESOURCE_EXHAUSTED. STEWARD_EVENTS_BUFFER. Default: ${DEFAULT_EVENTS_BUFFER}.
+  --pool-space-low PERCENT  A pool with less than this share of its size left (on its
+                         filesystem, or under its limit) emits pool-space-low, once until it has
+                         room again. STEWARD_POOL_SPACE_LOW. Default: ${DEFAULT_POOL_SPACE_LOW_PERCENT}; 0 never.
   -h, --help             Show this help.
 
 The unix socket is never TLS: its file mode (0660) decides who may call.
@@ -205,6 +211,7 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
       heartbeatMs: duration("events-heartbeat", DEFAULT_EVENTS_HEARTBEAT_SECONDS),
       subscriberBuffer: count("events-buffer", DEFAULT_EVENTS_BUFFER),
     },
+    poolSpaceLowPercent: percent("--pool-space-low", setting("pool-space-low", DEFAULT_POOL_SPACE_LOW_PERCENT)),
   };
 }
 
@@ -238,6 +245,7 @@ function parseFlags(args: readonly string[]) {
         "events-retained": { type: "string" },
         "events-heartbeat": { type: "string" },
         "events-buffer": { type: "string" },
+        "pool-space-low": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -299,6 +307,12 @@ function oneOf<T extends string>(flag: string, given: string, allowed: readonly 
 function positiveNumber(flag: string, given: string): number {
   const number = Number(given);
   if (!Number.isFinite(number) || number <= 0) throw new ConfigError(`${flag} ${given}: expected a positive number`);
+  return number;
+}
+
+function percent(flag: string, given: string): number {
+  const number = Number(given);
+  if (given.trim() === "" || !Number.isFinite(number) || number < 0 || number >= 100) throw new ConfigError(`${flag} ${given}: expected a percentage from 0 to under 100`);
   return number;
 }
 

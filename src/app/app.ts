@@ -55,7 +55,7 @@ export class StewardApp {
       const hypervisor = hypervisorFor(config, log);
       const core = buildCore(
         { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config) },
-        { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() }, participants, defaultPool: defaultPool(config) },
+        { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() }, participants, defaultPool: defaultPool(config), poolSpaceLowPercent: config.poolSpaceLowPercent },
       );
       await core.adopt();
       const services: ServiceBinding[] = [];

@@ -64,6 +64,8 @@ export interface CoreSettings {
   participants?: (core: { resolver: PropertyResolver; powerStates: PowerStates }) => VmParticipant[];
   /** The pool a first start makes; none when absent. */
   defaultPool?: DefaultPool;
+  /** Below this share of its size left (percent), a pool tells pool-space-low; DEFAULT_SPACE_LOW_PERCENT when absent. */
+  poolSpaceLowPercent?: number;
 }
 
 /** The core's objects, as the API modules call them. */
@@ -92,7 +94,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const machine = new PowerMachine(powerStates, events);
   const halts = new HaltWaiters();
   const running = new RunningVms(store, machine, operations, participants, halts, log);
-  const pools = new Pools(store, storage, events, ledger, clock, log);
+  const pools = new Pools(store, storage, events, ledger, clock, log, settings.poolSpaceLowPercent);
   const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup, operations, powerStates, nodeDigests);
   // Storage first (the others may need the disks), the disposables last.
   const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock)] : [];

@@ -10,7 +10,7 @@ import { StewardApp } from "../../src/app/app";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { clonedVm } from "../fixtures/made-vms";
-import { gatedCopies } from "../fixtures/participants";
+import { GATED_COPY_BYTES, gatedCopies } from "../fixtures/participants";
 import { sleep, until } from "../fixtures/sim-guests";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 import { removeDir } from "../fixtures/temp-dir";
@@ -37,7 +37,7 @@ describe("operations that outlast their call, through the gRPC API", () => {
     const op = await vms.cloneVm({ vm: "src", newName: "slow", requestId });
     expect(op.done).toBe(false);
     expect(op.result.case).toBeUndefined();
-    expect(metadataOf(op)).toMatchObject({ progressDone: 1n, progressTotal: 3n, cancelRequested: false });
+    expect(metadataOf(op)).toMatchObject({ progressDone: BigInt(GATED_COPY_BYTES / 2), progressTotal: BigInt(GATED_COPY_BYTES), cancelRequested: false });
     expect((await ops.getOperation({ name: op.name })).done).toBe(false);
     expect((await ops.listOperations({ filter: "done=false" })).operations.map((o) => o.name)).toEqual([op.name]);
     expect((await ops.waitOperation({ name: op.name, timeout: { seconds: 0n, nanos: 100_000_000 } })).done).toBe(false);
@@ -52,7 +52,7 @@ describe("operations that outlast their call, through the gRPC API", () => {
     const done = await waiting;
     expect(done.done).toBe(true);
     expect(clonedVm(done)!.name).toBe("slow");
-    expect(metadataOf(done)).toMatchObject({ progressDone: 3n, progressTotal: 3n });
+    expect(metadataOf(done)).toMatchObject({ progressDone: BigInt(GATED_COPY_BYTES), progressTotal: BigInt(GATED_COPY_BYTES) });
     expect((await vms.getVm({ vm: "slow" })).vm!.name).toBe("slow");
   });
 
@@ -99,7 +99,7 @@ describe("operations that outlast their call, through the gRPC API", () => {
     await following;
     const mine = seen.filter((e) => e.kwargs.operation === op.name).map((e) => [e.name, e.kwargs.done ?? e.kwargs.outcome]);
     expect(mine).toEqual([
-      ["operation-progress", "2"],
+      ["operation-progress", String(GATED_COPY_BYTES)],
       ["operation-done", "succeeded"],
     ]);
   });

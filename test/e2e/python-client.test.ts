@@ -8,13 +8,13 @@ describe("a Python grpcio client", () => {
   beforeAll(async () => (server = await startTestServer()));
   afterAll(() => server.stop());
 
-  it("calls the API and decodes Steward's error details", async () => {
+  it("calls the API, decodes Steward's error details, and imports and exports a volume", async () => {
     const script = path.join(__dirname, "python", "test_steward_api.py");
     const proto = path.resolve(__dirname, "../../proto");
     // Asynchronously: the server lives in this process and must keep answering.
     const result = await runPython(script, proto, server.tcp);
     if (result.code !== 0) throw new Error(`the Python tests failed:\n${result.output}`);
-    expect(result.output).toMatch(/Ran 8 tests/);
+    expect(result.output).toMatch(/Ran 9 tests/);
     expect(result.output).toMatch(/\nOK\s*$/);
   });
 });

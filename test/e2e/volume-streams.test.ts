@@ -1,67 +1,19 @@
 import * as grpc from "@grpc/grpc-js";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { VolumeService, type ExportVolumeResponse, type ImportVolumeRequestSchema } from "../../gen/steward/v1/volume_service_pb";
+import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { stopAndReadEvents } from "../fixtures/stored-events";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
 import { makeTempDir, removeDir } from "../fixtures/temp-dir";
+import { collect, importStream, rebuild, sha256, sparseContent, type ImportMessage } from "../fixtures/volume-bytes";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-type ImportMessage = MessageInitShape<typeof ImportVolumeRequestSchema>;
-
-function pattern(length: number, seed: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) bytes[i] = ((i + seed * 31) % 251) + 1;
-  return bytes;
-}
-
-/** A 16 MiB content with data at two places and holes elsewhere. */
-function sparseContent(): Buffer {
-  const content = Buffer.alloc(16 * MiB);
-  pattern(300 * KiB, 1).copy(content, MiB + 123 * KiB);
-  pattern(4 * KiB, 2).copy(content, 12 * MiB);
-  return content;
-}
-
-const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-
-/** An import stream: the header, then the content in chunks of `chunk` bytes. */
-function* importStream(target: { pool: string; vid: string }, content: Buffer, options: { sha256?: string; sizeBytes?: number; chunk?: number } = {}): Generator<ImportMessage> {
-  yield { kind: { case: "header", value: { target: { case: "volume", value: { ...target, vm: "", name: "" } }, sizeBytes: BigInt(options.sizeBytes ?? content.length), sha256: options.sha256 ?? "" } } };
-  const chunk = options.chunk ?? MiB;
-  for (let offset = 0; offset < content.length; offset += chunk) yield { kind: { case: "chunk", value: content.subarray(offset, offset + chunk) } };
-}
-
-/** Rebuilds the content an export carries, checking the chunks' bounds. */
-function rebuild(messages: ExportVolumeResponse[]): { content: Buffer; sent: number; trailer: { sha256: string; bytesSent: bigint } } {
-  const header = messages[0].kind;
-  if (header.case !== "header") throw new Error("the export did not start with its header");
-  const content = Buffer.alloc(Number(header.value.sizeBytes));
-  let sent = 0;
-  for (const message of messages.slice(1, -1)) {
-    if (message.kind.case === "chunk") {
-      Buffer.from(message.kind.value.data).copy(content, Number(message.kind.value.offset));
-      sent += message.kind.value.data.length;
-    }
-  }
-  const last = messages.at(-1)!.kind;
-  if (last.case !== "trailer") throw new Error("the export did not end with its trailer");
-  return { content, sent, trailer: last.value };
-}
-
-async function collect(stream: AsyncIterable<ExportVolumeResponse>): Promise<ExportVolumeResponse[]> {
-  const messages: ExportVolumeResponse[] = [];
-  for await (const message of stream) messages.push(message);
-  return messages;
-}
 
 describe("import and export of volumes", () => {
   let server: TestServer;

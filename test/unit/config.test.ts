@@ -119,6 +119,13 @@ describe("numeric settings", () => {
     expect(parseServeConfig(["--data-dir", "/tmp/steward-config-test", "--max-calls", "3"], env).connections.maxCalls).toBe(3);
     expect(() => parseServeConfig(["--data-dir", "/tmp/steward-config-test"], { STEWARD_EVENTS_BUFFER: "-2" })).toThrow("--events-buffer -2: expected a positive number");
   });
+
+  it("take a pool's low-space threshold as a percentage, 0 for never", () => {
+    expect(parseServeConfig([], {}).poolSpaceLowPercent).toBe(10);
+    expect(parseServeConfig(["--pool-space-low", "2.5"], {}).poolSpaceLowPercent).toBe(2.5);
+    expect(parseServeConfig([], { STEWARD_POOL_SPACE_LOW: "0" }).poolSpaceLowPercent).toBe(0);
+    for (const bad of ["100", "-1", "lots"]) expect(() => parseServeConfig([`--pool-space-low=${bad}`], {})).toThrow(`--pool-space-low ${bad}: expected a percentage`);
+  });
 });
 
 describe("parseListenAddress", () => {

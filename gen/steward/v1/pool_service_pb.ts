@@ -444,7 +444,11 @@ export const PoolService: GenService<{
   },
   /**
    * SetPoolLimit sets a quota on a pool's bytes (machined's SetPoolLimit); volumes that would grow
-   * past it get RESOURCE_EXHAUSTED (POOL_QUOTA_EXCEEDED). FAILED_PRECONDITION (POOL_OVER_LIMIT)
+   * past it get RESOURCE_EXHAUSTED (POOL_QUOTA_EXCEEDED, its metadata naming limit_bytes,
+   * used_bytes and needed_bytes). The limit bounds the bytes the pool takes on disk (usage_bytes):
+   * a change is refused when those, plus what it may add, would pass it; a new or grown volume
+   * counts its whole new size (its VM may fill it), an import its size, a copy or a revision the
+   * bytes it copies (none where the driver shares them: reflinks, qcow2 overlays). FAILED_PRECONDITION (POOL_OVER_LIMIT)
    * when the pool already uses more, (POOL_UNAVAILABLE) when its driver could not open at start
    * (its folder gone or unmounted), as for every call that needs the pool's volumes; NOT_FOUND
    * (POOL_NOT_FOUND). Idempotent.

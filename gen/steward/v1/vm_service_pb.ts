@@ -2217,7 +2217,8 @@ export const VmService: GenService<{
    * when its memory would pass its maxmem in the new class; ALREADY_EXISTS (VM_EXISTS) when the new
    * name is taken, FAILED_PRECONDITION (VM_NOT_HALTED) while the source runs, (VM_IS_ADMIN) for
    * dom0, (VM_IS_DISPOSABLE) for a DispVM. Long work (AIP-151): it returns an Operation whose
-   * response is a CloneVmResponse, done already unless it copies volumes; the source is held (no
+   * response is a CloneVmResponse, done already unless it copies volumes byte by byte (its
+   * progress then counts the bytes copied, of all it copies); the source is held (no
    * other change to it runs) until the operation ends, and a cancelled or failed one leaves no
    * copy. Retry-safe with request_id: a retry with the same id returns the same operation.
    *

@@ -1,6 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { VolumeFormat } from "../../../gen/steward/v1/volume_pb";
-import type { ExportVolumeResponseSchema, ImportVolumeRequest, VolumeService } from "../../../gen/steward/v1/volume_service_pb";
+import { CloneVolumeResponseSchema, type ExportVolumeResponseSchema, type ImportVolumeRequest, type VolumeService } from "../../../gen/steward/v1/volume_service_pb";
+import type { Operations } from "../../core/operations/operations";
+import { operationMessage, responseResult } from "../operations/operation-messages";
 import { fieldNotImplemented, InvalidFieldError } from "../../core/errors";
 import { pageOf, type PageTokens } from "../../core/shared/page-token";
 import type { ExportItem, Volumes } from "../../core/storage/volumes";
@@ -11,6 +13,7 @@ import { revisionMessage, volumeFormatName, volumeMessage } from "./volume-messa
 
 export interface VolumeParts {
   volumes: Volumes;
+  operations: Operations;
   pageTokens: PageTokens;
 }
 
@@ -19,7 +22,7 @@ export interface VolumeParts {
  * storage work and answer UNIMPLEMENTED until then, as do imports of qcow2 images and of a new
  * TemplateVM's root (naming the field).
  */
-export function volumeApi({ volumes, pageTokens }: VolumeParts): ServiceImpl<typeof VolumeService> {
+export function volumeApi({ volumes, operations, pageTokens }: VolumeParts): ServiceImpl<typeof VolumeService> {
   return {
     listVolumes: async (request) => {
       if ((request.pool === "") === (request.vm === "")) throw new InvalidFieldError("pool", "give exactly one of pool and vm");
@@ -74,7 +77,18 @@ export function volumeApi({ volumes, pageTokens }: VolumeParts): ServiceImpl<typ
       if (chunkBytes > MAX_CHUNK_BYTES) throw new InvalidFieldError("chunk_size", `is at most ${MAX_CHUNK_BYTES} bytes (1 MiB)`);
       for await (const item of volumes.export(volumes.resolve(request.volume), request.revision, chunkBytes, ctx)) yield exportMessage(item);
     },
-    cloneVolume: notYetImplemented,
+    cloneVolume: async (request, ctx) => {
+      const source = volumes.resolve(request.source, "source");
+      const target = volumes.resolve(request.target, "target");
+      const spec = { kind: "clone-volume" as const, method: ctx.method, target: volumes.ownerOf(target), unit: "bytes" as const, requestId: request.requestId, request: { source, target } };
+      return operationMessage(
+        await operations.start(spec, ctx, {
+          check: () => volumes.checkClone(source, target),
+          work: (opCtx, progress) => volumes.clone(source, target, opCtx, progress),
+          encode: (volume) => responseResult(CloneVolumeResponseSchema, { volume: volumeMessage(volume) }),
+        }),
+      );
+    },
     attachVolume: notYetImplemented,
     detachVolume: notYetImplemented,
     setVolumeProperty: async (request, ctx) => {

@@ -111,7 +111,7 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
         volumePools: request.volumePools,
       };
       const source = parts.readModel.find(request.vm);
-      const spec = { kind: "clone-vm" as const, method: ctx.method, target: source, unit: "steps" as const, requestId: request.requestId, request: asked };
+      const spec = { kind: "clone-vm" as const, method: ctx.method, target: source, unit: "bytes" as const, requestId: request.requestId, request: asked };
       return operationMessage(
         await operations.start(spec, ctx, {
           check: () => parts.cloning.check(asked),

@@ -9,13 +9,18 @@ import type { CallContext } from "../shared/call-context";
 import { KeyedQueue } from "../shared/keyed-queue";
 import type { RequestLedger } from "../shared/request-ledger";
 import { requestResultGone } from "../vms/vm-errors";
-import { invalidPoolName, invalidPoolParameter, poolExists, poolInUse, poolNotFound, poolOverLimit, poolUnavailable } from "./storage-errors";
-import { poolAdd, poolDelete, poolSet } from "./storage-events";
+import { invalidPoolName, invalidPoolParameter, poolExists, poolInUse, poolNotFound, poolOverLimit, poolQuotaExceeded, poolUnavailable } from "./storage-errors";
+import { poolAdd, poolDelete, poolSet, poolSpaceLow } from "./storage-events";
 
 const POOL_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 const MAX_POOL_NAME = 63;
 /** More revisions than anyone keeps, so that a typo cannot make every volume keep its every past. */
 export const MAX_REVISIONS_TO_KEEP = 1000;
+
+/** The share of a pool's size left (percent) under which it is low on space, unless configured otherwise. */
+export const DEFAULT_SPACE_LOW_PERCENT = 10;
+/** How often, at most, a pool's room is measured after changes that write into it. */
+const SPACE_LOOK_MS = 1000;
 
 /** The parameters every pool takes, whatever its driver: the core reads them, the driver never sees them. */
 export const POOL_PARAMETERS: readonly StorageDriverParameter[] = [
@@ -79,6 +84,11 @@ export class Pools {
   /** Each stored pool's driver, or why it could not be opened. */
   private readonly opened = new Map<string, StorageDriver | DomainError>();
   private readonly queue = new KeyedQueue();
+  /** Bytes that changes under way may still write, per pool: counted against its limit, so that two at once cannot both pass it. */
+  private readonly reserved = new Map<string, number>();
+  /** Each pool's room as last measured (noteSpace), and the pools that are low on it. */
+  private readonly spaceLooks = new Map<string, { at: number; roomBytes: number; sizeBytes: number; writtenSince: number }>();
+  private readonly spaceLow = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -87,6 +97,8 @@ export class Pools {
     private readonly ledger: RequestLedger,
     private readonly clock: Clock,
     private readonly log: Log,
+    /** Below this share of its size left (percent), a pool is low on space: pool-space-low. */
+    private readonly spaceLowPercent = DEFAULT_SPACE_LOW_PERCENT,
   ) {}
 
   /**
@@ -127,6 +139,69 @@ export class Pools {
     if (driver === undefined) throw poolUnavailable(name, "its driver is not open");
     if (driver instanceof DomainError) throw driver;
     return driver;
+  }
+
+  /**
+   * Runs `work`, a change that may make pool `name` take up to `neededBytes` more, with that
+   * room kept for it until it ends. The pool's limit bounds the bytes it takes on disk (GetPool's
+   * usage): RESOURCE_EXHAUSTED (POOL_QUOTA_EXCEEDED) when those, what changes under way may still
+   * write and `neededBytes` would pass it. A pool without a limit counts nothing. `writtenBytes`
+   * is what the change really writes now (less for a sparse volume, whose guest fills it later):
+   * what the pool's room is watched by.
+   */
+  async withRoom<T>(name: string, neededBytes: number, work: () => Promise<T>, writtenBytes = neededBytes): Promise<T> {
+    const { limitBytes } = this.record(name);
+    const counted = limitBytes > 0 && neededBytes > 0;
+    // Kept before the usage is read, so that a change checked meanwhile counts this one.
+    if (counted) this.reserved.set(name, (this.reserved.get(name) ?? 0) + neededBytes);
+    try {
+      if (counted) {
+        const { usedBytes } = await this.driver(name).poolUsage();
+        const taken = usedBytes + (this.reserved.get(name) ?? 0) - neededBytes;
+        if (taken + neededBytes > limitBytes) throw poolQuotaExceeded(name, limitBytes, taken, neededBytes);
+      }
+      return await work();
+    } finally {
+      if (counted) {
+        const left = (this.reserved.get(name) ?? 0) - neededBytes;
+        if (left > 0) this.reserved.set(name, left);
+        else this.reserved.delete(name);
+      }
+      if (writtenBytes > 0) await this.noteSpace(name, writtenBytes);
+    }
+  }
+
+  /**
+   * After a change wrote up to `writtenBytes` into pool `name`: tells pool-space-low once the
+   * room left (free space on its filesystem, or under its limit when that is less) falls below
+   * the threshold share of its size, and again only after it has risen above it. Measuring may
+   * walk the pool's folder, so it is done at most every SPACE_LOOK_MS, unless what was written
+   * since the last measure may have taken the room below the threshold.
+   */
+  private async noteSpace(name: string, writtenBytes: number): Promise<void> {
+    const now = this.clock.now().getTime();
+    const last = this.spaceLooks.get(name);
+    if (last !== undefined) {
+      last.writtenSince += writtenBytes;
+      if (now - last.at < SPACE_LOOK_MS && last.roomBytes - last.writtenSince >= this.lowBelow(last.sizeBytes)) return;
+    }
+    try {
+      const view = await this.get(name);
+      const roomBytes = view.limitBytes > 0 ? Math.min(view.freeBytes, Math.max(0, view.limitBytes - view.usageBytes)) : view.freeBytes;
+      this.spaceLooks.set(name, { at: now, roomBytes, sizeBytes: view.sizeBytes, writtenSince: 0 });
+      const low = view.sizeBytes > 0 && roomBytes < this.lowBelow(view.sizeBytes);
+      if (low && !this.spaceLow.has(name)) {
+        this.spaceLow.add(name);
+        this.store.transaction(() => this.events.append(poolSpaceLow(name, roomBytes, view.sizeBytes, this.spaceLowPercent)));
+        this.log.warn({ pool: name, free_bytes: roomBytes, size_bytes: view.sizeBytes }, "a pool is low on space");
+      } else if (!low) this.spaceLow.delete(name);
+    } catch (error) {
+      this.log.warn({ pool: name, err: error instanceof Error ? error.message : String(error) }, "could not measure a pool's room");
+    }
+  }
+
+  private lowBelow(sizeBytes: number): number {
+    return (sizeBytes * this.spaceLowPercent) / 100;
   }
 
   /**

@@ -5,6 +5,7 @@ const R = declareReasons("storage", [
   "POOL_EXISTS",
   "POOL_IN_USE",
   "POOL_OVER_LIMIT",
+  "POOL_QUOTA_EXCEEDED",
   "POOL_UNAVAILABLE",
   "INVALID_VOLUME_REF",
   "VOLUME_LIMIT_EXCEEDED",
@@ -34,6 +35,16 @@ export function poolOverLimit(pool: string, usedBytes: number, limitBytes: numbe
     used_bytes: String(usedBytes),
     limit_bytes: String(limitBytes),
   });
+}
+
+/** A change that would take the pool past its limit (SetPoolLimit): RESOURCE_EXHAUSTED, naming the limit and the bytes. */
+export function poolQuotaExceeded(pool: string, limitBytes: number, usedBytes: number, neededBytes: number): DomainError {
+  return new DomainError(
+    "resource-exhausted",
+    R.POOL_QUOTA_EXCEEDED,
+    `pool ${pool} may take at most ${limitBytes} bytes (its limit); it takes ${usedBytes}, and this needs ${neededBytes} more`,
+    { pool, limit_bytes: String(limitBytes), used_bytes: String(usedBytes), needed_bytes: String(neededBytes) },
+  );
 }
 
 /** A pool whose driver could not open at start (its folder unmounted, say): nothing can use it until it can. */

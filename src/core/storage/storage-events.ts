@@ -18,6 +18,11 @@ export function poolSet(pool: string, property: string, newValue: string, oldVal
   return about(HOST_SUBJECT, `pool-set:${property}`, { pool, newvalue: newValue, oldvalue: oldValue });
 }
 
+/** A pool's room left fell below `thresholdPercent` of its size (told once, until it rises above again). */
+export function poolSpaceLow(pool: string, freeBytes: number, sizeBytes: number, thresholdPercent: number): NewEvent {
+  return about(HOST_SUBJECT, "pool-space-low", { pool, free_bytes: String(freeBytes), size_bytes: String(sizeBytes), threshold_percent: String(thresholdPercent) });
+}
+
 /** What every volume event says of its volume. */
 function told(subject: EventSubject, name: string, volume: VolumeRecord, kwargs: Readonly<Record<string, string>> = {}): NewEvent {
   return about(subject, name, { pool: volume.pool, vid: volume.vid, ...kwargs });
@@ -51,8 +56,10 @@ export function volumeSet(subject: EventSubject, volume: VolumeRecord, property:
   return told(subject, `volume-set:${property}`, volume, { newvalue: newValue, oldvalue: oldValue });
 }
 
-export function volumeImportBegin(subject: EventSubject, volume: VolumeRecord, sizeBytes: number): NewEvent {
-  return told(subject, "volume-import-begin", volume, { size_bytes: String(sizeBytes) });
+/** An import begins: of a client's bytes, or of another volume's content (`from`, a clone). */
+export function volumeImportBegin(subject: EventSubject, volume: VolumeRecord, sizeBytes: number, from?: { pool: string; vid: string }): NewEvent {
+  const source: Record<string, string> = from === undefined ? {} : { source_pool: from.pool, source_vid: from.vid };
+  return told(subject, "volume-import-begin", volume, { size_bytes: String(sizeBytes), ...source });
 }
 
 /** How far an import has got; at most once a second. */

@@ -6,6 +6,7 @@ import type { VmClassName } from "../model/vm-classes";
 import type { VmRecord } from "../model/vm-record";
 import type { VolumeRecord } from "../model/volume";
 import type { CallContext } from "../shared/call-context";
+import type { ProgressReporter } from "../shared/progress";
 import type { Undo } from "../shared/revert";
 import { globalSpec } from "../vms/properties/property-schema";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
@@ -55,7 +56,27 @@ interface PlannedVolume {
   spec: VolumeSpec;
   pool: string;
   source: string;
+  /** The most bytes it may take, counted against its pool's limit; and what making it writes now. */
+  neededBytes: number;
+  writtenBytes: number;
   bytes: (driver: StorageDriver, vid: string) => Promise<void>;
+}
+
+/**
+ * The byte copies of a clone, told as one progress: bytes done of them all, each copy's own
+ * progress added to what the copies before it did.
+ */
+class ByteCopies {
+  private totalBytes = 0;
+
+  constructor(private readonly copied: ProgressReporter) {}
+
+  /** A copy of `sizeBytes` to come: the progress its copy reports to. */
+  add(sizeBytes: number): (doneBytes: number) => void {
+    const before = this.totalBytes;
+    this.totalBytes += sizeBytes;
+    return (doneBytes) => this.copied(before + doneBytes, this.totalBytes);
+  }
 }
 
 /** The order the guest sees a VM's own disks in. */
@@ -94,29 +115,48 @@ export class VmVolumes implements VmParticipant {
       const source = spec.source === undefined ? undefined : this.sourceOf(vm, spec);
       // A snapshot taken at each start is empty until the first start, of its source's size.
       const sizeBytes = source === undefined ? spec.sizeBytes : (await this.driverOf(source.pool).volumeUsage(source.vid)).sizeBytes;
-      planned.push({ spec, pool: this.poolFor(spec.name, placement), source: source === undefined ? "" : sourceKey(source), bytes: (driver, vid) => driver.create(vid, sizeBytes) });
+      planned.push({
+        spec,
+        pool: this.poolFor(spec.name, placement),
+        source: source === undefined ? "" : sourceKey(source),
+        // A volume of its own may be filled by the VM; a snapshot's bytes are its start's to count.
+        neededBytes: source === undefined ? sizeBytes : 0,
+        writtenBytes: 0,
+        bytes: (driver, vid) => driver.create(vid, sizeBytes),
+      });
     }
     return this.makeAll(vm, planned);
   }
 
-  async onClone(source: VmRecord, clone: VmRecord, ctx: CallContext, placement: VolumePlacement): Promise<Undo | void> {
+  /**
+   * Copies the source's volumes: cheaply where the clone's pool is the original's and its driver
+   * can, else byte by byte, telling `copied` the bytes done of all those copies.
+   */
+  async onClone(source: VmRecord, clone: VmRecord, ctx: CallContext, placement: VolumePlacement, copied: ProgressReporter): Promise<Undo | void> {
     const planned: PlannedVolume[] = [];
+    const copies = new ByteCopies(copied);
     for (const original of this.ownVolumes(source)) {
       const spec = LAYOUT[clone.klass].find((candidate) => candidate.name === original.name);
       if (spec === undefined) continue;
       const pool = this.poolFor(spec.name, placement, original.pool);
       const sourceDriver = this.driverOf(original.pool);
-      const { sizeBytes } = await sourceDriver.volumeUsage(original.vid);
+      const { sizeBytes, allocatedBytes } = await sourceDriver.volumeUsage(original.vid);
+      // What a start makes again needs no copy; the rest is copied, cheaply where the pool can.
+      const remade = original.snapOnStart || !original.saveOnStop;
+      const cheap = !remade && pool === original.pool && canCloneCheaply(this.driverOf(pool));
+      const copy = remade || cheap ? undefined : copies.add(sizeBytes);
       planned.push({
         spec: { ...spec, snapOnStart: original.snapOnStart, saveOnStop: original.saveOnStop },
         pool,
         source: original.source,
+        // As a new VM's: a volume of its own counts its size, a snapshot taken at each start nothing.
+        neededBytes: original.snapOnStart || cheap ? 0 : remade ? sizeBytes : allocatedBytes,
+        writtenBytes: remade || cheap ? 0 : allocatedBytes,
         bytes: async (driver, vid) => {
-          // What a start makes again needs no copy; the rest is copied, cheaply where the pool can.
-          if (original.snapOnStart || !original.saveOnStop) return driver.create(vid, sizeBytes);
-          if (pool === original.pool && canCloneCheaply(driver)) return driver.clone(original.vid, vid);
+          if (remade) return driver.create(vid, sizeBytes);
+          if (cheap && canCloneCheaply(driver)) return driver.clone(original.vid, vid);
           await driver.create(vid, sizeBytes);
-          await copyContent(sourceDriver, original.vid, driver, vid, { signal: ctx.signal });
+          await copyContent(sourceDriver, original.vid, driver, vid, { signal: ctx.signal, progress: copy });
         },
       });
     }
@@ -137,11 +177,17 @@ export class VmVolumes implements VmParticipant {
 
   /** Keeps a revision of what is saved at a stop; empties what is not, so that it takes no space until the next start. */
   async afterHalt(vm: VmRecord, _halt: HaltReport, ctx: CallContext): Promise<void> {
+    // One volume that cannot be settled (its revision past the pool's limit) leaves the others to be.
+    let failure: Error | undefined;
     for (const volume of this.ownVolumes(vm)) {
-      const driver = this.driverOf(volume.pool);
-      if (volume.saveOnStop && !volume.snapOnStart) await this.volumes.snapshot({ pool: volume.pool, vid: volume.vid }, ctx);
-      else await emptyContent(driver, volume.vid);
+      try {
+        if (volume.saveOnStop && !volume.snapOnStart) await this.volumes.snapshot({ pool: volume.pool, vid: volume.vid }, ctx);
+        else await emptyContent(this.driverOf(volume.pool), volume.vid);
+      } catch (error) {
+        failure ??= error instanceof Error ? error : new Error(String(error));
+      }
     }
+    if (failure !== undefined) throw failure;
   }
 
   /** Marks the VM's volumes as going: they are not listed any more, and a refused removal brings them back. */
@@ -183,7 +229,8 @@ export class VmVolumes implements VmParticipant {
     const made: VolumeRecord[] = [];
     try {
       for (const [index, record] of records.entries()) {
-        await planned[index].bytes(this.pools.driver(record.pool), record.vid);
+        const { neededBytes, writtenBytes, bytes } = planned[index];
+        await this.pools.withRoom(record.pool, neededBytes, () => bytes(this.pools.driver(record.pool), record.vid), writtenBytes);
         made.push(record);
       }
     } catch (error) {
@@ -219,7 +266,9 @@ export class VmVolumes implements VmParticipant {
     if (volume.source === "") return;
     const source = parseSource(volume.source);
     if (source.pool === volume.pool && canCloneCheaply(driver)) return driver.clone(source.vid, volume.vid);
-    await copyContent(this.driverOf(source.pool), source.vid, driver, volume.vid);
+    const sourceDriver = this.driverOf(source.pool);
+    const { allocatedBytes } = await sourceDriver.volumeUsage(source.vid);
+    await this.pools.withRoom(volume.pool, allocatedBytes, () => copyContent(sourceDriver, source.vid, driver, volume.vid));
   }
 
   /** The volume a snap_on_start volume of `vm` is a snapshot of. */

@@ -1,7 +1,7 @@
 import { callCancelled, InvalidFieldError } from "../errors";
 import type { Clock } from "../../ports/clock";
 import type { Log } from "../../ports/log";
-import type { Revision, StorageDriver, VolumeWriter } from "../../ports/storage-driver";
+import { canCloneCheaply, type Revision, type StorageDriver, type VolumeWriter } from "../../ports/storage-driver";
 import { invalidVolumeSize, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
@@ -9,6 +9,7 @@ import { HOST_SUBJECT, type EventSubject } from "../model/event";
 import type { VolumeFormat, VolumeRecord } from "../model/volume";
 import type { CallContext } from "../shared/call-context";
 import { KeyedQueue } from "../shared/keyed-queue";
+import { unreported, type ProgressReporter } from "../shared/progress";
 import type { RequestLedger } from "../shared/request-ledger";
 import { requestResultGone } from "../vms/vm-errors";
 import type { VmLookup } from "../vms/vm-lookup";
@@ -243,7 +244,8 @@ export class Volumes {
       const record = newVolumeRecord({ pool, vid, format: driver.format }, this.clock.now());
       this.store.transaction(() => this.store.volumes.insert(record));
       try {
-        await driver.create(vid, sizeBytes);
+        // A new volume counts its whole size against the pool's limit: its VM may fill it.
+        await this.pools.withRoom(pool, sizeBytes, () => driver.create(vid, sizeBytes), 0);
       } catch (error) {
         this.store.transaction(() => this.store.volumes.remove(pool, vid));
         throw error;
@@ -318,7 +320,7 @@ export class Volumes {
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
       const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
       if (sizeBytes < oldSize && allowShrink) await copyContent(driver, volume.vid, driver, volume.vid, { sizeBytes });
-      else await driver.resize(volume.vid, sizeBytes);
+      else await this.pools.withRoom(volume.pool, Math.max(0, sizeBytes - oldSize), () => driver.resize(volume.vid, sizeBytes), 0);
       if (sizeBytes !== oldSize) this.store.transaction(() => this.events.append(volumeResize(this.subjectOf(volume), volume, sizeBytes, oldSize)));
       return this.view(volume);
     });
@@ -414,37 +416,87 @@ export class Volumes {
       const sizeBytes = header.sizeBytes === 0 ? (await driver.volumeUsage(volume.vid)).sizeBytes : header.sizeBytes;
       checkSize(volume.vid, sizeBytes, "header.size_bytes");
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
-      const subject = this.subjectOf(volume);
-      const writer = await driver.openWrite(volume.vid, sizeBytes);
-      this.store.transaction(() => this.events.append(volumeImportBegin(subject, volume, sizeBytes)));
-      const digest = this.digests.sha256();
-      let received = 0;
-      let told = this.clock.now().getTime();
-      try {
-        for await (const chunk of chunks) {
-          if (ctx.signal.aborted) throw callCancelled("the import");
-          if (received + chunk.length > sizeBytes) throw new InvalidFieldError("chunk", `the stream carries more than the ${sizeBytes} bytes its header announced`);
-          await writeNonZero(writer, received, chunk);
-          digest.update(chunk);
-          received += chunk.length;
-          const now = this.clock.now().getTime();
-          if (now - told >= PROGRESS_EVERY_MS) {
-            told = now;
-            this.store.transaction(() => this.events.append(volumeImportProgress(subject, volume, received, sizeBytes)));
-          }
-        }
+      // The new content is written beside the old one, which stays until the swap.
+      return this.pools.withRoom(volume.pool, sizeBytes, () => this.receive(volume, driver, sizeBytes, header, chunks, ctx));
+    });
+  }
+
+  /** An import's work once it may begin: the bytes into a writer, its events, the check, the swap. */
+  private async receive(volume: VolumeRecord, driver: StorageDriver, sizeBytes: number, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
+    const subject = this.subjectOf(volume);
+    const writer = await driver.openWrite(volume.vid, sizeBytes);
+    this.store.transaction(() => this.events.append(volumeImportBegin(subject, volume, sizeBytes)));
+    const digest = this.digests.sha256();
+    let received = 0;
+    let told = this.clock.now().getTime();
+    try {
+      for await (const chunk of chunks) {
         if (ctx.signal.aborted) throw callCancelled("the import");
-        if (received !== sizeBytes) throw new InvalidFieldError("header.size_bytes", `the stream ended after ${received} of the ${sizeBytes} bytes its header announced`);
-        const sha256 = digest.hex();
-        if (header.sha256 !== "" && header.sha256.toLowerCase() !== sha256) throw checksumMismatch(volume.vid, header.sha256.toLowerCase(), sha256);
-        await writer.finish();
-        this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, true, received)));
-        return { volume: await this.view(volume), bytesReceived: received, sha256 };
+        if (received + chunk.length > sizeBytes) throw new InvalidFieldError("chunk", `the stream carries more than the ${sizeBytes} bytes its header announced`);
+        await writeNonZero(writer, received, chunk);
+        digest.update(chunk);
+        received += chunk.length;
+        const now = this.clock.now().getTime();
+        if (now - told >= PROGRESS_EVERY_MS) {
+          told = now;
+          this.store.transaction(() => this.events.append(volumeImportProgress(subject, volume, received, sizeBytes)));
+        }
+      }
+      if (ctx.signal.aborted) throw callCancelled("the import");
+      if (received !== sizeBytes) throw new InvalidFieldError("header.size_bytes", `the stream ended after ${received} of the ${sizeBytes} bytes its header announced`);
+      const sha256 = digest.hex();
+      if (header.sha256 !== "" && header.sha256.toLowerCase() !== sha256) throw checksumMismatch(volume.vid, header.sha256.toLowerCase(), sha256);
+      await writer.finish();
+      this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, true, received)));
+      return { volume: await this.view(volume), bytesReceived: received, sha256 };
+    } catch (error) {
+      await writer.abort();
+      this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, false, received)));
+      throw error;
+    }
+  }
+
+  /**
+   * Refuses a CloneVolume that cannot succeed as things stand, before its operation begins: a
+   * volume missing, the target being the source, the target's VM not halted (checked again,
+   * holding the VM, as the copy begins).
+   */
+  checkClone(source: VolumeKey, target: VolumeKey): void {
+    this.record(source);
+    const volume = this.record(target);
+    if (source.pool === target.pool && source.vid === target.vid) throw new InvalidFieldError("target", "is the source: a volume is not cloned onto itself");
+    const vm = volume.vmQid === undefined ? undefined : this.store.vms.byQid(volume.vmQid);
+    if (vm) this.powerStates.requireHalted(vm, `cloned into (its volume ${volume.name})`);
+  }
+
+  /**
+   * Replaces the target's content with a copy of the source's (vm.volume.CloneFrom): a reflink
+   * or an overlay where both are in one pool whose driver clones cheaply, else a copy through a
+   * reader and a writer, told to `progress` in bytes, all or nothing (a failure or cancellation
+   * leaves the target as it was). The source is read as it was when the copy opened it: an
+   * import or revert meanwhile swaps in another file and leaves the reader's alone.
+   */
+  async clone(source: VolumeKey, target: VolumeKey, ctx: CallContext, progress: ProgressReporter = unreported): Promise<VolumeView> {
+    this.checkClone(source, target);
+    return this.change(target, ctx, "clone into", { halted: "cloned into" }, async (volume, driver) => {
+      const sourceDriver = this.pools.driver(source.pool);
+      const { sizeBytes, allocatedBytes } = await sourceDriver.volumeUsage(this.record(source).vid);
+      if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
+      const cheap = source.pool === target.pool && canCloneCheaply(driver) ? driver : undefined;
+      const subject = this.subjectOf(volume);
+      this.store.transaction(() => this.events.append(volumeImportBegin(subject, volume, sizeBytes, source)));
+      try {
+        await this.pools.withRoom(volume.pool, cheap ? 0 : allocatedBytes, async () => {
+          if (cheap) await cheap.clone(source.vid, volume.vid);
+          else await copyContent(sourceDriver, source.vid, driver, volume.vid, { progress, signal: ctx.signal });
+        });
       } catch (error) {
-        await writer.abort();
-        this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, false, received)));
+        this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, false, 0)));
         throw error;
       }
+      progress(sizeBytes, sizeBytes);
+      this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, true, sizeBytes)));
+      return this.view(volume);
     });
   }
 
@@ -468,7 +520,9 @@ export class Volumes {
 
   /** Saves the volume's current content as a revision, with its event, then prunes past revisions_to_keep, sparing `spare`. */
   private async keepRevision(volume: VolumeRecord, driver: StorageDriver, spare: readonly string[] = []): Promise<Revision> {
-    const revision = await driver.snapshot(volume.vid);
+    // A driver that clones cheaply snapshots so too; the others copy the allocated bytes.
+    const needed = canCloneCheaply(driver) ? 0 : (await driver.volumeUsage(volume.vid)).allocatedBytes;
+    const revision = await this.pools.withRoom(volume.pool, needed, () => driver.snapshot(volume.vid));
     this.store.transaction(() => this.events.append(volumeSnapshot(this.subjectOf(volume), volume, revision.id)));
     await this.prune(volume, driver, [revision.id, ...spare]);
     return revision;
@@ -509,6 +563,12 @@ export class Volumes {
 
   private vmName(volume: VolumeRecord): string {
     return volume.vmQid === undefined ? "" : (this.store.vms.byQid(volume.vmQid)?.name ?? "");
+  }
+
+  /** The VM owning the volume, for an operation's target; undefined for a pool's own volume. */
+  ownerOf(key: VolumeKey): EventSubject | undefined {
+    const subject = this.subjectOf(this.record(key));
+    return subject === HOST_SUBJECT ? undefined : subject;
   }
 
   private subjectOf(volume: VolumeRecord): EventSubject {

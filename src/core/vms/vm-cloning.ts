@@ -2,7 +2,7 @@ import type { Store } from "../../ports/store";
 import { vmClass, type VmClassName } from "../model/vm-classes";
 import { draftRecord, type VmIdentity, type VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
-import type { ProgressReporter } from "../shared/progress";
+import { unreported, type ProgressReporter } from "../shared/progress";
 import type { NewVms } from "./new-vms";
 import type { PowerStates } from "./power-states";
 import type { PropertyResolver } from "./properties/property-resolver";
@@ -46,8 +46,8 @@ export class VmCloning {
   ) {}
 
   /**
-   * Makes the copy. As the work of an operation (`operation` given), its steps are told and a
-   * cancellation undoes them. Retries are the operation's to answer (its request_id): this
+   * Makes the copy. As the work of an operation (`operation` given), the bytes its volumes'
+   * copies take are told (none when they are cheap) and a cancellation undoes what was made. Retries are the operation's to answer (its request_id): this
    * makes a copy each time it is called.
    */
   async clone(request: CloneRequest, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
@@ -58,8 +58,11 @@ export class VmCloning {
         const identity = this.newVms.identity();
         return this.newVms.make(
           () => this.draft(source, name, klass ?? source.klass, identity),
-          { rpc: "CloneVm", key: "", request, ctx, operation },
-          this.participants.join("onClone") ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert, { pool: request.pool, volumePools: request.volumePools }) : undefined,
+          // The operation counts the bytes the volumes' copies take, not the steps of the birth.
+          { rpc: "CloneVm", key: "", request, ctx, operation: operation && { progress: unreported } },
+          this.participants.join("onClone")
+            ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert, { pool: request.pool, volumePools: request.volumePools }, operation?.progress)
+            : undefined,
           (qid) => this.copyAttributes(source, qid),
         );
       }),

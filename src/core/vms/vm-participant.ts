@@ -3,6 +3,7 @@ import type { LaunchPlan } from "../model/launch-plan";
 import type { HaltCause } from "../model/power-state";
 import type { VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
+import { unreported, type ProgressReporter } from "../shared/progress";
 import type { Revert, Undo } from "../shared/revert";
 
 /**
@@ -37,8 +38,12 @@ export interface VmParticipant {
   readonly name: string;
   /** A VM is being made (CreateVm, CreateDisposableVm): before its record commits. */
   onCreate?(vm: VmRecord, ctx: CallContext, placement: VolumePlacement): Promise<Undo | void>;
-  /** A VM is being made as a copy of `source` (CloneVm): before the clone's record commits. */
-  onClone?(source: VmRecord, clone: VmRecord, ctx: CallContext, placement: VolumePlacement): Promise<Undo | void>;
+  /**
+   * A VM is being made as a copy of `source` (CloneVm): before the clone's record commits. What
+   * it copies byte by byte it tells to `copied` (bytes done of all it copies), which the clone's
+   * operation reports.
+   */
+  onClone?(source: VmRecord, clone: VmRecord, ctx: CallContext, placement: VolumePlacement, copied: ProgressReporter): Promise<Undo | void>;
   /** The VM is about to be launched: add to its plan (disks, network interfaces, devices). */
   beforeStart?(vm: VmRecord, plan: LaunchPlan, ctx: CallContext): Promise<Undo | void>;
   /**
@@ -82,8 +87,8 @@ export class VmParticipants {
     for (const participant of this.all()) if (participant.onCreate) revert.add(await participant.onCreate(vm, ctx, placement));
   }
 
-  async cloned(source: VmRecord, clone: VmRecord, ctx: CallContext, revert: Revert, placement: VolumePlacement = DEFAULT_PLACEMENT): Promise<void> {
-    for (const participant of this.all()) if (participant.onClone) revert.add(await participant.onClone(source, clone, ctx, placement));
+  async cloned(source: VmRecord, clone: VmRecord, ctx: CallContext, revert: Revert, placement: VolumePlacement = DEFAULT_PLACEMENT, copied: ProgressReporter = unreported): Promise<void> {
+    for (const participant of this.all()) if (participant.onClone) revert.add(await participant.onClone(source, clone, ctx, placement, copied));
   }
 
   async beforeStart(vm: VmRecord, plan: LaunchPlan, ctx: CallContext, revert: Revert): Promise<void> {

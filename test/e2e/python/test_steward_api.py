@@ -40,6 +40,7 @@ from steward.v1 import operation_pb2  # noqa: E402
 from steward.v1 import host_pb2, host_service_pb2, host_service_pb2_grpc  # noqa: E402
 from steward.v1 import vm_pb2, vm_service_pb2, vm_service_pb2_grpc  # noqa: E402
 from steward.v1 import event_service_pb2, event_service_pb2_grpc  # noqa: E402
+from steward.v1 import volume_pb2, volume_service_pb2, volume_service_pb2_grpc  # noqa: E402
 
 
 def status_details(error):
@@ -121,7 +122,8 @@ class StewardFromPython(unittest.TestCase):
         self.assertEqual(response.vm.name, "py-copy")
         metadata = operation_pb2.OperationMetadata()
         self.assertTrue(done.metadata.Unpack(metadata))
-        self.assertEqual((metadata.kind, metadata.target, metadata.progress_done, metadata.progress_total), (operation_pb2.OPERATION_KIND_CLONE_VM, "py-source", 3, 3))
+        self.assertEqual((metadata.kind, metadata.target, metadata.progress_unit), (operation_pb2.OPERATION_KIND_CLONE_VM, "py-source", operation_pb2.PROGRESS_UNIT_BYTES))
+        self.assertEqual(metadata.progress_done, metadata.progress_total)
         listed = operations.ListOperations(operations_pb2.ListOperationsRequest(name="operations", filter="kind=clone-vm"), timeout=10)
         self.assertIn(started.name, [op.name for op in listed.operations])
         with self.assertRaises(grpc.RpcError) as raised:
@@ -174,6 +176,55 @@ class StewardFromPython(unittest.TestCase):
         sequences = [sequence for sequence, _, _, _ in seen[1:]]
         self.assertEqual(sequences, sorted(sequences))
         self.assertEqual(seen[1][2:], ("py-followed", {"vm": "py-followed"}))
+
+    def test_import_then_export_a_volume_round_trips_it_holes_included(self):
+        import hashlib
+        volumes = volume_service_pb2_grpc.VolumeServiceStub(self.channel)
+        mib = 1024 * 1024
+        content = bytearray(8 * mib)
+        content[mib:mib + 300_000] = bytes((i * 7 + 1) % 251 + 1 for i in range(300_000))
+        content[6 * mib:6 * mib + 4096] = b"steward!" * 512
+        digest = hashlib.sha256(content).hexdigest()
+        target = volume_pb2.VolumeRef(pool="default", vid="py/disk")
+        volumes.CreateVolume(volume_service_pb2.CreateVolumeRequest(pool="default", vid="py/disk", size_bytes=mib), timeout=10)
+
+        def requests():
+            header = volume_service_pb2.ImportVolumeHeader(volume=target, size_bytes=len(content), format=volume_pb2.VOLUME_FORMAT_RAW, sha256=digest)
+            yield volume_service_pb2.ImportVolumeRequest(header=header)
+            for offset in range(0, len(content), mib):
+                yield volume_service_pb2.ImportVolumeRequest(chunk=bytes(content[offset:offset + mib]))
+
+        imported = volumes.ImportVolume(requests(), timeout=30)
+        self.assertEqual((imported.bytes_received, imported.sha256, imported.volume.size_bytes), (len(content), digest, len(content)))
+
+        rebuilt, sent, trailer = bytearray(len(content)), 0, None
+        for message in volumes.ExportVolume(volume_service_pb2.ExportVolumeRequest(volume=target), timeout=30):
+            kind = message.WhichOneof("kind")
+            if kind == "chunk":
+                rebuilt[message.chunk.offset:message.chunk.offset + len(message.chunk.data)] = message.chunk.data
+                sent += len(message.chunk.data)
+            elif kind == "trailer":
+                trailer = message.trailer
+        self.assertEqual(rebuilt, content)
+        self.assertEqual(trailer.sha256, digest)
+        # The holes came as holes: the chunks carried the data and little more.
+        self.assertLess(sent, 2 * mib)
+        self.assertEqual(trailer.bytes_sent, sent)
+
+        def short():
+            header = volume_service_pb2.ImportVolumeHeader(volume=target, size_bytes=len(content))
+            yield volume_service_pb2.ImportVolumeRequest(header=header)
+            yield volume_service_pb2.ImportVolumeRequest(chunk=bytes(mib))
+
+        # A stream that ends early changes nothing.
+        with self.assertRaises(grpc.RpcError) as raised:
+            volumes.ImportVolume(short(), timeout=30)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        _, info = status_details(raised.exception)
+        self.assertEqual(info.metadata["field"], "header.size_bytes")
+        trailers = [m.trailer for m in volumes.ExportVolume(volume_service_pb2.ExportVolumeRequest(volume=target), timeout=30) if m.WhichOneof("kind") == "trailer"]
+        self.assertEqual([t.sha256 for t in trailers], [digest])
+        volumes.DeleteVolume(volume_service_pb2.DeleteVolumeRequest(pool="default", vid="py/disk"), timeout=10)
 
     def test_deadline_is_honoured(self):
         reply = self.host.GetHostInfo(host_service_pb2.GetHostInfoRequest(), timeout=0.5)

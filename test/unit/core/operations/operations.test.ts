@@ -6,7 +6,7 @@ import { PageTokens } from "../../../../src/core/shared/page-token";
 import { RequestLedger } from "../../../../src/core/shared/request-ledger";
 import type { Clock } from "../../../../src/ports/clock";
 import { testContext } from "../../../fixtures/call-context";
-import { gatedCopies } from "../../../fixtures/participants";
+import { GATED_COPY_BYTES, gatedCopies } from "../../../fixtures/participants";
 import { LogCapture } from "../../../fixtures/log-capture";
 import { storeForEach } from "../../../fixtures/temp-store";
 import { coreForEach } from "../../../fixtures/test-core";
@@ -245,11 +245,11 @@ describe("a clone as an operation", () => {
     expect(core.current.lookup.find("copy2")).toBeUndefined();
   });
 
-  it("ends succeeded with the copy, its steps counted", async () => {
+  it("ends succeeded with the copy, the bytes of its copies counted", async () => {
     const op = await core.current.operations.start({ ...spec(), kind: "clone-vm" }, testContext(), cloneJob("copy3"));
     copies.release("copy3");
     const ended = await core.current.operations.wait(op.name, 5000, new AbortController().signal);
-    expect(ended).toMatchObject({ outcome: "succeeded", progress: { done: 3, total: 3, unit: "steps" }, result: result("copy3") });
+    expect(ended).toMatchObject({ outcome: "succeeded", progress: { done: GATED_COPY_BYTES, total: GATED_COPY_BYTES }, result: result("copy3") });
     expect(core.current.lookup.find("copy3")).toBeDefined();
   });
 });

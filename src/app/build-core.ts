@@ -1,3 +1,4 @@
+import type { VmRecord } from "../core/model/vm-record";
 import { HmacSigner } from "../adapters/crypto/hmac-signer";
 import { nodeDigests } from "../adapters/crypto/node-digests";
 import type { Clock } from "../ports/clock";
@@ -20,6 +21,7 @@ import { Operations } from "../core/operations/operations";
 import { PageTokens } from "../core/shared/page-token";
 import { Pools, type DefaultPool } from "../core/storage/pools";
 import { VmVolumes } from "../core/storage/vm-volumes";
+import { VolumeAttachments } from "../core/storage/volume-attachments";
 import { Volumes } from "../core/storage/volumes";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
@@ -96,8 +98,10 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const running = new RunningVms(store, machine, operations, participants, halts, log);
   const pools = new Pools(store, storage, events, ledger, clock, log, settings.poolSpaceLowPercent);
   const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup, operations, powerStates, nodeDigests);
+  const runningDisks = { isRunning: (vm: VmRecord) => running.handle(vm.uuid) !== undefined, hotPlug: (vm: VmRecord) => running.capability(vm, "hotPlug") };
+  const attachments = new VolumeAttachments(store, volumes, pools, operations, runningDisks, events);
   // Storage first (the others may need the disks), the disposables last.
-  const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock)] : [];
+  const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock, attachments)] : [];
   participants.enlist([...storageParticipant, ...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
   const eventHub = new EventHub(store, clock, settings.events);
   const stopping = new VmStop(store, lookup, resolver, operations, machine, running, halts, log);
@@ -130,6 +134,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     notes: new VmNotes(store, lookup, operations, events),
     pools,
     volumes,
+    attachments,
     /**
      * Ends the operations the last Steward left running, opens the pools (making the default
      * one at the first start) and takes over the VMs the hypervisor finds running; call once,

@@ -3,7 +3,7 @@ import type { StoredEvent, NewEvent } from "../core/model/event";
 import type { HostRecord } from "../core/model/host";
 import type { LabelRecord } from "../core/model/label";
 import type { PoolRecord } from "../core/model/pool";
-import type { VolumeRecord } from "../core/model/volume";
+import type { VolumeAttachmentRecord, VolumeRecord } from "../core/model/volume";
 import type { OperationFilter, OperationPosition, OperationRecord } from "../core/model/operation";
 import type { VmFilter, VmRecord } from "../core/model/vm-record";
 
@@ -162,6 +162,16 @@ export interface VolumeRepository {
   remove(pool: string, vid: string): void;
 }
 
+/** The volumes attached to VMs as extra disks; an attachment goes with its VM and with its volume. */
+export interface VolumeAttachmentRepository {
+  /** A VM's attachments, in the order its guest sees them: by order, then name. */
+  ofVm(qid: number): VolumeAttachmentRecord[];
+  /** The VMs a volume is attached to, by qid. */
+  ofVolume(pool: string, vid: string): VolumeAttachmentRecord[];
+  insert(attachment: VolumeAttachmentRecord): void;
+  remove(vmQid: number, name: string): void;
+}
+
 export interface Store {
   /** The host's own record, made by the first start on a data folder. */
   host(): HostRecord;
@@ -178,6 +188,7 @@ export interface Store {
   readonly operations: OperationRepository;
   readonly pools: PoolRepository;
   readonly volumes: VolumeRepository;
+  readonly attachments: VolumeAttachmentRepository;
   /** Flushes and releases the state; the store is unusable afterwards. */
   close(): void;
 }

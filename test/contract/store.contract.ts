@@ -851,6 +851,42 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
       });
     });
 
+    describe("volume attachments", () => {
+      const volume = (vid: string): VolumeRecord => ({
+        pool: "fast", vid, vmQid: undefined, name: "", format: "raw", rw: true, snapOnStart: false, saveOnStop: true, source: "",
+        revisionsToKeep: undefined, ephemeral: false, limitBytes: 0, internal: false, state: "ready", createdAt: new Date("2024-05-06T07:08:09.123Z"),
+      });
+
+      beforeEach(() => {
+        store.pools.insert({ name: "fast", driver: "file", parameters: {}, revisionsToKeep: 1, ephemeralVolatile: false, limitBytes: 0, createdAt: new Date() });
+        for (const vid of ["a", "b"]) store.volumes.insert(volume(vid));
+        insert(7, "work");
+        insert(8, "other");
+      });
+
+      it("ofVm gives a VM's attachments by order, then name; ofVolume the VMs a volume is attached to", () => {
+        store.attachments.insert({ vmQid: 7, name: "zeta", pool: "fast", vid: "a", rw: true, order: 0 });
+        store.attachments.insert({ vmQid: 7, name: "data", pool: "fast", vid: "b", rw: false, order: 1 });
+        store.attachments.insert({ vmQid: 8, name: "shared", pool: "fast", vid: "b", rw: false, order: 0 });
+        expect(store.attachments.ofVm(7).map((a) => a.name)).toEqual(["zeta", "data"]);
+        expect(store.attachments.ofVm(7)[1]).toEqual({ vmQid: 7, name: "data", pool: "fast", vid: "b", rw: false, order: 1 });
+        expect(store.attachments.ofVolume("fast", "b").map((a) => [a.vmQid, a.name])).toEqual([
+          [7, "data"],
+          [8, "shared"],
+        ]);
+        store.attachments.remove(7, "data");
+        expect(store.attachments.ofVolume("fast", "b").map((a) => a.vmQid)).toEqual([8]);
+      });
+
+      it("go with their VM and with their volume", () => {
+        store.attachments.insert({ vmQid: 7, name: "data", pool: "fast", vid: "a", rw: true, order: 0 });
+        store.attachments.insert({ vmQid: 8, name: "data", pool: "fast", vid: "b", rw: true, order: 0 });
+        store.vms.remove(7);
+        store.volumes.remove("fast", "b");
+        expect([store.attachments.ofVm(7), store.attachments.ofVm(8)]).toEqual([[], []]);
+      });
+    });
+
     describe("global properties", () => {
       it("set sets a property, or replaces it; all gives every one set", () => {
         store.globals.set("default_netvm", "2");

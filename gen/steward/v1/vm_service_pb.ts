@@ -2244,9 +2244,11 @@ export const VmService: GenService<{
   /**
    * RemoveVm removes a halted VM and its volumes (vm.Remove). FAILED_PRECONDITION
    * (VM_NOT_HALTED) while it runs, FAILED_PRECONDITION (VM_IN_USE, metadata names the users)
-   * while it is another VM's template, netvm or default_dispvm or a global default,
-   * FAILED_PRECONDITION (VM_IS_ADMIN) for dom0. NOT_FOUND when it does not exist, unless
-   * allow_missing is set, which makes the call idempotent.
+   * while it is another VM's template, netvm or default_dispvm or a global default, or
+   * (VOLUME_IN_USE) while another VM has one of its volumes attached; FAILED_PRECONDITION
+   * (VM_IS_ADMIN) for dom0. Volumes attached to it are detached (they stay in their pools).
+   * NOT_FOUND when it does not exist, unless allow_missing is set, which makes the call
+   * idempotent.
    *
    * @generated from rpc steward.v1.VmService.RemoveVm
    */

@@ -1170,7 +1170,9 @@ export const DetachVolumeResponseSchema: GenMessage<DetachVolumeResponse> = /*@_
 
 /**
  * VolumeService manages volumes: their revisions, size and bytes. A volume is named by a
- * VolumeRef; a missing one is NOT_FOUND (VOLUME_NOT_FOUND).
+ * VolumeRef; a missing one is NOT_FOUND (VOLUME_NOT_FOUND). What must wait for a VM to halt
+ * (a revert, a clear, an import, a clone into it, a shrink) waits as well for every VM that has
+ * the volume attached: FAILED_PRECONDITION (VOLUME_IN_USE) while one of them runs.
  *
  * @generated from service steward.v1.VolumeService
  */
@@ -1218,8 +1220,8 @@ export const VolumeService: GenService<{
   },
   /**
    * DeleteVolume deletes a pool's volume (vm_concierge's DestroyDiskImage). Idempotent: a
-   * missing volume is success. FAILED_PRECONDITION (VOLUME_IN_USE) for a volume of a VM or
-   * one being exported.
+   * missing volume is success. FAILED_PRECONDITION (VOLUME_IN_USE) for a volume of a VM, one
+   * attached to a VM (its metadata lists them), or one being exported.
    *
    * @generated from rpc steward.v1.VolumeService.DeleteVolume
    */

@@ -5,24 +5,25 @@ import type { Operations } from "../../core/operations/operations";
 import { operationMessage, responseResult } from "../operations/operation-messages";
 import { fieldNotImplemented, InvalidFieldError } from "../../core/errors";
 import { pageOf, type PageTokens } from "../../core/shared/page-token";
+import type { VolumeAttachments } from "../../core/storage/volume-attachments";
 import type { ExportItem, Volumes } from "../../core/storage/volumes";
 import type { ServiceImpl } from "../../server/service-impl";
 import { byteCount } from "../byte-counts";
-import { notYetImplemented } from "../not-implemented";
 import { revisionMessage, volumeFormatName, volumeMessage } from "./volume-messages";
 
 export interface VolumeParts {
   volumes: Volumes;
+  attachments: VolumeAttachments;
   operations: Operations;
   pageTokens: PageTokens;
 }
 
 /**
- * VolumeService: volumes of pools and VMs. Clones and attachments come with the rest of the
- * storage work and answer UNIMPLEMENTED until then, as do imports of qcow2 images and of a new
- * TemplateVM's root (naming the field).
+ * VolumeService: volumes of pools and VMs, their clones and attachments. Imports of qcow2 images
+ * and of a new TemplateVM's root come with the rest of the storage work, and answer
+ * UNIMPLEMENTED naming the field until then.
  */
-export function volumeApi({ volumes, operations, pageTokens }: VolumeParts): ServiceImpl<typeof VolumeService> {
+export function volumeApi({ volumes, attachments, operations, pageTokens }: VolumeParts): ServiceImpl<typeof VolumeService> {
   return {
     listVolumes: async (request) => {
       if ((request.pool === "") === (request.vm === "")) throw new InvalidFieldError("pool", "give exactly one of pool and vm");
@@ -89,8 +90,13 @@ export function volumeApi({ volumes, operations, pageTokens }: VolumeParts): Ser
         }),
       );
     },
-    attachVolume: notYetImplemented,
-    detachVolume: notYetImplemented,
+    attachVolume: async (request, ctx) => ({
+      volume: volumeMessage(await attachments.attach({ vm: request.vm, volume: request.volume, name: request.name, rw: request.rw, order: request.order }, ctx)),
+    }),
+    detachVolume: async (request, ctx) => {
+      await attachments.detach(request.vm, request.name, request.allowMissing, ctx);
+      return {};
+    },
     setVolumeProperty: async (request, ctx) => {
       const { property } = request;
       if (property.case === undefined) throw new InvalidFieldError("property", "is required: revisions_to_keep, rw or ephemeral");

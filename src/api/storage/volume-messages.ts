@@ -41,6 +41,7 @@ export function volumeMessage(volume: VolumeView): Volume {
     createTime: timestampFromDate(volume.createdAt),
     internal: volume.internal,
     hostPath: volume.hostPath ?? "",
+    attachments: volume.attachments,
   });
 }
 

@@ -31,3 +31,15 @@ export interface VolumeRecord {
   state: VolumeState;
   createdAt: Date;
 }
+
+/** A volume attached to a VM as an extra disk (AttachVolume), persistently. */
+export interface VolumeAttachmentRecord {
+  vmQid: number;
+  /** The disk's name in the VM. */
+  name: string;
+  pool: string;
+  vid: string;
+  rw: boolean;
+  /** Its place among the VM's extra disks; those of one order go by name. */
+  order: number;
+}

@@ -1,4 +1,4 @@
-import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError } from "../errors";
+import { alreadyExists, declareReasons, DomainError, failedPrecondition, InvalidFieldError, notFound } from "../errors";
 
 /** Reasons of the storage area: pools and the volumes the core keeps in them. */
 const R = declareReasons("storage", [
@@ -12,6 +12,11 @@ const R = declareReasons("storage", [
   "VOLUME_OVER_LIMIT",
   "VOLUME_IN_USE",
   "CHECKSUM_MISMATCH",
+  "VOLUME_ATTACHED",
+  "VOLUME_NOT_ATTACHED",
+  "VOLUME_OWNED",
+  "DISK_NAME_TAKEN",
+  "INVALID_DISK_NAME",
 ]);
 
 /** NOT_FOUND (POOL_NOT_FOUND): declared where CreateVm first needed it. */
@@ -86,4 +91,31 @@ export function volumeOwnedByVm(vid: string, vm: string): DomainError {
 /** An import whose bytes are not those the client said: nothing was changed. */
 export function checksumMismatch(vid: string, expected: string, actual: string): DomainError {
   return new DomainError("data-loss", R.CHECKSUM_MISMATCH, `the bytes imported into ${vid} have SHA-256 ${actual}, not ${expected}: the volume is as it was`, { vid, expected, actual });
+}
+
+/** A volume other VMs use in a way that excludes what was asked (a writable attachment, a write). */
+export function volumeInUse(vid: string, why: string, vms: readonly string[]): DomainError {
+  return failedPrecondition(R.VOLUME_IN_USE, `${vid} is in use: ${why}`, { vid, vms: vms.join(",") });
+}
+
+/** AttachVolume of a volume the VM has attached already, as another disk or otherwise. */
+export function volumeAttached(vid: string, vm: string, as: string): DomainError {
+  return failedPrecondition(R.VOLUME_ATTACHED, `${vid} is attached to ${vm} already, as ${as}: detach it first to attach it otherwise`, { vid, vm, name: as });
+}
+
+export function volumeNotAttached(vm: string, name: string): DomainError {
+  return notFound(R.VOLUME_NOT_ATTACHED, `${vm} has no volume attached as ${name}`, { vm, name });
+}
+
+/** Attach or detach of a VM's own volume (root, private…): it is the VM's, not an extra disk. */
+export function volumeOwned(vm: string, name: string): DomainError {
+  return failedPrecondition(R.VOLUME_OWNED, `${name} is ${vm}'s own volume, not an attached one: it comes and goes with the VM`, { vm, name });
+}
+
+export function diskNameTaken(vm: string, name: string): DomainError {
+  return alreadyExists(R.DISK_NAME_TAKEN, `${vm} has a disk named ${name}`, { vm, name });
+}
+
+export function invalidDiskName(field: string, description: string): InvalidFieldError {
+  return new InvalidFieldError(field, description, R.INVALID_DISK_NAME);
 }

@@ -70,3 +70,12 @@ export function volumeImportProgress(subject: EventSubject, volume: VolumeRecord
 export function volumeImportEnd(subject: EventSubject, volume: VolumeRecord, success: boolean, bytes: number): NewEvent {
   return told(subject, "volume-import-end", volume, { success: success ? "True" : "False", bytes: String(bytes) });
 }
+
+/** A volume became an extra disk of `vm` (AttachVolume): about that VM. */
+export function volumeAttach(vm: EventSubject, volume: VolumeRecord, disk: string, rw: boolean, order: number): NewEvent {
+  return told(vm, "volume-attach", volume, { vm: vm.name, name: disk, rw: rw ? "True" : "False", order: String(order) });
+}
+
+export function volumeDetach(vm: EventSubject, volume: { pool: string; vid: string }, disk: string): NewEvent {
+  return about(vm, "volume-detach", { pool: volume.pool, vid: volume.vid, vm: vm.name, name: disk });
+}

@@ -12,6 +12,8 @@ import { globalSpec } from "../vms/properties/property-schema";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import type { HaltReport, VmParticipant, VolumePlacement } from "../vms/vm-participant";
 import type { Pools } from "./pools";
+import { volumeInUse } from "./storage-errors";
+import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
 import { newVolumeRecord, type Volumes } from "./volumes";
 
@@ -107,6 +109,7 @@ export class VmVolumes implements VmParticipant {
     private readonly volumes: Volumes,
     private readonly resolver: PropertyResolver,
     private readonly clock: Clock,
+    private readonly attachments: VolumeAttachments,
   ) {}
 
   async onCreate(vm: VmRecord, _ctx: CallContext, placement: VolumePlacement): Promise<Undo | void> {
@@ -172,7 +175,7 @@ export class VmVolumes implements VmParticipant {
       else if (!volume.saveOnStop) await emptyContent(driver, volume.vid);
       disks.push({ name: volume.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !volume.rw });
     }
-    plan.disks.push(...disks);
+    plan.disks.push(...disks, ...this.attachments.disksOf(vm));
   }
 
   /** Keeps a revision of what is saved at a stop; empties what is not, so that it takes no space until the next start. */
@@ -194,6 +197,10 @@ export class VmVolumes implements VmParticipant {
   async onRemove(vm: VmRecord): Promise<Undo | void> {
     const volumes = this.ownVolumes(vm);
     if (volumes.length === 0) return undefined;
+    for (const volume of volumes) {
+      const users = this.store.attachments.ofVolume(volume.pool, volume.vid).map((attachment) => this.store.vms.byQid(attachment.vmQid)?.name ?? String(attachment.vmQid));
+      if (users.length > 0) throw volumeInUse(volume.vid, `${vm.name}'s volume ${volume.name} is attached to ${users.join(", ")}: detach it first`, users);
+    }
     this.store.transaction(() => {
       for (const volume of volumes) this.store.volumes.update({ ...volume, state: "deleting" });
     });

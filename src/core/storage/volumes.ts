@@ -17,7 +17,7 @@ import type { VmOperations } from "../vms/vm-operations";
 import type { PowerStates } from "../vms/power-states";
 import type { Digests } from "../../ports/digest";
 import { checkRevisionsToKeep, type Pools } from "./pools";
-import { checksumMismatch, invalidVolumeRef, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
+import { checksumMismatch, invalidVolumeRef, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
 import {
   volumeClear,
   volumeCreate,
@@ -107,6 +107,8 @@ export interface VolumeView extends VolumeRecord {
   hostPath: string | undefined;
   /** The VM owning it, by name; empty for a pool's own volume. */
   vmName: string;
+  /** The VMs it is attached to as an extra disk, by name. */
+  attachments: { vm: string; name: string; rw: boolean; order: number }[];
 }
 
 /** The record of a volume about to be made (state creating): a pool's own, writable and saved, unless `fields` say otherwise. */
@@ -268,6 +270,8 @@ export class Volumes {
       if (!volume || volume.state !== "ready") return false;
       if (volume.vmQid !== undefined) throw volumeOwnedByVm(volume.vid, this.vmName(volume));
       this.store.transaction(() => {
+        const users = this.attachedTo(volume);
+        if (users.length > 0) throw volumeInUse(volume.vid, `it is attached to ${users.join(", ")}: detach it first`, users);
         this.store.volumes.update({ ...volume, state: "deleting" });
         this.events.append(volumeDelete(HOST_SUBJECT, volume));
       });
@@ -509,6 +513,7 @@ export class Volumes {
     const volume = this.record(key);
     const run = () => this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, () => work(this.record(key), this.pools.driver(key.pool)));
     const toBe = needs.halted;
+    if (toBe !== undefined) this.requireUnattachedToRunning(volume, toBe);
     if (toBe === undefined || volume.vmQid === undefined) return run();
     const vm = this.store.vms.byQid(volume.vmQid);
     if (!vm) return run();
@@ -516,6 +521,24 @@ export class Volumes {
       this.powerStates.requireHalted(held, `${toBe} (its volume ${volume.name})`);
       return run();
     });
+  }
+
+  /**
+   * Refuses a change a VM's disk must not see under it while another VM runs with the volume
+   * attached: FAILED_PRECONDITION (VOLUME_IN_USE). (Those VMs are not held: a start meanwhile
+   * is the hot-plug issue's to order.)
+   */
+  private requireUnattachedToRunning(volume: VolumeRecord, toBe: string): void {
+    const running = this.store.attachments
+      .ofVolume(volume.pool, volume.vid)
+      .map((attachment) => this.store.vms.byQid(attachment.vmQid))
+      .filter((vm): vm is NonNullable<typeof vm> => vm !== undefined && this.powerStates.of(vm) !== "Halted");
+    if (running.length > 0) throw volumeInUse(volume.vid, `it cannot be ${toBe} while ${running.map((vm) => vm.name).join(", ")} runs with it attached`, running.map((vm) => vm.name));
+  }
+
+  /** The VMs the volume is attached to, by name. */
+  private attachedTo(volume: VolumeRecord): string[] {
+    return this.store.attachments.ofVolume(volume.pool, volume.vid).map((attachment) => this.store.vms.byQid(attachment.vmQid)?.name ?? String(attachment.vmQid));
   }
 
   /** Saves the volume's current content as a revision, with its event, then prunes past revisions_to_keep, sparing `spare`. */
@@ -587,6 +610,7 @@ export class Volumes {
       effectiveRevisionsToKeep: this.revisionsToKeep(volume),
       hostPath: driver.hostPath(volume.vid),
       vmName: this.vmName(volume),
+      attachments: this.store.attachments.ofVolume(volume.pool, volume.vid).map(({ vmQid, name, rw, order }) => ({ vm: this.store.vms.byQid(vmQid)?.name ?? "", name, rw, order })),
     };
   }
 }

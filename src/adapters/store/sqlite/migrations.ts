@@ -269,6 +269,24 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX volumes_unsettled ON volumes (state) WHERE state != 'ready';
     `,
   },
+  {
+    version: 15,
+    name: "volume attachments",
+    up: `
+      CREATE TABLE volume_attachments (
+        vm_qid      INTEGER NOT NULL REFERENCES vms (qid) ON DELETE CASCADE,
+        -- The disk's name in the VM.
+        name        TEXT NOT NULL,
+        pool        TEXT NOT NULL,
+        vid         TEXT NOT NULL,
+        rw          INTEGER NOT NULL,
+        disk_order  INTEGER NOT NULL,
+        PRIMARY KEY (vm_qid, name),
+        FOREIGN KEY (pool, vid) REFERENCES volumes (pool, vid) ON DELETE CASCADE
+      );
+      CREATE UNIQUE INDEX volume_attachments_of_volumes ON volume_attachments (pool, vid, vm_qid);
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StoredEvent } from "../../../core/model/event";
 import type { HostRecord } from "../../../core/model/host";
-import type { GlobalPropertyRepository, LabelRepository, OperationRepository, PoolRepository, RequestRepository, RuntimeRepository, Store, VmRepository, VolumeRepository } from "../../../ports/store";
+import type { GlobalPropertyRepository, LabelRepository, OperationRepository, PoolRepository, RequestRepository, RuntimeRepository, Store, VmRepository, VolumeAttachmentRepository, VolumeRepository } from "../../../ports/store";
 import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
 import { SqliteRuntimeRepository } from "./runtime-repository";
 import { SqliteGlobalPropertyRepository, SqliteLabelRepository } from "./label-repository";
@@ -12,6 +12,7 @@ import { migrate } from "./migrations";
 import { SqliteOperationRepository } from "./operation-repository";
 import { SqlitePoolRepository } from "./pool-repository";
 import { SqliteVolumeRepository } from "./volume-repository";
+import { SqliteVolumeAttachmentRepository } from "./volume-attachment-repository";
 import { SqliteVmRepository } from "./vm-repository";
 
 export const DATABASE_FILE = "steward.db";
@@ -50,6 +51,7 @@ export class SqliteStore implements Store {
   readonly operations: OperationRepository;
   readonly pools: PoolRepository;
   readonly volumes: VolumeRepository;
+  readonly attachments: VolumeAttachmentRepository;
   private readonly commitListeners: ((events: readonly StoredEvent[]) => void)[] = [];
 
   private constructor(
@@ -66,6 +68,7 @@ export class SqliteStore implements Store {
     this.operations = new SqliteOperationRepository(db);
     this.pools = new SqlitePoolRepository(db);
     this.volumes = new SqliteVolumeRepository(db);
+    this.attachments = new SqliteVolumeAttachmentRepository(db);
   }
 
   /** Opens the state in `dataDir`; `now` is the clock that records when each VM was written. */

@@ -30,6 +30,13 @@ export function isValidVid(vid: string): boolean {
   return VID.test(vid) && vid.split("/").every((segment) => segment !== "." && segment !== "..");
 }
 
+/** A revision id: letters, digits, "_", "." and "-", not "." or "..", as drivers choose them (never a path). */
+const REVISION_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export function isValidRevisionId(revision: string): boolean {
+  return REVISION_ID.test(revision) && revision !== "." && revision !== "..";
+}
+
 /** A saved content of a volume. */
 export interface Revision {
   /** Chosen by the driver, unique within the volume for its life. */
@@ -172,6 +179,28 @@ export interface CheapClone {
 /** Whether `driver` clones cheaply; without it the core copies through a reader and a writer. */
 export function canCloneCheaply(driver: StorageDriver): driver is StorageDriver & CheapClone {
   return typeof (driver as Partial<CheapClone>).clone === "function";
+}
+
+/**
+ * A driver that gives and takes a volume's content as a whole image file of another format than
+ * the raw bytes (qcow2): an export as an image, an import of one.
+ */
+export interface ImageTransfer {
+  /** Opens the current content, or a revision, as the bytes of a standalone image file of `format`. */
+  openImageRead(vid: string, format: "qcow2", revision?: string): Promise<VolumeReader>;
+  /**
+   * Opens a writer for the `imageBytes` bytes of an image file of `format`. finish() checks the
+   * image (no backing file, external data file or encryption, and `qemu-img check`: else
+   * INVALID_ARGUMENT, IMAGE_INVALID), tells `accept` its virtual size (which refuses it by
+   * throwing), and makes its content the volume's, in the pool's own format, at once.
+   */
+  openImageWrite(vid: string, format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void): Promise<VolumeWriter>;
+}
+
+/** Whether `driver` transfers images; without it, a pool's volumes come and go as raw bytes only. */
+export function transfersImages(driver: StorageDriver): driver is StorageDriver & ImageTransfer {
+  const candidate = driver as Partial<ImageTransfer>;
+  return typeof candidate.openImageRead === "function" && typeof candidate.openImageWrite === "function";
 }
 
 /** How a parameter's text is read: "path" is an absolute path, "bool" is true or false. */

@@ -18,6 +18,7 @@ const R = declareReasons("storage-driver", [
   "POOL_LOCATION_UNUSABLE",
   "POOL_DRIVER_NOT_FOUND",
   "INVALID_POOL_DRIVER_PARAMETER",
+  "IMAGE_INVALID",
 ]);
 
 export function volumeNotFound(vid: string): DomainError {
@@ -28,9 +29,15 @@ export function volumeExists(vid: string): DomainError {
   return alreadyExists(R.VOLUME_EXISTS, `a volume ${vid} exists`, { vid });
 }
 
+const VID_FORM = "path segments of letters, digits, '_', '.' or '-' (not . or ..), joined by '/'";
+
 export function invalidVid(vid: string): DomainError {
-  const description = "path segments of letters, digits, '_', '.' or '-' (not . or ..), joined by '/'";
-  return new DomainError("invalid-argument", R.INVALID_VOLUME_ID, `${JSON.stringify(vid)} is not a vid: ${description}`, { vid });
+  return new DomainError("invalid-argument", R.INVALID_VOLUME_ID, `${JSON.stringify(vid)} is not a vid: ${VID_FORM}`, { vid });
+}
+
+/** A request's vid that isValidVid refuses, naming the request's field. */
+export function invalidVidField(field: string, vid: string): InvalidFieldError {
+  return new InvalidFieldError(field, `${JSON.stringify(vid)} is not a vid: ${VID_FORM}`, R.INVALID_VOLUME_ID);
 }
 
 /** A size that is not a byte count: negative, fractional, or past 2^53. */
@@ -80,6 +87,11 @@ export function noRoomOnDisk(vid: string, folder: string): DomainError {
  */
 export function unsafeVolumePath(vid: string, what: string): DomainError {
   return new DomainError("invalid-argument", R.VOLUME_PATH_UNSAFE, `the pool will not use ${vid}: ${what}`, { vid });
+}
+
+/** An image a client sent that the pool will not take: not of its format, damaged, or leading to other files. */
+export function invalidImage(vid: string, why: string): InvalidFieldError {
+  return new InvalidFieldError("header.format", `the image imported into ${vid} is refused: ${why}`, R.IMAGE_INVALID);
 }
 
 /** A driver cannot keep a pool where its parameters say: AddPool's POOL_LOCATION_UNUSABLE. */

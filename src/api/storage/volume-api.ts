@@ -1,5 +1,4 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { VolumeFormat } from "../../../gen/steward/v1/volume_pb";
 import { CloneVolumeResponseSchema, type ExportVolumeResponseSchema, type ImportVolumeRequest, type VolumeService } from "../../../gen/steward/v1/volume_service_pb";
 import type { Operations } from "../../core/operations/operations";
 import { operationMessage, responseResult } from "../operations/operation-messages";
@@ -19,9 +18,9 @@ export interface VolumeParts {
 }
 
 /**
- * VolumeService: volumes of pools and VMs, their clones and attachments. Imports of qcow2 images
- * and of a new TemplateVM's root come with the rest of the storage work, and answer
- * UNIMPLEMENTED naming the field until then.
+ * VolumeService: volumes of pools and VMs, their bytes, clones and attachments. Imports of a new
+ * TemplateVM's root come with the rest of the storage work, and answer UNIMPLEMENTED naming the
+ * field until then.
  */
 export function volumeApi({ volumes, attachments, operations, pageTokens }: VolumeParts): ServiceImpl<typeof VolumeService> {
   return {
@@ -67,16 +66,16 @@ export function volumeApi({ volumes, attachments, operations, pageTokens }: Volu
       const header = first.value.kind.value;
       if (header.target.case === "newTemplate") throw fieldNotImplemented("header.new_template", "importing a new TemplateVM's root comes with the rest of the storage work; create the TemplateVM, then import into its root");
       if (header.target.case !== "volume") throw new InvalidFieldError("header.target", "is required: the volume to import into");
-      if (header.format === VolumeFormat.QCOW2) throw fieldNotImplemented("header.format", "importing qcow2 images comes with the rest of the storage work; import raw bytes");
-      volumeFormatName(header.format, "header.format");
+      const format = volumeFormatName(header.format, "header.format") ?? "raw";
       const key = volumes.resolve(header.target.value, "header.volume");
-      const result = await volumes.import(key, { sizeBytes: byteCount(header.sizeBytes, "header.size_bytes"), sha256: header.sha256 }, chunksOf(stream), ctx);
+      const result = await volumes.import(key, { sizeBytes: byteCount(header.sizeBytes, "header.size_bytes"), sha256: header.sha256, format }, chunksOf(stream), ctx);
       return { volume: volumeMessage(result.volume), bytesReceived: BigInt(result.bytesReceived), sha256: result.sha256 };
     },
     async *exportVolume(request, ctx) {
       const chunkBytes = request.chunkSize === 0 ? MAX_CHUNK_BYTES : request.chunkSize;
       if (chunkBytes > MAX_CHUNK_BYTES) throw new InvalidFieldError("chunk_size", `is at most ${MAX_CHUNK_BYTES} bytes (1 MiB)`);
-      for await (const item of volumes.export(volumes.resolve(request.volume), request.revision, chunkBytes, ctx)) yield exportMessage(item);
+      const format = volumeFormatName(request.format, "format") ?? "raw";
+      for await (const item of volumes.export(volumes.resolve(request.volume), request.revision, chunkBytes, ctx, format)) yield exportMessage(item);
     },
     cloneVolume: async (request, ctx) => {
       const source = volumes.resolve(request.source, "source");

@@ -1,8 +1,8 @@
 import { callCancelled, InvalidFieldError } from "../errors";
 import type { Clock } from "../../ports/clock";
 import type { Log } from "../../ports/log";
-import { canCloneCheaply, type Revision, type StorageDriver, type VolumeWriter } from "../../ports/storage-driver";
-import { invalidVolumeSize, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
+import { canCloneCheaply, isValidRevisionId, isValidVid, transfersImages, type Revision, type StorageDriver, type VolumeReader, type VolumeWriter } from "../../ports/storage-driver";
+import { invalidVidField, invalidVolumeSize, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import { HOST_SUBJECT, type EventSubject } from "../model/event";
@@ -55,10 +55,12 @@ export type ExportItem =
 
 /** What an import's first message says of the bytes that follow. */
 export interface ImportHeader {
-  /** The content's size; 0 keeps the volume's. */
+  /** The content's size (0 keeps the volume's); for an image, the image file's, required. */
   sizeBytes: number;
-  /** The SHA-256 the content must have, as hex; empty for no check. */
+  /** The SHA-256 the bytes must have, as hex; empty for no check. */
   sha256: string;
+  /** What the bytes are: the content itself (raw), or a qcow2 image of it. */
+  format: VolumeFormat;
 }
 
 export interface ImportResult {
@@ -166,6 +168,7 @@ export class Volumes {
     if (byPool) {
       if (ref.pool === "") throw new InvalidFieldError(`${field}.pool`, "is required with vid");
       if (ref.vid === "") throw new InvalidFieldError(`${field}.vid`, "is required with pool");
+      checkVid(ref.vid, `${field}.vid`);
       return { pool: ref.pool, vid: ref.vid };
     }
     const vm = this.lookup.resolve(ref.vm, `${field}.vm`);
@@ -226,6 +229,7 @@ export class Volumes {
    */
   async create(pool: string, vid: string, sizeBytes: number, format: VolumeFormat | undefined, ctx: CallContext, requestId = ""): Promise<{ volume: VolumeView; existed: boolean }> {
     this.ledger.checkKey(requestId);
+    checkVid(vid, "vid");
     const driver = this.pools.driver(pool);
     checkSize(vid, sizeBytes, "size_bytes");
     if (format !== undefined && format !== driver.format) throw new InvalidFieldError("format", `pool ${pool} keeps ${driver.format} volumes, not ${format}`);
@@ -264,6 +268,7 @@ export class Volumes {
 
   /** Deletes a pool's volume (vm_concierge's DestroyDiskImage); false when there was none. A VM's own volume goes with its VM. */
   async delete(key: VolumeKey, ctx: CallContext): Promise<boolean> {
+    checkVid(key.vid, "vid");
     const driver = this.pools.driver(key.pool);
     return this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `delete volume ${key.vid}` }, async () => {
       const volume = this.store.volumes.get(key.pool, key.vid);
@@ -305,6 +310,7 @@ export class Volumes {
 
   /** Brings the volume back to `revision` (the newest when empty), keeping its current content as a revision first. */
   async revert(key: VolumeKey, revision: string, ctx: CallContext): Promise<VolumeView> {
+    if (revision !== "") checkRevision(revision, "revision");
     return this.change(key, ctx, "revert", { halted: "reverted" }, async (volume, driver) => {
       const revisions = await driver.revisions(volume.vid);
       const target = revision === "" ? revisions.at(-1)?.id : revision;
@@ -371,10 +377,15 @@ export class Volumes {
    * the consumer pulls, so a slow client slows the reads, and stopping (the call cancelled)
    * closes the reader.
    */
-  async *export(key: VolumeKey, revision: string, chunkBytes: number, ctx: CallContext): AsyncGenerator<ExportItem> {
+  async *export(key: VolumeKey, revision: string, chunkBytes: number, ctx: CallContext, format: VolumeFormat = "raw"): AsyncGenerator<ExportItem> {
+    if (revision !== "") checkRevision(revision, "revision");
     const volume = this.record(key);
     const driver = this.pools.driver(volume.pool);
-    const reader = await driver.openRead(volume.vid, revision === "" ? undefined : revision);
+    const saved = revision === "" ? undefined : revision;
+    let reader: VolumeReader;
+    if (format === "raw") reader = await driver.openRead(volume.vid, saved);
+    else if (transfersImages(driver)) reader = await driver.openImageRead(volume.vid, format, saved);
+    else throw new InvalidFieldError("format", `pool ${volume.pool} gives raw bytes only`);
     try {
       const total = reader.sizeBytes;
       yield { kind: "header", volume: await this.view(volume), sizeBytes: total };
@@ -417,18 +428,34 @@ export class Volumes {
   async import(key: VolumeKey, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
     if (header.sha256 !== "" && !/^[0-9a-fA-F]{64}$/.test(header.sha256)) throw new InvalidFieldError("header.sha256", "is 64 hex digits, or empty");
     return this.change(key, ctx, "import into", { halted: "imported into" }, async (volume, driver) => {
+      if (header.format === "qcow2") return this.importImage(volume, driver, header, chunks, ctx);
       const sizeBytes = header.sizeBytes === 0 ? (await driver.volumeUsage(volume.vid)).sizeBytes : header.sizeBytes;
       checkSize(volume.vid, sizeBytes, "header.size_bytes");
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
       // The new content is written beside the old one, which stays until the swap.
-      return this.pools.withRoom(volume.pool, sizeBytes, () => this.receive(volume, driver, sizeBytes, header, chunks, ctx));
+      return this.pools.withRoom(volume.pool, sizeBytes, async () => this.receive(volume, await driver.openWrite(volume.vid, sizeBytes), sizeBytes, header, chunks, ctx));
     });
   }
 
-  /** An import's work once it may begin: the bytes into a writer, its events, the check, the swap. */
-  private async receive(volume: VolumeRecord, driver: StorageDriver, sizeBytes: number, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
+  /**
+   * An import of a qcow2 image: its bytes go to a file of their own, which the driver checks and
+   * converts into the volume's content at the end; the image's virtual size is the volume's new
+   * size, within its limit.
+   */
+  private importImage(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
+    if (!transfersImages(driver)) throw new InvalidFieldError("header.format", `pool ${volume.pool} takes raw bytes only`);
+    const imageBytes = header.sizeBytes;
+    if (imageBytes === 0) throw new InvalidFieldError("header.size_bytes", "is required for an image: the length of the image file");
+    const accept = (sizeBytes: number) => {
+      if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
+    };
+    // The image, then its conversion, beside the old content until the swap.
+    return this.pools.withRoom(volume.pool, 2 * imageBytes, async () => this.receive(volume, await driver.openImageWrite(volume.vid, "qcow2", imageBytes, accept), imageBytes, header, chunks, ctx));
+  }
+
+  /** An import's work once it may begin: the bytes into the writer, its events, the check, the swap. */
+  private async receive(volume: VolumeRecord, writer: VolumeWriter, sizeBytes: number, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
     const subject = this.subjectOf(volume);
-    const writer = await driver.openWrite(volume.vid, sizeBytes);
     this.store.transaction(() => this.events.append(volumeImportBegin(subject, volume, sizeBytes)));
     const digest = this.digests.sha256();
     let received = 0;
@@ -613,6 +640,14 @@ export class Volumes {
       attachments: this.store.attachments.ofVolume(volume.pool, volume.vid).map(({ vmQid, name, rw, order }) => ({ vm: this.store.vms.byQid(vmQid)?.name ?? "", name, rw, order })),
     };
   }
+}
+
+function checkVid(vid: string, field: string): void {
+  if (!isValidVid(vid)) throw invalidVidField(field, vid);
+}
+
+function checkRevision(revision: string, field: string): void {
+  if (!isValidRevisionId(revision)) throw new InvalidFieldError(field, `${JSON.stringify(revision)} is not a revision id: letters, digits, "_", "." or "-"`);
 }
 
 function checkSize(vid: string, sizeBytes: number, field: string): void {

@@ -2,16 +2,17 @@ import { randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock } from "../../../ports/clock";
-import { isValidVid, type CheapClone, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
+import { isValidVid, type CheapClone, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
 import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, unsafeVolumePath, volumeNotFound } from "../../../ports/storage-errors";
 import { within } from "../shared/locations";
 import { isNoSpace, lstatOrUndefined, PoolFolder, removeFile } from "../shared/pool-folder";
-import { QEMU_IMG } from "../shared/qemu-img";
+import { QEMU_IMG, type ImageFormat } from "../shared/qemu-img";
+import { openImageReader, openImageWriter } from "../shared/image-transfer";
 import { RawFileReader, RawFileWriter } from "../shared/raw-file-io";
 import { runTool, ToolError } from "../shared/run-tool";
 import { Serial } from "../shared/serial";
 import { VolumeFiles } from "../shared/volume-files";
-import { readQcow2Header, type Qcow2Header } from "./qcow2-header";
+import { readQcow2Header, type Qcow2Header } from "../shared/qcow2-header";
 
 /** A volume's current image: the one a VM would write. It is never another image's backing file. */
 const VOLUME_SUFFIX = ".qcow2";
@@ -49,7 +50,7 @@ function qemuImg(args: string[]): Promise<unknown> {
  * Reads and writes go through raw files in the pool's temporary folder: a reader reads a raw
  * conversion of the chain; a writer's raw file is converted to a standalone image at finish().
  */
-export class Qcow2StorageDriver implements StorageDriver, CheapClone {
+export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTransfer {
   /** Volumes' images, and revisions' (`<vid>.qcow2.<id>~`): immutable, and backing files of what came after them. */
   private readonly files: VolumeFiles;
   /**
@@ -175,11 +176,28 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone {
     return RawFileWriter.open(vid, this.pool, size, (raw) => this.changes.run(() => this.replaceWithConversion(vid, file, raw)));
   }
 
-  /** Converts a writer's raw file to a standalone image, renamed into the volume's place. */
-  private async replaceWithConversion(vid: string, file: string, raw: string): Promise<void> {
+  async openImageRead(vid: string, _format: "qcow2", revision?: string): Promise<VolumeReader> {
+    const file = await this.volumeFile(vid);
+    const image = revision === undefined ? file : await this.files.revisionPath(vid, file, revision);
+    await this.checkedChain(vid, image);
+    try {
+      return await openImageReader(vid, this.pool, image, "qcow2");
+    } catch (error) {
+      throw this.translated(vid, error);
+    }
+  }
+
+  async openImageWrite(vid: string, _format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void): Promise<VolumeWriter> {
+    const file = await this.volumeFile(vid);
+    if (!isByteCount(imageBytes)) throw invalidVolumeSize(vid, imageBytes);
+    return openImageWriter(vid, this.pool, imageBytes, accept, (image) => this.changes.run(() => this.replaceWithConversion(vid, file, image, "qcow2")));
+  }
+
+  /** Converts a writer's file (raw, or a checked image) to a standalone image of the pool's own, renamed into the volume's place. */
+  private async replaceWithConversion(vid: string, file: string, written: string, format: ImageFormat = "raw"): Promise<void> {
     const image = this.pool.temporary(VOLUME_SUFFIX);
     try {
-      await qemuImg(["convert", "-q", "-f", "raw", "-O", "qcow2", raw, image]);
+      await qemuImg(["convert", "-q", "-f", format, "-O", "qcow2", written, image]);
       if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
       await fs.rename(image, file);
       await this.collectBases();

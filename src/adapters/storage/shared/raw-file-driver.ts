@@ -1,11 +1,13 @@
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import type { Clock } from "../../../ports/clock";
-import { isValidVid, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
+import { isValidVid, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
 import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, volumeNotFound } from "../../../ports/storage-errors";
 import { isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
 import { RawFileReader, RawFileWriter } from "./raw-file-io";
-import { ToolError } from "./run-tool";
+import { openImageReader, openImageWriter } from "./image-transfer";
+import { QEMU_IMG } from "./qemu-img";
+import { runTool, ToolError } from "./run-tool";
 import { VolumeFiles } from "./volume-files";
 
 /** How a driver of raw files copies one and counts what its files take. */
@@ -30,7 +32,7 @@ function isByteCount(sizeBytes: number): boolean {
  * one; the pool's start sweeps the temporaries. How a file is copied (byte by byte, or by a
  * reflink) is the one thing the drivers built on this differ in.
  */
-export class RawFileStorageDriver implements StorageDriver {
+export class RawFileStorageDriver implements StorageDriver, ImageTransfer {
   protected readonly files: VolumeFiles;
 
   constructor(
@@ -124,6 +126,32 @@ export class RawFileStorageDriver implements StorageDriver {
       // A volume deleted meanwhile stays deleted.
       if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
       await fs.rename(temporary, file);
+    });
+  }
+
+  async openImageRead(vid: string, _format: "qcow2", revision?: string): Promise<VolumeReader> {
+    const file = await this.volumeFile(vid);
+    try {
+      return await openImageReader(vid, this.pool, revision === undefined ? file : await this.files.revisionPath(vid, file, revision), "raw");
+    } catch (error) {
+      throw this.translated(vid, error);
+    }
+  }
+
+  async openImageWrite(vid: string, _format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void): Promise<VolumeWriter> {
+    const file = await this.volumeFile(vid);
+    if (!isByteCount(imageBytes)) throw invalidVolumeSize(vid, imageBytes);
+    return openImageWriter(vid, this.pool, imageBytes, accept, async (image) => {
+      const raw = this.pool.temporary(VOLUME_SUFFIX);
+      try {
+        await runTool(QEMU_IMG, ["convert", "-q", "-f", "qcow2", "-O", "raw", image, raw]);
+        if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
+        await fs.rename(raw, file);
+      } catch (error) {
+        throw this.translated(vid, error);
+      } finally {
+        await removeFile(raw);
+      }
     });
   }
 

@@ -44,7 +44,7 @@ describe("Volumes.clone, copying across pools", () => {
     ] as const) {
       await core.pools.add(key.pool, "memory", {}, testContext());
       await core.volumes.create(key.pool, key.vid, 8 * MiB, undefined, testContext());
-      await core.volumes.import(key, { sizeBytes: 8 * MiB, sha256: "" }, chunksOf(filled(8 * MiB, seed)), testContext());
+      await core.volumes.import(key, { sizeBytes: 8 * MiB, sha256: "", format: "raw" }, chunksOf(filled(8 * MiB, seed)), testContext());
     }
   });
 

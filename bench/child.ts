@@ -12,7 +12,9 @@ const ROOT = path.resolve(__dirname, "../..");
 export async function startSteward(dir: string, children: ChildProcess[], flags: string[] = []): Promise<{ address: string; pid: number }> {
   const logFile = path.join(dir, "steward.log");
   const log = fs.openSync(logFile, "w");
-  const child = spawn(process.execPath, [path.join(ROOT, "dist/src/main.js"), "serve", "--hypervisor", "sim", "--data-dir", path.join(dir, "data"), "--listen", "127.0.0.1:0", ...flags], {
+  // BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR" profiles the server, not the benchmark.
+  const nodeFlags = process.env.BENCH_SERVER_NODE_FLAGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeFlags, path.join(ROOT, "dist/src/main.js"), "serve", "--hypervisor", "sim", "--data-dir", path.join(dir, "data"), "--listen", "127.0.0.1:0", ...flags], {
     stdio: ["ignore", log, "inherit"],
   });
   children.push(child);

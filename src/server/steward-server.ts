@@ -66,6 +66,7 @@ export class StewardServer {
       "grpc.keepalive_timeout_ms": config.connections.keepaliveTimeoutMs,
     });
     raiseHeaderCeilings(this.server);
+    widenReceiveWindows(this.server);
     gateStreams(this.server, new CallGate({ ...config.connections, maxMessageBytes: config.maxMessageBytes }, log));
     this.health = new HealthStatus(services.map((s) => s.service.typeName));
     // The error details and the operations' metadata are offered too, so reflection-driven
@@ -157,6 +158,26 @@ function gateStreams(server: grpc.Server, gate: CallGate): void {
   internals._setupHandlers = function (http2Server, ...rest) {
     setup.call(this, http2Server, ...rest);
     if (http2Server) gate.guard(http2Server);
+  };
+}
+
+/**
+ * What a client may send ahead of the server's reading, per stream and per connection. HTTP/2's
+ * 64 KiB default makes a volume import wait for a window update every 64 KiB, a round trip
+ * each: a few MiB keeps a 1 MiB-chunk stream flowing. It bounds nothing of Steward's memory (the
+ * call gate does, counting what handlers have not taken).
+ */
+const STREAM_RECEIVE_WINDOW = 4 * 1024 * 1024;
+const CONNECTION_RECEIVE_WINDOW = 16 * 1024 * 1024;
+
+function widenReceiveWindows(server: grpc.Server): void {
+  const options = (server as unknown as { commonServerOptions: http2.ServerOptions }).commonServerOptions;
+  options.settings = { ...options.settings, initialWindowSize: STREAM_RECEIVE_WINDOW };
+  const internals = server as unknown as { _setupHandlers: (http2Server: http2.Http2Server | null, ...rest: unknown[]) => void };
+  const setup = internals._setupHandlers;
+  internals._setupHandlers = function (http2Server, ...rest) {
+    setup.call(this, http2Server, ...rest);
+    http2Server?.on("session", (session: http2.ServerHttp2Session) => session.setLocalWindowSize(CONNECTION_RECEIVE_WINDOW));
   };
 }
 

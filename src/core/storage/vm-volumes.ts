@@ -221,8 +221,8 @@ export class VmVolumes implements VmParticipant {
 
   /**
    * Makes the volumes of a new VM: their records first, all in one transaction (creating: a
-   * start after a crash removes them), then their bytes, then the records ready, in one more.
-   * A failure removes what was made, and the undo returned does the same.
+   * start after a crash removes them), then their bytes, all at once, then the records ready,
+   * in one more. A failure removes what was made, and the undo returned does the same.
    */
   private async makeAll(vm: VmRecord, planned: readonly PlannedVolume[]): Promise<Undo | void> {
     if (planned.length === 0) return undefined;
@@ -233,18 +233,19 @@ export class VmVolumes implements VmParticipant {
       ),
     );
     this.store.transaction(() => records.forEach((record) => this.store.volumes.insert(record)));
-    const made: VolumeRecord[] = [];
-    try {
-      for (const [index, record] of records.entries()) {
+    // All at once: each is a file of its own. One that fails waits for the others, and all go.
+    const outcomes = await Promise.allSettled(
+      records.map((record, index) => {
         const { neededBytes, writtenBytes, bytes } = planned[index];
-        await this.pools.withRoom(record.pool, neededBytes, () => bytes(this.pools.driver(record.pool), record.vid), writtenBytes);
-        made.push(record);
-      }
-    } catch (error) {
+        return this.pools.withRoom(record.pool, neededBytes, () => bytes(this.pools.driver(record.pool), record.vid), writtenBytes);
+      }),
+    );
+    const failure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
+    if (failure !== undefined) {
       await this.deleteAll(records);
-      throw error;
+      throw failure.reason;
     }
-    const ready = made.map((record) => ({ ...record, state: "ready" as const }));
+    const ready = records.map((record) => ({ ...record, state: "ready" as const }));
     this.store.transaction(() => ready.forEach((record) => this.store.volumes.update(record)));
     return () => this.deleteAll(ready);
   }

@@ -386,10 +386,10 @@ export class Volumes {
     if (format === "raw") reader = await driver.openRead(volume.vid, saved);
     else if (transfersImages(driver)) reader = await driver.openImageRead(volume.vid, format, saved);
     else throw new InvalidFieldError("format", `pool ${volume.pool} gives raw bytes only`);
+    const digest = this.digests.sha256();
     try {
       const total = reader.sizeBytes;
       yield { kind: "header", volume: await this.view(volume), sizeBytes: total };
-      const digest = this.digests.sha256();
       const zeroes = new Uint8Array(chunkBytes);
       let sent = 0;
       let told = this.clock.now().getTime();
@@ -399,11 +399,11 @@ export class Volumes {
           const length = Math.min(chunkBytes, extent.offset + extent.length - offset);
           if (extent.allocated) {
             const data = await reader.read(offset, length);
-            digest.update(data);
+            await digest.update(data);
             sent += length;
             yield { kind: "chunk", offset, data };
           } else {
-            digest.update(length === chunkBytes ? zeroes : zeroes.subarray(0, length));
+            await digest.update(length === chunkBytes ? zeroes : zeroes.subarray(0, length));
           }
           const now = this.clock.now().getTime();
           if (now - told >= PROGRESS_EVERY_MS) {
@@ -412,8 +412,9 @@ export class Volumes {
           }
         }
       }
-      yield { kind: "trailer", sha256: digest.hex(), bytesSent: sent };
+      yield { kind: "trailer", sha256: await digest.hex(), bytesSent: sent };
     } finally {
+      digest.discard();
       await reader.close();
     }
   }
@@ -464,8 +465,9 @@ export class Volumes {
       for await (const chunk of chunks) {
         if (ctx.signal.aborted) throw callCancelled("the import");
         if (received + chunk.length > sizeBytes) throw new InvalidFieldError("chunk", `the stream carries more than the ${sizeBytes} bytes its header announced`);
-        await writeNonZero(writer, received, chunk);
-        digest.update(chunk);
+        // Hashed while the write runs: the writer's file I/O happens off the event loop.
+        const written = writeNonZero(writer, received, chunk);
+        await Promise.all([written, digest.update(chunk)]);
         received += chunk.length;
         const now = this.clock.now().getTime();
         if (now - told >= PROGRESS_EVERY_MS) {
@@ -475,12 +477,13 @@ export class Volumes {
       }
       if (ctx.signal.aborted) throw callCancelled("the import");
       if (received !== sizeBytes) throw new InvalidFieldError("header.size_bytes", `the stream ended after ${received} of the ${sizeBytes} bytes its header announced`);
-      const sha256 = digest.hex();
+      const sha256 = await digest.hex();
       if (header.sha256 !== "" && header.sha256.toLowerCase() !== sha256) throw checksumMismatch(volume.vid, header.sha256.toLowerCase(), sha256);
       await writer.finish();
       this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, true, received)));
       return { volume: await this.view(volume), bytesReceived: received, sha256 };
     } catch (error) {
+      digest.discard();
       await writer.abort();
       this.store.transaction(() => this.events.append(volumeImportEnd(subject, volume, false, received)));
       throw error;

@@ -21,6 +21,8 @@ const VOLUME_SUFFIX = ".qcow2";
  * from, so that the backing names inside it (relative to its folder) still hold.
  */
 const BASE = /^.+\.qcow2\.base-[0-9a-f-]{36}~$/;
+/** Beside an image being merged into its only child (dropImage): the child's name, until the merge is done. */
+const MERGE_SUFFIX = ".merge~";
 /** Deeper than any chain this driver makes; a deeper one is someone else's. */
 const MAX_CHAIN = 4096;
 
@@ -43,8 +45,8 @@ function qemuImg(args: string[]): Promise<unknown> {
  * renamed into the volume's place), so it costs an overlay's header however large the volume.
  * A clone (a snapshot taken at a start) freezes the source's image the same way into a base,
  * unless it is frozen already, and makes the target an overlay of it. Dropping a revision that
- * other images are backed by first rebases them onto its own backing file (qemu-img rebase,
- * which copies what they need), so no image ever loses its content. Bases nothing is backed by
+ * other images are backed by keeps their content: it is merged into the one revision after it,
+ * or its children are rebased onto its own backing file (dropImage). Bases nothing is backed by
  * any more are removed.
  *
  * Reads and writes go through raw files in the pool's temporary folder: a reader reads a raw
@@ -142,8 +144,7 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
     return this.changes.run(async () => {
       const saved = await this.files.savedRevision(vid, await this.volumeFile(vid), revision);
       if (saved === undefined) return false;
-      await this.detachChildren(vid, saved);
-      await fs.rm(saved);
+      await this.dropImage(vid, saved);
       await this.collectBases();
       return true;
     });
@@ -303,14 +304,64 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
     return BASE.test(path.basename(file));
   }
 
-  /** Rebases every image backed by `image` onto `image`'s own backing file, so that `image` can go. */
-  private async detachChildren(vid: string, image: string): Promise<void> {
+  /**
+   * Removes the immutable image `image` (a revision), keeping the content of what it backs, as
+   * cheaply as its shape allows: one with no data of its own is stepped over (its children's
+   * headers name its backing file instead: an unsafe rebase, which reads nothing); one that
+   * backs a single image of no smaller size beside it takes that image's data (qemu-img commit,
+   * which costs the child's clusters: a fresh revision's few) and then its place; any other has
+   * its children rebased, which copies what they need of it.
+   */
+  private async dropImage(vid: string, image: string): Promise<void> {
+    const header = await readQcow2Header(image);
+    const children = (await this.images()).filter(([file, child]) => child.backing !== undefined && path.resolve(path.dirname(file), child.backing) === image);
+    const only = children.length === 1 ? children[0] : undefined;
+    // Only into an immutable child: a volume's current image may be a running VM's.
+    const immutable = only !== undefined && !only[0].endsWith(VOLUME_SUFFIX);
+    if (!header.empty && only !== undefined && immutable && path.dirname(only[0]) === path.dirname(image) && only[1].sizeBytes >= header.sizeBytes) {
+      await this.mergeInto(vid, image, only[0]);
+      return;
+    }
+    await this.detachChildren(vid, image, header.empty);
+    await fs.rm(image);
+  }
+
+  /**
+   * Commits `child`'s data into `image`, its backing file, then renames `image` into `child`'s
+   * place. A marker beside `image` says so first: a crash midway leaves `image` half merged
+   * (it is being dropped: nothing reads it), and the next start finishes the merge (sweep).
+   */
+  private async mergeInto(vid: string, image: string, child: string): Promise<void> {
+    const marker = image + MERGE_SUFFIX;
+    const handle = await fs.open(marker, "wx", 0o600);
+    try {
+      await handle.writeFile(path.basename(child));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await this.finishMerge(vid, marker);
+  }
+
+  /** The merge a marker tells of, done (again) from the start, then the marker removed. */
+  private async finishMerge(vid: string, marker: string): Promise<void> {
+    const image = marker.slice(0, -MERGE_SUFFIX.length);
+    const child = path.join(path.dirname(marker), await fs.readFile(marker, "utf8"));
+    if ((await lstatOrUndefined(image))?.isFile()) {
+      await this.tool(vid, ["commit", "-q", "-f", "qcow2", "-d", child]);
+      await fs.rename(image, child);
+    }
+    await removeFile(marker);
+  }
+
+  /** Rebases every image backed by `image` onto `image`'s own backing file, so that `image` can go; `unsafe` when `image` holds no data, so that no cluster is read. */
+  private async detachChildren(vid: string, image: string, unsafe = false): Promise<void> {
     const { backing } = await readQcow2Header(image);
     const parent = backing === undefined ? undefined : path.resolve(path.dirname(image), backing);
     for (const [child, header] of await this.images()) {
       if (header.backing === undefined || path.resolve(path.dirname(child), header.backing) !== image) continue;
       const args = parent === undefined ? ["-b", ""] : ["-b", path.relative(path.dirname(child), parent), "-F", "qcow2"];
-      await this.tool(vid, ["rebase", "-q", "-f", "qcow2", ...args, child]);
+      await this.tool(vid, ["rebase", "-q", ...(unsafe ? ["-u"] : []), "-f", "qcow2", ...args, child]);
     }
   }
 
@@ -347,6 +398,9 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
    * files with several links (a backup made with hard links) are left alone. Then collects bases.
    */
   private async sweep(): Promise<void> {
+    for (const relative of await this.pool.files()) {
+      if (relative.endsWith(MERGE_SUFFIX)) await this.finishMerge(relative, path.join(this.pool.root, relative));
+    }
     for (const [file] of await this.images()) {
       const frozenFrom = frozenFromOf(path.basename(file));
       if (frozenFrom === undefined) continue;

@@ -51,7 +51,7 @@ export class VolumeFiles {
   /** Where a new volume `vid` goes: ALREADY_EXISTS (VOLUME_EXISTS) when it exists. */
   async fresh(vid: string): Promise<string> {
     if (!isValidVid(vid)) throw invalidVid(vid);
-    const file = await this.place(vid);
+    const file = await this.pool.fileOf(vid, this.suffix, { makeFolders: true });
     if (await this.pool.regularFile(vid, file)) throw volumeExists(vid);
     return file;
   }

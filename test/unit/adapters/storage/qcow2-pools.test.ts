@@ -24,6 +24,11 @@ async function byteAt(driver: StorageDriver, vid: string, offset: number, revisi
   }
 }
 
+/** Writes `byte` over 64 KiB at `offset` into the volume's current image itself, as its VM's QEMU would: the image stays an overlay. */
+function guestWrites(file: string, offset: number, byte: number): void {
+  execFileSync("qemu-io", ["-f", "qcow2", "-c", `write -P ${byte} ${offset} 64k`, file], { stdio: "ignore" });
+}
+
 function backingOf(file: string): string | undefined {
   const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", "-U", file], { encoding: "utf8" })) as { "backing-filename"?: string };
   return info["backing-filename"];
@@ -72,6 +77,47 @@ describe("qcow2 pools", () => {
     expect(await byteAt(driver, "copy", MiB)).toBe(2);
     // Of src, only the base the copy is backed by is left: no revision, no image nobody uses.
     expect(fs.readdirSync(root).sort()).toEqual(["copy.qcow2", expect.stringMatching(/^src\.qcow2\.base-.*~$/), "tmp~"]);
+  });
+
+  it("drop the oldest of a 10 GiB volume's revisions by merging the next one into it, at the cost of the next one's data", async () => {
+    const driver = await Qcow2StorageDriver.open(root);
+    const top = path.join(root, "big.qcow2");
+    await driver.create("big", 10 * GiB);
+    guestWrites(top, 0, 1);
+    const first = await driver.snapshot("big");
+    guestWrites(top, 5 * GiB, 2);
+    const second = await driver.snapshot("big");
+    guestWrites(top, 0, 3);
+    expect(await driver.deleteRevision("big", first.id)).toBe(true);
+    expect((await driver.revisions("big")).map((r) => r.id)).toEqual([second.id]);
+    // The second revision holds what it held, the first's data included; the volume too.
+    expect([await byteAt(driver, "big", 0, second.id), await byteAt(driver, "big", 5 * GiB, second.id)]).toEqual([1, 2]);
+    expect([await byteAt(driver, "big", 0), await byteAt(driver, "big", 5 * GiB)]).toEqual([3, 2]);
+    expect(backingOf(path.join(root, `big.qcow2.${second.id}~`))).toBeUndefined();
+    expect(backingOf(top)).toBe(`big.qcow2.${second.id}~`);
+    expect(fs.readdirSync(root).filter((name) => name.endsWith(".merge~"))).toEqual([]);
+  });
+
+  it("finish at their start a merge that a crash cut short, before or after qemu-img commit", async () => {
+    for (const committed of [false, true]) {
+      const driver = await Qcow2StorageDriver.open(root);
+      const top = path.join(root, "v.qcow2");
+      await driver.create("v", 64 * MiB);
+      guestWrites(top, 0, 1);
+      const first = await driver.snapshot("v");
+      guestWrites(top, MiB, 2);
+      const second = await driver.snapshot("v");
+      const image = path.join(root, `v.qcow2.${first.id}~`);
+      const child = path.join(root, `v.qcow2.${second.id}~`);
+      // What mergeInto leaves when it dies: its marker, and the commit done or not.
+      fs.writeFileSync(`${image}.merge~`, path.basename(child));
+      if (committed) execFileSync("qemu-img", ["commit", "-q", "-f", "qcow2", "-d", child]);
+      const reopened = await Qcow2StorageDriver.open(root);
+      expect({ committed, revisions: (await reopened.revisions("v")).map((r) => r.id) }).toEqual({ committed, revisions: [second.id] });
+      expect([await byteAt(reopened, "v", 0, second.id), await byteAt(reopened, "v", MiB, second.id)]).toEqual([1, 2]);
+      expect(fs.readdirSync(root).filter((name) => name.endsWith("~") && name !== "tmp~")).toEqual([`v.qcow2.${second.id}~`]);
+      await reopened.delete("v");
+    }
   });
 
   it("refuse an image someone planted whose backing file lies outside the pool", async () => {

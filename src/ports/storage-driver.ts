@@ -109,6 +109,11 @@ export interface VolumeUsage {
    * revisions or clones count for each. Less than sizeBytes while it is sparse.
    */
   allocatedBytes: number;
+  /**
+   * Changes whenever its content may have changed (a write, an import, a revert, a resize), and
+   * stays the same while it is not changed: how a snapshot taken of it knows it is outdated.
+   */
+  stamp: string;
 }
 
 /** How much a pool takes. */

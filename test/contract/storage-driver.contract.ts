@@ -423,6 +423,27 @@ export function storageDriverContract(
         expect(after.allocatedBytes).toBeLessThan(SIZE);
       });
 
+      it("stamps a volume's content: the same while nothing changes it, another after a write, a revert or a resize", async () => {
+        const stamp = async () => (await driver.volumeUsage("v")).stamp;
+        const first = await stamp();
+        expect(await stamp()).toBe(first);
+        await driver.revisions("v");
+        expect(await stamp()).toBe(first);
+        // Past a coarse clock's tick, so that a stamp by modification time can tell the change.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await writeContent(driver, "v", [[0, pattern(MiB, 1)]]);
+        const written = await stamp();
+        expect(written).not.toBe(first);
+        const revision = await driver.snapshot("v");
+        await writeContent(driver, "v", [[0, pattern(MiB, 2)]]);
+        const rewritten = await stamp();
+        await driver.revert("v", revision.id);
+        expect(await stamp()).not.toBe(rewritten);
+        const reverted = await stamp();
+        await driver.resize("v", 2 * SIZE);
+        expect(await stamp()).not.toBe(reverted);
+      });
+
       it("of the pool grows with writes, shrinks with deletes, and stays within its capacity", async () => {
         const before = await driver.poolUsage();
         await writeContent(driver, "v", [[0, pattern(MiB, 1)]]);

@@ -810,6 +810,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
         snapOnStart: false,
         saveOnStop: true,
         source: "",
+        sourceStamp: "",
         revisionsToKeep: undefined,
         ephemeral: false,
         limitBytes: 0,
@@ -843,7 +844,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
 
       it("update writes every field but the names; remove drops the volume", () => {
         store.volumes.insert(disk);
-        const changed: VolumeRecord = { ...disk, rw: false, revisionsToKeep: 0, limitBytes: 2 ** 40, state: "deleting" };
+        const changed: VolumeRecord = { ...disk, rw: false, revisionsToKeep: 0, limitBytes: 2 ** 40, state: "deleting", source: "fast:tpl/root", sourceStamp: "1:2:3" };
         store.volumes.update(changed);
         expect(store.volumes.get("fast", "disks/data")).toEqual(changed);
         store.volumes.remove("fast", "disks/data");
@@ -853,7 +854,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
 
     describe("volume attachments", () => {
       const volume = (vid: string): VolumeRecord => ({
-        pool: "fast", vid, vmQid: undefined, name: "", format: "raw", rw: true, snapOnStart: false, saveOnStop: true, source: "",
+        pool: "fast", vid, vmQid: undefined, name: "", format: "raw", rw: true, snapOnStart: false, saveOnStop: true, source: "", sourceStamp: "",
         revisionsToKeep: undefined, ephemeral: false, limitBytes: 0, internal: false, state: "ready", createdAt: new Date("2024-05-06T07:08:09.123Z"),
       });
 

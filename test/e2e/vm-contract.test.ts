@@ -230,13 +230,6 @@ describe("the VM contract's seed fields, through the gRPC API", () => {
     expect(refused.info).toMatchObject({ reason: "NOT_IMPLEMENTED", metadata: { field: "volumes" } });
     expect((await rpcError(vms.getVm({ vm: "from-image" }))).code).toBe(grpc.status.NOT_FOUND);
   });
-
-  it("refuses CloneVm read_only as not implemented until volumes exist, naming the field, and makes no VM", async () => {
-    const refused = await rpcError(vms.cloneVm({ vm: "tpl", newName: "tpl-ro", readOnly: true }));
-    expect(refused.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(refused.info).toMatchObject({ reason: "NOT_IMPLEMENTED", metadata: { field: "read_only" } });
-    expect((await rpcError(vms.getVm({ vm: "tpl-ro" }))).code).toBe(grpc.status.NOT_FOUND);
-  });
 });
 
 describe("a running VM's host-side interfaces, through the gRPC API", () => {

@@ -105,9 +105,19 @@ describe("the volumes of VMs", () => {
       { name: "volatile", path: (await volumeOf("work", "volatile")).hostPath, format: "raw", readOnly: false },
     ]);
     expect(byteAt(workRoot.hostPath, 0)).toBe(0x11);
-    // The template changes while the AppVM runs: the AppVM's root stays as it was at its start.
+    expect(workRoot.isOutdated).toBe(false);
+    // The template changes while the AppVM runs: the AppVM's root stays as it was at its start,
+    // and says it is outdated (Qubes' is_outdated) until the AppVM starts again.
+    await new Promise((resolve) => setTimeout(resolve, 20));
     guestWrites(tplRoot, 0, 0x22);
     expect(byteAt(workRoot.hostPath, 0)).toBe(0x11);
+    expect((await volumeOf("work", "root")).isOutdated).toBe(true);
+    expect((await volumeOf("work", "private")).isOutdated).toBe(false);
+    await vms.killVm({ vm: "work" });
+    expect((await volumeOf("work", "root")).isOutdated).toBe(false);
+    await vms.startVm({ vm: "work" });
+    expect(byteAt((await volumeOf("work", "root")).hostPath, 0)).toBe(0x22);
+    expect((await volumeOf("work", "root")).isOutdated).toBe(false);
   });
 
   it("are settled at a halt: private keeps a revision, root and volatile are emptied", async () => {
@@ -184,6 +194,20 @@ describe("the volumes of VMs", () => {
     expect(read).not.toMatch(/Pattern verification failed/);
     expect((await rpcError(pools.removePool({ pool: "images" }))).info).toMatchObject({ reason: "POOL_IN_USE" });
     expect((await rpcError(volumes.deleteVolume({ pool: "images", vid: copied.vid }))).info).toMatchObject({ reason: "VOLUME_IN_USE" });
+  });
+
+  it("of a read-only clone are read-only, and its launch has them so (machined's CloneImage read_only)", async () => {
+    expect(clonedVm(await vms.cloneVm({ vm: "in-images", newName: "in-images-ro", readOnly: true }))?.name).toBe("in-images-ro");
+    const own = (await volumes.listVolumes({ vm: "in-images-ro" })).volumes;
+    expect(own.map((volume) => [volume.name, volume.rw]).sort()).toEqual([
+      ["private", false],
+      ["root", false],
+      ["volatile", false],
+    ]);
+    await vms.startVm({ vm: "in-images-ro" });
+    expect(launched.get("in-images-ro")?.map((disk) => disk.readOnly)).toEqual([true, true, true]);
+    await vms.killVm({ vm: "in-images-ro" });
+    expect((await volumeOf("in-images", "private")).rw).toBe(true);
   });
 
   it("are deleted with their VM", async () => {

@@ -475,8 +475,7 @@ export type CloneVmRequest = Message<"steward.v1.CloneVmRequest"> & {
 
   /**
    * Make the copy's volumes read-only (machined's CloneImage read_only): the copy starts with
-   * every disk attached rw=false. Takes effect with volumes: until Steward has storage, true is
-   * UNIMPLEMENTED (NOT_IMPLEMENTED, metadata.field read_only).
+   * every volume of its own rw=false (SetVolumeProperty makes one writable again).
    *
    * @generated from field: bool read_only = 7;
    */

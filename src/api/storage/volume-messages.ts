@@ -42,6 +42,7 @@ export function volumeMessage(volume: VolumeView): Volume {
     internal: volume.internal,
     hostPath: volume.hostPath ?? "",
     attachments: volume.attachments,
+    isOutdated: volume.isOutdated,
   });
 }
 

@@ -102,13 +102,13 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
       vm: vmMessage(await parts.creation.createDisposable({ template: request.template, label: request.label, idempotencyKey: request.requestId }, ctx)),
     }),
     cloneVm: async (request, ctx) => {
-      if (request.readOnly) throw fieldNotImplemented("read_only", "read-only clones come with volumes");
       const asked: CloneRequest = {
         vm: request.vm,
         newName: request.newName,
         klass: vmClassName(request.klass, "klass"),
         pool: request.pool,
         volumePools: request.volumePools,
+        readOnly: request.readOnly,
       };
       const source = parts.readModel.find(request.vm);
       const spec = { kind: "clone-vm" as const, method: ctx.method, target: source, unit: "bytes" as const, requestId: request.requestId, request: asked };

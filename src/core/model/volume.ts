@@ -22,6 +22,8 @@ export interface VolumeRecord {
   saveOnStop: boolean;
   /** The volume it is a snapshot of ("pool:vid"), for snap_on_start; empty when none. */
   source: string;
+  /** The source's content stamp (VolumeUsage.stamp) when it was last snapshotted from it; empty before. */
+  sourceStamp: string;
   /** How many old revisions it keeps; undefined to follow its pool's. */
   revisionsToKeep: number | undefined;
   ephemeral: boolean;

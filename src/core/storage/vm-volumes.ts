@@ -15,7 +15,7 @@ import type { Pools } from "./pools";
 import { volumeInUse } from "./storage-errors";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
-import { newVolumeRecord, type Volumes } from "./volumes";
+import { newVolumeRecord, parseVolumeSource, type Volumes } from "./volumes";
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -89,10 +89,6 @@ function sourceKey(volume: VolumeRecord): string {
   return `${volume.pool}:${volume.vid}`;
 }
 
-function parseSource(source: string): { pool: string; vid: string } {
-  const colon = source.indexOf(":");
-  return { pool: source.slice(0, colon), vid: source.slice(colon + 1) };
-}
 
 /**
  * The storage area's part in a VM's life: its volumes are made with it (CreateVm, CloneVm),
@@ -163,7 +159,7 @@ export class VmVolumes implements VmParticipant {
         },
       });
     }
-    return this.makeAll(clone, planned);
+    return this.makeAll(clone, planned, placement.readOnly === true);
   }
 
   /** Refreshes what each start makes anew, and adds the VM's disks to its plan in their order. */
@@ -224,11 +220,11 @@ export class VmVolumes implements VmParticipant {
    * start after a crash removes them), then their bytes, all at once, then the records ready,
    * in one more. A failure removes what was made, and the undo returned does the same.
    */
-  private async makeAll(vm: VmRecord, planned: readonly PlannedVolume[]): Promise<Undo | void> {
+  private async makeAll(vm: VmRecord, planned: readonly PlannedVolume[], readOnly = false): Promise<Undo | void> {
     if (planned.length === 0) return undefined;
     const records = planned.map(({ spec, pool, source }) =>
       newVolumeRecord(
-        { pool, vid: `vms/${vm.uuid}/${spec.name}`, format: this.pools.driver(pool).format, vmQid: vm.qid, name: spec.name, snapOnStart: spec.snapOnStart, saveOnStop: spec.saveOnStop, source },
+        { pool, vid: `vms/${vm.uuid}/${spec.name}`, format: this.pools.driver(pool).format, vmQid: vm.qid, name: spec.name, snapOnStart: spec.snapOnStart, saveOnStop: spec.saveOnStop, source, rw: !readOnly },
         this.clock.now(),
       ),
     );
@@ -269,14 +265,18 @@ export class VmVolumes implements VmParticipant {
     return changed;
   }
 
-  /** Makes a snap_on_start volume its source's content as it is now: a reflink or overlay where the pool can, else a copy. */
+  /**
+   * Makes a snap_on_start volume its source's content as it is now: a reflink or overlay where
+   * the pool can, else a copy; the record keeps the source's stamp, to tell when it is outdated.
+   */
   private async snapshotFromSource(volume: VolumeRecord, driver: StorageDriver): Promise<void> {
     if (volume.source === "") return;
-    const source = parseSource(volume.source);
-    if (source.pool === volume.pool && canCloneCheaply(driver)) return driver.clone(source.vid, volume.vid);
+    const source = parseVolumeSource(volume.source);
     const sourceDriver = this.driverOf(source.pool);
-    const { allocatedBytes } = await sourceDriver.volumeUsage(source.vid);
-    await this.pools.withRoom(volume.pool, allocatedBytes, () => copyContent(sourceDriver, source.vid, driver, volume.vid));
+    const { allocatedBytes, stamp } = await sourceDriver.volumeUsage(source.vid);
+    if (source.pool === volume.pool && canCloneCheaply(driver)) await driver.clone(source.vid, volume.vid);
+    else await this.pools.withRoom(volume.pool, allocatedBytes, () => copyContent(sourceDriver, source.vid, driver, volume.vid));
+    if (stamp !== volume.sourceStamp) this.store.transaction(() => this.store.volumes.update({ ...volume, sourceStamp: stamp }));
   }
 
   /** The volume a snap_on_start volume of `vm` is a snapshot of. */
@@ -287,7 +287,7 @@ export class VmVolumes implements VmParticipant {
     if (spec.source.of === "template") return volume;
     // A DispVM's root is its AppVM's root's source: the TemplateVM's root.
     if (volume === undefined || volume.source === "") return volume;
-    const { pool, vid } = parseSource(volume.source);
+    const { pool, vid } = parseVolumeSource(volume.source);
     return this.store.volumes.get(pool, vid);
   }
 

@@ -111,6 +111,14 @@ export interface VolumeView extends VolumeRecord {
   vmName: string;
   /** The VMs it is attached to as an extra disk, by name. */
   attachments: { vm: string; name: string; rw: boolean; order: number }[];
+  /** A snap_on_start volume of a running VM whose source changed since the start's snapshot (Qubes' is_outdated). */
+  isOutdated: boolean;
+}
+
+/** A volume's source as its record keeps it, "pool:vid", read. */
+export function parseVolumeSource(source: string): VolumeKey {
+  const colon = source.indexOf(":");
+  return { pool: source.slice(0, colon), vid: source.slice(colon + 1) };
 }
 
 /** The record of a volume about to be made (state creating): a pool's own, writable and saved, unless `fields` say otherwise. */
@@ -122,6 +130,7 @@ export function newVolumeRecord(fields: Pick<VolumeRecord, "pool" | "vid" | "for
     snapOnStart: false,
     saveOnStop: true,
     source: "",
+    sourceStamp: "",
     revisionsToKeep: undefined,
     ephemeral: false,
     limitBytes: 0,
@@ -641,7 +650,21 @@ export class Volumes {
       hostPath: driver.hostPath(volume.vid),
       vmName: this.vmName(volume),
       attachments: this.store.attachments.ofVolume(volume.pool, volume.vid).map(({ vmQid, name, rw, order }) => ({ vm: this.store.vms.byQid(vmQid)?.name ?? "", name, rw, order })),
+      isOutdated: await this.outdated(volume),
     };
+  }
+
+  /** Whether a snap_on_start volume's VM runs on a snapshot of a content its source no longer has. */
+  private async outdated(volume: VolumeRecord): Promise<boolean> {
+    if (!volume.snapOnStart || volume.source === "" || volume.sourceStamp === "" || volume.vmQid === undefined) return false;
+    const vm = this.store.vms.byQid(volume.vmQid);
+    if (vm === undefined || this.powerStates.of(vm) === "Halted") return false;
+    const source = parseVolumeSource(volume.source);
+    try {
+      return (await this.pools.driver(source.pool).volumeUsage(source.vid)).stamp !== volume.sourceStamp;
+    } catch {
+      return true; // The source is gone: what the VM runs on is no longer there to be had.
+    }
   }
 }
 

@@ -23,6 +23,8 @@ export interface CloneRequest {
   klass: VmClassName | undefined;
   pool: string;
   volumePools: Readonly<Record<string, string>>;
+  /** Whether the copy's volumes are read-only (machined's CloneImage read_only). */
+  readOnly?: boolean;
 }
 
 /** What a clone does not take from its source: what names it, and addresses, which stay unique. */
@@ -61,7 +63,7 @@ export class VmCloning {
           // The operation counts the bytes the volumes' copies take, not the steps of the birth.
           { rpc: "CloneVm", key: "", request, ctx, operation: operation && { progress: unreported } },
           this.participants.join("onClone")
-            ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert, { pool: request.pool, volumePools: request.volumePools }, operation?.progress)
+            ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert, { pool: request.pool, volumePools: request.volumePools, readOnly: request.readOnly }, operation?.progress)
             : undefined,
           (qid) => this.copyAttributes(source, qid),
         );

@@ -9,11 +9,12 @@ import type { Revert, Undo } from "../shared/revert";
 /**
  * Where a new VM's volumes go, as CreateVm and CloneVm ask: one pool for them all, or a pool
  * per volume (root, private, volatile, kernel); what neither names follows the global
- * default_pool_<volume>.
+ * default_pool_<volume>. A read-only clone's volumes are all read-only.
  */
 export interface VolumePlacement {
   pool: string;
   volumePools: Readonly<Record<string, string>>;
+  readOnly?: boolean;
 }
 
 export const DEFAULT_PLACEMENT: VolumePlacement = Object.freeze({ pool: "", volumePools: Object.freeze({}) });

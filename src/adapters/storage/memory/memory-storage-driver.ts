@@ -90,6 +90,9 @@ export class MemoryStorageDriver implements StorageDriver, CheapClone {
   private readonly clock: Clock;
   /** Revision ids count up for the life of the driver, so none is ever given twice. */
   private lastRevision = 0;
+  /** Stamps of contents (volumeUsage), by identity. */
+  private readonly stamps = new WeakMap<Content, number>();
+  private lastStamp = 0;
 
   constructor(options: MemoryStorageDriverOptions = {}) {
     const capacityBytes = options.capacityBytes ?? 0;
@@ -177,7 +180,7 @@ export class MemoryStorageDriver implements StorageDriver, CheapClone {
 
   async volumeUsage(vid: string): Promise<VolumeUsage> {
     const { content } = this.volume(vid);
-    return { sizeBytes: content.sizeBytes, allocatedBytes: content.blocks.size * MEMORY_BLOCK_BYTES };
+    return { sizeBytes: content.sizeBytes, allocatedBytes: content.blocks.size * MEMORY_BLOCK_BYTES, stamp: this.stampOf(content) };
   }
 
   async poolUsage(): Promise<PoolUsage> {
@@ -199,6 +202,13 @@ export class MemoryStorageDriver implements StorageDriver, CheapClone {
     const volume = this.volumes.get(vid);
     if (!volume) throw volumeNotFound(vid);
     return volume;
+  }
+
+  /** A content's stamp: contents are immutable, so each one is told apart by its identity. */
+  private stampOf(content: Content): string {
+    let stamp = this.stamps.get(content);
+    if (stamp === undefined) this.stamps.set(content, (stamp = ++this.lastStamp));
+    return String(stamp);
   }
 
   private newVolume(content: Content): MemoryVolume {

@@ -5,7 +5,7 @@ import { systemClock, type Clock } from "../../../ports/clock";
 import { isValidVid, type CheapClone, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
 import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, unsafeVolumePath, volumeNotFound } from "../../../ports/storage-errors";
 import { within } from "../shared/locations";
-import { isNoSpace, lstatOrUndefined, PoolFolder, removeFile } from "../shared/pool-folder";
+import { fileStamp, isNoSpace, lstatOrUndefined, PoolFolder, removeFile } from "../shared/pool-folder";
 import { QEMU_IMG, type ImageFormat } from "../shared/qemu-img";
 import { openImageReader, openImageWriter } from "../shared/image-transfer";
 import { RawFileReader, RawFileWriter } from "../shared/raw-file-io";
@@ -212,7 +212,7 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
   async volumeUsage(vid: string): Promise<VolumeUsage> {
     const file = await this.volumeFile(vid);
     const [{ sizeBytes }, stats] = await Promise.all([readQcow2Header(file), fs.stat(file)]);
-    return { sizeBytes, allocatedBytes: stats.blocks * 512 };
+    return { sizeBytes, allocatedBytes: stats.blocks * 512, stamp: fileStamp(stats) };
   }
 
   async poolUsage(): Promise<PoolUsage> {

@@ -163,3 +163,11 @@ function describeErrno(error: NodeJS.ErrnoException): string {
       return error.message;
   }
 }
+
+/**
+ * What tells one content of a file from another: a write changes its modification time, a
+ * file renamed into its place (an import, a revert, a snapshot's new overlay) its inode.
+ */
+export function fileStamp(stats: Stats): string {
+  return `${stats.dev}:${stats.ino}:${stats.mtimeMs}:${stats.size}`;
+}

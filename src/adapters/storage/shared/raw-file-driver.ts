@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Clock } from "../../../ports/clock";
 import { isValidVid, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
 import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, volumeNotFound } from "../../../ports/storage-errors";
-import { isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
+import { fileStamp, isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
 import { RawFileReader, RawFileWriter } from "./raw-file-io";
 import { openImageReader, openImageWriter } from "./image-transfer";
 import { QEMU_IMG } from "./qemu-img";
@@ -157,7 +157,7 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer {
 
   async volumeUsage(vid: string): Promise<VolumeUsage> {
     const stats = await fs.stat(await this.volumeFile(vid));
-    return { sizeBytes: stats.size, allocatedBytes: stats.blocks * 512 };
+    return { sizeBytes: stats.size, allocatedBytes: stats.blocks * 512, stamp: fileStamp(stats) };
   }
 
   async poolUsage(): Promise<PoolUsage> {

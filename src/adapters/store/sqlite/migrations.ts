@@ -287,6 +287,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX volume_attachments_of_volumes ON volume_attachments (pool, vid, vm_qid);
     `,
   },
+  {
+    version: 16,
+    name: "volume source stamps",
+    up: `
+      -- The source's content stamp when a snap_on_start volume was last snapshotted from it.
+      ALTER TABLE volumes ADD COLUMN source_stamp TEXT NOT NULL DEFAULT '';
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

@@ -13,6 +13,7 @@ interface VolumeRow {
   snap_on_start: number;
   save_on_stop: number;
   source: string;
+  source_stamp: string;
   revisions_to_keep: number | null;
   ephemeral: number;
   limit_bytes: number;
@@ -62,8 +63,8 @@ export class SqliteVolumeRepository implements VolumeRepository {
   insert(volume: VolumeRecord): void {
     this.sql
       .prepare(
-        `INSERT INTO volumes (pool, vid, vm_qid, name, format, rw, snap_on_start, save_on_stop, source, revisions_to_keep, ephemeral, limit_bytes, internal, state, created_at)
-         VALUES (@pool, @vid, @vm_qid, @name, @format, @rw, @snap_on_start, @save_on_stop, @source, @revisions_to_keep, @ephemeral, @limit_bytes, @internal, @state, @created_at)`,
+        `INSERT INTO volumes (pool, vid, vm_qid, name, format, rw, snap_on_start, save_on_stop, source, source_stamp, revisions_to_keep, ephemeral, limit_bytes, internal, state, created_at)
+         VALUES (@pool, @vid, @vm_qid, @name, @format, @rw, @snap_on_start, @save_on_stop, @source, @source_stamp, @revisions_to_keep, @ephemeral, @limit_bytes, @internal, @state, @created_at)`,
       )
       .run(toRow(volume));
   }
@@ -72,7 +73,7 @@ export class SqliteVolumeRepository implements VolumeRepository {
     this.sql
       .prepare(
         `UPDATE volumes SET vm_qid = @vm_qid, name = @name, format = @format, rw = @rw, snap_on_start = @snap_on_start, save_on_stop = @save_on_stop,
-           source = @source, revisions_to_keep = @revisions_to_keep, ephemeral = @ephemeral, limit_bytes = @limit_bytes, internal = @internal, state = @state
+           source = @source, source_stamp = @source_stamp, revisions_to_keep = @revisions_to_keep, ephemeral = @ephemeral, limit_bytes = @limit_bytes, internal = @internal, state = @state
          WHERE pool = @pool AND vid = @vid`,
       )
       .run(toRow(volume));
@@ -94,6 +95,7 @@ function toRow(volume: VolumeRecord): VolumeRow {
     snap_on_start: volume.snapOnStart ? 1 : 0,
     save_on_stop: volume.saveOnStop ? 1 : 0,
     source: volume.source,
+    source_stamp: volume.sourceStamp,
     revisions_to_keep: volume.revisionsToKeep ?? null,
     ephemeral: volume.ephemeral ? 1 : 0,
     limit_bytes: volume.limitBytes,
@@ -114,6 +116,7 @@ function toVolume(row: VolumeRow): VolumeRecord {
     snapOnStart: row.snap_on_start === 1,
     saveOnStop: row.save_on_stop === 1,
     source: row.source,
+    sourceStamp: row.source_stamp,
     revisionsToKeep: row.revisions_to_keep ?? undefined,
     ephemeral: row.ephemeral === 1,
     limitBytes: row.limit_bytes,

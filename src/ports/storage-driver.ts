@@ -202,6 +202,31 @@ export interface ImageTransfer {
   openImageWrite(vid: string, format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void): Promise<VolumeWriter>;
 }
 
+/** An ephemeral volume's new content: the image's format for QEMU, and the key that opens it. */
+export interface EphemeralImage {
+  format: "qcow2" | "luks";
+  /** 32 random bytes, base64. */
+  key: string;
+}
+
+/**
+ * A driver that encrypts a volume with a key that lives only in memory (Qubes' ephemeral
+ * volatile volumes): what a VM writes there is unreadable once the key is dropped.
+ */
+export interface EphemeralEncryption {
+  /**
+   * Replaces the volume's content with an empty image of the same size, encrypted with a new
+   * random key that it returns and writes nowhere (qemu-img is given it through a file of the
+   * pool's temporary folder, readable by Steward alone and removed at once). volumeUsage and
+   * openWrite go on counting the volume's own size, not the image's.
+   */
+  makeEphemeral(vid: string): Promise<EphemeralImage>;
+}
+
+export function encryptsEphemeral(driver: StorageDriver): driver is StorageDriver & EphemeralEncryption {
+  return typeof (driver as Partial<EphemeralEncryption>).makeEphemeral === "function";
+}
+
 /** Whether `driver` transfers images; without it, a pool's volumes come and go as raw bytes only. */
 export function transfersImages(driver: StorageDriver): driver is StorageDriver & ImageTransfer {
   const candidate = driver as Partial<ImageTransfer>;

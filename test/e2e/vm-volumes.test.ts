@@ -10,9 +10,8 @@ import { StewardApp } from "../../src/app/app";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { parseServeConfig } from "../../src/config";
 import { LogCapture } from "../fixtures/log-capture";
-import type { LaunchDisk } from "../../src/core/model/launch-plan";
-import type { VmParticipant } from "../../src/core/vms/vm-participant";
 import { rpcError } from "../fixtures/expect-rpc-error";
+import { diskRecorder } from "../fixtures/participants";
 import { clonedVm, createdVm } from "../fixtures/made-vms";
 import { bool } from "../fixtures/property-values";
 import { stopAndReadEvents } from "../fixtures/stored-events";
@@ -50,13 +49,7 @@ describe("the volumes of VMs", () => {
   let pools: StewardClient<typeof PoolService>;
   let elsewhere: string;
   /** What each start's plan held once the storage area had its turn. */
-  const launched = new Map<string, LaunchDisk[]>();
-  const recorder: VmParticipant = {
-    name: "disk recorder",
-    async beforeStart(vm, plan) {
-      launched.set(vm.name, plan.disks.map((disk) => ({ ...disk })));
-    },
-  };
+  const { participant: recorder, launched } = diskRecorder();
   const volumeOf = async (vm: string, name: string) => (await volumes.getVolume({ volume: { vm, name, pool: "", vid: "" } })).volume!;
 
   beforeAll(async () => {

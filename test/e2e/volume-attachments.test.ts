@@ -3,9 +3,8 @@ import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
-import type { LaunchDisk } from "../../src/core/model/launch-plan";
-import type { VmParticipant } from "../../src/core/vms/vm-participant";
 import { rpcError } from "../fixtures/expect-rpc-error";
+import { diskRecorder } from "../fixtures/participants";
 import { stopAndReadEvents } from "../fixtures/stored-events";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
 import { importStream, pattern } from "../fixtures/volume-bytes";
@@ -17,13 +16,7 @@ describe("volumes attached to VMs as extra disks", () => {
   let vms: StewardClient<typeof VmService>;
   let volumes: StewardClient<typeof VolumeService>;
   /** What each start's plan held once the storage area had its turn. */
-  const launched = new Map<string, LaunchDisk[]>();
-  const recorder: VmParticipant = {
-    name: "disk recorder",
-    async beforeStart(vm, plan) {
-      launched.set(vm.name, plan.disks.map((disk) => ({ ...disk })));
-    },
-  };
+  const { participant: recorder, launched } = diskRecorder();
   const pooled = (vid: string) => ({ pool: "default", vid, vm: "", name: "" });
   const own = (vm: string, name: string) => ({ vm, name, pool: "", vid: "" });
   const attach = (vm: string, volume: ReturnType<typeof pooled>, name: string, rw = true, order = 0) => volumes.attachVolume({ vm, volume, name, rw, order });

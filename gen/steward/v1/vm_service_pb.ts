@@ -2263,8 +2263,12 @@ export const VmService: GenService<{
    * idempotent: starting it again is FAILED_PRECONDITION (VM_BAD_STATE). FAILED_PRECONDITION
    * (NETVM_NOT_RUNNING) when its netvm is not running and cannot be started, (NETVM_CHAIN_TOO_LONG)
    * for a netvm chain past 64 VMs, (NETVM_LOOP) for one that loops, (NOT_A_DISPVM_TEMPLATE) for a
-   * DispVM whose AppVM no longer has template_for_dispvms; ABORTED (START_ABORTED) when it was
-   * killed while it started.
+   * DispVM whose AppVM no longer has template_for_dispvms, (EPHEMERAL_UNSUPPORTED) for an
+   * ephemeral volume in a pool whose driver cannot encrypt it; ABORTED (START_ABORTED) when it was
+   * killed while it started. Each start refreshes the VM's volumes as Qubes does: snap_on_start
+   * volumes become their source's content as it is now, the others not saved at a stop are
+   * emptied, and an ephemeral one (a volatile volume of a pool with ephemeral_volatile, or any
+   * with ephemeral set) is encrypted with a new key that only this run of the VM is given.
    *
    * @generated from rpc steward.v1.VmService.StartVm
    */

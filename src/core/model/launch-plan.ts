@@ -28,8 +28,15 @@ export interface LaunchDisk {
   name: string;
   /** The file or block device on the host, inside one of Steward's pool folders. */
   path: string;
-  format: "raw" | "qcow2";
+  /** How QEMU opens it: raw, qcow2 (encrypted when `key` is set), or a LUKS image. */
+  format: "raw" | "qcow2" | "luks";
   readOnly: boolean;
+  /**
+   * The passphrase of an ephemeral volume's LUKS encryption (32 random bytes as base64 text, a
+   * QEMU secret's data): made for this start, kept nowhere but in the plan (never stored, never
+   * logged), so that the volume's bytes are unreadable once the VM is gone.
+   */
+  key?: string;
 }
 
 export interface LaunchNetworkInterface {

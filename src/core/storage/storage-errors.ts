@@ -17,6 +17,7 @@ const R = declareReasons("storage", [
   "VOLUME_OWNED",
   "DISK_NAME_TAKEN",
   "INVALID_DISK_NAME",
+  "EPHEMERAL_UNSUPPORTED",
 ]);
 
 /** NOT_FOUND (POOL_NOT_FOUND): declared where CreateVm first needed it. */
@@ -118,4 +119,9 @@ export function diskNameTaken(vm: string, name: string): DomainError {
 
 export function invalidDiskName(field: string, description: string): InvalidFieldError {
   return new InvalidFieldError(field, description, R.INVALID_DISK_NAME);
+}
+
+/** A start that would put an ephemeral volume in a pool whose driver cannot encrypt it. */
+export function ephemeralUnsupported(pool: string, vid: string): DomainError {
+  return failedPrecondition(R.EPHEMERAL_UNSUPPORTED, `${vid} is ephemeral, but pool ${pool} cannot encrypt its volumes: make it not ephemeral, or put it in a pool of files`, { pool, vid });
 }

@@ -1,4 +1,4 @@
-import { canCloneCheaply, type StorageDriver } from "../../ports/storage-driver";
+import { canCloneCheaply, encryptsEphemeral, type StorageDriver } from "../../ports/storage-driver";
 import type { Clock } from "../../ports/clock";
 import type { Store } from "../../ports/store";
 import type { LaunchDisk, LaunchPlan } from "../model/launch-plan";
@@ -12,7 +12,7 @@ import { globalSpec } from "../vms/properties/property-schema";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
 import type { HaltReport, VmParticipant, VolumePlacement } from "../vms/vm-participant";
 import type { Pools } from "./pools";
-import { volumeInUse } from "./storage-errors";
+import { ephemeralUnsupported, volumeInUse } from "./storage-errors";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
 import { newVolumeRecord, parseVolumeSource, type Volumes } from "./volumes";
@@ -167,11 +167,27 @@ export class VmVolumes implements VmParticipant {
     const disks: LaunchDisk[] = [];
     for (const volume of this.ownVolumes(vm).sort((a, b) => DISK_ORDER.indexOf(a.name) - DISK_ORDER.indexOf(b.name))) {
       const driver = this.driverOf(volume.pool);
+      const disk: LaunchDisk = { name: volume.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !volume.rw };
       if (volume.snapOnStart) await this.snapshotFromSource(this.withCurrentSource(vm, volume), driver);
+      else if (!volume.saveOnStop && this.isEphemeral(volume)) Object.assign(disk, await this.encrypted(volume, driver));
       else if (!volume.saveOnStop) await emptyContent(driver, volume.vid);
-      disks.push({ name: volume.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !volume.rw });
+      disks.push(disk);
     }
     plan.disks.push(...disks, ...this.attachments.disksOf(vm));
+  }
+
+  /**
+   * Whether a volume is encrypted with a key of its VM's run: its own ephemeral, or, for a
+   * volatile volume, its pool's ephemeral_volatile (Qubes' default for it).
+   */
+  private isEphemeral(volume: VolumeRecord): boolean {
+    return volume.ephemeral || (volume.name === "volatile" && this.store.pools.get(volume.pool)?.ephemeralVolatile === true);
+  }
+
+  /** A fresh encrypted content for an ephemeral volume: its format and key go to the launch alone. */
+  private async encrypted(volume: VolumeRecord, driver: StorageDriver): Promise<Pick<LaunchDisk, "format" | "key">> {
+    if (!encryptsEphemeral(driver)) throw ephemeralUnsupported(volume.pool, volume.vid);
+    return driver.makeEphemeral(volume.vid);
   }
 
   /** Keeps a revision of what is saved at a stop; empties what is not, so that it takes no space until the next start. */

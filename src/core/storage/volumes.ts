@@ -375,6 +375,10 @@ export class Volumes {
         return this.view(changed);
       }
       if ("rw" in property) return this.view(this.setting(volume, { rw: property.rw }, "rw", pyBool(volume.rw), pyBool(property.rw)));
+      // A key that lives only while the VM runs leaves nothing to save at a stop.
+      if (property.ephemeral && (volume.saveOnStop || volume.snapOnStart)) {
+        throw new InvalidFieldError("ephemeral", `${volume.vid} is ${volume.saveOnStop ? "saved at each stop" : "a snapshot taken at each start"}: only a volume made fresh at each start (volatile) can be ephemeral`);
+      }
       return this.view(this.setting(volume, { ephemeral: property.ephemeral }, "ephemeral", pyBool(volume.ephemeral), pyBool(property.ephemeral)));
     });
   }

@@ -2,11 +2,12 @@ import { randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock } from "../../../ports/clock";
-import { isValidVid, type CheapClone, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
+import { isValidVid, type CheapClone, type EphemeralEncryption, type EphemeralImage, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
 import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, unsafeVolumePath, volumeNotFound } from "../../../ports/storage-errors";
 import { within } from "../shared/locations";
 import { fileStamp, isNoSpace, lstatOrUndefined, PoolFolder, removeFile } from "../shared/pool-folder";
 import { QEMU_IMG, type ImageFormat } from "../shared/qemu-img";
+import { makeEncryptedImage } from "../shared/ephemeral-images";
 import { openImageReader, openImageWriter } from "../shared/image-transfer";
 import { RawFileReader, RawFileWriter } from "../shared/raw-file-io";
 import { runTool, ToolError } from "../shared/run-tool";
@@ -52,7 +53,7 @@ function qemuImg(args: string[]): Promise<unknown> {
  * Reads and writes go through raw files in the pool's temporary folder: a reader reads a raw
  * conversion of the chain; a writer's raw file is converted to a standalone image at finish().
  */
-export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTransfer {
+export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTransfer, EphemeralEncryption {
   /** Volumes' images, and revisions' (`<vid>.qcow2.<id>~`): immutable, and backing files of what came after them. */
   private readonly files: VolumeFiles;
   /**
@@ -175,6 +176,26 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
     const size = sizeBytes ?? (await readQcow2Header(file)).sizeBytes;
     if (!isByteCount(size)) throw invalidVolumeSize(vid, size);
     return RawFileWriter.open(vid, this.pool, size, (raw) => this.changes.run(() => this.replaceWithConversion(vid, file, raw)));
+  }
+
+  /** A standalone qcow2 image of the volume's size, LUKS-encrypted, in its place. */
+  makeEphemeral(vid: string): Promise<EphemeralImage> {
+    return this.changes.run(async () => {
+      const file = await this.volumeFile(vid);
+      const { sizeBytes } = await readQcow2Header(file);
+      const image = this.pool.temporary(VOLUME_SUFFIX);
+      try {
+        const made = await makeEncryptedImage(this.pool, image, "qcow2", sizeBytes);
+        if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
+        await fs.rename(image, file);
+        await this.collectBases();
+        return made;
+      } catch (error) {
+        throw this.translated(vid, error);
+      } finally {
+        await removeFile(image);
+      }
+    });
   }
 
   async openImageRead(vid: string, _format: "qcow2", revision?: string): Promise<VolumeReader> {

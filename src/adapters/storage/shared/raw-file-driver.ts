@@ -1,10 +1,11 @@
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import type { Clock } from "../../../ports/clock";
-import { isValidVid, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
+import { isValidVid, type EphemeralEncryption, type EphemeralImage, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
 import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, volumeNotFound } from "../../../ports/storage-errors";
 import { fileStamp, isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
 import { RawFileReader, RawFileWriter } from "./raw-file-io";
+import { luksHeaderBytes, makeEncryptedImage } from "./ephemeral-images";
 import { openImageReader, openImageWriter } from "./image-transfer";
 import { QEMU_IMG } from "./qemu-img";
 import { runTool, ToolError } from "./run-tool";
@@ -32,7 +33,7 @@ function isByteCount(sizeBytes: number): boolean {
  * one; the pool's start sweeps the temporaries. How a file is copied (byte by byte, or by a
  * reflink) is the one thing the drivers built on this differ in.
  */
-export class RawFileStorageDriver implements StorageDriver, ImageTransfer {
+export class RawFileStorageDriver implements StorageDriver, ImageTransfer, EphemeralEncryption {
   protected readonly files: VolumeFiles;
 
   constructor(
@@ -120,7 +121,7 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer {
 
   async openWrite(vid: string, sizeBytes?: number): Promise<VolumeWriter> {
     const file = await this.volumeFile(vid);
-    const size = sizeBytes ?? (await fs.stat(file)).size;
+    const size = sizeBytes ?? (await this.volumeUsage(vid)).sizeBytes;
     if (!isByteCount(size)) throw invalidVolumeSize(vid, size);
     return RawFileWriter.open(vid, this.pool, size, async (temporary) => {
       // A volume deleted meanwhile stays deleted.
@@ -156,8 +157,26 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer {
   }
 
   async volumeUsage(vid: string): Promise<VolumeUsage> {
-    const stats = await fs.stat(await this.volumeFile(vid));
-    return { sizeBytes: stats.size, allocatedBytes: stats.blocks * 512, stamp: fileStamp(stats) };
+    const file = await this.volumeFile(vid);
+    const stats = await fs.stat(file);
+    return { sizeBytes: stats.size - (await luksHeaderBytes(file)), allocatedBytes: stats.blocks * 512, stamp: fileStamp(stats) };
+  }
+
+  /** A LUKS image of the volume's size, in its place: the volume's content until the next write replaces it. */
+  async makeEphemeral(vid: string): Promise<EphemeralImage> {
+    const file = await this.volumeFile(vid);
+    const { sizeBytes } = await this.volumeUsage(vid);
+    const image = this.pool.temporary(VOLUME_SUFFIX);
+    try {
+      const made = await makeEncryptedImage(this.pool, image, "luks", sizeBytes);
+      if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
+      await fs.rename(image, file);
+      return made;
+    } catch (error) {
+      throw this.translated(vid, error);
+    } finally {
+      await removeFile(image);
+    }
   }
 
   async poolUsage(): Promise<PoolUsage> {

@@ -21,13 +21,19 @@ import type { VolumeFormat } from "../core/model/volume";
 
 /** A vid: path segments of letters, digits, "_", "." and "-" joined by "/". */
 const VID = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
+/**
+ * Short enough that a segment, with the longest suffix a driver adds (a revision's, a merge's),
+ * stays under a filesystem's 255 bytes a name, and the whole under its 4096 a path.
+ */
+const MAX_VID_SEGMENT = 128;
+const MAX_VID = 512;
 
 /**
  * Whether `vid` is one a driver accepts. The segments "." and ".." are refused, so that a driver
  * may turn a vid into a path under its folder without it ever leading out.
  */
 export function isValidVid(vid: string): boolean {
-  return VID.test(vid) && vid.split("/").every((segment) => segment !== "." && segment !== "..");
+  return vid.length <= MAX_VID && VID.test(vid) && vid.split("/").every((segment) => segment !== "." && segment !== ".." && segment.length <= MAX_VID_SEGMENT);
 }
 
 /** A revision id: letters, digits, "_", "." and "-", not "." or "..", as drivers choose them (never a path). */
@@ -197,9 +203,9 @@ export interface ImageTransfer {
    * Opens a writer for the `imageBytes` bytes of an image file of `format`. finish() checks the
    * image (no backing file, external data file or encryption, and `qemu-img check`: else
    * INVALID_ARGUMENT, IMAGE_INVALID), tells `accept` its virtual size (which refuses it by
-   * throwing), and makes its content the volume's, in the pool's own format, at once.
+   * throwing, or rejecting), and makes its content the volume's, in the pool's own format, at once.
    */
-  openImageWrite(vid: string, format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void): Promise<VolumeWriter>;
+  openImageWrite(vid: string, format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void | Promise<void>): Promise<VolumeWriter>;
 }
 
 /** An ephemeral volume's new content: the image's format for QEMU, and the key that opens it. */

@@ -29,7 +29,7 @@ export function volumeExists(vid: string): DomainError {
   return alreadyExists(R.VOLUME_EXISTS, `a volume ${vid} exists`, { vid });
 }
 
-const VID_FORM = "path segments of letters, digits, '_', '.' or '-' (not . or ..), joined by '/'";
+const VID_FORM = "path segments of letters, digits, '_', '.' or '-' (not . or ..), of at most 128 characters each and 512 in all, joined by '/'";
 
 export function invalidVid(vid: string): DomainError {
   return new DomainError("invalid-argument", R.INVALID_VOLUME_ID, `${JSON.stringify(vid)} is not a vid: ${VID_FORM}`, { vid });
@@ -38,6 +38,11 @@ export function invalidVid(vid: string): DomainError {
 /** A request's vid that isValidVid refuses, naming the request's field. */
 export function invalidVidField(field: string, vid: string): InvalidFieldError {
   return new InvalidFieldError(field, `${JSON.stringify(vid)} is not a vid: ${VID_FORM}`, R.INVALID_VOLUME_ID);
+}
+
+/** A size the pool cannot hold however much room it has: past its filesystem's largest file, or its format's largest image. */
+export function volumeTooLarge(vid: string, why: string): DomainError {
+  return new DomainError("invalid-argument", R.INVALID_VOLUME_SIZE, `${vid} cannot be that large in its pool: ${why}`, { vid });
 }
 
 /** A size that is not a byte count: negative, fractional, or past 2^53. */

@@ -1,9 +1,11 @@
 import * as grpc from "@grpc/grpc-js";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { PoolService } from "../../gen/steward/v1/pool_service_pb";
+import { VolumeFormat } from "../../gen/steward/v1/volume_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
@@ -90,6 +92,18 @@ describe("pools that run out of room: quotas, full filesystems and pool-space-lo
     expect(failureOf(clone)).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, reason: "POOL_QUOTA_EXCEEDED" });
     expect((await volumes.getVolume({ volume: ref("capped", "copy") })).volume?.sizeBytes).toBe(BigInt(2 * MiB));
     expect(await sha(ref("capped", "data"))).toBe(before);
+
+    // Sizes that cost nothing now count too: a sparse source's size, an image's virtual size.
+    await volumes.createVolume({ pool: "default", vid: "sparse", sizeBytes: BigInt(64 * MiB) });
+    const sparseClone = await volumes.cloneVolume({ source: ref("default", "sparse"), target: ref("capped", "copy") });
+    expect(failureOf(sparseClone)).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, reason: "POOL_QUOTA_EXCEEDED" });
+    const image = path.join(elsewhere, "huge.qcow2");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", image, "100G"]);
+    const bytes = fs.readFileSync(image);
+    const header = { target: { case: "volume" as const, value: ref("capped", "copy") }, sizeBytes: BigInt(bytes.length), format: VolumeFormat.QCOW2 };
+    const huge = await rpcError(volumes.importVolume([{ kind: { case: "header", value: header } }, { kind: { case: "chunk", value: bytes } }]));
+    expect({ code: huge.code, reason: huge.info?.reason }).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, reason: "POOL_QUOTA_EXCEEDED" });
+    expect((await volumes.getVolume({ volume: ref("capped", "copy") })).volume?.sizeBytes).toBe(BigInt(2 * MiB));
     expect(temporaries(path.join(elsewhere, "capped"))).toEqual([]);
   });
 

@@ -100,6 +100,8 @@ describe("storage across SIGKILL", () => {
       const suffix = pool === "images" ? ".qcow2" : ".img";
       const volumesOnDisk = files.filter((file) => file.endsWith(suffix)).map((file) => file.slice(0, -suffix.length));
       expect({ pool, volumes: volumesOnDisk }).toEqual({ pool, volumes: listed.map((volume) => volume.vid).sort() });
+      const orphans = files.filter((file) => /\.[0-9]+~$/.test(file) && !listed.some((volume) => file.startsWith(`${volume.vid}${suffix}.`)));
+      expect({ pool, orphanRevisions: orphans }).toEqual({ pool, orphanRevisions: [] });
       for (const volume of listed) {
         const revisions = (await c.volumes.listSnapshots({ volume: { pool, vid: volume.vid, vm: "", name: "" } })).revisions.map((r) => r.revision).sort();
         const revisionFiles = files.filter((file) => file.startsWith(`${volume.vid}${suffix}.`) && /\.[0-9]+~$/.test(file)).map((file) => /\.([0-9]+)~$/.exec(file)![1]).sort();

@@ -256,5 +256,7 @@ describe("VM volume events", () => {
       ["solo", "volume-snapshot", vid("private")],
       ["solo", "volume-snapshot", vid("root")],
     ]);
+    // With the VM's and the volume's identity, as Qubes' domain-volume-* events have them.
+    expect(events[0].kwargs).toMatchObject({ pool: "default", vm: "solo", volume: "private" });
   });
 });

@@ -11,7 +11,7 @@ import { makeTempDir, removeDir } from "../fixtures/temp-dir";
 import { collect, importStream, pattern } from "../fixtures/volume-bytes";
 
 const MiB = 1024 * 1024;
-const BAD_VIDS = ["../escape", "/etc/passwd", "a/../../b", "a\0b", ".", "..", "a//b", "vms/../../../x", "a b", ""];
+const BAD_VIDS = ["../escape", "/etc/passwd", "a/../../b", "a\0b", ".", "..", "a//b", "vms/../../../x", "a b", "", "x".repeat(129), "a/".repeat(300) + "b"];
 const BAD_REVISIONS = ["../../../etc/passwd", "1/../2", "a\0b", "..", "/tmp/x"];
 
 describe("no request reaches outside a pool's folder", () => {
@@ -101,11 +101,25 @@ describe("no request reaches outside a pool's folder", () => {
     await volumes.createVolume({ pool: "images", vid: "base", sizeBytes: BigInt(MiB) });
     const image = path.join(elsewhere, "images", "base.qcow2");
     fs.writeFileSync(path.join(outside, "backing.raw"), Buffer.alloc(MiB, 0x41));
-    for (const backing of [path.join(outside, "backing.raw"), "../outside/backing.raw"]) {
+    // A folder of the pool that is a symlink to one outside, holding what looks like a revision.
+    fs.symlinkSync(outside, path.join(elsewhere, "images", "linked"));
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", path.join(outside, "base.qcow2.1~"), String(MiB)]);
+    for (const backing of [path.join(outside, "backing.raw"), "../outside/backing.raw", "linked/base.qcow2.1~"]) {
       execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", "raw", image, String(MiB)], { cwd: path.dirname(image) });
       for (const call of [collect(volumes.exportVolume({ volume: ref("base", "images") })), volumes.snapshotVolume({ volume: ref("base", "images") })]) {
         expect({ backing, ...(await failure(call)) }).toEqual({ backing, ...unsafe });
       }
+    }
+  });
+
+  it("answers INVALID_ARGUMENT for sizes past what the pool's filesystem or format holds, not INTERNAL", async () => {
+    const PiB = 1024n ** 5n;
+    for (const pool of ["default", "images"]) {
+      const made = await rpcError(volumes.createVolume({ pool, vid: "huge", sizeBytes: 4n * PiB }));
+      expect({ pool, code: made.code, reason: made.info?.reason }).toEqual({ pool, code: grpc.status.INVALID_ARGUMENT, reason: "INVALID_VOLUME_SIZE" });
+      await volumes.createVolume({ pool, vid: "grows", sizeBytes: BigInt(MiB) });
+      const grown = await rpcError(volumes.resizeVolume({ volume: ref("grows", pool), sizeBytes: 4n * PiB }));
+      expect({ pool, code: grown.code, reason: grown.info?.reason }).toEqual({ pool, code: grpc.status.INVALID_ARGUMENT, reason: "INVALID_VOLUME_SIZE" });
     }
   });
 

@@ -172,6 +172,18 @@ export class Pools {
   }
 
   /**
+   * Refuses, as withRoom does, a change that would take the pool `neededBytes` past its limit,
+   * counting what changes under way keep (for a size learnt midway: an image's virtual size).
+   */
+  async requireRoom(name: string, neededBytes: number): Promise<void> {
+    const { limitBytes } = this.record(name);
+    if (limitBytes === 0 || neededBytes === 0) return;
+    const { usedBytes } = await this.driver(name).poolUsage();
+    const taken = usedBytes + (this.reserved.get(name) ?? 0);
+    if (taken + neededBytes > limitBytes) throw poolQuotaExceeded(name, limitBytes, taken, neededBytes);
+  }
+
+  /**
    * After a change wrote up to `writtenBytes` into pool `name`: tells pool-space-low once the
    * room left (free space on its filesystem, or under its limit when that is less) falls below
    * the threshold share of its size, and again only after it has risen above it. Measuring may

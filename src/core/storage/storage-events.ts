@@ -23,9 +23,14 @@ export function poolSpaceLow(pool: string, freeBytes: number, sizeBytes: number,
   return about(HOST_SUBJECT, "pool-space-low", { pool, free_bytes: String(freeBytes), size_bytes: String(sizeBytes), threshold_percent: String(thresholdPercent) });
 }
 
-/** What every volume event says of its volume. */
+/**
+ * What every volume event says of its volume: its pool and vid, and for a VM's own volume the
+ * VM and the volume's name in it (Qubes' `volume=private`).
+ */
 function told(subject: EventSubject, name: string, volume: VolumeRecord, kwargs: Readonly<Record<string, string>> = {}): NewEvent {
-  return about(subject, name, { pool: volume.pool, vid: volume.vid, ...kwargs });
+  const owner: Record<string, string> = subject.name === "" ? {} : { vm: subject.name };
+  if (volume.name !== "") owner.volume = volume.name;
+  return about(subject, name, { pool: volume.pool, vid: volume.vid, ...owner, ...kwargs });
 }
 
 export function volumeCreate(subject: EventSubject, volume: VolumeRecord, sizeBytes: number): NewEvent {

@@ -456,12 +456,15 @@ export class Volumes {
    * converts into the volume's content at the end; the image's virtual size is the volume's new
    * size, within its limit.
    */
-  private importImage(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
+  private async importImage(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
     if (!transfersImages(driver)) throw new InvalidFieldError("header.format", `pool ${volume.pool} takes raw bytes only`);
     const imageBytes = header.sizeBytes;
+    const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
     if (imageBytes === 0) throw new InvalidFieldError("header.size_bytes", "is required for an image: the length of the image file");
-    const accept = (sizeBytes: number) => {
+    const accept = async (sizeBytes: number) => {
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
+      // Its virtual size counts as a new volume's does: the VM may fill it.
+      await this.pools.requireRoom(volume.pool, Math.max(0, sizeBytes - oldSize));
     };
     // The image, then its conversion, beside the old content until the swap.
     return this.pools.withRoom(volume.pool, 2 * imageBytes, async () => this.receive(volume, await driver.openImageWrite(volume.vid, "qcow2", imageBytes, accept), imageBytes, header, chunks, ctx));
@@ -530,10 +533,12 @@ export class Volumes {
       const { sizeBytes, allocatedBytes } = await sourceDriver.volumeUsage(this.record(source).vid);
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
       const cheap = source.pool === target.pool && canCloneCheaply(driver) ? driver : undefined;
+      // The copy writes the source's data, and the target grows to the source's size, which its VM may fill.
+      const growth = Math.max(0, sizeBytes - (await driver.volumeUsage(volume.vid)).sizeBytes);
       const subject = this.subjectOf(volume);
       this.store.transaction(() => this.events.append(volumeImportBegin(subject, volume, sizeBytes, source)));
       try {
-        await this.pools.withRoom(volume.pool, cheap ? 0 : allocatedBytes, async () => {
+        await this.pools.withRoom(volume.pool, Math.max(growth, cheap ? 0 : allocatedBytes), async () => {
           if (cheap) await cheap.clone(source.vid, volume.vid);
           else await copyContent(sourceDriver, source.vid, driver, volume.vid, { progress, signal: ctx.signal });
         });

@@ -3,9 +3,9 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock } from "../../../ports/clock";
 import { isValidVid, type CheapClone, type EphemeralEncryption, type EphemeralImage, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
-import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, unsafeVolumePath, volumeNotFound } from "../../../ports/storage-errors";
+import { invalidVid, invalidVolumeSize, noRoomOnDisk, volumeTooLarge, shrinkRefused, unsafeVolumePath, volumeNotFound } from "../../../ports/storage-errors";
 import { within } from "../shared/locations";
-import { fileStamp, isNoSpace, lstatOrUndefined, PoolFolder, removeFile } from "../shared/pool-folder";
+import { fileStamp, isNoSpace, tooLargeFor, lstatOrUndefined, PoolFolder, removeFile } from "../shared/pool-folder";
 import { QEMU_IMG, type ImageFormat } from "../shared/qemu-img";
 import { makeEncryptedImage } from "../shared/ephemeral-images";
 import { openImageReader, openImageWriter } from "../shared/image-transfer";
@@ -96,7 +96,12 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
   delete(vid: string): Promise<boolean> {
     return this.changes.run(async () => {
       const file = await this.files.ifExists(vid);
-      if (file === undefined) return false;
+      if (file === undefined) {
+        // A delete a crash cut short moved the image away first: its revisions go now.
+        await this.removeRevisions(await this.pool.fileOf(vid, VOLUME_SUFFIX));
+        await this.collectBases();
+        return false;
+      }
       await this.files.deleteWith(file, () => this.removeRevisions(file));
       await this.collectBases();
       return true;
@@ -209,7 +214,7 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
     }
   }
 
-  async openImageWrite(vid: string, _format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void): Promise<VolumeWriter> {
+  async openImageWrite(vid: string, _format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void | Promise<void>): Promise<VolumeWriter> {
     const file = await this.volumeFile(vid);
     if (!isByteCount(imageBytes)) throw invalidVolumeSize(vid, imageBytes);
     return openImageWriter(vid, this.pool, imageBytes, accept, (image) => this.changes.run(() => this.replaceWithConversion(vid, file, image, "qcow2")));
@@ -314,7 +319,9 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
       const backing = path.resolve(path.dirname(current), header.backing);
       const ours = depth < MAX_CHAIN && within(backing, this.pool.root) && (this.isBase(backing) || this.files.isRevision(path.basename(backing)));
       const stats = ours ? await lstatOrUndefined(backing) : undefined;
-      if (!stats?.isFile()) throw unsafeVolumePath(vid, `its image is backed by ${JSON.stringify(header.backing)}, which is not an image of the pool's own`);
+      // The folders on the way are real folders too, not symlinks someone planted to lead out.
+      const real = stats?.isFile() ? await fs.realpath(backing).catch(() => undefined) : undefined;
+      if (!stats?.isFile() || real !== backing) throw unsafeVolumePath(vid, `its image is backed by ${JSON.stringify(header.backing)}, which is not an image of the pool's own`);
       current = backing;
       header = await readQcow2Header(current);
     }
@@ -466,6 +473,8 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
 
   private translated(vid: string, error: unknown): unknown {
     if (isNoSpace(error) || (error instanceof ToolError && error.noSpace)) return noRoomOnDisk(vid, this.pool.root);
+    const tooLarge = tooLargeFor(error);
+    if (tooLarge !== undefined) return volumeTooLarge(vid, tooLarge);
     return error;
   }
 }

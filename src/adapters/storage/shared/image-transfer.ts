@@ -44,9 +44,9 @@ export async function checkedImage(vid: string, file: string): Promise<number> {
  * pool: at finish the image is checked, `accept` is told its virtual size (it may refuse it by
  * throwing), and `adopt` makes its content the volume's. An abort, or any refusal, removes it.
  */
-export function openImageWriter(vid: string, pool: PoolFolder, imageBytes: number, accept: (sizeBytes: number) => void, adopt: (image: string) => Promise<void>): Promise<VolumeWriter> {
+export function openImageWriter(vid: string, pool: PoolFolder, imageBytes: number, accept: (sizeBytes: number) => void | Promise<void>, adopt: (image: string) => Promise<void>): Promise<VolumeWriter> {
   return RawFileWriter.open(vid, pool, imageBytes, async (image) => {
-    accept(await checkedImage(vid, image));
+    await accept(await checkedImage(vid, image));
     await adopt(image);
   });
 }

@@ -171,3 +171,11 @@ function describeErrno(error: NodeJS.ErrnoException): string {
 export function fileStamp(stats: Stats): string {
   return `${stats.dev}:${stats.ino}:${stats.mtimeMs}:${stats.size}`;
 }
+
+/** Why a size cannot be had, when `error` says it is too large (EFBIG, or qemu-img's words); else undefined. */
+export function tooLargeFor(error: unknown): string | undefined {
+  if (isErrno(error, "EFBIG")) return "past the largest file its filesystem holds";
+  const said = error instanceof Error && "stderr" in error && typeof error.stderr === "string" ? error.stderr : "";
+  if (/too large|File too large|exceeds/i.test(said)) return `qemu-img says: ${said.trim().split("\n")[0]}`;
+  return undefined;
+}

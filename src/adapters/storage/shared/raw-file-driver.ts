@@ -2,8 +2,8 @@ import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import type { Clock } from "../../../ports/clock";
 import { isValidVid, type EphemeralEncryption, type EphemeralImage, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
-import { invalidVid, invalidVolumeSize, noRoomOnDisk, shrinkRefused, volumeNotFound } from "../../../ports/storage-errors";
-import { fileStamp, isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
+import { invalidVid, invalidVolumeSize, noRoomOnDisk, volumeTooLarge, shrinkRefused, volumeNotFound } from "../../../ports/storage-errors";
+import { fileStamp, isNoSpace, tooLargeFor, removeFile, type PoolFolder } from "./pool-folder";
 import { RawFileReader, RawFileWriter } from "./raw-file-io";
 import { luksHeaderBytes, makeEncryptedImage } from "./ephemeral-images";
 import { openImageReader, openImageWriter } from "./image-transfer";
@@ -21,6 +21,12 @@ export interface RawFileCopies {
 
 /** A volume's current content; its revisions are `<vid>.img.<id>~`, as Qubes' file-reflink names them. */
 const VOLUME_SUFFIX = ".img";
+/**
+ * Beside a volume whose content is an ephemeral LUKS image this driver made (`<vid>.img.luks~`):
+ * only then is a LUKS header at the start of the file taken for the driver's own, and its size
+ * left out. A guest's own LUKS disk has none, and is bytes like any other.
+ */
+const EPHEMERAL_MARK = ".luks~";
 
 function isByteCount(sizeBytes: number): boolean {
   return Number.isSafeInteger(sizeBytes) && sizeBytes >= 0;
@@ -56,6 +62,7 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
     const file = await this.files.fresh(vid);
     // Revisions of a volume deleted by a process that died before it removed them.
     await this.removeRevisions(file);
+    await removeFile(file + EPHEMERAL_MARK);
     await this.files.createFrom(vid, file, async (temporary) => {
       try {
         await fs.writeFile(temporary, new Uint8Array(0), { flag: "wx", mode: 0o600 });
@@ -68,8 +75,17 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
 
   async delete(vid: string): Promise<boolean> {
     const file = await this.files.ifExists(vid);
-    if (file === undefined) return false;
-    await this.files.deleteWith(file, () => this.removeRevisions(file));
+    if (file === undefined) {
+      // A delete a crash cut short moved the file away first: what it left beside it goes now.
+      const place = await this.pool.fileOf(vid, VOLUME_SUFFIX);
+      await this.removeRevisions(place);
+      await removeFile(place + EPHEMERAL_MARK);
+      return false;
+    }
+    await this.files.deleteWith(file, async () => {
+      await this.removeRevisions(file);
+      await removeFile(file + EPHEMERAL_MARK);
+    });
     return true;
   }
 
@@ -85,6 +101,8 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
       const { size } = await handle.stat();
       if (sizeBytes < size) throw shrinkRefused(vid, size, sizeBytes);
       if (sizeBytes > size) await handle.truncate(sizeBytes);
+    } catch (error) {
+      throw this.translated(vid, error);
     } finally {
       await handle.close();
     }
@@ -127,6 +145,7 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
       // A volume deleted meanwhile stays deleted.
       if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
       await fs.rename(temporary, file);
+      await removeFile(file + EPHEMERAL_MARK);
     });
   }
 
@@ -139,7 +158,7 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
     }
   }
 
-  async openImageWrite(vid: string, _format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void): Promise<VolumeWriter> {
+  async openImageWrite(vid: string, _format: "qcow2", imageBytes: number, accept: (sizeBytes: number) => void | Promise<void>): Promise<VolumeWriter> {
     const file = await this.volumeFile(vid);
     if (!isByteCount(imageBytes)) throw invalidVolumeSize(vid, imageBytes);
     return openImageWriter(vid, this.pool, imageBytes, accept, async (image) => {
@@ -148,6 +167,7 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
         await runTool(QEMU_IMG, ["convert", "-q", "-f", "qcow2", "-O", "raw", image, raw]);
         if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
         await fs.rename(raw, file);
+        await removeFile(file + EPHEMERAL_MARK);
       } catch (error) {
         throw this.translated(vid, error);
       } finally {
@@ -159,7 +179,8 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
   async volumeUsage(vid: string): Promise<VolumeUsage> {
     const file = await this.volumeFile(vid);
     const stats = await fs.stat(file);
-    return { sizeBytes: stats.size - (await luksHeaderBytes(file)), allocatedBytes: stats.blocks * 512, stamp: fileStamp(stats) };
+    const header = (await this.pool.regularFile(vid, file + EPHEMERAL_MARK)) ? await luksHeaderBytes(file) : 0;
+    return { sizeBytes: stats.size - header, allocatedBytes: stats.blocks * 512, stamp: fileStamp(stats) };
   }
 
   /** A LUKS image of the volume's size, in its place: the volume's content until the next write replaces it. */
@@ -170,6 +191,8 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
     try {
       const made = await makeEncryptedImage(this.pool, image, "luks", sizeBytes);
       if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
+      // The mark first: a crash before the rename leaves it beside a plain file, whose start is no LUKS header of ours.
+      await fs.writeFile(file + EPHEMERAL_MARK, "", { mode: 0o600 });
       await fs.rename(image, file);
       return made;
     } catch (error) {
@@ -196,6 +219,7 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
     try {
       await this.copies.copy(source, temporary);
       await fs.rename(temporary, target);
+      if (target.endsWith(VOLUME_SUFFIX)) await removeFile(target + EPHEMERAL_MARK);
     } catch (error) {
       throw this.translated(vid, error);
     } finally {
@@ -219,6 +243,8 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
   /** ENOSPC from a write or a tool is the pool being full: RESOURCE_EXHAUSTED. */
   protected translated(vid: string, error: unknown): unknown {
     if (isNoSpace(error) || (error instanceof ToolError && error.noSpace)) return noRoomOnDisk(vid, this.pool.root);
+    const tooLarge = tooLargeFor(error);
+    if (tooLarge !== undefined) return volumeTooLarge(vid, tooLarge);
     return error;
   }
 }

@@ -61,7 +61,7 @@ describe("pools of files", () => {
     expect(await driver.list()).toEqual([]);
   });
 
-  it("sweep at their start what an interrupted write left, and list no revision of a volume that is gone", async () => {
+  it("sweep at their start what an interrupted write left", async () => {
     const driver = await FileStorageDriver.open(root);
     await driver.create("v", 1024 * 1024);
     const writer = await driver.openWrite("v");
@@ -73,5 +73,40 @@ describe("pools of files", () => {
     expect(fs.readdirSync(path.join(root, "tmp~"))).toEqual([]);
     expect(await again.list()).toEqual(["v"]);
     await writer.abort();
+  });
+
+  it("finish a delete a crash cut short after the volume's file went: its revisions go too", async () => {
+    const driver = await FileStorageDriver.open(root);
+    await driver.create("vms/a/private", 1024 * 1024);
+    const revision = await driver.snapshot("vms/a/private");
+    // What deleteWith leaves when the process dies after moving the file away.
+    fs.rmSync(path.join(root, "vms", "a", "private.img"));
+    expect(fs.readdirSync(path.join(root, "vms", "a"))).toEqual([`private.img.${revision.id}~`]);
+    expect(await driver.delete("vms/a/private")).toBe(false);
+    expect(fs.readdirSync(path.join(root, "vms", "a"))).toEqual([]);
+    // A vid never made, in a folder never made, is nothing to delete.
+    expect(await driver.delete("vms/b/private")).toBe(false);
+  });
+
+  it("take a guest's own LUKS disk for bytes like any other: only a volume the pool made ephemeral loses its header's size", async () => {
+    const driver = await FileStorageDriver.open(root);
+    await driver.create("disk", 4 * 1024 * 1024);
+    const writer = await driver.openWrite("disk");
+    // LUKS1's magic and version, and a payload offset that would be 8 GiB.
+    const header = Buffer.alloc(4096);
+    Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe, 0, 1]).copy(header);
+    header.writeUInt32BE(16 * 1024 * 1024, 104);
+    await writer.write(0, header);
+    await writer.finish();
+    expect((await driver.volumeUsage("disk")).sizeBytes).toBe(4 * 1024 * 1024);
+
+    await driver.create("volatile", 64 * 1024 * 1024);
+    await driver.makeEphemeral("volatile");
+    expect(fs.statSync(path.join(root, "volatile.img")).size).toBeGreaterThan(64 * 1024 * 1024);
+    expect((await driver.volumeUsage("volatile")).sizeBytes).toBe(64 * 1024 * 1024);
+    const emptied = await driver.openWrite("volatile");
+    await emptied.finish();
+    expect(fs.existsSync(path.join(root, "volatile.img.luks~"))).toBe(false);
+    expect(fs.statSync(path.join(root, "volatile.img")).size).toBe(64 * 1024 * 1024);
   });
 });

@@ -106,8 +106,8 @@ describe("no request reaches outside a pool's folder", () => {
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", path.join(outside, "base.qcow2.1~"), String(MiB)]);
     for (const backing of [path.join(outside, "backing.raw"), "../outside/backing.raw", "linked/base.qcow2.1~"]) {
       execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", "raw", image, String(MiB)], { cwd: path.dirname(image) });
-      for (const call of [collect(volumes.exportVolume({ volume: ref("base", "images") })), volumes.snapshotVolume({ volume: ref("base", "images") })]) {
-        expect({ backing, ...(await failure(call)) }).toEqual({ backing, ...unsafe });
+      for (const call of [() => collect(volumes.exportVolume({ volume: ref("base", "images") })), () => volumes.snapshotVolume({ volume: ref("base", "images") })]) {
+        expect({ backing, ...(await failure(call())) }).toEqual({ backing, ...unsafe });
       }
     }
   });

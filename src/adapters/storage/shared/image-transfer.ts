@@ -14,6 +14,12 @@ import { QEMU_IMG, type ImageFormat } from "./qemu-img";
 import { RawFileReader, RawFileWriter } from "./raw-file-io";
 import { runTool, ToolError } from "./run-tool";
 
+/**
+ * How long qemu-img may check an image a client sent: it reads the image's tables, not its data,
+ * so an honest image of any size takes seconds; one built to keep it busy is refused after this.
+ */
+const CHECK_TIMEOUT_MS = 5 * 60_000;
+
 /** qemu-img check's exit code for leaked clusters: space wasted, nothing wrong with the data (the conversion drops them). */
 const CHECK_LEAKS_ONLY = 3;
 
@@ -29,8 +35,9 @@ export async function checkedImage(vid: string, file: string): Promise<number> {
   if (header.externalData) throw invalidImage(vid, "its data are in an external data file: send a standalone image");
   if (header.encrypted) throw invalidImage(vid, "it is encrypted: send it decrypted");
   try {
-    await runTool(QEMU_IMG, ["check", "-q", "-f", "qcow2", file]);
+    await runTool(QEMU_IMG, ["check", "-q", "-f", "qcow2", file], { timeoutMs: CHECK_TIMEOUT_MS });
   } catch (error) {
+    if (error instanceof ToolError && error.code === "SIGKILL") throw invalidImage(vid, `qemu-img check did not end within ${CHECK_TIMEOUT_MS / 60_000} minutes`);
     if (!(error instanceof ToolError) || error.code !== CHECK_LEAKS_ONLY) {
       const said = error instanceof ToolError ? error.stderr.trim().split("\n")[0] : String(error);
       throw invalidImage(vid, `qemu-img check finds it damaged: ${said || "no message"}`);

@@ -28,11 +28,13 @@ const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 
 /**
  * Runs `tool` with `args`, each one argv entry: never through a shell, so that no byte of a
- * request can become a command. Resolves with its output when it exits 0.
+ * request can become a command. Resolves with its output when it exits 0; with `timeoutMs`, a
+ * tool still running then is killed, and the call fails.
  */
-export function runTool(tool: string, args: readonly string[], options: { signal?: AbortSignal } = {}): Promise<ToolOutput> {
+export function runTool(tool: string, args: readonly string[], options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ToolOutput> {
   return new Promise((resolve, reject) => {
-    execFile(tool, args, { maxBuffer: MAX_OUTPUT_BYTES, signal: options.signal, env: { ...process.env, LC_ALL: "C" } }, (error, stdout, stderr) => {
+    const settings = { maxBuffer: MAX_OUTPUT_BYTES, signal: options.signal, timeout: options.timeoutMs ?? 0, killSignal: "SIGKILL" as const, env: { ...process.env, LC_ALL: "C" } };
+    execFile(tool, args, settings, (error, stdout, stderr) => {
       if (error) reject(new ToolError(tool, args, error.code ?? error.signal ?? undefined, String(stderr) || error.message));
       else resolve({ stdout: String(stdout), stderr: String(stderr) });
     });

@@ -459,8 +459,8 @@ export class Volumes {
   private async importImage(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
     if (!transfersImages(driver)) throw new InvalidFieldError("header.format", `pool ${volume.pool} takes raw bytes only`);
     const imageBytes = header.sizeBytes;
-    const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
     if (imageBytes === 0) throw new InvalidFieldError("header.size_bytes", "is required for an image: the length of the image file");
+    const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
     const accept = async (sizeBytes: number) => {
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
       // Its virtual size counts as a new volume's does: the VM may fill it.

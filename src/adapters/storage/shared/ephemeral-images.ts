@@ -15,7 +15,9 @@ import { QEMU_IMG } from "./qemu-img";
 import { runTool, ToolError } from "./run-tool";
 
 const KEY_BYTES = 32;
-const PBKDF_TIMING_TRIES = 3;
+const PBKDF_TIMING_TRIES = 5;
+/** Between tries: a moment for the host to be less busy. */
+const PBKDF_RETRY_MS = 200;
 /** LUKS1's magic, "LUKS\xba\xbe", and where its header says the payload starts (in 512-byte sectors). */
 const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]);
 const LUKS_PAYLOAD_OFFSET = 104;
@@ -41,6 +43,7 @@ export async function makeEncryptedImage(pool: PoolFolder, image: string, format
         // host is too busy to measure it: a passing condition, worth another try or two.
         if (attempt >= PBKDF_TIMING_TRIES || !(error instanceof ToolError) || !/accurate CPU usage/.test(error.stderr)) throw error;
         await removeFile(image);
+        await new Promise((resolve) => setTimeout(resolve, PBKDF_RETRY_MS * attempt));
       }
     }
   } finally {

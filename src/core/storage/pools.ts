@@ -155,11 +155,7 @@ export class Pools {
     // Kept before the usage is read, so that a change checked meanwhile counts this one.
     if (counted) this.reserved.set(name, (this.reserved.get(name) ?? 0) + neededBytes);
     try {
-      if (counted) {
-        const { usedBytes } = await this.driver(name).poolUsage();
-        const taken = usedBytes + (this.reserved.get(name) ?? 0) - neededBytes;
-        if (taken + neededBytes > limitBytes) throw poolQuotaExceeded(name, limitBytes, taken, neededBytes);
-      }
+      if (counted) await this.refuseOverLimit(name, limitBytes, neededBytes, neededBytes);
       return await work();
     } finally {
       if (counted) {
@@ -177,9 +173,13 @@ export class Pools {
    */
   async requireRoom(name: string, neededBytes: number): Promise<void> {
     const { limitBytes } = this.record(name);
-    if (limitBytes === 0 || neededBytes === 0) return;
+    if (limitBytes > 0 && neededBytes > 0) await this.refuseOverLimit(name, limitBytes, neededBytes, 0);
+  }
+
+  /** POOL_QUOTA_EXCEEDED when what the pool takes, what is kept for changes under way (but `ownBytes`, the asker's) and `neededBytes` pass the limit. */
+  private async refuseOverLimit(name: string, limitBytes: number, neededBytes: number, ownBytes: number): Promise<void> {
     const { usedBytes } = await this.driver(name).poolUsage();
-    const taken = usedBytes + (this.reserved.get(name) ?? 0);
+    const taken = usedBytes + (this.reserved.get(name) ?? 0) - ownBytes;
     if (taken + neededBytes > limitBytes) throw poolQuotaExceeded(name, limitBytes, taken, neededBytes);
   }
 

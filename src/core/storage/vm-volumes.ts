@@ -13,6 +13,7 @@ import type { PropertyResolver } from "../vms/properties/property-resolver";
 import type { HaltReport, VmParticipant, VolumePlacement } from "../vms/vm-participant";
 import type { Pools } from "./pools";
 import { ephemeralUnsupported, volumeInUse } from "./storage-errors";
+import { attachedVmNames } from "./attached-vms";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
 import { newVolumeRecord, parseVolumeSource, type Volumes } from "./volumes";
@@ -210,7 +211,7 @@ export class VmVolumes implements VmParticipant {
     const volumes = this.ownVolumes(vm);
     if (volumes.length === 0) return undefined;
     for (const volume of volumes) {
-      const users = this.store.attachments.ofVolume(volume.pool, volume.vid).map((attachment) => this.store.vms.byQid(attachment.vmQid)?.name ?? String(attachment.vmQid));
+      const users = attachedVmNames(this.store, volume);
       if (users.length > 0) throw volumeInUse(volume.vid, `${vm.name}'s volume ${volume.name} is attached to ${users.join(", ")}: detach it first`, users);
     }
     this.store.transaction(() => {

@@ -9,6 +9,7 @@ import { vmIsAdmin } from "../vms/vm-errors";
 import type { VmOperations } from "../vms/vm-operations";
 import type { Pools } from "./pools";
 import { diskNameTaken, invalidDiskName, volumeAttached, volumeInUse, volumeNotAttached, volumeOwned } from "./storage-errors";
+import { attachedVmNames } from "./attached-vms";
 import { volumeAttach, volumeDetach } from "./storage-events";
 import type { VolumeName, Volumes, VolumeView } from "./volumes";
 import { volumeNotFound } from "../../ports/storage-errors";
@@ -113,11 +114,11 @@ export class VolumeAttachments {
   /** One writer at most: refuses a writable attachment of a volume another VM uses, and any of one another VM writes. */
   private checkSharing(vm: VmRecord, volume: VolumeRecord, rw: boolean): void {
     const others = this.store.attachments.ofVolume(volume.pool, volume.vid).filter((other) => other.vmQid !== vm.qid);
-    const names = (attachments: readonly VolumeAttachmentRecord[]) => attachments.map((other) => this.store.vms.byQid(other.vmQid)?.name ?? String(other.vmQid));
-    const writers = others.filter((other) => other.rw);
-    if (writers.length > 0) throw volumeInUse(volume.vid, `${names(writers).join(", ")} has it attached writable`, names(writers));
+    const writers = others.filter((other) => other.rw).map((other) => this.store.vms.byQid(other.vmQid)?.name ?? String(other.vmQid));
+    if (writers.length > 0) throw volumeInUse(volume.vid, `${writers.join(", ")} has it attached writable`, writers);
     if (!rw) return;
-    if (others.length > 0) throw volumeInUse(volume.vid, `${names(others).join(", ")} has it attached, so it is attached read-only or not at all`, names(others));
+    const users = attachedVmNames(this.store, volume, vm.qid);
+    if (users.length > 0) throw volumeInUse(volume.vid, `${users.join(", ")} has it attached, so it is attached read-only or not at all`, users);
     const owner = volume.vmQid === undefined ? undefined : this.store.vms.byQid(volume.vmQid);
     if (owner !== undefined) throw volumeInUse(volume.vid, `it is ${owner.name}'s own volume ${volume.name}, which ${owner.name} writes: attach it read-only`, [owner.name]);
   }

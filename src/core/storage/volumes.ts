@@ -30,6 +30,7 @@ import {
   volumeSet,
   volumeSnapshot,
 } from "./storage-events";
+import { attachedVmNames } from "./attached-vms";
 import { copyContent, emptyContent } from "./volume-copy";
 
 /** A volume named by its pool and vid: how the core names every volume. */
@@ -284,7 +285,7 @@ export class Volumes {
       if (!volume || volume.state !== "ready") return false;
       if (volume.vmQid !== undefined) throw volumeOwnedByVm(volume.vid, this.vmName(volume));
       this.store.transaction(() => {
-        const users = this.attachedTo(volume);
+        const users = attachedVmNames(this.store, volume);
         if (users.length > 0) throw volumeInUse(volume.vid, `it is attached to ${users.join(", ")}: detach it first`, users);
         this.store.volumes.update({ ...volume, state: "deleting" });
         this.events.append(volumeDelete(HOST_SUBJECT, volume));
@@ -582,11 +583,6 @@ export class Volumes {
       .map((attachment) => this.store.vms.byQid(attachment.vmQid))
       .filter((vm): vm is NonNullable<typeof vm> => vm !== undefined && this.powerStates.of(vm) !== "Halted");
     if (running.length > 0) throw volumeInUse(volume.vid, `it cannot be ${toBe} while ${running.map((vm) => vm.name).join(", ")} runs with it attached`, running.map((vm) => vm.name));
-  }
-
-  /** The VMs the volume is attached to, by name. */
-  private attachedTo(volume: VolumeRecord): string[] {
-    return this.store.attachments.ofVolume(volume.pool, volume.vid).map((attachment) => this.store.vms.byQid(attachment.vmQid)?.name ?? String(attachment.vmQid));
   }
 
   /** Saves the volume's current content as a revision, with its event, then prunes past revisions_to_keep, sparing `spare`. */

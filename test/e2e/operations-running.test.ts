@@ -75,6 +75,27 @@ describe("operations that outlast their call, through the gRPC API", () => {
     expect((await ops.listOperations({ filter: "done=false" })).operations).toEqual([]);
   });
 
+  it("makes other VMs while a copy runs, none of them with the copy's name, qid or uuid", async () => {
+    const op = await vms.cloneVm({ vm: "src", newName: "Busy" });
+    expect(op.done).toBe(false);
+    // Other new VMs do not wait for the copy's making.
+    const other = await vms.createVm({ name: "made-meanwhile", klass: VmClass.STANDALONE_VM, label: "red" });
+    expect(other.done).toBe(true);
+    for (const name of ["Busy", "busy"]) {
+      const taken = await rpcError(vms.createVm({ name, klass: VmClass.STANDALONE_VM, label: "red" }));
+      expect([taken.code, taken.info?.reason, taken.info?.metadata.vm]).toEqual([grpc.status.ALREADY_EXISTS, "VM_EXISTS", "Busy"]);
+    }
+    copies.release("Busy");
+    const done = await ops.waitOperation({ name: op.name, timeout: { seconds: 10n, nanos: 0 } });
+    const copy = clonedVm(done)!;
+    const meanwhile = (await vms.getVm({ vm: "made-meanwhile" })).vm!;
+    expect(copy.qid).not.toBe(meanwhile.qid);
+    expect(copy.uuid).not.toBe(meanwhile.uuid);
+    // Once made, its name is free of its reservation: a rename of it back and forth is no collision.
+    await vms.renameVm({ vm: "Busy", newName: "busy" });
+    expect((await vms.getVm({ vm: "busy" })).vm!.qid).toBe(copy.qid);
+  });
+
   it("tells its progress, a second in, then its end, in the event stream", async () => {
     const events = createClient(EventService, suite.server.tcp);
     const abort = new AbortController();

@@ -9,7 +9,7 @@ import type { ProgressReporter } from "../shared/progress";
 import { Revert } from "../shared/revert";
 import type { Vm } from "./read-model/vm-view";
 import type { VmReadModel } from "./read-model/vm-read-model";
-import { requestResultGone, vmUuidInUse } from "./vm-errors";
+import { requestResultGone, vmBeingMade, vmUuidInUse } from "./vm-errors";
 import { requireFreeName } from "./vm-names-in-use";
 import { domainAdd, domainTagAdd } from "./vm-events";
 import { createdByTag, isCreatedByTag } from "./vm-tags";
@@ -36,12 +36,22 @@ export interface Birth {
 /** The steps of making a VM, as an operation counts them: drafted, joined, stored. */
 const BIRTH_STEPS = 3;
 
+/** What a VM being made holds until it is stored or given up: its name, qid and uuid. */
+interface Reservation {
+  name: string;
+  qid: number;
+  uuid: string;
+}
+
 /**
  * How every new VM comes to be (created, disposable or cloned): its record is drafted, checked
  * against the rules; its participants set up what it needs; then, in one transaction, the rules
  * are checked again on the state as it is by then and the VM is stored with its events. A step
- * that fails undoes those before it, so a VM is made whole or not at all. Runs in the creation
- * lane (VmOperations.creating): one new VM at a time.
+ * that fails undoes those before it, so a VM is made whole or not at all.
+ *
+ * Many VMs are made at once: from its draft until it is stored or given up, a new VM holds its
+ * name, qid and uuid (reserved), so that no other new VM is drafted with them, while the
+ * participants' slow work (copying volumes, importing an image) of each runs beside the others'.
  */
 export class NewVms {
   constructor(
@@ -53,15 +63,23 @@ export class NewVms {
     private readonly clock: Clock,
   ) {}
 
+  /** The VMs being made, by name folded to lower case (names differ in more than case). */
+  private readonly reserved = new Map<string, Reservation>();
+  private readonly reservedQids = new Set<number>();
+  private readonly reservedUuids = new Set<string>();
+  /** The reservation of the VM whose commit runs now: its own draft, checked again, does not collide with it. */
+  private committing: Reservation | undefined;
+
   /**
    * A qid and uuid for a VM about to be drafted. The qid is one whose addresses (the defaults a
    * qid gives) no VM has set as its own: a default never collides with a value set explicitly.
    */
   identity(uuid: string = crypto.randomUUID()): VmIdentity {
     let qid = this.store.vms.nextQid();
+    while (this.reservedQids.has(qid)) qid++;
     for (let tries = 0; tries < MAX_QID_TRIES && this.addressesTaken(qid); tries++) {
       do qid++;
-      while (this.store.vms.byQid(qid));
+      while (this.store.vms.byQid(qid) || this.reservedQids.has(qid));
     }
     return { qid, uuid, createdAt: this.clock.now() };
   }
@@ -94,6 +112,7 @@ export class NewVms {
    */
   requireFreeUuid(uuid: string): void {
     if (this.store.vms.byUuid(uuid)) throw vmUuidInUse(uuid, "another VM's");
+    if (this.reservedUuids.has(uuid) && this.committing?.uuid !== uuid) throw vmUuidInUse(uuid, "a VM's being made");
     if (this.store.events.namesUuid(uuid)) throw vmUuidInUse(uuid, "a removed VM's, which the retained events still name");
   }
 
@@ -103,9 +122,33 @@ export class NewVms {
     for (const tag of this.store.vms.byQid(from)?.tags ?? []) if (!isCreatedByTag(tag)) this.store.vms.addTag(to, tag);
   }
 
-  /** Refuses a name another VM has, or has but for the case of its letters (VM_EXISTS). */
+  /** Refuses a name another VM has, or has but for the case of its letters, or that a VM being made has (VM_EXISTS). */
   requireFreeName(name: string): void {
     requireFreeName(this.store, name);
+    const making = this.reserved.get(name.toLowerCase());
+    if (making && making !== this.committing) throw vmBeingMade(name, making.name);
+  }
+
+  /** Whether a VM being made has this name, but for case. */
+  isNameReserved(name: string): boolean {
+    return this.reserved.has(name.toLowerCase());
+  }
+
+  /**
+   * Holds the draft's name, qid and uuid until the returned release is called: after its undo,
+   * if it failed, since what its participants made is known by its qid and uuid until undone.
+   */
+  private reserve({ name, qid, uuid }: VmRecord): { reservation: Reservation; release: () => void } {
+    const reservation = { name, qid, uuid };
+    this.reserved.set(name.toLowerCase(), reservation);
+    this.reservedQids.add(qid);
+    this.reservedUuids.add(uuid);
+    const release = () => {
+      if (this.reserved.get(name.toLowerCase()) === reservation) this.reserved.delete(name.toLowerCase());
+      this.reservedQids.delete(qid);
+      this.reservedUuids.delete(uuid);
+    };
+    return { reservation, release };
   }
 
   /**
@@ -122,6 +165,7 @@ export class NewVms {
   ): Vm | Promise<Vm> {
     if (!join && !birth.operation) return this.commit(draft, birth, copy);
     const first = draft();
+    const { reservation, release } = this.reserve(first);
     const progress = birth.operation?.progress;
     progress?.(1, BIRTH_STEPS);
     return Revert.run(
@@ -129,12 +173,22 @@ export class NewVms {
         await join?.(first, revert);
         progress?.(2, BIRTH_STEPS);
         if (birth.operation && birth.ctx.signal.aborted) throw callCancelled(`making ${first.name}`);
-        const made = this.commit(draft, birth, copy);
+        const made = this.commitReserved(reservation, () => this.commit(draft, birth, copy));
         progress?.(3, BIRTH_STEPS);
         return made;
       },
       this.participants.undoFailed(first.name, `making ${first.name}`),
-    );
+    ).finally(release);
+  }
+
+  /** Runs the commit of a reserved VM, whose draft, checked again, does not collide with its own reservation. */
+  private commitReserved(reservation: Reservation, commit: () => Vm): Vm {
+    this.committing = reservation;
+    try {
+      return commit();
+    } finally {
+      this.committing = undefined;
+    }
   }
 
   /** Stores the VM, checked against the rules as they are now, with its events. */

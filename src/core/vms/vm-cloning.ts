@@ -54,21 +54,19 @@ export class VmCloning {
    */
   async clone(request: CloneRequest, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
     const { name, klass } = this.parse(request);
-    return this.operations.on(request.vm, "vm", ctx, "clone it", (source) =>
-      this.operations.creating(ctx, "clone a VM", () => {
-        this.checkSource(source);
-        const identity = this.newVms.identity();
-        return this.newVms.make(
-          () => this.draft(source, name, klass ?? source.klass, identity),
-          // The operation counts the bytes the volumes' copies take, not the steps of the birth.
-          { rpc: "CloneVm", key: "", request, ctx, operation: operation && { progress: unreported } },
-          this.participants.join("onClone")
-            ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert, { pool: request.pool, volumePools: request.volumePools, readOnly: request.readOnly }, operation?.progress)
-            : undefined,
-          (qid) => this.copyAttributes(source, qid),
-        );
-      }),
-    );
+    return this.operations.on(request.vm, "vm", ctx, "clone it", (source) => {
+      this.checkSource(source);
+      const identity = this.newVms.identity();
+      return this.newVms.make(
+        () => this.draft(source, name, klass ?? source.klass, identity),
+        // The operation counts the bytes the volumes' copies take, not the steps of the birth.
+        { rpc: "CloneVm", key: "", request, ctx, operation: operation && { progress: unreported } },
+        this.participants.join("onClone")
+          ? (clone, revert) => this.participants.cloned(source, clone, ctx, revert, { pool: request.pool, volumePools: request.volumePools, readOnly: request.readOnly }, operation?.progress)
+          : undefined,
+        (qid) => this.copyAttributes(source, qid),
+      );
+    });
   }
 
   /**

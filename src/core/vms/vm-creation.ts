@@ -66,16 +66,14 @@ export class VmCreation {
    * cancellation undoes them. Retries are the operation's to answer (its request_id): this
    * makes a VM each time it is called.
    */
-  create(request: NewVm, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
+  async create(request: NewVm, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
     const { name, klass, chosenUuid } = this.parse(request);
-    return this.operations.creating(ctx, "create a VM", () => {
-      const identity = this.newVms.identity(chosenUuid);
-      return this.newVms.make(
-        () => this.draft(request, name, klass, identity),
-        { rpc: "CreateVm", key: "", request, ctx, operation },
-        this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert, { pool: request.pool, volumePools: request.volumePools }) : undefined,
-      );
-    });
+    const identity = this.newVms.identity(chosenUuid);
+    return this.newVms.make(
+      () => this.draft(request, name, klass, identity),
+      { rpc: "CreateVm", key: "", request, ctx, operation },
+      this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert, { pool: request.pool, volumePools: request.volumePools }) : undefined,
+    );
   }
 
   /**
@@ -105,21 +103,19 @@ export class VmCreation {
     this.newVms.checkKey(request.idempotencyKey);
     const earlier = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm", asked(request));
     if (earlier) return earlier;
-    return this.operations.on(request.template || this.defaultDispvm(), "template", ctx, "base a DispVM on it", (base) =>
-      this.operations.creating(ctx, "create a DispVM", () => {
-        const again = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm", asked(request));
-        if (again) return again;
-        const identity = this.newVms.identity();
-        // Chosen once: the participants know the DispVM by its name.
-        const dispid = this.newDispid();
-        return this.newVms.make(
-          () => this.draftDisposable(request, base, dispid, identity),
-          { rpc: "CreateDisposableVm", key: request.idempotencyKey, request: asked(request), ctx },
-          this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
-          (qid) => this.newVms.copyFeaturesAndTags(base.qid, qid),
-        );
-      }),
-    );
+    return this.operations.on(request.template || this.defaultDispvm(), "template", ctx, "base a DispVM on it", (base) => {
+      const again = this.newVms.earlier(request.idempotencyKey, "CreateDisposableVm", asked(request));
+      if (again) return again;
+      const identity = this.newVms.identity();
+      // Chosen once: the participants know the DispVM by its name.
+      const dispid = this.newDispid();
+      return this.newVms.make(
+        () => this.draftDisposable(request, base, dispid, identity),
+        { rpc: "CreateDisposableVm", key: request.idempotencyKey, request: asked(request), ctx },
+        this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert) : undefined,
+        (qid) => this.newVms.copyFeaturesAndTags(base.qid, qid),
+      );
+    });
   }
 
   private draft(request: NewVm, name: string, klass: VmClassName, identity: VmIdentity): VmRecord {
@@ -165,7 +161,7 @@ export class VmCreation {
 
   private readonly dispidTaken = (dispid: number): boolean => {
     const name = disposableName(dispid);
-    if (this.store.vms.byNameAnyCase(name) || this.store.events.namesSubject(name) || this.store.vms.anySets("dispid", String(dispid))) return true;
+    if (this.store.vms.byNameAnyCase(name) || this.newVms.isNameReserved(name) || this.store.events.namesSubject(name) || this.store.vms.anySets("dispid", String(dispid))) return true;
     const addresses = addressesOfDispid(dispid);
     return this.store.vms.anySets("ip", addresses.ip) || this.store.vms.anySets("ip6", addresses.ip6);
   };

@@ -63,6 +63,11 @@ export function vmExists(name: string): DomainError {
   return alreadyExists(R.VM_EXISTS, `a VM named ${name} exists`, { vm: name });
 }
 
+/** Another VM of this name (or of it but for case) is being made. */
+export function vmBeingMade(name: string, making: string): DomainError {
+  return alreadyExists(R.VM_EXISTS, making === name ? `a VM named ${name} is being made` : `cannot name a VM ${name}: a VM named ${making} is being made, and VM names differ in more than case`, { vm: making });
+}
+
 export function vmExistsButForCase(name: string, existing: string): DomainError {
   return alreadyExists(R.VM_EXISTS, `cannot name a VM ${name}: a VM named ${existing} exists, and VM names are host names, which differ in more than case`, {
     vm: existing,

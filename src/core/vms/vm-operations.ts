@@ -12,8 +12,7 @@ const ANOTHER_VM = Symbol("another VM");
  * cloning from it, its properties, features, tags and notes) runs here, in the order the calls
  * came; reads never wait; different VMs proceed side by side. The VM a request names is looked
  * up again once its turn comes, so an operation never acts on what an earlier one removed or
- * renamed away. New VMs are made one at a time, in the creation lane, so that names, qids and
- * disposable numbers are handed out once.
+ * renamed away. New VMs are not made here: NewVms reserves what each one takes while it is made.
  */
 export class VmOperations {
   private readonly queue = new KeyedQueue();
@@ -66,16 +65,8 @@ export class VmOperations {
     return this.queue.run(uuid, { what, next: true }, () => work(this.lookup.find(`uuid:${uuid}`)));
   }
 
-  /** Runs the making of a new VM, once no other is being made. */
-  creating<T>(ctx: CallContext, what: string, work: () => T | Promise<T>): Promise<T> {
-    return this.queue.run(CREATION_LANE, { caller: ctx, what }, work);
-  }
-
   /** Whether an operation runs on the VM now. */
   busy(uuid: string): boolean {
     return this.queue.busy(uuid);
   }
 }
-
-/** The key of the creation lane: never a uuid. */
-const CREATION_LANE = "creating";

@@ -1,4 +1,5 @@
 import * as os from "node:os";
+import * as path from "node:path";
 import type { Logger } from "pino";
 import { Operations } from "../../gen/google/longrunning/operations_pb";
 import { OperationService } from "../../gen/steward/v1/operation_service_pb";
@@ -11,6 +12,7 @@ import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
+import { FileImageFolder } from "../adapters/storage/images/file-image-folder";
 import { SqliteStore } from "../adapters/store/sqlite/sqlite-store";
 import { backupApi } from "../api/backup/backup-api";
 import { operationApi } from "../api/operations/operation-api";
@@ -53,8 +55,10 @@ export class StewardApp {
     const store = SqliteStore.open(config.dataDir, () => systemClock.now());
     try {
       const hypervisor = hypervisorFor(config, log);
+      const images = new FileImageFolder(path.join(config.dataDir, "images"));
+      await images.make();
       const core = buildCore(
-        { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config) },
+        { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config), images },
         { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() }, participants, defaultPool: defaultPool(config), poolSpaceLowPercent: config.poolSpaceLowPercent },
       );
       await core.adopt();

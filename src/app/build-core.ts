@@ -21,6 +21,8 @@ import { Operations } from "../core/operations/operations";
 import { PageTokens } from "../core/shared/page-token";
 import { Pools, type DefaultPool } from "../core/storage/pools";
 import { VmVolumes } from "../core/storage/vm-volumes";
+import type { ImageFolder } from "../ports/image-folder";
+import { imageNotFound } from "../ports/storage-errors";
 import { VolumeAttachments } from "../core/storage/volume-attachments";
 import { Volumes } from "../core/storage/volumes";
 import { RequestLedger } from "../core/shared/request-ledger";
@@ -44,6 +46,13 @@ import { VmRemoval } from "../core/vms/vm-removal";
 import { VmRenaming } from "../core/vms/vm-renaming";
 import { VmTags } from "../core/vms/vm-tags";
 
+/** An images folder without images, for a core built without one. */
+const NO_IMAGES: ImageFolder = {
+  open: async (file) => {
+    throw imageNotFound(file);
+  },
+};
+
 /** The ports the core is built on. */
 export interface CorePorts {
   store: Store;
@@ -54,6 +63,8 @@ export interface CorePorts {
   random?: RandomBelow;
   /** The pool drivers AddPool may use; none when absent (tests of other areas). */
   storage?: StorageDriverCatalog;
+  /** Steward's images folder, which CreateVm's images come from; an empty one when absent. */
+  images?: ImageFolder;
 }
 
 export interface CoreSettings {
@@ -101,7 +112,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const runningDisks = { isRunning: (vm: VmRecord) => running.handle(vm.uuid) !== undefined, hotPlug: (vm: VmRecord) => running.capability(vm, "hotPlug") };
   const attachments = new VolumeAttachments(store, volumes, pools, operations, runningDisks, events);
   // Storage first (the others may need the disks), the disposables last.
-  const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock, attachments)] : [];
+  const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock, attachments, ports.images ?? NO_IMAGES)] : [];
   participants.enlist([...storageParticipant, ...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
   const eventHub = new EventHub(store, clock, settings.events);
   const stopping = new VmStop(store, lookup, resolver, operations, machine, running, halts, log);

@@ -19,6 +19,8 @@ const R = declareReasons("storage-driver", [
   "POOL_DRIVER_NOT_FOUND",
   "INVALID_POOL_DRIVER_PARAMETER",
   "IMAGE_INVALID",
+  "IMAGE_NOT_FOUND",
+  "INVALID_IMAGE_NAME",
 ]);
 
 export function volumeNotFound(vid: string): DomainError {
@@ -112,4 +114,13 @@ export function unknownPoolDriver(name: string): InvalidFieldError {
 /** A driver parameter that is unknown, missing, or not of its type. */
 export function invalidDriverParameter(parameter: string, description: string): InvalidFieldError {
   return new InvalidFieldError(`parameters[${parameter}]`, description, R.INVALID_POOL_DRIVER_PARAMETER);
+}
+
+/** No image of that name in Steward's images folder. */
+export function imageNotFound(file: string): DomainError {
+  return notFound(R.IMAGE_NOT_FOUND, `no image ${file} in Steward's images folder`, { image: file });
+}
+
+export function invalidImageName(field: string, file: string, why = 'a file name of letters, digits, "_", "+", "-" and ".", not starting with ".", without "/"'): InvalidFieldError {
+  return new InvalidFieldError(field, `${JSON.stringify(file)} is not an image's name: ${why}`, R.INVALID_IMAGE_NAME);
 }

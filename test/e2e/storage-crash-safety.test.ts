@@ -7,7 +7,7 @@ import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { ChildServer } from "../fixtures/child-server";
 import { makeTempDir, removeDir } from "../fixtures/temp-dir";
-import { collect, importStream, pattern, rebuild, sha256 } from "../fixtures/volume-bytes";
+import { collect, importStream, templateStream, pattern, rebuild, sha256 } from "../fixtures/volume-bytes";
 
 const MiB = 1024 * 1024;
 /** Large enough that a copy or an import takes a while, so that a kill lands in the middle. */
@@ -162,6 +162,30 @@ describe("storage across SIGKILL", () => {
     await expectAgreement(c);
     expect(SHAS).toContain(await shaOf(c, ref("disk")));
     for (const revision of (await c.volumes.listSnapshots({ volume: ref("disk") })).revisions) expect(SHAS).toContain(await shaOf(c, ref("disk"), revision.revision));
+  });
+
+  it.each([0, 40])("makes a TemplateVM of an import whole or not at all, and a volume a new VM takes is its or still the pool's, killed %i ms into a write", async (afterMs) => {
+    await killDuring(
+      afterMs,
+      async (c, round) => {
+        await c.volumes.createVolume({ pool: "images", vid: `free/v${round}`, sizeBytes: BigInt(MiB) });
+        await Promise.all([
+          c.volumes.importVolume(templateStream({ name: `tpl${round}`, klass: VmClass.TEMPLATE_VM, label: "black" }, CONTENTS[round % 2], { sha256: SHAS[round % 2] })),
+          c.vms.createVm({ name: `taker${round}`, klass: VmClass.STANDALONE_VM, label: "red", volumes: { private: { source: { case: "existing", value: ref(`free/v${round}`, "images") } } } }),
+        ]);
+      },
+      "default",
+    );
+    const c = await start();
+    await expectAgreement(c);
+    const vms = new Set((await c.vms.listVms({ pageSize: 1000 })).vms.map((vm) => vm.name));
+    for (const name of vms) {
+      if (name.startsWith("tpl")) expect(SHAS).toContain(await shaOf(c, { pool: "", vid: "", vm: name, name: "root" }));
+    }
+    for (const volume of (await c.volumes.listVolumes({ pool: "images", pageSize: 1000 })).volumes.filter((v) => v.vid.startsWith("free/"))) {
+      const taker = `taker${volume.vid.slice("free/v".length)}`;
+      expect({ vid: volume.vid, owner: volume.vm, name: volume.name }).toEqual(vms.has(taker) ? { vid: volume.vid, owner: taker, name: "private" } : { vid: volume.vid, owner: "", name: "" });
+    }
   });
 
   it.each([30, 150])("leaves each volume made, or none of it, and each VM with all its volumes or gone with them, killed %i ms in", async (afterMs) => {

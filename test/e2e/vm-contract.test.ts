@@ -224,10 +224,10 @@ describe("the VM contract's seed fields, through the gRPC API", () => {
     });
   });
 
-  it("refuses CreateVm with volumes from existing ones or images as not implemented until storage exists, and makes no VM", async () => {
+  it("refuses CreateVm with volumes from an image the images folder does not hold, and makes no VM", async () => {
     const refused = await rpcError(vms.createVm({ name: "from-image", klass: VmClass.TEMPLATE_VM, label: "black", volumes: { root: { source: { case: "image", value: { file: "debian-12.qcow2" } } } } }));
-    expect(refused.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(refused.info).toMatchObject({ reason: "NOT_IMPLEMENTED", metadata: { field: "volumes" } });
+    expect(refused.code).toBe(grpc.status.NOT_FOUND);
+    expect(refused.info).toMatchObject({ reason: "IMAGE_NOT_FOUND", metadata: { image: "debian-12.qcow2" } });
     expect((await rpcError(vms.getVm({ vm: "from-image" }))).code).toBe(grpc.status.NOT_FOUND);
   });
 });

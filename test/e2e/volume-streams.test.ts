@@ -123,14 +123,15 @@ describe("import and export of volumes", () => {
     expect(fs.readdirSync(path.join(poolFolder(), "tmp~"))).toEqual([]);
   });
 
-  it("refuse a VM's volume while the VM runs, and the forms not made yet, naming the field", async () => {
+  it("refuse a VM's volume while the VM runs, and a new TemplateVM without the size of its root, naming the field", async () => {
     await vms.createVm({ name: "busy", klass: VmClass.STANDALONE_VM, label: "red" });
     await vms.startVm({ vm: "busy" });
     const running = await rpcError(volumes.importVolume([{ kind: { case: "header", value: { target: { case: "volume", value: { vm: "busy", name: "private", pool: "", vid: "" } }, sizeBytes: 512n } } }, { kind: { case: "chunk", value: new Uint8Array(512) } }]));
     expect({ code: running.code, reason: running.info?.reason }).toEqual({ code: grpc.status.FAILED_PRECONDITION, reason: "VM_NOT_HALTED" });
     await vms.killVm({ vm: "busy" });
     const template = await rpcError(volumes.importVolume([{ kind: { case: "header", value: { target: { case: "newTemplate", value: { name: "t", klass: VmClass.TEMPLATE_VM } } } } }]));
-    expect({ code: template.code, field: template.info?.metadata.field }).toEqual({ code: grpc.status.UNIMPLEMENTED, field: "header.new_template" });
+    expect({ code: template.code, field: template.info?.fieldViolations[0]?.field }).toEqual({ code: grpc.status.INVALID_ARGUMENT, field: "header.size_bytes" });
+    expect((await rpcError(vms.getVm({ vm: "t" }))).code).toBe(grpc.status.NOT_FOUND);
   });
 });
 

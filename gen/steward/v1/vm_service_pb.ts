@@ -254,9 +254,10 @@ export type CreateVmRequest = Message<"steward.v1.CreateVmRequest"> & {
    * What to make some of its own volumes from, by volume name (root, private, volatile,
    * kernel), instead of empty or its template's: an existing volume, or an image to import (a
    * TemplateVM made from an image in one step). Importing is long work: the operation's progress
-   * counts the image's bytes, and one that fails or is cancelled leaves no VM. An unknown volume
-   * name is INVALID_ARGUMENT (INVALID_VOLUME_NAME). Takes effect with storage: until Steward has
-   * it, any entry is UNIMPLEMENTED (NOT_IMPLEMENTED, metadata.field volumes).
+   * counts the image's bytes, and one that fails or is cancelled leaves no VM (and an existing
+   * volume named stays the pool's). An unknown volume name is INVALID_ARGUMENT
+   * (INVALID_VOLUME_NAME); so is a volume the class does not make its own (an AppVM's root, a
+   * snapshot of its template's taken at each start; volatile, made fresh at each start).
    *
    * @generated from field: map<string, steward.v1.VmVolumeSource> volumes = 10;
    */
@@ -283,9 +284,9 @@ export type VmVolumeSource = Message<"steward.v1.VmVolumeSource"> & {
    */
   source: {
     /**
-     * A pool's volume (one no VM owns), which becomes the VM's: moved into it, not copied.
-     * NOT_FOUND (VOLUME_NOT_FOUND); FAILED_PRECONDITION (VOLUME_IN_USE) when a VM owns it or has
-     * it attached.
+     * A pool's volume (one no VM owns), by pool and vid, which becomes the VM's: moved into it,
+     * not copied, keeping its pool, vid and content. NOT_FOUND (VOLUME_NOT_FOUND);
+     * FAILED_PRECONDITION (VOLUME_IN_USE) when a VM owns it or has it attached.
      *
      * @generated from field: steward.v1.VolumeRef existing = 1;
      */
@@ -316,8 +317,10 @@ export const VmVolumeSourceSchema: GenMessage<VmVolumeSource> = /*@__PURE__*/
  */
 export type ImageSource = Message<"steward.v1.ImageSource"> & {
   /**
-   * The image's file name in Steward's images folder (`<data-dir>/images`): no "/", no "..".
-   * NOT_FOUND (IMAGE_NOT_FOUND) when it is not there; INVALID_ARGUMENT (INVALID_IMAGE_NAME).
+   * The image's file name in Steward's images folder (`<data-dir>/images`): letters, digits,
+   * "_", "+", "-" and ".", not starting with "."; no "/". NOT_FOUND (IMAGE_NOT_FOUND) when no
+   * regular file has that name; INVALID_ARGUMENT (INVALID_IMAGE_NAME), also for a symbolic link.
+   * A qcow2 image is checked as ImportVolume checks one (IMAGE_INVALID).
    *
    * @generated from field: string file = 1;
    */

@@ -594,7 +594,9 @@ export type ImportVolumeHeader = Message<"steward.v1.ImportVolumeHeader"> & {
     /**
      * A TemplateVM to make, whose root they become: the VM exists only once the whole stream
      * arrived and checked out; a stream that fails or is cancelled leaves no VM. Its klass must
-     * be TEMPLATE_VM (else INVALID_ARGUMENT); its request_id makes a retry safe.
+     * be TEMPLATE_VM (else INVALID_ARGUMENT), and its volumes may not name root. Its request_id
+     * makes a retry safe: a retry of an import that made its VM is answered with that VM's root
+     * at once, receiving nothing (bytes_received 0, sha256 empty).
      *
      * @generated from field: steward.v1.CreateVmRequest new_template = 5;
      */

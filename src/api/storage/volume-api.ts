@@ -1,8 +1,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { CloneVolumeResponseSchema, type ExportVolumeResponseSchema, type ImportVolumeRequest, type VolumeService } from "../../../gen/steward/v1/volume_service_pb";
+import { CloneVolumeResponseSchema, type ExportVolumeResponseSchema, type ImportVolumeHeader, type ImportVolumeRequest, type VolumeService } from "../../../gen/steward/v1/volume_service_pb";
 import type { Operations } from "../../core/operations/operations";
 import { operationMessage, responseResult } from "../operations/operation-messages";
-import { fieldNotImplemented, InvalidFieldError } from "../../core/errors";
+import { InvalidFieldError } from "../../core/errors";
+import type { CallContext } from "../../core/shared/call-context";
+import type { VmCreation } from "../../core/vms/vm-creation";
+import type { NewVolumeContent } from "../../core/vms/vm-participant";
+import type { CreateVmRequest } from "../../../gen/steward/v1/vm_service_pb";
+import { newVmOf } from "../vms/new-vm-messages";
 import { pageOf, type PageTokens } from "../../core/shared/page-token";
 import type { VolumeAttachments } from "../../core/storage/volume-attachments";
 import type { ExportItem, Volumes } from "../../core/storage/volumes";
@@ -12,17 +17,38 @@ import { revisionMessage, volumeFormatName, volumeMessage } from "./volume-messa
 
 export interface VolumeParts {
   volumes: Volumes;
+  creation: VmCreation;
   attachments: VolumeAttachments;
   operations: Operations;
   pageTokens: PageTokens;
 }
 
 /**
- * VolumeService: volumes of pools and VMs, their bytes, clones and attachments. Imports of a new
- * TemplateVM's root come with the rest of the storage work, and answer UNIMPLEMENTED naming the
- * field until then.
+ * VolumeService: volumes of pools and VMs, their bytes, clones and attachments, and TemplateVMs
+ * made by importing their root.
  */
-export function volumeApi({ volumes, attachments, operations, pageTokens }: VolumeParts): ServiceImpl<typeof VolumeService> {
+export function volumeApi({ volumes, attachments, operations, pageTokens, creation }: VolumeParts): ServiceImpl<typeof VolumeService> {
+  /** ImportVolume into the root of a TemplateVM it makes: the VM is stored once the whole stream arrived and checked out. */
+  const importTemplate = async (header: ImportVolumeHeader, request: CreateVmRequest, chunks: AsyncIterable<Uint8Array>, ctx: CallContext) => {
+    const field = "header.new_template";
+    const asked = newVmOf(request, `${field}.`);
+    if (asked.klass !== "TemplateVM") throw new InvalidFieldError(`${field}.klass`, "is TEMPLATE_VM: an import makes a TemplateVM, whose root the bytes become");
+    if (asked.volumes?.root !== undefined) throw new InvalidFieldError(`${field}.volumes[root]`, "is the stream's to fill: give no other content for it");
+    if (header.sizeBytes === 0n) throw new InvalidFieldError("header.size_bytes", "is required for new_template: the length of the bytes that follow");
+    if (header.sha256 !== "" && !/^[0-9a-fA-F]{64}$/.test(header.sha256)) throw new InvalidFieldError("header.sha256", "is 64 hex digits, or empty");
+    let received = { bytesReceived: 0, sha256: "" };
+    const root: NewVolumeContent = {
+      kind: "stream",
+      sizeBytes: byteCount(header.sizeBytes, "header.size_bytes"),
+      sha256: header.sha256,
+      format: volumeFormatName(header.format, "header.format") ?? "raw",
+      chunks,
+      received: (result) => (received = result),
+    };
+    const vm = await creation.createImported({ ...asked, volumes: { ...asked.volumes, root } }, request.requestId, ctx);
+    const volume = await volumes.get(volumes.resolve({ vm: `uuid:${vm.uuid}`, name: "root", pool: "", vid: "" }));
+    return { volume: volumeMessage(volume), bytesReceived: BigInt(received.bytesReceived), sha256: received.sha256 };
+  };
   return {
     listVolumes: async (request) => {
       if ((request.pool === "") === (request.vm === "")) throw new InvalidFieldError("pool", "give exactly one of pool and vm");
@@ -64,7 +90,7 @@ export function volumeApi({ volumes, attachments, operations, pageTokens }: Volu
       const first = await stream.next();
       if (first.done || first.value.kind.case !== "header") throw new InvalidFieldError("header", "an import starts with its header");
       const header = first.value.kind.value;
-      if (header.target.case === "newTemplate") throw fieldNotImplemented("header.new_template", "importing a new TemplateVM's root comes with the rest of the storage work; create the TemplateVM, then import into its root");
+      if (header.target.case === "newTemplate") return importTemplate(header, header.target.value, chunksOf(stream), ctx);
       if (header.target.case !== "volume") throw new InvalidFieldError("header.target", "is required: the volume to import into");
       const format = volumeFormatName(header.format, "header.format") ?? "raw";
       const key = volumes.resolve(header.target.value, "header.volume");

@@ -1,6 +1,5 @@
 import { FeatureScope, VmView } from "../../../gen/steward/v1/vm_pb";
 import { CloneVmResponseSchema, CreateVmResponseSchema, KillWho, type VmService } from "../../../gen/steward/v1/vm_service_pb";
-import { fieldNotImplemented } from "../../core/errors";
 import type { VmPause } from "../../core/lifecycle/vm-pause";
 import type { VmStart } from "../../core/lifecycle/vm-start";
 import type { VmStop } from "../../core/lifecycle/vm-stop";
@@ -9,7 +8,8 @@ import type { VmReadModel } from "../../core/vms/read-model/vm-read-model";
 import type { Operations } from "../../core/operations/operations";
 import { pageOf, type PageTokens } from "../../core/shared/page-token";
 import type { CloneRequest, VmCloning } from "../../core/vms/vm-cloning";
-import type { NewVm, VmCreation } from "../../core/vms/vm-creation";
+import type { VmCreation } from "../../core/vms/vm-creation";
+import { newVmOf } from "./new-vm-messages";
 import { invalidKillWho } from "../../core/lifecycle/lifecycle-errors";
 import { invalidFeatureScope } from "../../core/vms/vm-errors";
 import { vmTarget } from "../../core/vms/vm-etag";
@@ -24,7 +24,7 @@ import { basicVmSize, fullPageMessage, fullVmSizer } from "../encoding/vm-page-e
 import { durationMs } from "../durations";
 import { notYetImplemented } from "../not-implemented";
 import { operationMessage, responseResult } from "../operations/operation-messages";
-import { descriptionMessage, domainValue, initialValues, propertyMessage } from "./property-messages";
+import { descriptionMessage, domainValue, propertyMessage } from "./property-messages";
 import { powerStateMessage, powerStateName, runtimeMessage, vmClassName, vmMessage } from "./vm-messages";
 
 /** The core parts VmService calls. */
@@ -77,18 +77,10 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     },
     getVm: async (request) => ({ vm: vmMessage(readModel.get(request.vm)) }),
     createVm: async (request, ctx) => {
-      if (Object.keys(request.volumes).length > 0) throw fieldNotImplemented("volumes", "volumes made from existing ones or images come with storage");
-      const asked: NewVm = {
-        name: request.name,
-        klass: vmClassName(request.klass, "klass"),
-        label: request.label,
-        template: request.template,
-        properties: initialValues(request.properties),
-        pool: request.pool,
-        volumePools: request.volumePools,
-        uuid: request.uuid,
-      };
-      const spec = { kind: "create-vm" as const, method: ctx.method, unit: "steps" as const, requestId: request.requestId, request: asked };
+      const asked = newVmOf(request);
+      // Importing an image is long work, counted in its bytes.
+      const unit = Object.values(asked.volumes ?? {}).some((content) => content.kind === "image") ? ("bytes" as const) : ("steps" as const);
+      const spec = { kind: "create-vm" as const, method: ctx.method, unit, requestId: request.requestId, request: asked };
       return operationMessage(
         await operations.start(spec, ctx, {
           check: () => parts.creation.check(asked),

@@ -49,7 +49,7 @@ export interface OperationSpec {
  * reporter of its progress; `encode` keeps its result as the response the RPC gives.
  */
 export interface OperationJob<T> {
-  check(): void;
+  check(): void | Promise<void>;
   work(ctx: CallContext, progress: ProgressReporter): Promise<T>;
   encode(result: T): OperationResult;
   /** The VM the work made, when the operation had none to work on (CreateVm): it is then about it. */
@@ -92,12 +92,12 @@ export class Operations {
    */
   async start<T>(spec: OperationSpec, ctx: CallContext, job: OperationJob<T>): Promise<OperationRecord> {
     this.ledger.checkKey(spec.requestId);
-    const earlier = this.ledger.earlier(spec.requestId, spec.method, spec.request);
-    if (earlier !== undefined) {
-      if (!this.find(earlier)) throw operationResultGone(spec.requestId, earlier);
-      return this.waitFor(earlier, this.inlineMs, ctx.signal);
-    }
-    job.check();
+    const earlier = this.earlier(spec, ctx);
+    if (earlier) return earlier;
+    await job.check();
+    // Looked for again: a retry may have begun its operation while the check read the disk.
+    const meanwhile = this.earlier(spec, ctx);
+    if (meanwhile) return meanwhile;
     const record = this.begin(spec, ctx);
     const controller = new AbortController();
     const opCtx: CallContext = { caller: ctx.caller, requestId: ctx.requestId, signal: controller.signal };
@@ -106,6 +106,14 @@ export class Operations {
     this.running.set(record.name, running);
     running.finished = this.run(running, job, opCtx);
     return this.waitFor(record.name, this.inlineMs, ctx.signal);
+  }
+
+  /** The operation an earlier request with the same request_id began, waited for a moment; undefined when there is none. */
+  private earlier(spec: OperationSpec, ctx: CallContext): Promise<OperationRecord> | undefined {
+    const earlier = this.ledger.earlier(spec.requestId, spec.method, spec.request);
+    if (earlier === undefined) return undefined;
+    if (!this.find(earlier)) throw operationResultGone(spec.requestId, earlier);
+    return this.waitFor(earlier, this.inlineMs, ctx.signal);
   }
 
   /** The operation's latest state; NOT_FOUND once it is forgotten. */

@@ -4,13 +4,15 @@ import type { Store } from "../../ports/store";
 import type { LaunchDisk, LaunchPlan } from "../model/launch-plan";
 import type { VmClassName } from "../model/vm-classes";
 import type { VmRecord } from "../model/vm-record";
-import type { VolumeRecord } from "../model/volume";
+import type { VolumeFormat, VolumeRecord } from "../model/volume";
 import type { CallContext } from "../shared/call-context";
 import type { ProgressReporter } from "../shared/progress";
 import type { Undo } from "../shared/revert";
 import { globalSpec } from "../vms/properties/property-schema";
 import type { PropertyResolver } from "../vms/properties/property-resolver";
-import type { HaltReport, VmParticipant, VolumePlacement } from "../vms/vm-participant";
+import type { HaltReport, NewVolumeContent, VmParticipant, VolumePlacement } from "../vms/vm-participant";
+import { InvalidFieldError } from "../errors";
+import type { ImageFile, ImageFolder } from "../../ports/image-folder";
 import type { Pools } from "./pools";
 import { ephemeralUnsupported, volumeInUse } from "./storage-errors";
 import { attachedVmNames } from "./attached-vms";
@@ -19,6 +21,16 @@ import { copyContent, emptyContent } from "./volume-copy";
 import { newVolumeRecord, parseVolumeSource, type Volumes } from "./volumes";
 
 const GiB = 1024 * 1024 * 1024;
+const SECTOR = 512;
+/** An image's bytes are read in chunks of this, as an import stream brings them. */
+const IMAGE_CHUNK_BYTES = 1024 * 1024;
+const SHA256 = /^[0-9a-fA-F]{64}$/;
+/** The first bytes of a qcow2 image: "QFI\xfb". */
+const QCOW2_MAGIC = [0x51, 0x46, 0x49, 0xfb];
+
+function isQcow2(head: Uint8Array): boolean {
+  return QCOW2_MAGIC.every((byte, index) => head[index] === byte);
+}
 
 /** What a volume of a VM's class is (Qubes' volume_config). */
 interface VolumeSpec {
@@ -107,25 +119,129 @@ export class VmVolumes implements VmParticipant {
     private readonly resolver: PropertyResolver,
     private readonly clock: Clock,
     private readonly attachments: VolumeAttachments,
+    private readonly images: ImageFolder,
   ) {}
 
-  async onCreate(vm: VmRecord, _ctx: CallContext, placement: VolumePlacement): Promise<Undo | void> {
-    const planned: PlannedVolume[] = [];
-    for (const spec of LAYOUT[vm.klass]) {
-      const source = spec.source === undefined ? undefined : this.sourceOf(vm, spec);
-      // A snapshot taken at each start is empty until the first start, of its source's size.
-      const sizeBytes = source === undefined ? spec.sizeBytes : (await this.driverOf(source.pool).volumeUsage(source.vid)).sizeBytes;
-      planned.push({
-        spec,
-        pool: this.poolFor(spec.name, placement),
-        source: source === undefined ? "" : sourceKey(source),
-        // A volume of its own may be filled by the VM; a snapshot's bytes are its start's to count.
-        neededBytes: source === undefined ? sizeBytes : 0,
-        writtenBytes: 0,
-        bytes: (driver, vid) => driver.create(vid, sizeBytes),
-      });
+  /** The volumes made for VMs being made, by qid: ready once their VM is stored (onCommit). */
+  private readonly made = new Map<number, VolumeRecord[]>();
+  /** The pools' volumes that VMs being made take as theirs, by qid: theirs once the VM is stored. */
+  private readonly adopted = new Map<number, { name: VolumeSpec["name"]; key: { pool: string; vid: string }; field: string }[]>();
+
+  /**
+   * Refuses what the new VM's class does not take: a content for a volume it has not, or for one
+   * a start makes anew (a snapshot of its template's, or volatile); an existing volume that is
+   * not free to take, or named twice; an image that is not in the images folder.
+   */
+  async checkCreate(vm: VmRecord, placement: VolumePlacement): Promise<void> {
+    const taken = new Set<string>();
+    for (const [name, content] of Object.entries(placement.contents ?? {})) {
+      const field = `volumes[${name}]`;
+      const spec = LAYOUT[vm.klass].find((candidate) => candidate.name === name);
+      if (spec === undefined) throw new InvalidFieldError(field, `a ${vm.klass} has no ${name} volume of its own: its volumes are ${LAYOUT[vm.klass].map((own) => own.name).join(", ")}`);
+      if (spec.source !== undefined) throw new InvalidFieldError(field, `a ${vm.klass}'s ${name} is a snapshot of its template's ${spec.source.volume}, taken at each start: it is made from nothing else`);
+      if (!spec.saveOnStop) throw new InvalidFieldError(field, `${name} is made fresh at each start: it is made from nothing else`);
+      if (content.kind === "existing") {
+        const volume = this.volumes.adoptable(content, `${field}.existing`);
+        const key = `${volume.pool}/${volume.vid}`;
+        if (taken.has(key)) throw new InvalidFieldError(`${field}.existing`, `${volume.vid} is named for two volumes: a volume is one VM's one volume`);
+        taken.add(key);
+      } else if (content.kind === "image") {
+        if (content.sha256 !== "" && !SHA256.test(content.sha256)) throw new InvalidFieldError(`${field}.image.sha256`, "is 64 hex digits, or empty");
+        await (await this.openImage(content, `${field}.image`)).image.close();
+      }
     }
-    return this.makeAll(vm, planned);
+  }
+
+  async onCreate(vm: VmRecord, ctx: CallContext, placement: VolumePlacement, copied: ProgressReporter): Promise<Undo | void> {
+    // Checked again: a volume taken or an image removed since the call's check.
+    await this.checkCreate(vm, placement);
+    const contents = placement.contents ?? {};
+    const planned: PlannedVolume[] = [];
+    const adopted: { name: VolumeSpec["name"]; key: { pool: string; vid: string }; field: string }[] = [];
+    const imports = new ByteCopies(copied);
+    const opened: ImageFile[] = [];
+    try {
+      for (const spec of LAYOUT[vm.klass]) {
+        const content = contents[spec.name];
+        if (content?.kind === "existing") {
+          adopted.push({ name: spec.name, key: { pool: content.pool, vid: content.vid }, field: `volumes[${spec.name}].existing` });
+          continue;
+        }
+        const pool = this.poolFor(spec.name, placement);
+        if (content !== undefined) {
+          planned.push(await this.imported(spec, pool, content, ctx, imports, opened));
+          continue;
+        }
+        const source = spec.source === undefined ? undefined : this.sourceOf(vm, spec);
+        // A snapshot taken at each start is empty until the first start, of its source's size.
+        const sizeBytes = source === undefined ? spec.sizeBytes : (await this.driverOf(source.pool).volumeUsage(source.vid)).sizeBytes;
+        planned.push({
+          spec,
+          pool,
+          source: source === undefined ? "" : sourceKey(source),
+          // A volume of its own may be filled by the VM; a snapshot's bytes are its start's to count.
+          neededBytes: source === undefined ? sizeBytes : 0,
+          writtenBytes: 0,
+          bytes: (driver, vid) => driver.create(vid, sizeBytes),
+        });
+      }
+      const undo = await this.makeAll(vm, planned);
+      if (adopted.length > 0) this.adopted.set(vm.qid, adopted);
+      return async () => {
+        this.adopted.delete(vm.qid);
+        await undo?.();
+      };
+    } finally {
+      await Promise.all(opened.map((image) => image.close()));
+    }
+  }
+
+  /**
+   * A volume of a new VM made from an import stream or an image: empty first, then filled as
+   * ImportVolume fills one, the bytes received told to `imports`. An image is opened now, so
+   * that one missing is refused before any volume is made.
+   */
+  private async imported(spec: VolumeSpec, pool: string, content: Exclude<NewVolumeContent, { kind: "existing" }>, ctx: CallContext, imports: ByteCopies, opened: ImageFile[]): Promise<PlannedVolume> {
+    let header: { sizeBytes: number; sha256: string; format: VolumeFormat };
+    let chunks: AsyncIterable<Uint8Array>;
+    let received: (received: { bytesReceived: number; sha256: string }) => void = () => undefined;
+    if (content.kind === "stream") {
+      ({ chunks } = content);
+      received = content.received ?? received;
+      header = { sizeBytes: content.sizeBytes, sha256: content.sha256, format: content.format };
+    } else {
+      const { image, format } = await this.openImage(content, `volumes[${spec.name}].image`);
+      opened.push(image);
+      header = { sizeBytes: image.sizeBytes, sha256: content.sha256, format };
+      chunks = image.chunks(IMAGE_CHUNK_BYTES);
+    }
+    const told = imports.add(header.sizeBytes);
+    return {
+      spec,
+      pool,
+      source: "",
+      // The import counts what it writes, as ImportVolume does.
+      neededBytes: 0,
+      writtenBytes: 0,
+      bytes: async (driver, vid) => {
+        await driver.create(vid, 0);
+        received(await this.volumes.fillNew({ pool, vid }, header, chunks, ctx, told));
+      },
+    };
+  }
+
+  /** Opens an image of the images folder, with its format: the one asked, else qcow2 when its first bytes say so, else raw. */
+  private async openImage(content: Extract<NewVolumeContent, { kind: "image" }>, field: string): Promise<{ image: ImageFile; format: VolumeFormat }> {
+    const image = await this.images.open(content.file, `${field}.file`);
+    try {
+      const format = content.format ?? (isQcow2(await image.head(QCOW2_MAGIC.length)) ? "qcow2" : "raw");
+      if (image.sizeBytes === 0) throw new InvalidFieldError(`${field}.file`, `${content.file} is empty`);
+      if (format === "raw" && image.sizeBytes % SECTOR !== 0) throw new InvalidFieldError(`${field}.file`, `${content.file} is ${image.sizeBytes} bytes: a raw image is whole sectors of ${SECTOR} bytes`);
+      return { image, format };
+    } catch (error) {
+      await image.close();
+      throw error;
+    }
   }
 
   /**
@@ -234,8 +350,8 @@ export class VmVolumes implements VmParticipant {
 
   /**
    * Makes the volumes of a new VM: their records first, all in one transaction (creating: a
-   * start after a crash removes them), then their bytes, all at once, then the records ready,
-   * in one more. A failure removes what was made, and the undo returned does the same.
+   * start after a crash removes them), then their bytes, all at once; the records are ready
+   * once the VM is stored. A failure removes what was made, and the undo returned does the same.
    */
   private async makeAll(vm: VmRecord, planned: readonly PlannedVolume[], readOnly = false): Promise<Undo | void> {
     if (planned.length === 0) return undefined;
@@ -258,9 +374,24 @@ export class VmVolumes implements VmParticipant {
       await this.deleteAll(records);
       throw failure.reason;
     }
-    const ready = records.map((record) => ({ ...record, state: "ready" as const }));
-    this.store.transaction(() => ready.forEach((record) => this.store.volumes.update(record)));
-    return () => this.deleteAll(ready);
+    // Ready with their VM, in the transaction that stores it (onCommit): a crash before leaves them creating, for the sweep.
+    this.made.set(vm.qid, records);
+    return async () => {
+      this.made.delete(vm.qid);
+      await this.deleteAll(records);
+    };
+  }
+
+  /** The new VM is being stored: the volumes made for it are ready, and those it takes are its own. */
+  onCommit(vm: VmRecord): void {
+    const made = this.made.get(vm.qid) ?? [];
+    const adopted = (this.adopted.get(vm.qid) ?? []).map(({ name, key, field }) => ({ name, volume: this.volumes.adoptable(key, field) }));
+    this.made.delete(vm.qid);
+    this.adopted.delete(vm.qid);
+    for (const record of made) this.store.volumes.update({ ...record, state: "ready" });
+    for (const { name, volume } of adopted) {
+      this.store.volumes.update({ ...volume, vmQid: vm.qid, name, snapOnStart: false, saveOnStop: true, source: "", sourceStamp: "" });
+    }
   }
 
   /** Deletes the volumes' bytes (those there are), then their records, in one transaction. */

@@ -442,14 +442,42 @@ export class Volumes {
    */
   async import(key: VolumeKey, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
     if (header.sha256 !== "" && !/^[0-9a-fA-F]{64}$/.test(header.sha256)) throw new InvalidFieldError("header.sha256", "is 64 hex digits, or empty");
-    return this.change(key, ctx, "import into", { halted: "imported into" }, async (volume, driver) => {
-      if (header.format === "qcow2") return this.importImage(volume, driver, header, chunks, ctx);
-      const sizeBytes = header.sizeBytes === 0 ? (await driver.volumeUsage(volume.vid)).sizeBytes : header.sizeBytes;
-      checkSize(volume.vid, sizeBytes, "header.size_bytes");
-      if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
-      // The new content is written beside the old one, which stays until the swap.
-      return this.pools.withRoom(volume.pool, sizeBytes, async () => this.receive(volume, await driver.openWrite(volume.vid, sizeBytes), sizeBytes, header, chunks, ctx));
-    });
+    return this.change(key, ctx, "import into", { halted: "imported into" }, (volume, driver) => this.importInto(volume, driver, header, chunks, ctx));
+  }
+
+  /**
+   * Fills a volume being made for a new VM (its record creating, its file made empty) with the
+   * bytes of an import stream or an image, as import does: all or nothing, checked, told to
+   * `progress` as bytes received.
+   */
+  async fillNew(key: VolumeKey, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext, progress?: (receivedBytes: number) => void): Promise<ImportResult> {
+    const volume = this.store.volumes.get(key.pool, key.vid);
+    if (volume?.state !== "creating") throw volumeNotFound(key.vid);
+    return this.importInto(volume, this.pools.driver(key.pool), header, chunks, ctx, progress);
+  }
+
+  /**
+   * The volume a new VM may take as its own (CreateVm's existing): a pool's ready volume that
+   * no VM owns or has attached. NOT_FOUND (VOLUME_NOT_FOUND); FAILED_PRECONDITION (VOLUME_IN_USE).
+   */
+  adoptable(key: VolumeKey, field: string): VolumeRecord {
+    checkVid(key.vid, `${field}.vid`);
+    const volume = this.record(key);
+    if (volume.internal) throw volumeNotFound(key.vid);
+    if (volume.vmQid !== undefined) throw volumeInUse(volume.vid, `it is ${this.vmName(volume)}'s ${volume.name} volume`, [this.vmName(volume)]);
+    const users = attachedVmNames(this.store, volume);
+    if (users.length > 0) throw volumeInUse(volume.vid, `it is attached to ${users.join(", ")}: detach it first`, users);
+    return volume;
+  }
+
+  /** An import into a volume whose turn it is: raw bytes into a writer beside the old content, or an image checked and converted. */
+  private async importInto(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext, progress?: (receivedBytes: number) => void): Promise<ImportResult> {
+    if (header.format === "qcow2") return this.importImage(volume, driver, header, chunks, ctx, progress);
+    const sizeBytes = header.sizeBytes === 0 ? (await driver.volumeUsage(volume.vid)).sizeBytes : header.sizeBytes;
+    checkSize(volume.vid, sizeBytes, "header.size_bytes");
+    if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
+    // The new content is written beside the old one, which stays until the swap.
+    return this.pools.withRoom(volume.pool, sizeBytes, async () => this.receive(volume, await driver.openWrite(volume.vid, sizeBytes), sizeBytes, header, chunks, ctx, progress));
   }
 
   /**
@@ -457,7 +485,7 @@ export class Volumes {
    * converts into the volume's content at the end; the image's virtual size is the volume's new
    * size, within its limit.
    */
-  private async importImage(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
+  private async importImage(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext, progress?: (receivedBytes: number) => void): Promise<ImportResult> {
     if (!transfersImages(driver)) throw new InvalidFieldError("header.format", `pool ${volume.pool} takes raw bytes only`);
     const imageBytes = header.sizeBytes;
     if (imageBytes === 0) throw new InvalidFieldError("header.size_bytes", "is required for an image: the length of the image file");
@@ -468,11 +496,11 @@ export class Volumes {
       await this.pools.requireRoom(volume.pool, Math.max(0, sizeBytes - oldSize));
     };
     // The image, then its conversion, beside the old content until the swap.
-    return this.pools.withRoom(volume.pool, 2 * imageBytes, async () => this.receive(volume, await driver.openImageWrite(volume.vid, "qcow2", imageBytes, accept), imageBytes, header, chunks, ctx));
+    return this.pools.withRoom(volume.pool, 2 * imageBytes, async () => this.receive(volume, await driver.openImageWrite(volume.vid, "qcow2", imageBytes, accept), imageBytes, header, chunks, ctx, progress));
   }
 
   /** An import's work once it may begin: the bytes into the writer, its events, the check, the swap. */
-  private async receive(volume: VolumeRecord, writer: VolumeWriter, sizeBytes: number, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
+  private async receive(volume: VolumeRecord, writer: VolumeWriter, sizeBytes: number, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext, progress?: (receivedBytes: number) => void): Promise<ImportResult> {
     const subject = this.subjectOf(volume);
     this.store.transaction(() => this.events.append(volumeImportBegin(subject, volume, sizeBytes)));
     const digest = this.digests.sha256();
@@ -486,6 +514,7 @@ export class Volumes {
         const written = writeNonZero(writer, received, chunk);
         await Promise.all([written, digest.update(chunk)]);
         received += chunk.length;
+        progress?.(received);
         const now = this.clock.now().getTime();
         if (now - told >= PROGRESS_EVERY_MS) {
           told = now;

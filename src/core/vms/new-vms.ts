@@ -197,6 +197,7 @@ export class NewVms {
       const record = draft();
       this.insert(record);
       copy(record.qid);
+      this.participants.committing(record);
       return this.announce(record, birth);
     });
   }

@@ -1,8 +1,7 @@
 import { vmClass, type VmClassName } from "../model/vm-classes";
-import { InvalidFieldError } from "../errors";
 import { draftRecord, type VmIdentity, type VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
-import type { ProgressReporter } from "../shared/progress";
+import { unreported, type ProgressReporter } from "../shared/progress";
 import type { Labels } from "./labels";
 import type { NewVms } from "./new-vms";
 import { servesDispvms } from "./properties/property-checks";
@@ -12,11 +11,11 @@ import { addressesOfDispid } from "./properties/vm-addresses";
 import { chooseDispid, systemRandomBelow, type RandomBelow } from "./dispids";
 import type { VmProperties } from "./properties/vm-properties";
 import type { Vm } from "./read-model/vm-view";
-import { invalidVmClass, noDefaultDispvm, noFreeDispid, notADispvmTemplate, notATemplate, noTemplateGiven, poolConflict, poolNotFound } from "./vm-errors";
+import { invalidVmClass, invalidVolumeName, noDefaultDispvm, noFreeDispid, notADispvmTemplate, notATemplate, noTemplateGiven, poolConflict, poolNotFound } from "./vm-errors";
 import type { VmLookup } from "./vm-lookup";
 import { checkChosenUuid, checkVmName } from "./vm-names";
 import type { VmOperations } from "./vm-operations";
-import type { VmParticipants } from "./vm-participant";
+import type { NewVolumeContent, VmParticipants, VolumePlacement } from "./vm-participant";
 import type { Store } from "../../ports/store";
 
 /** What a DispVM does not take from its AppVM: what names it, its addresses, and what is its own. */
@@ -37,6 +36,8 @@ export interface NewVm {
   volumePools: Readonly<Record<string, string>>;
   /** The uuid the client chose for it (machined's CreateMachine id); empty or absent for one Steward makes. */
   uuid?: string;
+  /** What some of its own volumes are made from, by volume name; absent or empty for empty ones or its template's. */
+  volumes?: Readonly<Record<string, NewVolumeContent>>;
 }
 
 export interface NewDisposableVm {
@@ -69,21 +70,46 @@ export class VmCreation {
   async create(request: NewVm, ctx: CallContext, operation?: { progress: ProgressReporter }): Promise<Vm> {
     const { name, klass, chosenUuid } = this.parse(request);
     const identity = this.newVms.identity(chosenUuid);
+    const placement = placementOf(request);
+    // Volumes imported are long work: the operation counts their bytes, not the steps of the birth.
+    const counted = importsBytes(request) ? operation?.progress : undefined;
     return this.newVms.make(
       () => this.draft(request, name, klass, identity),
-      { rpc: "CreateVm", key: "", request, ctx, operation },
-      this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert, { pool: request.pool, volumePools: request.volumePools }) : undefined,
+      { rpc: "CreateVm", key: "", request, ctx, operation: counted ? { progress: unreported } : operation },
+      this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert, placement, counted) : undefined,
+    );
+  }
+
+  /**
+   * Makes a TemplateVM whose root is the bytes of an import stream (ImportVolume's
+   * new_template): the VM is stored only once they all arrived and checked out. A retry with
+   * the request_id of one that made its VM returns that VM, receiving nothing.
+   */
+  async createImported(request: NewVm, requestId: string, ctx: CallContext): Promise<Vm> {
+    this.newVms.checkKey(requestId);
+    const asked = withoutChunks(request);
+    const earlier = this.newVms.earlier(requestId, "ImportVolume", asked);
+    if (earlier) return earlier;
+    await this.check(request);
+    const { name, klass, chosenUuid } = this.parse(request);
+    const identity = this.newVms.identity(chosenUuid);
+    const placement = placementOf(request);
+    return this.newVms.make(
+      () => this.draft(request, name, klass, identity),
+      { rpc: "ImportVolume", key: requestId, request: asked, ctx },
+      this.participants.join("onCreate") ? (vm, revert) => this.participants.created(vm, ctx, revert, placement) : undefined,
     );
   }
 
   /**
    * Refuses a request that cannot make a VM as things stand now (a bad field, a name taken, a
-   * missing template…), before any work begins: the call fails, not an operation. What changes
-   * meanwhile is checked again as the VM is made.
+   * missing template, a volume content its class does not take…), before any work begins: the
+   * call fails, not an operation. What changes meanwhile is checked again as the VM is made.
    */
-  check(request: NewVm): void {
+  async check(request: NewVm): Promise<void> {
     const { name, klass, chosenUuid } = this.parse(request);
-    this.draft(request, name, klass, this.newVms.identity(chosenUuid));
+    const draft = this.draft(request, name, klass, this.newVms.identity(chosenUuid));
+    await this.participants.checkCreate(draft, placementOf(request));
   }
 
   private parse(request: NewVm): { name: string; klass: VmClassName; chosenUuid: string | undefined } {
@@ -91,6 +117,7 @@ export class VmCreation {
     const klass = creatableClass(request.klass);
     const chosenUuid = checkChosenUuid(request.uuid ?? "", "uuid");
     checkPools(this.store, request.pool, request.volumePools);
+    for (const volume of Object.keys(request.volumes ?? {})) if (!VOLUME_NAMES.includes(volume)) throw invalidVolumeName(`volumes[${volume}]`, volume, VOLUME_NAMES);
     return { name, klass, chosenUuid };
   }
 
@@ -175,6 +202,22 @@ export class VmCreation {
 
 }
 
+/** Where a new VM's volumes go, and what some are made from, as the request asks. */
+function placementOf(request: NewVm): VolumePlacement {
+  return { pool: request.pool, volumePools: request.volumePools, contents: request.volumes };
+}
+
+/** Whether some of the new VM's volumes are imported, byte by byte. */
+function importsBytes(request: NewVm): boolean {
+  return Object.values(request.volumes ?? {}).some((content) => content.kind !== "existing");
+}
+
+/** The request as its request_id stands for it: a stream's bytes are not part of it, its size and checksum are. */
+function withoutChunks(request: NewVm): NewVm {
+  const volumes = Object.fromEntries(Object.entries(request.volumes ?? {}).map(([name, content]) => [name, content.kind === "stream" ? { ...content, chunks: "(stream)" } : content]));
+  return { ...request, volumes } as NewVm;
+}
+
 /** What a request asks, for its request_id to stand for: all of it but that id. */
 function asked<R extends { idempotencyKey: string }>(request: R): Omit<R, "idempotencyKey"> {
   const { idempotencyKey: _key, ...rest } = request;
@@ -207,7 +250,7 @@ export function creatableClass(klass: VmClassName | undefined): VmClassName {
   return klass;
 }
 
-/** The volumes a VM has, by name; volume_pools may name only these. */
+/** The volumes a VM has, by name; volume_pools and volumes may name only these. */
 const VOLUME_NAMES = ["root", "private", "volatile", "kernel"];
 
 /** Refuses pools that do not exist, volume_pools keys that name no volume, and both pool and volume_pools. */
@@ -215,7 +258,7 @@ export function checkPools(store: Store, pool: string, volumePools: Readonly<Rec
   const perVolume = Object.entries(volumePools);
   if (pool && perVolume.length > 0) throw poolConflict();
   for (const [volume, named] of perVolume) {
-    if (!VOLUME_NAMES.includes(volume)) throw new InvalidFieldError(`volume_pools[${volume}]`, `a VM's volumes are ${VOLUME_NAMES.join(", ")}`);
+    if (!VOLUME_NAMES.includes(volume)) throw invalidVolumeName(`volume_pools[${volume}]`, volume, VOLUME_NAMES);
     if (!store.pools.get(named)) throw poolNotFound(named);
   }
   if (pool && !store.pools.get(pool)) throw poolNotFound(pool);

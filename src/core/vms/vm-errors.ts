@@ -6,6 +6,7 @@ import { vmClass, type VmClassName } from "../model/vm-classes";
 const R = declareReasons("vms", [
   "VM_NOT_FOUND",
   "VM_EXISTS",
+  "INVALID_VOLUME_NAME",
   "VM_UUID_IN_USE",
   "INVALID_UUID",
   "VM_IS_ADMIN",
@@ -123,6 +124,11 @@ export function invalidUuid(field: string, description: string): InvalidFieldErr
 
 export function vmUuidInUse(uuid: string, by: string): DomainError {
   return alreadyExists(R.VM_UUID_IN_USE, `the uuid ${uuid} is ${by}`, { uuid });
+}
+
+/** A volume name a VM does not have (CreateVm's volumes and volume_pools). */
+export function invalidVolumeName(field: string, name: string, names: readonly string[]): InvalidFieldError {
+  return new InvalidFieldError(field, `${JSON.stringify(name)} names no volume: a VM's volumes are ${names.join(", ")}`, R.INVALID_VOLUME_NAME);
 }
 
 export function invalidVmClass(field: string, description: string): InvalidFieldError {

@@ -2,6 +2,7 @@ import type { Log } from "../../ports/log";
 import type { LaunchPlan } from "../model/launch-plan";
 import type { HaltCause } from "../model/power-state";
 import type { VmRecord } from "../model/vm-record";
+import type { VolumeFormat } from "../model/volume";
 import type { CallContext } from "../shared/call-context";
 import { unreported, type ProgressReporter } from "../shared/progress";
 import type { Revert, Undo } from "../shared/revert";
@@ -15,7 +16,26 @@ export interface VolumePlacement {
   pool: string;
   volumePools: Readonly<Record<string, string>>;
   readOnly?: boolean;
+  /** What some of a new VM's own volumes are made from, by volume name, instead of empty or its template's. */
+  contents?: Readonly<Record<string, NewVolumeContent>>;
 }
+
+/** What one of a new VM's own volumes is made from (CreateVm's volumes, ImportVolume's new_template). */
+export type NewVolumeContent =
+  /** A pool's volume that no VM owns, which becomes the VM's: moved into it, not copied. */
+  | { kind: "existing"; pool: string; vid: string }
+  /** An image in Steward's images folder, imported: its format told by the request, or by its first bytes. */
+  | { kind: "image"; file: string; format: VolumeFormat | undefined; sha256: string }
+  /** The bytes of an import stream, all or nothing, as ImportVolume takes them. */
+  | {
+      kind: "stream";
+      sizeBytes: number;
+      sha256: string;
+      format: VolumeFormat;
+      chunks: AsyncIterable<Uint8Array>;
+      /** Told what arrived, once it all did and checked out. */
+      received?: (received: { bytesReceived: number; sha256: string }) => void;
+    };
 
 export const DEFAULT_PLACEMENT: VolumePlacement = Object.freeze({ pool: "", volumePools: Object.freeze({}) });
 
@@ -37,8 +57,23 @@ export interface HaltReport {
 export interface VmParticipant {
   /** Names the participant in the log. */
   readonly name: string;
-  /** A VM is being made (CreateVm, CreateDisposableVm): before its record commits. */
-  onCreate?(vm: VmRecord, ctx: CallContext, placement: VolumePlacement): Promise<Undo | void>;
+  /**
+   * Refuses, before any work begins, a new VM the area cannot make as asked (a volume content
+   * its class does not take): the call fails, not an operation.
+   */
+  checkCreate?(vm: VmRecord, placement: VolumePlacement): Promise<void>;
+  /**
+   * A VM is being made (CreateVm, CreateDisposableVm): before its record commits. What it
+   * imports it tells to `copied` (bytes done of all it imports), which CreateVm's operation
+   * reports.
+   */
+  onCreate?(vm: VmRecord, ctx: CallContext, placement: VolumePlacement, copied: ProgressReporter): Promise<Undo | void>;
+  /**
+   * The new VM's record is being stored (by CreateVm, CreateDisposableVm or CloneVm): within
+   * that transaction, make what onCreate or onClone prepared the VM's, synchronously. A throw
+   * refuses the VM, and the steps before are undone.
+   */
+  onCommit?(vm: VmRecord): void;
   /**
    * A VM is being made as a copy of `source` (CloneVm): before the clone's record commits. What
    * it copies byte by byte it tells to `copied` (bytes done of all it copies), which the clone's
@@ -84,8 +119,17 @@ export class VmParticipants {
     return this.all().some((participant) => participant[hook] !== undefined);
   }
 
-  async created(vm: VmRecord, ctx: CallContext, revert: Revert, placement: VolumePlacement = DEFAULT_PLACEMENT): Promise<void> {
-    for (const participant of this.all()) if (participant.onCreate) revert.add(await participant.onCreate(vm, ctx, placement));
+  async checkCreate(vm: VmRecord, placement: VolumePlacement = DEFAULT_PLACEMENT): Promise<void> {
+    for (const participant of this.all()) await participant.checkCreate?.(vm, placement);
+  }
+
+  async created(vm: VmRecord, ctx: CallContext, revert: Revert, placement: VolumePlacement = DEFAULT_PLACEMENT, copied: ProgressReporter = unreported): Promise<void> {
+    for (const participant of this.all()) if (participant.onCreate) revert.add(await participant.onCreate(vm, ctx, placement, copied));
+  }
+
+  /** Within the transaction that stores a new VM. */
+  committing(vm: VmRecord): void {
+    for (const participant of this.all()) participant.onCommit?.(vm);
   }
 
   async cloned(source: VmRecord, clone: VmRecord, ctx: CallContext, revert: Revert, placement: VolumePlacement = DEFAULT_PLACEMENT, copied: ProgressReporter = unreported): Promise<void> {

@@ -13,6 +13,7 @@ import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { FileImageFolder } from "../adapters/storage/images/file-image-folder";
+import { FileKernelFolder } from "../adapters/storage/kernels/file-kernel-folder";
 import { SqliteStore } from "../adapters/store/sqlite/sqlite-store";
 import { backupApi } from "../api/backup/backup-api";
 import { operationApi } from "../api/operations/operation-api";
@@ -57,8 +58,10 @@ export class StewardApp {
       const hypervisor = hypervisorFor(config, log);
       const images = new FileImageFolder(path.join(config.dataDir, "images"));
       await images.make();
+      const kernels = new FileKernelFolder(path.join(config.dataDir, "kernels"));
+      await kernels.make();
       const core = buildCore(
-        { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config), images },
+        { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config), images, kernels },
         { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() }, participants, defaultPool: defaultPool(config), poolSpaceLowPercent: config.poolSpaceLowPercent },
       );
       await core.adopt();

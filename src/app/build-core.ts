@@ -22,6 +22,8 @@ import { PageTokens } from "../core/shared/page-token";
 import { Pools, type DefaultPool } from "../core/storage/pools";
 import { VmVolumes } from "../core/storage/vm-volumes";
 import type { ImageFolder } from "../ports/image-folder";
+import type { KernelFolder } from "../ports/kernel-folder";
+import { KernelVolumes } from "../core/storage/kernel-volumes";
 import { imageNotFound } from "../ports/storage-errors";
 import { VolumeAttachments } from "../core/storage/volume-attachments";
 import { Volumes } from "../core/storage/volumes";
@@ -53,6 +55,9 @@ const NO_IMAGES: ImageFolder = {
   },
 };
 
+/** A kernel folder without kernels. */
+const NO_KERNELS: KernelFolder = { modulesImage: async () => undefined };
+
 /** The ports the core is built on. */
 export interface CorePorts {
   store: Store;
@@ -65,6 +70,8 @@ export interface CorePorts {
   storage?: StorageDriverCatalog;
   /** Steward's images folder, which CreateVm's images come from; an empty one when absent. */
   images?: ImageFolder;
+  /** Steward's kernel folder, whose kernels' modules are the VMs' kernel volumes; an empty one when absent. */
+  kernels?: KernelFolder;
 }
 
 export interface CoreSettings {
@@ -108,11 +115,12 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const halts = new HaltWaiters();
   const running = new RunningVms(store, machine, operations, participants, halts, log);
   const pools = new Pools(store, storage, events, ledger, clock, log, settings.poolSpaceLowPercent);
-  const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup, operations, powerStates, nodeDigests);
+  const kernelVolumes = new KernelVolumes(ports.kernels ?? NO_KERNELS, resolver);
+  const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup, operations, powerStates, nodeDigests, kernelVolumes);
   const runningDisks = { isRunning: (vm: VmRecord) => running.handle(vm.uuid) !== undefined, hotPlug: (vm: VmRecord) => running.capability(vm, "hotPlug") };
   const attachments = new VolumeAttachments(store, volumes, pools, operations, runningDisks, events);
   // Storage first (the others may need the disks), the disposables last.
-  const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock, attachments, ports.images ?? NO_IMAGES)] : [];
+  const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock, attachments, ports.images ?? NO_IMAGES, kernelVolumes)] : [];
   participants.enlist([...storageParticipant, ...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
   const eventHub = new EventHub(store, clock, settings.events);
   const stopping = new VmStop(store, lookup, resolver, operations, machine, running, halts, log);

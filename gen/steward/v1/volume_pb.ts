@@ -58,7 +58,11 @@ export const VolumeRefSchema: GenMessage<VolumeRef> = /*@__PURE__*/
   messageDesc(file_steward_v1_volume, 0);
 
 /**
- * Volume is a block device of a VM or a pool (Qubes' volume.Info).
+ * Volume is a block device of a VM or a pool (Qubes' volume.Info). A VM that boots a kernel of
+ * the host's kernel folder (`<data-dir>/kernels/<kernel>/`, its kernel property) whose folder
+ * holds modules.img has a kernel volume, as Qubes' linux-kernel pool gives it: pool
+ * "linux-kernel", vid the kernel's name, read-only, and given to each start after its own
+ * disks. It follows the property; changing it is FAILED_PRECONDITION (VOLUME_READ_ONLY).
  *
  * @generated from message steward.v1.Volume
  */

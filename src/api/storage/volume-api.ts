@@ -61,7 +61,7 @@ export function volumeApi({ volumes, attachments, operations, pageTokens, creati
         totalSize: all.length,
       };
     },
-    getVolume: async (request) => ({ volume: volumeMessage(await volumes.get(volumes.resolve(request.volume))) }),
+    getVolume: async (request) => ({ volume: volumeMessage(await volumes.find(request.volume)) }),
     createVolume: async (request, ctx) => {
       if (request.pool === "") throw new InvalidFieldError("pool", "is required");
       if (request.vid === "") throw new InvalidFieldError("vid", "is required");

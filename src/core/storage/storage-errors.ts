@@ -18,6 +18,7 @@ const R = declareReasons("storage", [
   "DISK_NAME_TAKEN",
   "INVALID_DISK_NAME",
   "EPHEMERAL_UNSUPPORTED",
+  "VOLUME_READ_ONLY",
 ]);
 
 /** NOT_FOUND (POOL_NOT_FOUND): declared where CreateVm first needed it. */
@@ -124,4 +125,9 @@ export function invalidDiskName(field: string, description: string): InvalidFiel
 /** A start that would put an ephemeral volume in a pool whose driver cannot encrypt it. */
 export function ephemeralUnsupported(pool: string, vid: string): DomainError {
   return failedPrecondition(R.EPHEMERAL_UNSUPPORTED, `${vid} is ephemeral, but pool ${pool} cannot encrypt its volumes: make it not ephemeral, or put it in a pool of files`, { pool, vid });
+}
+
+/** A change of a VM's kernel volume: the host's kernel's modules, which follow the VM's kernel property. */
+export function kernelVolumeReadOnly(vm: string, kernel: string): DomainError {
+  return failedPrecondition(R.VOLUME_READ_ONLY, `${vm}'s kernel volume is the modules of kernel ${kernel} from the host's kernel folder, read-only: set ${vm}'s kernel property to change it`, { vm, kernel });
 }

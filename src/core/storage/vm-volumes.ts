@@ -16,6 +16,7 @@ import type { ImageFile, ImageFolder } from "../../ports/image-folder";
 import type { Pools } from "./pools";
 import { ephemeralUnsupported, volumeInUse } from "./storage-errors";
 import { attachedVmNames } from "./attached-vms";
+import type { KernelVolumes } from "./kernel-volumes";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
 import { newVolumeRecord, parseVolumeSource, type Volumes } from "./volumes";
@@ -52,7 +53,8 @@ const VOLATILE: VolumeSpec = { name: "volatile", sizeBytes: 10 * GiB, snapOnStar
  * Qubes' table of volumes per class. An AppVM's root is a snapshot of its template's root taken
  * at each start; a DispVM's root is the same of its AppVM's template's root, and its private a
  * snapshot of its AppVM's private; a TemplateVM and a StandaloneVM own all theirs. The kernel
- * comes from the host's kernel folder (LaunchPlan.kernel), not from a volume of the VM's.
+ * volume is no volume of the VM's own: the modules of the kernel it boots, from the host's
+ * kernel folder (KernelVolumes).
  */
 const LAYOUT: Record<VmClassName, readonly VolumeSpec[]> = {
   AdminVM: [],
@@ -120,6 +122,7 @@ export class VmVolumes implements VmParticipant {
     private readonly clock: Clock,
     private readonly attachments: VolumeAttachments,
     private readonly images: ImageFolder,
+    private readonly kernels: KernelVolumes,
   ) {}
 
   /** The volumes made for VMs being made, by qid: ready once their VM is stored (onCommit). */
@@ -290,6 +293,9 @@ export class VmVolumes implements VmParticipant {
       else if (!volume.saveOnStop) await emptyContent(driver, volume.vid);
       disks.push(disk);
     }
+    // A kernel of the host's folder brings its modules, as Qubes' kernel volume; a volume of the VM's own named kernel comes first.
+    const kernel = plan.kernel === "" || disks.some((disk) => disk.name === "kernel") ? undefined : await this.kernels.disk(plan.kernel);
+    if (kernel !== undefined) disks.push(kernel);
     plan.disks.push(...disks, ...this.attachments.disksOf(vm));
   }
 

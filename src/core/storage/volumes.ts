@@ -17,7 +17,8 @@ import type { VmOperations } from "../vms/vm-operations";
 import type { PowerStates } from "../vms/power-states";
 import type { Digests } from "../../ports/digest";
 import { checkRevisionsToKeep, type Pools } from "./pools";
-import { checksumMismatch, invalidVolumeRef, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
+import type { VmRecord } from "../model/vm-record";
+import { checksumMismatch, invalidVolumeRef, kernelVolumeReadOnly, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
 import {
   volumeClear,
   volumeCreate,
@@ -116,6 +117,12 @@ export interface VolumeView extends VolumeRecord {
   isOutdated: boolean;
 }
 
+/** Where a VM's kernel volume comes from (KernelVolumes): the kernel it boots, and that kernel's modules as a volume. */
+export interface KernelVolumeSource {
+  kernelOf(vm: VmRecord): string;
+  of(vm: VmRecord): Promise<VolumeView | undefined>;
+}
+
 /** A volume's source as its record keeps it, "pool:vid", read. */
 export function parseVolumeSource(source: string): VolumeKey {
   const colon = source.indexOf(":");
@@ -165,6 +172,7 @@ export class Volumes {
     private readonly vmOperations: VmOperations,
     private readonly powerStates: PowerStates,
     private readonly digests: Digests,
+    private readonly kernels?: KernelVolumeSource,
   ) {}
 
   /**
@@ -184,14 +192,31 @@ export class Volumes {
     const vm = this.lookup.resolve(ref.vm, `${field}.vm`);
     if (ref.name === "") throw new InvalidFieldError(`${field}.name`, "is required with vm: root, private, volatile or kernel");
     const volume = this.store.volumes.ofVm(vm.qid).find((candidate) => candidate.name === ref.name && candidate.state === "ready");
+    if (!volume && ref.name === "kernel" && this.kernels && this.kernels.kernelOf(vm) !== "") throw kernelVolumeReadOnly(vm.name, this.kernels.kernelOf(vm));
     if (!volume) throw volumeNotFound(`${vm.name}:${ref.name}`);
     return { pool: volume.pool, vid: volume.vid };
   }
 
-  /** The volumes a VM owns, by name. */
+  /** The volume a VolumeRef names, as GetVolume shows it: a VM's kernel volume too. */
+  async find(ref: VolumeName | undefined, field = "volume"): Promise<VolumeView> {
+    if (this.kernels && ref !== undefined && ref.vm !== "" && ref.name === "kernel" && ref.pool === "" && ref.vid === "") {
+      const vm = this.lookup.resolve(ref.vm, `${field}.vm`);
+      const own = this.store.volumes.ofVm(vm.qid).find((candidate) => candidate.name === "kernel" && candidate.state === "ready");
+      if (own === undefined) {
+        const kernel = await this.kernels.of(vm);
+        if (kernel === undefined) throw volumeNotFound(`${vm.name}:kernel`);
+        return kernel;
+      }
+    }
+    return this.get(this.resolve(ref, field));
+  }
+
+  /** The volumes a VM owns, by name, and its kernel volume when it boots a kernel with modules. */
   async ofVm(vm: string): Promise<VolumeView[]> {
     const record = this.lookup.resolve(vm, "vm");
-    return Promise.all(this.store.volumes.ofVm(record.qid).filter((volume) => volume.state === "ready").map((volume) => this.view(volume)));
+    const own = await Promise.all(this.store.volumes.ofVm(record.qid).filter((volume) => volume.state === "ready").map((volume) => this.view(volume)));
+    const kernel = own.some((volume) => volume.name === "kernel") ? undefined : await this.kernels?.of(record);
+    return kernel === undefined ? own : [...own, kernel];
   }
 
   /**

@@ -11,6 +11,8 @@ import { createClient, type StewardClient } from "../../src/client/steward-clien
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { clonedVm } from "../fixtures/made-vms";
 import { GATED_COPY_BYTES, gatedCopies } from "../fixtures/participants";
+import { str } from "../fixtures/property-values";
+import { addressesOfQid } from "../../src/core/vms/properties/vm-addresses";
 import { sleep, until } from "../fixtures/sim-guests";
 import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
 import { removeDir } from "../fixtures/temp-dir";
@@ -94,6 +96,22 @@ describe("operations that outlast their call, through the gRPC API", () => {
     // Once made, its name is free of its reservation: a rename of it back and forth is no collision.
     await vms.renameVm({ vm: "Busy", newName: "busy" });
     expect((await vms.getVm({ vm: "busy" })).vm!.qid).toBe(copy.qid);
+  });
+
+  it("does not make a copy whose default address a VM made meanwhile took as its own", async () => {
+    const highest = Math.max(...(await vms.listVms({ pageSize: 1000 })).vms.map((vm) => vm.qid));
+    const op = await vms.cloneVm({ vm: "src", newName: "squatted" });
+    expect(op.done).toBe(false);
+    // The copy holds the next qid, whose default address the other VM sets for itself.
+    const { ip } = addressesOfQid(highest + 1);
+    const squatter = await vms.createVm({ name: "squatter", klass: VmClass.STANDALONE_VM, label: "red", properties: { ip: str(ip) } });
+    expect(squatter.done).toBe(true);
+    copies.release("squatted");
+    const ended = await ops.waitOperation({ name: op.name, timeout: { seconds: 10n, nanos: 0 } });
+    const status = ended.result.case === "error" ? ended.result.value : undefined;
+    expect([status?.code, status && anyUnpack(status.details[0], ErrorInfoSchema)?.reason]).toEqual([grpc.status.ALREADY_EXISTS, "ADDRESS_IN_USE"]);
+    expect((await rpcError(vms.getVm({ vm: "squatted" }))).code).toBe(grpc.status.NOT_FOUND);
+    expect(copies.undone).toContain("squatted");
   });
 
   it("tells its progress, a second in, then its end, in the event stream", async () => {

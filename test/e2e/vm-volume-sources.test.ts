@@ -161,6 +161,30 @@ describe("a new VM's volumes made from an existing volume, an image, or an impor
       expect((await volumes.getVolume({ volume: ref("disks/free") })).volume?.vm).toBe("");
     });
 
+    it("does not take a volume while a change of it is under way", async () => {
+      const content = pattern(2 * MiB, 17);
+      await volumes.createVolume({ pool: "default", vid: "disks/busy", sizeBytes: BigInt(content.length) });
+      let resume: () => void = () => undefined;
+      const paused = new Promise<void>((resolve) => (resume = resolve));
+      const importing = volumes.importVolume(
+        (async function* () {
+          const messages = importStream({ pool: "default", vid: "disks/busy" }, content);
+          yield messages.next().value as ImportMessage;
+          yield messages.next().value as ImportMessage;
+          await paused;
+          yield* messages;
+        })(),
+      );
+      // The import has its turn once its first chunk is in.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const refused = await refusal(vms.createVm({ name: "too-soon", klass: VmClass.STANDALONE_VM, label: "red", volumes: { private: { source: { case: "existing", value: ref("disks/busy") } } } }));
+      expect([refused.code, refused.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "VOLUME_IN_USE"]);
+      resume();
+      await importing;
+      expect((await volumes.getVolume({ volume: ref("disks/busy") })).volume?.vm).toBe("");
+      expect((await contentOf(ref("disks/busy"))).equals(content)).toBe(true);
+    });
+
     it("leaves the volume the pool's when the VM is not made", async () => {
       const content = pattern(MiB, 13);
       await volumes.createVolume({ pool: "default", vid: "disks/kept", sizeBytes: BigInt(content.length) });

@@ -256,8 +256,9 @@ export type CreateVmRequest = Message<"steward.v1.CreateVmRequest"> & {
    * TemplateVM made from an image in one step). Importing is long work: the operation's progress
    * counts the image's bytes, and one that fails or is cancelled leaves no VM (and an existing
    * volume named stays the pool's). An unknown volume name is INVALID_ARGUMENT
-   * (INVALID_VOLUME_NAME); so is a volume the class does not make its own (an AppVM's root, a
-   * snapshot of its template's taken at each start; volatile, made fresh at each start).
+   * (INVALID_VOLUME_NAME); a volume the class does not make its own (an AppVM's root, a
+   * snapshot of its template's taken at each start; volatile, made fresh at each start) is
+   * INVALID_ARGUMENT naming the field.
    *
    * @generated from field: map<string, steward.v1.VmVolumeSource> volumes = 10;
    */
@@ -327,7 +328,7 @@ export type ImageSource = Message<"steward.v1.ImageSource"> & {
   file: string;
 
   /**
-   * The image's format; UNSPECIFIED to let qemu-img tell (raw unless it is a qcow2 image).
+   * The image's format; UNSPECIFIED to tell it by its first bytes (qcow2's header, else raw).
    *
    * @generated from field: steward.v1.VolumeFormat format = 2;
    */

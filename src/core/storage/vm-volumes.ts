@@ -96,6 +96,14 @@ class ByteCopies {
   }
 }
 
+/** A pool's volume a VM being made takes as its own, held (Volumes.holdForAdoption) until it is stored or given up. */
+interface Adoption {
+  name: VolumeSpec["name"];
+  key: { pool: string; vid: string };
+  field: string;
+  release: () => void;
+}
+
 /** The order the guest sees a VM's own disks in. */
 const DISK_ORDER = ["root", "private", "volatile", "kernel"];
 
@@ -128,7 +136,7 @@ export class VmVolumes implements VmParticipant {
   /** The volumes made for VMs being made, by qid: ready once their VM is stored (onCommit). */
   private readonly made = new Map<number, VolumeRecord[]>();
   /** The pools' volumes that VMs being made take as theirs, by qid: theirs once the VM is stored. */
-  private readonly adopted = new Map<number, { name: VolumeSpec["name"]; key: { pool: string; vid: string }; field: string }[]>();
+  private readonly adopted = new Map<number, Adoption[]>();
 
   /**
    * Refuses what the new VM's class does not take: a content for a volume it has not, or for one
@@ -160,14 +168,16 @@ export class VmVolumes implements VmParticipant {
     await this.checkCreate(vm, placement);
     const contents = placement.contents ?? {};
     const planned: PlannedVolume[] = [];
-    const adopted: { name: VolumeSpec["name"]; key: { pool: string; vid: string }; field: string }[] = [];
+    const adopted: Adoption[] = [];
     const imports = new ByteCopies(copied);
     const opened: ImageFile[] = [];
     try {
       for (const spec of LAYOUT[vm.klass]) {
         const content = contents[spec.name];
         if (content?.kind === "existing") {
-          adopted.push({ name: spec.name, key: { pool: content.pool, vid: content.vid }, field: `volumes[${spec.name}].existing` });
+          const key = { pool: content.pool, vid: content.vid };
+          const field = `volumes[${spec.name}].existing`;
+          adopted.push({ name: spec.name, key, field, release: this.volumes.holdForAdoption(key, field) });
           continue;
         }
         const pool = this.poolFor(spec.name, placement);
@@ -192,8 +202,12 @@ export class VmVolumes implements VmParticipant {
       if (adopted.length > 0) this.adopted.set(vm.qid, adopted);
       return async () => {
         this.adopted.delete(vm.qid);
+        adopted.forEach((adoption) => adoption.release());
         await undo?.();
       };
+    } catch (error) {
+      adopted.forEach((adoption) => adoption.release());
+      throw error;
     } finally {
       await Promise.all(opened.map((image) => image.close()));
     }
@@ -391,12 +405,16 @@ export class VmVolumes implements VmParticipant {
   /** The new VM is being stored: the volumes made for it are ready, and those it takes are its own. */
   onCommit(vm: VmRecord): void {
     const made = this.made.get(vm.qid) ?? [];
-    const adopted = (this.adopted.get(vm.qid) ?? []).map(({ name, key, field }) => ({ name, volume: this.volumes.adoptable(key, field) }));
+    const adoptions = this.adopted.get(vm.qid) ?? [];
+    const adopted = adoptions.map(({ name, key, field }) => ({ name, volume: this.volumes.adoptable(key, field, { held: true }) }));
     this.made.delete(vm.qid);
     this.adopted.delete(vm.qid);
+    // Held until now: once the VM is stored, its volume's changes wait for the VM as any of its volumes' do.
+    adoptions.forEach((adoption) => adoption.release());
     for (const record of made) this.store.volumes.update({ ...record, state: "ready" });
     for (const { name, volume } of adopted) {
-      this.store.volumes.update({ ...volume, vmQid: vm.qid, name, snapOnStart: false, saveOnStop: true, source: "", sourceStamp: "" });
+      // A root or private of its own: writable, saved at each stop, never ephemeral.
+      this.store.volumes.update({ ...volume, vmQid: vm.qid, name, rw: true, ephemeral: false, snapOnStart: false, saveOnStop: true, source: "", sourceStamp: "" });
     }
   }
 

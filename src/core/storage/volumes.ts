@@ -160,6 +160,8 @@ const SECTOR = 512;
  */
 export class Volumes {
   private readonly queue = new KeyedQueue();
+  /** The pool volumes that VMs being made are taking as theirs, by "pool/vid": no change of them begins meanwhile. */
+  private readonly taken = new Map<string, symbol>();
 
   constructor(
     private readonly store: Store,
@@ -305,6 +307,7 @@ export class Volumes {
   async delete(key: VolumeKey, ctx: CallContext): Promise<boolean> {
     checkVid(key.vid, "vid");
     const driver = this.pools.driver(key.pool);
+    this.refuseTaken(key);
     return this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `delete volume ${key.vid}` }, async () => {
       const volume = this.store.volumes.get(key.pool, key.vid);
       if (!volume || volume.state !== "ready") return false;
@@ -485,14 +488,37 @@ export class Volumes {
    * The volume a new VM may take as its own (CreateVm's existing): a pool's ready volume that
    * no VM owns or has attached. NOT_FOUND (VOLUME_NOT_FOUND); FAILED_PRECONDITION (VOLUME_IN_USE).
    */
-  adoptable(key: VolumeKey, field: string): VolumeRecord {
+  adoptable(key: VolumeKey, field: string, own?: { held: boolean }): VolumeRecord {
     checkVid(key.vid, `${field}.vid`);
     const volume = this.record(key);
+    const name = `${key.pool}/${key.vid}`;
+    if (!own?.held && this.taken.has(name)) throw volumeInUse(volume.vid, "another VM being made is taking it", []);
+    if (!own?.held && this.queue.busy(name)) throw volumeInUse(volume.vid, "a change of it is under way: try again once it is done", []);
     if (volume.internal) throw volumeNotFound(key.vid);
     if (volume.vmQid !== undefined) throw volumeInUse(volume.vid, `it is ${this.vmName(volume)}'s ${volume.name} volume`, [this.vmName(volume)]);
     const users = attachedVmNames(this.store, volume);
     if (users.length > 0) throw volumeInUse(volume.vid, `it is attached to ${users.join(", ")}: detach it first`, users);
     return volume;
+  }
+
+  /**
+   * Holds a pool's volume for a new VM that takes it (adoptable, checked now): until the
+   * returned release, a change of it is refused (VOLUME_IN_USE), so that none runs under the VM
+   * that owns it once it is stored.
+   */
+  holdForAdoption(key: VolumeKey, field: string): () => void {
+    this.adoptable(key, field);
+    const name = `${key.pool}/${key.vid}`;
+    const hold = Symbol(name);
+    this.taken.set(name, hold);
+    return () => {
+      if (this.taken.get(name) === hold) this.taken.delete(name);
+    };
+  }
+
+  /** Refuses a change of a volume a VM being made is taking. */
+  private refuseTaken(key: VolumeKey): void {
+    if (this.taken.has(`${key.pool}/${key.vid}`)) throw volumeInUse(key.vid, "a VM being made is taking it as its own", []);
   }
 
   /** An import into a volume whose turn it is: raw bytes into a writer beside the old content, or an image checked and converted. */
@@ -614,6 +640,7 @@ export class Volumes {
    */
   private change<T>(key: VolumeKey, ctx: CallContext, what: string, needs: { halted?: string }, work: (volume: VolumeRecord, driver: StorageDriver) => Promise<T>): Promise<T> {
     const volume = this.record(key);
+    this.refuseTaken(key);
     const run = () => this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, () => work(this.record(key), this.pools.driver(key.pool)));
     const toBe = needs.halted;
     if (toBe !== undefined) this.requireUnattachedToRunning(volume, toBe);

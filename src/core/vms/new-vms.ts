@@ -13,7 +13,8 @@ import { requestResultGone, vmBeingMade, vmUuidInUse } from "./vm-errors";
 import { requireFreeName } from "./vm-names-in-use";
 import { domainAdd, domainTagAdd } from "./vm-events";
 import { createdByTag, isCreatedByTag } from "./vm-tags";
-import { addressesOfQid } from "./properties/vm-addresses";
+import { addressesOfQid, defaultAddresses } from "./properties/vm-addresses";
+import { addressInUse } from "./properties/property-errors";
 import type { VmParticipants } from "./vm-participant";
 
 /** How many qids a new VM skips, at most, for addresses set on other VMs. */
@@ -195,11 +196,23 @@ export class NewVms {
   private commit(draft: () => VmRecord, birth: Birth, copy: (qid: number) => void): Vm {
     return this.store.transaction(() => {
       const record = draft();
+      this.refuseTakenDefaults(record);
       this.insert(record);
       copy(record.qid);
       this.participants.committing(record);
       return this.announce(record, birth);
     });
+  }
+
+  /**
+   * Refuses a VM whose default addresses (its qid's, or its dispid's) another VM set as its own
+   * while this one was being made: a VM made meanwhile may have taken them explicitly.
+   */
+  private refuseTakenDefaults(record: VmRecord): void {
+    const defaults = defaultAddresses(record);
+    for (const kind of ["ip", "ip6", "mac"] as const) {
+      if (record.properties[kind] === undefined && this.store.vms.anySets(kind, defaults[kind])) throw addressInUse(defaults[kind], kind, "another VM, which set it as its own while this one was being made");
+    }
   }
 
   private insert(record: VmRecord): void {

@@ -23,7 +23,8 @@ export class FileImageFolder implements ImageFolder {
       handle = await fs.open(path.join(this.root, file), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") throw imageNotFound(file);
+      // Not there, or nothing Steward can read as an image (a socket, a file it may not read).
+      if (code === "ENOENT" || code === "ENXIO" || code === "EACCES" || code === "EPERM" || code === "ENOTDIR") throw imageNotFound(file);
       if (code === "ELOOP") throw invalidImageName(field, file, "it is a symbolic link in the images folder, which could lead out of it");
       throw error;
     }

@@ -10,7 +10,7 @@ import type { CreateVmRequest } from "../../../gen/steward/v1/vm_service_pb";
 import { newVmOf } from "../vms/new-vm-messages";
 import { pageOf, type PageTokens } from "../../core/shared/page-token";
 import type { VolumeAttachments } from "../../core/storage/volume-attachments";
-import type { ExportItem, Volumes } from "../../core/storage/volumes";
+import { checkSha256, type ExportItem, type Volumes } from "../../core/storage/volumes";
 import type { ServiceImpl } from "../../server/service-impl";
 import { byteCount } from "../byte-counts";
 import { revisionMessage, volumeFormatName, volumeMessage } from "./volume-messages";
@@ -35,7 +35,7 @@ export function volumeApi({ volumes, attachments, operations, pageTokens, creati
     if (asked.klass !== "TemplateVM") throw new InvalidFieldError(`${field}.klass`, "is TEMPLATE_VM: an import makes a TemplateVM, whose root the bytes become");
     if (asked.volumes?.root !== undefined) throw new InvalidFieldError(`${field}.volumes[root]`, "is the stream's to fill: give no other content for it");
     if (header.sizeBytes === 0n) throw new InvalidFieldError("header.size_bytes", "is required for new_template: the length of the bytes that follow");
-    if (header.sha256 !== "" && !/^[0-9a-fA-F]{64}$/.test(header.sha256)) throw new InvalidFieldError("header.sha256", "is 64 hex digits, or empty");
+    checkSha256(header.sha256, "header.sha256");
     let received = { bytesReceived: 0, sha256: "" };
     const root: NewVolumeContent = {
       kind: "stream",

@@ -19,13 +19,11 @@ import { attachedVmNames } from "./attached-vms";
 import type { KernelVolumes } from "./kernel-volumes";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
-import { newVolumeRecord, parseVolumeSource, type Volumes } from "./volumes";
+import { checkSha256, newVolumeRecord, parseVolumeSource, SECTOR, type Volumes } from "./volumes";
 
 const GiB = 1024 * 1024 * 1024;
-const SECTOR = 512;
 /** An image's bytes are read in chunks of this, as an import stream brings them. */
 const IMAGE_CHUNK_BYTES = 1024 * 1024;
-const SHA256 = /^[0-9a-fA-F]{64}$/;
 /** The first bytes of a qcow2 image: "QFI\xfb". */
 const QCOW2_MAGIC = [0x51, 0x46, 0x49, 0xfb];
 
@@ -143,7 +141,7 @@ export class VmVolumes implements VmParticipant {
    * a start makes anew (a snapshot of its template's, or volatile); an existing volume that is
    * not free to take, or named twice; an image that is not in the images folder.
    */
-  async checkCreate(vm: VmRecord, placement: VolumePlacement): Promise<void> {
+  async checkCreate(vm: VmRecord, placement: VolumePlacement, images: "open" | "opened later" = "open"): Promise<void> {
     const taken = new Set<string>();
     for (const [name, content] of Object.entries(placement.contents ?? {})) {
       const field = `volumes[${name}]`;
@@ -157,15 +155,15 @@ export class VmVolumes implements VmParticipant {
         if (taken.has(key)) throw new InvalidFieldError(`${field}.existing`, `${volume.vid} is named for two volumes: a volume is one VM's one volume`);
         taken.add(key);
       } else if (content.kind === "image") {
-        if (content.sha256 !== "" && !SHA256.test(content.sha256)) throw new InvalidFieldError(`${field}.image.sha256`, "is 64 hex digits, or empty");
-        await (await this.openImage(content, `${field}.image`)).image.close();
+        checkSha256(content.sha256, `${field}.image.sha256`);
+        if (images === "open") await (await this.openImage(content, `${field}.image`)).image.close();
       }
     }
   }
 
   async onCreate(vm: VmRecord, ctx: CallContext, placement: VolumePlacement, copied: ProgressReporter): Promise<Undo | void> {
-    // Checked again: a volume taken or an image removed since the call's check.
-    await this.checkCreate(vm, placement);
+    // Checked again: a volume taken since the call's check (the images are opened below).
+    await this.checkCreate(vm, placement, "opened later");
     const contents = placement.contents ?? {};
     const planned: PlannedVolume[] = [];
     const adopted: Adoption[] = [];

@@ -150,7 +150,12 @@ export function newVolumeRecord(fields: Pick<VolumeRecord, "pool" | "vid" | "for
 }
 
 /** Volume sizes are whole sectors, as the proto says. */
-const SECTOR = 512;
+export const SECTOR = 512;
+
+/** Refuses a SHA-256 that is neither empty nor 64 hex digits. */
+export function checkSha256(sha256: string, field: string): void {
+  if (sha256 !== "" && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new InvalidFieldError(field, "is 64 hex digits, or empty");
+}
 
 /**
  * The volumes of the host's pools (Qubes' pool.volume.* and vm.volume.*): their records in the
@@ -469,7 +474,7 @@ export class Volumes {
    * are not written, so holes stay holes.
    */
   async import(key: VolumeKey, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext): Promise<ImportResult> {
-    if (header.sha256 !== "" && !/^[0-9a-fA-F]{64}$/.test(header.sha256)) throw new InvalidFieldError("header.sha256", "is 64 hex digits, or empty");
+    checkSha256(header.sha256, "header.sha256");
     return this.change(key, ctx, "import into", { halted: "imported into" }, (volume, driver) => this.importInto(volume, driver, header, chunks, ctx));
   }
 

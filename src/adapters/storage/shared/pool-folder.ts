@@ -50,13 +50,21 @@ export class PoolFolder {
     if (!isValidVid(vid)) throw invalidVid(vid);
     const segments = vid.split("/");
     const name = segments.pop()!;
+    const folder = path.join(this.root, ...segments);
+    // One call for the common case: a folder whose real path is its own has no symlink on the way.
+    if (segments.length === 0 || (await realFolder(folder)) === folder) return path.join(folder, name + suffix);
+    return this.walkTo(vid, segments, name + suffix, options);
+  }
+
+  /** The folders on the way to `vid`'s file, one by one: each must be a folder of the pool's own, or missing (made with `makeFolders`). */
+  private async walkTo(vid: string, segments: readonly string[], fileName: string, options: { makeFolders?: boolean }): Promise<string> {
     let folder = this.root;
     for (const [index, segment] of segments.entries()) {
       folder = path.join(folder, segment);
       let stats = await lstatOrUndefined(folder);
       if (stats === undefined) {
         // Nothing below a missing folder can be anyone's symlink.
-        if (!options.makeFolders) return path.join(folder, ...segments.slice(index + 1), name + suffix);
+        if (!options.makeFolders) return path.join(folder, ...segments.slice(index + 1), fileName);
         await fs.mkdir(folder).catch((error: unknown) => {
           if (!isErrno(error, "EEXIST")) throw error;
         });
@@ -64,7 +72,7 @@ export class PoolFolder {
       }
       if (!stats.isDirectory()) throw unsafeVolumePath(vid, `${this.relative(folder)} in its pool is ${describeKind(stats)}, not a folder of the pool's own`);
     }
-    return path.join(folder, name + suffix);
+    return path.join(folder, fileName);
   }
 
   /**
@@ -139,7 +147,21 @@ export async function lstatOrUndefined(file: string): Promise<Stats | undefined>
 
 /** Removes a file that may be gone already. */
 export async function removeFile(file: string): Promise<void> {
-  await fs.rm(file, { force: true });
+  try {
+    await fs.unlink(file);
+  } catch (error) {
+    if (!isErrno(error, "ENOENT")) throw error;
+  }
+}
+
+/** The real path of `folder` when it is a folder; undefined when it is missing or is not one. */
+async function realFolder(folder: string): Promise<string | undefined> {
+  try {
+    return await fs.realpath(folder + path.sep);
+  } catch (error) {
+    if (isErrno(error, "ENOENT", "ENOTDIR")) return undefined;
+    throw error;
+  }
 }
 
 function describeKind(stats: Stats): string {

@@ -65,8 +65,12 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
     await removeFile(file + EPHEMERAL_MARK);
     await this.files.createFrom(vid, file, async (temporary) => {
       try {
-        await fs.writeFile(temporary, new Uint8Array(0), { flag: "wx", mode: 0o600 });
-        await fs.truncate(temporary, sizeBytes);
+        const handle = await fs.open(temporary, "wx", 0o600);
+        try {
+          await handle.truncate(sizeBytes);
+        } finally {
+          await handle.close();
+        }
       } catch (error) {
         throw this.translated(vid, error);
       }

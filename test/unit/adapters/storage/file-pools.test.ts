@@ -61,6 +61,20 @@ describe("pools of files", () => {
     expect(await driver.list()).toEqual([]);
   });
 
+  it("refuse a folder swapped for a symlink after its volumes were made, however deep", async () => {
+    const driver = await FileStorageDriver.open(root);
+    await driver.create("vms/one/private", 1024 * 1024);
+    fs.mkdirSync(path.join(outside, "one"));
+    fs.writeFileSync(path.join(outside, "one", "private.img"), "not the pool's");
+    fs.rmSync(path.join(root, "vms", "one"), { recursive: true });
+    fs.symlinkSync(path.join(outside, "one"), path.join(root, "vms", "one"));
+
+    for (const call of [driver.openRead("vms/one/private"), driver.delete("vms/one/private"), driver.create("vms/one/volatile", 512)]) {
+      expect(await failure(call)).toMatchObject({ kind: "invalid-argument", reason: UNSAFE });
+    }
+    expect(fs.readdirSync(path.join(outside, "one"))).toEqual(["private.img"]);
+  });
+
   it("sweep at their start what an interrupted write left", async () => {
     const driver = await FileStorageDriver.open(root);
     await driver.create("v", 1024 * 1024);

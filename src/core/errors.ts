@@ -74,12 +74,17 @@ export const CONTRACT = declareReasons("contract", ["INVALID_FIELD", "NOT_IMPLEM
 export class InvalidFieldError extends DomainError {
   constructor(
     readonly field: string,
-    description: string,
+    private readonly description: string,
     reason: Reason = CONTRACT.INVALID_FIELD,
-    details: Readonly<Record<string, string>> = {},
+    private readonly details: Readonly<Record<string, string>> = {},
   ) {
     super("invalid-argument", reason, `${field}: ${description}`, { ...details, field });
     this.name = "InvalidFieldError";
+  }
+
+  /** The same refusal, of the field as a request that holds it under `prefix` names it ("header.new_template."). */
+  under(prefix: string): InvalidFieldError {
+    return new InvalidFieldError(`${prefix}${this.field}`, this.description, this.reason, this.details);
   }
 }
 

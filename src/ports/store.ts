@@ -19,9 +19,10 @@ export interface VmRepository {
   /**
    * A qid not in use, from 1 (0 is dom0): one past the highest while there is room, so that a
    * removed VM's qid (and the addresses made from it) is not handed out again at once; else
-   * the lowest one free.
+   * the lowest one free. `skip` passes over qids the caller holds for itself (VMs being made).
+   * RESOURCE_EXHAUSTED (NO_FREE_QID) when every qid is taken or skipped.
    */
-  nextQid(): number;
+  nextQid(skip?: (qid: number) => boolean): number;
   insert(vm: Omit<VmRecord, "tags" | "properties" | "revision" | "updatedAt">): void;
   remove(qid: number): void;
   setProperty(qid: number, name: string, value: string): void;

@@ -215,6 +215,15 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
           expect(store.vms.byQid(next)).toBeUndefined();
         });
 
+        it("passes over the qids skipped, to the lowest gap once past the last qid, and none is left: RESOURCE_EXHAUSTED", () => {
+          insert(1, "alpha");
+          expect(store.vms.nextQid((qid) => qid === 2 || qid === 3)).toBe(4);
+          insert(65535, "last");
+          expect(store.vms.nextQid()).toBe(2);
+          expect(store.vms.nextQid((qid) => qid < 100)).toBe(100);
+          expect(() => store.vms.nextQid((qid) => qid > 1)).toThrow(expect.objectContaining({ kind: "resource-exhausted", reason: "NO_FREE_QID" }) as Error);
+        });
+
         it("is the highest qid again once the VM that had it was removed", () => {
           for (const [qid, vmName] of [[1, "alpha"], [2, "bravo"], [3, "charlie"]] as const) insert(qid, vmName);
           store.vms.remove(3);

@@ -60,6 +60,10 @@ describe("a VM's kernel volume: the modules of the host's kernel it boots, read-
     expect((await rpcError(volumes.getVolume({ volume: kernelRef("app") }))).code).toBe(grpc.status.NOT_FOUND);
     await host.setGlobalProperty({ name: "default_kernel", value: str("6.1.0-steward") });
     expect((await volumes.getVolume({ volume: kernelRef("app") })).volume?.vid).toBe("6.1.0-steward");
+    // A start boots default_kernel's modules too.
+    await vms.startVm({ vm: "app" });
+    expect(launched.get("app")!.at(-1)).toMatchObject({ name: "kernel", path: path.join(kernels, "6.1.0-steward", "modules.img"), readOnly: true });
+    await vms.killVm({ vm: "app" });
     // A kernel without modules gives none, and a start then has no kernel disk.
     await vms.setProperty({ vm: "tpl", name: "kernel", value: str("no-modules") });
     expect((await rpcError(volumes.getVolume({ volume: kernelRef("app") }))).code).toBe(grpc.status.NOT_FOUND);

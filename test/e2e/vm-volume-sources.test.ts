@@ -185,6 +185,40 @@ describe("a new VM's volumes made from an existing volume, an image, or an impor
       expect((await contentOf(ref("disks/busy"))).equals(content)).toBe(true);
     });
 
+    it("refuses changes of a volume while a VM being made takes it", async () => {
+      const content = pattern(MiB, 19);
+      await volumes.createVolume({ pool: "default", vid: "disks/taken", sizeBytes: BigInt(content.length) });
+      await volumes.importVolume(importStream({ pool: "default", vid: "disks/taken" }, content));
+      let resume: () => void = () => undefined;
+      const paused = new Promise<void>((resolve) => (resume = resolve));
+      const root = pattern(MiB, 20);
+      const making = volumes.importVolume(
+        (async function* () {
+          const messages = templateStream({ name: "taker", klass: VmClass.TEMPLATE_VM, label: "black", volumes: { private: { source: { case: "existing", value: ref("disks/taken") } } } }, root, { chunk: 512 * 1024 });
+          yield messages.next().value as ImportMessage;
+          yield messages.next().value as ImportMessage;
+          await paused;
+          yield* messages;
+        })(),
+      );
+      // Once the VM holds it, even a change to what it is already is refused.
+      const change = () => refusal(volumes.setVolumeProperty({ volume: ref("disks/taken"), property: { case: "revisionsToKeep", value: 1 } }));
+      let refused = await change();
+      for (let tries = 0; refused.reason !== "VOLUME_IN_USE" && tries < 50; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        refused = await change();
+      }
+      expect([refused.code, refused.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "VOLUME_IN_USE"]);
+      for (const call of [volumes.deleteVolume({ pool: "default", vid: "disks/taken" }), volumes.resizeVolume({ volume: ref("disks/taken"), sizeBytes: BigInt(2 * MiB) })]) {
+        expect((await refusal(call)).reason).toBe("VOLUME_IN_USE");
+      }
+      resume();
+      await making;
+      const taken = (await volumes.getVolume({ volume: ref("disks/taken") })).volume!;
+      expect([taken.vm, taken.name]).toEqual(["taker", "private"]);
+      expect((await contentOf(ref("disks/taken"))).equals(content)).toBe(true);
+    });
+
     it("leaves the volume the pool's when the VM is not made", async () => {
       const content = pattern(MiB, 13);
       await volumes.createVolume({ pool: "default", vid: "disks/kept", sizeBytes: BigInt(content.length) });
@@ -262,14 +296,16 @@ describe("a new VM's volumes made from an existing volume, an image, or an impor
       expect(await vmVids()).toEqual(before);
     });
 
-    it("refuses another class, a content for its root, and a header without a size", async () => {
+    it("refuses another class, a content for its root, a header without a size, and a bad VM, naming each field as the request holds it", async () => {
       const content = pattern(MiB, 27);
       expect(await refusal(volumes.importVolume(templateStream({ name: "app", klass: VmClass.APP_VM, label: "red" }, content)))).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: "header.new_template.klass" });
       fs.writeFileSync(path.join(images, "tpl-root.img"), content);
       const withRoot = template("with-root", { volumes: { root: { source: { case: "image", value: { file: "tpl-root.img" } } } } });
       expect((await refusal(volumes.importVolume(templateStream(withRoot, content)))).field).toBe("header.new_template.volumes[root]");
       expect((await refusal(volumes.importVolume(templateStream(template("sizeless"), content, { sizeBytes: 0 })))).field).toBe("header.size_bytes");
-      expect((await refusal(volumes.importVolume(templateStream(template("Bad Name"), content)))).field).toBe("name");
+      // The VM's own fields are named as the request holds them, under new_template.
+      expect((await refusal(volumes.importVolume(templateStream(template("Bad Name"), content)))).field).toBe("header.new_template.name");
+      expect((await refusal(volumes.importVolume(templateStream({ ...template("bad-uuid"), uuid: "not-a-uuid" }, content)))).field).toBe("header.new_template.uuid");
     });
   });
 });

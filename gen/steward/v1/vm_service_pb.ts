@@ -2203,7 +2203,8 @@ export const VmService: GenService<{
    * (NOT_A_DISPVM_TEMPLATE) when the AppVM is not one; RESOURCE_EXHAUSTED (NO_FREE_DISPID) when
    * every DispVM number is in use or retained by the event log. Retry-safe with request_id.
    * FAILED_PRECONDITION (NO_DEFAULT_DISPVM) when no template is given and default_dispvm is none; a
-   * retry whose DispVM was removed since is FAILED_PRECONDITION (REQUEST_RESULT_GONE).
+   * retry whose DispVM was removed since is FAILED_PRECONDITION (REQUEST_RESULT_GONE), one that
+   * comes while the first request is still at work ABORTED (REQUEST_UNDER_WAY).
    *
    * @generated from rpc steward.v1.VmService.CreateDisposableVm
    */

@@ -1311,7 +1311,9 @@ export const VolumeService: GenService<{
    * (VOLUME_OUT_OF_RANGE) for bytes past the volume's end. A qcow2 image (format QCOW2, its
    * size_bytes the image file's length) is checked before it is taken: one with a backing file,
    * an external data file or encryption, or that `qemu-img check` finds damaged, is
-   * INVALID_ARGUMENT (IMAGE_INVALID); its virtual size becomes the volume's.
+   * INVALID_ARGUMENT (IMAGE_INVALID); its virtual size becomes the volume's. A retry of a
+   * new_template import (its request_id) while the first stream is still at work is ABORTED
+   * (REQUEST_UNDER_WAY): retry again once it ends.
    *
    * @generated from rpc steward.v1.VolumeService.ImportVolume
    */

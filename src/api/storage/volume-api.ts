@@ -45,7 +45,11 @@ export function volumeApi({ volumes, attachments, operations, pageTokens, creati
       chunks,
       received: (result) => (received = result),
     };
-    const vm = await creation.createImported({ ...asked, volumes: { ...asked.volumes, root } }, request.requestId, ctx);
+    const vm = await creation.createImported({ ...asked, volumes: { ...asked.volumes, root } }, request.requestId, ctx).catch((error: unknown) => {
+      // The VM's fields are new_template's; the stream's own (header.*, chunk) are named as they are.
+      if (error instanceof InvalidFieldError && !/^(header\.|chunk$)/.test(error.field)) throw error.under(`${field}.`);
+      throw error;
+    });
     const volume = await volumes.get(volumes.resolve({ vm: `uuid:${vm.uuid}`, name: "root", pool: "", vid: "" }));
     return { volume: volumeMessage(volume), bytesReceived: BigInt(received.bytesReceived), sha256: received.sha256 };
   };

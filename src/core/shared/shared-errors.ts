@@ -1,7 +1,7 @@
 import { declareReasons, DomainError, InvalidFieldError } from "../errors";
 
 /** Reasons of what every area shares: page tokens, retried requests, operations. */
-const R = declareReasons("shared", ["INVALID_PAGE_TOKEN", "REQUEST_ID_REUSED", "INVALID_REQUEST_ID", "OPERATIONS_WOULD_DEADLOCK"]);
+const R = declareReasons("shared", ["INVALID_PAGE_TOKEN", "REQUEST_ID_REUSED", "INVALID_REQUEST_ID", "OPERATIONS_WOULD_DEADLOCK", "REQUEST_UNDER_WAY"]);
 
 export function invalidPageToken(): InvalidFieldError {
   return new InvalidFieldError("page_token", "not a token of a previous reply to this same request", R.INVALID_PAGE_TOKEN);
@@ -18,6 +18,11 @@ export function invalidRequestId(): InvalidFieldError {
 /** Operations under way would wait for each other for ever: this one is refused; a retry works once they are done. */
 export function operationsWouldDeadlock(what: string): DomainError {
   return new DomainError("aborted", R.OPERATIONS_WOULD_DEADLOCK, `cannot ${what} now: it would wait for operations that wait for it; retry`);
+}
+
+/** A retry came while the request it repeats (by its request_id) is still at work: its answer is not known yet. */
+export function requestUnderWay(requestId: string): DomainError {
+  return new DomainError("aborted", R.REQUEST_UNDER_WAY, `the request with request_id ${requestId} is still at work: retry once it ends, and get its answer`, { request_id: requestId });
 }
 
 export function negativePageSize(): InvalidFieldError {

@@ -1,4 +1,4 @@
-import { canCloneCheaply, encryptsEphemeral, type StorageDriver } from "../../ports/storage-driver";
+import { canCloneCheaply, encryptsEphemeral, transfersImages, type StorageDriver } from "../../ports/storage-driver";
 import type { Clock } from "../../ports/clock";
 import type { Store } from "../../ports/store";
 import type { LaunchDisk, LaunchPlan } from "../model/launch-plan";
@@ -19,7 +19,7 @@ import { attachedVmNames } from "./attached-vms";
 import type { KernelVolumes } from "./kernel-volumes";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
-import { checkSha256, newVolumeRecord, parseVolumeSource, SECTOR, type Volumes } from "./volumes";
+import { checkSha256, newVolumeRecord, parseVolumeSource, SECTOR, type ImportHeader, type Volumes } from "./volumes";
 
 const GiB = 1024 * 1024 * 1024;
 /** An image's bytes are read in chunks of this, as an import stream brings them. */
@@ -156,7 +156,7 @@ export class VmVolumes implements VmParticipant {
         taken.add(key);
       } else if (content.kind === "image") {
         checkSha256(content.sha256, `${field}.image.sha256`);
-        if (images === "open") await (await this.openImage(content, `${field}.image`)).image.close();
+        if (images === "open") await this.checkImage(content, `${field}.image`, this.poolFor(name, placement));
       }
     }
   }
@@ -217,7 +217,7 @@ export class VmVolumes implements VmParticipant {
    * that one missing is refused before any volume is made.
    */
   private async imported(spec: VolumeSpec, pool: string, content: Exclude<NewVolumeContent, { kind: "existing" }>, ctx: CallContext, imports: ByteCopies, opened: ImageFile[]): Promise<PlannedVolume> {
-    let header: { sizeBytes: number; sha256: string; format: VolumeFormat };
+    let header: ImportHeader;
     let chunks: AsyncIterable<Uint8Array>;
     let received: (received: { bytesReceived: number; sha256: string }) => void = () => undefined;
     if (content.kind === "stream") {
@@ -227,7 +227,8 @@ export class VmVolumes implements VmParticipant {
     } else {
       const { image, format } = await this.openImage(content, `volumes[${spec.name}].image`);
       opened.push(image);
-      header = { sizeBytes: image.sizeBytes, sha256: content.sha256, format };
+      const field = `volumes[${spec.name}].image`;
+      header = { sizeBytes: image.sizeBytes, sha256: content.sha256, format, fields: { format: content.format === undefined ? `${field}.file` : `${field}.format`, size: `${field}.file` } };
       chunks = image.chunks(IMAGE_CHUNK_BYTES);
     }
     const told = imports.add(header.sizeBytes);
@@ -243,6 +244,16 @@ export class VmVolumes implements VmParticipant {
         received(await this.volumes.fillNew({ pool, vid }, header, chunks, ctx, told));
       },
     };
+  }
+
+  /** Refuses an image that is not in the images folder, or a qcow2 image for a pool that takes raw bytes only. */
+  private async checkImage(content: Extract<NewVolumeContent, { kind: "image" }>, field: string, pool: string): Promise<void> {
+    const { image, format } = await this.openImage(content, field);
+    await image.close();
+    const driver = this.store.pools.get(pool) === undefined ? undefined : this.driverOf(pool);
+    if (format === "qcow2" && driver !== undefined && !transfersImages(driver)) {
+      throw new InvalidFieldError(content.format === undefined ? `${field}.file` : `${field}.format`, `${content.file} is a qcow2 image, and pool ${pool} takes raw bytes only`);
+    }
   }
 
   /** Opens an image of the images folder, with its format: the one asked, else qcow2 when its first bytes say so, else raw. */

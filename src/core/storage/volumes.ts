@@ -63,7 +63,14 @@ export interface ImportHeader {
   sha256: string;
   /** What the bytes are: the content itself (raw), or a qcow2 image of it. */
   format: VolumeFormat;
+  /**
+   * The request's names of the format and the size, in refusals: ImportVolume's header fields
+   * when absent; a new VM's volume made from an image names the image's.
+   */
+  fields?: { format: string; size: string };
 }
+
+const IMPORT_HEADER_FIELDS = { format: "header.format", size: "header.size_bytes" };
 
 export interface ImportResult {
   volume: VolumeView;
@@ -530,7 +537,7 @@ export class Volumes {
   private async importInto(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext, progress?: (receivedBytes: number) => void): Promise<ImportResult> {
     if (header.format === "qcow2") return this.importImage(volume, driver, header, chunks, ctx, progress);
     const sizeBytes = header.sizeBytes === 0 ? (await driver.volumeUsage(volume.vid)).sizeBytes : header.sizeBytes;
-    checkSize(volume.vid, sizeBytes, "header.size_bytes");
+    checkSize(volume.vid, sizeBytes, (header.fields ?? IMPORT_HEADER_FIELDS).size);
     if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
     // The new content is written beside the old one, which stays until the swap.
     return this.pools.withRoom(volume.pool, sizeBytes, async () => this.receive(volume, await driver.openWrite(volume.vid, sizeBytes), sizeBytes, header, chunks, ctx, progress));
@@ -542,9 +549,10 @@ export class Volumes {
    * size, within its limit.
    */
   private async importImage(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext, progress?: (receivedBytes: number) => void): Promise<ImportResult> {
-    if (!transfersImages(driver)) throw new InvalidFieldError("header.format", `pool ${volume.pool} takes raw bytes only`);
+    const fields = header.fields ?? IMPORT_HEADER_FIELDS;
+    if (!transfersImages(driver)) throw new InvalidFieldError(fields.format, `pool ${volume.pool} takes raw bytes only`);
     const imageBytes = header.sizeBytes;
-    if (imageBytes === 0) throw new InvalidFieldError("header.size_bytes", "is required for an image: the length of the image file");
+    if (imageBytes === 0) throw new InvalidFieldError(fields.size, "is required for an image: the length of the image file");
     const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
     const accept = async (sizeBytes: number) => {
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
@@ -578,7 +586,7 @@ export class Volumes {
         }
       }
       if (ctx.signal.aborted) throw callCancelled("the import");
-      if (received !== sizeBytes) throw new InvalidFieldError("header.size_bytes", `the stream ended after ${received} of the ${sizeBytes} bytes its header announced`);
+      if (received !== sizeBytes) throw new InvalidFieldError((header.fields ?? IMPORT_HEADER_FIELDS).size, `the stream ended after ${received} of the ${sizeBytes} bytes its header announced`);
       const sha256 = await digest.hex();
       if (header.sha256 !== "" && header.sha256.toLowerCase() !== sha256) throw checksumMismatch(volume.vid, header.sha256.toLowerCase(), sha256);
       await writer.finish();

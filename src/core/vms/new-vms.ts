@@ -5,6 +5,7 @@ import type { VmIdentity, VmRecord } from "../model/vm-record";
 import type { CallContext } from "../shared/call-context";
 import type { RequestLedger } from "../shared/request-ledger";
 import { callCancelled } from "../errors";
+import { requestUnderWay } from "../shared/shared-errors";
 import type { ProgressReporter } from "../shared/progress";
 import { Revert } from "../shared/revert";
 import type { Vm } from "./read-model/vm-view";
@@ -68,6 +69,8 @@ export class NewVms {
   private readonly reserved = new Map<string, Reservation>();
   private readonly reservedQids = new Set<number>();
   private readonly reservedUuids = new Set<string>();
+  /** The request_ids of the requests making them. */
+  private readonly reservedKeys = new Set<string>();
   /** The reservation of the VM whose commit runs now: its own draft, checked again, does not collide with it. */
   private committing: Reservation | undefined;
 
@@ -76,11 +79,12 @@ export class NewVms {
    * qid gives) no VM has set as its own: a default never collides with a value set explicitly.
    */
   identity(uuid: string = crypto.randomUUID()): VmIdentity {
-    let qid = this.store.vms.nextQid();
-    while (this.reservedQids.has(qid)) qid++;
+    const passed = new Set<number>();
+    const skip = (candidate: number) => this.reservedQids.has(candidate) || passed.has(candidate);
+    let qid = this.store.vms.nextQid(skip);
     for (let tries = 0; tries < MAX_QID_TRIES && this.addressesTaken(qid); tries++) {
-      do qid++;
-      while (this.store.vms.byQid(qid) || this.reservedQids.has(qid));
+      passed.add(qid);
+      qid = this.store.vms.nextQid(skip);
     }
     return { qid, uuid, createdAt: this.clock.now() };
   }
@@ -101,6 +105,8 @@ export class NewVms {
   /** The VM an earlier request with this key (asking the same) made; undefined when there was none. */
   earlier(key: string, rpc: string, request: object): Vm | undefined {
     const uuid = this.ledger.earlier(key, rpc, request);
+    // A retry of a request still at work: ABORTED, to be retried again, not a VM_EXISTS for its own VM.
+    if (uuid === undefined && this.reservedKeys.has(key)) throw requestUnderWay(key);
     if (uuid === undefined) return undefined;
     const record = this.store.vms.byUuid(uuid);
     if (!record) throw requestResultGone(key);
@@ -139,15 +145,17 @@ export class NewVms {
    * Holds the draft's name, qid and uuid until the returned release is called: after its undo,
    * if it failed, since what its participants made is known by its qid and uuid until undone.
    */
-  private reserve({ name, qid, uuid }: VmRecord): { reservation: Reservation; release: () => void } {
+  private reserve({ name, qid, uuid }: VmRecord, key: string): { reservation: Reservation; release: () => void } {
     const reservation = { name, qid, uuid };
     this.reserved.set(name.toLowerCase(), reservation);
     this.reservedQids.add(qid);
     this.reservedUuids.add(uuid);
+    if (key !== "") this.reservedKeys.add(key);
     const release = () => {
       if (this.reserved.get(name.toLowerCase()) === reservation) this.reserved.delete(name.toLowerCase());
       this.reservedQids.delete(qid);
       this.reservedUuids.delete(uuid);
+      this.reservedKeys.delete(key);
     };
     return { reservation, release };
   }
@@ -166,7 +174,7 @@ export class NewVms {
   ): Vm | Promise<Vm> {
     if (!join && !birth.operation) return this.commit(draft, birth, copy);
     const first = draft();
-    const { reservation, release } = this.reserve(first);
+    const { reservation, release } = this.reserve(first, birth.key);
     const progress = birth.operation?.progress;
     progress?.(1, BIRTH_STEPS);
     return Revert.run(

@@ -134,15 +134,13 @@ export class SqliteVmRepository implements VmRepository {
     return (this.statement<unknown[], { n: number }>(`SELECT COUNT(*) AS n FROM vms ${where}`).get(...params) as { n: number }).n;
   }
 
-  nextQid(): number {
+  nextQid(skip: (qid: number) => boolean = () => false): number {
     // Past the highest qid while there is room (the common case, and cheap); else the lowest gap.
     const highest = this.statement<[], { qid: number }>("SELECT MAX(qid) AS qid FROM vms").get()!.qid;
-    if (highest < MAX_QID) return highest + 1;
-    const gap = this.statement<[number], { qid: number | null }>(
-      "SELECT MIN(v.qid) + 1 AS qid FROM vms v WHERE v.qid < ? AND NOT EXISTS (SELECT 1 FROM vms w WHERE w.qid = v.qid + 1)",
-    ).get(MAX_QID);
-    if (gap?.qid == null) throw noFreeQid(MAX_QID);
-    return gap.qid;
+    for (let qid = highest + 1; qid <= MAX_QID; qid++) if (!skip(qid)) return qid;
+    const used = new Set(this.statement<[], { qid: number }>("SELECT qid FROM vms").all().map((row) => row.qid));
+    for (let qid = 1; qid <= MAX_QID; qid++) if (!used.has(qid) && !skip(qid)) return qid;
+    throw noFreeQid(MAX_QID);
   }
 
   insert(vm: Omit<VmRecord, "tags" | "properties" | "revision" | "updatedAt">): void {

@@ -56,7 +56,13 @@ const NO_IMAGES: ImageFolder = {
 };
 
 /** A kernel folder without kernels. */
-const NO_KERNELS: KernelFolder = { modulesImage: async () => undefined };
+const NO_KERNELS: KernelFolder = {
+  location: "",
+  modulesImage: async () => undefined,
+  kernels: async () => [],
+  openModules: async () => undefined,
+  usage: async () => ({ usedBytes: 0, capacityBytes: undefined, freeBytes: undefined }),
+};
 
 /** The ports the core is built on. */
 export interface CorePorts {
@@ -114,8 +120,9 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const machine = new PowerMachine(powerStates, events);
   const halts = new HaltWaiters();
   const running = new RunningVms(store, machine, operations, participants, halts, log);
-  const pools = new Pools(store, storage, events, ledger, clock, log, settings.poolSpaceLowPercent);
   const kernelVolumes = new KernelVolumes(ports.kernels ?? NO_KERNELS, resolver);
+  // The linux-kernel pool is there with a kernel folder.
+  const pools = new Pools(store, storage, events, ledger, clock, log, settings.poolSpaceLowPercent, ports.kernels ? [kernelVolumes] : []);
   const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup, operations, powerStates, nodeDigests, kernelVolumes);
   const runningDisks = { isRunning: (vm: VmRecord) => running.handle(vm.uuid) !== undefined, hotPlug: (vm: VmRecord) => running.capability(vm, "hotPlug") };
   const attachments = new VolumeAttachments(store, volumes, pools, operations, runningDisks, events);

@@ -1,18 +1,30 @@
+import type { PoolUsage, VolumeReader } from "./storage-driver";
+
 /**
  * Steward's kernel folder (`<data-dir>/kernels`), as Qubes' vm-kernels: a folder per kernel, by
  * its name (the VMs' kernel property), holding what booting it takes (vmlinuz, initramfs) and
  * modules.img, its modules, which a VM booting that kernel sees as its read-only kernel volume.
  */
 export interface KernelFolder {
+  /** Where the folder is on the host, as the linux-kernel pool's dir_path tells it. */
+  readonly location: string;
   /**
    * The kernel's modules image; undefined when the kernel has none, or is not in the folder. A
    * symbolic link, which could lead out of the folder, counts as none.
    */
   modulesImage(kernel: string): Promise<KernelModules | undefined>;
+  /** The kernels whose folder holds a modules image (none through a symbolic link), by name. */
+  kernels(): Promise<string[]>;
+  /** Reads the kernel's modules image, as a volume is read for an export; undefined when it has none. */
+  openModules(kernel: string): Promise<VolumeReader | undefined>;
+  /** What the modules images take, and the room of the folder's filesystem. */
+  usage(): Promise<PoolUsage>;
 }
 
 export interface KernelModules {
   path: string;
   sizeBytes: number;
   allocatedBytes: number;
+  /** When the image was last written: the linux-kernel pool's volume was made then. */
+  modifiedAt: Date;
 }

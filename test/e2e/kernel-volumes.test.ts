@@ -4,12 +4,15 @@ import * as path from "node:path";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
+import { PoolService } from "../../gen/steward/v1/pool_service_pb";
+import { VolumeFormat } from "../../gen/steward/v1/volume_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { diskRecorder } from "../fixtures/participants";
 import { str } from "../fixtures/property-values";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
+import { collect, pattern, rebuild, sha256 } from "../fixtures/volume-bytes";
 
 const MiB = 1024 * 1024;
 
@@ -18,6 +21,7 @@ describe("a VM's kernel volume: the modules of the host's kernel it boots, read-
   let vms: StewardClient<typeof VmService>;
   let host: StewardClient<typeof HostService>;
   let volumes: StewardClient<typeof VolumeService>;
+  let pools: StewardClient<typeof PoolService>;
   const { participant: recorder, launched } = diskRecorder();
   const kernelRef = (vm: string) => ({ vm, name: "kernel", pool: "", vid: "" });
   let kernels: string;
@@ -27,6 +31,7 @@ describe("a VM's kernel volume: the modules of the host's kernel it boots, read-
     vms = createClient(VmService, server.tcp);
     host = createClient(HostService, server.tcp);
     volumes = createClient(VolumeService, server.tcp);
+    pools = createClient(PoolService, server.tcp);
     kernels = path.join(server.dataDir, "kernels");
     fs.mkdirSync(path.join(kernels, "6.1.0-steward"));
     fs.writeFileSync(path.join(kernels, "6.1.0-steward", "modules.img"), Buffer.alloc(MiB, 1));
@@ -36,6 +41,7 @@ describe("a VM's kernel volume: the modules of the host's kernel it boots, read-
     vms.close();
     host.close();
     volumes.close();
+    pools.close();
     await server.stop();
   });
 
@@ -96,5 +102,69 @@ describe("a VM's kernel volume: the modules of the host's kernel it boots, read-
       expect([refused.code, refused.info?.reason, refused.info?.metadata.kernel]).toEqual([grpc.status.FAILED_PRECONDITION, "VOLUME_READ_ONLY", "6.1.0-steward"]);
     }
     expect(fs.statSync(path.join(kernels, "6.1.0-steward", "modules.img")).size).toBe(MiB);
+  });
+
+  describe("the linux-kernel pool: the host's kernel folder", () => {
+    const inPool = (vid: string) => ({ pool: "linux-kernel", vid, vm: "", name: "" });
+    /** A kernel whose modules image has holes: 4 MiB, data in its second MiB only. */
+    const sparseModules = () => {
+      fs.mkdirSync(path.join(kernels, "6.2.0-sparse"), { recursive: true });
+      const file = path.join(kernels, "6.2.0-sparse", "modules.img");
+      fs.writeFileSync(file, "");
+      fs.truncateSync(file, 4 * MiB);
+      const data = pattern(MiB, 5);
+      const handle = fs.openSync(file, "r+");
+      fs.writeSync(handle, data, 0, data.length, MiB);
+      fs.closeSync(handle);
+      return fs.readFileSync(file);
+    };
+
+    it("is listed with the pools, its volumes the kernels that have modules", async () => {
+      sparseModules();
+      const listed = (await pools.listPools({})).pools.find((pool) => pool.name === "linux-kernel")!;
+      expect([listed.driver, listed.parameters.dir_path, listed.volumeCount]).toEqual(["linux-kernel", kernels, 2]);
+      const pool = (await pools.getPool({ pool: "linux-kernel" })).pool!;
+      expect(pool.usageBytes).toBeGreaterThanOrEqual(BigInt(2 * MiB));
+      expect(pool.freeBytes).toBeGreaterThan(0n);
+      const volumesOf = (await volumes.listVolumes({ pool: "linux-kernel" })).volumes;
+      expect(volumesOf.map((volume) => [volume.vid, volume.vm, volume.rw])).toEqual([
+        ["6.1.0-steward", "", false],
+        ["6.2.0-sparse", "", false],
+      ]);
+      expect((await volumes.getVolume({ volume: inPool("6.2.0-sparse") })).volume?.sizeBytes).toBe(BigInt(4 * MiB));
+      expect((await rpcError(volumes.getVolume({ volume: inPool("no-modules") }))).code).toBe(grpc.status.NOT_FOUND);
+    });
+
+    it("exports a kernel's modules, by the pool or by a VM that boots it, holes as holes", async () => {
+      const content = sparseModules();
+      await vms.createVm({ name: "sparse-boot", klass: VmClass.STANDALONE_VM, label: "red", properties: { kernel: str("6.2.0-sparse") } });
+      for (const volume of [inPool("6.2.0-sparse"), kernelRef("sparse-boot")]) {
+        const exported = rebuild(await collect(volumes.exportVolume({ volume })));
+        expect(exported.content.equals(content)).toBe(true);
+        expect(exported.sent).toBe(MiB);
+        expect(exported.trailer.sha256).toBe(sha256(content));
+      }
+      expect((await rpcError(collect(volumes.exportVolume({ volume: inPool("6.2.0-sparse"), format: VolumeFormat.QCOW2 })))).code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect((await rpcError(collect(volumes.exportVolume({ volume: inPool("6.2.0-sparse"), revision: "1" })))).info?.reason).toBe("REVISION_NOT_FOUND");
+    });
+
+    it("is read-only: neither it nor its volumes change through Steward", async () => {
+      sparseModules();
+      for (const call of [
+        pools.removePool({ pool: "linux-kernel" }),
+        pools.setPoolLimit({ pool: "linux-kernel", limitBytes: BigInt(MiB) }),
+        pools.setPoolProperty({ pool: "linux-kernel", property: { case: "revisionsToKeep", value: 2 } }),
+        volumes.createVolume({ pool: "linux-kernel", vid: "new", sizeBytes: BigInt(MiB) }),
+        volumes.deleteVolume({ pool: "linux-kernel", vid: "6.2.0-sparse" }),
+      ]) {
+        const refused = await rpcError(call);
+        expect([refused.code, refused.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "POOL_READ_ONLY"]);
+      }
+      for (const change of [volumes.resizeVolume({ volume: inPool("6.2.0-sparse"), sizeBytes: BigInt(8 * MiB) }), volumes.clearVolume({ volume: inPool("6.2.0-sparse") })]) {
+        expect((await rpcError(change)).info?.reason).toBe("VOLUME_READ_ONLY");
+      }
+      expect((await rpcError(pools.addPool({ name: "linux-kernel", driver: "file", parameters: { dir_path: path.join(server.dataDir, "elsewhere") } }))).info?.reason).toBe("POOL_EXISTS");
+      expect(fs.statSync(path.join(kernels, "6.2.0-sparse", "modules.img")).size).toBe(4 * MiB);
+    });
   });
 });

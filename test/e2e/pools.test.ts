@@ -181,6 +181,7 @@ describe("pool events and restarts", () => {
       expect((await again.listPools({})).pools.map((pool) => [pool.name, pool.limitBytes])).toEqual([
         ["default", 0n],
         ["kept", 1n << 20n],
+        ["linux-kernel", 0n],
       ]);
       again.close();
       const events = (await stopAndReadEvents({ app: second, dataDir: dir } as TestServer)).filter((event) => event.name.startsWith("pool-"));

@@ -381,8 +381,9 @@ export const PoolService: GenService<{
     output: typeof ListPoolDriversResponseSchema;
   },
   /**
-   * ListPools lists the pools with their usage (pool.List, pool.Info), paged.
-   * INVALID_ARGUMENT for a bad page_token.
+   * ListPools lists the pools with their usage (pool.List, pool.Info), paged. Besides those
+   * added, linux-kernel (driver linux-kernel, as Qubes') is the host's kernel folder: its volumes
+   * are the kernels' modules, read-only. INVALID_ARGUMENT for a bad page_token.
    *
    * @generated from rpc steward.v1.PoolService.ListPools
    */
@@ -421,7 +422,7 @@ export const PoolService: GenService<{
   },
   /**
    * RemovePool removes a pool (pool.Remove); its files stay. FAILED_PRECONDITION (POOL_IN_USE)
-   * while volumes use it or it is a global default. NOT_FOUND when there is no such pool. Not
+   * while volumes use it or it is a global default, (POOL_READ_ONLY) for linux-kernel. NOT_FOUND when there is no such pool. Not
    * idempotent: a retry after it succeeded is NOT_FOUND (POOL_NOT_FOUND).
    *
    * @generated from rpc steward.v1.PoolService.RemovePool
@@ -433,7 +434,8 @@ export const PoolService: GenService<{
   },
   /**
    * SetPoolProperty sets revisions_to_keep or ephemeral_volatile (pool.Set.*). Idempotent.
-   * NOT_FOUND (POOL_NOT_FOUND); INVALID_ARGUMENT for a value out of range.
+   * NOT_FOUND (POOL_NOT_FOUND); INVALID_ARGUMENT for a value out of range; FAILED_PRECONDITION
+   * (POOL_READ_ONLY) for linux-kernel.
    *
    * @generated from rpc steward.v1.PoolService.SetPoolProperty
    */
@@ -449,7 +451,7 @@ export const PoolService: GenService<{
    * a change is refused when those, plus what it may add, would pass it; a new or grown volume
    * counts its whole new size (its VM may fill it), an import its size, a copy or a revision the
    * bytes it copies (none where the driver shares them: reflinks, qcow2 overlays). FAILED_PRECONDITION (POOL_OVER_LIMIT)
-   * when the pool already uses more, (POOL_UNAVAILABLE) when its driver could not open at start
+   * when the pool already uses more, (POOL_READ_ONLY) for linux-kernel, (POOL_UNAVAILABLE) when its driver could not open at start
    * (its folder gone or unmounted), as for every call that needs the pool's volumes; NOT_FOUND
    * (POOL_NOT_FOUND). Idempotent.
    *

@@ -1190,7 +1190,8 @@ export const VolumeService: GenService<{
   /**
    * ListVolumes lists the volumes of a pool or of a VM (pool.volume.List, vm.volume.List,
    * vm_concierge's ListVmDisks), paged. INVALID_ARGUMENT unless exactly one of pool and vm is
-   * given.
+   * given. Pool linux-kernel lists the kernels' modules (vid the kernel's name), a VM its kernel
+   * volume too when it boots a kernel with modules.
    *
    * @generated from rpc steward.v1.VolumeService.ListVolumes
    */
@@ -1219,7 +1220,7 @@ export const VolumeService: GenService<{
    * (POOL_QUOTA_EXCEEDED) past the pool's limit or (POOL_FULL) past its filesystem's room,
    * INVALID_ARGUMENT for a bad vid (INVALID_VOLUME_ID), size (INVALID_VOLUME_SIZE) or format, or
    * for a vid whose path in the pool's folder leads elsewhere, through a symlink or a file that is
-   * not the pool's (VOLUME_PATH_UNSAFE).
+   * not the pool's (VOLUME_PATH_UNSAFE). FAILED_PRECONDITION (POOL_READ_ONLY) in linux-kernel.
    *
    * @generated from rpc steward.v1.VolumeService.CreateVolume
    */
@@ -1231,7 +1232,8 @@ export const VolumeService: GenService<{
   /**
    * DeleteVolume deletes a pool's volume (vm_concierge's DestroyDiskImage). Idempotent: a
    * missing volume is success. FAILED_PRECONDITION (VOLUME_IN_USE) for a volume of a VM, one
-   * attached to a VM (its metadata lists them), or one being exported.
+   * attached to a VM (its metadata lists them), or one being exported; (POOL_READ_ONLY) in
+   * linux-kernel.
    *
    * @generated from rpc steward.v1.VolumeService.DeleteVolume
    */
@@ -1329,7 +1331,8 @@ export const VolumeService: GenService<{
    * those of a standalone qcow2 image file of the content (qemu-img convert, its holes skipped
    * too), which an ImportVolume with format QCOW2 takes back. NOT_FOUND (VOLUME_NOT_FOUND,
    * REVISION_NOT_FOUND); INVALID_ARGUMENT for a chunk_size over 1 MiB, or a format the pool's
-   * driver cannot give.
+   * driver cannot give. A kernel volume (a VM's, or one of pool linux-kernel) is exported as the
+   * raw bytes of the kernel's modules.img.
    *
    * @generated from rpc steward.v1.VolumeService.ExportVolume
    */

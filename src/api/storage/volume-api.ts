@@ -105,7 +105,7 @@ export function volumeApi({ volumes, attachments, operations, pageTokens, creati
       const chunkBytes = request.chunkSize === 0 ? MAX_CHUNK_BYTES : request.chunkSize;
       if (chunkBytes > MAX_CHUNK_BYTES) throw new InvalidFieldError("chunk_size", `is at most ${MAX_CHUNK_BYTES} bytes (1 MiB)`);
       const format = volumeFormatName(request.format, "format") ?? "raw";
-      for await (const item of volumes.export(volumes.resolve(request.volume), request.revision, chunkBytes, ctx, format)) yield exportMessage(item);
+      for await (const item of volumes.exportNamed(request.volume, request.revision, chunkBytes, ctx, format)) yield exportMessage(item);
     },
     cloneVolume: async (request, ctx) => {
       const source = volumes.resolve(request.source, "source");

@@ -1,6 +1,12 @@
 /** The pool Steward makes at its first start (Qubes' varlibqubes), which default_pool names unless set. */
 export const DEFAULT_POOL = "default";
 
+/**
+ * The pool of the kernels' modules, as Qubes names it (its linux-kernel driver): the host's
+ * kernel folder, read-only, there whenever Steward has a kernel folder. No pool of the store.
+ */
+export const KERNEL_POOL = "linux-kernel";
+
 /** A storage pool as the store keeps it (Qubes' pool: a driver and its parameters). */
 export interface PoolRecord {
   name: string;

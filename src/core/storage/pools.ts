@@ -49,6 +49,17 @@ export interface PoolView extends PoolRecord {
   volumeCount: number;
 }
 
+/**
+ * A pool that is no record of the store, but always there while Steward runs (linux-kernel): it
+ * is listed and shown as the others, but nothing may add, change or remove it, nor write in it.
+ */
+export interface BuiltInPool {
+  readonly name: string;
+  view(): Promise<PoolView>;
+  /** The refusal of a change of it, or of its volumes' making or deleting (FAILED_PRECONDITION). */
+  refusal(): DomainError;
+}
+
 /** The pool a first start makes, of the first driver in `choices` that can keep it. */
 export interface DefaultPool {
   name: string;
@@ -99,6 +110,7 @@ export class Pools {
     private readonly log: Log,
     /** Below this share of its size left (percent), a pool is low on space: pool-space-low. */
     private readonly spaceLowPercent = DEFAULT_SPACE_LOW_PERCENT,
+    private readonly builtIn: readonly BuiltInPool[] = [],
   ) {}
 
   /**
@@ -124,15 +136,26 @@ export class Pools {
     return this.catalog.list().map((driver) => ({ ...driver, parameters: [...driver.parameters, ...POOL_PARAMETERS] }));
   }
 
+  /** The pools, by name: the stored ones and the built-in ones. */
   async list(): Promise<PoolView[]> {
-    return Promise.all(this.store.pools.list().map((pool) => this.view(pool)));
+    const views = await Promise.all([...this.store.pools.list().map((pool) => this.view(pool)), ...this.builtIn.map((pool) => pool.view())]);
+    return views.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   async get(name: string): Promise<PoolView> {
-    return this.view(this.record(name));
+    const builtIn = this.builtInNamed(name);
+    return builtIn === undefined ? this.view(this.record(name)) : builtIn.view();
   }
 
-  /** The driver of pool `name`: NOT_FOUND (POOL_NOT_FOUND), or FAILED_PRECONDITION (POOL_UNAVAILABLE) when it could not open. */
+  /** The built-in pool of that name, if it is one. */
+  private builtInNamed(name: string): BuiltInPool | undefined {
+    return this.builtIn.find((pool) => pool.name === name);
+  }
+
+  /**
+   * The driver of pool `name`: NOT_FOUND (POOL_NOT_FOUND), or FAILED_PRECONDITION (POOL_UNAVAILABLE)
+   * when it could not open, (POOL_READ_ONLY) for a built-in pool, which no driver writes.
+   */
   driver(name: string): StorageDriver {
     this.record(name);
     const driver = this.opened.get(name);
@@ -231,7 +254,7 @@ export class Pools {
         if (!added) throw requestResultGone(requestId, "pool");
         return this.view(added);
       }
-      if (this.store.pools.get(name)) throw poolExists(name);
+      if (this.store.pools.get(name) || this.builtInNamed(name)) throw poolExists(name);
       const { settings, driverParameters } = splitParameters(parameters);
       const opened = await this.catalog.open(driver, driverParameters, this.takenLocations());
       const record: PoolRecord = { name, driver, parameters: driverParameters, ...settings, limitBytes: 0, createdAt: this.clock.now() };
@@ -295,7 +318,10 @@ export class Pools {
     return this.view(pool);
   }
 
+  /** The stored pool of that name: NOT_FOUND (POOL_NOT_FOUND); FAILED_PRECONDITION (POOL_READ_ONLY) for a built-in one. */
   private record(name: string): PoolRecord {
+    const builtIn = this.builtInNamed(name);
+    if (builtIn !== undefined) throw builtIn.refusal();
     const pool = name === "" ? undefined : this.store.pools.get(name);
     if (!pool) throw poolNotFound(name);
     return pool;

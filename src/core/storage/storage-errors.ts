@@ -7,6 +7,7 @@ const R = declareReasons("storage", [
   "POOL_OVER_LIMIT",
   "POOL_QUOTA_EXCEEDED",
   "POOL_UNAVAILABLE",
+  "POOL_READ_ONLY",
   "INVALID_VOLUME_REF",
   "VOLUME_LIMIT_EXCEEDED",
   "VOLUME_OVER_LIMIT",
@@ -128,6 +129,16 @@ export function ephemeralUnsupported(pool: string, vid: string): DomainError {
 }
 
 /** A change of a VM's kernel volume: the host's kernel's modules, which follow the VM's kernel property. */
+/** The linux-kernel pool: the host's kernel folder, which only the host's administrator changes. */
+export function poolReadOnly(pool: string, location: string): DomainError {
+  return failedPrecondition(R.POOL_READ_ONLY, `pool ${pool} is the host's kernel folder${location === "" ? "" : ` (${location})`}, read-only: a kernel comes with its folder there, holding its modules.img`, { pool });
+}
+
+/** A volume of the linux-kernel pool: a kernel's modules. */
+export function kernelModulesReadOnly(pool: string, kernel: string): DomainError {
+  return failedPrecondition(R.VOLUME_READ_ONLY, `volume ${kernel} of pool ${pool} is the modules of kernel ${kernel} from the host's kernel folder, read-only`, { pool, kernel });
+}
+
 export function kernelVolumeReadOnly(vm: string, kernel: string): DomainError {
   return failedPrecondition(R.VOLUME_READ_ONLY, `${vm}'s kernel volume is the modules of kernel ${kernel} from the host's kernel folder, read-only: set ${vm}'s kernel property to change it`, { vm, kernel });
 }

@@ -18,7 +18,7 @@ import type { PowerStates } from "../vms/power-states";
 import type { Digests } from "../../ports/digest";
 import { checkRevisionsToKeep, type Pools } from "./pools";
 import type { VmRecord } from "../model/vm-record";
-import { checksumMismatch, invalidVolumeRef, kernelVolumeReadOnly, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
+import { checksumMismatch, invalidVolumeRef, kernelModulesReadOnly, kernelVolumeReadOnly, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
 import {
   volumeClear,
   volumeCreate,
@@ -126,8 +126,19 @@ export interface VolumeView extends VolumeRecord {
 
 /** Where a VM's kernel volume comes from (KernelVolumes): the kernel it boots, and that kernel's modules as a volume. */
 export interface KernelVolumeSource {
+  /** The pool the kernels' modules are the volumes of (linux-kernel). */
+  readonly name: string;
   kernelOf(vm: VmRecord): string;
   of(vm: VmRecord): Promise<VolumeView | undefined>;
+  volume(kernel: string, vm?: VmRecord): Promise<VolumeView | undefined>;
+  all(): Promise<VolumeView[]>;
+  open(kernel: string): Promise<VolumeReader | undefined>;
+}
+
+/** A kernel's modules that a VolumeRef names: by the VM that boots it (vm, name kernel), or as pool linux-kernel's vid. */
+interface NamedKernel {
+  kernel: string;
+  vm?: VmRecord;
 }
 
 /** A volume's source as its record keeps it, "pool:vid", read. */
@@ -193,7 +204,22 @@ export class Volumes {
    * The volume a VolumeRef names: INVALID_ARGUMENT (INVALID_VOLUME_REF) unless it gives exactly
    * one form; NOT_FOUND (VM_NOT_FOUND, VOLUME_NOT_FOUND).
    */
+  /**
+   * The volume a VolumeRef names, to change it: INVALID_ARGUMENT (INVALID_VOLUME_REF) unless it
+   * gives exactly one form; NOT_FOUND (VM_NOT_FOUND, VOLUME_NOT_FOUND); FAILED_PRECONDITION
+   * (VOLUME_READ_ONLY) for a kernel's modules, which only the host changes.
+   */
   resolve(ref: VolumeName | undefined, field = "volume"): VolumeKey {
+    const named = this.named(ref, field);
+    if ("kernel" in named) {
+      if (named.vm !== undefined) throw kernelVolumeReadOnly(named.vm.name, named.kernel);
+      throw kernelModulesReadOnly(this.kernels!.name, named.kernel);
+    }
+    return named;
+  }
+
+  /** What a VolumeRef names: a volume of the store, or a kernel's modules. */
+  private named(ref: VolumeName | undefined, field: string): VolumeKey | NamedKernel {
     const byVm = ref !== undefined && (ref.vm !== "" || ref.name !== "");
     const byPool = ref !== undefined && (ref.pool !== "" || ref.vid !== "");
     if (ref === undefined || byVm === byPool) throw invalidVolumeRef(field);
@@ -201,28 +227,42 @@ export class Volumes {
       if (ref.pool === "") throw new InvalidFieldError(`${field}.pool`, "is required with vid");
       if (ref.vid === "") throw new InvalidFieldError(`${field}.vid`, "is required with pool");
       checkVid(ref.vid, `${field}.vid`);
+      if (this.kernels !== undefined && ref.pool === this.kernels.name) return { kernel: ref.vid };
       return { pool: ref.pool, vid: ref.vid };
     }
     const vm = this.lookup.resolve(ref.vm, `${field}.vm`);
     if (ref.name === "") throw new InvalidFieldError(`${field}.name`, "is required with vm: root, private, volatile or kernel");
     const volume = this.store.volumes.ofVm(vm.qid).find((candidate) => candidate.name === ref.name && candidate.state === "ready");
-    if (!volume && ref.name === "kernel" && this.kernels && this.kernels.kernelOf(vm) !== "") throw kernelVolumeReadOnly(vm.name, this.kernels.kernelOf(vm));
+    if (!volume && ref.name === "kernel" && this.kernels && this.kernels.kernelOf(vm) !== "") return { kernel: this.kernels.kernelOf(vm), vm };
     if (!volume) throw volumeNotFound(`${vm.name}:${ref.name}`);
     return { pool: volume.pool, vid: volume.vid };
   }
 
-  /** The volume a VolumeRef names, as GetVolume shows it: a VM's kernel volume too. */
+  /** The volume a VolumeRef names, as GetVolume shows it: a kernel's modules too. */
   async find(ref: VolumeName | undefined, field = "volume"): Promise<VolumeView> {
-    if (this.kernels && ref !== undefined && ref.vm !== "" && ref.name === "kernel" && ref.pool === "" && ref.vid === "") {
-      const vm = this.lookup.resolve(ref.vm, `${field}.vm`);
-      const own = this.store.volumes.ofVm(vm.qid).find((candidate) => candidate.name === "kernel" && candidate.state === "ready");
-      if (own === undefined) {
-        const kernel = await this.kernels.of(vm);
-        if (kernel === undefined) throw volumeNotFound(`${vm.name}:kernel`);
-        return kernel;
-      }
+    const named = this.named(ref, field);
+    if (!("kernel" in named)) return this.get(named);
+    const volume = await this.kernels!.volume(named.kernel, named.vm);
+    if (volume === undefined) throw volumeNotFound(named.vm === undefined ? named.kernel : `${named.vm.name}:kernel`);
+    return volume;
+  }
+
+  /**
+   * ExportVolume of what a VolumeRef names: a volume of the store (export), or a kernel's
+   * modules, as raw bytes (they have no revisions).
+   */
+  async *exportNamed(ref: VolumeName | undefined, revision: string, chunkBytes: number, ctx: CallContext, format: VolumeFormat = "raw"): AsyncGenerator<ExportItem> {
+    const named = this.named(ref, "volume");
+    if (!("kernel" in named)) {
+      yield* this.export(named, revision, chunkBytes, ctx, format);
+      return;
     }
-    return this.get(this.resolve(ref, field));
+    const volume = await this.find(ref);
+    if (revision !== "") throw revisionNotFound(volume.vid, revision);
+    if (format !== "raw") throw new InvalidFieldError("format", `the modules of kernel ${named.kernel} are raw bytes only`);
+    const reader = await this.kernels!.open(named.kernel);
+    if (reader === undefined) throw volumeNotFound(named.kernel);
+    yield* this.stream(volume, reader, chunkBytes, ctx);
   }
 
   /** The volumes a VM owns, by name, and its kernel volume when it boots a kernel with modules. */
@@ -267,6 +307,7 @@ export class Volumes {
 
   /** A pool's volumes, by vid: those being made or deleted are left out. */
   async inPool(pool: string): Promise<VolumeView[]> {
+    if (this.kernels !== undefined && pool === this.kernels.name) return this.kernels.all();
     this.pools.driver(pool);
     const records = this.store.volumes.inPool(pool, "", Number.MAX_SAFE_INTEGER).filter((volume) => volume.state === "ready");
     return Promise.all(records.map((volume) => this.view(volume)));
@@ -436,14 +477,20 @@ export class Volumes {
     const volume = this.record(key);
     const driver = this.pools.driver(volume.pool);
     const saved = revision === "" ? undefined : revision;
+    const view = await this.view(volume);
     let reader: VolumeReader;
     if (format === "raw") reader = await driver.openRead(volume.vid, saved);
     else if (transfersImages(driver)) reader = await driver.openImageRead(volume.vid, format, saved);
     else throw new InvalidFieldError("format", `pool ${volume.pool} gives raw bytes only`);
+    yield* this.stream(view, reader, chunkBytes, ctx);
+  }
+
+  /** An export's items, read from `reader` (closed at the end, or when the consumer stops). */
+  private async *stream(volume: VolumeView, reader: VolumeReader, chunkBytes: number, ctx: CallContext): AsyncGenerator<ExportItem> {
     const digest = this.digests.sha256();
     try {
       const total = reader.sizeBytes;
-      yield { kind: "header", volume: await this.view(volume), sizeBytes: total };
+      yield { kind: "header", volume, sizeBytes: total };
       const zeroes = new Uint8Array(chunkBytes);
       let sent = 0;
       let told = this.clock.now().getTime();

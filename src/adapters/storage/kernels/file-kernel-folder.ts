@@ -1,6 +1,8 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { KernelFolder, KernelModules } from "../../../ports/kernel-folder";
+import type { PoolUsage, VolumeReader } from "../../../ports/storage-driver";
+import { RawFileReader } from "../shared/raw-file-io";
 
 /** The modules image of each kernel of a folder on disk. */
 const MODULES_IMAGE = "modules.img";
@@ -8,6 +10,10 @@ const MODULES_IMAGE = "modules.img";
 /** A kernel's name never holds "/" or is "." or ".." (the kernel property's form): it is one folder of the root. */
 export class FileKernelFolder implements KernelFolder {
   constructor(private readonly root: string) {}
+
+  get location(): string {
+    return this.root;
+  }
 
   /** Makes the folder when it is not there yet. */
   async make(): Promise<void> {
@@ -23,10 +29,32 @@ export class FileKernelFolder implements KernelFolder {
       if (!(await fs.lstat(folder)).isDirectory()) return undefined;
       const stats = await fs.lstat(file);
       if (!stats.isFile()) return undefined;
-      return { path: file, sizeBytes: stats.size, allocatedBytes: stats.blocks * 512 };
+      return { path: file, sizeBytes: stats.size, allocatedBytes: stats.blocks * 512, modifiedAt: stats.mtime };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
       throw error;
     }
+  }
+
+  async kernels(): Promise<string[]> {
+    const entries = await fs.readdir(this.root, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return [];
+      throw error;
+    });
+    const named = entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+    const found = await Promise.all(named.map(async (kernel) => ((await this.modulesImage(kernel)) === undefined ? undefined : kernel)));
+    return found.filter((kernel): kernel is string => kernel !== undefined).sort();
+  }
+
+  async openModules(kernel: string): Promise<VolumeReader | undefined> {
+    const modules = await this.modulesImage(kernel);
+    // Opened without following a link: one planted since the look is refused by the open itself.
+    return modules === undefined ? undefined : RawFileReader.open(kernel, modules.path);
+  }
+
+  async usage(): Promise<PoolUsage> {
+    const images = await Promise.all((await this.kernels()).map((kernel) => this.modulesImage(kernel)));
+    const { bsize, blocks, bavail } = await fs.statfs(this.root);
+    return { usedBytes: images.reduce((sum, image) => sum + (image?.allocatedBytes ?? 0), 0), capacityBytes: bsize * blocks, freeBytes: bsize * bavail };
   }
 }

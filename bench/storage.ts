@@ -5,9 +5,11 @@
  *     to cp of the same dense file on the same disk (and a sync of it, as the import ends with
  *     an fsync): target import at least 0.7 of cp's throughput, export of the half-hole volume
  *     faster than cp of the dense one;
- *   - SnapshotVolume and a start-time snapshot (StartVm of an AppVM) of a 10 GiB volume in a
- *     qcow2 pool and in a file-reflink pool (btrfs on a loop device, as root): target under
- *     20 ms each, whatever the size;
+ *   - SnapshotVolume and a start-time snapshot (StartVm of an AppVM, next to StartVm of a
+ *     StandaloneVM of the same pool, which snapshots nothing) of a 10 GiB volume in a qcow2 pool
+ *     and in a file-reflink pool (btrfs on a loop device, as root): target under 20 ms each,
+ *     whatever the size; the drop of the revision past revisions_to_keep, which follows the
+ *     answer, is told beside it;
  *   - CreateVm of AppVMs with their volumes, next to making the same files by hand on the same
  *     disk: target at least 500 per second;
  *   - the server's RSS while streaming 1 GiB: it must not grow with the volume's size.
@@ -189,18 +191,33 @@ async function snapshots(address: string, label: string, pool: string, rounds: n
       })(),
     );
     const snapshot: number[] = [];
-    for (let round = 0; round < Math.max(rounds, 5); round++) snapshot.push(await timed(() => volumes.snapshotVolume({ volume: ref })));
-    console.log(`SnapshotVolume of a 10 GiB ${label} volume: median ${median(snapshot).toFixed(1)} ms (target < 20 ms): ${median(snapshot) < 20 ? "met" : "NOT met"}`);
+    const withPrune: number[] = [];
+    for (let round = 0; round < Math.max(rounds, 5); round++) {
+      // The revision that falls past revisions_to_keep (1) goes right after the answer; a listing of the revisions waits for it.
+      const started = performance.now();
+      snapshot.push(await timed(() => volumes.snapshotVolume({ volume: ref })));
+      await volumes.listSnapshots({ volume: ref });
+      withPrune.push(performance.now() - started);
+    }
+    console.log(
+      `SnapshotVolume of a 10 GiB ${label} volume: median ${median(snapshot).toFixed(1)} ms (target < 20 ms): ${median(snapshot) < 20 ? "met" : "NOT met"}; with the old revision dropped after it: ${median(withPrune).toFixed(1)} ms`,
+    );
 
     await vms.createVm({ name: `tpl-${pool}`, klass: VmClass.TEMPLATE_VM, label: "black", pool });
     await vms.createVm({ name: `app-${pool}`, klass: VmClass.APP_VM, label: "red", template: `tpl-${pool}`, pool });
+    // The baseline: a StandaloneVM of the same pool starts as the AppVM does (its volatile made anew), but snapshots nothing.
+    await vms.createVm({ name: `solo-${pool}`, klass: VmClass.STANDALONE_VM, label: "red", pool });
     const start: number[] = [];
+    const solo: number[] = [];
     for (let round = 0; round < Math.max(rounds, 5); round++) {
+      solo.push(await timed(() => vms.startVm({ vm: `solo-${pool}` })));
+      await vms.killVm({ vm: `solo-${pool}` });
       start.push(await timed(() => vms.startVm({ vm: `app-${pool}` })));
       await vms.killVm({ vm: `app-${pool}` });
     }
+    const snapshotShare = median(start) - median(solo);
     console.log(
-      `StartVm of an AppVM whose 10 GiB root is snapshotted from its template's, ${label}: median ${median(start).toFixed(1)} ms, the snapshot and the simulated start together (target < 20 ms for the snapshot): ${median(start) < 20 ? "met" : "NOT met"}`,
+      `StartVm of an AppVM whose 10 GiB root is snapshotted from its template's, ${label}: median ${median(start).toFixed(1)} ms, next to ${median(solo).toFixed(1)} ms for a StandaloneVM of the pool: the start-time snapshot takes ${snapshotShare.toFixed(1)} ms (target < 20 ms): ${snapshotShare < 20 ? "met" : "NOT met"}`,
     );
   } finally {
     volumes.close();

@@ -183,6 +183,8 @@ export function checkSha256(sha256: string, field: string): void {
  */
 export class Volumes {
   private readonly queue = new KeyedQueue();
+  /** The prunes of revisions waiting or under way, by "pool/vid": a listing of revisions waits for its volume's. */
+  private readonly pruning = new Map<string, Promise<void>>();
   /** The pool volumes that VMs being made are taking as theirs, by "pool/vid": no change of them begins meanwhile. */
   private readonly taken = new Map<string, symbol>();
 
@@ -378,7 +380,10 @@ export class Volumes {
   }
 
   /** The volume's revisions, newest first. */
+  /** The volume's revisions, the newest first, once the prune of its last snapshot is done. */
   async revisions(key: VolumeKey): Promise<Revision[]> {
+    this.record(key);
+    await this.pruning.get(`${key.pool}/${key.vid}`);
     const volume = this.record(key);
     return (await this.pools.driver(volume.pool).revisions(volume.vid)).reverse();
   }
@@ -732,8 +737,26 @@ export class Volumes {
     const needed = canCloneCheaply(driver) ? 0 : (await driver.volumeUsage(volume.vid)).allocatedBytes;
     const revision = await this.pools.withRoom(volume.pool, needed, () => driver.snapshot(volume.vid));
     this.store.transaction(() => this.events.append(volumeSnapshot(this.subjectOf(volume), volume, revision.id)));
-    await this.prune(volume, driver, [revision.id, ...spare]);
+    this.pruneNext(volume, driver, [revision.id, ...spare]);
     return revision;
+  }
+
+  /**
+   * Drops the revisions past revisions_to_keep in the volume's next turn, right after the change
+   * that made one: a driver may merge images to drop one (qcow2), which takes a qemu-img run and
+   * grows with the revision's data, and the change need not wait for it. Whatever comes next for
+   * the volume (a change, a listing of its revisions) comes after it. A failure is logged, and
+   * the next prune tries again.
+   */
+  private pruneNext(volume: VolumeRecord, driver: StorageDriver, spare: readonly string[]): void {
+    const name = `${volume.pool}/${volume.vid}`;
+    const pruned = this.queue
+      .run(name, { what: `drop old revisions of volume ${volume.vid}`, next: true }, () => this.prune(volume, driver, spare))
+      .catch((error: unknown) => this.log.warn({ pool: volume.pool, vid: volume.vid, err: error }, "could not drop a volume's old revisions"))
+      .finally(() => {
+        if (this.pruning.get(name) === pruned) this.pruning.delete(name);
+      });
+    this.pruning.set(name, pruned);
   }
 
   /** Drops the oldest revisions past revisions_to_keep; those in `spare` (just made, or about to be reverted to) stay. */

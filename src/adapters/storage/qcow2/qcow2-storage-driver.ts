@@ -10,6 +10,7 @@ import { QEMU_IMG, type ImageFormat } from "../shared/qemu-img";
 import { makeEncryptedImage } from "../shared/ephemeral-images";
 import { openImageReader, openImageWriter } from "../shared/image-transfer";
 import { RawFileReader, RawFileWriter } from "../shared/raw-file-io";
+import { writeEmptyQcow2, writeQcow2Overlay } from "../shared/qcow2-overlay";
 import { runTool, ToolError } from "../shared/run-tool";
 import { Serial } from "../shared/serial";
 import { VolumeFiles } from "../shared/volume-files";
@@ -89,7 +90,13 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
       if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
       const file = await this.files.fresh(vid);
       await this.removeRevisions(file);
-      await this.files.createFrom(vid, file, (temporary) => this.tool(vid, ["create", "-q", "-f", "qcow2", temporary, String(sizeBytes)]));
+      await this.files.createFrom(vid, file, async (temporary) => {
+        try {
+          await writeEmptyQcow2(temporary, sizeBytes);
+        } catch (error) {
+          throw this.translated(vid, error);
+        }
+      });
     });
   }
 
@@ -180,7 +187,7 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
     const file = await this.volumeFile(vid);
     const size = sizeBytes ?? (await readQcow2Header(file)).sizeBytes;
     if (!isByteCount(size)) throw invalidVolumeSize(vid, size);
-    return RawFileWriter.open(vid, this.pool, size, (raw) => this.changes.run(() => this.replaceWithConversion(vid, file, raw)));
+    return RawFileWriter.open(vid, this.pool, size, (raw, written) => this.changes.run(() => (written ? this.replaceWithConversion(vid, file, raw) : this.replaceWithEmpty(vid, file, size))));
   }
 
   /** A standalone qcow2 image of the volume's size, LUKS-encrypted, in its place. */
@@ -222,9 +229,19 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
 
   /** Converts a writer's file (raw, or a checked image) to a standalone image of the pool's own, renamed into the volume's place. */
   private async replaceWithConversion(vid: string, file: string, written: string, format: ImageFormat = "raw"): Promise<void> {
+    await this.replaceWith(vid, file, (image) => qemuImg(["convert", "-q", "-f", format, "-O", "qcow2", written, image]));
+  }
+
+  /** Puts an empty image of `sizeBytes` in the place of `vid`'s file: a content never written is all zeroes, and takes no conversion. */
+  private replaceWithEmpty(vid: string, file: string, sizeBytes: number): Promise<void> {
+    return this.replaceWith(vid, file, (image) => writeEmptyQcow2(image, sizeBytes));
+  }
+
+  /** Puts the image that `make` writes at a temporary in the place of `vid`'s file, if it is still there. */
+  private async replaceWith(vid: string, file: string, make: (image: string) => Promise<unknown>): Promise<void> {
     const image = this.pool.temporary(VOLUME_SUFFIX);
     try {
-      await qemuImg(["convert", "-q", "-f", format, "-O", "qcow2", written, image]);
+      await make(image);
       if (!(await this.pool.regularFile(vid, file))) throw volumeNotFound(vid);
       await fs.rename(image, file);
       await this.collectBases();
@@ -298,12 +315,12 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
 
   /**
    * Makes at `overlay` an empty image backed by `backing`, naming it relative to `home`, where
-   * the overlay will be renamed to, so that the pool's folder can move. Unsafe (-u): qemu-img
-   * need not open the backing file, since the size is known.
+   * the overlay will be renamed to, so that the pool's folder can move. Written as qemu-img
+   * writes it (qcow2-overlay.ts), without its process: the backing file need not be opened, since
+   * the size is known.
    */
   private async makeOverlay(overlay: string, home: string, backing: string, sizeBytes: number): Promise<void> {
-    const name = path.relative(path.dirname(home), backing);
-    await qemuImg(["create", "-q", "-f", "qcow2", "-u", "-b", name, "-F", "qcow2", overlay, String(sizeBytes)]);
+    await writeQcow2Overlay(overlay, path.relative(path.dirname(home), backing), sizeBytes);
   }
 
   /**

@@ -3,6 +3,7 @@ import { constants, promises as fs, type Stats } from "node:fs";
 import path from "node:path";
 import { isValidVid } from "../../../ports/storage-driver";
 import { invalidVid, poolLocationUnusable, unsafeVolumePath } from "../../../ports/storage-errors";
+import { Qcow2TooLargeError } from "./qcow2-overlay";
 
 /**
  * Where a pool keeps the files of a write that has not finished (imports, copies, snapshots in
@@ -197,6 +198,7 @@ export function fileStamp(stats: Stats): string {
 /** Why a size cannot be had, when `error` says it is too large (EFBIG, or qemu-img's words); else undefined. */
 export function tooLargeFor(error: unknown): string | undefined {
   if (isErrno(error, "EFBIG")) return "past the largest file its filesystem holds";
+  if (error instanceof Qcow2TooLargeError) return error.message;
   const said = error instanceof Error && "stderr" in error && typeof error.stderr === "string" ? error.stderr : "";
   if (/too large|File too large|exceeds/i.test(said)) return `qemu-img says: ${said.trim().split("\n")[0]}`;
   return undefined;

@@ -65,6 +65,8 @@ export class RawFileReader implements VolumeReader {
  */
 export class RawFileWriter implements VolumeWriter {
   private closed = false;
+  /** Whether any bytes were written: a content never written is all zeroes. */
+  private written = false;
 
   private constructor(
     private readonly vid: string,
@@ -72,10 +74,11 @@ export class RawFileWriter implements VolumeWriter {
     private readonly temporary: string,
     private readonly handle: FileHandle,
     private readonly sizeBytes: number,
-    private readonly commit: (temporary: string) => Promise<void>,
+    private readonly commit: (temporary: string, written: boolean) => Promise<void>,
   ) {}
 
-  static async open(vid: string, pool: PoolFolder, sizeBytes: number, commit: (temporary: string) => Promise<void>): Promise<RawFileWriter> {
+  /** `commit` gets the temporary, and whether anything was written into it (else it is all zeroes). */
+  static async open(vid: string, pool: PoolFolder, sizeBytes: number, commit: (temporary: string, written: boolean) => Promise<void>): Promise<RawFileWriter> {
     const temporary = pool.temporary(".img");
     const handle = await fs.open(temporary, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
@@ -91,6 +94,7 @@ export class RawFileWriter implements VolumeWriter {
   async write(offset: number, bytes: Uint8Array): Promise<void> {
     if (this.closed) throw new Error(`the writer of ${this.vid} is closed`);
     if (!within(offset, bytes.length, this.sizeBytes)) throw outOfRange(this.vid, offset, bytes.length, this.sizeBytes);
+    this.written ||= bytes.length > 0;
     let done = 0;
     try {
       while (done < bytes.length) {
@@ -109,7 +113,7 @@ export class RawFileWriter implements VolumeWriter {
     try {
       await this.handle.sync();
       await this.handle.close();
-      await this.commit(this.temporary);
+      await this.commit(this.temporary, this.written);
     } catch (error) {
       if (isNoSpace(error)) throw noRoomOnDisk(this.vid, this.pool.root);
       throw error;

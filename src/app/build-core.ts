@@ -123,7 +123,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const kernelVolumes = new KernelVolumes(ports.kernels ?? NO_KERNELS, resolver);
   // The linux-kernel pool is there with a kernel folder.
   const pools = new Pools(store, storage, events, ledger, clock, log, settings.poolSpaceLowPercent, ports.kernels ? [kernelVolumes] : []);
-  const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup, operations, powerStates, nodeDigests, kernelVolumes);
+  const volumes = new Volumes(store, pools, events, ledger, clock, log, lookup, operations, powerStates, nodeDigests, ports.kernels ? kernelVolumes : undefined);
   const runningDisks = { isRunning: (vm: VmRecord) => running.handle(vm.uuid) !== undefined, hotPlug: (vm: VmRecord) => running.capability(vm, "hotPlug") };
   const attachments = new VolumeAttachments(store, volumes, pools, operations, runningDisks, events);
   // Storage first (the others may need the disks), the disposables last.

@@ -1,5 +1,14 @@
 import type { PoolUsage, VolumeReader } from "./storage-driver";
 
+/** A kernel's name (the kernel property's value, or empty for none): letters, digits, '.', '_', '+' or '-', never "." or "..", no ".." in it: one folder's name, never a path. */
+export const KERNEL_NAME = /^(?!\.\.?$)(?!.*\.\.)[A-Za-z0-9._+-]*$/;
+const MAX_KERNEL_NAME = 255;
+
+/** Whether `name` names a kernel of the folder. */
+export function isValidKernelName(name: string): boolean {
+  return name !== "" && name.length <= MAX_KERNEL_NAME && KERNEL_NAME.test(name);
+}
+
 /**
  * Steward's kernel folder (`<data-dir>/kernels`), as Qubes' vm-kernels: a folder per kernel, by
  * its name (the VMs' kernel property), holding what booting it takes (vmlinuz, initramfs) and

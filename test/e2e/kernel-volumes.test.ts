@@ -133,6 +133,14 @@ describe("a VM's kernel volume: the modules of the host's kernel it boots, read-
       ]);
       expect((await volumes.getVolume({ volume: inPool("6.2.0-sparse") })).volume?.sizeBytes).toBe(BigInt(4 * MiB));
       expect((await rpcError(volumes.getVolume({ volume: inPool("no-modules") }))).code).toBe(grpc.status.NOT_FOUND);
+      // Named as the kernel property names them, "+" included; a path never.
+      fs.mkdirSync(path.join(kernels, "6.1.0+deb12"), { recursive: true });
+      fs.writeFileSync(path.join(kernels, "6.1.0+deb12", "modules.img"), Buffer.alloc(MiB));
+      expect((await volumes.getVolume({ volume: inPool("6.1.0+deb12") })).volume?.vid).toBe("6.1.0+deb12");
+      for (const vid of ["../6.1.0-steward", "6.1.0-steward/modules.img", ".."]) {
+        expect([vid, (await rpcError(volumes.getVolume({ volume: inPool(vid) }))).code]).toEqual([vid, grpc.status.INVALID_ARGUMENT]);
+      }
+      fs.rmSync(path.join(kernels, "6.1.0+deb12"), { recursive: true });
     });
 
     it("exports a kernel's modules, by the pool or by a VM that boots it, holes as holes", async () => {

@@ -88,6 +88,21 @@ describe("import and export of volumes", () => {
     expect((await rpcError(collect(volumes.exportVolume({ volume: ref("rev"), revision: "404" })))).info?.reason).toBe("REVISION_NOT_FOUND");
   });
 
+  it("export a qcow2 volume at once after snapshots whose old revisions are still being merged away", async () => {
+    const disk = { pool: "images", vid: "merged", vm: "", name: "" };
+    // Large enough that a merge takes a while: a reader that does not wait for it meets its lock.
+    await volumes.createVolume({ pool: "images", vid: "merged", sizeBytes: BigInt(32 * MiB) });
+    const contents = [Buffer.alloc(32 * MiB, 1), Buffer.alloc(32 * MiB, 2), Buffer.alloc(32 * MiB, 3)];
+    for (const content of contents) {
+      await volumes.importVolume(importStream(disk, content));
+      await volumes.snapshotVolume({ volume: disk });
+    }
+    // revisions_to_keep is 1: each snapshot leaves the one before it to be merged away, after its answer.
+    const exported = rebuild(await collect(volumes.exportVolume({ volume: disk })));
+    expect(exported.trailer.sha256).toBe(sha256(contents[2]));
+    expect((await volumes.listSnapshots({ volume: disk })).revisions).toHaveLength(1);
+  });
+
   it("leave the volume exactly as it was, and no temporary file, when the stream is wrong, short, too long or cancelled", async () => {
     const before = Buffer.alloc(2 * MiB, 3);
     await volumes.createVolume({ pool: "default", vid: "kept", sizeBytes: BigInt(before.length) });

@@ -128,7 +128,6 @@ export function ephemeralUnsupported(pool: string, vid: string): DomainError {
   return failedPrecondition(R.EPHEMERAL_UNSUPPORTED, `${vid} is ephemeral, but pool ${pool} cannot encrypt its volumes: make it not ephemeral, or put it in a pool of files`, { pool, vid });
 }
 
-/** A change of a VM's kernel volume: the host's kernel's modules, which follow the VM's kernel property. */
 /** The linux-kernel pool: the host's kernel folder, which only the host's administrator changes. */
 export function poolReadOnly(pool: string, location: string): DomainError {
   return failedPrecondition(R.POOL_READ_ONLY, `pool ${pool} is the host's kernel folder${location === "" ? "" : ` (${location})`}, read-only: a kernel comes with its folder there, holding its modules.img`, { pool });
@@ -139,6 +138,7 @@ export function kernelModulesReadOnly(pool: string, kernel: string): DomainError
   return failedPrecondition(R.VOLUME_READ_ONLY, `volume ${kernel} of pool ${pool} is the modules of kernel ${kernel} from the host's kernel folder, read-only`, { pool, kernel });
 }
 
+/** A change of a VM's kernel volume: the host's kernel's modules, which follow the VM's kernel property. */
 export function kernelVolumeReadOnly(vm: string, kernel: string): DomainError {
   return failedPrecondition(R.VOLUME_READ_ONLY, `${vm}'s kernel volume is the modules of kernel ${kernel} from the host's kernel folder, read-only: set ${vm}'s kernel property to change it`, { vm, kernel });
 }

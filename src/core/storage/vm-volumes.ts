@@ -309,6 +309,8 @@ export class VmVolumes implements VmParticipant {
   async beforeStart(vm: VmRecord, plan: LaunchPlan): Promise<void> {
     const disks: LaunchDisk[] = [];
     for (const volume of this.ownVolumes(vm).sort((a, b) => DISK_ORDER.indexOf(a.name) - DISK_ORDER.indexOf(b.name))) {
+      // The drop of old revisions a halt queued is done before the VM (or a copy) opens the images.
+      await this.volumes.settled(volume);
       const driver = this.driverOf(volume.pool);
       const disk: LaunchDisk = { name: volume.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !volume.rw };
       if (volume.snapOnStart) await this.snapshotFromSource(this.withCurrentSource(vm, volume), driver);
@@ -453,6 +455,7 @@ export class VmVolumes implements VmParticipant {
   private async snapshotFromSource(volume: VolumeRecord, driver: StorageDriver): Promise<void> {
     if (volume.source === "") return;
     const source = parseVolumeSource(volume.source);
+    await this.volumes.settled(source);
     const sourceDriver = this.driverOf(source.pool);
     const { allocatedBytes, stamp } = await sourceDriver.volumeUsage(source.vid);
     if (source.pool === volume.pool && canCloneCheaply(driver)) await driver.clone(source.vid, volume.vid);

@@ -1,6 +1,7 @@
 import { callCancelled, InvalidFieldError } from "../errors";
 import type { Clock } from "../../ports/clock";
 import type { Log } from "../../ports/log";
+import { isValidKernelName } from "../../ports/kernel-folder";
 import { canCloneCheaply, isValidRevisionId, isValidVid, transfersImages, type Revision, type StorageDriver, type VolumeReader, type VolumeWriter } from "../../ports/storage-driver";
 import { invalidVidField, invalidVolumeSize, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
 import type { Store } from "../../ports/store";
@@ -203,10 +204,6 @@ export class Volumes {
   ) {}
 
   /**
-   * The volume a VolumeRef names: INVALID_ARGUMENT (INVALID_VOLUME_REF) unless it gives exactly
-   * one form; NOT_FOUND (VM_NOT_FOUND, VOLUME_NOT_FOUND).
-   */
-  /**
    * The volume a VolumeRef names, to change it: INVALID_ARGUMENT (INVALID_VOLUME_REF) unless it
    * gives exactly one form; NOT_FOUND (VM_NOT_FOUND, VOLUME_NOT_FOUND); FAILED_PRECONDITION
    * (VOLUME_READ_ONLY) for a kernel's modules, which only the host changes.
@@ -228,8 +225,11 @@ export class Volumes {
     if (byPool) {
       if (ref.pool === "") throw new InvalidFieldError(`${field}.pool`, "is required with vid");
       if (ref.vid === "") throw new InvalidFieldError(`${field}.vid`, "is required with pool");
+      if (this.kernels !== undefined && ref.pool === this.kernels.name) {
+        if (!isValidKernelName(ref.vid)) throw new InvalidFieldError(`${field}.vid`, `a volume of pool ${ref.pool} is a kernel's name: letters, digits, '.', '_', '+' or '-', without '/' or '..'`);
+        return { kernel: ref.vid };
+      }
       checkVid(ref.vid, `${field}.vid`);
-      if (this.kernels !== undefined && ref.pool === this.kernels.name) return { kernel: ref.vid };
       return { pool: ref.pool, vid: ref.vid };
     }
     const vm = this.lookup.resolve(ref.vm, `${field}.vm`);
@@ -379,11 +379,10 @@ export class Volumes {
     });
   }
 
-  /** The volume's revisions, newest first. */
   /** The volume's revisions, the newest first, once the prune of its last snapshot is done. */
   async revisions(key: VolumeKey): Promise<Revision[]> {
     this.record(key);
-    await this.pruning.get(`${key.pool}/${key.vid}`);
+    await this.settled(key);
     const volume = this.record(key);
     return (await this.pools.driver(volume.pool).revisions(volume.vid)).reverse();
   }
@@ -479,6 +478,8 @@ export class Volumes {
    */
   async *export(key: VolumeKey, revision: string, chunkBytes: number, ctx: CallContext, format: VolumeFormat = "raw"): AsyncGenerator<ExportItem> {
     if (revision !== "") checkRevision(revision, "revision");
+    this.record(key);
+    await this.settled(key);
     const volume = this.record(key);
     const driver = this.pools.driver(volume.pool);
     const saved = revision === "" ? undefined : revision;
@@ -675,6 +676,7 @@ export class Volumes {
   async clone(source: VolumeKey, target: VolumeKey, ctx: CallContext, progress: ProgressReporter = unreported): Promise<VolumeView> {
     this.checkClone(source, target);
     return this.change(target, ctx, "clone into", { halted: "cloned into" }, async (volume, driver) => {
+      await this.settled(source);
       const sourceDriver = this.pools.driver(source.pool);
       const { sizeBytes, allocatedBytes } = await sourceDriver.volumeUsage(this.record(source).vid);
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
@@ -757,6 +759,15 @@ export class Volumes {
         if (this.pruning.get(name) === pruned) this.pruning.delete(name);
       });
     this.pruning.set(name, pruned);
+  }
+
+  /**
+   * Once the drop of the volume's old revisions that its last snapshot queued is done: what reads
+   * its images (an export, a copy, a VM's start) waits for it, so that a merge (qemu-img commit,
+   * which holds its images' write lock) and a reader never meet.
+   */
+  async settled(key: VolumeKey): Promise<void> {
+    await this.pruning.get(`${key.pool}/${key.vid}`);
   }
 
   /** Drops the oldest revisions past revisions_to_keep; those in `spare` (just made, or about to be reverted to) stay. */

@@ -91,6 +91,9 @@ export class VmCreation {
     const earlier = this.newVms.earlier(requestId, "ImportVolume", asked);
     if (earlier) return earlier;
     await this.check(request);
+    // Looked for again: a first request may have begun meanwhile (REQUEST_UNDER_WAY) or ended.
+    const meanwhile = this.newVms.earlier(requestId, "ImportVolume", asked);
+    if (meanwhile) return meanwhile;
     const { name, klass, chosenUuid } = this.parse(request);
     const identity = this.newVms.identity(chosenUuid);
     const placement = placementOf(request);

@@ -1,6 +1,6 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import type { KernelFolder, KernelModules } from "../../../ports/kernel-folder";
+import { isValidKernelName, type KernelFolder, type KernelModules } from "../../../ports/kernel-folder";
 import type { PoolUsage, VolumeReader } from "../../../ports/storage-driver";
 import { RawFileReader } from "../shared/raw-file-io";
 
@@ -21,7 +21,7 @@ export class FileKernelFolder implements KernelFolder {
   }
 
   async modulesImage(kernel: string): Promise<KernelModules | undefined> {
-    if (kernel === "" || kernel.includes("/") || kernel === "." || kernel === "..") return undefined;
+    if (!isValidKernelName(kernel)) return undefined;
     const folder = path.join(this.root, kernel);
     const file = path.join(folder, MODULES_IMAGE);
     try {
@@ -54,7 +54,14 @@ export class FileKernelFolder implements KernelFolder {
 
   async usage(): Promise<PoolUsage> {
     const images = await Promise.all((await this.kernels()).map((kernel) => this.modulesImage(kernel)));
-    const { bsize, blocks, bavail } = await fs.statfs(this.root);
-    return { usedBytes: images.reduce((sum, image) => sum + (image?.allocatedBytes ?? 0), 0), capacityBytes: bsize * blocks, freeBytes: bsize * bavail };
+    const usedBytes = images.reduce((sum, image) => sum + (image?.allocatedBytes ?? 0), 0);
+    try {
+      const { bsize, blocks, bavail } = await fs.statfs(this.root);
+      return { usedBytes, capacityBytes: bsize * blocks, freeBytes: bsize * bavail };
+    } catch (error) {
+      // A folder removed under Steward holds nothing, and has no room to tell.
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { usedBytes, capacityBytes: undefined, freeBytes: undefined };
+      throw error;
+    }
   }
 }

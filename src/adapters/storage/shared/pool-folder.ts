@@ -155,12 +155,15 @@ export async function removeFile(file: string): Promise<void> {
   }
 }
 
-/** The real path of `folder` when it is a folder; undefined when it is missing or is not one. */
+/**
+ * The real path of `folder` when it is a folder; undefined when it cannot tell (missing, not a
+ * folder, a loop of symlinks, a folder it may not read): the walk folder by folder then says why.
+ */
 async function realFolder(folder: string): Promise<string | undefined> {
   try {
     return await fs.realpath(folder + path.sep);
   } catch (error) {
-    if (isErrno(error, "ENOENT", "ENOTDIR")) return undefined;
+    if (isErrno(error)) return undefined;
     throw error;
   }
 }

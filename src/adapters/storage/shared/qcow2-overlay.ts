@@ -1,6 +1,7 @@
 /**
- * An empty qcow2 image, written as `qemu-img create -f qcow2 [-u -b <backing> -F qcow2]` writes
- * it (QEMU's docs/interop/qcow2.txt, version 3, 64 KiB clusters, 16-bit refcounts), without a
+ * An empty qcow2 image, laid out as `qemu-img create -f qcow2 [-u -b <backing> -F qcow2]` lays it
+ * out (QEMU's docs/interop/qcow2.txt, version 3, 64 KiB clusters, 16-bit refcounts; no table of
+ * feature names, which is optional), of a size in whole sectors as every volume's is, without a
  * qemu-img process: snapshots, clones, start-time snapshots and fresh volatile volumes make one
  * each, and the process alone would take most of their time. Its layout is fixed: the header
  * (with the backing file's format and name, for an overlay), the refcount table, one refcount
@@ -57,8 +58,10 @@ async function writeEmpty(file: string, sizeBytes: number, name: Buffer | undefi
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) throw new Error(`not a size: ${sizeBytes}`);
   const l1Entries = Math.ceil(sizeBytes / L2_COVERS);
   if (l1Entries * 8 > MAX_L1_BYTES) throw new Qcow2TooLargeError(sizeBytes);
-  // At most 512 clusters of L1 table: one refcount block counts them all.
-  const clusters = L1_CLUSTER + Math.max(1, Math.ceil((l1Entries * 8) / CLUSTER));
+  // An image of no bytes has no L1 table (offset 0), as qemu-img makes it. At most 512 clusters
+  // of L1 table otherwise: one refcount block counts them all.
+  const l1Offset = l1Entries === 0 ? 0 : L1_CLUSTER * CLUSTER;
+  const clusters = L1_CLUSTER + Math.ceil((l1Entries * 8) / CLUSTER);
 
   const header = Buffer.alloc(CLUSTER);
   // An overlay says its backing file's format; the end mark ends the extensions (zeroes: type 0, length 0).
@@ -74,7 +77,7 @@ async function writeEmpty(file: string, sizeBytes: number, name: Buffer | undefi
   header.writeBigUInt64BE(BigInt(sizeBytes), 24);
   header.writeUInt32BE(0, 32); // crypt_method: none
   header.writeUInt32BE(l1Entries, 36);
-  header.writeBigUInt64BE(BigInt(L1_CLUSTER * CLUSTER), 40); // l1_table_offset
+  header.writeBigUInt64BE(BigInt(l1Offset), 40); // l1_table_offset
   header.writeBigUInt64BE(BigInt(REFCOUNT_TABLE_CLUSTER * CLUSTER), 48); // refcount_table_offset
   header.writeUInt32BE(1, 56); // refcount_table_clusters
   // nb_snapshots, snapshots_offset, and the feature bits (incompatible, compatible, autoclear): all 0.
@@ -88,11 +91,15 @@ async function writeEmpty(file: string, sizeBytes: number, name: Buffer | undefi
   const refcountBlock = Buffer.alloc(CLUSTER);
   for (let cluster = 0; cluster < clusters; cluster++) refcountBlock.writeUInt16BE(1, cluster * 2);
 
+  const metadata = Buffer.concat([header, refcountTable, refcountBlock]);
   const handle = await fs.open(file, "wx", 0o600);
   try {
-    await handle.writev([header, refcountTable, refcountBlock], 0);
+    // A write may take fewer bytes than asked (a filesystem nearly full): the rest is written, or fails (ENOSPC).
+    for (let done = 0; done < metadata.length; ) done += (await handle.write(metadata, done, metadata.length - done, done)).bytesWritten;
     // The L1 table is zeroes: the file only reaches to its end, as qemu-img leaves it.
     await handle.truncate(L1_CLUSTER * CLUSTER + l1Entries * 8);
+    // On disk before it is renamed or linked into a volume's place, as qemu-img flushes an image it closes.
+    await handle.datasync();
   } finally {
     await handle.close();
   }

@@ -1,3 +1,4 @@
+import { KERNEL_NAME as KERNEL_NAME_FORM } from "../../../ports/kernel-folder";
 import { DEFAULT_POOL } from "../../model/pool";
 import { VM_CLASSES, type VmClassName } from "../../model/vm-classes";
 
@@ -71,7 +72,7 @@ const MAX_KERNELOPTS = 512;
 
 /** A kernel is named, never given as a path: it is looked up in Steward's own kernel folder. */
 const KERNEL_NAME = {
-  regex: /^(?!\.\.?$)(?!.*\.\.)[A-Za-z0-9._+-]*$/,
+  regex: KERNEL_NAME_FORM,
   description: "a kernel's name: letters, digits, '.', '_', '+' or '-', without '/' or '..'",
 };
 

@@ -55,6 +55,9 @@ describe("an empty qcow2 image or overlay written without qemu-img", () => {
     check(ours);
     expect(described(ours)).toEqual(described(theirs));
     expect(fs.statSync(ours).size).toBe(fs.statSync(theirs).size);
+    // Grown, its refcounts still add up (no cluster leaked), as the one qemu-img made.
+    execFileSync("qemu-img", ["resize", "-q", "-f", "qcow2", ours, String(sizeBytes + GiB)]);
+    check(ours);
   });
 
   it.each([

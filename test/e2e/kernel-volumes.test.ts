@@ -154,6 +154,9 @@ describe("a VM's kernel volume: the modules of the host's kernel it boots, read-
       }
       expect((await rpcError(collect(volumes.exportVolume({ volume: inPool("6.2.0-sparse"), format: VolumeFormat.QCOW2 })))).code).toBe(grpc.status.INVALID_ARGUMENT);
       expect((await rpcError(collect(volumes.exportVolume({ volume: inPool("6.2.0-sparse"), revision: "1" })))).info?.reason).toBe("REVISION_NOT_FOUND");
+      // A kernel's modules keep no revisions: the list is empty, not refused.
+      for (const volume of [inPool("6.2.0-sparse"), kernelRef("sparse-boot")]) expect((await volumes.listSnapshots({ volume })).revisions).toEqual([]);
+      expect((await rpcError(volumes.listSnapshots({ volume: inPool("no-modules") }))).code).toBe(grpc.status.NOT_FOUND);
     });
 
     it("is read-only: neither it nor its volumes change through Steward", async () => {

@@ -79,7 +79,7 @@ export function volumeApi({ volumes, attachments, operations, pageTokens, creati
       return { deleted: await volumes.delete({ pool: request.pool, vid: request.vid }, ctx) };
     },
     listSnapshots: async (request) => {
-      const revisions = await volumes.revisions(volumes.resolve(request.volume));
+      const revisions = await volumes.revisionsNamed(request.volume);
       const page = pageOf(revisions, (revision) => String(Number.MAX_SAFE_INTEGER - Number(revision.id)).padStart(16, "0"), request, pageTokens, { list: "revisions", ...refOf(request.volume) });
       return { revisions: page.items.map(revisionMessage), nextPageToken: page.nextPageToken };
     },

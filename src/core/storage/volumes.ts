@@ -379,6 +379,14 @@ export class Volumes {
     });
   }
 
+  /** The revisions of what a VolumeRef names, the newest first: none for a kernel's modules, which keep none. */
+  async revisionsNamed(ref: VolumeName | undefined): Promise<Revision[]> {
+    const named = this.named(ref, "volume");
+    if (!("kernel" in named)) return this.revisions(named);
+    await this.find(ref);
+    return [];
+  }
+
   /** The volume's revisions, the newest first, once the prune of its last snapshot is done. */
   async revisions(key: VolumeKey): Promise<Revision[]> {
     this.record(key);

@@ -184,7 +184,7 @@ export function checkSha256(sha256: string, field: string): void {
  */
 export class Volumes {
   private readonly queue = new KeyedQueue();
-  /** The prunes of revisions waiting or under way, by "pool/vid": a listing of revisions waits for its volume's. */
+  /** The drops of old revisions waiting or under way, by "pool/vid": what reads a volume's images waits for its volume's (settled). */
   private readonly pruning = new Map<string, Promise<void>>();
   /** The pool volumes that VMs being made are taking as theirs, by "pool/vid": no change of them begins meanwhile. */
   private readonly taken = new Map<string, symbol>();

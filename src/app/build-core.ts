@@ -61,7 +61,7 @@ const NO_KERNELS: KernelFolder = {
   modulesImage: async () => undefined,
   kernels: async () => [],
   openModules: async () => undefined,
-  usage: async () => ({ usedBytes: 0, capacityBytes: undefined, freeBytes: undefined }),
+  room: async () => undefined,
 };
 
 /** The ports the core is built on. */

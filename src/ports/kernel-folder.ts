@@ -1,4 +1,4 @@
-import type { PoolUsage, VolumeReader } from "./storage-driver";
+import type { VolumeReader } from "./storage-driver";
 
 /** A kernel's name (the kernel property's value, or empty for none): letters, digits, '.', '_', '+' or '-', never "." or "..", no ".." in it: one folder's name, never a path. */
 export const KERNEL_NAME = /^(?!\.\.?$)(?!.*\.\.)[A-Za-z0-9._+-]*$/;
@@ -22,15 +22,17 @@ export interface KernelFolder {
    * symbolic link, which could lead out of the folder, counts as none.
    */
   modulesImage(kernel: string): Promise<KernelModules | undefined>;
-  /** The kernels whose folder holds a modules image (none through a symbolic link), by name. */
-  kernels(): Promise<string[]>;
+  /** The modules images of every kernel that has one (none through a symbolic link), by kernel name. */
+  kernels(): Promise<KernelModules[]>;
   /** Reads the kernel's modules image, as a volume is read for an export; undefined when it has none. */
   openModules(kernel: string): Promise<VolumeReader | undefined>;
-  /** What the modules images take, and the room of the folder's filesystem. */
-  usage(): Promise<PoolUsage>;
+  /** The room of the folder's filesystem; undefined for a folder that is not there. */
+  room(): Promise<{ capacityBytes: number; freeBytes: number } | undefined>;
 }
 
 export interface KernelModules {
+  /** The kernel whose modules they are. */
+  kernel: string;
   path: string;
   sizeBytes: number;
   allocatedBytes: number;

@@ -1,4 +1,4 @@
-import type { KernelFolder } from "../../ports/kernel-folder";
+import type { KernelFolder, KernelModules } from "../../ports/kernel-folder";
 import type { VolumeReader } from "../../ports/storage-driver";
 import type { DomainError } from "../errors";
 import { KERNEL_POOL } from "../model/pool";
@@ -39,38 +39,12 @@ export class KernelVolumes implements BuiltInPool {
   /** A kernel's modules as a volume: the VM's that boots it when given, else the pool's own; undefined when it has none. */
   async volume(kernel: string, vm?: VmRecord): Promise<VolumeView | undefined> {
     const modules = await this.kernels.modulesImage(kernel);
-    if (modules === undefined) return undefined;
-    return {
-      pool: KERNEL_POOL,
-      vid: kernel,
-      vmQid: vm?.qid,
-      name: vm === undefined ? "" : "kernel",
-      format: "raw",
-      rw: false,
-      snapOnStart: false,
-      saveOnStop: false,
-      source: "",
-      sourceStamp: "",
-      revisionsToKeep: 0,
-      ephemeral: false,
-      limitBytes: 0,
-      internal: false,
-      state: "ready",
-      createdAt: vm?.createdAt ?? modules.modifiedAt,
-      sizeBytes: modules.sizeBytes,
-      usageBytes: modules.allocatedBytes,
-      effectiveRevisionsToKeep: 0,
-      hostPath: modules.path,
-      vmName: vm?.name ?? "",
-      attachments: [],
-      isOutdated: false,
-    };
+    return modules === undefined ? undefined : viewOf(modules, vm);
   }
 
   /** Every kernel's modules, by kernel name: the linux-kernel pool's volumes. */
   async all(): Promise<VolumeView[]> {
-    const volumes = await Promise.all((await this.kernels.kernels()).map((kernel) => this.volume(kernel)));
-    return volumes.filter((volume): volume is VolumeView => volume !== undefined);
+    return (await this.kernels.kernels()).map((modules) => viewOf(modules));
   }
 
   /** Reads a kernel's modules, for an export; undefined when it has none. */
@@ -80,7 +54,7 @@ export class KernelVolumes implements BuiltInPool {
 
   /** The linux-kernel pool, as GetPool tells it. */
   async view(): Promise<PoolView> {
-    const [usage, kernels] = await Promise.all([this.kernels.usage(), this.kernels.kernels()]);
+    const [kernels, room] = await Promise.all([this.kernels.kernels(), this.kernels.room()]);
     return {
       name: KERNEL_POOL,
       driver: KERNEL_POOL,
@@ -89,9 +63,9 @@ export class KernelVolumes implements BuiltInPool {
       ephemeralVolatile: false,
       limitBytes: 0,
       createdAt: new Date(0),
-      sizeBytes: usage.capacityBytes ?? 0,
-      usageBytes: usage.usedBytes,
-      freeBytes: usage.freeBytes ?? 0,
+      sizeBytes: room?.capacityBytes ?? 0,
+      usageBytes: kernels.reduce((sum, modules) => sum + modules.allocatedBytes, 0),
+      freeBytes: room?.freeBytes ?? 0,
       volumeCount: kernels.length,
     };
   }
@@ -105,4 +79,33 @@ export class KernelVolumes implements BuiltInPool {
     const modules = await this.kernels.modulesImage(kernel);
     return modules === undefined ? undefined : { name: "kernel", path: modules.path, format: "raw", readOnly: true };
   }
+}
+
+/** A kernel's modules as a volume: of pool linux-kernel, or the kernel volume of `vm`, which boots it. */
+function viewOf(modules: KernelModules, vm?: VmRecord): VolumeView {
+  return {
+    pool: KERNEL_POOL,
+    vid: modules.kernel,
+    vmQid: vm?.qid,
+    name: vm === undefined ? "" : "kernel",
+    format: "raw",
+    rw: false,
+    snapOnStart: false,
+    saveOnStop: false,
+    source: "",
+    sourceStamp: "",
+    revisionsToKeep: 0,
+    ephemeral: false,
+    limitBytes: 0,
+    internal: false,
+    state: "ready",
+    createdAt: vm?.createdAt ?? modules.modifiedAt,
+    sizeBytes: modules.sizeBytes,
+    usageBytes: modules.allocatedBytes,
+    effectiveRevisionsToKeep: 0,
+    hostPath: modules.path,
+    vmName: vm?.name ?? "",
+    attachments: [],
+    isOutdated: false,
+  };
 }

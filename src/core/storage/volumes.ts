@@ -71,7 +71,10 @@ export interface ImportHeader {
   fields?: { format: string; size: string };
 }
 
-const IMPORT_HEADER_FIELDS = { format: "header.format", size: "header.size_bytes" };
+/** The request's names of an import's format and size: its own, or ImportVolume's header fields. */
+function fieldsOf(header: ImportHeader): { format: string; size: string } {
+  return header.fields ?? { format: "header.format", size: "header.size_bytes" };
+}
 
 export interface ImportResult {
   volume: VolumeView;
@@ -598,7 +601,7 @@ export class Volumes {
   private async importInto(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext, progress?: (receivedBytes: number) => void): Promise<ImportResult> {
     if (header.format === "qcow2") return this.importImage(volume, driver, header, chunks, ctx, progress);
     const sizeBytes = header.sizeBytes === 0 ? (await driver.volumeUsage(volume.vid)).sizeBytes : header.sizeBytes;
-    checkSize(volume.vid, sizeBytes, (header.fields ?? IMPORT_HEADER_FIELDS).size);
+    checkSize(volume.vid, sizeBytes, fieldsOf(header).size);
     if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
     // The new content is written beside the old one, which stays until the swap.
     return this.pools.withRoom(volume.pool, sizeBytes, async () => this.receive(volume, await driver.openWrite(volume.vid, sizeBytes), sizeBytes, header, chunks, ctx, progress));
@@ -610,7 +613,7 @@ export class Volumes {
    * size, within its limit.
    */
   private async importImage(volume: VolumeRecord, driver: StorageDriver, header: ImportHeader, chunks: AsyncIterable<Uint8Array>, ctx: CallContext, progress?: (receivedBytes: number) => void): Promise<ImportResult> {
-    const fields = header.fields ?? IMPORT_HEADER_FIELDS;
+    const fields = fieldsOf(header);
     if (!transfersImages(driver)) throw new InvalidFieldError(fields.format, `pool ${volume.pool} takes raw bytes only`);
     const imageBytes = header.sizeBytes;
     if (imageBytes === 0) throw new InvalidFieldError(fields.size, "is required for an image: the length of the image file");
@@ -647,7 +650,7 @@ export class Volumes {
         }
       }
       if (ctx.signal.aborted) throw callCancelled("the import");
-      if (received !== sizeBytes) throw new InvalidFieldError((header.fields ?? IMPORT_HEADER_FIELDS).size, `the stream ended after ${received} of the ${sizeBytes} bytes its header announced`);
+      if (received !== sizeBytes) throw new InvalidFieldError(fieldsOf(header).size, `the stream ended after ${received} of the ${sizeBytes} bytes its header announced`);
       const sha256 = await digest.hex();
       if (header.sha256 !== "" && header.sha256.toLowerCase() !== sha256) throw checksumMismatch(volume.vid, header.sha256.toLowerCase(), sha256);
       await writer.finish();

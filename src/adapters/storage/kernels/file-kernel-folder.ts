@@ -1,7 +1,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { isValidKernelName, type KernelFolder, type KernelModules } from "../../../ports/kernel-folder";
-import type { PoolUsage, VolumeReader } from "../../../ports/storage-driver";
+import type { VolumeReader } from "../../../ports/storage-driver";
 import { RawFileReader } from "../shared/raw-file-io";
 
 /** The modules image of each kernel of a folder on disk. */
@@ -29,21 +29,21 @@ export class FileKernelFolder implements KernelFolder {
       if (!(await fs.lstat(folder)).isDirectory()) return undefined;
       const stats = await fs.lstat(file);
       if (!stats.isFile()) return undefined;
-      return { path: file, sizeBytes: stats.size, allocatedBytes: stats.blocks * 512, modifiedAt: stats.mtime };
+      return { kernel, path: file, sizeBytes: stats.size, allocatedBytes: stats.blocks * 512, modifiedAt: stats.mtime };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
       throw error;
     }
   }
 
-  async kernels(): Promise<string[]> {
+  async kernels(): Promise<KernelModules[]> {
     const entries = await fs.readdir(this.root, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
       if (error.code === "ENOENT") return [];
       throw error;
     });
-    const named = entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
-    const found = await Promise.all(named.map(async (kernel) => ((await this.modulesImage(kernel)) === undefined ? undefined : kernel)));
-    return found.filter((kernel): kernel is string => kernel !== undefined).sort();
+    const named = entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+    const found = await Promise.all(named.map((kernel) => this.modulesImage(kernel)));
+    return found.filter((modules): modules is KernelModules => modules !== undefined);
   }
 
   async openModules(kernel: string): Promise<VolumeReader | undefined> {
@@ -52,15 +52,13 @@ export class FileKernelFolder implements KernelFolder {
     return modules === undefined ? undefined : RawFileReader.open(kernel, modules.path);
   }
 
-  async usage(): Promise<PoolUsage> {
-    const images = await Promise.all((await this.kernels()).map((kernel) => this.modulesImage(kernel)));
-    const usedBytes = images.reduce((sum, image) => sum + (image?.allocatedBytes ?? 0), 0);
+  async room(): Promise<{ capacityBytes: number; freeBytes: number } | undefined> {
     try {
       const { bsize, blocks, bavail } = await fs.statfs(this.root);
-      return { usedBytes, capacityBytes: bsize * blocks, freeBytes: bsize * bavail };
+      return { capacityBytes: bsize * blocks, freeBytes: bsize * bavail };
     } catch (error) {
-      // A folder removed under Steward holds nothing, and has no room to tell.
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return { usedBytes, capacityBytes: undefined, freeBytes: undefined };
+      // A folder removed under Steward has no room to tell.
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw error;
     }
   }

@@ -31,6 +31,16 @@ export function volumeExists(vid: string): DomainError {
   return alreadyExists(R.VOLUME_EXISTS, `a volume ${vid} exists`, { vid });
 }
 
+/** Whether `error` says that a volume has no content in its pool (VOLUME_NOT_FOUND). */
+export function isVolumeNotFound(error: unknown): boolean {
+  return error instanceof DomainError && error.reason === R.VOLUME_NOT_FOUND;
+}
+
+/** Whether `error` says that a volume's content is there already (VOLUME_EXISTS). */
+export function isVolumeExists(error: unknown): boolean {
+  return error instanceof DomainError && error.reason === R.VOLUME_EXISTS;
+}
+
 const VID_FORM = "path segments of letters, digits, '_', '.' or '-' (not . or ..), of at most 128 characters each and 512 in all, joined by '/'";
 
 export function invalidVid(vid: string): DomainError {

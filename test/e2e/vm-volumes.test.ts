@@ -17,6 +17,7 @@ import { bool } from "../fixtures/property-values";
 import { stopAndReadEvents } from "../fixtures/stored-events";
 import { startTestServer, type TestServer } from "../fixtures/test-server";
 import { makeTempDir, removeDir } from "../fixtures/temp-dir";
+import { collect } from "../fixtures/volume-bytes";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -85,6 +86,46 @@ describe("the volumes of VMs", () => {
     const root = await volumeOf("work", "root");
     expect(root).toMatchObject({ vm: "work", snapOnStart: true, saveOnStop: false, source: `default:vms/${tpl!.uuid}/root`, sizeBytes: BigInt(10 * GiB) });
     expect(await volumeOf("work", "private")).toMatchObject({ snapOnStart: false, saveOnStop: true, source: "" });
+  });
+
+  it("that each start makes anew get their files at the first start, or at the first call that needs their bytes, as in Qubes' file-reflink", async () => {
+    await vms.createVm({ name: "qtpl", klass: VmClass.TEMPLATE_VM, label: "black", pool: "images" });
+    await vms.createVm({ name: "lazy", klass: VmClass.APP_VM, label: "red", template: "qtpl", pool: "images" });
+    const [root, privateVolume, volatile] = await Promise.all(["root", "private", "volatile"].map((name) => volumeOf("lazy", name)));
+    expect([root, volatile].map((volume) => [volume.name, fs.existsSync(volume.hostPath), Number(volume.usageBytes), Number(volume.sizeBytes)])).toEqual([
+      ["root", false, 0, 10 * GiB],
+      ["volatile", false, 0, 10 * GiB],
+    ]);
+    expect(fs.existsSync(privateVolume.hostPath)).toBe(true);
+    expect((await volumes.listSnapshots({ volume: { pool: root.pool, vid: root.vid, vm: "", name: "" } })).revisions).toEqual([]);
+
+    // An export reads it as what a start would make of it: all holes.
+    const exported = await collect(volumes.exportVolume({ volume: { pool: volatile.pool, vid: volatile.vid, vm: "", name: "" }, revision: "" }));
+    expect(exported.filter((message) => message.kind.case === "chunk" && message.kind.value.data.length > 0)).toEqual([]);
+    expect(exported.at(-1)?.kind.case).toBe("trailer");
+    expect(fs.existsSync(volatile.hostPath)).toBe(true);
+
+    // The first start makes the root an overlay of the template's root, which costs nothing.
+    await vms.startVm({ vm: "lazy" });
+    expect(fs.existsSync(root.hostPath)).toBe(true);
+    const { execFileSync } = await import("node:child_process");
+    const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", "-U", root.hostPath], { encoding: "utf8" })) as { "virtual-size": number; "backing-filename"?: string };
+    expect(info["virtual-size"]).toBe(10 * GiB);
+    expect(info["backing-filename"]).toBeDefined();
+    await vms.killVm({ vm: "lazy" });
+    await vms.removeVm({ vm: "lazy" });
+    for (const volume of [root, privateVolume, volatile]) expect(fs.existsSync(volume.hostPath)).toBe(false);
+  });
+
+  it("made at each start are made by a change before the first start: a resize makes it of the new size", async () => {
+    await vms.createVm({ name: "lazy-resized", klass: VmClass.APP_VM, label: "red", template: "tpl" });
+    const volatile = await volumeOf("lazy-resized", "volatile");
+    expect(fs.existsSync(volatile.hostPath)).toBe(false);
+    await volumes.resizeVolume({ volume: { pool: volatile.pool, vid: volatile.vid, vm: "", name: "" }, sizeBytes: BigInt(12 * GiB) });
+    expect(fs.statSync(volatile.hostPath).size).toBe(12 * GiB);
+    expect(Number((await volumeOf("lazy-resized", "volatile")).sizeBytes)).toBe(12 * GiB);
+    await vms.removeVm({ vm: "lazy-resized" });
+    expect(fs.existsSync(volatile.hostPath)).toBe(false);
   });
 
   it("are the disks of a start, in order; the AppVM's root is its template's root as it was at the start", async () => {
@@ -231,7 +272,8 @@ describe("VM volumes across a stop", () => {
       const volumes = createClient(VolumeService, second.server.addresses[0]);
       const listed = await volumes.listVolumes({ vm: "kept" });
       expect(listed.volumes.map((volume) => volume.name)).toEqual(["private", "root", "volatile"]);
-      for (const volume of listed.volumes) expect(fs.existsSync(volume.hostPath)).toBe(true);
+      // Its volatile volume gets its file at its first start; the others have theirs.
+      for (const volume of listed.volumes) expect({ [volume.name]: fs.existsSync(volume.hostPath) }).toEqual({ [volume.name]: volume.saveOnStop });
       vms.close();
       volumes.close();
       await second.stop();

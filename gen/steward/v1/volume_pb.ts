@@ -193,7 +193,10 @@ export type Volume = Message<"steward.v1.Volume"> & {
 
   /**
    * Where its bytes are on the host: a file or device inside the pool's folder (vm_concierge's
-   * disk_path). Output only.
+   * disk_path). Output only. A VM's volume that each start makes anew (snap_on_start, or not
+   * save_on_stop) has no file there until its first start or the first call that needs its
+   * bytes (an export, a resize, a clear), as in Qubes' file-reflink driver; until then its
+   * usage_bytes is 0 and it has no revisions.
    *
    * @generated from field: string host_path = 18;
    */

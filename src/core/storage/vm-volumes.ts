@@ -19,9 +19,9 @@ import { attachedVmNames } from "./attached-vms";
 import type { KernelVolumes } from "./kernel-volumes";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
+import { NEW_VOLUME_BYTES } from "./made-at-start";
 import { checkSha256, newVolumeRecord, parseVolumeSource, SECTOR, type ImportHeader, type Volumes } from "./volumes";
 
-const GiB = 1024 * 1024 * 1024;
 /** An image's bytes are read in chunks of this, as an import stream brings them. */
 const IMAGE_CHUNK_BYTES = 1024 * 1024;
 /** The first bytes of a qcow2 image: "QFI\xfb". */
@@ -42,10 +42,10 @@ interface VolumeSpec {
   source?: { of: "template"; volume: "root" | "private" } | { of: "template's source"; volume: "root" };
 }
 
-const OWN_ROOT: VolumeSpec = { name: "root", sizeBytes: 10 * GiB, snapOnStart: false, saveOnStop: true };
-const OWN_PRIVATE: VolumeSpec = { name: "private", sizeBytes: 2 * GiB, snapOnStart: false, saveOnStop: true };
+const OWN_ROOT: VolumeSpec = { name: "root", sizeBytes: NEW_VOLUME_BYTES.root, snapOnStart: false, saveOnStop: true };
+const OWN_PRIVATE: VolumeSpec = { name: "private", sizeBytes: NEW_VOLUME_BYTES.private, snapOnStart: false, saveOnStop: true };
 /** Fresh at each start: swap and scratch space. */
-const VOLATILE: VolumeSpec = { name: "volatile", sizeBytes: 10 * GiB, snapOnStart: false, saveOnStop: false };
+const VOLATILE: VolumeSpec = { name: "volatile", sizeBytes: NEW_VOLUME_BYTES.volatile, snapOnStart: false, saveOnStop: false };
 
 /**
  * Qubes' table of volumes per class. An AppVM's root is a snapshot of its template's root taken
@@ -184,16 +184,16 @@ export class VmVolumes implements VmParticipant {
           continue;
         }
         const source = spec.source === undefined ? undefined : this.sourceOf(vm, spec);
-        // A snapshot taken at each start is empty until the first start, of its source's size.
-        const sizeBytes = source === undefined ? spec.sizeBytes : (await this.driverOf(source.pool).volumeUsage(source.vid)).sizeBytes;
+        const madeAtStart = spec.snapOnStart || !spec.saveOnStop;
         planned.push({
           spec,
           pool,
           source: source === undefined ? "" : sourceKey(source),
           // A volume of its own may be filled by the VM; a snapshot's bytes are its start's to count.
-          neededBytes: source === undefined ? sizeBytes : 0,
+          neededBytes: source === undefined ? spec.sizeBytes : 0,
           writtenBytes: 0,
-          bytes: (driver, vid) => driver.create(vid, sizeBytes),
+          // What each start makes anew gets its file then (Volumes.makeIfAbsent), as in Qubes' file-reflink.
+          bytes: madeAtStart ? async () => undefined : (driver, vid) => driver.create(vid, spec.sizeBytes),
         });
       }
       const undo = await this.makeAll(vm, planned);
@@ -282,7 +282,7 @@ export class VmVolumes implements VmParticipant {
       if (spec === undefined) continue;
       const pool = this.poolFor(spec.name, placement, original.pool);
       const sourceDriver = this.driverOf(original.pool);
-      const { sizeBytes, allocatedBytes } = await sourceDriver.volumeUsage(original.vid);
+      const { sizeBytes, allocatedBytes, made } = await this.volumes.usage(original);
       // What a start makes again needs no copy; the rest is copied, cheaply where the pool can.
       const remade = original.snapOnStart || !original.saveOnStop;
       const cheap = !remade && pool === original.pool && canCloneCheaply(this.driverOf(pool));
@@ -295,7 +295,8 @@ export class VmVolumes implements VmParticipant {
         neededBytes: original.snapOnStart || cheap ? 0 : remade ? sizeBytes : allocatedBytes,
         writtenBytes: remade || cheap ? 0 : allocatedBytes,
         bytes: async (driver, vid) => {
-          if (remade) return driver.create(vid, sizeBytes);
+          // One that no start made yet is made by the clone's first start, of the size it has then.
+          if (remade) return made ? driver.create(vid, sizeBytes) : undefined;
           if (cheap && canCloneCheaply(driver)) return driver.clone(original.vid, vid);
           await driver.create(vid, sizeBytes);
           await copyContent(sourceDriver, original.vid, driver, vid, { signal: ctx.signal, progress: copy });
@@ -315,9 +316,12 @@ export class VmVolumes implements VmParticipant {
       const disk: LaunchDisk = { name: volume.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !volume.rw };
       if (volume.snapOnStart) await this.snapshotFromSource(this.withCurrentSource(vm, volume), driver);
       else if (!volume.saveOnStop && this.isEphemeral(volume)) Object.assign(disk, await this.encrypted(volume, driver));
-      else if (!volume.saveOnStop) await emptyContent(driver, volume.vid);
+      // Made now, it is empty already.
+      else if (!volume.saveOnStop && !(await this.volumes.makeIfAbsent(volume))) await emptyContent(driver, volume.vid);
       disks.push(disk);
     }
+    // Another VM's volume attached here may be one its own start makes: its file is made for this launch.
+    for (const attached of this.attachments.volumesOf(vm)) await this.volumes.makeIfAbsent(attached);
     // A kernel of the host's folder brings its modules, as Qubes' kernel volume; a volume of the VM's own named kernel comes first.
     const kernel = plan.kernel === "" || disks.some((disk) => disk.name === "kernel") ? undefined : await this.kernels.disk(plan.kernel);
     if (kernel !== undefined) disks.push(kernel);
@@ -335,6 +339,7 @@ export class VmVolumes implements VmParticipant {
   /** A fresh encrypted content for an ephemeral volume: its format and key go to the launch alone. */
   private async encrypted(volume: VolumeRecord, driver: StorageDriver): Promise<Pick<LaunchDisk, "format" | "key">> {
     if (!encryptsEphemeral(driver)) throw ephemeralUnsupported(volume.pool, volume.vid);
+    await this.volumes.makeIfAbsent(volume);
     return driver.makeEphemeral(volume.vid);
   }
 
@@ -345,7 +350,8 @@ export class VmVolumes implements VmParticipant {
     for (const volume of this.ownVolumes(vm)) {
       try {
         if (volume.saveOnStop && !volume.snapOnStart) await this.volumes.snapshot({ pool: volume.pool, vid: volume.vid }, ctx);
-        else await emptyContent(this.driverOf(volume.pool), volume.vid);
+        // One that the start did not get to make has nothing to empty.
+        else if ((await this.volumes.usage(volume)).made) await emptyContent(this.driverOf(volume.pool), volume.vid);
       } catch (error) {
         failure ??= error instanceof Error ? error : new Error(String(error));
       }
@@ -453,13 +459,20 @@ export class VmVolumes implements VmParticipant {
    * the pool can, else a copy; the record keeps the source's stamp, to tell when it is outdated.
    */
   private async snapshotFromSource(volume: VolumeRecord, driver: StorageDriver): Promise<void> {
-    if (volume.source === "") return;
+    if (volume.source === "") {
+      await this.volumes.makeIfAbsent(volume);
+      return;
+    }
     const source = parseVolumeSource(volume.source);
     await this.volumes.settled(source);
     const sourceDriver = this.driverOf(source.pool);
     const { allocatedBytes, stamp } = await sourceDriver.volumeUsage(source.vid);
     if (source.pool === volume.pool && canCloneCheaply(driver)) await driver.clone(source.vid, volume.vid);
-    else await this.pools.withRoom(volume.pool, allocatedBytes, () => copyContent(sourceDriver, source.vid, driver, volume.vid));
+    else {
+      // A copy goes through the target's writer: its file is made first, the first time.
+      await this.volumes.makeIfAbsent(volume);
+      await this.pools.withRoom(volume.pool, allocatedBytes, () => copyContent(sourceDriver, source.vid, driver, volume.vid));
+    }
     if (stamp !== volume.sourceStamp) this.store.transaction(() => this.store.volumes.update({ ...volume, sourceStamp: stamp }));
   }
 

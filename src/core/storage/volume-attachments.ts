@@ -101,6 +101,11 @@ export class VolumeAttachments {
     return this.store.attachments.ofVm(vm.qid).map((attachment) => this.disk(attachment, this.ready(attachment)));
   }
 
+  /** The volumes attached to a VM, each ready. */
+  volumesOf(vm: VmRecord): VolumeRecord[] {
+    return this.store.attachments.ofVm(vm.qid).map((attachment) => this.ready(attachment));
+  }
+
   private disk(attachment: VolumeAttachmentRecord, volume: VolumeRecord): LaunchDisk {
     const driver = this.pools.driver(volume.pool);
     return { name: attachment.name, path: driver.hostPath(volume.vid) ?? "", format: driver.format, readOnly: !attachment.rw || !volume.rw };

@@ -2,8 +2,8 @@ import { callCancelled, InvalidFieldError } from "../errors";
 import type { Clock } from "../../ports/clock";
 import type { Log } from "../../ports/log";
 import { isValidKernelName } from "../../ports/kernel-folder";
-import { canCloneCheaply, isValidRevisionId, isValidVid, transfersImages, type Revision, type StorageDriver, type VolumeReader, type VolumeWriter } from "../../ports/storage-driver";
-import { invalidVidField, invalidVolumeSize, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
+import { canCloneCheaply, isValidRevisionId, isValidVid, transfersImages, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../ports/storage-driver";
+import { invalidVidField, invalidVolumeSize, isVolumeExists, isVolumeNotFound, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import { HOST_SUBJECT, type EventSubject } from "../model/event";
@@ -34,6 +34,7 @@ import {
 } from "./storage-events";
 import { attachedVmNames } from "./attached-vms";
 import { copyContent, emptyContent } from "./volume-copy";
+import { isMadeAtStart, NEW_VOLUME_BYTES } from "./made-at-start";
 
 /** A volume named by its pool and vid: how the core names every volume. */
 export interface VolumeKey {
@@ -395,7 +396,13 @@ export class Volumes {
     this.record(key);
     await this.settled(key);
     const volume = this.record(key);
-    return (await this.pools.driver(volume.pool).revisions(volume.vid)).reverse();
+    try {
+      return (await this.pools.driver(volume.pool).revisions(volume.vid)).reverse();
+    } catch (error) {
+      // A volume that no start made yet has no revisions.
+      if (isMadeAtStart(volume) && isVolumeNotFound(error)) return [];
+      throw error;
+    }
   }
 
   /** Saves the current content as a revision; the oldest past revisions_to_keep go. A retry with request_id returns the first one's revision. */
@@ -493,6 +500,7 @@ export class Volumes {
     await this.settled(key);
     const volume = this.record(key);
     const driver = this.pools.driver(volume.pool);
+    await this.makeIfAbsent(volume);
     const saved = revision === "" ? undefined : revision;
     const view = await this.view(volume);
     let reader: VolumeReader;
@@ -688,6 +696,7 @@ export class Volumes {
     this.checkClone(source, target);
     return this.change(target, ctx, "clone into", { halted: "cloned into" }, async (volume, driver) => {
       await this.settled(source);
+      await this.makeIfAbsent(this.record(source));
       const sourceDriver = this.pools.driver(source.pool);
       const { sizeBytes, allocatedBytes } = await sourceDriver.volumeUsage(this.record(source).vid);
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
@@ -719,7 +728,12 @@ export class Volumes {
   private change<T>(key: VolumeKey, ctx: CallContext, what: string, needs: { halted?: string }, work: (volume: VolumeRecord, driver: StorageDriver) => Promise<T>): Promise<T> {
     const volume = this.record(key);
     this.refuseTaken(key);
-    const run = () => this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, () => work(this.record(key), this.pools.driver(key.pool)));
+    const run = () =>
+      this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, async () => {
+        const current = this.record(key);
+        await this.makeIfAbsent(current);
+        return work(current, this.pools.driver(key.pool));
+      });
     const toBe = needs.halted;
     if (toBe !== undefined) this.requireUnattachedToRunning(volume, toBe);
     if (toBe === undefined || volume.vmQid === undefined) return run();
@@ -770,6 +784,48 @@ export class Volumes {
         if (this.pruning.get(name) === pruned) this.pruning.delete(name);
       });
     this.pruning.set(name, pruned);
+  }
+
+  /**
+   * What the volume takes, and whether its file is made: a VM's volume that a start makes anew
+   * (isMadeAtStart) and that none made yet has the size it will have (its source's, or its own
+   * default) and takes nothing.
+   */
+  async usage(volume: VolumeRecord): Promise<VolumeUsage & { made: boolean }> {
+    try {
+      return { ...(await this.pools.driver(volume.pool).volumeUsage(volume.vid)), made: true };
+    } catch (error) {
+      if (!isMadeAtStart(volume) || !isVolumeNotFound(error)) throw error;
+      return { sizeBytes: await this.sizeToBe(volume), allocatedBytes: 0, stamp: "", made: false };
+    }
+  }
+
+  /**
+   * Makes, empty and of the size it is to have, a VM's volume that a start makes anew and that
+   * none made yet, before anything needs its file; true when this made it (not when it was made,
+   * or something else made it meanwhile).
+   */
+  async makeIfAbsent(volume: VolumeRecord): Promise<boolean> {
+    if (!isMadeAtStart(volume)) return false;
+    const usage = await this.usage(volume);
+    if (usage.made) return false;
+    try {
+      await this.pools.driver(volume.pool).create(volume.vid, usage.sizeBytes);
+      return true;
+    } catch (error) {
+      if (isVolumeExists(error)) return false;
+      throw error;
+    }
+  }
+
+  /** The size a volume made at start has before it is made: its source's, else the default of its name. */
+  private async sizeToBe(volume: VolumeRecord): Promise<number> {
+    if (volume.snapOnStart && volume.source !== "") {
+      const { pool, vid } = parseVolumeSource(volume.source);
+      const source = this.store.volumes.get(pool, vid);
+      if (source !== undefined) return (await this.usage(source)).sizeBytes;
+    }
+    return NEW_VOLUME_BYTES[volume.name] ?? 0;
   }
 
   /**
@@ -832,7 +888,7 @@ export class Volumes {
 
   private async view(volume: VolumeRecord): Promise<VolumeView> {
     const driver = this.pools.driver(volume.pool);
-    const usage = await driver.volumeUsage(volume.vid);
+    const usage = await this.usage(volume);
     return {
       ...volume,
       sizeBytes: usage.sizeBytes,

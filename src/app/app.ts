@@ -82,7 +82,7 @@ export class StewardApp {
         // The same handlers under google.longrunning's own name, for generic LRO clients.
         binding(Operations, operationApi(core.operations)),
       );
-      const server = new StewardServer(config, services, log);
+      const server = new StewardServer(config, services, log, { durable: () => store.durable() });
       await server.listen();
       log.info({ version: STEWARD_VERSION, dataDir: config.dataDir, hypervisor: hypervisor.info().kind }, "started");
       return new StewardApp(store, core, server);

@@ -178,8 +178,17 @@ export interface Store {
   host(): HostRecord;
   /** Runs `work` in one transaction: all its writes, events included, commit together or not at all. */
   transaction<T>(work: () => T): T;
-  /** Calls `listener` with the events of each transaction, once it has committed. */
+  /**
+   * Calls `listener` with the events of each transaction, in commit order, once the transaction
+   * is on disk (durable): no one hears of a change that a power loss could still undo.
+   */
   onCommit(listener: (events: readonly StoredEvent[]) => void): void;
+  /**
+   * Resolves once every transaction committed so far is on disk. A commit returns before that
+   * (a crash of the process cannot lose it, a power loss could): what acknowledges a change to
+   * a client waits for this first, and the waits of concurrent calls share their disk syncs.
+   */
+  durable(): Promise<void>;
   readonly vms: VmRepository;
   readonly labels: LabelRepository;
   readonly globals: GlobalPropertyRepository;

@@ -29,6 +29,11 @@ export interface BindingOptions {
   stopped: AbortSignal;
   /** Whether clients present certificates (mTLS); without, every caller is dom0. */
   clientCertificates: boolean;
+  /**
+   * Resolves once what the handlers changed is on disk: every answer and every final status
+   * waits for it, so that what a client was told happened survives a power loss.
+   */
+  durable: () => Promise<void>;
 }
 
 /** What every kind of grpc-js server call offers. */
@@ -87,7 +92,7 @@ function bindMethod(method: DescMethod, handler: AnyHandler, options: BindingOpt
 
 /** Runs a handler that answers once, and sends its answer or its failure. */
 function answer(scope: CallScope, output: DescMessage, run: () => unknown): Promise<RpcOutcome> {
-  return invoke(run).then(
+  return afterDurable(scope, invoke(run)).then(
     (response) => {
       let message: unknown;
       try {
@@ -105,10 +110,27 @@ function answer(scope: CallScope, output: DescMessage, run: () => unknown): Prom
 
 /** Runs a handler that answers with a stream, and writes it out, then the status. */
 function stream(scope: CallScope, output: DescMessage, call: StreamCall, run: () => unknown): Promise<RpcOutcome> {
-  return invoke(() => writeAll(call, scope, output, run())).then(
+  return afterDurable(scope, invoke(() => writeAll(call, scope, output, run()))).then(
     () => scope.endStream(call),
     (error: unknown) => scope.fail(error),
   );
+}
+
+/**
+ * The handler's outcome, once what it changed is on disk: a failure too may follow changes
+ * (an operation's record, a step done before the one that failed). A disk that refuses the
+ * sync fails the call.
+ */
+async function afterDurable<T>(scope: CallScope, outcome: Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await outcome;
+  } catch (error) {
+    await scope.durable();
+    throw error;
+  }
+  await scope.durable();
+  return result;
 }
 
 /** The target of a request that cannot be decoded: it names nothing (and fails as malformed). */
@@ -218,6 +240,11 @@ class CallScope implements InterceptedContext, RpcCall {
     this.controller?.abort(new Error("the call ended"));
     this.outcome = unexpected === undefined ? { code } : { code, unexpected };
     return this.outcome;
+  }
+
+  /** Once the store has on disk all it committed. */
+  durable(): Promise<void> {
+    return this.options.durable();
   }
 
   private isCancelled(): boolean {

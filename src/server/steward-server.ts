@@ -22,6 +22,16 @@ import { DescriptorIndex, REFLECTION_SERVICES, reflectionServices } from "./refl
 import { bindService, type BindingOptions } from "./rpc-binding";
 import type { ServiceImpl } from "./service-impl";
 
+/** What a server may be given besides its services. */
+export interface ServerExtras {
+  /** Interceptors after Steward's own (the access log, request ids), around every RPC. */
+  interceptors?: readonly Interceptor[];
+  /** Resolves once the state's changes are on disk; every answer waits for it (BindingOptions). */
+  durable?: () => Promise<void>;
+}
+
+const NOTHING_TO_SYNC = () => Promise.resolve();
+
 /** One service of the contract and its implementation. */
 export interface ServiceBinding {
   service: DescService;
@@ -48,8 +58,7 @@ export class StewardServer {
     private readonly config: Config,
     services: readonly ServiceBinding[],
     private readonly log: Logger,
-    /** Interceptors after Steward's own (the access log, request ids), around every RPC. */
-    interceptors: readonly Interceptor[] = [],
+    { interceptors = [], durable = NOTHING_TO_SYNC }: ServerExtras = {},
   ) {
     readDeadlinesWhole();
     detailGrpcJsStatuses();
@@ -86,6 +95,7 @@ export class StewardServer {
       draining: this.draining.signal,
       stopped: this.stopped.signal,
       clientCertificates: Boolean(config.tls?.clientCaFile),
+      durable,
     };
     for (const { service, impl } of [...services, binding(Health, this.health.impl()), reflection.v1, reflection.v1alpha]) {
       this.server.addService(serviceDefinition(service), bindService(service, impl as ServiceImpl<DescService>, options));

@@ -1244,13 +1244,16 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
       });
 
       describe("onCommit listeners", () => {
-        it("get the events of each committed transaction once, in order, every listener", () => {
+        it("get the events of each committed transaction once it is on disk, not before, in order, every listener", async () => {
           const first: StoredEvent[][] = [];
           const second: StoredEvent[][] = [];
           store.onCommit((events) => first.push([...events]));
           store.onCommit((events) => second.push([...events]));
           appendCommitted(event("a", "work", { k: "v" }), event("b"));
           appendCommitted(event("c"));
+          // Committed, not yet durable: no one hears of what a power loss could still undo.
+          expect(first).toEqual([]);
+          await store.durable();
           expect(first.map((events) => events.map((e) => [e.sequence, e.name]))).toEqual([
             [
               [1, "a"],
@@ -1262,7 +1265,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
           expect(first[0][0]).toEqual<StoredEvent>({ sequence: 1, time: EVENT_TIME, subject: "work", subjectUuid: uuidOf("work"), name: "a", kwargs: { k: "v" } });
         });
 
-        it("get nothing for a transaction that rolled back, nor later with the next one's", () => {
+        it("get nothing for a transaction that rolled back, nor later with the next one's", async () => {
           const published: StoredEvent[][] = [];
           store.onCommit((events) => published.push([...events]));
           thrownBy(() =>
@@ -1271,12 +1274,14 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
               throw failure;
             }),
           );
+          await store.durable();
           expect(published).toEqual([]);
           appendCommitted(event("kept"));
+          await store.durable();
           expect(published.map((events) => events.map((e) => e.name))).toEqual([["kept"]]);
         });
 
-        it("get a nested transaction's events with the outer one's, once it commits", () => {
+        it("get a nested transaction's events with the outer one's, once it commits", async () => {
           const published: string[][] = [];
           store.onCommit((events) => published.push(events.map((e) => e.name)));
           store.transaction(() => {
@@ -1285,10 +1290,11 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
             expect(published).toEqual([]);
             store.events.append(event("outer-2"), EVENT_TIME);
           });
+          await store.durable();
           expect(published).toEqual([["outer-1", "inner", "outer-2"]]);
         });
 
-        it("are called after the commit: they read what it wrote, and may run transactions of their own", () => {
+        it("are called after the commit: they read what it wrote, and may run transactions of their own", async () => {
           insert(1, "work");
           const seen: (string | undefined)[] = [];
           store.onCommit(() => {
@@ -1307,6 +1313,7 @@ export function storeContract(name: string, open: () => StoreUnderTest): void {
             store.vms.setProperty(1, "memory", "800");
             store.events.append(event("property-set:memory", "work"), EVENT_TIME);
           });
+          await store.durable();
           expect(seen).toEqual(["800"]);
           expect(store.vms.byQid(1)!.properties).toEqual({ memory: "800" });
           expect(store.events.after(0, 100).map((e) => e.name)).toEqual(["property-set:memory"]);

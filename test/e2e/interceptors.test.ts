@@ -45,7 +45,7 @@ describe("interceptors around every RPC", () => {
       config,
       [binding(VmService, unimplemented(VmService)), binding(EventService, unimplemented(EventService)), binding(HostService, unimplemented(HostService as never))],
       logs.log,
-      [record, refuse],
+      { interceptors: [record, refuse] },
     );
     await server.listen();
   });

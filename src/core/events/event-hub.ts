@@ -45,19 +45,25 @@ const TRIM_SLACK = 1000;
 
 /**
  * Events as they happen, to any number of subscribers. The store publishes each transaction's
- * events once it has committed, so a subscriber never sees a change that did not happen, and
- * sees each change once, in sequence order. A subscriber that falls `subscriberBuffer` events
- * behind is cut off instead of slowing the others or the server.
+ * events once it is on disk, so a subscriber never sees a change that did not happen (or that
+ * a power loss could undo), and sees each change once, in sequence order. A subscriber that
+ * falls `subscriberBuffer` events behind is cut off instead of slowing the others or the server.
  */
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>();
   private addedSinceTrim = 0;
+  /**
+   * The last event published. The log may hold later ones, committed but not yet on disk: no
+   * stream names or replays those before they are published to it.
+   */
+  private published: number;
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly settings: EventSettings,
   ) {
+    this.published = store.events.latestSequence();
     store.onCommit((events) => this.publish(events));
   }
 
@@ -72,7 +78,7 @@ export class EventHub {
     // Subscribe before reading the latest number: every later commit reaches the subscriber.
     this.subscribers.add(subscriber);
     try {
-      const latest = this.store.events.latestSequence();
+      const latest = this.published;
       if (request.afterSequence !== undefined) this.checkResumable(request.afterSequence, latest);
       yield { event: { sequence: latest, time: this.clock.now(), subject: "", subjectUuid: "", name: "connection-established", kwargs: {} } };
       if (request.afterSequence !== undefined) yield* this.replay(request, request.afterSequence, latest);
@@ -119,12 +125,13 @@ export class EventHub {
       if (draining.aborted) throw serverStopping();
       const woken = await subscriber.waitForEvents();
       if (!woken && !signal.aborted && !draining.aborted) {
-        yield { heartbeat: { sequence: this.store.events.latestSequence(), time: this.clock.now() } };
+        yield { heartbeat: { sequence: this.published, time: this.clock.now() } };
       }
     }
   }
 
   private publish(events: readonly StoredEvent[]): void {
+    this.published = events[events.length - 1].sequence;
     for (const subscriber of this.subscribers) subscriber.offer(events);
     this.addedSinceTrim += events.length;
     if (this.addedSinceTrim >= Math.max(1, Math.min(TRIM_SLACK, Math.floor(this.settings.retained / 10)))) {

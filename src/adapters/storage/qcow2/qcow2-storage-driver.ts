@@ -88,15 +88,17 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
     return this.changes.run(async () => {
       if (!isValidVid(vid)) throw invalidVid(vid);
       if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
-      const file = await this.files.fresh(vid);
-      await this.removeRevisions(file);
-      await this.files.createFrom(vid, file, async (temporary) => {
+      const { file, inNewFolder } = await this.files.fresh(vid);
+      const make = async (target: string) => {
         try {
-          await writeEmptyQcow2(temporary, sizeBytes);
+          await writeEmptyQcow2(target, sizeBytes);
         } catch (error) {
           throw this.translated(vid, error);
         }
-      });
+      };
+      if (inNewFolder) return this.files.createInNewFolder(vid, file, make);
+      await this.removeRevisions(file);
+      await this.files.createFrom(vid, file, make);
     });
   }
 

@@ -57,18 +57,54 @@ export class PoolFolder {
     return this.walkTo(vid, segments, name + suffix, options);
   }
 
+  /**
+   * Where a new volume `vid`'s file goes, its folders made, as fileOf with makeFolders; and
+   * whether the folder holding it was made by this call, so that nothing can be in it yet.
+   */
+  async newFileOf(vid: string, suffix: string): Promise<{ file: string; inNewFolder: boolean }> {
+    if (!isValidVid(vid)) throw invalidVid(vid);
+    const segments = vid.split("/");
+    const name = segments.pop()!;
+    if (segments.length === 0) return { file: path.join(this.root, name + suffix), inNewFolder: false };
+    // The folders above the volume's own are checked as fileOf does; the volume's own is made
+    // at once when missing (a VM's first volume): with no lookup first, nothing fails on the way.
+    const own = segments.pop()!;
+    const folder = segments.length === 0 ? path.join(this.root, own) : await this.walkTo(vid, segments, own, { makeFolders: true });
+    // Recursive: no EEXIST when it is there already, and its parents are the pool's, checked above.
+    const made = await fs.mkdir(folder, { recursive: true }).catch(async (error: unknown) => {
+      // A symlink someone planted there (dangling, or to a file) is said to be one.
+      await this.requireOwnFolder(vid, folder);
+      throw error;
+    });
+    if (made === undefined) await this.requireOwnFolder(vid, folder);
+    return { file: path.join(folder, name + suffix), inNewFolder: made !== undefined };
+  }
+
+  /** INVALID_ARGUMENT (VOLUME_PATH_UNSAFE) when something but a folder of the pool's own is at `folder`. */
+  private async requireOwnFolder(vid: string, folder: string): Promise<void> {
+    const stats = await lstatOrUndefined(folder);
+    if (stats !== undefined && !stats.isDirectory()) throw unsafeVolumePath(vid, `${this.relative(folder)} in its pool is ${describeKind(stats)}, not a folder of the pool's own`);
+  }
+
   /** The folders on the way to `vid`'s file, one by one: each must be a folder of the pool's own, or missing (made with `makeFolders`). */
   private async walkTo(vid: string, segments: readonly string[], fileName: string, options: { makeFolders?: boolean }): Promise<string> {
     let folder = this.root;
+    let made = false;
     for (const [index, segment] of segments.entries()) {
       folder = path.join(folder, segment);
-      let stats = await lstatOrUndefined(folder);
+      // Below a folder made just now, nothing but what this makes can be there.
+      let stats = made ? undefined : await lstatOrUndefined(folder);
       if (stats === undefined) {
         // Nothing below a missing folder can be anyone's symlink.
         if (!options.makeFolders) return path.join(folder, ...segments.slice(index + 1), fileName);
-        await fs.mkdir(folder).catch((error: unknown) => {
-          if (!isErrno(error, "EEXIST")) throw error;
-        });
+        made = await fs.mkdir(folder).then(
+          () => true,
+          (error: unknown) => {
+            if (!isErrno(error, "EEXIST")) throw error;
+            return false;
+          },
+        );
+        if (made) continue;
         stats = await fs.lstat(folder);
       }
       if (!stats.isDirectory()) throw unsafeVolumePath(vid, `${this.relative(folder)} in its pool is ${describeKind(stats)}, not a folder of the pool's own`);

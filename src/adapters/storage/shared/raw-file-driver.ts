@@ -59,13 +59,10 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
   async create(vid: string, sizeBytes: number): Promise<void> {
     if (!isValidVid(vid)) throw invalidVid(vid);
     if (!isByteCount(sizeBytes)) throw invalidVolumeSize(vid, sizeBytes);
-    const file = await this.files.fresh(vid);
-    // Revisions of a volume deleted by a process that died before it removed them.
-    await this.removeRevisions(file);
-    await removeFile(file + EPHEMERAL_MARK);
-    await this.files.createFrom(vid, file, async (temporary) => {
+    const { file, inNewFolder } = await this.files.fresh(vid);
+    const make = async (target: string) => {
       try {
-        const handle = await fs.open(temporary, "wx", 0o600);
+        const handle = await fs.open(target, "wx", 0o600);
         try {
           await handle.truncate(sizeBytes);
         } finally {
@@ -74,7 +71,12 @@ export class RawFileStorageDriver implements StorageDriver, ImageTransfer, Ephem
       } catch (error) {
         throw this.translated(vid, error);
       }
-    });
+    };
+    if (inNewFolder) return this.files.createInNewFolder(vid, file, make);
+    // Revisions of a volume deleted by a process that died before it removed them.
+    await this.removeRevisions(file);
+    await removeFile(file + EPHEMERAL_MARK);
+    await this.files.createFrom(vid, file, make);
   }
 
   async delete(vid: string): Promise<boolean> {

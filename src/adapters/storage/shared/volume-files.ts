@@ -1,7 +1,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { isValidVid } from "../../../ports/storage-driver";
-import { invalidVid, revisionNotFound, volumeExists, volumeNotFound } from "../../../ports/storage-errors";
+import { revisionNotFound, volumeExists, volumeNotFound } from "../../../ports/storage-errors";
 import { isErrno, removeFile, type PoolFolder } from "./pool-folder";
 
 /** A revision id: decimal, the milliseconds of its making (bumped past the newest). */
@@ -48,12 +48,15 @@ export class VolumeFiles {
     return file;
   }
 
-  /** Where a new volume `vid` goes: ALREADY_EXISTS (VOLUME_EXISTS) when it exists. */
-  async fresh(vid: string): Promise<string> {
-    if (!isValidVid(vid)) throw invalidVid(vid);
-    const file = await this.pool.fileOf(vid, this.suffix, { makeFolders: true });
-    if (await this.pool.regularFile(vid, file)) throw volumeExists(vid);
-    return file;
+  /**
+   * Where a new volume `vid` goes: ALREADY_EXISTS (VOLUME_EXISTS) when it exists. `inNewFolder`
+   * when its folder was made just now: no revision or leftover of an earlier volume can be
+   * beside it (a VM's first volume in its own folder).
+   */
+  async fresh(vid: string): Promise<{ file: string; inNewFolder: boolean }> {
+    const place = await this.pool.newFileOf(vid, this.suffix);
+    if (!place.inNewFolder && (await this.pool.regularFile(vid, place.file))) throw volumeExists(vid);
+    return place;
   }
 
   /**
@@ -71,6 +74,22 @@ export class VolumeFiles {
       throw error;
     } finally {
       await removeFile(temporary);
+    }
+  }
+
+  /**
+   * Makes the new volume's `file` in a folder made just now (fresh's inNewFolder), by `make`
+   * there at once: no one else can have the name, and a crash leaves a file that its volume's
+   * record, still being made, has the next start remove.
+   */
+  async createInNewFolder(vid: string, file: string, make: (file: string) => Promise<void>): Promise<void> {
+    try {
+      await make(file);
+    } catch (error) {
+      // Someone else's file is left alone; a part-made one of this call's goes.
+      if (isErrno(error, "EEXIST")) throw volumeExists(vid);
+      await removeFile(file);
+      throw error;
     }
   }
 

@@ -61,6 +61,17 @@ describe("pools of files", () => {
     expect(await driver.list()).toEqual([]);
   });
 
+  it("refuse to make a volume's own folder where a symlink was planted, dangling or to a file", async () => {
+    const driver = await FileStorageDriver.open(root);
+    fs.mkdirSync(path.join(root, "vms"));
+    fs.symlinkSync(path.join(outside, "gone"), path.join(root, "vms", "dangling"));
+    fs.symlinkSync(path.join(outside, "secret.img"), path.join(root, "vms", "to-file"));
+    for (const vid of ["vms/dangling/private", "vms/to-file/private"]) {
+      expect(await failure(driver.create(vid, 512))).toMatchObject({ kind: "invalid-argument", reason: UNSAFE });
+    }
+    expect(fs.readdirSync(outside)).toEqual(["secret.img"]);
+  });
+
   it("refuse a folder swapped for a symlink after its volumes were made, however deep", async () => {
     const driver = await FileStorageDriver.open(root);
     await driver.create("vms/one/private", 1024 * 1024);
@@ -69,8 +80,8 @@ describe("pools of files", () => {
     fs.rmSync(path.join(root, "vms", "one"), { recursive: true });
     fs.symlinkSync(path.join(outside, "one"), path.join(root, "vms", "one"));
 
-    for (const call of [driver.openRead("vms/one/private"), driver.delete("vms/one/private"), driver.create("vms/one/volatile", 512)]) {
-      expect(await failure(call)).toMatchObject({ kind: "invalid-argument", reason: UNSAFE });
+    for (const call of [() => driver.openRead("vms/one/private"), () => driver.delete("vms/one/private"), () => driver.create("vms/one/volatile", 512)]) {
+      expect(await failure(call())).toMatchObject({ kind: "invalid-argument", reason: UNSAFE });
     }
     expect(fs.readdirSync(path.join(outside, "one"))).toEqual(["private.img"]);
   });

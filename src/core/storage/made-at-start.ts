@@ -12,5 +12,10 @@ export const NEW_VOLUME_BYTES: Readonly<Record<string, number>> = { root: 10 * G
  * its bytes. Until then it has the size it will have and takes nothing on disk.
  */
 export function isMadeAtStart(volume: Pick<VolumeRecord, "vmQid" | "snapOnStart" | "saveOnStop">): boolean {
-  return volume.vmQid !== undefined && (volume.snapOnStart || !volume.saveOnStop);
+  return volume.vmQid !== undefined && isRemadeAtEachStart(volume);
+}
+
+/** Whether each start makes the volume anew (snap_on_start, or volatile): what it held before is not kept. */
+export function isRemadeAtEachStart(volume: Pick<VolumeRecord, "snapOnStart" | "saveOnStop">): boolean {
+  return volume.snapOnStart || !volume.saveOnStop;
 }

@@ -19,7 +19,7 @@ import { attachedVmNames } from "./attached-vms";
 import type { KernelVolumes } from "./kernel-volumes";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
-import { NEW_VOLUME_BYTES } from "./made-at-start";
+import { isRemadeAtEachStart, NEW_VOLUME_BYTES } from "./made-at-start";
 import { checkSha256, newVolumeRecord, parseVolumeSource, SECTOR, type ImportHeader, type Volumes } from "./volumes";
 
 /** An image's bytes are read in chunks of this, as an import stream brings them. */
@@ -184,7 +184,6 @@ export class VmVolumes implements VmParticipant {
           continue;
         }
         const source = spec.source === undefined ? undefined : this.sourceOf(vm, spec);
-        const madeAtStart = spec.snapOnStart || !spec.saveOnStop;
         planned.push({
           spec,
           pool,
@@ -193,7 +192,7 @@ export class VmVolumes implements VmParticipant {
           neededBytes: source === undefined ? spec.sizeBytes : 0,
           writtenBytes: 0,
           // What each start makes anew gets its file then (Volumes.makeIfAbsent), as in Qubes' file-reflink.
-          bytes: madeAtStart ? async () => undefined : (driver, vid) => driver.create(vid, spec.sizeBytes),
+          bytes: isRemadeAtEachStart(spec) ? async () => undefined : (driver, vid) => driver.create(vid, spec.sizeBytes),
         });
       }
       const undo = await this.makeAll(vm, planned);
@@ -284,7 +283,7 @@ export class VmVolumes implements VmParticipant {
       const sourceDriver = this.driverOf(original.pool);
       const { sizeBytes, allocatedBytes, made } = await this.volumes.usage(original);
       // What a start makes again needs no copy; the rest is copied, cheaply where the pool can.
-      const remade = original.snapOnStart || !original.saveOnStop;
+      const remade = isRemadeAtEachStart(original);
       const cheap = !remade && pool === original.pool && canCloneCheaply(this.driverOf(pool));
       const copy = remade || cheap ? undefined : copies.add(sizeBytes);
       planned.push({

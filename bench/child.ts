@@ -43,6 +43,14 @@ export async function startBare(response: Buffer, children: ChildProcess[], flag
   return `127.0.0.1:${port}`;
 }
 
+/** A bare grpc-js server of ImportVolume's and ExportVolume's paths; see bare-stream-server.ts. */
+export async function startBareStreams(children: ChildProcess[]): Promise<string> {
+  const child = spawn(process.execPath, [path.join(__dirname, "bare-stream-server.js")], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  const port = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout }).once("line", resolve));
+  return `127.0.0.1:${port}`;
+}
+
 export async function stopAll(children: ChildProcess[]): Promise<void> {
   for (const child of children) child.kill("SIGTERM");
   await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.once("exit", resolve)))));

@@ -4,7 +4,9 @@
  *   - ImportVolume and ExportVolume of a 1 GiB volume through gRPC, dense and half holes, next
  *     to cp of the same dense file on the same disk (and a sync of it, as the import ends with
  *     an fsync): target import at least 0.7 of cp's throughput, export of the half-hole volume
- *     faster than cp of the dense one;
+ *     faster than cp of the dense one; beside them the ceilings of this machine: grpc-js alone
+ *     carrying the bytes to and from a bare server (bare-stream-server.ts), and SHA-256 of 1 GiB
+ *     on one core, which every import and export does;
  *   - SnapshotVolume and a start-time snapshot (StartVm of an AppVM, next to StartVm of a
  *     StandaloneVM of the same pool, which snapshots nothing) of a 10 GiB volume in a qcow2 pool
  *     and in a file-reflink pool (btrfs on a loop device, as root): target under 20 ms each,
@@ -20,6 +22,7 @@
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { execFileSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -29,7 +32,7 @@ import { VmClass } from "../gen/steward/v1/vm_pb";
 import { VmService } from "../gen/steward/v1/vm_service_pb";
 import { ImportVolumeRequestSchema, ImportVolumeResponseSchema, VolumeService } from "../gen/steward/v1/volume_service_pb";
 import { createClient, type StewardClient } from "../src/client/steward-client";
-import { rssMib, startSteward, stopAll } from "./child";
+import { rssMib, startBareStreams, startSteward, stopAll } from "./child";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -101,6 +104,24 @@ function leanImport(client: grpc.Client, vid: string, halfHoles: boolean): Promi
   });
 }
 
+/** What the bare server of bare-stream-server.ts sends: `mib` messages of 1 MiB, counted and dropped. */
+function bareExport(client: grpc.Client, mib: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const call = client.makeServerStreamRequest("/steward.v1.VolumeService/ExportVolume", (message: Buffer) => message, (bytes: Buffer) => bytes, Buffer.from(String(mib)));
+    call.on("data", () => undefined);
+    call.on("end", resolve);
+    call.on("error", reject);
+  });
+}
+
+/** SHA-256 of 1 GiB on this thread: the hashing every import and export does, alone. */
+function hashOneGiB(): void {
+  const hash = createHash("sha256");
+  const chunk = denseChunk(0);
+  for (let index = 0; index < SIZE / MiB; index++) hash.update(chunk);
+  hash.digest();
+}
+
 async function exportAll(volumes: Volumes, vid: string): Promise<number> {
   let bytes = 0;
   for await (const message of volumes.exportVolume({ volume: { pool: "default", vid, vm: "", name: "" } })) {
@@ -127,8 +148,9 @@ async function peakRss(pid: number, work: () => Promise<unknown>): Promise<numbe
   return Math.max(peak, rssMib(pid));
 }
 
-async function streams(volumes: Volumes, address: string, pid: number, dir: string, rounds: number): Promise<void> {
+async function streams(volumes: Volumes, address: string, pid: number, dir: string, rounds: number, children: ChildProcess[]): Promise<void> {
   const lean = new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc-node.flow_control_window": 16 * MiB });
+  const bare = new grpc.Client(await startBareStreams(children), grpc.credentials.createInsecure(), { "grpc-node.flow_control_window": 16 * MiB });
   const dense = path.join(dir, "dense.img");
   const fd = fs.openSync(dense, "w");
   for (let index = 0; index < SIZE / MiB; index++) fs.writeSync(fd, denseChunk(index));
@@ -141,6 +163,9 @@ async function streams(volumes: Volumes, address: string, pid: number, dir: stri
   const importHoles: number[] = [];
   const exportDense: number[] = [];
   const exportHoles: number[] = [];
+  const bareImport: number[] = [];
+  const bareHalfExport: number[] = [];
+  const hashing: number[] = [];
   const rss = { before: rssMib(pid), importing: 0, exporting: 0 };
   for (let round = 0; round < rounds; round++) {
     const copy = path.join(dir, "copy.img");
@@ -155,10 +180,14 @@ async function streams(volumes: Volumes, address: string, pid: number, dir: stri
     importHoles.push(await timed(() => leanImport(lean, "holes", true)));
     rss.exporting = Math.max(rss.exporting, await peakRss(pid, async () => exportDense.push(await timed(() => exportAll(volumes, "dense")))));
     exportHoles.push(await timed(() => exportAll(volumes, "holes")));
+    bareImport.push(await timed(() => leanImport(bare, "dense", false)));
+    bareHalfExport.push(await timed(() => bareExport(bare, SIZE / MiB / 2)));
+    hashing.push(await timed(async () => hashOneGiB()));
   }
   // The generated client, as a TypeScript user writes it: its protobuf encoding costs the client.
   const generated = await timed(() => volumes.importVolume(importStream("dense", false)));
   lean.close();
+  bare.close();
   const mibPerS = (ms: number) => SIZE / MiB / (ms / 1000);
   const cpRate = mibPerS(median(cp));
   const importRate = mibPerS(median(importDense));
@@ -172,6 +201,15 @@ async function streams(volumes: Volumes, address: string, pid: number, dir: stri
   console.log(
     `ExportVolume 1 GiB half holes: ${median(exportHoles).toFixed(0)} ms = ${(median(exportHoles) / median(cp)).toFixed(2)} of cp's time (target < 1): ${median(exportHoles) < median(cp) ? "met" : "NOT met"}`,
   );
+  const bareRate = mibPerS(median(bareImport));
+  console.log(
+    `  the transport's ceiling here: grpc-js alone, 1 GiB to a bare server that drops it: ${median(bareImport).toFixed(0)} ms, ${bareRate.toFixed(0)} MiB/s = ${(bareRate / cpRate).toFixed(2)} of cp; ` +
+      `ImportVolume is ${(importRate / bareRate).toFixed(2)} of it`,
+  );
+  console.log(
+    `  grpc-js alone, the 512 MiB of data of the half-hole volume from a bare server: ${median(bareHalfExport).toFixed(0)} ms = ${(median(bareHalfExport) / median(cp)).toFixed(2)} of cp's time`,
+  );
+  console.log(`  SHA-256 of 1 GiB on one core (an import and an export hash every byte, holes included): ${median(hashing).toFixed(0)} ms = ${(median(hashing) / median(cp)).toFixed(2)} of cp's time`);
   console.log(
     `server RSS: ${rss.before.toFixed(0)} MiB before, at most ${rss.importing.toFixed(0)} MiB importing and ${rss.exporting.toFixed(0)} MiB exporting 1 GiB ` +
       `(target: no growth with the size; +${(Math.max(rss.importing, rss.exporting) - rss.before).toFixed(0)} MiB)`,
@@ -325,7 +363,7 @@ async function main(): Promise<void> {
     const volumes = createClient(VolumeService, address, undefined, { "grpc-node.flow_control_window": 16 * MiB });
     const pools = createClient(PoolService, address);
     console.log(`default pool: ${(await pools.getPool({ pool: "default" })).pool?.driver} on ${dir}`);
-    if (part("streams")) await streams(volumes, address, pid, dir, rounds);
+    if (part("streams")) await streams(volumes, address, pid, dir, rounds, children);
     if (part("snapshots")) {
       await pools.addPool({ name: "qcow2", driver: "qcow2", parameters: { dir_path: path.join(dir, "qcow2") } });
       await snapshots(address, "qcow2", "qcow2", rounds);

@@ -61,6 +61,12 @@ export interface Extent {
   allocated: boolean;
 }
 
+/** The first `length` bytes of the buffer a caller gave VolumeReader.read, to read into. */
+export function bufferFor(into: Uint8Array, length: number): Uint8Array {
+  if (into.length < length) throw new RangeError(`a read of ${length} bytes into a buffer of ${into.length}`);
+  return into.subarray(0, length);
+}
+
 /** Reads one content of a volume: its current one, or a revision. */
 export interface VolumeReader {
   /** The size of the content read, in bytes. */
@@ -73,10 +79,12 @@ export interface VolumeReader {
    */
   extents(): Promise<Extent[]>;
   /**
-   * `length` bytes from `offset`, holes as zeroes, in a buffer of the caller's own. OUT_OF_RANGE
-   * past the end. The core reads in chunks (of 1 MiB at most), so a read is never huge.
+   * `length` bytes from `offset`, holes as zeroes, in a buffer of the caller's own: `into`'s
+   * first `length` bytes when given (an export reads every chunk into one buffer, rather than
+   * allocating 1 MiB per chunk for the collector to free), else a new one. OUT_OF_RANGE past
+   * the end. The core reads in chunks (of 1 MiB at most), so a read is never huge.
    */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Releases what the reader holds (a file descriptor). Closing again does nothing. */
   close(): Promise<void>;
 }

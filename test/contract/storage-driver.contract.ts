@@ -68,6 +68,25 @@ export function storageDriverContract(
         expect(await driver.volumeUsage("v")).toMatchObject({ sizeBytes: SIZE });
       });
 
+      it("are read into the caller's buffer when it gives one, holes as zeroes whatever it held", async () => {
+        await driver.create("v", SIZE);
+        await writeContent(driver, "v", [[64 * KiB, pattern(4 * KiB, 3)]]);
+        const reader = await driver.openRead("v");
+        try {
+          const buffer = new Uint8Array(128 * KiB).fill(0xee);
+          const read = await reader.read(60 * KiB, 12 * KiB, buffer);
+          expect(read.buffer).toBe(buffer.buffer);
+          expect(read.byteOffset).toBe(0);
+          expect(read.length).toBe(12 * KiB);
+          expectZeroes(read.subarray(0, 4 * KiB));
+          expectSameBytes(read.subarray(4 * KiB, 8 * KiB), pattern(4 * KiB, 3));
+          expectZeroes(read.subarray(8 * KiB));
+          await expect(reader.read(0, 256 * KiB, buffer)).rejects.toThrow(RangeError);
+        } finally {
+          await reader.close();
+        }
+      });
+
       it("may be empty", async () => {
         await driver.create("empty", 0);
         const reader = await driver.openRead("empty");

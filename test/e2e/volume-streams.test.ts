@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { VmClass } from "../../gen/steward/v1/vm_pb";
 import { VmService } from "../../gen/steward/v1/vm_service_pb";
-import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
+import { VolumeService, type ExportVolumeResponse } from "../../gen/steward/v1/volume_service_pb";
 import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -75,6 +75,25 @@ describe("import and export of volumes", () => {
       expect(twice.sent).toBeLessThan(3 * MiB);
     }
     expect((await rpcError(collect(volumes.exportVolume({ volume: ref("round"), chunkSize: 2 * MiB })))).info?.fieldViolations[0]?.field).toBe("chunk_size");
+  });
+
+  it("export every chunk as it was read while a slow reader leaves many of them waiting to be sent", async () => {
+    // Each MiB its own bytes: a chunk sent with the bytes of a later one would show.
+    const content = Buffer.alloc(24 * MiB);
+    for (let index = 0; index < 24; index++) content.fill(index + 1, index * MiB, (index + 1) * MiB);
+    content.write("the end", content.length - 7);
+    await volumes.createVolume({ pool: "default", vid: "slow", sizeBytes: BigInt(content.length) });
+    await volumes.importVolume(importStream(ref("slow"), content));
+    const messages: ExportVolumeResponse[] = [];
+    let read = 0;
+    for await (const message of volumes.exportVolume({ volume: ref("slow") })) {
+      // The server's write queue fills while the first chunks are held here.
+      if (read++ < 4) await new Promise((resolve) => setTimeout(resolve, 150));
+      messages.push(message);
+    }
+    const { content: exported, trailer } = rebuild(messages);
+    expect(exported.equals(content)).toBe(true);
+    expect(trailer.sha256).toBe(sha256(content));
   });
 
   it("export a revision instead of the current content", async () => {

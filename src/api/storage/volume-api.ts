@@ -13,6 +13,7 @@ import type { VolumeAttachments } from "../../core/storage/volume-attachments";
 import { checkSha256, type ExportItem, type Volumes } from "../../core/storage/volumes";
 import type { ServiceImpl } from "../../server/service-impl";
 import { byteCount } from "../byte-counts";
+import { ExportChunkMessages } from "../encoding/export-chunk-encoding";
 import { revisionMessage, volumeFormatName, volumeMessage } from "./volume-messages";
 
 export interface VolumeParts {
@@ -105,7 +106,8 @@ export function volumeApi({ volumes, attachments, operations, pageTokens, creati
       const chunkBytes = request.chunkSize === 0 ? MAX_CHUNK_BYTES : request.chunkSize;
       if (chunkBytes > MAX_CHUNK_BYTES) throw new InvalidFieldError("chunk_size", `is at most ${MAX_CHUNK_BYTES} bytes (1 MiB)`);
       const format = volumeFormatName(request.format, "format") ?? "raw";
-      for await (const item of volumes.exportNamed(request.volume, request.revision, chunkBytes, ctx, format)) yield exportMessage(item);
+      const chunks = new ExportChunkMessages(chunkBytes);
+      for await (const item of volumes.exportNamed(request.volume, request.revision, chunkBytes, ctx, format)) yield item.kind === "chunk" ? chunks.message(item.offset, item.data) : exportMessage(item);
     },
     cloneVolume: async (request, ctx) => {
       const source = volumes.resolve(request.source, "source");
@@ -151,12 +153,11 @@ async function* chunksOf(stream: AsyncIterator<ImportVolumeRequest>): AsyncGener
   }
 }
 
-function exportMessage(item: ExportItem): MessageInitShape<typeof ExportVolumeResponseSchema> {
+/** An export's message but for a chunk (see ExportChunkMessages). */
+function exportMessage(item: Exclude<ExportItem, { kind: "chunk" }>): MessageInitShape<typeof ExportVolumeResponseSchema> {
   switch (item.kind) {
     case "header":
       return { kind: { case: "header", value: { volume: volumeMessage(item.volume), sizeBytes: BigInt(item.sizeBytes) } } };
-    case "chunk":
-      return { kind: { case: "chunk", value: { offset: BigInt(item.offset), data: item.data } } };
     case "progress":
       return { kind: { case: "progress", value: { bytesDone: BigInt(item.doneBytes), bytesTotal: BigInt(item.totalBytes) } } };
     case "trailer":

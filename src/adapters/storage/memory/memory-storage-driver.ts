@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from "../../../ports/clock";
 import {
+  bufferFor,
   isValidVid,
   type CheapClone,
   type Extent,
@@ -311,10 +312,10 @@ class MemoryVolumeReader implements VolumeReader {
     return extentsOf(this.content);
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     this.checkOpen();
     checkRange(this.vid, offset, length, this.sizeBytes);
-    const bytes = new Uint8Array(length);
+    const bytes = into ? bufferFor(into, length).fill(0) : new Uint8Array(length);
     for (const span of blockSpans(offset, length)) {
       const block = this.content.blocks.get(span.index);
       const blockStart = span.index * MEMORY_BLOCK_BYTES;

@@ -1,6 +1,6 @@
 import { constants, promises as fs } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import type { Extent, VolumeReader, VolumeWriter } from "../../../ports/storage-driver";
+import { bufferFor, type Extent, type VolumeReader, type VolumeWriter } from "../../../ports/storage-driver";
 import { noRoomOnDisk, outOfRange } from "../../../ports/storage-errors";
 import { isNoSpace, removeFile, type PoolFolder } from "./pool-folder";
 import { imageExtents } from "./qemu-img";
@@ -39,15 +39,17 @@ export class RawFileReader implements VolumeReader {
     return imageExtents(`/proc/${process.pid}/fd/${this.handle.fd}`, "raw", this.sizeBytes);
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     if (!within(offset, length, this.sizeBytes)) throw outOfRange(this.vid, offset, length, this.sizeBytes);
-    const bytes = new Uint8Array(length);
+    const bytes = into ? bufferFor(into, length) : new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.handle.read(bytes, done, length - done, offset + done);
-      if (bytesRead === 0) break; // The file ends early only when it shrank under us: the rest reads as zeroes.
+      if (bytesRead === 0) break; // The file ends early only when it shrank under us.
       done += bytesRead;
     }
+    // The rest reads as zeroes, whatever the caller's buffer held.
+    if (done < length) bytes.fill(0, done);
     return bytes;
   }
 

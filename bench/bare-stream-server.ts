@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 
 const MiB = 1024 * 1024;
 const identity = (bytes: Buffer) => bytes;
-/** An ExportVolumeResponse chunk of 1 MiB, framed once: the bytes on the wire are Steward's. */
+/** A message of 1 MiB and a few bytes, as large as Steward's chunk messages (filler: the bench's client does not decode it). */
 const message = Buffer.alloc(MiB + 16, 0x5a);
 
 function importVolume(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {

@@ -47,7 +47,10 @@ export type StewardClient<S extends DescService> = { [K in keyof S["method"]]: C
 /**
  * How much a server may send before the client asks for more (HTTP/2 flow control). grpc-js
  * keeps HTTP/2's 64 KiB, so an ExportVolume of 1 MiB chunks waited for a window update every
- * 64 KiB: with 4 MiB it ran half as fast again. The memory it allows is the client's to hold.
+ * 64 KiB: with 4 MiB it ran half as fast again. The memory it allows is the client's to hold,
+ * and it is per call: a client that stops reading an Events stream holds up to 4 MiB of events
+ * before the server feels it and, past its events buffer, cuts the stream off. A caller that
+ * wants the server to feel a slow reader sooner passes a smaller window in `channelOptions`.
  */
 const RECEIVE_WINDOW: grpc.ChannelOptions = { "grpc-node.flow_control_window": 4 * 1024 * 1024 };
 

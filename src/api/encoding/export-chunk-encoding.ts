@@ -27,8 +27,8 @@ function uint64Size(value: number): number {
 
 /**
  * The chunk messages of one export. Its buffers serve again once grpc-js has copied them; as
- * many exist as chunks wait in the call's write queue (16, grpc-js' highWaterMark), and they go
- * with the export.
+ * many exist as chunks wait in the call's write queue (16: the highWaterMark of Node's object
+ * streams, which grpc-js keeps), and they go with the export.
  */
 export class ExportChunkMessages {
   private readonly free: Buffer[] = [];

@@ -20,7 +20,10 @@ describe("ExportChunkMessages", () => {
   it.each([
     ["at 0", 0, 4096],
     ["past 2 MiB", 2 * MiB + 512, 1000],
+    ["past 2 GiB (the sign bit of 32)", 2 ** 31 + 512, 64],
+    ["at the last offset of 32 bits", 2 ** 32 - 1, 1],
     ["past 4 GiB (an offset of more than 32 bits)", 5 * 1024 * MiB, 64],
+    ["at the largest safe offset", Number.MAX_SAFE_INTEGER, 1],
     ["past 2 TiB", 2 ** 41 + 4096, 1],
     ["empty", 3 * MiB, 0],
     ["of 1 MiB", 7 * MiB, MiB],

@@ -3,7 +3,9 @@
 Usage: test_steward_api.py PROTO_DIR ADDRESS
 Generates the stubs into a temporary folder, then runs the tests against the server at ADDRESS.
 """
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,8 @@ def generate_stubs(out):
 
 
 STUBS = tempfile.mkdtemp(prefix="steward-py-")
+# The stubs are read once imported: the folder goes when the suite ends, passed or not.
+atexit.register(shutil.rmtree, STUBS, ignore_errors=True)
 generate_stubs(STUBS)
 
 from google.longrunning import operations_pb2, operations_pb2_grpc  # noqa: E402

@@ -97,6 +97,27 @@ describe("no request reaches outside a pool's folder", () => {
     expect(fs.readdirSync(outside)).toEqual(["secret.img"]);
   });
 
+  it("leaves a volume whose delete was refused being deleted, and finishes it at the next DeleteVolume or CreateVolume once it can", async () => {
+    for (const next of ["DeleteVolume", "CreateVolume"] as const) {
+      const vid = `refused-${next}`;
+      await volumes.createVolume({ pool: "default", vid, sizeBytes: BigInt(MiB) });
+      const file = path.join(folder(), `${vid}.img`);
+      fs.rmSync(file);
+      fs.symlinkSync(path.join(outside, "secret.img"), file);
+      expect(await failure(volumes.deleteVolume({ pool: "default", vid }))).toEqual(unsafe);
+      expect(await failure(volumes.getVolume({ volume: ref(vid) }))).toMatchObject({ code: grpc.status.NOT_FOUND });
+      // Not an INTERNAL error for a record left behind: the delete is done again, and says again why it cannot.
+      expect(await failure(volumes.deleteVolume({ pool: "default", vid }))).toEqual(unsafe);
+      expect(await failure(volumes.createVolume({ pool: "default", vid, sizeBytes: BigInt(MiB) }))).toEqual(unsafe);
+      fs.rmSync(file);
+      if (next === "DeleteVolume") expect((await volumes.deleteVolume({ pool: "default", vid })).deleted).toBe(true);
+      else expect((await volumes.createVolume({ pool: "default", vid, sizeBytes: BigInt(MiB) })).existed).toBe(false);
+    }
+    expect(fs.readFileSync(path.join(outside, "secret.img"), "utf8")).toBe("not Steward's");
+    expect((await volumes.getVolume({ volume: ref("refused-CreateVolume") })).volume?.sizeBytes).toBe(BigInt(MiB));
+    expect(await failure(volumes.getVolume({ volume: ref("refused-DeleteVolume") }))).toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
   it("refuses a qcow2 image of its pool whose backing file someone pointed outside the pool", async () => {
     await volumes.createVolume({ pool: "images", vid: "base", sizeBytes: BigInt(MiB) });
     const image = path.join(elsewhere, "images", "base.qcow2");

@@ -1220,7 +1220,9 @@ export const VolumeService: GenService<{
    * (POOL_QUOTA_EXCEEDED) past the pool's limit or (POOL_FULL) past its filesystem's room,
    * INVALID_ARGUMENT for a bad vid (INVALID_VOLUME_ID), size (INVALID_VOLUME_SIZE) or format, or
    * for a vid whose path in the pool's folder leads elsewhere, through a symlink or a file that is
-   * not the pool's (VOLUME_PATH_UNSAFE). FAILED_PRECONDITION (POOL_READ_ONLY) in linux-kernel.
+   * not the pool's (VOLUME_PATH_UNSAFE). FAILED_PRECONDITION (POOL_READ_ONLY) in linux-kernel,
+   * or (VOLUME_IN_USE) for a vid whose volume is being made, or being deleted by a delete that
+   * cannot finish (one that can is finished first).
    *
    * @generated from rpc steward.v1.VolumeService.CreateVolume
    */
@@ -1233,7 +1235,11 @@ export const VolumeService: GenService<{
    * DeleteVolume deletes a pool's volume (vm_concierge's DestroyDiskImage). Idempotent: a
    * missing volume is success. FAILED_PRECONDITION (VOLUME_IN_USE) for a volume of a VM, one
    * attached to a VM (its metadata lists them), or one being exported; (POOL_READ_ONLY) in
-   * linux-kernel.
+   * linux-kernel. A delete that fails while the volume's content is still whole leaves the
+   * volume as it was; one that fails otherwise (half-way, or on a file someone replaced:
+   * INVALID_ARGUMENT, VOLUME_PATH_UNSAFE) leaves it being deleted, out of the listings, and the
+   * next DeleteVolume or CreateVolume of its vid, or the next start, finishes it (or says again
+   * why it cannot).
    *
    * @generated from rpc steward.v1.VolumeService.DeleteVolume
    */

@@ -118,6 +118,16 @@ async function writeNonZero(writer: VolumeWriter, offset: number, chunk: Uint8Ar
   if (start >= 0) await writer.write(offset + start, chunk.subarray(start));
 }
 
+/** Whether the driver still has the volume's content, whole enough to tell its size. */
+async function contentRemains(driver: StorageDriver, vid: string): Promise<boolean> {
+  try {
+    await driver.volumeUsage(vid);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A volume with what it is and takes now, as GetVolume tells it. */
 export interface VolumeView extends VolumeRecord {
   sizeBytes: number;
@@ -341,12 +351,18 @@ export class Volumes {
         if (!made || made.state !== "ready") throw requestResultGone(requestId, "volume");
         return { volume: await this.view(made), existed: false };
       }
-      const existing = this.store.volumes.get(pool, vid);
+      let existing = this.store.volumes.get(pool, vid);
+      // A pool's volume whose delete failed half-way: it is deleted first (or the call says why it cannot be).
+      if (existing?.state === "deleting" && existing.vmQid === undefined) {
+        await this.finishDelete(existing, driver);
+        existing = undefined;
+      }
       if (existing?.state === "ready") {
         const view = await this.view(existing);
         if (view.sizeBytes === sizeBytes && existing.vmQid === undefined) return { volume: view, existed: true };
         throw volumeExists(vid);
       }
+      if (existing !== undefined) throw volumeInUse(vid, `it is being ${existing.state === "creating" ? "made" : "deleted"}`, []);
       const record = newVolumeRecord({ pool, vid, format: driver.format }, this.clock.now());
       this.store.transaction(() => this.store.volumes.insert(record));
       try {
@@ -373,18 +389,35 @@ export class Volumes {
     this.refuseTaken(key);
     return this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `delete volume ${key.vid}` }, async () => {
       const volume = this.store.volumes.get(key.pool, key.vid);
-      if (!volume || volume.state !== "ready") return false;
+      if (!volume || volume.state === "creating") return false;
       if (volume.vmQid !== undefined) throw volumeOwnedByVm(volume.vid, this.vmName(volume));
+      // A delete that failed half-way is done again.
+      if (volume.state === "deleting") return this.finishDelete(volume, driver);
       this.store.transaction(() => {
         const users = attachedVmNames(this.store, volume);
         if (users.length > 0) throw volumeInUse(volume.vid, `it is attached to ${users.join(", ")}: detach it first`, users);
         this.store.volumes.update({ ...volume, state: "deleting" });
-        this.events.append(volumeDelete(HOST_SUBJECT, volume));
       });
-      await driver.delete(key.vid);
-      this.store.transaction(() => this.store.volumes.remove(key.pool, key.vid));
-      return true;
+      try {
+        return await this.finishDelete(volume, driver);
+      } catch (error) {
+        // Refused with the content still whole (a file it may not remove): the volume is as it
+        // was. Else it stays being deleted, done again by the next DeleteVolume or CreateVolume
+        // of its vid, or at the next start.
+        if (await contentRemains(driver, volume.vid)) this.store.transaction(() => this.store.volumes.update(volume));
+        throw error;
+      }
     });
+  }
+
+  /** Deletes the bytes of a pool's volume marked deleting, then its record, telling of it. */
+  private async finishDelete(volume: VolumeRecord, driver: StorageDriver): Promise<true> {
+    await driver.delete(volume.vid);
+    this.store.transaction(() => {
+      this.store.volumes.remove(volume.pool, volume.vid);
+      this.events.append(volumeDelete(HOST_SUBJECT, volume));
+    });
+    return true;
   }
 
   /** The revisions of what a VolumeRef names, the newest first: none for a kernel's modules, which keep none. */

@@ -100,6 +100,16 @@ describe("pools", () => {
     expect((await rpcError(pools.addPool({ name: "nested", driver: "file", parameters: { dir_path: path.join(elsewhere, "alias", "x") } }))).info).toMatchObject({ reason: "POOL_LOCATION_UNUSABLE" });
     // But a pool of its own in Steward's pools folder is fine.
     await pools.addPool({ name: "local", driver: "file", parameters: { dir_path: path.join(server.dataDir, "pools", "local") } });
+    // The kernel's own filesystems hold no pool, and saying so does not hang (a recursive mkdir in /proc never returns).
+    for (const [place, kind] of [
+      ["/proc/steward-pool/disks", "procfs"],
+      ["/sys/fs/steward-pool", "sysfs"],
+    ]) {
+      const refused = await rpcError(pools.addPool({ name: "pseudo", driver: "file", parameters: { dir_path: place } }, { timeoutMs: 5000 }));
+      expect({ place, code: refused.code, reason: refused.info?.reason }).toEqual({ place, code: grpc.status.FAILED_PRECONDITION, reason: "POOL_LOCATION_UNUSABLE" });
+      expect(refused.details).toContain(kind);
+    }
+    expect(fs.existsSync("/proc/steward-pool")).toBe(false);
   });
 
   it("refuses bad names, drivers and parameters, naming the field", async () => {

@@ -29,6 +29,7 @@ export class PoolFolder {
    */
   static async open(folder: string): Promise<PoolFolder> {
     try {
+      await refusePseudoFilesystem(folder);
       await fs.mkdir(folder, { recursive: true });
       const root = await fs.realpath(folder);
       if (!(await fs.stat(root)).isDirectory()) throw poolLocationUnusable(folder, "it is not a folder");
@@ -159,6 +160,40 @@ export class PoolFolder {
     const temporaries = path.join(this.root, TEMPORARY_FOLDER);
     await fs.rm(temporaries, { recursive: true, force: true });
     await fs.mkdir(temporaries);
+  }
+}
+
+/**
+ * The kernel's own filesystems, by statfs(2) type: they hold no files of anyone's, and a
+ * recursive mkdir in /proc never returns (Node 20), so a pool there must be refused first.
+ */
+const PSEUDO_FILESYSTEMS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, "procfs"],
+  [0x62656572, "sysfs"],
+  [0x1cd1, "devpts"],
+  [0x27e0eb, "cgroup"],
+  [0x63677270, "cgroup2"],
+  [0x64626720, "debugfs"],
+  [0x74726163, "tracefs"],
+  [0x73636673, "securityfs"],
+  [0xcafe4a11, "bpf"],
+]);
+
+/** FAILED_PRECONDITION (POOL_LOCATION_UNUSABLE) when `folder`, or the nearest folder above it that exists, is on one of the kernel's own filesystems. */
+async function refusePseudoFilesystem(folder: string): Promise<void> {
+  let existing = folder;
+  for (;;) {
+    try {
+      const { type } = await fs.statfs(existing);
+      const kind = PSEUDO_FILESYSTEMS.get(type);
+      if (kind !== undefined) throw poolLocationUnusable(folder, `it is on ${kind}, a filesystem of the kernel's own, which holds no files`);
+      return;
+    } catch (error) {
+      const parent = path.dirname(existing);
+      // Missing: its parent's filesystem is the one it would be made on.
+      if (!isErrno(error, "ENOENT") || parent === existing) throw error;
+      existing = parent;
+    }
   }
 }
 

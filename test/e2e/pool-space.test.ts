@@ -107,6 +107,25 @@ describe("pools that run out of room: quotas, full filesystems and pool-space-lo
     expect(temporaries(path.join(elsewhere, "capped"))).toEqual([]);
   });
 
+  it("refuse a revert that would bring back a size past the volume's limit, and bring back the size of one within it", async () => {
+    const key = ref("default", "shrunk");
+    await volumes.createVolume({ pool: "default", vid: "shrunk", sizeBytes: BigInt(4 * MiB) });
+    await volumes.importVolume(importStream(key, pattern(4 * MiB, 3)));
+    const large = (await volumes.snapshotVolume({ volume: key })).revision!.revision;
+    await volumes.importVolume(importStream(key, pattern(MiB, 4)));
+    const small = await sha(key);
+    await volumes.setVolumeLimit({ volume: key, limitBytes: BigInt(2 * MiB) });
+    const refused = await rpcError(volumes.revertVolume({ volume: key, revision: large }));
+    expect({ code: refused.code, reason: refused.info?.reason }).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, reason: "VOLUME_LIMIT_EXCEEDED" });
+    expect((await volumes.getVolume({ volume: key })).volume?.sizeBytes).toBe(BigInt(MiB));
+    expect(await sha(key)).toBe(small);
+    expect((await volumes.listSnapshots({ volume: key })).revisions.map((saved) => saved.revision)).toEqual([large]);
+
+    await volumes.setVolumeLimit({ volume: key, limitBytes: 0n });
+    await volumes.revertVolume({ volume: key, revision: large });
+    expect((await volumes.getVolume({ volume: key })).volume?.sizeBytes).toBe(BigInt(4 * MiB));
+  });
+
   it("keep a new VM's volumes within the pool's limit: the VM is not made", async () => {
     const op = await vms.createVm({ name: "too-big", klass: VmClass.STANDALONE_VM, label: "red", pool: "capped" });
     expect(failureOf(op)).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, reason: "POOL_QUOTA_EXCEEDED" });

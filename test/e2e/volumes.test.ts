@@ -141,6 +141,8 @@ describe("volume events", () => {
     await volumes.createVolume({ pool: "default", vid: "ev", sizeBytes: MiB });
     await volumes.resizeVolume({ volume: target, sizeBytes: 2n * MiB });
     const { revision } = await volumes.snapshotVolume({ volume: target });
+    await volumes.resizeVolume({ volume: target, sizeBytes: 3n * MiB });
+    // The revision brings back its size, and says so.
     await volumes.revertVolume({ volume: target, revision: revision!.revision });
     await volumes.clearVolume({ volume: target });
     await volumes.setVolumeLimit({ volume: target, limitBytes: 4n * MiB });
@@ -152,8 +154,10 @@ describe("volume events", () => {
       ["", "volume-create", { ...pv, size_bytes: String(MiB), format: "raw" }],
       ["", "volume-resize", { ...pv, size_bytes: String(2n * MiB), old_size_bytes: String(MiB) }],
       ["", "volume-snapshot", { ...pv, revision: revision!.revision }],
+      ["", "volume-resize", { ...pv, size_bytes: String(3n * MiB), old_size_bytes: String(2n * MiB) }],
       ["", "volume-snapshot", { ...pv, revision: expect.any(String) }],
       ["", "volume-revert", { ...pv, revision: revision!.revision }],
+      ["", "volume-resize", { ...pv, size_bytes: String(2n * MiB), old_size_bytes: String(3n * MiB) }],
       ["", "volume-clear", pv],
       ["", "volume-set:limit_bytes", { ...pv, newvalue: String(4n * MiB), oldvalue: "0" }],
       ["", "volume-delete", pv],

@@ -1275,7 +1275,9 @@ export const VolumeService: GenService<{
   /**
    * RevertVolume brings a volume back to a revision (volume.Revert). FAILED_PRECONDITION
    * (VM_NOT_HALTED) while its VM runs, NOT_FOUND (REVISION_NOT_FOUND) for an unknown
-   * revision. Idempotent.
+   * revision. The revision brings back the size it was saved with (volume-resize tells a
+   * change): RESOURCE_EXHAUSTED (VOLUME_LIMIT_EXCEEDED) past the volume's limit, or
+   * (POOL_QUOTA_EXCEEDED) when its growth would take the pool past its own. Idempotent.
    *
    * @generated from rpc steward.v1.VolumeService.RevertVolume
    */

@@ -465,10 +465,18 @@ export class Volumes {
       const revisions = await driver.revisions(volume.vid);
       const target = revision === "" ? revisions.at(-1)?.id : revision;
       // Checked before the current content is kept, so that a wrong id changes nothing.
-      if (target === undefined || !revisions.some((saved) => saved.id === target)) throw revisionNotFound(volume.vid, revision || "(newest)");
+      const saved = revisions.find((each) => each.id === target);
+      if (target === undefined || saved === undefined) throw revisionNotFound(volume.vid, revision || "(newest)");
+      // The revision brings its size back: within the volume's limit, and its growth within the pool's, as a resize.
+      if (volume.limitBytes > 0 && saved.sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, saved.sizeBytes);
+      const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
+      await this.pools.requireRoom(volume.pool, Math.max(0, saved.sizeBytes - oldSize));
       await this.keepRevision(volume, driver, [target]);
-      await driver.revert(volume.vid, target);
-      this.store.transaction(() => this.events.append(volumeRevert(this.subjectOf(volume), volume, target)));
+      await this.pools.withRoom(volume.pool, Math.max(0, saved.sizeBytes - oldSize), () => driver.revert(volume.vid, target), 0);
+      this.store.transaction(() => {
+        this.events.append(volumeRevert(this.subjectOf(volume), volume, target));
+        if (saved.sizeBytes !== oldSize) this.events.append(volumeResize(this.subjectOf(volume), volume, saved.sizeBytes, oldSize));
+      });
       return this.view(volume);
     });
   }

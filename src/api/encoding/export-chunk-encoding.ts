@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { ExportVolumeChunkSchema, ExportVolumeResponseSchema, type ExportVolumeResponse } from "../../../gen/steward/v1/volume_service_pb";
 import { encodedResponse } from "../../server/grpc-definitions";
-import { LENGTH_DELIMITED, tag, VARINT, varintSize, WireWriter } from "./wire-writer";
+import { int64Size, LENGTH_DELIMITED, tag, VARINT, varintSize, WireWriter } from "./wire-writer";
 
 /*
  * ExportVolume's chunks, written by hand into buffers lent to their responses. protobuf-es
@@ -17,13 +17,6 @@ const DATA = ExportVolumeChunkSchema.field.data.number;
 /** A chunk message's bytes besides its data: two tags and two lengths (5 bytes each at most), an offset (10 at most). */
 const FRAMING_BYTES = 32;
 const NO_BYTES = new Uint8Array(0);
-
-/** The size of a varint of a whole number up to 2^53 (an offset past 4 GiB takes more than 32 bits). */
-function uint64Size(value: number): number {
-  let size = 1;
-  for (let rest = value; rest >= 0x80; rest = Math.floor(rest / 0x80)) size++;
-  return size;
-}
 
 /**
  * The chunk messages of one export. Its buffers serve again once grpc-js has copied them; as
@@ -41,7 +34,7 @@ export class ExportChunkMessages {
 
   /** The ExportVolumeResponse of a chunk; `data` is copied, and the caller may reuse its buffer at once. */
   message(offset: number, data: Uint8Array): ExportVolumeResponse {
-    const chunkLength = (offset === 0 ? 0 : 1 + uint64Size(offset)) + (data.length === 0 ? 0 : 1 + varintSize(data.length) + data.length);
+    const chunkLength = (offset === 0 ? 0 : 1 + int64Size(offset)) + (data.length === 0 ? 0 : 1 + varintSize(data.length) + data.length);
     const buffer = this.take(varintSize(tag(CHUNK, LENGTH_DELIMITED)) + varintSize(chunkLength) + chunkLength);
     const out = new WireWriter(buffer);
     out.tag(CHUNK, LENGTH_DELIMITED);

@@ -23,6 +23,13 @@ export function varintSize(value: number): number {
   return size;
 }
 
+/** The size of the varint WireWriter.int64 writes for a whole number up to 2^53 (past 32 bits, as offsets past 4 GiB). */
+export function int64Size(value: number): number {
+  let size = 1;
+  for (let rest = value; rest >= 0x80; rest = Math.floor(rest / 0x80)) size++;
+  return size;
+}
+
 export function piecesLength(pieces: readonly Uint8Array[]): number {
   let length = 0;
   for (const piece of pieces) length += piece.length;

@@ -470,6 +470,7 @@ export class Volumes {
       // The revision brings its size back: within the volume's limit, and its growth within the pool's, as a resize.
       if (volume.limitBytes > 0 && saved.sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, saved.sizeBytes);
       const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
+      // Checked before the current content is kept too, so that a refused revert keeps no revision.
       await this.pools.requireRoom(volume.pool, Math.max(0, saved.sizeBytes - oldSize));
       await this.keepRevision(volume, driver, [target]);
       await this.pools.withRoom(volume.pool, Math.max(0, saved.sizeBytes - oldSize), () => driver.revert(volume.vid, target), 0);

@@ -34,18 +34,18 @@ export async function startSteward(dir: string, children: ChildProcess[], flags:
 }
 
 /** A bare grpc-js server answering `path` with these bytes; see bare-server.ts. */
-export async function startBare(response: Buffer, children: ChildProcess[], flags: string[]): Promise<string> {
-  const child = spawn(process.execPath, [path.join(__dirname, "bare-server.js"), response.toString("base64"), ...flags], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  children.push(child);
-  const port = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout }).once("line", resolve));
-  return `127.0.0.1:${port}`;
+export function startBare(response: Buffer, children: ChildProcess[], flags: string[]): Promise<string> {
+  return startScript("bare-server.js", [response.toString("base64"), ...flags], children);
 }
 
 /** A bare grpc-js server of ImportVolume's and ExportVolume's paths; see bare-stream-server.ts. */
-export async function startBareStreams(children: ChildProcess[]): Promise<string> {
-  const child = spawn(process.execPath, [path.join(__dirname, "bare-stream-server.js")], { stdio: ["ignore", "pipe", "inherit"] });
+export function startBareStreams(children: ChildProcess[]): Promise<string> {
+  return startScript("bare-stream-server.js", [], children);
+}
+
+/** Starts one of the bench's servers, which prints its port on its first line: its address. */
+async function startScript(script: string, args: string[], children: ChildProcess[]): Promise<string> {
+  const child = spawn(process.execPath, [path.join(__dirname, script), ...args], { stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const port = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout }).once("line", resolve));
   return `127.0.0.1:${port}`;

@@ -470,10 +470,11 @@ export class Volumes {
       // The revision brings its size back: within the volume's limit, and its growth within the pool's, as a resize.
       if (volume.limitBytes > 0 && saved.sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, saved.sizeBytes);
       const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
+      const growth = Math.max(0, saved.sizeBytes - oldSize);
       // Checked before the current content is kept too, so that a refused revert keeps no revision.
-      await this.pools.requireRoom(volume.pool, Math.max(0, saved.sizeBytes - oldSize));
+      await this.pools.requireRoom(volume.pool, growth);
       await this.keepRevision(volume, driver, [target]);
-      await this.pools.withRoom(volume.pool, Math.max(0, saved.sizeBytes - oldSize), () => driver.revert(volume.vid, target), 0);
+      await this.pools.withRoom(volume.pool, growth, () => driver.revert(volume.vid, target), 0);
       this.store.transaction(() => {
         this.events.append(volumeRevert(this.subjectOf(volume), volume, target));
         if (saved.sizeBytes !== oldSize) this.events.append(volumeResize(this.subjectOf(volume), volume, saved.sizeBytes, oldSize));

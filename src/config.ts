@@ -26,6 +26,11 @@ export interface Config {
   listen: ListenAddress[];
   dataDir: string;
   hypervisor: HypervisorChoice;
+  /**
+   * The unprivileged user QEMU runs as when Steward runs as root (a user of its own, as
+   * libvirt's libvirt-qemu); ignored otherwise, where QEMU runs as Steward's own user.
+   */
+  qemuUser: string;
   logLevel: LogLevel;
   tls: TlsFiles | undefined;
   /** How long in-flight calls may run on after SIGTERM/SIGINT before they are cut. */
@@ -62,6 +67,8 @@ export interface ConnectionSettings {
 
 export const DEFAULT_PORT = 50051;
 export const DEFAULT_DATA_DIR = "/var/lib/steward";
+/** The user QEMU runs as when Steward runs as root; scripts/install-system-deps makes it. */
+export const DEFAULT_QEMU_USER = "steward-qemu";
 export const SOCKET_FILE = "steward.sock";
 /** gRPC's customary limit: a volume import streams in chunks of at most 1 MiB, lists are paged. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -105,6 +112,9 @@ Options (each has an environment variable; the flag wins):
   --hypervisor KIND      auto, qemu or sim. STEWARD_HYPERVISOR. Default: auto, which uses QEMU
                          (KVM when /dev/kvm is usable, else TCG) when qemu-system-x86_64 is
                          installed, else the simulation (no guest code runs) with a warning.
+  --qemu-user NAME       The user QEMU runs as when Steward runs as root. STEWARD_QEMU_USER.
+                         Default: ${DEFAULT_QEMU_USER} (made by scripts/install-system-deps).
+                         Ignored when Steward does not run as root: QEMU runs as Steward's user.
   --log-level LEVEL      trace, debug, info, warn, error, fatal or silent. STEWARD_LOG_LEVEL.
                          Default: info. Logs are JSON lines on stdout, one per RPC.
   --tls-cert FILE        PEM certificate chain of the server; TCP listeners speak TLS.
@@ -187,6 +197,7 @@ export function parseServeConfig(args: readonly string[], env: Env): Config {
     listen,
     dataDir,
     hypervisor: oneOf("--hypervisor", value("hypervisor", "STEWARD_HYPERVISOR") ?? "auto", HYPERVISORS),
+    qemuUser: value("qemu-user", "STEWARD_QEMU_USER") ?? DEFAULT_QEMU_USER,
     logLevel: oneOf("--log-level", value("log-level", "STEWARD_LOG_LEVEL") ?? "info", LOG_LEVELS),
     tls,
     shutdownGraceMs: duration("shutdown-grace", DEFAULT_SHUTDOWN_GRACE_SECONDS),
@@ -229,6 +240,7 @@ function parseFlags(args: readonly string[]) {
         listen: { type: "string", multiple: true },
         "data-dir": { type: "string" },
         hypervisor: { type: "string" },
+        "qemu-user": { type: "string" },
         "log-level": { type: "string" },
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },

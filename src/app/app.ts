@@ -32,7 +32,7 @@ import type { Store } from "../ports/store";
 import { binding, StewardServer, type ServiceBinding } from "../server/steward-server";
 import { STEWARD_VERSION } from "../version";
 import { buildCore, type Core, type CoreSettings } from "./build-core";
-import { defaultPool, hypervisorFor, storageDrivers } from "./drivers";
+import { defaultPool, hypervisorFor, kernelsFolder, storageDrivers } from "./drivers";
 
 /** What a page holds besides its VMs (its token, its total), with room to spare. */
 const PAGE_HEADROOM_BYTES = 16 * 1024;
@@ -58,7 +58,7 @@ export class StewardApp {
       const hypervisor = hypervisorFor(config, log);
       const images = new FileImageFolder(path.join(config.dataDir, "images"));
       await images.make();
-      const kernels = new FileKernelFolder(path.join(config.dataDir, "kernels"));
+      const kernels = new FileKernelFolder(kernelsFolder(config));
       await kernels.make();
       const core = buildCore(
         { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config), images, kernels },

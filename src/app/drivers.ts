@@ -14,7 +14,17 @@ import type { StorageDriverCatalog } from "../ports/storage-driver";
  * its implementation here, and nowhere else.
  */
 export function hypervisorFor(config: Config, log: Logger): Hypervisor {
-  return selectHypervisor(config.hypervisor, log);
+  return selectHypervisor(config.hypervisor, log, {
+    runDir: path.join(config.dataDir, "qemu"),
+    kernelsDir: kernelsFolder(config),
+    // As root, QEMU runs as a user of its own; otherwise as Steward's user, which is unprivileged already.
+    user: process.getuid?.() === 0 ? config.qemuUser : undefined,
+  });
+}
+
+/** The host's kernel folder (Qubes' vm-kernels): a folder per kernel, with vmlinuz, initramfs and modules.img. */
+export function kernelsFolder(config: Config): string {
+  return path.join(config.dataDir, "kernels");
 }
 
 /** Where pools in Steward's own folder go: the default pool, and others a user puts there. */

@@ -1,9 +1,60 @@
-import { declareReasons, DomainError } from "../core/errors";
+import { declareReasons, DomainError, failedPrecondition } from "../core/errors";
 
 /** Reasons a hypervisor driver gives. */
-const R = declareReasons("hypervisor", ["START_ABORTED"]);
+const R = declareReasons("hypervisor", [
+  "START_ABORTED",
+  "HYPERVISOR_UNAVAILABLE",
+  "ACCELERATOR_UNUSABLE",
+  "HYPERVISOR_USER_MISSING",
+  "RUN_FOLDER_TOO_DEEP",
+  "KERNEL_MISSING",
+  "GUEST_AGENT_ABSENT",
+  "GUEST_CANNOT_SLEEP",
+]);
 
 /** The VM was killed (or halted) while it started: the start did not happen. */
 export function startAborted(vm: string): DomainError {
   return new DomainError("aborted", R.START_ABORTED, `${vm} was stopped while it started`, { vm });
+}
+
+/** The hypervisor's program is not installed (or could not be run). */
+export function hypervisorUnavailable(vm: string, why: string): DomainError {
+  return failedPrecondition(R.HYPERVISOR_UNAVAILABLE, `cannot start ${vm}: ${why}`, { vm });
+}
+
+/** The accelerator the driver chose cannot run guests now (/dev/kvm went away, or refuses this process). */
+export function acceleratorUnusable(vm: string, accelerator: string, why: string): DomainError {
+  return failedPrecondition(R.ACCELERATOR_UNUSABLE, `cannot start ${vm}: the ${accelerator} accelerator is not usable: ${why}`, { vm, accelerator });
+}
+
+/** The unprivileged user the hypervisor runs as does not exist on the host. */
+export function hypervisorUserMissing(vm: string, user: string): DomainError {
+  return failedPrecondition(
+    R.HYPERVISOR_USER_MISSING,
+    `cannot start ${vm}: QEMU runs as the user ${user}, which does not exist; make it (scripts/install-system-deps does) or name another with --qemu-user`,
+    { vm, user },
+  );
+}
+
+/** The VM's sockets would not fit in a unix socket address under the data folder. */
+export function runFolderTooDeep(vm: string, socket: string, max: number): DomainError {
+  return failedPrecondition(R.RUN_FOLDER_TOO_DEEP, `cannot start ${vm}: its socket ${socket} is longer than the ${max} bytes a unix socket's path may have; use a shorter --data-dir`, {
+    vm,
+    path: socket,
+  });
+}
+
+/** The kernel the VM boots is not in the host's kernel folder. */
+export function kernelMissing(vm: string, kernel: string, file: string): DomainError {
+  return failedPrecondition(R.KERNEL_MISSING, `cannot start ${vm}: its kernel ${kernel} has no ${file} in the kernel folder`, { vm, kernel });
+}
+
+/** What was asked needs the guest agent, which does not answer in this guest. */
+export function guestAgentAbsent(vm: string, what: string): DomainError {
+  return failedPrecondition(R.GUEST_AGENT_ABSENT, `cannot ${what} of ${vm}: its guest agent does not answer (run qemu-guest-agent in the guest)`, { vm });
+}
+
+/** The guest cannot sleep (S3): it does not offer it, or its agent says it cannot. */
+export function guestCannotSleep(vm: string, why: string): DomainError {
+  return failedPrecondition(R.GUEST_CANNOT_SLEEP, `${vm} cannot be suspended: ${why}`, { vm });
 }

@@ -23,13 +23,23 @@ export interface HypervisorUnderTest {
    */
   restarted(): Promise<Hypervisor>;
   /**
-   * A plan for a new VM (a new uuid at each call) that this driver can launch: a guest that can
-   * sleep (S3), that honours the power button within `shutdownMs` (never when undefined), and
-   * whose launch takes at least `bootMs` (so that an abort lands while it starts).
+   * A plan for a new VM (a new uuid at each call) that this driver can launch: a guest that
+   * honours the power button within `shutdownMs` (never when undefined), whose launch takes at
+   * least `bootMs` (so that an abort lands while it starts), and that can sleep (S3) once
+   * launched when `sleeps` is set. A real driver boots a real guest for these (which takes
+   * seconds under emulation), and may launch one that boots nothing when none is asked.
    */
-  plan(name: string, options?: { shutdownMs?: number; bootMs?: number }): LaunchPlan;
+  plan(name: string, options?: PlanOptions): LaunchPlan;
   /** Ends whatever still runs on the host and removes what the host left; run after each test. */
   cleanup(): Promise<void>;
+  /** How long an event may take to come after what caused it, where the driver's guests are slower than EVENT_TIMEOUT_MS allows (emulated CPUs). */
+  eventTimeoutMs?: number;
+}
+
+export interface PlanOptions {
+  shutdownMs?: number;
+  bootMs?: number;
+  sleeps?: boolean;
 }
 
 /** How long an event may take to come after what caused it. */
@@ -78,16 +88,18 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
       await done?.cleanup();
     });
 
+    const eventTimeout = (): number => host?.eventTimeoutMs ?? EVENT_TIMEOUT_MS;
+
     const under = (): HypervisorUnderTest => {
       if (!host) throw new Error("no host: the factory failed");
       return host;
     };
 
-    const plan = (vm: string, options?: { shutdownMs?: number; bootMs?: number }) => under().plan(vm, options);
+    const plan = (vm: string, options?: PlanOptions) => under().plan(vm, options);
 
     /** Follows a handle from now on, and kills it after the test. */
     const watch = (vm: RunningVm): GuestWatch => {
-      const watching = new GuestWatch(vm);
+      const watching = new GuestWatch(vm, eventTimeout());
       watched.push(watching);
       return watching;
     };
@@ -230,7 +242,7 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
       });
 
       it("sleeps (suspended) and wakes (woken)", async () => {
-        const guest = await launch(plan("work"));
+        const guest = await launch(plan("work", { sleeps: true }));
 
         await guest.vm.suspend();
         await guest.next("suspended");
@@ -246,7 +258,7 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
         const guest = await launch(plan("work", { shutdownMs: SHUTDOWN_MS }));
 
         await guest.vm.powerButton();
-        await guest.next("shutdown", SHUTDOWN_MS + EVENT_TIMEOUT_MS);
+        await guest.next("shutdown", SHUTDOWN_MS + eventTimeout());
         const exited = await guest.next("exited");
         expect(exited).toMatchObject({ cause: "shutdown", detail: expect.any(String) });
         await guest.expectEndedOnce();
@@ -290,7 +302,7 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
 
         await guest.vm.powerButton();
         await guest.vm.kill();
-        const exited = await guest.next("exited", SHUTDOWN_MS + EVENT_TIMEOUT_MS);
+        const exited = await guest.next("exited", SHUTDOWN_MS + eventTimeout());
         expect(["killed", "shutdown"]).toContain(exited.cause);
         await sleep(SHUTDOWN_MS);
         await guest.expectEndedOnce();
@@ -303,7 +315,7 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
         const paused = await launch(plan("paused"));
         await paused.vm.pause();
         await paused.next("stopped");
-        const asleep = await launch(plan("asleep"));
+        const asleep = await launch(plan("asleep", { sleeps: true }));
         await asleep.vm.suspend();
         await asleep.next("suspended");
         const killed = await launch(plan("killed"));
@@ -311,7 +323,7 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
         await killed.next("exited");
         const poweredOff = await launch(plan("powered-off", { shutdownMs: SHUTDOWN_MS }));
         await poweredOff.vm.powerButton();
-        await poweredOff.next("exited", SHUTDOWN_MS + EVENT_TIMEOUT_MS);
+        await poweredOff.next("exited", SHUTDOWN_MS + eventTimeout());
         const startedAt = new Map([running, paused, asleep].map(({ vm }) => [vm.uuid, vm.startedAt.getTime()]));
 
         await restart();
@@ -374,9 +386,9 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
 
         const stream = await vm.console.open(new AbortController().signal);
         const drained = drain(stream.output);
-        await within(stream.write(new TextEncoder().encode("\r")), EVENT_TIMEOUT_MS, "the console write");
+        await within(stream.write(new TextEncoder().encode("\r")), eventTimeout(), "the console write");
         stream.close();
-        await within(drained, EVENT_TIMEOUT_MS, "the end of the console output after close()");
+        await within(drained, eventTimeout(), "the end of the console output after close()");
       });
 
       it("console: a stream that ends when its signal aborts", async () => {
@@ -388,7 +400,7 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
         const drained = drain(stream.output);
         abort.abort();
         try {
-          await within(drained, EVENT_TIMEOUT_MS, "the end of the console output after its signal aborted");
+          await within(drained, eventTimeout(), "the end of the console output after its signal aborted");
         } finally {
           stream.close();
         }
@@ -404,7 +416,10 @@ class GuestWatch {
   private cursor = 0;
   private readonly waiters = new Set<() => void>();
 
-  constructor(readonly vm: RunningVm) {
+  constructor(
+    readonly vm: RunningVm,
+    private readonly timeoutMs: number,
+  ) {
     vm.onEvent((event) => {
       this.events.push(event);
       for (const waiter of [...this.waiters]) waiter();
@@ -420,7 +435,7 @@ class GuestWatch {
   }
 
   /** The next event of `kind` after those waited for already; fails when none comes within `timeoutMs`. */
-  next<K extends GuestEvent["kind"]>(kind: K, timeoutMs = EVENT_TIMEOUT_MS): Promise<Extract<GuestEvent, { kind: K }>> {
+  next<K extends GuestEvent["kind"]>(kind: K, timeoutMs = this.timeoutMs): Promise<Extract<GuestEvent, { kind: K }>> {
     return this.waitFor(
       () => {
         const index = this.events.findIndex((event, at) => at >= this.cursor && event.kind === kind);
@@ -434,7 +449,7 @@ class GuestWatch {
   }
 
   /** Resolves once the guest exited, whatever was waited for before. */
-  untilExited(timeoutMs = EVENT_TIMEOUT_MS): Promise<true> {
+  untilExited(timeoutMs = this.timeoutMs): Promise<true> {
     return this.waitFor(() => this.exited || undefined, timeoutMs, "an exited event");
   }
 

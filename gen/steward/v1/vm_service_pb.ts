@@ -2270,7 +2270,11 @@ export const VmService: GenService<{
    * for a netvm chain past 64 VMs, (NETVM_LOOP) for one that loops, (NOT_A_DISPVM_TEMPLATE) for a
    * DispVM whose AppVM no longer has template_for_dispvms, (EPHEMERAL_UNSUPPORTED) for an
    * ephemeral volume in a pool whose driver cannot encrypt it; ABORTED (START_ABORTED) when it was
-   * killed while it started. Each start refreshes the VM's volumes as Qubes does: snap_on_start
+   * killed while it started. Under QEMU, FAILED_PRECONDITION (HYPERVISOR_UNAVAILABLE) when
+   * qemu-system-x86_64 cannot be run, (ACCELERATOR_UNUSABLE) when KVM refuses the guest,
+   * (HYPERVISOR_USER_MISSING) when the user QEMU runs as does not exist, (KERNEL_MISSING) when its
+   * kernel is not in the kernel folder, (RUN_FOLDER_TOO_DEEP) when the data folder is too deep for
+   * the VM's unix sockets. Each start refreshes the VM's volumes as Qubes does: snap_on_start
    * volumes become their source's content as it is now, the others not saved at a stop are
    * emptied, and an ephemeral one (a volatile volume of a pool with ephemeral_volatile, or any
    * with ephemeral set) is encrypted with a new key that only this run of the VM is given.
@@ -2336,9 +2340,11 @@ export const VmService: GenService<{
     output: typeof KillVmResponseSchema;
   },
   /**
-   * SuspendVm suspends a running VM to RAM (vm.Suspend; vm_concierge's SuspendVm).
-   * FAILED_PRECONDITION (VM_BAD_STATE) when it is not running. Not idempotent: suspending it again
-   * is FAILED_PRECONDITION (VM_BAD_STATE).
+   * SuspendVm suspends a running VM to RAM (vm.Suspend; vm_concierge's SuspendVm): ACPI S3, which
+   * the guest enters when its agent asks it to. FAILED_PRECONDITION (VM_BAD_STATE) when it is not
+   * running, (GUEST_AGENT_ABSENT) when its guest agent does not answer, (GUEST_CANNOT_SLEEP) when
+   * the guest says it cannot sleep. Not idempotent: suspending it again is FAILED_PRECONDITION
+   * (VM_BAD_STATE).
    *
    * @generated from rpc steward.v1.VmService.SuspendVm
    */

@@ -15,6 +15,12 @@ export interface LaunchPlan {
   /** The kernel to boot, from the host's kernel folder; empty to boot from the root volume. */
   kernel: string;
   kernelopts: string;
+  /**
+   * Whether the launch waits for the guest to be up (its guest agent answers) before it
+   * resolves, as StartVm's wait_for_guest asks; an abort of the launch's signal meanwhile ends
+   * the VM, so that a start either gives a guest that is up or leaves nothing running.
+   */
+  waitForGuest?: boolean;
   /** The VM's features, which a guest may read (and the simulation takes its cues from). */
   features: Readonly<Record<string, string>>;
   /** Its disks, in the order the guest sees them. */
@@ -31,6 +37,12 @@ export interface LaunchDisk {
   /** How QEMU opens it: raw, qcow2 (encrypted when `key` is set), or a LUKS image. */
   format: "raw" | "qcow2" | "luks";
   readOnly: boolean;
+  /**
+   * The images under a qcow2 disk's, nearest first, each a qcow2 image the one above names as
+   * its backing file (read-only): the hypervisor opens the whole chain from the plan, never by
+   * the names inside the images. Absent for a disk that has none.
+   */
+  backing?: readonly string[];
   /**
    * The passphrase of an ephemeral volume's LUKS encryption (32 random bytes as base64 text, a
    * QEMU secret's data): made for this start, kept nowhere but in the plan (never stored, never

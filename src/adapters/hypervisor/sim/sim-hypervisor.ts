@@ -2,9 +2,8 @@ import type { HaltCause, HostInterface } from "../../../core/model/power-state";
 import type { LaunchPlan } from "../../../core/model/launch-plan";
 import type { GuestEvent, GuestStatus, Hypervisor, HypervisorInfo, KillWho, RunningVm } from "../../../ports/hypervisor";
 import { startAborted } from "../../../ports/hypervisor-errors";
+import { GuestListeners } from "../shared/guest-listeners";
 
-/** The events a guest keeps while no one listens. */
-const MAX_UNHEARD = 64;
 /** The simulated guest takes this long to shut down unless its sim-shutdown-ms feature says otherwise. */
 const DEFAULT_SHUTDOWN_MS = 20;
 
@@ -85,9 +84,7 @@ export class SimGuest implements RunningVm {
   /** The host ends of the interfaces its plan gave it. */
   interfaces: readonly HostInterface[] = [];
   private current: GuestStatus = "running";
-  private listeners: ((event: GuestEvent) => void)[] = [];
-  /** Events that came while no one listened, for the first listener. */
-  private unheard: GuestEvent[] = [];
+  private readonly listeners = new GuestListeners();
   private shutdownTimer: NodeJS.Timeout | undefined;
   /** The power button was pressed while the guest was not running: it shuts down once it runs. */
   private buttonPending = false;
@@ -106,15 +103,12 @@ export class SimGuest implements RunningVm {
   }
 
   onEvent(listener: (event: GuestEvent) => void): void {
-    this.listeners.push(listener);
-    const unheard = this.unheard;
-    this.unheard = [];
-    for (const event of unheard) listener(event);
+    this.listeners.add(listener);
   }
 
   /** Whoever followed the guest is gone (a Steward that stopped): it tells them nothing more. */
   release(): void {
-    this.listeners = [];
+    this.listeners.clear();
   }
 
   async pause(): Promise<void> {
@@ -173,15 +167,10 @@ export class SimGuest implements RunningVm {
     clearTimeout(this.shutdownTimer);
     this.gone();
     this.emit({ kind: "exited", cause, detail });
-    this.listeners = [];
+    this.listeners.clear();
   }
 
   private emit(event: GuestEvent): void {
-    if (this.listeners.length === 0) {
-      // Bounded, for a guest no one follows again: the latest events are what matters.
-      if (this.unheard.length === MAX_UNHEARD) this.unheard.shift();
-      this.unheard.push(event);
-    }
-    for (const listener of [...this.listeners]) listener(event);
+    this.listeners.emit(event);
   }
 }

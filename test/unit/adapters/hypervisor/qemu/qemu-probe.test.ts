@@ -16,20 +16,40 @@ describe("probeQemu", () => {
     return bin;
   }
 
+  const options = { runDir: "/nonexistent/run", kernelsDir: "/nonexistent/kernels", user: undefined };
+
+  function cpuinfo(flags: string): string {
+    const file = path.join(dir, `cpuinfo-${flags.replace(/\W/g, "_")}`);
+    fs.writeFileSync(file, `processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu vme ${flags} sse2\n\n`);
+    return file;
+  }
+
   it("finds nothing when QEMU is not on the PATH", () => {
-    expect(probeQemu(dir, "/dev/null")).toBeUndefined();
+    expect(probeQemu({ searchPath: dir, kvmDevice: "/dev/null" })).toBeUndefined();
   });
 
-  it("reads the version, and tells KVM from TCG by whether the device opens", () => {
+  it("reads the version, and uses KVM only where the device opens and the CPU offers hardware virtualization", () => {
     const bin = fakeQemu();
     const device = path.join(dir, "kvm");
     fs.writeFileSync(device, "");
-    const withKvm = probeQemu(`/nonexistent:${bin}`, device)!;
+    const withKvm = probeQemu({ searchPath: `/nonexistent:${bin}`, kvmDevice: device, cpuinfo: cpuinfo("vmx") })!;
     expect(withKvm).toEqual({ binary: path.join(bin, "qemu-system-x86_64"), version: "QEMU emulator version 9.9.9", kvm: true });
-    expect(new QemuHypervisor(withKvm).info()).toEqual({ kind: "qemu-kvm", version: "QEMU emulator version 9.9.9", capabilities: ["kvm"] });
+    expect(new QemuHypervisor(withKvm, options).info()).toEqual({ kind: "qemu-kvm", version: "QEMU emulator version 9.9.9", capabilities: ["kvm"] });
+    expect(probeQemu({ searchPath: bin, kvmDevice: device, cpuinfo: cpuinfo("svm") })!.kvm).toBe(true);
 
-    const withoutKvm = probeQemu(bin, path.join(dir, "no-such-device"))!;
-    expect(withoutKvm.kvm).toBe(false);
-    expect(new QemuHypervisor(withoutKvm).info().kind).toBe("qemu-tcg");
+    const withoutDevice = probeQemu({ searchPath: bin, kvmDevice: path.join(dir, "no-such-device"), cpuinfo: cpuinfo("vmx") })!;
+    expect(withoutDevice.kvm).toBe(false);
+    expect(withoutDevice.kvmUnusable).toMatch(/no-such-device cannot be opened/);
+    expect(new QemuHypervisor(withoutDevice, options).info().kind).toBe("qemu-tcg");
+  });
+
+  it("does not use a /dev/kvm that the CPU cannot back with hardware virtualization (a nested host's paravirtual KVM)", () => {
+    const bin = fakeQemu();
+    const device = path.join(dir, "kvm");
+    fs.writeFileSync(device, "");
+    const paravirtual = probeQemu({ searchPath: bin, kvmDevice: device, cpuinfo: cpuinfo("hypervisor lm") })!;
+    expect(paravirtual.kvm).toBe(false);
+    expect(paravirtual.kvmUnusable).toMatch(/no hardware virtualization/);
+    expect(new QemuHypervisor(paravirtual, options).info().kind).toBe("qemu-tcg");
   });
 });

@@ -1,0 +1,256 @@
+/**
+ * A VM that runs under QEMU, as the core handles it: QMP's events become the port's guest
+ * events, and the end of the process becomes `exited`, with its cause (the guest powered off,
+ * Steward killed it, or it ended unasked: a crash).
+ */
+import type { ChildProcess } from "node:child_process";
+import type { GuestEvent, GuestStatus, KillWho, RunningVm } from "../../../ports/hypervisor";
+import type { HaltCause } from "../../../core/model/power-state";
+import { guestAgentAbsent, guestCannotSleep } from "../../../ports/hypervisor-errors";
+import { GuestListeners } from "../shared/guest-listeners";
+import { GuestAgent } from "./guest-agent";
+import { processAlive } from "./qemu-process";
+import type { QmpClient, QmpEvent } from "./qmp/qmp-client";
+import { MonitorCommandError, MonitorTimeoutError } from "./qmp/monitor-connection";
+
+/** How often an adopted QEMU, whose exit Steward cannot wait for as its parent, is looked for once its monitor closed. */
+const GONE_POLL_MS = 20;
+
+/** How long a command that needs the agent waits for it to answer, in a guest that is up already. */
+const AGENT_ANSWER_MS = 3000;
+/** How long guest-suspend-ram may take to refuse; it sends no reply when it works (the guest sleeps). */
+const SUSPEND_REFUSAL_MS = 2000;
+
+/** How the driver learns that the process ended: as its parent, or by watching its pid. */
+export type ProcessWatch = { kind: "child"; child: ChildProcess } | { kind: "adopted" };
+
+/** The statuses of QMP's query-status, as the port's. */
+export function guestStatusOf(qmpStatus: string): GuestStatus {
+  switch (qmpStatus) {
+    case "running":
+      return "running";
+    case "suspended":
+      return "suspended";
+    case "shutdown":
+      return "shutting-down";
+    default:
+      // paused, prelaunch, io-error, internal-error, watchdog, guest-panicked…: the CPUs do not run.
+      return "paused";
+  }
+}
+
+export class QemuGuest implements RunningVm {
+  private current: GuestStatus;
+  private readonly listeners = new GuestListeners();
+  private ended = false;
+  private released = false;
+  /** What Steward did that ends the guest, so that its end is told as killed rather than crashed. */
+  private killedBy: string | undefined;
+  /** What QEMU said when the guest went down (its SHUTDOWN event's reason), or that it panicked. */
+  private downReason: { cause: HaltCause; detail: string } | undefined;
+  /** While its launch runs it (-S, then cont), its CPUs' stopping and running are not the guest's doing, and are not told. */
+  private launching: boolean;
+  /** Settles when the guest ended, with why; for the driver, which must not take the listeners' place. */
+  readonly exited: Promise<string>;
+  private settleExited!: (detail: string) => void;
+  /** The connection to the guest agent, made when first needed. */
+  private agent: GuestAgent | undefined;
+
+  constructor(
+    readonly uuid: string,
+    readonly name: string,
+    readonly pid: number,
+    readonly startedAt: Date,
+    private readonly qmp: QmpClient,
+    /** The host end of the guest agent's channel. */
+    private readonly agentSocket: string,
+    watch: ProcessWatch,
+    status: GuestStatus,
+    private readonly gone: () => void,
+  ) {
+    this.current = status;
+    this.exited = new Promise((resolve) => (this.settleExited = resolve));
+    this.launching = watch.kind === "child";
+    qmp.onEvent((event) => this.heard(event));
+    if (watch.kind === "child") {
+      watch.child.once("exit", (code, signal) => this.exit(signal ? `QEMU was killed by ${signal}` : `QEMU exited with code ${code ?? "unknown"}`));
+    } else {
+      qmp.onClose(() => void this.untilGone());
+    }
+  }
+
+  /** The launch ran the guest's CPUs: from now on, what they do is told. */
+  launched(): void {
+    this.launching = false;
+  }
+
+  status(): GuestStatus {
+    return this.current;
+  }
+
+  onEvent(listener: (event: GuestEvent) => void): void {
+    this.listeners.add(listener);
+  }
+
+  async pause(): Promise<void> {
+    await this.qmp.execute("stop");
+  }
+
+  async unpause(): Promise<void> {
+    await this.qmp.execute("cont");
+  }
+
+  /**
+   * Resolves once the guest agent answers: the guest is up. Rejects with the signal's reason
+   * when it aborts first, or with MonitorTimeoutError after `timeoutMs`.
+   */
+  async waitForAgent(signal: AbortSignal, timeoutMs: number): Promise<GuestAgent> {
+    const agent = await this.agentConnection();
+    await agent.sync(signal, timeoutMs);
+    return agent;
+  }
+
+  /** S3 through the guest agent (guest-suspend-ram), which the guest honours if it can sleep; `suspended` follows. */
+  async suspend(): Promise<void> {
+    let agent: GuestAgent;
+    try {
+      agent = await this.waitForAgent(new AbortController().signal, AGENT_ANSWER_MS);
+    } catch {
+      throw guestAgentAbsent(this.name, "suspend the guest");
+    }
+    try {
+      await agent.execute("guest-suspend-ram", undefined, SUSPEND_REFUSAL_MS);
+    } catch (error) {
+      if (error instanceof MonitorCommandError) throw guestCannotSleep(this.name, error.desc);
+      // No reply: the agent does not answer this command when it works.
+      if (!(error instanceof MonitorTimeoutError)) throw error;
+    }
+  }
+
+  async resume(): Promise<void> {
+    await this.qmp.execute("system_wakeup");
+  }
+
+  async powerButton(): Promise<void> {
+    await this.qmp.execute("system_powerdown");
+  }
+
+  async kill(): Promise<void> {
+    if (this.ended) return;
+    this.killedBy ??= "killed";
+    this.send(this.pid, "SIGKILL");
+  }
+
+  /** As machined's KillMachine: the signal to QEMU (`leader`) or to every process of its session (`all`); what follows is what QEMU does with it. */
+  async signal(signal: number, who: KillWho): Promise<void> {
+    if (this.ended) return;
+    // QEMU ends the VM on SIGHUP, SIGINT and SIGTERM; its end is then Steward's doing.
+    if (signal === 1 || signal === 2 || signal === 15) this.killedBy ??= `terminated on signal ${signal}`;
+    this.send(who === "all" ? -this.pid : this.pid, signal);
+  }
+
+  /** Lets go of the guest without ending it (Steward stops): its handle tells nothing more, and QMP's socket is free for the next Steward. */
+  release(): void {
+    this.released = true;
+    this.listeners.clear();
+    this.qmp.close();
+    this.agent?.close();
+  }
+
+  private async agentConnection(): Promise<GuestAgent> {
+    if (this.agent && !this.agent.closed) return this.agent;
+    this.agent = await GuestAgent.connect(this.agentSocket);
+    return this.agent;
+  }
+
+  private send(target: number, signal: NodeJS.Signals | number): void {
+    try {
+      process.kill(target, signal);
+    } catch (error) {
+      // Gone already: its end is on its way.
+      if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+    }
+  }
+
+  private heard(event: QmpEvent): void {
+    switch (event.name) {
+      case "STOP":
+        return this.become("paused", { kind: "stopped" });
+      case "RESUME":
+        return this.become("running", { kind: "resumed" });
+      case "SUSPEND":
+        return this.become("suspended", { kind: "suspended" });
+      case "WAKEUP":
+        return this.become("running", { kind: "woken" });
+      case "RESET":
+        return this.emit({ kind: "reset" });
+      case "SHUTDOWN":
+        return this.shutDown(event);
+      case "GUEST_PANICKED":
+        return this.panicked(event);
+    }
+  }
+
+  private shutDown(event: QmpEvent): void {
+    const reason = typeof event.data.reason === "string" ? event.data.reason : "";
+    this.downReason ??= reason === "guest-panic" ? { cause: "crashed", detail: "the guest panicked" } : { cause: "shutdown", detail: shutdownDetail(reason) };
+    this.current = "shutting-down";
+    this.emit({ kind: "shutdown" });
+  }
+
+  private panicked(event: QmpEvent): void {
+    const info = event.data.info as Record<string, unknown> | undefined;
+    const detail = info ? `the guest panicked (${JSON.stringify(info)})` : "the guest panicked";
+    this.downReason = { cause: "crashed", detail };
+    this.emit({ kind: "panicked", detail });
+  }
+
+  private become(status: GuestStatus, event: GuestEvent): void {
+    if (this.ended) return;
+    this.current = status;
+    if (!this.launching) this.emit(event);
+  }
+
+  /** An adopted QEMU closed its monitor: it is ending; its end is told once its pid is gone. */
+  private async untilGone(): Promise<void> {
+    if (this.released) return;
+    while (await processAlive(this.pid)) await new Promise((resolve) => setTimeout(resolve, GONE_POLL_MS));
+    this.exit("QEMU exited");
+  }
+
+  private exit(processEnd: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.qmp.close();
+    this.agent?.close();
+    // A released guest is the next Steward's to follow and clean up after.
+    if (this.released) {
+      this.settleExited(processEnd);
+      return;
+    }
+    this.gone();
+    const { cause, detail } = this.killedBy ? { cause: "killed" as const, detail: this.killedBy } : (this.downReason ?? { cause: "crashed" as const, detail: `${processEnd} unasked` });
+    this.settleExited(detail);
+    this.emit({ kind: "exited", cause, detail });
+    this.listeners.clear();
+  }
+
+  private emit(event: GuestEvent): void {
+    if (!this.released) this.listeners.emit(event);
+  }
+}
+
+function shutdownDetail(reason: string): string {
+  switch (reason) {
+    case "guest-shutdown":
+      return "the guest powered off";
+    case "host-qmp-quit":
+      return "QEMU was told to quit";
+    case "host-signal":
+      return "QEMU was told to end by a signal";
+    case "guest-reset":
+      return "the guest reset, and QEMU was told not to reboot it";
+    default:
+      return reason ? `QEMU shut the guest down (${reason})` : "QEMU shut the guest down";
+  }
+}

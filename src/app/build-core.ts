@@ -14,6 +14,7 @@ import { HostInfoReader, type HostFacts } from "../core/host/host-info";
 import { HaltWaiters } from "../core/lifecycle/halt-waiters";
 import { PowerMachine } from "../core/lifecycle/power-machine";
 import { RunningVms } from "../core/lifecycle/running-vms";
+import { VmConsoles } from "../core/lifecycle/vm-console";
 import { VmPause } from "../core/lifecycle/vm-pause";
 import { VmStart } from "../core/lifecycle/vm-start";
 import { VmStop } from "../core/lifecycle/vm-stop";
@@ -153,6 +154,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     starting: new VmStart(store, lookup, hypervisor, resolver, operations, participants, machine, running, halts),
     stopping,
     pausing: new VmPause(lookup, operations, machine, running),
+    consoles: new VmConsoles(lookup, running),
     running,
     properties,
     tags: new VmTags(store, lookup, operations, events),

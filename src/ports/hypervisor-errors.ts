@@ -10,6 +10,7 @@ const R = declareReasons("hypervisor", [
   "KERNEL_MISSING",
   "GUEST_AGENT_ABSENT",
   "GUEST_CANNOT_SLEEP",
+  "CONSOLE_READER_TOO_SLOW",
 ]);
 
 /** The VM was killed (or halted) while it started: the start did not happen. */
@@ -57,4 +58,14 @@ export function guestAgentAbsent(vm: string, what: string): DomainError {
 /** The guest cannot sleep (S3): it does not offer it, or its agent says it cannot. */
 export function guestCannotSleep(vm: string, why: string): DomainError {
   return failedPrecondition(R.GUEST_CANNOT_SLEEP, `${vm} cannot be suspended: ${why}`, { vm });
+}
+
+/** A console reader fell too far behind the guest's output, and was cut off rather than hold the guest or the other readers up. */
+export function consoleReaderTooSlow(limitBytes: number): DomainError {
+  return new DomainError(
+    "resource-exhausted",
+    R.CONSOLE_READER_TOO_SLOW,
+    `the console reader fell more than ${limitBytes} bytes behind the guest's output, and was cut off; read faster, or join the console again`,
+    { limit_bytes: String(limitBytes) },
+  );
 }

@@ -2581,9 +2581,16 @@ export const VmService: GenService<{
   },
   /**
    * Console joins a running VM's serial console as a byte stream both ways (vm.Console; machined's
-   * OpenMachinePTY). The first request must name the VM. FAILED_PRECONDITION (VM_BAD_STATE) when it
-   * is not running; the stream ends OK when the VM halts. Not idempotent: each call is a console
-   * session of its own.
+   * OpenMachinePTY). The first request must name the VM; the output starts with the console's
+   * recent output (up to 256 KiB: a client that joins late sees the boot). Several sessions may
+   * read one console; the first to send input types into it until its session ends, and another
+   * that sends input meanwhile is FAILED_PRECONDITION (CONSOLE_BUSY, naming the writer in
+   * metadata.writer and metadata.writer_request_id). FAILED_PRECONDITION (VM_BAD_STATE) when it
+   * is not running, (CAPABILITY_MISSING) where the hypervisor offers no console; INVALID_ARGUMENT
+   * (INVALID_FIELD) when the first request is not `vm` or a later one not `input`;
+   * RESOURCE_EXHAUSTED (CONSOLE_READER_TOO_SLOW) for a session that fell 4 MiB behind the output
+   * (the guest is never held up by a reader). The stream ends OK when the VM halts. Not
+   * idempotent: each call is a console session of its own.
    *
    * @generated from rpc steward.v1.VmService.Console
    */

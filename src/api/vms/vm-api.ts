@@ -1,5 +1,8 @@
 import { FeatureScope, VmView } from "../../../gen/steward/v1/vm_pb";
-import { CloneVmResponseSchema, CreateVmResponseSchema, KillWho, type VmService } from "../../../gen/steward/v1/vm_service_pb";
+import { CloneVmResponseSchema, type ConsoleRequest, CreateVmResponseSchema, KillWho, type VmService } from "../../../gen/steward/v1/vm_service_pb";
+import { InvalidFieldError } from "../../core/errors";
+import type { CallContext } from "../../core/shared/call-context";
+import type { VmConsoles } from "../../core/lifecycle/vm-console";
 import type { VmPause } from "../../core/lifecycle/vm-pause";
 import type { VmStart } from "../../core/lifecycle/vm-start";
 import type { VmStop } from "../../core/lifecycle/vm-stop";
@@ -37,6 +40,7 @@ export interface VmParts {
   starting: VmStart;
   stopping: VmStop;
   pausing: VmPause;
+  consoles: VmConsoles;
   properties: VmProperties;
   tags: VmTags;
   features: VmFeatures;
@@ -47,8 +51,8 @@ export interface VmParts {
 
 /**
  * VmService: each handler maps the request to the core's terms, calls the core with the call's
- * context, and maps the answer; stats, console, addresses and OS release come with the QEMU
- * adapter.
+ * context, and maps the answer; stats, addresses and OS release come with the guest agent's
+ * and QEMU's facts.
  */
 export interface VmApiLimits {
   /** The most bytes the VMs of a ListVms page may hold: a message's, less room for the rest. */
@@ -176,7 +180,7 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     },
     getVmStats: notYetImplemented,
     watchVmStats: notYetImplemented,
-    console: notYetImplemented,
+    console: (requests, ctx) => consoleSession(parts.consoles, requests, ctx),
     getVmAddresses: notYetImplemented,
     getVmOsRelease: notYetImplemented,
   };
@@ -215,3 +219,35 @@ function featureScope(scope: FeatureScope): DomainFeatureScope {
 
 
 /** A Duration as milliseconds; any length it can hold is waited out whole (see LongTimer). */
+
+/**
+ * A Console call: its first request names the VM, the later ones carry what is typed; the
+ * response stream is the console's output until the VM halts or the caller cancels. A refused
+ * keystroke (another session types) or a malformed request ends the call with its status.
+ */
+async function* consoleSession(consoles: VmConsoles, requests: AsyncIterable<ConsoleRequest>, ctx: CallContext): AsyncIterable<{ output: Uint8Array }> {
+  const incoming = requests[Symbol.asyncIterator]();
+  const first = await incoming.next();
+  if (first.done || first.value.kind.case !== "vm") throw new InvalidFieldError("vm", "the first ConsoleRequest must name the VM");
+  const session = await consoles.open(first.value.kind.value, ctx);
+  let failure: Error | undefined;
+  const typing = (async () => {
+    for (let next = await incoming.next(); !next.done; next = await incoming.next()) {
+      if (next.value.kind.case !== "input") throw new InvalidFieldError("input", "every ConsoleRequest after the first carries input");
+      await session.write(next.value.kind.value);
+    }
+  })().catch((error: unknown) => {
+    failure = error instanceof Error ? error : new Error(String(error));
+    session.close();
+  });
+  try {
+    for await (const output of session.output) {
+      if (failure !== undefined) break;
+      yield { output };
+    }
+    if (failure !== undefined) throw failure;
+  } finally {
+    session.close();
+    void typing;
+  }
+}

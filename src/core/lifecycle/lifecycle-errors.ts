@@ -2,7 +2,7 @@ import { declareReasons, DomainError, failedPrecondition, InvalidFieldError } fr
 import type { PowerState } from "../model/power-state";
 
 /** Reasons of starting, stopping and pausing VMs. */
-const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "NETVM_CHAIN_TOO_LONG", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING", "INVALID_SIGNAL", "INVALID_KILL_WHO"]);
+const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "NETVM_CHAIN_TOO_LONG", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING", "INVALID_SIGNAL", "INVALID_KILL_WHO", "CONSOLE_BUSY"]);
 
 interface Named {
   name: string;
@@ -49,4 +49,13 @@ export function invalidSignal(signal: number): InvalidFieldError {
 
 export function invalidKillWho(who: number): InvalidFieldError {
   return new InvalidFieldError("who", `unknown KillWho ${who}`, R.INVALID_KILL_WHO);
+}
+
+/** Another session types into the VM's console: one writer at a time. */
+export function consoleBusy(vm: Named, caller: string, requestId: string): DomainError {
+  return failedPrecondition(R.CONSOLE_BUSY, `${caller} types into the console of ${vm.name} (request ${requestId}); one session at a time may, until it ends`, {
+    vm: vm.name,
+    writer: caller,
+    writer_request_id: requestId,
+  });
 }

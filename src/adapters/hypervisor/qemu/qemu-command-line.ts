@@ -85,7 +85,9 @@ export function qemuCommandLine(inputs: CommandLineInputs): QemuCommandLine {
     "-chardev", `socket,id=agent,fd=${socketFd("agent")},server=on,wait=off`,
     "-device", `virtserialport,bus=virtio-serial0.0,chardev=agent,name=${GUEST_AGENT_PORT}`,
     "-device", "virtio-balloon-pci,id=balloon0",
-    "-device", "pvpanic",
+    // The guest tells its panics (GUEST_PANICKED), and QEMU then ends it: a crash, as the driver tells it.
+    "-device", "pvpanic-pci",
+    "-action", "panic=shutdown",
     // S3 (SuspendVm), which q35 offers only when asked.
     "-global", "ICH9-LPC.disable_s3=0",
   ];

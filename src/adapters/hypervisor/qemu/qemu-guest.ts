@@ -7,15 +7,19 @@ import type { ChildProcess } from "node:child_process";
 import type { GuestEvent, GuestStatus, KillWho, RunningVm } from "../../../ports/hypervisor";
 import type { HaltCause } from "../../../core/model/power-state";
 import { guestAgentAbsent, guestCannotSleep } from "../../../ports/hypervisor-errors";
+import * as net from "node:net";
+import { ConsoleHub } from "../shared/console-hub";
 import { GuestListeners } from "../shared/guest-listeners";
 import { GuestAgent } from "./guest-agent";
 import { processAlive } from "./qemu-process";
-import type { QmpClient, QmpEvent } from "./qmp/qmp-client";
+import { openUnixSocket, type QmpClient, type QmpEvent } from "./qmp/qmp-client";
 import { MonitorCommandError, MonitorTimeoutError } from "./qmp/monitor-connection";
 
 /** How often an adopted QEMU, whose exit Steward cannot wait for as its parent, is looked for once its monitor closed. */
 const GONE_POLL_MS = 20;
 
+/** How long the console's socket may take to take Steward's connection. */
+const CONSOLE_CONNECT_MS = 5000;
 /** How long a command that needs the agent waits for it to answer, in a guest that is up already. */
 const AGENT_ANSWER_MS = 3000;
 /** How long guest-suspend-ram may take to refuse; it sends no reply when it works (the guest sleeps). */
@@ -53,6 +57,9 @@ export class QemuGuest implements RunningVm {
   /** Settles when the guest ended, with why; for the driver, which must not take the listeners' place. */
   readonly exited: Promise<string>;
   private settleExited!: (detail: string) => void;
+  /** The serial console: what the guest prints, kept and fanned out to readers. */
+  readonly console: ConsoleHub;
+  private consoleSocket: net.Socket | undefined;
   /** The connection to the guest agent, made when first needed. */
   private agent: GuestAgent | undefined;
 
@@ -64,12 +71,14 @@ export class QemuGuest implements RunningVm {
     private readonly qmp: QmpClient,
     /** The host end of the guest agent's channel. */
     private readonly agentSocket: string,
+    private readonly consolePath: string,
     watch: ProcessWatch,
     status: GuestStatus,
     private readonly gone: () => void,
   ) {
     this.current = status;
     this.exited = new Promise((resolve) => (this.settleExited = resolve));
+    this.console = new ConsoleHub((bytes) => this.typed(bytes));
     this.launching = watch.kind === "child";
     qmp.onEvent((event) => this.heard(event));
     if (watch.kind === "child") {
@@ -77,6 +86,25 @@ export class QemuGuest implements RunningVm {
     } else {
       qmp.onClose(() => void this.untilGone());
     }
+  }
+
+  /**
+   * Connects to the serial console's socket (QEMU takes one client: Steward), and from then on
+   * reads everything the guest prints, so that its console never holds it up.
+   */
+  async connectConsole(): Promise<void> {
+    const socket = await openUnixSocket(this.consolePath, CONSOLE_CONNECT_MS);
+    this.consoleSocket = socket;
+    socket.on("data", (chunk: Buffer) => this.console.received(chunk));
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => this.console.end());
+  }
+
+  /** Bytes typed into the console, handed to QEMU once its socket takes them. */
+  private typed(bytes: Uint8Array): Promise<void> {
+    const socket = this.consoleSocket;
+    if (!socket || socket.destroyed) return Promise.reject(new Error(`the console of ${this.name} is closed`));
+    return new Promise((resolve, reject) => socket.write(bytes, (error) => (error ? reject(error) : resolve())));
   }
 
   /** The launch ran the guest's CPUs: from now on, what they do is told. */
@@ -155,6 +183,7 @@ export class QemuGuest implements RunningVm {
     this.listeners.clear();
     this.qmp.close();
     this.agent?.close();
+    this.consoleSocket?.destroy();
   }
 
   private async agentConnection(): Promise<GuestAgent> {
@@ -223,6 +252,8 @@ export class QemuGuest implements RunningVm {
     this.ended = true;
     this.qmp.close();
     this.agent?.close();
+    this.consoleSocket?.destroy();
+    this.console.end();
     // A released guest is the next Steward's to follow and clean up after.
     if (this.released) {
       this.settleExited(processEnd);

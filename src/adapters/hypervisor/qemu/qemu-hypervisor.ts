@@ -89,9 +89,11 @@ export class QemuHypervisor implements Hypervisor {
     }
     const { child, pid, qmp, startedAt } = started;
     const record: LaunchRecord = { uuid: plan.uuid, name: plan.name, startedAt: startedAt.toISOString(), pid };
-    const guest = new QemuGuest(plan.uuid, plan.name, pid, startedAt, qmp, files.agentSocket, { kind: "child", child }, "paused", () => this.ended(plan.uuid, files));
+    const guest = new QemuGuest(plan.uuid, plan.name, pid, startedAt, qmp, files.agentSocket, files.consoleSocket, { kind: "child", child }, "paused", () => this.ended(plan.uuid, files));
     try {
       await fsp.writeFile(files.launchRecord, JSON.stringify(record));
+      // Before the CPUs run, so that the console keeps the boot from its first byte.
+      await guest.connectConsole();
       if (signal.aborted) throw startAborted(plan.name);
       if (plan.maxmemMib > plan.memoryMib) await qmp.execute("balloon", { value: plan.memoryMib * 1024 * 1024 });
       await qmp.execute("cont");
@@ -186,7 +188,8 @@ export class QemuHypervisor implements Hypervisor {
       return undefined;
     }
     const status = await qmp.execute<{ status: string }>("query-status");
-    const guest = new QemuGuest(uuid, record.name, record.pid, new Date(record.startedAt), qmp, files.agentSocket, { kind: "adopted" }, guestStatusOf(status.status), () => this.ended(uuid, files));
+    const guest = new QemuGuest(uuid, record.name, record.pid, new Date(record.startedAt), qmp, files.agentSocket, files.consoleSocket, { kind: "adopted" }, guestStatusOf(status.status), () => this.ended(uuid, files));
+    await guest.connectConsole().catch(() => undefined);
     this.guests.set(uuid, guest);
     return guest;
   }

@@ -2,6 +2,7 @@ import type { HaltCause, HostInterface } from "../../../core/model/power-state";
 import type { LaunchPlan } from "../../../core/model/launch-plan";
 import type { GuestEvent, GuestStatus, Hypervisor, HypervisorInfo, KillWho, RunningVm } from "../../../ports/hypervisor";
 import { startAborted } from "../../../ports/hypervisor-errors";
+import { ConsoleHub } from "../shared/console-hub";
 import { GuestListeners } from "../shared/guest-listeners";
 
 /** The simulated guest takes this long to shut down unless its sim-shutdown-ms feature says otherwise. */
@@ -22,7 +23,8 @@ export class SimHost {
  * no guest code runs. It exists for fast tests and for hosts without QEMU, and says so in
  * GetHostInfo. A VM's features tune the simulated guest: sim-start-ms (how long it boots),
  * sim-shutdown-ms (how long it takes to honour the power button, or "never"), sim-start-fails
- * (it fails to boot).
+ * (it fails to boot). Its serial console prints a line when it boots, and echoes what is
+ * typed into it, as a terminal does.
  */
 export class SimHypervisor implements Hypervisor {
   constructor(private readonly host = new SimHost()) {}
@@ -47,6 +49,7 @@ export class SimHypervisor implements Hypervisor {
       const shutdown = plan.features["sim-shutdown-ms"];
       const guest = new SimGuest(plan.uuid, startedAt, shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS), () => guests.delete(plan.uuid));
       guest.interfaces = plan.networkInterfaces.map((nic) => ({ name: nic.hostInterface, mac: nic.mac }));
+      guest.console.received(new TextEncoder().encode(`${plan.name} booted in the simulation\r\n`));
       guests.set(plan.uuid, guest);
       return guest;
     } finally {
@@ -85,6 +88,8 @@ export class SimGuest implements RunningVm {
   interfaces: readonly HostInterface[] = [];
   private current: GuestStatus = "running";
   private readonly listeners = new GuestListeners();
+  /** Its serial console, which echoes what is typed. */
+  readonly console: ConsoleHub = new ConsoleHub(async (bytes): Promise<void> => this.console.received(bytes));
   private shutdownTimer: NodeJS.Timeout | undefined;
   /** The power button was pressed while the guest was not running: it shuts down once it runs. */
   private buttonPending = false;
@@ -166,6 +171,7 @@ export class SimGuest implements RunningVm {
     this.ended = true;
     clearTimeout(this.shutdownTimer);
     this.gone();
+    this.console.end();
     this.emit({ kind: "exited", cause, detail });
     this.listeners.clear();
   }

@@ -1,0 +1,121 @@
+/**
+ * Real guests through the gRPC API: the test guest (scripts/build-test-guest) booted by QEMU,
+ * under KVM where the CPU can, else under TCG (never skipped). Every QEMU this suite starts is
+ * ended by its pid afterwards, whatever happened.
+ */
+import * as grpc from "@grpc/grpc-js";
+import * as path from "node:path";
+import { HypervisorKind } from "../../gen/steward/v1/host_pb";
+import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
+import { ConsoleClient } from "../fixtures/console-client";
+import { rpcError } from "../fixtures/expect-rpc-error";
+import { int, str } from "../fixtures/property-values";
+import { installTestGuest, killQemusOf, TEST_GUEST_KERNEL } from "../fixtures/qemu-guests";
+import { serverForSuite } from "../fixtures/server-with-clients";
+
+// A boot takes about 6 s under TCG; a test boots up to three times.
+jest.setTimeout(180_000);
+
+/** How long the test guest may take to boot and answer on its console. */
+const BOOT_MS = 60_000;
+
+describe("real guests under QEMU, through the API", () => {
+  const suite = serverForSuite(["--hypervisor", "qemu"]);
+  afterAll(async () => {
+    // Stopping the server leaves VMs running, as it should; the suite ends the ones it started.
+    await killQemusOf(path.join(suite.server.dataDir, "qemu"));
+  });
+
+  beforeAll(async () => {
+    installTestGuest(path.join(suite.server.dataDir, "kernels"));
+    const properties = { kernel: str(TEST_GUEST_KERNEL), kernelopts: str("quiet"), memory: int(256), maxmem: int(512), vcpus: int(1) };
+    await suite.vms.createVm({ name: "tpl", klass: VmClass.TEMPLATE_VM, label: "black", properties });
+    await suite.vms.createVm({ name: "work", klass: VmClass.APP_VM, label: "blue", template: "tpl" });
+  });
+
+  const state = async (vm: string) => (await suite.vms.getVm({ vm })).vm!.state;
+
+  /** A console session on a VM that is booting: it sees the boot from its start (the console keeps it). */
+  async function booted(vm: string): Promise<ConsoleClient> {
+    const session = new ConsoleClient(suite.vms, vm);
+    await session.waitFor(/steward-test-guest: ready/, BOOT_MS);
+    return session;
+  }
+
+  it("says in GetHostInfo whether QEMU runs guests under KVM or TCG", async () => {
+    const { host } = await suite.host.getHostInfo({});
+    expect(host!.hypervisorVersion).toMatch(/^QEMU emulator version/);
+    expect([HypervisorKind.QEMU_KVM, HypervisorKind.QEMU_TCG]).toContain(host!.hypervisor);
+  });
+
+  it("boots the guest, which prints on its console and sees its disks in the plan's order with their read-only flags", async () => {
+    const started = await suite.vms.startVm({ vm: "work" });
+    expect(started.state).toBe(PowerState.RUNNING);
+    expect(started.runtime!.pid).toBeGreaterThan(1);
+    const console = await booted("work");
+    // root (from the template, read-write: a snapshot of its own), private, volatile.
+    expect(console.output).toMatch(/disk vda \d+ 0\r?\n/);
+    expect(console.output).toMatch(/disk vdb \d+ 0\r?\n/);
+    expect(console.output).toMatch(/disk vdc \d+ 0\r?\n/);
+    expect(console.output).not.toMatch(/disk vdd /);
+    console.cancel();
+  });
+
+  it("pauses and unpauses the guest, which goes on answering on its console", async () => {
+    expect((await suite.vms.pauseVm({ vm: "work" })).state).toBe(PowerState.PAUSED);
+    const console = new ConsoleClient(suite.vms, "work");
+    console.type("disks\n");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(console.output).not.toMatch(/done disks/);
+    expect((await suite.vms.unpauseVm({ vm: "work" })).state).toBe(PowerState.RUNNING);
+    await console.waitFor(/done disks/, BOOT_MS);
+    console.cancel();
+  });
+
+  it("keeps what the guest wrote to its private volume across a restart, and not what it wrote to its snap_on_start root", async () => {
+    const console = await booted("work");
+    await typeUntil(console, "mark vdb kept-in-private\n", /done mark/);
+    await typeUntil(console, "mark vda lost-from-root\n", /done mark[\s\S]*done mark/);
+    console.cancel();
+
+    // A graceful shutdown: the guest powers off at the power button.
+    const shutdown = await suite.vms.shutdownVm({ vm: "work", wait: true });
+    expect(shutdown.state).toBe(PowerState.HALTED);
+
+    await suite.vms.startVm({ vm: "work" });
+    const again = await booted("work");
+    expect(again.output).toMatch(/marker vdb kept-in-private/);
+    expect(again.output).toMatch(/marker vda -/);
+    again.cancel();
+  });
+
+  it("kills the guest at once", async () => {
+    const started = Date.now();
+    expect((await suite.vms.killVm({ vm: "work" })).state).toBe(PowerState.HALTED);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await state("work")).toBe(PowerState.HALTED);
+    expect((await rpcError(suite.vms.pauseVm({ vm: "work" }))).code).toBe(grpc.status.FAILED_PRECONDITION);
+  });
+
+  it("tells a guest's panic as a crash: the VM halts, and the console stream ends", async () => {
+    await suite.vms.startVm({ vm: "work" });
+    const console = await booted("work");
+    console.type("run echo c > /proc/sysrq-trigger\n");
+    expect(await console.ended).toBeUndefined();
+    for (let tries = 0; tries < 100 && (await state("work")) !== PowerState.HALTED; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await state("work")).toBe(PowerState.HALTED);
+  });
+});
+
+/** Types `text` until the console's output matches `done` (what is typed before the guest reads its console may be lost). */
+async function typeUntil(console: ConsoleClient, text: string, done: RegExp): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    console.type(text);
+    try {
+      await console.waitFor(done, 5000);
+      return;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+    }
+  }
+}

@@ -15,6 +15,7 @@ import { HaltWaiters } from "../core/lifecycle/halt-waiters";
 import { PowerMachine } from "../core/lifecycle/power-machine";
 import { RunningVms } from "../core/lifecycle/running-vms";
 import { VmConsoles } from "../core/lifecycle/vm-console";
+import { VmGuestFacts } from "../core/lifecycle/vm-guest-facts";
 import { VmPause } from "../core/lifecycle/vm-pause";
 import { VmStart } from "../core/lifecycle/vm-start";
 import { VmStop } from "../core/lifecycle/vm-stop";
@@ -155,6 +156,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     stopping,
     pausing: new VmPause(lookup, operations, machine, running),
     consoles: new VmConsoles(lookup, running),
+    guestFacts: new VmGuestFacts(lookup, machine, running),
     running,
     properties,
     tags: new VmTags(store, lookup, operations, events),

@@ -80,6 +80,21 @@ export interface RunningVm {
   readonly console?: GuestConsole;
   readonly stats?: GuestStats;
   readonly hotPlug?: HotPlug;
+  /** What the guest's agent tells; absent where the driver has no agent channel to the guest. */
+  readonly agent?: GuestAgentFacts;
+}
+
+/** An address the guest has on one of its interfaces (loopback left out). */
+export interface GuestAddress {
+  family: "inet" | "inet6";
+  address: string;
+}
+
+/** Facts the guest agent tells of the guest; each rejects with GUEST_AGENT_ABSENT when the agent does not answer. */
+export interface GuestAgentFacts {
+  addresses(): Promise<GuestAddress[]>;
+  /** The guest's os-release, as its fields' keys name them (ID, VERSION_ID, PRETTY_NAME…). */
+  osRelease(): Promise<Record<string, string>>;
 }
 
 /** The guest's serial console, as a byte stream each way. */

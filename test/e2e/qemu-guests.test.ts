@@ -11,7 +11,12 @@ import { ConsoleClient } from "../fixtures/console-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { int, str } from "../fixtures/property-values";
 import { installTestGuest, killQemusOf, TEST_GUEST_KERNEL } from "../fixtures/qemu-guests";
-import { serverForSuite } from "../fixtures/server-with-clients";
+import { serverForSuite, type ServerWithClients } from "../fixtures/server-with-clients";
+
+/** A server on QEMU for the describe block; stopping it leaves VMs running, as it should, so the QEMUs its tests started are ended first, by their pids. */
+function qemuServerForSuite(): ServerWithClients {
+  return serverForSuite(["--hypervisor", "qemu"], undefined, (server) => killQemusOf(path.join(server.dataDir, "qemu")));
+}
 
 // A boot takes about 6 s under TCG; a test boots up to three times.
 jest.setTimeout(180_000);
@@ -20,11 +25,7 @@ jest.setTimeout(180_000);
 const BOOT_MS = 60_000;
 
 describe("real guests under QEMU, through the API", () => {
-  const suite = serverForSuite(["--hypervisor", "qemu"]);
-  afterAll(async () => {
-    // Stopping the server leaves VMs running, as it should; the suite ends the ones it started.
-    await killQemusOf(path.join(suite.server.dataDir, "qemu"));
-  });
+  const suite = qemuServerForSuite();
 
   beforeAll(async () => {
     installTestGuest(path.join(suite.server.dataDir, "kernels"));
@@ -119,3 +120,48 @@ async function typeUntil(console: ConsoleClient, text: string, done: RegExp): Pr
     }
   }
 }
+
+describe("the guest agent's facts, and starts that wait for the guest", () => {
+  const suite = qemuServerForSuite();
+
+  beforeAll(async () => {
+    installTestGuest(path.join(suite.server.dataDir, "kernels"));
+    const guest = { kernel: str(TEST_GUEST_KERNEL), kernelopts: str("quiet"), memory: int(256), maxmem: int(0), vcpus: int(1) };
+    await suite.vms.createVm({ name: "agent", klass: VmClass.STANDALONE_VM, label: "blue", properties: guest });
+    // No kernel and an empty root: the firmware finds nothing to boot, and no agent ever answers.
+    await suite.vms.createVm({ name: "bare", klass: VmClass.STANDALONE_VM, label: "red", properties: { kernel: str(""), memory: int(64), maxmem: int(0), vcpus: int(1) } });
+  });
+
+  it("returns from a start that waits for the guest once its agent answers, and tells the guest's OS release and addresses", async () => {
+    const started = await suite.vms.startVm({ vm: "agent", waitForGuest: true });
+    expect(started.state).toBe(PowerState.RUNNING);
+    // No wait: the agent answered already.
+    const asked = Date.now();
+    const { fields } = await suite.vms.getVmOsRelease({ vm: "agent" });
+    expect(Date.now() - asked).toBeLessThan(3000);
+    expect(fields).toEqual({ ID: "steward-test-guest", NAME: "Steward test guest", PRETTY_NAME: "Steward test guest 1", VERSION_ID: "1" });
+    // The test guest has no network interface: only loopback, which is left out.
+    expect((await suite.vms.getVmAddresses({ vm: "agent" })).addresses).toEqual([]);
+  });
+
+  it("says GUEST_AGENT_ABSENT for a guest whose agent does not answer, and VM_BAD_STATE for one that is not running", async () => {
+    await suite.vms.startVm({ vm: "bare" });
+    const absent = await rpcError(suite.vms.getVmAddresses({ vm: "bare" }));
+    expect(absent).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, info: expect.objectContaining({ reason: "GUEST_AGENT_ABSENT" }) });
+    expect((await rpcError(suite.vms.getVmOsRelease({ vm: "bare" }))).info?.reason).toBe("GUEST_AGENT_ABSENT");
+    await suite.vms.killVm({ vm: "bare" });
+    expect((await rpcError(suite.vms.getVmOsRelease({ vm: "bare" }))).info?.reason).toBe("VM_BAD_STATE");
+  });
+
+  it("undoes a start that waits for the guest when the call's deadline passes first: the VM is halted again", async () => {
+    const late = await rpcError(suite.vms.startVm({ vm: "bare", waitForGuest: true }, { timeoutMs: 1500 }));
+    expect(late.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    let state = PowerState.UNSPECIFIED;
+    for (let tries = 0; tries < 100; tries++) {
+      state = (await suite.vms.getVm({ vm: "bare" })).vm!.state;
+      if (state === PowerState.HALTED) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(state).toBe(PowerState.HALTED);
+  });
+});

@@ -1,8 +1,9 @@
-import { FeatureScope, VmView } from "../../../gen/steward/v1/vm_pb";
+import { AddressFamily, FeatureScope, VmView } from "../../../gen/steward/v1/vm_pb";
 import { CloneVmResponseSchema, type ConsoleRequest, CreateVmResponseSchema, KillWho, type VmService } from "../../../gen/steward/v1/vm_service_pb";
 import { InvalidFieldError } from "../../core/errors";
 import type { CallContext } from "../../core/shared/call-context";
 import type { VmConsoles } from "../../core/lifecycle/vm-console";
+import type { VmGuestFacts } from "../../core/lifecycle/vm-guest-facts";
 import type { VmPause } from "../../core/lifecycle/vm-pause";
 import type { VmStart } from "../../core/lifecycle/vm-start";
 import type { VmStop } from "../../core/lifecycle/vm-stop";
@@ -41,6 +42,7 @@ export interface VmParts {
   stopping: VmStop;
   pausing: VmPause;
   consoles: VmConsoles;
+  guestFacts: VmGuestFacts;
   properties: VmProperties;
   tags: VmTags;
   features: VmFeatures;
@@ -122,7 +124,7 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
       return {};
     },
     startVm: async (request, ctx) => {
-      const state = await starting.start(request.vm, ctx);
+      const state = await starting.start(request.vm, ctx, { waitForGuest: request.waitForGuest });
       const vm = readModel.find(request.vm);
       return { state: powerStateMessage(state), runtime: vm && runtimeMessage(vm) };
     },
@@ -181,8 +183,10 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
     getVmStats: notYetImplemented,
     watchVmStats: notYetImplemented,
     console: (requests, ctx) => consoleSession(parts.consoles, requests, ctx),
-    getVmAddresses: notYetImplemented,
-    getVmOsRelease: notYetImplemented,
+    getVmAddresses: async (request) => ({
+      addresses: (await parts.guestFacts.addresses(request.vm)).map(({ family, address }) => ({ family: family === "inet" ? AddressFamily.INET : AddressFamily.INET6, address })),
+    }),
+    getVmOsRelease: async (request) => ({ fields: await parts.guestFacts.osRelease(request.vm) }),
   };
 }
 

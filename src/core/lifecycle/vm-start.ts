@@ -41,8 +41,13 @@ export class VmStart {
     private readonly halts: HaltWaiters,
   ) {}
 
-  /** Starts a halted VM after its netvm chain; resolves once it runs. */
-  async start(text: string, ctx: CallContext): Promise<PowerState> {
+  /**
+   * Starts a halted VM after its netvm chain; resolves once it runs, or with `waitForGuest` once
+   * its guest is up (its agent answers). A start that waits for the guest and outlives the
+   * call (its deadline passed, it was cancelled) is undone: the VM is halted again, so that a
+   * caller that retries finds it as it was.
+   */
+  async start(text: string, ctx: CallContext, options: { waitForGuest?: boolean } = {}): Promise<PowerState> {
     const vm = this.lookup.resolve(text);
     this.machine.allow(vm, "start");
     this.requireStartable(vm);
@@ -51,7 +56,7 @@ export class VmStart {
       this.requireStartable(record);
       await this.startNetvmChain(record, ctx);
       this.requireNetvmRunning(record);
-      return this.launch(record, ctx);
+      return this.launch(record, ctx, options.waitForGuest === true);
     });
   }
 
@@ -96,14 +101,15 @@ export class VmStart {
   }
 
   /** The plan a VM starts from, then its participants' part of it, then the launch itself. */
-  private async launch(vm: VmRecord, ctx: CallContext): Promise<PowerState> {
+  private async launch(vm: VmRecord, ctx: CallContext, waitForGuest = false): Promise<PowerState> {
     this.machine.move(vm, "start");
-    const signal = this.running.launching(vm.uuid);
+    const killed = this.running.launching(vm.uuid);
+    const signal = waitForGuest ? AbortSignal.any([killed, ctx.signal]) : killed;
     let handle: RunningVm;
     try {
       handle = await Revert.run(
         async (revert) => {
-          const plan = this.planOf(vm);
+          const plan = { ...this.planOf(vm), waitForGuest };
           await this.participants.beforeStart(vm, plan, ctx, revert);
           return this.hypervisor.launch(plan, signal);
         },

@@ -4,7 +4,7 @@
  * Steward killed it, or it ended unasked: a crash).
  */
 import type { ChildProcess } from "node:child_process";
-import type { GuestEvent, GuestStatus, KillWho, RunningVm } from "../../../ports/hypervisor";
+import type { GuestAddress, GuestAgentFacts, GuestEvent, GuestStatus, KillWho, RunningVm } from "../../../ports/hypervisor";
 import type { HaltCause } from "../../../core/model/power-state";
 import { guestAgentAbsent, guestCannotSleep } from "../../../ports/hypervisor-errors";
 import * as net from "node:net";
@@ -57,11 +57,17 @@ export class QemuGuest implements RunningVm {
   /** Settles when the guest ended, with why; for the driver, which must not take the listeners' place. */
   readonly exited: Promise<string>;
   private settleExited!: (detail: string) => void;
+  /** What the guest agent tells. */
+  readonly agent: GuestAgentFacts = {
+    addresses: async () => addressesOf(await this.askAgent("guest-network-get-interfaces", "read the addresses")),
+    osRelease: async () => osReleaseOf(await this.askAgent("guest-get-osinfo", "read the OS release")),
+  };
   /** The serial console: what the guest prints, kept and fanned out to readers. */
   readonly console: ConsoleHub;
   private consoleSocket: net.Socket | undefined;
   /** The connection to the guest agent, made when first needed. */
-  private agent: GuestAgent | undefined;
+  private agentChannel: GuestAgent | undefined;
+  private agentConnecting: Promise<GuestAgent> | undefined;
 
   constructor(
     readonly uuid: string,
@@ -182,14 +188,28 @@ export class QemuGuest implements RunningVm {
     this.released = true;
     this.listeners.clear();
     this.qmp.close();
-    this.agent?.close();
+    this.agentChannel?.close();
     this.consoleSocket?.destroy();
   }
 
+  /** One agent command's answer; GUEST_AGENT_ABSENT when the agent does not answer in time. */
+  private async askAgent(command: string, what: string): Promise<unknown> {
+    let agent: GuestAgent;
+    try {
+      agent = await this.waitForAgent(new AbortController().signal, AGENT_ANSWER_MS);
+    } catch {
+      throw guestAgentAbsent(this.name, what);
+    }
+    return agent.execute(command, undefined, AGENT_ANSWER_MS);
+  }
+
   private async agentConnection(): Promise<GuestAgent> {
-    if (this.agent && !this.agent.closed) return this.agent;
-    this.agent = await GuestAgent.connect(this.agentSocket);
-    return this.agent;
+    // One connection at a time: QEMU's chardev takes one client, and callers at once share it.
+    if (this.agentConnecting === undefined || this.agentChannel?.closed) {
+      this.agentConnecting = GuestAgent.connect(this.agentSocket).then((agent) => (this.agentChannel = agent));
+      this.agentConnecting.catch(() => (this.agentConnecting = undefined));
+    }
+    return this.agentConnecting;
   }
 
   private send(target: number, signal: NodeJS.Signals | number): void {
@@ -251,7 +271,7 @@ export class QemuGuest implements RunningVm {
     if (this.ended) return;
     this.ended = true;
     this.qmp.close();
-    this.agent?.close();
+    this.agentChannel?.close();
     this.consoleSocket?.destroy();
     this.console.end();
     // A released guest is the next Steward's to follow and clean up after.
@@ -284,4 +304,39 @@ function shutdownDetail(reason: string): string {
     default:
       return reason ? `QEMU shut the guest down (${reason})` : "QEMU shut the guest down";
   }
+}
+
+/** guest-network-get-interfaces' answer as addresses, loopback left out. */
+export function addressesOf(answer: unknown): GuestAddress[] {
+  const addresses: GuestAddress[] = [];
+  for (const nic of Array.isArray(answer) ? (answer as Record<string, unknown>[]) : []) {
+    if (nic.name === "lo") continue;
+    for (const ip of Array.isArray(nic["ip-addresses"]) ? (nic["ip-addresses"] as Record<string, unknown>[]) : []) {
+      const address = ip["ip-address"];
+      const family = ip["ip-address-type"] === "ipv6" ? "inet6" : ip["ip-address-type"] === "ipv4" ? "inet" : undefined;
+      if (typeof address === "string" && family && address !== "127.0.0.1" && address !== "::1") addresses.push({ family, address });
+    }
+  }
+  return addresses;
+}
+
+/** guest-get-osinfo's fields, under the os-release keys they come from. */
+const OS_RELEASE_KEYS: Readonly<Record<string, string>> = {
+  id: "ID",
+  name: "NAME",
+  "pretty-name": "PRETTY_NAME",
+  version: "VERSION",
+  "version-id": "VERSION_ID",
+  variant: "VARIANT",
+  "variant-id": "VARIANT_ID",
+};
+
+export function osReleaseOf(answer: unknown): Record<string, string> {
+  const fields: Record<string, string> = {};
+  const info = typeof answer === "object" && answer !== null ? (answer as Record<string, unknown>) : {};
+  for (const [key, field] of Object.entries(OS_RELEASE_KEYS)) {
+    const value = info[key];
+    if (typeof value === "string" && value !== "") fields[field] = value;
+  }
+  return fields;
 }

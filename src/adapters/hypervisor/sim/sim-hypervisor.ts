@@ -1,7 +1,7 @@
 import type { HaltCause, HostInterface } from "../../../core/model/power-state";
 import type { LaunchPlan } from "../../../core/model/launch-plan";
 import type { GuestEvent, GuestStatus, Hypervisor, HypervisorInfo, KillWho, RunningVm } from "../../../ports/hypervisor";
-import { startAborted } from "../../../ports/hypervisor-errors";
+import { guestAgentAbsent, startAborted } from "../../../ports/hypervisor-errors";
 import { ConsoleHub } from "../shared/console-hub";
 import { GuestListeners } from "../shared/guest-listeners";
 
@@ -40,6 +40,8 @@ export class SimHypervisor implements Hypervisor {
   async launch(plan: LaunchPlan, signal: AbortSignal): Promise<RunningVm> {
     const { guests, booting } = this.host;
     if (guests.has(plan.uuid) || booting.has(plan.uuid)) throw new Error(`${plan.name} runs in the simulation already`);
+    // A simulated guest runs no agent to say it is up.
+    if (plan.waitForGuest) throw guestAgentAbsent(plan.name, "wait for the guest");
     booting.add(plan.uuid);
     try {
       const startedAt = new Date();

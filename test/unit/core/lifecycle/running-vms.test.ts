@@ -128,7 +128,7 @@ describe("running VMs", () => {
     expect(() => withStats.running.capability(work, "stats")).toThrow(expect.objectContaining({ reason: "VM_BAD_STATE", metadata: { vm: "work", state: "Halted" } }));
     await withStats.starting.start("work", ctx);
     await expect(withStats.running.capability(work, "stats").sample()).resolves.toMatchObject({ cpuTimeNs: 1, memoryBytes: 2 });
-    expect(() => withStats.running.capability(work, "console")).toThrow(expect.objectContaining({ reason: "CAPABILITY_MISSING", metadata: { vm: "work", capability: "console" } }));
+    expect(() => withStats.running.capability(work, "hotPlug")).toThrow(expect.objectContaining({ reason: "CAPABILITY_MISSING", metadata: { vm: "work", capability: "hotPlug" } }));
     await withStats.stopping.kill("work", ctx);
   });
 });

@@ -22,6 +22,7 @@ import { HypervisorKind } from "../gen/steward/v1/host_pb";
 import { VmClass } from "../gen/steward/v1/vm_pb";
 import { VmService } from "../gen/steward/v1/vm_service_pb";
 import { qemuCommandLine } from "../src/adapters/hypervisor/qemu/qemu-command-line";
+import { isQemuOf } from "../src/adapters/hypervisor/qemu/qemu-process";
 import { probeQemu } from "../src/adapters/hypervisor/qemu/qemu-probe";
 import { QmpClient } from "../src/adapters/hypervisor/qemu/qmp/qmp-client";
 import { createClient } from "../src/client/steward-client";
@@ -83,7 +84,18 @@ async function main(): Promise<void> {
     vms.close();
   } finally {
     await stopAll(children);
+    // A server that stops leaves its VMs running, as it should: a run cut short ends its QEMUs here.
+    await endQemusOf(path.join(dir, "data", "qemu"));
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Kills, by pid, each QEMU a run folder's VMs still have. */
+async function endQemusOf(runDir: string): Promise<void> {
+  for (const uuid of fs.existsSync(runDir) ? fs.readdirSync(runDir) : []) {
+    const pidfile = path.join(runDir, uuid, "qemu.pid");
+    const pid = fs.existsSync(pidfile) ? Number(fs.readFileSync(pidfile, "utf8").trim()) : NaN;
+    if (Number.isInteger(pid) && (await isQemuOf(pid, uuid))) process.kill(pid, "SIGKILL");
   }
 }
 

@@ -151,6 +151,12 @@ export interface StorageDriver {
   /** Where `vid`'s bytes are on the host (a file in the pool's folder); undefined for a driver that keeps none there (memory). */
   hostPath(vid: string): string | undefined;
   /**
+   * The images under `vid`'s current one, nearest first, each the backing file of the one above
+   * and checked to be the pool's own; empty when it has none. Present in drivers whose images
+   * chain (qcow2): a hypervisor that opens no file by the name inside an image opens these.
+   */
+  backingChain?(vid: string): Promise<string[]>;
+  /**
    * Makes an empty (all-zero) volume of `sizeBytes`, sparse where the driver can. ALREADY_EXISTS
    * when the vid is taken. The core gives multiples of 512, as the proto demands; a driver whose
    * format cannot hold other sizes (qcow2 rounds them up) may refuse them with INVALID_ARGUMENT.

@@ -6,6 +6,9 @@
 import * as grpc from "@grpc/grpc-js";
 import * as path from "node:path";
 import { HypervisorKind } from "../../gen/steward/v1/host_pb";
+import { PoolService } from "../../gen/steward/v1/pool_service_pb";
+import { createClient } from "../../src/client/steward-client";
+import { makeTempDir, removeDir } from "../fixtures/temp-dir";
 import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
 import { ConsoleClient } from "../fixtures/console-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -163,5 +166,40 @@ describe("the guest agent's facts, and starts that wait for the guest", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(state).toBe(PowerState.HALTED);
+  });
+});
+
+describe("guests on a qcow2 pool: backing chains and encrypted volatile volumes opened from descriptors", () => {
+  const suite = qemuServerForSuite();
+  let elsewhere: string;
+  beforeAll(async () => {
+    installTestGuest(path.join(suite.server.dataDir, "kernels"));
+    elsewhere = makeTempDir("stq2-");
+    const pools = createClient(PoolService, suite.server.tcp);
+    await pools.addPool({ name: "images", driver: "qcow2", parameters: { dir_path: path.join(elsewhere, "images"), ephemeral_volatile: "true" } });
+    pools.close();
+    const guest = { kernel: str(TEST_GUEST_KERNEL), kernelopts: str("quiet"), memory: int(256), maxmem: int(0), vcpus: int(1) };
+    await suite.vms.createVm({ name: "qtpl", klass: VmClass.TEMPLATE_VM, label: "black", pool: "images", properties: guest });
+    await suite.vms.createVm({ name: "qwork", klass: VmClass.APP_VM, label: "blue", template: "qtpl", pool: "images" });
+  });
+  afterAll(() => removeDir(elsewhere));
+
+  it("boots an AppVM whose root is an overlay of its template's image, reading what the template wrote, and writes its encrypted volatile volume", async () => {
+    await suite.vms.startVm({ vm: "qtpl" });
+    const template = new ConsoleClient(suite.vms, "qtpl");
+    await template.waitFor(/steward-test-guest: ready/, BOOT_MS);
+    await typeUntil(template, "mark vda from-the-template\n", /done mark/);
+    template.cancel();
+    await suite.vms.shutdownVm({ vm: "qtpl", wait: true });
+
+    await suite.vms.startVm({ vm: "qwork" });
+    const work = new ConsoleClient(suite.vms, "qwork");
+    await work.waitFor(/steward-test-guest: ready/, BOOT_MS);
+    expect(work.output).toMatch(/marker vda from-the-template/);
+    expect(work.output).toMatch(/disk vdc \d+ 0/);
+    await typeUntil(work, "mark vdc scratch\n", /done mark/);
+    await typeUntil(work, "disks\n", /marker vdc scratch[\s\S]*done disks/);
+    work.cancel();
+    await suite.vms.killVm({ vm: "qwork" });
   });
 });

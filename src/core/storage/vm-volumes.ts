@@ -317,14 +317,16 @@ export class VmVolumes implements VmParticipant {
       else if (!volume.saveOnStop && this.isEphemeral(volume)) Object.assign(disk, await this.encrypted(volume, driver));
       // Made now, it is empty already.
       else if (!volume.saveOnStop && !(await this.volumes.makeIfAbsent(volume))) await emptyContent(driver, volume.vid);
-      disks.push(disk);
+      disks.push(await withBacking(disk, driver, volume.vid));
     }
     // Another VM's volume attached here may be one its own start makes: its file is made for this launch.
     for (const attached of this.attachments.volumesOf(vm)) await this.volumes.makeIfAbsent(attached);
     // A kernel of the host's folder brings its modules, as Qubes' kernel volume; a volume of the VM's own named kernel comes first.
     const kernel = plan.kernel === "" || disks.some((disk) => disk.name === "kernel") ? undefined : await this.kernels.disk(plan.kernel);
     if (kernel !== undefined) disks.push(kernel);
-    plan.disks.push(...disks, ...this.attachments.disksOf(vm));
+    const attached = this.attachments.volumesOf(vm);
+    const attachedDisks = await Promise.all(this.attachments.disksOf(vm).map((disk, at) => withBacking(disk, this.driverOf(attached[at].pool), attached[at].vid)));
+    plan.disks.push(...disks, ...attachedDisks);
   }
 
   /**
@@ -507,4 +509,11 @@ export class VmVolumes implements VmParticipant {
   private driverOf(pool: string): StorageDriver {
     return this.pools.driver(pool);
   }
+}
+
+/** The disk with the images under its own, where its driver's images chain (an encrypted ephemeral disk is made anew, with none). */
+async function withBacking(disk: LaunchDisk, driver: StorageDriver, vid: string): Promise<LaunchDisk> {
+  if (disk.key !== undefined || !driver.backingChain) return disk;
+  const backing = await driver.backingChain(vid);
+  return backing.length === 0 ? disk : { ...disk, backing };
 }

@@ -160,7 +160,8 @@ function diskArguments(disk: LaunchDisk, index: number, descriptors: Descriptors
     if (format.driver === "qcow2" && (chain.length > 0 || !top)) format.backing = below;
     if (top && disk.key !== undefined) {
       const secret = `disk${index}-secret`;
-      args.push("-object", `secret,id=${secret},format=base64,file=/dev/fd/${descriptors.secret(disk.key)}`);
+      // The key's text is the passphrase itself, as the image was made with it (not base64 to decode).
+      args.push("-object", `secret,id=${secret},file=/dev/fd/${descriptors.secret(disk.key)}`);
       if (disk.format === "qcow2") format.encrypt = { format: "luks", "key-secret": secret };
       else format["key-secret"] = secret;
     }

@@ -25,6 +25,8 @@ export interface QemuUser {
 const QMP_POLL_MS = 5;
 /** How long QEMU may take to open its QMP socket (TCG on a loaded host included). */
 const QMP_APPEAR_TIMEOUT_MS = 30_000;
+/** How long a start whose QMP connection failed waits to learn whether QEMU exited. */
+const EXIT_GRACE_MS = 500;
 /** How much of QEMU's output an error at start quotes. */
 const LOG_TAIL_BYTES = 2000;
 
@@ -220,7 +222,12 @@ async function connectWhenReady(child: ChildProcess, files: QemuRunFiles, vm: st
       aborted(signal).then(() => ({ ended: true })),
     ]);
     if ("qmp" in outcome) return outcome.qmp;
-    if ("error" in outcome && !isNotListening(outcome.error) && exit === undefined) throw outcome.error;
+    if ("error" in outcome && !isNotListening(outcome.error)) {
+      // A connection QEMU dropped as it exited: its output says why, once its exit is known.
+      await Promise.race([exited, sleep(EXIT_GRACE_MS)]);
+      if (exit === undefined) throw outcome.error;
+      continue;
+    }
     // Ended or aborted while connecting: the connection, if it comes, is not wanted.
     void connecting.then((qmp) => qmp.close(), () => undefined);
     await Promise.race([sleep(QMP_POLL_MS), exited]);

@@ -331,7 +331,22 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
    * (VOLUME_PATH_UNSAFE) for an image someone else made that points elsewhere.
    */
   private async checkedChain(vid: string, file: string): Promise<Qcow2Header> {
+    return (await this.chainOf(vid, file)).header;
+  }
+
+  /**
+   * The images under a volume's current one, nearest first, each checked as checkedChain
+   * checks them: what a hypervisor that opens no backing file by the name inside an image
+   * (QEMU, given descriptors) must open itself.
+   */
+  async backingChain(vid: string): Promise<string[]> {
+    return (await this.chainOf(vid, this.hostPath(vid))).chain;
+  }
+
+  /** The header of `file`, and the checked images under it, nearest first. */
+  private async chainOf(vid: string, file: string): Promise<{ header: Qcow2Header; chain: string[] }> {
     const first = await readQcow2Header(file);
+    const chain: string[] = [];
     let header = first;
     let current = file;
     for (let depth = 0; header.backing !== undefined; depth++) {
@@ -342,9 +357,10 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
       const real = stats?.isFile() ? await fs.realpath(backing).catch(() => undefined) : undefined;
       if (!stats?.isFile() || real !== backing) throw unsafeVolumePath(vid, `its image is backed by ${JSON.stringify(header.backing)}, which is not an image of the pool's own`);
       current = backing;
+      chain.push(backing);
       header = await readQcow2Header(current);
     }
-    return first;
+    return { header: first, chain };
   }
 
   private isBase(file: string): boolean {

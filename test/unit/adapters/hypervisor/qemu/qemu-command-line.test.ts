@@ -155,7 +155,7 @@ describe("the QEMU command line of a launch plan", () => {
     expect(files).toHaveLength(2);
     expect(secrets).toEqual([{ data: key }]);
     // Descriptors 6 and 7 are the two disks' files; the secret's file comes after them.
-    expect(valuesOf(args, "-object")).toEqual(["secret,id=disk0-secret,format=base64,file=/dev/fd/8"]);
+    expect(valuesOf(args, "-object")).toEqual(["secret,id=disk0-secret,file=/dev/fd/8"]);
     expect(blockdevs(args)[1]).toMatchObject({ driver: "luks", "key-secret": "disk0-secret" });
   });
 });

@@ -6,6 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import * as path from "node:path";
 import { HypervisorKind } from "../../gen/steward/v1/host_pb";
+import { EventService } from "../../gen/steward/v1/event_service_pb";
 import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { createClient } from "../../src/client/steward-client";
 import { makeTempDir, removeDir } from "../fixtures/temp-dir";
@@ -101,13 +102,31 @@ describe("real guests under QEMU, through the API", () => {
     expect((await rpcError(suite.vms.pauseVm({ vm: "work" }))).code).toBe(grpc.status.FAILED_PRECONDITION);
   });
 
-  it("tells a guest's panic as a crash: the VM halts, and the console stream ends", async () => {
+  it("tells a guest's panic as a crash: domain-shutdown, the VM halts, the console stream ends, and its volumes are settled as on any halt", async () => {
     await suite.vms.startVm({ vm: "work" });
     const console = await booted("work");
+    await typeUntil(console, "mark vda written-before-the-crash\n", /done mark/);
+    const events = createClient(EventService, suite.server.tcp);
+    const shutdown = (async () => {
+      for await (const message of events.events({ vm: "work", namePrefixes: ["domain-shutdown"] }, { timeoutMs: 60_000 })) {
+        if (message.kind.case === "event" && message.kind.value.name === "domain-shutdown") return message.kind.value.subject;
+      }
+      return undefined;
+    })();
     console.type("run echo c > /proc/sysrq-trigger\n");
     expect(await console.ended).toBeUndefined();
+    expect(await shutdown).toBe("work");
+    events.close();
     for (let tries = 0; tries < 100 && (await state("work")) !== PowerState.HALTED; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await state("work")).toBe(PowerState.HALTED);
+
+    // Settled as on any halt: the private volume kept, the snap_on_start root's writes gone.
+    await suite.vms.startVm({ vm: "work" });
+    const again = await booted("work");
+    expect(again.output).toMatch(/marker vdb kept-in-private/);
+    expect(again.output).toMatch(/marker vda -/);
+    again.cancel();
+    await suite.vms.killVm({ vm: "work" });
   });
 });
 

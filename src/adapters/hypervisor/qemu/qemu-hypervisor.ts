@@ -100,7 +100,7 @@ export class QemuHypervisor implements Hypervisor {
       guest.launched();
       if (plan.waitForGuest) await this.untilGuestUp(guest, plan, signal);
     } catch (error) {
-      await this.abandon(guest, files);
+      await this.abandon(guest);
       throw error;
     }
     this.guests.set(plan.uuid, guest);
@@ -137,11 +137,12 @@ export class QemuHypervisor implements Hypervisor {
     }
   }
 
-  /** Ends a guest whose start failed after its process ran, and removes its folder. */
-  private async abandon(guest: QemuGuest, files: QemuRunFiles): Promise<void> {
+  /** Ends a guest whose start failed after its process ran; its folder goes with it. */
+  private async abandon(guest: QemuGuest): Promise<void> {
     await guest.kill();
     await guest.exited;
-    await fsp.rm(files.dir, { recursive: true, force: true });
+    // Its end removes its folder (ended()), once.
+    await this.removals.get(guest.uuid);
   }
 
   private kernelOf(plan: LaunchPlan): CommandLineInputs["kernel"] {

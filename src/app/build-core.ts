@@ -16,6 +16,7 @@ import { PowerMachine } from "../core/lifecycle/power-machine";
 import { RunningVms } from "../core/lifecycle/running-vms";
 import { VmConsoles } from "../core/lifecycle/vm-console";
 import { VmGuestFacts } from "../core/lifecycle/vm-guest-facts";
+import { VmStatsReader } from "../core/lifecycle/vm-stats";
 import { VmPause } from "../core/lifecycle/vm-pause";
 import { VmStart } from "../core/lifecycle/vm-start";
 import { VmStop } from "../core/lifecycle/vm-stop";
@@ -157,6 +158,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     pausing: new VmPause(lookup, operations, machine, running),
     consoles: new VmConsoles(lookup, running),
     guestFacts: new VmGuestFacts(lookup, machine, running),
+    stats: new VmStatsReader(store, lookup, machine, running, resolver),
     running,
     properties,
     tags: new VmTags(store, lookup, operations, events),

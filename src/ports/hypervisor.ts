@@ -112,15 +112,42 @@ export interface ConsoleStream {
 
 /** The guest's resource use, sampled. */
 export interface GuestStats {
+  /** One sample, taken now; rejects when the guest ended meanwhile. */
   sample(): Promise<GuestStatsSample>;
 }
 
 export interface GuestStatsSample {
   time: Date;
-  /** CPU time the guest used, in nanoseconds, since it started. */
+  /** CPU time the guest's vCPUs used, in nanoseconds, since it started; it never goes back. */
   cpuTimeNs: number;
-  /** Memory the guest has now, in bytes. */
+  /** Memory the guest has now (its balloon's size where it has one), in bytes. */
   memoryBytes: number;
+  /** Memory it may grow to (what it booted with: the balloon's ceiling), in bytes. */
+  maxMemoryBytes: number;
+  /** Host memory the hypervisor's process for it holds (its resident set), in bytes; 0 where it has no process of its own. */
+  rssBytes: number;
+  /** I/O on each of its disks since it started, in the plan's order, by the disk's name. */
+  disks: DiskIoStats[];
+  /** Traffic on each of its network interfaces, as the guest sees it (what the host side sends, the guest receives). */
+  interfaces: InterfaceIoStats[];
+}
+
+export interface DiskIoStats {
+  /** The disk's name in the plan: root, private, volatile, kernel… */
+  name: string;
+  readBytes: number;
+  writeBytes: number;
+  readOps: number;
+  writeOps: number;
+}
+
+export interface InterfaceIoStats {
+  /** The host-side device's name. */
+  name: string;
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
 }
 
 /** Adding and removing disks and devices while the guest runs. */

@@ -361,30 +361,54 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
     });
 
     describe("optional capabilities, where a guest offers them", () => {
-      it("stats: samples of numbers ≥ 0, taken just now, CPU time never going back", async () => {
-        const { vm } = await launch(plan("work"));
-        if (!vm.stats) return; // Not offered: nothing to check.
+      it("stats: samples of numbers ≥ 0, taken just now, CPU time never going back, memory within its ceiling, a disk's I/O each", async () => {
+        const launchPlan = plan("work");
+        const { vm } = await launch(launchPlan);
+        // Both drivers here keep stats; one that did not would leave `stats` out, and say so here.
+        expect(vm.stats).toBeDefined();
+        const stats = vm.stats!;
 
         const before = Date.now();
-        const first = await vm.stats.sample();
-        const second = await vm.stats.sample();
+        const first = await stats.sample();
+        const second = await stats.sample();
         const after = Date.now();
         for (const sample of [first, second]) {
           expect(sample.time).toBeInstanceOf(Date);
           expect(sample.time.getTime()).toBeGreaterThanOrEqual(before - CLOCK_SLACK_MS);
           expect(sample.time.getTime()).toBeLessThanOrEqual(after + CLOCK_SLACK_MS);
-          expect(Number.isFinite(sample.cpuTimeNs) && sample.cpuTimeNs >= 0).toBe(true);
-          expect(Number.isFinite(sample.memoryBytes) && sample.memoryBytes >= 0).toBe(true);
+          for (const count of [sample.cpuTimeNs, sample.memoryBytes, sample.maxMemoryBytes, sample.rssBytes]) expect(Number.isFinite(count) && count >= 0).toBe(true);
+          expect(sample.memoryBytes).toBeGreaterThan(0);
+          expect(sample.memoryBytes).toBeLessThanOrEqual(sample.maxMemoryBytes);
+          expect(sample.disks.map((disk) => disk.name)).toEqual(launchPlan.disks.map((disk) => disk.name));
         }
         expect(second.time.getTime()).toBeGreaterThanOrEqual(first.time.getTime());
         expect(second.cpuTimeNs).toBeGreaterThanOrEqual(first.cpuTimeNs);
       });
 
+      it("stats: a paused guest's CPU time stands still", async () => {
+        const guest = await launch(plan("work"));
+        await guest.vm.pause();
+        await guest.next("stopped");
+        const first = await guest.vm.stats!.sample();
+        await sleep(QUIET_MS * 2);
+        const second = await guest.vm.stats!.sample();
+        // Its vCPUs do not run; what a stopping thread finishes may still count, a few ms at most.
+        expect(second.cpuTimeNs - first.cpuTimeNs).toBeLessThan(10e6);
+      });
+
+      it("stats: a sample of a guest that ended rejects", async () => {
+        const guest = await launch(plan("work"));
+        await guest.vm.kill();
+        await guest.untilExited();
+        await expect(guest.vm.stats!.sample()).rejects.toThrow();
+      });
+
       it("console: a stream that takes bytes and ends when closed", async () => {
         const { vm } = await launch(plan("work"));
-        if (!vm.console) return; // Not offered: nothing to check.
+        // Both drivers here have consoles.
+        expect(vm.console).toBeDefined();
 
-        const stream = await vm.console.open(new AbortController().signal);
+        const stream = await vm.console!.open(new AbortController().signal);
         const drained = drain(stream.output);
         await within(stream.write(new TextEncoder().encode("\r")), eventTimeout(), "the console write");
         stream.close();
@@ -393,10 +417,10 @@ export function hypervisorContract(name: string, factory: () => Promise<Hypervis
 
       it("console: a stream that ends when its signal aborts", async () => {
         const { vm } = await launch(plan("work"));
-        if (!vm.console) return; // Not offered: nothing to check.
+        expect(vm.console).toBeDefined();
 
         const abort = new AbortController();
-        const stream = await vm.console.open(abort.signal);
+        const stream = await vm.console!.open(abort.signal);
         const drained = drain(stream.output);
         abort.abort();
         try {

@@ -27,7 +27,8 @@ describe("HostService over the network", () => {
     expect(host!.hostId).toMatch(/^[0-9a-f-]{36}$/);
     expect(host!.hostname.length).toBeGreaterThan(0);
     expect(host!.apiFeatures).toEqual(expect.arrayContaining(["steward.v1.HostService/GetHostInfo", "steward.v1.HostService/ListVmClasses", "steward.v1.VmService/CreateVm"]));
-    expect(host!.apiFeatures).not.toContain("steward.v1.VmService/GetVmStats");
+    expect(host!.apiFeatures).toContain("steward.v1.VmService/GetVmStats");
+    expect(host!.apiFeatures).not.toContain("steward.v1.BackupService/GetBackupProfile");
     expect(Number(host!.startTime!.seconds)).toBeGreaterThan(Date.now() / 1000 - 60);
   });
 

@@ -10,7 +10,7 @@ import { EventService } from "../../gen/steward/v1/event_service_pb";
 import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { createClient } from "../../src/client/steward-client";
 import { makeTempDir, removeDir } from "../fixtures/temp-dir";
-import { PowerState, VmClass } from "../../gen/steward/v1/vm_pb";
+import { PowerState, VmClass, type VmStats } from "../../gen/steward/v1/vm_pb";
 import { ConsoleClient } from "../fixtures/console-client";
 import { rpcError } from "../fixtures/expect-rpc-error";
 import { int, str } from "../fixtures/property-values";
@@ -77,6 +77,56 @@ describe("real guests under QEMU, through the API", () => {
     console.cancel();
   });
 
+  it("samples the guest's use from QMP and /proc: its vCPU's time, its balloon, QEMU's resident memory, and each volume's I/O", async () => {
+    const stats = async () => (await suite.vms.getVmStats({ vm: "work" })).stats!;
+    const first = await stats();
+    expect(first).toMatchObject({ vm: "work", state: PowerState.RUNNING, maxMemoryKib: 512n * 1024n });
+    expect(first.volumes.map((volume) => volume.volume)).toEqual(["root", "private", "volatile"]);
+    // The guest read its disks' markers as it booted.
+    expect(first.volumes.every((volume) => volume.readOps > 0n && volume.readBytes >= 512n)).toBe(true);
+    expect(first.blockReadBytes).toBe(first.volumes.reduce((sum, volume) => sum + volume.readBytes, 0n));
+    expect(first.rssKib).toBeGreaterThan(16n * 1024n);
+    expect(cpuSeconds(first)).toBeGreaterThan(0);
+    // Booted with maxmem, then ballooned down to memory once the guest's balloon driver runs.
+    let latest = first;
+    for (let tries = 0; tries < 100 && latest.memoryKib !== 256n * 1024n; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      latest = await stats();
+    }
+    expect(latest.memoryKib).toBe(256n * 1024n);
+
+    const console = new ConsoleClient(suite.vms, "work");
+    await typeUntil(console, "mark vdb counted\n", /done mark/);
+    console.cancel();
+    const written = await stats();
+    const privateOf = (sample: VmStats) => sample.volumes.find((volume) => volume.volume === "private")!;
+    expect(privateOf(written).writeOps).toBeGreaterThan(privateOf(first).writeOps);
+    expect(privateOf(written).writeBytes).toBeGreaterThanOrEqual(privateOf(first).writeBytes + 512n);
+    expect(cpuSeconds(written)).toBeGreaterThan(cpuSeconds(first));
+    expect(written.cpuUsagePercent).toBeGreaterThan(0);
+    expect(written.cpuUsagePercent).toBeLessThanOrEqual(100 * 1.05);
+  });
+
+  it("watches the guest's stats at an interval; while it is paused, its vCPU's time stands still", async () => {
+    const abort = new AbortController();
+    const samples: VmStats[] = [];
+    try {
+      for await (const message of suite.vms.watchVmStats({ vm: "work", interval: { seconds: 0n, nanos: 200_000_000 } }, { signal: abort.signal })) {
+        samples.push(message.stats!);
+        if (samples.length === 2) await suite.vms.pauseVm({ vm: "work" });
+        if (samples.length === 5) abort.abort();
+      }
+    } catch (error) {
+      expect((error as grpc.ServiceError).code).toBe(grpc.status.CANCELLED);
+    } finally {
+      await suite.vms.unpauseVm({ vm: "work" });
+    }
+    const paused = samples.slice(3);
+    expect(paused.map((sample) => sample.state)).toEqual([PowerState.PAUSED, PowerState.PAUSED]);
+    expect(cpuSeconds(paused[1]) - cpuSeconds(paused[0])).toBeLessThan(0.01);
+    expect(paused[1].cpuUsagePercent).toBeLessThan(5);
+  });
+
   it("keeps what the guest wrote to its private volume across a restart, and not what it wrote to its snap_on_start root", async () => {
     const console = await booted("work");
     await typeUntil(console, "mark vdb kept-in-private\n", /done mark/);
@@ -129,6 +179,11 @@ describe("real guests under QEMU, through the API", () => {
     await suite.vms.killVm({ vm: "work" });
   });
 });
+
+/** A sample's CPU time, in seconds. */
+function cpuSeconds(stats: VmStats): number {
+  return Number(stats.cpuTime!.seconds) + stats.cpuTime!.nanos / 1e9;
+}
 
 /** Types `text` until the console's output matches `done` (what is typed before the guest reads its console may be lost). */
 async function typeUntil(console: ConsoleClient, text: string, done: RegExp): Promise<void> {

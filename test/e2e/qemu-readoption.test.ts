@@ -81,6 +81,10 @@ describe("re-adoption of running guests after the server is SIGKILLed", () => {
     await again.waitFor(/still-the-same-guest/);
     expect(again.output).not.toMatch(/steward-test-guest: up/);
     again.cancel();
+    // Its stats name its volumes as at its launch, and count what the guest read before the restart.
+    const stats = (await second.vms.getVmStats({ vm: "running" })).stats!;
+    expect(stats.volumes.map((volume) => volume.volume)).toEqual(["root", "private", "volatile"]);
+    expect(stats.volumes[0].readOps).toBeGreaterThan(0n);
 
     // The adopted guests are driven as before; the one that died was told as halted.
     expect((await second.vms.unpauseVm({ vm: "paused" })).state).toBe(PowerState.RUNNING);

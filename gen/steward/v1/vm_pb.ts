@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/vm.proto.
  */
 export const file_steward_v1_vm: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdGV3YXJkL3YxL3ZtLnByb3RvEgpzdGV3YXJkLnYxIsoDCgJWbRIMCgRuYW1lGAEgASgJEgwKBHV1aWQYAiABKAkSIgoFa2xhc3MYAyABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSJQoFc3RhdGUYBCABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUSCwoDcWlkGAUgASgFEg0KBWxhYmVsGAYgASgJEhAKCHRlbXBsYXRlGAcgASgJEgwKBHRhZ3MYCCADKAkSKAoKcHJvcGVydGllcxgJIAMoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkSLgoIZmVhdHVyZXMYCiADKAsyHC5zdGV3YXJkLnYxLlZtLkZlYXR1cmVzRW50cnkSJgoHcnVudGltZRgLIAEoCzIVLnN0ZXdhcmQudjEuVm1SdW50aW1lEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgOIAEoCRovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKCVZtUnVudGltZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNwaWQYAiABKAUSEQoJdnNvY2tfY2lkGAMgASgNEgwKBGlwdjQYBCABKAkSKAoJYWRkcmVzc2VzGAUgAygLMhUuc3Rld2FyZC52MS5WbUFkZHJlc3MSLQoKaW50ZXJmYWNlcxgGIAMoCzIZLnN0ZXdhcmQudjEuSG9zdEludGVyZmFjZSIqCg1Ib3N0SW50ZXJmYWNlEgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJIsACCgdWbVN0YXRzEgoKAnZtGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBXN0YXRlGAMgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEisKCGNwdV90aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEWNwdV91c2FnZV9wZXJjZW50GAUgASgBEhIKCm1lbW9yeV9raWIYBiABKAQSFgoObWF4X21lbW9yeV9raWIYByABKAQSGAoQYmxvY2tfcmVhZF9ieXRlcxgIIAEoBBIZChFibG9ja193cml0ZV9ieXRlcxgJIAEoBBIWCg5ibG9ja19yZWFkX29wcxgKIAEoBBIXCg9ibG9ja193cml0ZV9vcHMYCyABKAQiRwoJVm1BZGRyZXNzEikKBmZhbWlseRgBIAEoDjIZLnN0ZXdhcmQudjEuQWRkcmVzc0ZhbWlseRIPCgdhZGRyZXNzGAIgASgJKpsBCgdWbUNsYXNzEhgKFFZNX0NMQVNTX1VOU1BFQ0lGSUVEEAASFQoRVk1fQ0xBU1NfQURNSU5fVk0QARIYChRWTV9DTEFTU19URU1QTEFURV9WTRACEhMKD1ZNX0NMQVNTX0FQUF9WTRADEhoKFlZNX0NMQVNTX1NUQU5EQUxPTkVfVk0QBBIUChBWTV9DTEFTU19ESVNQX1ZNEAUqhQIKClBvd2VyU3RhdGUSGwoXUE9XRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJQT1dFUl9TVEFURV9IQUxURUQQARIZChVQT1dFUl9TVEFURV9UUkFOU0lFTlQQAhIXChNQT1dFUl9TVEFURV9SVU5OSU5HEAMSFgoSUE9XRVJfU1RBVEVfUEFVU0VEEAQSGQoVUE9XRVJfU1RBVEVfU1VTUEVOREVEEAUSFwoTUE9XRVJfU1RBVEVfSEFMVElORxAGEhUKEVBPV0VSX1NUQVRFX0RZSU5HEAcSFwoTUE9XRVJfU1RBVEVfQ1JBU0hFRBAIEhIKDlBPV0VSX1NUQVRFX05BEAkqRgoGVm1WaWV3EhcKE1ZNX1ZJRVdfVU5TUEVDSUZJRUQQABIRCg1WTV9WSUVXX0JBU0lDEAESEAoMVk1fVklFV19GVUxMEAIqpQEKDEZlYXR1cmVTY29wZRIdChlGRUFUVVJFX1NDT1BFX1VOU1BFQ0lGSUVEEAASGgoWRkVBVFVSRV9TQ09QRV9URU1QTEFURRABEhcKE0ZFQVRVUkVfU0NPUEVfTkVUVk0QAhIZChVGRUFUVVJFX1NDT1BFX0FETUlOVk0QAxImCiJGRUFUVVJFX1NDT1BFX1RFTVBMQVRFX0FORF9BRE1JTlZNEAQqYgoNQWRkcmVzc0ZhbWlseRIeChpBRERSRVNTX0ZBTUlMWV9VTlNQRUNJRklFRBAAEhcKE0FERFJFU1NfRkFNSUxZX0lORVQQARIYChRBRERSRVNTX0ZBTUlMWV9JTkVUNhACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_steward_v1_property]);
+  fileDesc("ChNzdGV3YXJkL3YxL3ZtLnByb3RvEgpzdGV3YXJkLnYxIsoDCgJWbRIMCgRuYW1lGAEgASgJEgwKBHV1aWQYAiABKAkSIgoFa2xhc3MYAyABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSJQoFc3RhdGUYBCABKA4yFi5zdGV3YXJkLnYxLlBvd2VyU3RhdGUSCwoDcWlkGAUgASgFEg0KBWxhYmVsGAYgASgJEhAKCHRlbXBsYXRlGAcgASgJEgwKBHRhZ3MYCCADKAkSKAoKcHJvcGVydGllcxgJIAMoCzIULnN0ZXdhcmQudjEuUHJvcGVydHkSLgoIZmVhdHVyZXMYCiADKAsyHC5zdGV3YXJkLnYxLlZtLkZlYXR1cmVzRW50cnkSJgoHcnVudGltZRgLIAEoCzIVLnN0ZXdhcmQudjEuVm1SdW50aW1lEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgOIAEoCRovCg1GZWF0dXJlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKCVZtUnVudGltZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNwaWQYAiABKAUSEQoJdnNvY2tfY2lkGAMgASgNEgwKBGlwdjQYBCABKAkSKAoJYWRkcmVzc2VzGAUgAygLMhUuc3Rld2FyZC52MS5WbUFkZHJlc3MSLQoKaW50ZXJmYWNlcxgGIAMoCzIZLnN0ZXdhcmQudjEuSG9zdEludGVyZmFjZSIqCg1Ib3N0SW50ZXJmYWNlEgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJIq8DCgdWbVN0YXRzEgoKAnZtGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBXN0YXRlGAMgASgOMhYuc3Rld2FyZC52MS5Qb3dlclN0YXRlEisKCGNwdV90aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEWNwdV91c2FnZV9wZXJjZW50GAUgASgBEhIKCm1lbW9yeV9raWIYBiABKAQSFgoObWF4X21lbW9yeV9raWIYByABKAQSGAoQYmxvY2tfcmVhZF9ieXRlcxgIIAEoBBIZChFibG9ja193cml0ZV9ieXRlcxgJIAEoBBIWCg5ibG9ja19yZWFkX29wcxgKIAEoBBIXCg9ibG9ja193cml0ZV9vcHMYCyABKAQSDwoHcnNzX2tpYhgMIAEoBBIqCgd2b2x1bWVzGA0gAygLMhkuc3Rld2FyZC52MS5Wb2x1bWVJb1N0YXRzEjAKCmludGVyZmFjZXMYDiADKAsyHC5zdGV3YXJkLnYxLkludGVyZmFjZUlvU3RhdHMibQoNVm9sdW1lSW9TdGF0cxIOCgZ2b2x1bWUYASABKAkSEgoKcmVhZF9ieXRlcxgCIAEoBBITCgt3cml0ZV9ieXRlcxgDIAEoBBIQCghyZWFkX29wcxgEIAEoBBIRCgl3cml0ZV9vcHMYBSABKAQidgoQSW50ZXJmYWNlSW9TdGF0cxIWCg5ob3N0X2ludGVyZmFjZRgBIAEoCRIQCghyeF9ieXRlcxgCIAEoBBIQCgh0eF9ieXRlcxgDIAEoBBISCgpyeF9wYWNrZXRzGAQgASgEEhIKCnR4X3BhY2tldHMYBSABKAQiRwoJVm1BZGRyZXNzEikKBmZhbWlseRgBIAEoDjIZLnN0ZXdhcmQudjEuQWRkcmVzc0ZhbWlseRIPCgdhZGRyZXNzGAIgASgJKpsBCgdWbUNsYXNzEhgKFFZNX0NMQVNTX1VOU1BFQ0lGSUVEEAASFQoRVk1fQ0xBU1NfQURNSU5fVk0QARIYChRWTV9DTEFTU19URU1QTEFURV9WTRACEhMKD1ZNX0NMQVNTX0FQUF9WTRADEhoKFlZNX0NMQVNTX1NUQU5EQUxPTkVfVk0QBBIUChBWTV9DTEFTU19ESVNQX1ZNEAUqhQIKClBvd2VyU3RhdGUSGwoXUE9XRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJQT1dFUl9TVEFURV9IQUxURUQQARIZChVQT1dFUl9TVEFURV9UUkFOU0lFTlQQAhIXChNQT1dFUl9TVEFURV9SVU5OSU5HEAMSFgoSUE9XRVJfU1RBVEVfUEFVU0VEEAQSGQoVUE9XRVJfU1RBVEVfU1VTUEVOREVEEAUSFwoTUE9XRVJfU1RBVEVfSEFMVElORxAGEhUKEVBPV0VSX1NUQVRFX0RZSU5HEAcSFwoTUE9XRVJfU1RBVEVfQ1JBU0hFRBAIEhIKDlBPV0VSX1NUQVRFX05BEAkqRgoGVm1WaWV3EhcKE1ZNX1ZJRVdfVU5TUEVDSUZJRUQQABIRCg1WTV9WSUVXX0JBU0lDEAESEAoMVk1fVklFV19GVUxMEAIqpQEKDEZlYXR1cmVTY29wZRIdChlGRUFUVVJFX1NDT1BFX1VOU1BFQ0lGSUVEEAASGgoWRkVBVFVSRV9TQ09QRV9URU1QTEFURRABEhcKE0ZFQVRVUkVfU0NPUEVfTkVUVk0QAhIZChVGRUFUVVJFX1NDT1BFX0FETUlOVk0QAxImCiJGRUFUVVJFX1NDT1BFX1RFTVBMQVRFX0FORF9BRE1JTlZNEAQqYgoNQWRkcmVzc0ZhbWlseRIeChpBRERSRVNTX0ZBTUlMWV9VTlNQRUNJRklFRBAAEhcKE0FERFJFU1NfRkFNSUxZX0lORVQQARIYChRBRERSRVNTX0ZBTUlMWV9JTkVUNhACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_steward_v1_property]);
 
 /**
  * Vm is one virtual machine. No request takes a Vm: each field is set by the RPC its comment
@@ -229,7 +229,8 @@ export const HostInterfaceSchema: GenMessage<HostInterface> = /*@__PURE__*/
   messageDesc(file_steward_v1_vm, 2);
 
 /**
- * VmStats is a sample of a VM's resource use (Qubes' vm.Stats, vm_concierge's VmInfo).
+ * VmStats is a sample of a VM's resource use (Qubes' vm.Stats, vm_concierge's VmInfo, libvirt's
+ * domstats), from its hypervisor: under QEMU, from QMP and from the host's /proc.
  *
  * @generated from message steward.v1.VmStats
  */
@@ -256,35 +257,36 @@ export type VmStats = Message<"steward.v1.VmStats"> & {
   state: PowerState;
 
   /**
-   * CPU time used by all vCPUs since the start.
+   * CPU time used by all vCPUs since the start (under QEMU: their threads' run time).
    *
    * @generated from field: google.protobuf.Duration cpu_time = 4;
    */
   cpuTime?: Duration | undefined;
 
   /**
-   * CPU use over the last interval, in percent of one CPU times vcpus (0 to 100 * vcpus).
+   * CPU use since the VM's previous sample (for a watch: its previous sample of that VM), or
+   * since the start for the first, in percent of one CPU (0 to 100 * vcpus).
    *
    * @generated from field: double cpu_usage_percent = 5;
    */
   cpuUsagePercent: number;
 
   /**
-   * Memory the guest has now, in KiB.
+   * Memory the guest has now, in KiB: its balloon's size.
    *
    * @generated from field: uint64 memory_kib = 6;
    */
   memoryKib: bigint;
 
   /**
-   * Memory the VM may grow to (maxmem), in KiB.
+   * Memory the VM may grow to (the memory it booted with: maxmem where set), in KiB.
    *
    * @generated from field: uint64 max_memory_kib = 7;
    */
   maxMemoryKib: bigint;
 
   /**
-   * Bytes read from its block devices since the start.
+   * Bytes read from its block devices since the start, all volumes together.
    *
    * @generated from field: uint64 block_read_bytes = 8;
    */
@@ -310,6 +312,28 @@ export type VmStats = Message<"steward.v1.VmStats"> & {
    * @generated from field: uint64 block_write_ops = 11;
    */
   blockWriteOps: bigint;
+
+  /**
+   * Host memory the VM's hypervisor process holds (its resident set), in KiB; 0 under the
+   * simulator, whose guests have no process of their own.
+   *
+   * @generated from field: uint64 rss_kib = 12;
+   */
+  rssKib: bigint;
+
+  /**
+   * Block I/O of each of its volumes since the start, in the order the guest sees them.
+   *
+   * @generated from field: repeated steward.v1.VolumeIoStats volumes = 13;
+   */
+  volumes: VolumeIoStats[];
+
+  /**
+   * Traffic of each of its network interfaces since the start; empty when it has none.
+   *
+   * @generated from field: repeated steward.v1.InterfaceIoStats interfaces = 14;
+   */
+  interfaces: InterfaceIoStats[];
 };
 
 /**
@@ -318,6 +342,104 @@ export type VmStats = Message<"steward.v1.VmStats"> & {
  */
 export const VmStatsSchema: GenMessage<VmStats> = /*@__PURE__*/
   messageDesc(file_steward_v1_vm, 3);
+
+/**
+ * VolumeIoStats is the block I/O of one of a VM's volumes (query-blockstats).
+ *
+ * @generated from message steward.v1.VolumeIoStats
+ */
+export type VolumeIoStats = Message<"steward.v1.VolumeIoStats"> & {
+  /**
+   * The volume's name in the VM: root, private, volatile, kernel, or an attached volume's.
+   *
+   * @generated from field: string volume = 1;
+   */
+  volume: string;
+
+  /**
+   * Bytes read since the VM started.
+   *
+   * @generated from field: uint64 read_bytes = 2;
+   */
+  readBytes: bigint;
+
+  /**
+   * Bytes written since the VM started.
+   *
+   * @generated from field: uint64 write_bytes = 3;
+   */
+  writeBytes: bigint;
+
+  /**
+   * Read operations since the VM started.
+   *
+   * @generated from field: uint64 read_ops = 4;
+   */
+  readOps: bigint;
+
+  /**
+   * Write operations since the VM started.
+   *
+   * @generated from field: uint64 write_ops = 5;
+   */
+  writeOps: bigint;
+};
+
+/**
+ * Describes the message steward.v1.VolumeIoStats.
+ * Use `create(VolumeIoStatsSchema)` to create a new message.
+ */
+export const VolumeIoStatsSchema: GenMessage<VolumeIoStats> = /*@__PURE__*/
+  messageDesc(file_steward_v1_vm, 4);
+
+/**
+ * InterfaceIoStats is the traffic of one of a VM's network interfaces, as the guest sees it.
+ *
+ * @generated from message steward.v1.InterfaceIoStats
+ */
+export type InterfaceIoStats = Message<"steward.v1.InterfaceIoStats"> & {
+  /**
+   * The host side's device name (a tap).
+   *
+   * @generated from field: string host_interface = 1;
+   */
+  hostInterface: string;
+
+  /**
+   * Bytes the guest received.
+   *
+   * @generated from field: uint64 rx_bytes = 2;
+   */
+  rxBytes: bigint;
+
+  /**
+   * Bytes the guest sent.
+   *
+   * @generated from field: uint64 tx_bytes = 3;
+   */
+  txBytes: bigint;
+
+  /**
+   * Packets the guest received.
+   *
+   * @generated from field: uint64 rx_packets = 4;
+   */
+  rxPackets: bigint;
+
+  /**
+   * Packets the guest sent.
+   *
+   * @generated from field: uint64 tx_packets = 5;
+   */
+  txPackets: bigint;
+};
+
+/**
+ * Describes the message steward.v1.InterfaceIoStats.
+ * Use `create(InterfaceIoStatsSchema)` to create a new message.
+ */
+export const InterfaceIoStatsSchema: GenMessage<InterfaceIoStats> = /*@__PURE__*/
+  messageDesc(file_steward_v1_vm, 5);
 
 /**
  * VmAddress is one IP address of a VM (machined's GetMachineAddresses).
@@ -345,7 +467,7 @@ export type VmAddress = Message<"steward.v1.VmAddress"> & {
  * Use `create(VmAddressSchema)` to create a new message.
  */
 export const VmAddressSchema: GenMessage<VmAddress> = /*@__PURE__*/
-  messageDesc(file_steward_v1_vm, 4);
+  messageDesc(file_steward_v1_vm, 6);
 
 /**
  * VmClass is the class of a VM, as in Qubes.

@@ -1936,7 +1936,8 @@ export type WatchVmStatsRequest = Message<"steward.v1.WatchVmStatsRequest"> & {
   vm: string;
 
   /**
-   * Time between samples; unset for the global stats_interval, at least 100 ms.
+   * Time between samples; unset for the global stats_interval (read before each wait), at
+   * least 100 ms.
    *
    * @generated from field: google.protobuf.Duration interval = 2;
    */
@@ -2569,8 +2570,9 @@ export const VmService: GenService<{
     output: typeof SetNotesResponseSchema;
   },
   /**
-   * GetVmStats samples a VM's resource use once (vm.Stats). FAILED_PRECONDITION
-   * (VM_BAD_STATE) when it is halted.
+   * GetVmStats samples a running (or paused) VM's resource use once (vm.Stats). NOT_FOUND
+   * (VM_NOT_FOUND); FAILED_PRECONDITION (VM_BAD_STATE) when it does not run, (CAPABILITY_MISSING)
+   * for the AdminVM (the host itself) and where its hypervisor keeps no stats.
    *
    * @generated from rpc steward.v1.VmService.GetVmStats
    */
@@ -2581,7 +2583,11 @@ export const VmService: GenService<{
   },
   /**
    * WatchVmStats streams samples of one VM, or of every running VM, at an interval (vm.Stats
-   * as a stream) until the client cancels. INVALID_ARGUMENT for an interval under 100 ms.
+   * as a stream) until the client cancels: each round samples every VM that runs then, by name
+   * (a VM that halts meanwhile is left out). A watch of one VM ends (OK) once that VM halts.
+   * INVALID_ARGUMENT (STATS_INTERVAL_TOO_SHORT) for an interval under 100 ms; NOT_FOUND and
+   * FAILED_PRECONDITION for the VM as GetVmStats; UNAVAILABLE (SERVER_STOPPING) when the server
+   * stops.
    *
    * @generated from rpc steward.v1.VmService.WatchVmStats
    */

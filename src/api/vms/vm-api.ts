@@ -4,6 +4,7 @@ import { InvalidFieldError } from "../../core/errors";
 import type { CallContext } from "../../core/shared/call-context";
 import type { VmConsoles } from "../../core/lifecycle/vm-console";
 import type { VmGuestFacts } from "../../core/lifecycle/vm-guest-facts";
+import type { VmStatsReader } from "../../core/lifecycle/vm-stats";
 import type { VmPause } from "../../core/lifecycle/vm-pause";
 import type { VmStart } from "../../core/lifecycle/vm-start";
 import type { VmStop } from "../../core/lifecycle/vm-stop";
@@ -26,9 +27,9 @@ import type { VmTags } from "../../core/vms/vm-tags";
 import type { ServiceImpl } from "../../server/service-impl";
 import { basicVmSize, fullPageMessage, fullVmSizer } from "../encoding/vm-page-encoding";
 import { durationMs } from "../durations";
-import { notYetImplemented } from "../not-implemented";
 import { operationMessage, responseResult } from "../operations/operation-messages";
 import { descriptionMessage, domainValue, propertyMessage } from "./property-messages";
+import { statsMessage } from "./stats-messages";
 import { powerStateMessage, powerStateName, runtimeMessage, vmClassName, vmMessage } from "./vm-messages";
 
 /** The core parts VmService calls. */
@@ -43,6 +44,7 @@ export interface VmParts {
   pausing: VmPause;
   consoles: VmConsoles;
   guestFacts: VmGuestFacts;
+  stats: VmStatsReader;
   properties: VmProperties;
   tags: VmTags;
   features: VmFeatures;
@@ -180,8 +182,11 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
       await notes.set(request.vm, request.notes, ctx);
       return {};
     },
-    getVmStats: notYetImplemented,
-    watchVmStats: notYetImplemented,
+    getVmStats: async (request) => ({ stats: statsMessage(await parts.stats.sample(request.vm)) }),
+    watchVmStats: async function* (request, ctx) {
+      const watch = { vm: request.vm || undefined, intervalMs: request.interval ? durationMs(request.interval, "interval") : undefined };
+      for await (const view of parts.stats.watch(watch, ctx, ctx.draining)) yield { stats: statsMessage(view) };
+    },
     console: (requests, ctx) => consoleSession(parts.consoles, requests, ctx),
     getVmAddresses: async (request) => ({
       addresses: (await parts.guestFacts.addresses(request.vm)).map(({ family, address }) => ({ family: family === "inet" ? AddressFamily.INET : AddressFamily.INET6, address })),

@@ -2,7 +2,7 @@ import { declareReasons, DomainError, failedPrecondition, InvalidFieldError } fr
 import type { PowerState } from "../model/power-state";
 
 /** Reasons of starting, stopping and pausing VMs. */
-const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "NETVM_CHAIN_TOO_LONG", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING", "INVALID_SIGNAL", "INVALID_KILL_WHO", "CONSOLE_BUSY"]);
+const R = declareReasons("lifecycle", ["VM_BAD_STATE", "NETVM_NOT_RUNNING", "NETVM_CHAIN_TOO_LONG", "START_FAILED", "SHUTDOWN_TIMEOUT", "KILL_FAILED", "CAPABILITY_MISSING", "INVALID_SIGNAL", "INVALID_KILL_WHO", "CONSOLE_BUSY", "STATS_INTERVAL_TOO_SHORT"]);
 
 interface Named {
   name: string;
@@ -39,8 +39,9 @@ export function killFailed(vm: Named): DomainError {
 }
 
 /** The hypervisor does not offer this for the VM's guest. */
-export function capabilityMissing(vm: Named, capability: string): DomainError {
-  return failedPrecondition(R.CAPABILITY_MISSING, `the hypervisor offers no ${capability} for ${vm.name}`, { vm: vm.name, capability });
+export function capabilityMissing(vm: Named & { klass?: string }, capability: string): DomainError {
+  const why = vm.klass === "AdminVM" ? `${vm.name} is the AdminVM, the host itself, which no hypervisor runs: it has no ${capability}` : `the hypervisor offers no ${capability} for ${vm.name}`;
+  return failedPrecondition(R.CAPABILITY_MISSING, why, { vm: vm.name, capability });
 }
 
 export function invalidSignal(signal: number): InvalidFieldError {
@@ -58,4 +59,9 @@ export function consoleBusy(vm: Named, caller: string, requestId: string): Domai
     writer: caller,
     writer_request_id: requestId,
   });
+}
+
+/** A stats watch's interval is under the shortest one Steward samples at. */
+export function statsIntervalTooShort(intervalMs: number, minMs: number): InvalidFieldError {
+  return new InvalidFieldError("interval", `must be at least ${minMs} ms, not ${intervalMs} ms`, R.STATS_INTERVAL_TOO_SHORT, { min_ms: String(minMs) });
 }

@@ -121,6 +121,11 @@ export class RunningVms {
     return abort !== undefined;
   }
 
+  /** The uuids of the VMs that run (a handle each). */
+  uuids(): string[] {
+    return [...this.handles.keys()];
+  }
+
   /** The handle of a running VM; undefined while it does not run. */
   handle(uuid: string): RunningVm | undefined {
     return this.handles.get(uuid);
@@ -133,6 +138,8 @@ export class RunningVms {
    */
   capability<C extends GuestCapability>(vm: VmRecord, name: C): NonNullable<RunningVm[C]> {
     const handle = this.handles.get(vm.uuid);
+    // The AdminVM is the host itself: it runs, but no hypervisor runs it.
+    if (!handle && vm.klass === "AdminVM") throw capabilityMissing(vm, name);
     if (!handle) throw vmBadState(vm, `use the ${name} of`, this.machine.state(vm));
     const capability = handle[name];
     if (!capability) throw capabilityMissing(vm, name);

@@ -45,6 +45,7 @@ from steward.v1 import host_pb2, host_service_pb2, host_service_pb2_grpc  # noqa
 from steward.v1 import vm_pb2, vm_service_pb2, vm_service_pb2_grpc  # noqa: E402
 from steward.v1 import event_service_pb2, event_service_pb2_grpc  # noqa: E402
 from steward.v1 import volume_pb2, volume_service_pb2, volume_service_pb2_grpc  # noqa: E402
+from steward.v1 import backup_service_pb2, backup_service_pb2_grpc  # noqa: E402
 
 
 def status_details(error):
@@ -136,11 +137,12 @@ class StewardFromPython(unittest.TestCase):
 
     def test_not_implemented_names_the_rpc(self):
         with self.assertRaises(grpc.RpcError) as raised:
-            self.vms.GetVmStats(vm_service_pb2.GetVmStatsRequest(vm="dom0"), timeout=10)
+            backups = backup_service_pb2_grpc.BackupServiceStub(self.channel)
+            backups.GetBackupProfile(backup_service_pb2.GetBackupProfileRequest(name="daily"), timeout=10)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
         _, info = status_details(raised.exception)
         self.assertEqual(info.reason, "NOT_IMPLEMENTED")
-        self.assertEqual(info.metadata["rpc"], "steward.v1.VmService/GetVmStats")
+        self.assertEqual(info.metadata["rpc"], "steward.v1.BackupService/GetBackupProfile")
 
     def test_follow_events_while_another_client_changes_things(self):
         import threading

@@ -168,8 +168,13 @@ function diskArguments(disk: LaunchDisk, index: number, descriptors: Descriptors
     args.push("-blockdev", JSON.stringify(format));
     below = formatNode;
   }
-  args.push("-device", `virtio-blk-pci,drive=disk${index},id=virtio-disk${index},serial=${optionValue(serialOf(disk.name))}`);
+  args.push("-device", `virtio-blk-pci,drive=disk${index},id=${diskDeviceId(index)},serial=${optionValue(serialOf(disk.name))}`);
   return args;
+}
+
+/** The id of the device of the plan's disk at `index`, as QMP names it back (query-blockstats' qdev). */
+export function diskDeviceId(index: number): string {
+  return `virtio-disk${index}`;
 }
 
 /** virtio-blk's serial holds 20 bytes. */

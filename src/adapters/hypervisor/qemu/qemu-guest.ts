@@ -11,6 +11,7 @@ import * as net from "node:net";
 import { ConsoleHub } from "../shared/console-hub";
 import { GuestListeners } from "../shared/guest-listeners";
 import { GuestAgent } from "./guest-agent";
+import { QemuStats } from "./qemu-stats";
 import { processAlive } from "./qemu-process";
 import { openUnixSocket, type QmpClient, type QmpEvent } from "./qmp/qmp-client";
 import { MonitorCommandError, MonitorTimeoutError } from "./qmp/monitor-connection";
@@ -64,6 +65,7 @@ export class QemuGuest implements RunningVm {
   };
   /** The serial console: what the guest prints, kept and fanned out to readers. */
   readonly console: ConsoleHub;
+  readonly stats: QemuStats;
   private consoleSocket: net.Socket | undefined;
   /** The connection to the guest agent, made when first needed. */
   private agentChannel: GuestAgent | undefined;
@@ -78,6 +80,8 @@ export class QemuGuest implements RunningVm {
     /** The host end of the guest agent's channel. */
     private readonly agentSocket: string,
     private readonly consolePath: string,
+    /** The plan's disks' names, in its order. */
+    disks: readonly string[],
     watch: ProcessWatch,
     status: GuestStatus,
     private readonly gone: () => void,
@@ -85,6 +89,8 @@ export class QemuGuest implements RunningVm {
     this.current = status;
     this.exited = new Promise((resolve) => (this.settleExited = resolve));
     this.console = new ConsoleHub((bytes) => this.typed(bytes));
+    // Steward plugs no network interface into QEMU yet: none to count.
+    this.stats = new QemuStats(qmp, pid, disks, []);
     this.launching = watch.kind === "child";
     qmp.onEvent((event) => this.heard(event));
     if (watch.kind === "child") {

@@ -88,8 +88,9 @@ export class QemuHypervisor implements Hypervisor {
       throw this.startError(plan, error);
     }
     const { child, pid, qmp, startedAt } = started;
-    const record: LaunchRecord = { uuid: plan.uuid, name: plan.name, startedAt: startedAt.toISOString(), pid };
-    const guest = new QemuGuest(plan.uuid, plan.name, pid, startedAt, qmp, files.agentSocket, files.consoleSocket, { kind: "child", child }, "paused", () => this.ended(plan.uuid, files));
+    const disks = plan.disks.map((disk) => disk.name);
+    const record: LaunchRecord = { uuid: plan.uuid, name: plan.name, startedAt: startedAt.toISOString(), pid, disks };
+    const guest = new QemuGuest(plan.uuid, plan.name, pid, startedAt, qmp, files.agentSocket, files.consoleSocket, disks, { kind: "child", child }, "paused", () => this.ended(plan.uuid, files));
     try {
       await fsp.writeFile(files.launchRecord, JSON.stringify(record));
       // Before the CPUs run, so that the console keeps the boot from its first byte.
@@ -189,7 +190,7 @@ export class QemuHypervisor implements Hypervisor {
       return undefined;
     }
     const status = await qmp.execute<{ status: string }>("query-status");
-    const guest = new QemuGuest(uuid, record.name, record.pid, new Date(record.startedAt), qmp, files.agentSocket, files.consoleSocket, { kind: "adopted" }, guestStatusOf(status.status), () => this.ended(uuid, files));
+    const guest = new QemuGuest(uuid, record.name, record.pid, new Date(record.startedAt), qmp, files.agentSocket, files.consoleSocket, record.disks, { kind: "adopted" }, guestStatusOf(status.status), () => this.ended(uuid, files));
     await guest.connectConsole().catch(() => undefined);
     this.guests.set(uuid, guest);
     return guest;
@@ -205,7 +206,9 @@ async function readLaunchRecord(files: QemuRunFiles): Promise<LaunchRecord | und
   try {
     const record = JSON.parse(await fsp.readFile(files.launchRecord, "utf8")) as Partial<LaunchRecord>;
     if (typeof record.uuid !== "string" || typeof record.name !== "string" || typeof record.startedAt !== "string" || !Number.isInteger(record.pid)) return undefined;
-    return record as LaunchRecord;
+    // A record without the disks' names still finds its VM: its stats then name no disk.
+    const disks = Array.isArray(record.disks) ? record.disks.filter((disk) => typeof disk === "string") : [];
+    return { ...(record as LaunchRecord), disks };
   } catch {
     return undefined;
   }

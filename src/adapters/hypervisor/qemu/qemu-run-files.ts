@@ -14,7 +14,7 @@ export interface QemuRunFiles {
   consoleSocket: string;
   agentSocket: string;
   pidfile: string;
-  /** What Steward knows of the launch that QEMU does not keep: the VM's name and start time. */
+  /** What Steward knows of the launch that QEMU does not keep: the VM's name, its start time and its disks' names. */
   launchRecord: string;
   /** QEMU's own output (its errors at start, above all). */
   log: string;
@@ -44,4 +44,6 @@ export interface LaunchRecord {
   name: string;
   startedAt: string;
   pid: number;
+  /** The plan's disks' names, in its order (the stats name each device's I/O by them). */
+  disks: string[];
 }

@@ -1,6 +1,6 @@
 import type { HaltCause, HostInterface } from "../../../core/model/power-state";
 import type { LaunchPlan } from "../../../core/model/launch-plan";
-import type { GuestEvent, GuestStatus, Hypervisor, HypervisorInfo, KillWho, RunningVm } from "../../../ports/hypervisor";
+import type { GuestEvent, GuestStats, GuestStatsSample, GuestStatus, Hypervisor, HypervisorInfo, KillWho, RunningVm } from "../../../ports/hypervisor";
 import { guestAgentAbsent, startAborted } from "../../../ports/hypervisor-errors";
 import { ConsoleHub } from "../shared/console-hub";
 import { GuestListeners } from "../shared/guest-listeners";
@@ -49,7 +49,7 @@ export class SimHypervisor implements Hypervisor {
       if (signal.aborted) throw startAborted(plan.name);
       if (plan.features["sim-start-fails"]) throw new Error(`the simulated guest of ${plan.name} failed to boot`);
       const shutdown = plan.features["sim-shutdown-ms"];
-      const guest = new SimGuest(plan.uuid, startedAt, shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS), () => guests.delete(plan.uuid));
+      const guest = new SimGuest(plan.uuid, startedAt, shutdown === "never" ? undefined : Number(shutdown ?? DEFAULT_SHUTDOWN_MS), () => guests.delete(plan.uuid), simulatedUse(plan));
       guest.interfaces = plan.networkInterfaces.map((nic) => ({ name: nic.hostInterface, mac: nic.mac }));
       guest.console.received(new TextEncoder().encode(`${plan.name} booted in the simulation\r\n`));
       guests.set(plan.uuid, guest);
@@ -62,6 +62,28 @@ export class SimHypervisor implements Hypervisor {
   async release(): Promise<void> {
     for (const guest of this.host.guests.values()) guest.release();
   }
+}
+
+/** What a simulated guest's stats say it uses, from its plan. */
+interface SimulatedUse {
+  /** CPU use while it runs, in percent of one CPU. */
+  cpuPercent: number;
+  memoryBytes: number;
+  maxMemoryBytes: number;
+  disks: readonly string[];
+  interfaces: readonly string[];
+}
+
+function simulatedUse(plan: LaunchPlan): SimulatedUse {
+  const cpuPercent = Number(plan.features["sim-cpu-percent"] ?? 0);
+  const mib = 1024 * 1024;
+  return {
+    cpuPercent: Number.isFinite(cpuPercent) ? Math.min(Math.max(cpuPercent, 0), 100 * plan.vcpus) : 0,
+    memoryBytes: plan.memoryMib * mib,
+    maxMemoryBytes: Math.max(plan.memoryMib, plan.maxmemMib) * mib,
+    disks: plan.disks.map((disk) => disk.name),
+    interfaces: plan.networkInterfaces.map((nic) => nic.hostInterface),
+  };
 }
 
 /** Waits out a boot; ends early when the start is aborted. */
@@ -96,6 +118,10 @@ export class SimGuest implements RunningVm {
   /** The power button was pressed while the guest was not running: it shuts down once it runs. */
   private buttonPending = false;
   private ended = false;
+  /** CPU time used in the runs that ended, and when the current run began (undefined while it does not run). */
+  private cpuNsBefore = 0;
+  private runningSince: number | undefined;
+  readonly stats: GuestStats = { sample: async () => this.sample() };
 
   constructor(
     readonly uuid: string,
@@ -103,7 +129,10 @@ export class SimGuest implements RunningVm {
     /** How long the guest takes to honour the power button; undefined: it never does. */
     private readonly shutdownMs: number | undefined,
     private readonly gone: () => void,
-  ) {}
+    private readonly use: SimulatedUse,
+  ) {
+    this.runningSince = performance.now();
+  }
 
   status(): GuestStatus {
     return this.current;
@@ -158,8 +187,31 @@ export class SimGuest implements RunningVm {
     if (ENDING_SIGNALS.has(signal)) this.exit("killed", `terminated on signal ${signal}`);
   }
 
+  private sample(): GuestStatsSample {
+    if (this.ended) throw new Error("the simulated guest ended");
+    const ranNs = this.runningSince === undefined ? 0 : (performance.now() - this.runningSince) * 1e6;
+    const { cpuPercent, memoryBytes, maxMemoryBytes } = this.use;
+    return {
+      time: new Date(),
+      cpuTimeNs: Math.round(this.cpuNsBefore + (ranNs * cpuPercent) / 100),
+      memoryBytes,
+      maxMemoryBytes,
+      rssBytes: 0,
+      disks: this.use.disks.map((name) => ({ name, readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 })),
+      interfaces: this.use.interfaces.map((name) => ({ name, rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 })),
+    };
+  }
+
+  /** Its CPUs run or stop: the CPU time of the run that ends is counted. */
+  private cpusRun(running: boolean): void {
+    const now = performance.now();
+    if (this.runningSince !== undefined) this.cpuNsBefore += ((now - this.runningSince) * 1e6 * this.use.cpuPercent) / 100;
+    this.runningSince = running ? now : undefined;
+  }
+
   private become(status: GuestStatus, event: GuestEvent): void {
     if (this.ended) return;
+    this.cpusRun(status === "running");
     this.current = status;
     this.emit(event);
     if (status === "running" && this.buttonPending) {

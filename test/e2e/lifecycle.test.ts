@@ -145,6 +145,22 @@ describe("lifecycle events", () => {
     ]);
   });
 
+  it("tell in domain-shutdown how the VM halted: the guest powered off, or Steward killed it", async () => {
+    const server = await startTestServer();
+    const vms = createClient(VmService, server.tcp);
+    await vms.createVm({ name: "ev", klass: VmClass.STANDALONE_VM, label: "red" });
+    await vms.startVm({ vm: "ev" });
+    await vms.shutdownVm({ vm: "ev", wait: true });
+    await vms.startVm({ vm: "ev" });
+    await vms.killVm({ vm: "ev" });
+    vms.close();
+    const halts = (await stopAndReadEvents(server)).filter((e) => e.subject === "ev" && e.name === "domain-shutdown").map((e) => e.kwargs);
+    expect(halts).toEqual([
+      { cause: "shutdown", detail: "the guest powered off" },
+      { cause: "killed", detail: "killed" },
+    ]);
+  });
+
   it("tell a VM killed while it starts as shut down and its start as failed, never as started", async () => {
     const server = await startTestServer();
     const vms = createClient(VmService, server.tcp);

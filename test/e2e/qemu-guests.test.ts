@@ -159,13 +159,15 @@ describe("real guests under QEMU, through the API", () => {
     const events = createClient(EventService, suite.server.tcp);
     const shutdown = (async () => {
       for await (const message of events.events({ vm: "work", namePrefixes: ["domain-shutdown"] }, { timeoutMs: 60_000 })) {
-        if (message.kind.case === "event" && message.kind.value.name === "domain-shutdown") return message.kind.value.subject;
+        if (message.kind.case === "event" && message.kind.value.name === "domain-shutdown") return message.kind.value;
       }
       return undefined;
     })();
     console.type("run echo c > /proc/sysrq-trigger\n");
     expect(await console.ended).toBeUndefined();
-    expect(await shutdown).toBe("work");
+    const told = await shutdown;
+    expect(told?.subject).toBe("work");
+    expect(told?.kwargs).toEqual({ cause: "crashed", detail: expect.stringMatching(/^the guest panicked/) });
     events.close();
     for (let tries = 0; tries < 100 && (await state("work")) !== PowerState.HALTED; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await state("work")).toBe(PowerState.HALTED);

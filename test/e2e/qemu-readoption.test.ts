@@ -91,10 +91,10 @@ describe("re-adoption of running guests after the server is SIGKILLed", () => {
     const shutdowns: string[] = [];
     for await (const message of second.events.events({ afterSequence: 0n, namePrefixes: ["domain-shutdown"] }, { timeoutMs: 10_000 })) {
       // The stream opens with connection-established.
-      if (message.kind.case === "event" && message.kind.value.name === "domain-shutdown") shutdowns.push(message.kind.value.subject);
+      if (message.kind.case === "event" && message.kind.value.name === "domain-shutdown") shutdowns.push(`${message.kind.value.subject} ${message.kind.value.kwargs.cause}`);
       if (shutdowns.length > 0) break;
     }
-    expect(shutdowns).toEqual(["dies"]);
+    expect(shutdowns).toEqual(["dies crashed"]);
     expect((await second.vms.killVm({ vm: "running" })).state).toBe(PowerState.HALTED);
     // The killed VM's folder is gone; the others' are there.
     expect(fs.readdirSync(path.join(dir, "qemu"))).toHaveLength(1);

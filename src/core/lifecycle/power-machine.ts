@@ -44,7 +44,7 @@ export class PowerMachine {
 
   /** Tells of a VM that ran when the last Steward stopped and ended before this one started. */
   endedUnseen(vm: VmRecord): void {
-    this.events.append(domainShutdown(vm));
+    this.events.append(domainShutdown(vm, { cause: "crashed", detail: "it ended while no Steward ran" }));
   }
 
   /** Records the state of a VM found running at start, as its driver says it is. */

@@ -10,6 +10,7 @@ import {
   domainStartFailed,
   domainSuspended,
   domainUnpaused,
+  type HaltReason,
 } from "./lifecycle-events";
 
 /** What a caller asks of a VM's power state. */
@@ -38,7 +39,12 @@ export interface TransitionDetail {
   reason?: string;
   /** Whether a shutdown is forced. */
   force?: boolean;
+  /** How the VM halted. */
+  halt?: HaltReason;
 }
+
+/** A halt whose telling lost its reason: never expected, but told rather than dropped. */
+const UNTOLD_HALT: HaltReason = { cause: "crashed", detail: "it halted, Steward does not know how" };
 
 export interface Transition {
   on: PowerTrigger;
@@ -62,7 +68,7 @@ export const POWER_TRANSITIONS: readonly Transition[] = [
   { on: "launched", from: ["Transient"], to: "Running", tells: [domainStart] },
   { on: "launch-failed", from: ["Transient"], to: "Halted", tells: [(vm, d) => domainStartFailed(vm, d.reason ?? "")] },
   // Killed while it started: it halted, and its start failed.
-  { on: "launch-failed", from: ["Dying"], to: "Halted", tells: [domainShutdown, (vm, d) => domainStartFailed(vm, d.reason ?? "")] },
+  { on: "launch-failed", from: ["Dying"], to: "Halted", tells: [(vm) => domainShutdown(vm, { cause: "killed", detail: "killed while it started" }), (vm, d) => domainStartFailed(vm, d.reason ?? "")] },
   { on: "pause", from: ["Running"], to: "Paused", tells: [domainPaused] },
   { on: "unpause", from: ["Paused"], to: "Running", tells: [domainUnpaused] },
   { on: "suspend", from: ["Running"], to: "Suspended", tells: [domainSuspended] },
@@ -77,7 +83,7 @@ export const POWER_TRANSITIONS: readonly Transition[] = [
   { on: "guest-woken", from: ["Suspended"], to: "Running", tells: [domainResumed] },
   { on: "guest-shutdown", from: ["Running", "Paused", "Suspended"], to: "Halting", tells: [] },
   { on: "guest-panicked", from: ["Running", "Paused", "Suspended", "Halting"], to: "Crashed", tells: [] },
-  { on: "guest-exited", from: LIVE, to: "Halted", tells: [domainShutdown] },
+  { on: "guest-exited", from: LIVE, to: "Halted", tells: [(vm, d) => domainShutdown(vm, d.halt ?? UNTOLD_HALT)] },
 ];
 
 /** The row that `trigger` takes from `state`; undefined when none does. */

@@ -158,7 +158,7 @@ export class RunningVms {
     this.handles.delete(uuid);
     // The halt, its event and the mark that it waits to be settled: one transaction.
     this.store.transaction(() => {
-      this.machine.move(vm, "guest-exited");
+      this.machine.move(vm, "guest-exited", { halt: { cause: event.cause, detail: event.detail } });
       this.store.runtime.markSettling(vm.qid);
     });
     this.halts.halted(uuid);

@@ -36,9 +36,14 @@ describe("the power-state transition table", () => {
 
   it("tells a start killed under way as a halt, then a failed start", () => {
     expect(transitionFrom("Dying", "launch-failed")!.tells.map((tell) => tell({ name: "work", uuid: "u-work" }, { reason: "killed" }))).toEqual([
-      { subject: "work", subjectUuid: "u-work", name: "domain-shutdown", kwargs: {} },
+      { subject: "work", subjectUuid: "u-work", name: "domain-shutdown", kwargs: { cause: "killed", detail: "killed while it started" } },
       { subject: "work", subjectUuid: "u-work", name: "domain-start-failed", kwargs: { reason: "killed" } },
     ]);
+  });
+
+  it("tells how a guest that exited halted, as its driver said", () => {
+    const told = transitionFrom("Crashed", "guest-exited")!.tells.map((tell) => tell({ name: "work", uuid: "u-work" }, { halt: { cause: "crashed", detail: "the guest panicked" } }));
+    expect(told).toEqual([{ subject: "work", subjectUuid: "u-work", name: "domain-shutdown", kwargs: { cause: "crashed", detail: "the guest panicked" } }]);
   });
 
   it("ignores a guest that says it paused once it is paused already, so a pause is told once", () => {

@@ -158,7 +158,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     pausing: new VmPause(lookup, operations, machine, running),
     consoles: new VmConsoles(lookup, running),
     guestFacts: new VmGuestFacts(lookup, machine, running),
-    stats: new VmStatsReader(store, lookup, machine, running, resolver),
+    stats: new VmStatsReader(store, lookup, machine, running, resolver, halts, log),
     running,
     properties,
     tags: new VmTags(store, lookup, operations, events),

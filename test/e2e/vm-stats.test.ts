@@ -67,6 +67,8 @@ describe("VM stats on the simulated hypervisor", () => {
   it("tells a paused VM's stats, whose CPU time stands still", async () => {
     await suite.vms.pauseVm({ vm: "busy" });
     try {
+      // GetVmStats measures CPU use over at least 100 ms: the first sample here is one to measure from.
+      await sleep(150);
       const first = (await suite.vms.getVmStats({ vm: "busy" })).stats!;
       await sleep(200);
       const second = (await suite.vms.getVmStats({ vm: "busy" })).stats!;

@@ -264,8 +264,9 @@ export type VmStats = Message<"steward.v1.VmStats"> & {
   cpuTime?: Duration | undefined;
 
   /**
-   * CPU use since the VM's previous sample (for a watch: its previous sample of that VM), or
-   * since the start for the first, in percent of one CPU (0 to 100 * vcpus).
+   * CPU use since the VM's previous sample, or since the start for the first, in percent of one
+   * CPU (0 to 100 * vcpus). A watch measures from its own previous sample of the VM; GetVmStats
+   * from the last GetVmStats of the VM (by any caller) at least 100 ms before.
    *
    * @generated from field: double cpu_usage_percent = 5;
    */

@@ -182,7 +182,7 @@ export function vmApi(parts: VmParts, limits: VmApiLimits): ServiceImpl<typeof V
       await notes.set(request.vm, request.notes, ctx);
       return {};
     },
-    getVmStats: async (request) => ({ stats: statsMessage(await parts.stats.sample(request.vm)) }),
+    getVmStats: async (request, ctx) => ({ stats: statsMessage(await parts.stats.sample(request.vm, ctx)) }),
     watchVmStats: async function* (request, ctx) {
       const watch = { vm: request.vm || undefined, intervalMs: request.interval ? durationMs(request.interval, "interval") : undefined };
       for await (const view of parts.stats.watch(watch, ctx, ctx.draining)) yield { stats: statsMessage(view) };

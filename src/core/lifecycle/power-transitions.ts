@@ -31,6 +31,8 @@ export type PowerTrigger =
   | "guest-shutdown"
   | "guest-reset"
   | "guest-panicked"
+  /** Its process ended unasked (the exit of a crash, told before guest-exited). */
+  | "guest-crashed"
   | "guest-exited";
 
 /** What the events of a transition are told with. */
@@ -83,6 +85,7 @@ export const POWER_TRANSITIONS: readonly Transition[] = [
   { on: "guest-woken", from: ["Suspended"], to: "Running", tells: [domainResumed] },
   { on: "guest-shutdown", from: ["Running", "Paused", "Suspended"], to: "Halting", tells: [] },
   { on: "guest-panicked", from: ["Running", "Paused", "Suspended", "Halting"], to: "Crashed", tells: [] },
+  { on: "guest-crashed", from: ["Running", "Paused", "Suspended", "Halting"], to: "Crashed", tells: [] },
   { on: "guest-exited", from: LIVE, to: "Halted", tells: [(vm, d) => domainShutdown(vm, d.halt ?? UNTOLD_HALT)] },
 ];
 

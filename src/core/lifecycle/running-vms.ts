@@ -158,6 +158,8 @@ export class RunningVms {
     this.handles.delete(uuid);
     // The halt, its event and the mark that it waits to be settled: one transaction.
     this.store.transaction(() => {
+      // A crash passes through Crashed, whether the guest said it panicked or its process just died.
+      if (event.cause === "crashed") this.machine.move(vm, "guest-crashed");
       this.machine.move(vm, "guest-exited", { halt: { cause: event.cause, detail: event.detail } });
       this.store.runtime.markSettling(vm.qid);
     });

@@ -182,6 +182,11 @@ export class SimGuest implements RunningVm {
     this.exit("killed", "killed");
   }
 
+  /** The simulated guest's process dies unasked, as a QEMU that crashed or that someone else killed. */
+  crash(detail: string): void {
+    this.exit("crashed", detail);
+  }
+
   /** As QEMU does: SIGHUP, SIGINT and SIGTERM end it (the host shut it down); others do nothing. */
   async signal(signal: number, _who: KillWho): Promise<void> {
     if (ENDING_SIGNALS.has(signal)) this.exit("killed", `terminated on signal ${signal}`);

@@ -1,5 +1,6 @@
 import { SimGuest, SimHost, SimHypervisor } from "../../../../src/adapters/hypervisor/sim/sim-hypervisor";
 import { buildCore, type Core } from "../../../../src/app/build-core";
+import { PowerMachine } from "../../../../src/core/lifecycle/power-machine";
 import type { LaunchPlan } from "../../../../src/core/model/launch-plan";
 import type { GuestStats, RunningVm } from "../../../../src/ports/hypervisor";
 import { systemClock } from "../../../../src/ports/clock";
@@ -72,6 +73,25 @@ describe("running VMs", () => {
     const told = second.store.events.after(0, 1000).filter((e) => e.subject === "work").map((e) => e.name);
     expect(told.at(-1)).toBe("domain-shutdown");
     expect(logs.lines).toContainEqual(expect.objectContaining({ vm: "work", msg: "a VM that ran ended while no Steward ran: settling it" }));
+  });
+
+  it("that end unasked pass through Crashed to Halted, and tell domain-shutdown with cause crashed", async () => {
+    const host = new SimHost();
+    const core = await coreOn(new SimHypervisor(host));
+    await core.creation.create({ ...standalone, name: "work" }, ctx);
+    await core.starting.start("work", ctx);
+    const moves = jest.spyOn(PowerMachine.prototype, "move");
+    try {
+      [...host.guests.values()][0].crash("QEMU was killed by SIGSEGV unasked");
+      expect(moves.mock.calls.map(([, trigger]) => trigger)).toEqual(["guest-crashed", "guest-exited"]);
+      // Both moves were taken: Running to Crashed, then Crashed to Halted.
+      expect(moves.mock.results.map((result) => result.value as boolean)).toEqual([true, true]);
+    } finally {
+      moves.mockRestore();
+    }
+    expect(core.readModel.get("work").state).toBe("Halted");
+    const halt = core.store.events.after(0, 1000).filter((e) => e.subject === "work" && e.name === "domain-shutdown").at(-1);
+    expect(halt?.kwargs).toEqual({ cause: "crashed", detail: "QEMU was killed by SIGSEGV unasked" });
   });
 
   it("are marked running from their launch to their settling, and never after a start that failed", async () => {

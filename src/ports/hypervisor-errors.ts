@@ -8,6 +8,7 @@ const R = declareReasons("hypervisor", [
   "HYPERVISOR_USER_MISSING",
   "RUN_FOLDER_TOO_DEEP",
   "KERNEL_MISSING",
+  "KERNEL_UNREADABLE",
   "GUEST_AGENT_ABSENT",
   "GUEST_CANNOT_SLEEP",
   "CONSOLE_READER_TOO_SLOW",
@@ -48,6 +49,12 @@ export function runFolderTooDeep(vm: string, socket: string, max: number): Domai
 /** The kernel the VM boots is not in the host's kernel folder. */
 export function kernelMissing(vm: string, kernel: string, file: string): DomainError {
   return failedPrecondition(R.KERNEL_MISSING, `cannot start ${vm}: its kernel ${kernel} has no ${file} in the kernel folder`, { vm, kernel });
+}
+
+/** A kernel folder's file that the user QEMU runs as may not read (QEMU opens it again through the descriptor Steward hands, which checks its mode). */
+export function kernelUnreadable(vm: string, kernel: string, file: string, user: string, mode: number): DomainError {
+  const octal = (mode & 0o777).toString(8).padStart(4, "0");
+  return failedPrecondition(R.KERNEL_UNREADABLE, `cannot start ${vm}: ${file} of its kernel ${kernel} (mode ${octal}) is not readable by ${user}, whom QEMU runs as: make it readable by all (0644)`, { vm, kernel, file });
 }
 
 /** What was asked needs the guest agent, which does not answer in this guest. */

@@ -2285,7 +2285,7 @@ export const VmService: GenService<{
    * killed while it started. Under QEMU, FAILED_PRECONDITION (HYPERVISOR_UNAVAILABLE) when
    * qemu-system-x86_64 cannot be run, (ACCELERATOR_UNUSABLE) when KVM refuses the guest,
    * (HYPERVISOR_USER_MISSING) when the user QEMU runs as does not exist, (KERNEL_MISSING) when its
-   * kernel is not in the kernel folder, (RUN_FOLDER_TOO_DEEP) when the data folder is too deep for
+   * kernel is not in the kernel folder, (KERNEL_UNREADABLE) when that user may not read its files, (RUN_FOLDER_TOO_DEEP) when the data folder is too deep for
    * the VM's unix sockets. Each start refreshes the VM's volumes as Qubes does: snap_on_start
    * volumes become their source's content as it is now, the others not saved at a stop are
    * emptied, and an ephemeral one (a volatile volume of a pool with ephemeral_volatile, or any

@@ -9,6 +9,7 @@ import {
   hypervisorUnavailable,
   hypervisorUserMissing,
   kernelMissing,
+  kernelUnreadable,
   runFolderTooDeep,
   startAborted,
 } from "../../../ports/hypervisor-errors";
@@ -79,7 +80,7 @@ export class QemuHypervisor implements Hypervisor {
     const socket = longestSocketPath(files);
     if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) throw runFolderTooDeep(plan.name, socket, MAX_SOCKET_PATH);
     const user = this.userFor(plan);
-    const commandLine = qemuCommandLine({ plan, accelerator: this.accelerator, kernel: this.kernelOf(plan) });
+    const commandLine = qemuCommandLine({ plan, accelerator: this.accelerator, kernel: this.kernelOf(plan, user) });
     let started;
     try {
       started = await startQemu(this.installation.binary, commandLine, files, user, plan.name, signal);
@@ -146,13 +147,18 @@ export class QemuHypervisor implements Hypervisor {
     await this.removals.get(guest.uuid);
   }
 
-  private kernelOf(plan: LaunchPlan): CommandLineInputs["kernel"] {
+  private kernelOf(plan: LaunchPlan, user: QemuUser | undefined): CommandLineInputs["kernel"] {
     if (plan.kernel === "") return undefined;
     const folder = path.join(this.options.kernelsDir, plan.kernel);
     const vmlinuz = path.join(folder, "vmlinuz");
     if (!fs.existsSync(vmlinuz)) throw kernelMissing(plan.name, plan.kernel, "vmlinuz");
     const initramfs = path.join(folder, "initramfs");
-    return { vmlinuz, initramfs: fs.existsSync(initramfs) ? initramfs : undefined };
+    const kernel = { vmlinuz, initramfs: fs.existsSync(initramfs) ? initramfs : undefined };
+    for (const [file, at] of [["vmlinuz", kernel.vmlinuz], ["initramfs", kernel.initramfs]] as const) {
+      const stat = at === undefined ? undefined : fs.statSync(at);
+      if (stat && user && !readableBy(stat, user)) throw kernelUnreadable(plan.name, plan.kernel, file, user.name, stat.mode);
+    }
+    return kernel;
   }
 
   private startError(plan: LaunchPlan, error: unknown): unknown {
@@ -212,4 +218,11 @@ async function readLaunchRecord(files: QemuRunFiles): Promise<LaunchRecord | und
   } catch {
     return undefined;
   }
+}
+
+/** Whether a file's mode lets `user` read it, as the kernel checks it for QEMU (its uid, and its primary group alone). */
+export function readableBy(stat: Pick<fs.Stats, "mode" | "uid" | "gid">, user: QemuUser): boolean {
+  if (stat.uid === user.uid) return (stat.mode & 0o400) !== 0;
+  if (stat.gid === user.gid) return (stat.mode & 0o040) !== 0;
+  return (stat.mode & 0o004) !== 0;
 }

@@ -21,5 +21,9 @@ describe("guest facts on the simulated hypervisor, whose guests run no agent", (
     expect((await rpcError(suite.vms.getVmAddresses({ vm: "work" }))).info?.reason).toBe("GUEST_AGENT_ABSENT");
     expect((await rpcError(suite.vms.getVmOsRelease({ vm: "work" }))).info?.reason).toBe("GUEST_AGENT_ABSENT");
     expect((await rpcError(suite.vms.getVmOsRelease({ vm: "nosuch" }))).code).toBe(grpc.status.NOT_FOUND);
+    // The AdminVM runs, but as the host itself: it has no agent, and says why.
+    const host = await rpcError(suite.vms.getVmAddresses({ vm: "dom0" }));
+    expect(host).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, info: expect.objectContaining({ reason: "CAPABILITY_MISSING" }) });
+    expect(host.details).toMatch(/dom0 is the AdminVM/);
   });
 });

@@ -226,9 +226,6 @@ function featureScope(scope: FeatureScope): DomainFeatureScope {
   return found;
 }
 
-
-/** A Duration as milliseconds; any length it can hold is waited out whole (see LongTimer). */
-
 /**
  * A Console call: its first request names the VM, the later ones carry what is typed; the
  * response stream is the console's output until the VM halts or the caller cancels. A refused
@@ -240,7 +237,7 @@ async function* consoleSession(consoles: VmConsoles, requests: AsyncIterable<Con
   if (first.done || first.value.kind.case !== "vm") throw new InvalidFieldError("vm", "the first ConsoleRequest must name the VM");
   const session = await consoles.open(first.value.kind.value, ctx);
   let failure: Error | undefined;
-  const typing = (async () => {
+  void (async () => {
     for (let next = await incoming.next(); !next.done; next = await incoming.next()) {
       if (next.value.kind.case !== "input") throw new InvalidFieldError("input", "every ConsoleRequest after the first carries input");
       await session.write(next.value.kind.value);
@@ -256,7 +253,7 @@ async function* consoleSession(consoles: VmConsoles, requests: AsyncIterable<Con
     }
     if (failure !== undefined) throw failure;
   } finally {
+    // The typing loop is not waited for: it ends with the call's request stream, which the client may hold open.
     session.close();
-    void typing;
   }
 }

@@ -7,7 +7,7 @@ import type { GuestAddress, GuestAgentFacts } from "../../ports/hypervisor";
 import { guestAgentAbsent } from "../../ports/hypervisor-errors";
 import type { VmLookup } from "../vms/vm-lookup";
 import type { PowerMachine } from "./power-machine";
-import { vmBadState } from "./lifecycle-errors";
+import { capabilityMissing, vmBadState } from "./lifecycle-errors";
 import type { RunningVms } from "./running-vms";
 
 export class VmGuestFacts {
@@ -30,7 +30,10 @@ export class VmGuestFacts {
     const state = this.machine.state(vm);
     // A paused or sleeping guest's agent cannot answer; a halted one has none.
     if (state !== "Running") throw vmBadState(vm, what, state);
-    const agent = this.running.handle(vm.uuid)?.agent;
+    const handle = this.running.handle(vm.uuid);
+    // The AdminVM is the host itself, which no hypervisor runs: it has no agent to ask.
+    if (!handle && vm.klass === "AdminVM") throw capabilityMissing(vm, "guest agent");
+    const agent = handle?.agent;
     if (!agent) throw guestAgentAbsent(vm.name, what);
     return agent;
   }

@@ -151,14 +151,13 @@ export class QemuHypervisor implements Hypervisor {
     if (plan.kernel === "") return undefined;
     const folder = path.join(this.options.kernelsDir, plan.kernel);
     const vmlinuz = path.join(folder, "vmlinuz");
-    if (!fs.existsSync(vmlinuz)) throw kernelMissing(plan.name, plan.kernel, "vmlinuz");
     const initramfs = path.join(folder, "initramfs");
-    const kernel = { vmlinuz, initramfs: fs.existsSync(initramfs) ? initramfs : undefined };
-    for (const [file, at] of [["vmlinuz", kernel.vmlinuz], ["initramfs", kernel.initramfs]] as const) {
-      const stat = at === undefined ? undefined : fs.statSync(at);
+    const found = { vmlinuz: fs.statSync(vmlinuz, { throwIfNoEntry: false }), initramfs: fs.statSync(initramfs, { throwIfNoEntry: false }) };
+    if (!found.vmlinuz) throw kernelMissing(plan.name, plan.kernel, "vmlinuz");
+    for (const [file, stat] of Object.entries(found)) {
       if (stat && user && !readableBy(stat, user)) throw kernelUnreadable(plan.name, plan.kernel, file, user.name, stat.mode);
     }
-    return kernel;
+    return { vmlinuz, initramfs: found.initramfs ? initramfs : undefined };
   }
 
   private startError(plan: LaunchPlan, error: unknown): unknown {

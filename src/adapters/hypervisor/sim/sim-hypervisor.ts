@@ -194,11 +194,10 @@ export class SimGuest implements RunningVm {
 
   private sample(): GuestStatsSample {
     if (this.ended) throw new Error("the simulated guest ended");
-    const ranNs = this.runningSince === undefined ? 0 : (performance.now() - this.runningSince) * 1e6;
-    const { cpuPercent, memoryBytes, maxMemoryBytes } = this.use;
+    const { memoryBytes, maxMemoryBytes } = this.use;
     return {
       time: new Date(),
-      cpuTimeNs: Math.round(this.cpuNsBefore + (ranNs * cpuPercent) / 100),
+      cpuTimeNs: Math.round(this.cpuTimeNs(performance.now())),
       memoryBytes,
       maxMemoryBytes,
       rssBytes: 0,
@@ -207,10 +206,16 @@ export class SimGuest implements RunningVm {
     };
   }
 
+  /** The CPU time it used up to `now` (performance.now()): the runs that ended, and the one under way. */
+  private cpuTimeNs(now: number): number {
+    const runningNs = this.runningSince === undefined ? 0 : (now - this.runningSince) * 1e6;
+    return this.cpuNsBefore + (runningNs * this.use.cpuPercent) / 100;
+  }
+
   /** Its CPUs run or stop: the CPU time of the run that ends is counted. */
   private cpusRun(running: boolean): void {
     const now = performance.now();
-    if (this.runningSince !== undefined) this.cpuNsBefore += ((now - this.runningSince) * 1e6 * this.use.cpuPercent) / 100;
+    this.cpuNsBefore = this.cpuTimeNs(now);
     this.runningSince = running ? now : undefined;
   }
 

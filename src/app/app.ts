@@ -32,7 +32,7 @@ import type { Store } from "../ports/store";
 import { binding, StewardServer, type ServiceBinding } from "../server/steward-server";
 import { STEWARD_VERSION } from "../version";
 import { buildCore, type Core, type CoreSettings } from "./build-core";
-import { defaultPool, hypervisorFor, kernelsFolder, storageDrivers } from "./drivers";
+import { blockExporter, defaultPool, hypervisorFor, kernelsFolder, nbdCredentials, storageDrivers } from "./drivers";
 
 /** What a page holds besides its VMs (its token, its total), with room to spare. */
 const PAGE_HEADROOM_BYTES = 16 * 1024;
@@ -61,7 +61,7 @@ export class StewardApp {
       const kernels = new FileKernelFolder(kernelsFolder(config));
       await kernels.make();
       const core = buildCore(
-        { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config), images, kernels },
+        { store, hypervisor, clock: systemClock, log, storage: storageDrivers(config), images, kernels, exporter: await blockExporter(config, log), nbdCredentials: nbdCredentials(config) },
         { events: config.events, host: { version: STEWARD_VERSION, hostname: os.hostname() }, participants, defaultPool: defaultPool(config), poolSpaceLowPercent: config.poolSpaceLowPercent },
       );
       await core.adopt();
@@ -73,7 +73,7 @@ export class StewardApp {
         binding(VmService, vmApi(core, { pageBytes: config.maxMessageBytes - PAGE_HEADROOM_BYTES })),
         binding(PoolService, poolApi(core)),
         binding(VolumeService, volumeApi(core)),
-        binding(BlockExportService, blockExportApi()),
+        binding(BlockExportService, blockExportApi({ exports: core.blockExports, pageTokens: core.pageTokens })),
         binding(FirewallService, firewallApi()),
         binding(DeviceService, deviceApi()),
         binding(EventService, eventApi(core)),

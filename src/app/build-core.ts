@@ -1,6 +1,7 @@
 import type { VmRecord } from "../core/model/vm-record";
 import { HmacSigner } from "../adapters/crypto/hmac-signer";
 import { nodeDigests } from "../adapters/crypto/node-digests";
+import type { BlockExporter, NbdCredentials } from "../ports/block-exporter";
 import type { Clock } from "../ports/clock";
 import type { Hypervisor } from "../ports/hypervisor";
 import type { Log } from "../ports/log";
@@ -20,6 +21,8 @@ import { VmStatsReader } from "../core/lifecycle/vm-stats";
 import { VmPause } from "../core/lifecycle/vm-pause";
 import { VmStart } from "../core/lifecycle/vm-start";
 import { VmStop } from "../core/lifecycle/vm-stop";
+import { BlockExports } from "../core/exports/block-exports";
+import { volumeNotExportable } from "../core/exports/export-errors";
 import { Operations } from "../core/operations/operations";
 import { PageTokens } from "../core/shared/page-token";
 import { Pools, type DefaultPool } from "../core/storage/pools";
@@ -29,6 +32,7 @@ import type { KernelFolder } from "../ports/kernel-folder";
 import { KernelVolumes } from "../core/storage/kernel-volumes";
 import { imageNotFound } from "../ports/storage-errors";
 import { VolumeAttachments } from "../core/storage/volume-attachments";
+import { VolumeImages } from "../core/storage/volume-images";
 import { Volumes } from "../core/storage/volumes";
 import { RequestLedger } from "../core/shared/request-ledger";
 import { DisposableCleanup } from "../core/vms/disposable-cleanup";
@@ -67,6 +71,9 @@ const NO_KERNELS: KernelFolder = {
   room: async () => undefined,
 };
 
+/** No NBD credentials: a TLS server is refused for want of them. */
+const NO_CREDENTIALS: NbdCredentials = { folder: async () => undefined, expected: (name) => `(no credentials folder) ${name}` };
+
 /** The ports the core is built on. */
 export interface CorePorts {
   store: Store;
@@ -81,6 +88,10 @@ export interface CorePorts {
   images?: ImageFolder;
   /** Steward's kernel folder, whose kernels' modules are the VMs' kernel volumes; an empty one when absent. */
   kernels?: KernelFolder;
+  /** What serves block exports; none when absent (BlockExportService refuses every export). */
+  exporter?: BlockExporter;
+  /** The NBD server's TLS credentials; none when absent. */
+  nbdCredentials?: NbdCredentials;
 }
 
 export interface CoreSettings {
@@ -133,11 +144,13 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
   const storageParticipant = storage ? [new VmVolumes(store, pools, volumes, resolver, clock, attachments, ports.images ?? NO_IMAGES, kernelVolumes)] : [];
   participants.enlist([...storageParticipant, ...(settings.participants?.({ resolver, powerStates }) ?? []), new DisposableCleanup(resolver, removal)]);
   const eventHub = new EventHub(store, clock, settings.events);
+  const volumeImages = new VolumeImages(store, pools, volumes, (uuid) => running.handle(uuid) !== undefined, volumeNotExportable);
+  const blockExports = new BlockExports(store, ports.exporter, volumeImages, ports.nbdCredentials ?? NO_CREDENTIALS, events, ledger, clock, log);
   const stopping = new VmStop(store, lookup, resolver, operations, machine, running, halts, log);
   const core = {
     store,
     hypervisor,
-    hostInfo: new HostInfoReader(store, hypervisor.info(), clock, settings.host),
+    hostInfo: new HostInfoReader(store, hypervisor.info(), clock, settings.host, blockExports.types()),
     eventHub,
     eventSubjects: new EventSubjects(lookup, eventHub),
     labels,
@@ -167,6 +180,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     pools,
     volumes,
     attachments,
+    blockExports,
     /**
      * Ends the operations the last Steward left running, opens the pools (making the default
      * one at the first start) and takes over the VMs the hypervisor finds running; call once,
@@ -176,7 +190,8 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
       core.operations.endInterrupted();
       await core.pools.open(settings.defaultPool);
       await core.volumes.settle();
-      return running.adopt(hypervisor);
+      await running.adopt(hypervisor);
+      await blockExports.adopt();
     },
     /**
      * Once serving has stopped: stops the running operations (they undo their work and end as
@@ -185,6 +200,7 @@ export function buildCore(ports: CorePorts, settings: CoreSettings) {
     release: async () => {
       await core.operations.stop();
       stopping.release();
+      await ports.exporter?.release();
       return hypervisor.release();
     },
   };

@@ -1,5 +1,6 @@
 /** The store port: the durable state of the host. */
 import type { StoredEvent, NewEvent } from "../core/model/event";
+import type { BlockExportRecord, NbdServerRecord } from "../core/model/block-export";
 import type { HostRecord } from "../core/model/host";
 import type { LabelRecord } from "../core/model/label";
 import type { PoolRecord } from "../core/model/pool";
@@ -173,6 +174,22 @@ export interface VolumeAttachmentRepository {
   remove(vmQid: number, name: string): void;
 }
 
+/** The host's NBD server and its block exports, as the requests set them up. */
+export interface BlockExportRepository {
+  nbdServer(): NbdServerRecord | undefined;
+  /** Sets the server, or forgets it (undefined). */
+  setNbdServer(server: NbdServerRecord | undefined): void;
+  /** Every export, by id. */
+  list(): BlockExportRecord[];
+  get(id: string): BlockExportRecord | undefined;
+  /** The exports of one volume, by id. */
+  ofVolume(pool: string, vid: string): BlockExportRecord[];
+  insert(record: BlockExportRecord): void;
+  markShuttingDown(id: string): void;
+  /** Forgets an export; false when there was none. */
+  remove(id: string): boolean;
+}
+
 export interface Store {
   /** The host's own record, made by the first start on a data folder. */
   host(): HostRecord;
@@ -199,6 +216,7 @@ export interface Store {
   readonly pools: PoolRepository;
   readonly volumes: VolumeRepository;
   readonly attachments: VolumeAttachmentRepository;
+  readonly blockExports: BlockExportRepository;
   /** Flushes and releases the state; the store is unusable afterwards. */
   close(): void;
 }

@@ -58,7 +58,8 @@ export type NbdServer = Message<"steward.v1.NbdServer"> & {
 
   /**
    * The client identities allowed to connect (tls-authz, a QAuthZList of exact matches): x509
-   * distinguished names; empty for any client whose certificate the credentials' CA signed.
+   * distinguished names, as StartNbdServerRequest.allowed_identities; empty for any client whose
+   * certificate the credentials' CA signed.
    *
    * @generated from field: repeated string allowed_identities = 6;
    */
@@ -255,7 +256,8 @@ export type BlockExport = Message<"steward.v1.BlockExport"> & {
   shuttingDown: boolean;
 
   /**
-   * Clients connected to it now. Output only.
+   * Clients connected to the NBD server that serves it, for an NBD export (QEMU counts clients
+   * per server, not per export); 0 for the other types. Output only.
    *
    * @generated from field: uint32 connection_count = 9;
    */

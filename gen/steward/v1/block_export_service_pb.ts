@@ -46,17 +46,22 @@ export type StartNbdServerRequest = Message<"steward.v1.StartNbdServerRequest"> 
   /**
    * With tls, the credentials set to serve with: the name of a folder of Steward's NBD
    * credentials (`<data-dir>/nbd-tls/<name>`, holding ca-cert.pem, server-cert.pem and
-   * server-key.pem, as QEMU's tls-creds-x509 wants); empty for Steward's own server
-   * certificate and CA. Not without tls (INVALID_ARGUMENT).
+   * server-key.pem, as QEMU's tls-creds-x509 wants); empty for Steward's own: its API's
+   * certificate and key, with the CA of its clients' certificates (--tls-cert, --tls-key,
+   * --tls-client-ca), so that a client of the API reads exports with the same certificate
+   * (NOT_FOUND, TLS_CREDS_NOT_FOUND, when Steward runs without them). Not without tls
+   * (INVALID_ARGUMENT).
    *
    * @generated from field: string tls_creds = 4;
    */
   tlsCreds: string;
 
   /**
-   * With tls, the client identities allowed to connect (tls-authz): x509 distinguished names
-   * ("CN=backup,O=example"), matched exactly; empty for any client whose certificate the
-   * credentials' CA signed. Not without tls (INVALID_ARGUMENT).
+   * With tls, the client identities allowed to connect (tls-authz, a QAuthZList): x509
+   * distinguished names as QEMU writes a certificate's subject, in its order (openssl's
+   * `-subj /O=Example/CN=backup` is "O=Example,CN=backup"), matched exactly; empty for any
+   * client whose certificate the credentials' CA signed. Any other client is refused during the
+   * handshake. Not without tls (INVALID_ARGUMENT).
    *
    * @generated from field: repeated string allowed_identities = 5;
    */
@@ -390,10 +395,12 @@ export const ListBlockExportsResponseSchema: GenMessage<ListBlockExportsResponse
 export const BlockExportService: GenService<{
   /**
    * StartNbdServer starts the host's NBD server (nbd-server-start). FAILED_PRECONDITION
-   * (NBD_SERVER_RUNNING) when it already runs, INVALID_ARGUMENT for a bad address (INVALID_ADDRESS)
-   * or a non-loopback address without tls (TLS_REQUIRED, a bad combination of fields); NOT_FOUND
-   * (TLS_CREDS_NOT_FOUND) for a credentials set Steward does not have. Retry-safe with request_id:
-   * a retry returns the server the first call started.
+   * (NBD_SERVER_RUNNING) when it already runs, INVALID_ARGUMENT for a bad address
+   * (INVALID_NBD_ADDRESS) or a non-loopback address without tls (TLS_REQUIRED, a bad combination
+   * of fields); NOT_FOUND (TLS_CREDS_NOT_FOUND) for a credentials set Steward does not have;
+   * FAILED_PRECONDITION (EXPORTER_UNAVAILABLE) when qemu-storage-daemon cannot be started, and
+   * (EXPORT_REFUSED, with QEMU's words) for what QEMU refuses of the host (an address in use).
+   * Retry-safe with request_id: a retry returns the server the first call started.
    *
    * @generated from rpc steward.v1.BlockExportService.StartNbdServer
    */
@@ -418,10 +425,15 @@ export const BlockExportService: GenService<{
    * FAILED_PRECONDITION (NBD_SERVER_NOT_RUNNING) for an NBD export without a server,
    * ALREADY_EXISTS (EXPORT_EXISTS) for a taken id, FAILED_PRECONDITION (VOLUME_IN_USE) for a
    * writable export of a volume a running VM writes (read-only ones are allowed),
-   * (EXPORT_TYPE_UNSUPPORTED) for a type this host's QEMU lacks (GetHostInfo says which it has);
-   * INVALID_ARGUMENT for a bad id (INVALID_EXPORT_ID), options that are not its type's
-   * (EXPORT_OPTIONS_MISMATCH, naming the field) or a bad option (naming it); NOT_FOUND
-   * (VOLUME_NOT_FOUND, BITMAP_NOT_FOUND). Retry-safe with request_id.
+   * (EXPORT_TYPE_UNSUPPORTED) for a type this host's QEMU lacks (GetHostInfo says which it has),
+   * (VOLUME_NOT_EXPORTABLE) for a volume QEMU cannot open (a memory pool's, an ephemeral one) or,
+   * for now, one a running VM holds, (EXPORTER_UNAVAILABLE) when qemu-storage-daemon cannot be
+   * started, (EXPORT_REFUSED, with QEMU's words) for what QEMU refuses of the host; INVALID_ARGUMENT
+   * for a bad id (INVALID_EXPORT_ID), options that are not its type's (EXPORT_OPTIONS_MISMATCH,
+   * naming the field) or a bad option (naming it); ALREADY_EXISTS (EXPORT_EXISTS) also for an NBD
+   * name, socket or mount point another export has; NOT_FOUND (VOLUME_NOT_FOUND,
+   * BITMAP_NOT_FOUND). A volume an export serves is not deleted, reverted, resized, cleared or
+   * imported into, and its VM does not start, meanwhile (VOLUME_IN_USE). Retry-safe with request_id.
    *
    * @generated from rpc steward.v1.BlockExportService.AddBlockExport
    */

@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { BlockExportType } from "./block_export_pb";
+import { file_steward_v1_block_export } from "./block_export_pb";
 import type { VmClass } from "./vm_pb";
 import { file_steward_v1_vm } from "./vm_pb";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/host.proto.
  */
 export const file_steward_v1_host: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdGV3YXJkL3YxL2hvc3QucHJvdG8SCnN0ZXdhcmQudjEiiwIKCEhvc3RJbmZvEg8KB3ZlcnNpb24YASABKAkSEwoLYXBpX3ZlcnNpb24YAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDwoHaG9zdF9pZBgEIAEoCRIuCgpoeXBlcnZpc29yGAUgASgOMhouc3Rld2FyZC52MS5IeXBlcnZpc29yS2luZBIaChJoeXBlcnZpc29yX3ZlcnNpb24YBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY2FwYWJpbGl0aWVzGAggAygJEhQKDGFwaV9mZWF0dXJlcxgJIAMoCRIOCgZjYWxsZXIYCiABKAkipwEKC1ZtQ2xhc3NJbmZvEiIKBWtsYXNzGAEgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSKwoOdGVtcGxhdGVfY2xhc3MYBCABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSEQoJY3JlYXRhYmxlGAUgASgIEhEKCXN0YXJ0YWJsZRgGIAEoCCJECgVMYWJlbBIMCgRuYW1lGAEgASgJEg0KBWNvbG9yGAIgASgJEg0KBWluZGV4GAMgASgFEg8KB2J1aWx0aW4YBCABKAgqhgEKDkh5cGVydmlzb3JLaW5kEh8KG0hZUEVSVklTT1JfS0lORF9VTlNQRUNJRklFRBAAEhwKGEhZUEVSVklTT1JfS0lORF9RRU1VX0tWTRABEhwKGEhZUEVSVklTT1JfS0lORF9RRU1VX1RDRxACEhcKE0hZUEVSVklTT1JfS0lORF9TSU0QA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_steward_v1_vm]);
+  fileDesc("ChVzdGV3YXJkL3YxL2hvc3QucHJvdG8SCnN0ZXdhcmQudjEixAIKCEhvc3RJbmZvEg8KB3ZlcnNpb24YASABKAkSEwoLYXBpX3ZlcnNpb24YAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDwoHaG9zdF9pZBgEIAEoCRIuCgpoeXBlcnZpc29yGAUgASgOMhouc3Rld2FyZC52MS5IeXBlcnZpc29yS2luZBIaChJoeXBlcnZpc29yX3ZlcnNpb24YBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY2FwYWJpbGl0aWVzGAggAygJEhQKDGFwaV9mZWF0dXJlcxgJIAMoCRIOCgZjYWxsZXIYCiABKAkSNwoSYmxvY2tfZXhwb3J0X3R5cGVzGAsgAygOMhsuc3Rld2FyZC52MS5CbG9ja0V4cG9ydFR5cGUipwEKC1ZtQ2xhc3NJbmZvEiIKBWtsYXNzGAEgASgOMhMuc3Rld2FyZC52MS5WbUNsYXNzEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSKwoOdGVtcGxhdGVfY2xhc3MYBCABKA4yEy5zdGV3YXJkLnYxLlZtQ2xhc3MSEQoJY3JlYXRhYmxlGAUgASgIEhEKCXN0YXJ0YWJsZRgGIAEoCCJECgVMYWJlbBIMCgRuYW1lGAEgASgJEg0KBWNvbG9yGAIgASgJEg0KBWluZGV4GAMgASgFEg8KB2J1aWx0aW4YBCABKAgqhgEKDkh5cGVydmlzb3JLaW5kEh8KG0hZUEVSVklTT1JfS0lORF9VTlNQRUNJRklFRBAAEhwKGEhZUEVSVklTT1JfS0lORF9RRU1VX0tWTRABEhwKGEhZUEVSVklTT1JfS0lORF9RRU1VX1RDRxACEhcKE0hZUEVSVklTT1JfS0lORF9TSU0QA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_steward_v1_block_export, file_steward_v1_vm]);
 
 /**
  * HostInfo describes the host and the Steward server that owns its VMs. Output only, all of it.
@@ -93,6 +95,15 @@ export type HostInfo = Message<"steward.v1.HostInfo"> & {
    * @generated from field: string caller = 10;
    */
   caller: string;
+
+  /**
+   * The block export types this host's QEMU was built with (BlockExportService.AddBlockExport
+   * takes these); empty where qemu-storage-daemon is not installed. Each is also a capability:
+   * "nbd-export", "vhost-user-blk-export", "fuse-export".
+   *
+   * @generated from field: repeated steward.v1.BlockExportType block_export_types = 11;
+   */
+  blockExportTypes: BlockExportType[];
 };
 
 /**

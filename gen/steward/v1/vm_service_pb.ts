@@ -2407,8 +2407,8 @@ export const VmService: GenService<{
    * netvm that would loop or does not provide network. Text is at most 256 characters (kernelopts
    * 512; PROPERTY_TOO_LONG); see docs/LIMITS.md. INVALID_ARGUMENT names the fault: a value of
    * another type (PROPERTY_TYPE_MISMATCH), out of range (PROPERTY_OUT_OF_RANGE), too long
-   * (PROPERTY_TOO_LONG), malformed (INVALID_PROPERTY_VALUE, INVALID_POOL_NAME), memory over maxmem
-   * (MEMORY_OVER_MAXMEM); ALREADY_EXISTS (ADDRESS_IN_USE) for another VM's address;
+   * (PROPERTY_TOO_LONG), malformed (INVALID_PROPERTY_VALUE, INVALID_POOL_NAME), not a unicast
+   * address for ip, ip6 or mac (INVALID_ADDRESS), memory over maxmem (MEMORY_OVER_MAXMEM); ALREADY_EXISTS (ADDRESS_IN_USE) for another VM's address;
    * FAILED_PRECONDITION (NETVM_IN_USE) for provides_network turned off under running users,
    * (DISPVM_TEMPLATE_IN_USE) for template_for_dispvms turned off under DispVMs, (DISPVMS_RUNNING)
    * for a template changed under running DispVMs.

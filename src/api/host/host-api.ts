@@ -11,6 +11,7 @@ import { VM_CLASSES } from "../../core/model/vm-classes";
 import { formatColor, type Label, type Labels } from "../../core/vms/labels";
 import { constantResponse } from "../../server/grpc-definitions";
 import type { RpcContext } from "../../server/rpc-context";
+import { EXPORT_TYPES } from "../exports/block-export-api";
 import type { ServiceImpl } from "../../server/service-impl";
 import { descriptionMessage, domainValue, propertyMessage } from "../vms/property-messages";
 import { VM_CLASS_OF_NAME } from "../vms/vm-messages";
@@ -90,8 +91,10 @@ function hostInfoMessage(info: HostInfo, apiFeatures: readonly string[]): Messag
     capabilities: info.capabilities,
     apiFeatures: apiFeatures as string[],
     caller: info.caller,
+    blockExportTypes: info.blockExportTypes.map((type) => EXPORT_TYPES[type]),
   };
 }
+
 
 const MAX_CACHED_CALLERS = 1024;
 

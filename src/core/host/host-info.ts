@@ -1,5 +1,6 @@
 import type { Clock } from "../../ports/clock";
 import type { Store } from "../../ports/store";
+import type { BlockExportKind } from "../model/block-export";
 import type { HypervisorInfo } from "../model/host";
 import type { CallContext } from "../shared/call-context";
 
@@ -13,6 +14,8 @@ export interface HostInfo {
   hypervisor: HypervisorInfo;
   startTime: Date;
   capabilities: string[];
+  /** The block export types the host can serve. */
+  blockExportTypes: readonly BlockExportKind[];
   caller: string;
 }
 
@@ -25,7 +28,7 @@ export interface HostFacts {
 export class HostInfoReader {
   private readonly fixed: Omit<HostInfo, "caller">;
 
-  constructor(store: Store, hypervisorInfo: HypervisorInfo, clock: Clock, facts: HostFacts) {
+  constructor(store: Store, hypervisorInfo: HypervisorInfo, clock: Clock, facts: HostFacts, blockExportTypes: readonly BlockExportKind[] = []) {
     this.fixed = {
       version: facts.version,
       apiVersion: API_VERSION,
@@ -33,7 +36,8 @@ export class HostInfoReader {
       hostId: store.host().hostId,
       hypervisor: hypervisorInfo,
       startTime: clock.now(),
-      capabilities: [...hypervisorInfo.capabilities],
+      capabilities: [...hypervisorInfo.capabilities, ...blockExportTypes.map((type) => `${type}-export`)],
+      blockExportTypes: [...blockExportTypes],
     };
   }
 

@@ -97,6 +97,11 @@ export function checksumMismatch(vid: string, expected: string, actual: string):
 }
 
 /** A volume other VMs use in a way that excludes what was asked (a writable attachment, a write). */
+/** A change or removal of a volume that a block export serves: QEMU holds it open, and would serve what is no longer there. */
+export function volumeExported(vid: string, exportIds: readonly string[]): DomainError {
+  return failedPrecondition(R.VOLUME_IN_USE, `${vid} is in use: block export ${exportIds.join(", ")} serves it: RemoveBlockExport first`, { vid, exports: exportIds.join(",") });
+}
+
 export function volumeInUse(vid: string, why: string, vms: readonly string[]): DomainError {
   return failedPrecondition(R.VOLUME_IN_USE, `${vid} is in use: ${why}`, { vid, vms: vms.join(",") });
 }

@@ -20,7 +20,7 @@ import type { KernelVolumes } from "./kernel-volumes";
 import type { VolumeAttachments } from "./volume-attachments";
 import { copyContent, emptyContent } from "./volume-copy";
 import { isRemadeAtEachStart, NEW_VOLUME_BYTES } from "./made-at-start";
-import { checkSha256, newVolumeRecord, parseVolumeSource, SECTOR, type ImportHeader, type Volumes } from "./volumes";
+import { checkSha256, newVolumeRecord, parseVolumeSource, refuseExported, SECTOR, type ImportHeader, type Volumes } from "./volumes";
 
 /** An image's bytes are read in chunks of this, as an import stream brings them. */
 const IMAGE_CHUNK_BYTES = 1024 * 1024;
@@ -308,6 +308,8 @@ export class VmVolumes implements VmParticipant {
   /** Refreshes what each start makes anew, and adds the VM's disks to its plan in their order. */
   async beforeStart(vm: VmRecord, plan: LaunchPlan): Promise<void> {
     const disks: LaunchDisk[] = [];
+    // The storage daemon holds an exported volume's image (and its lock): the VM may not open it meanwhile.
+    for (const volume of [...this.ownVolumes(vm), ...this.attachments.volumesOf(vm)]) refuseExported(this.store, volume);
     for (const volume of this.ownVolumes(vm).sort((a, b) => DISK_ORDER.indexOf(a.name) - DISK_ORDER.indexOf(b.name))) {
       // The drop of old revisions a halt queued is done before the VM (or a copy) opens the images.
       await this.volumes.settled(volume);
@@ -367,6 +369,7 @@ export class VmVolumes implements VmParticipant {
     for (const volume of volumes) {
       const users = attachedVmNames(this.store, volume);
       if (users.length > 0) throw volumeInUse(volume.vid, `${vm.name}'s volume ${volume.name} is attached to ${users.join(", ")}: detach it first`, users);
+      refuseExported(this.store, volume);
     }
     this.store.transaction(() => {
       for (const volume of volumes) this.store.volumes.update({ ...volume, state: "deleting" });

@@ -19,7 +19,7 @@ import type { PowerStates } from "../vms/power-states";
 import type { Digests } from "../../ports/digest";
 import { checkRevisionsToKeep, type Pools } from "./pools";
 import type { VmRecord } from "../model/vm-record";
-import { checksumMismatch, invalidVolumeRef, kernelModulesReadOnly, kernelVolumeReadOnly, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
+import { checksumMismatch, invalidVolumeRef, kernelModulesReadOnly, kernelVolumeReadOnly, volumeExported, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
 import {
   volumeClear,
   volumeCreate,
@@ -396,6 +396,7 @@ export class Volumes {
       this.store.transaction(() => {
         const users = attachedVmNames(this.store, volume);
         if (users.length > 0) throw volumeInUse(volume.vid, `it is attached to ${users.join(", ")}: detach it first`, users);
+        refuseExported(this.store, volume);
         this.store.volumes.update({ ...volume, state: "deleting" });
       });
       try {
@@ -781,6 +782,8 @@ export class Volumes {
     const run = () =>
       this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, async () => {
         const current = this.record(key);
+        // What changes the content or the size under an export is refused while it serves the volume.
+        if (needs.halted !== undefined || what === "resize") refuseExported(this.store, current);
         await this.makeIfAbsent(current);
         return work(current, this.pools.driver(key.pool));
       });
@@ -980,4 +983,10 @@ function checkSize(vid: string, sizeBytes: number, field: string): void {
 
 function pyBool(value: boolean): string {
   return value ? "True" : "False";
+}
+
+/** Refuses a change of a volume that a block export serves (VOLUME_IN_USE). */
+export function refuseExported(store: Store, volume: VolumeKey): void {
+  const exports = store.blockExports.ofVolume(volume.pool, volume.vid);
+  if (exports.length > 0) throw volumeExported(volume.vid, exports.map((record) => record.id));
 }

@@ -295,6 +295,38 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE volumes ADD COLUMN source_stamp TEXT NOT NULL DEFAULT '';
     `,
   },
+  {
+    version: 17,
+    name: "block exports",
+    up: `
+      -- The host's NBD server, as StartNbdServer set it up: one row at most.
+      CREATE TABLE nbd_server (
+        only_one            INTEGER PRIMARY KEY CHECK (only_one = 1),
+        address             TEXT NOT NULL,
+        tls                 INTEGER NOT NULL,
+        max_connections     INTEGER NOT NULL,
+        tls_creds           TEXT NOT NULL,
+        -- A JSON array of x509 distinguished names.
+        allowed_identities  TEXT NOT NULL,
+        started_at          TEXT NOT NULL
+      );
+      -- The exports AddBlockExport made; a volume is not deleted while one names it.
+      CREATE TABLE block_exports (
+        id              TEXT PRIMARY KEY,
+        pool            TEXT NOT NULL,
+        vid             TEXT NOT NULL,
+        writable        INTEGER NOT NULL,
+        writethrough    INTEGER NOT NULL,
+        iothread        TEXT NOT NULL,
+        fixed_iothread  INTEGER NOT NULL,
+        -- The options of its type, as JSON, with the type.
+        options         TEXT NOT NULL,
+        shutting_down   INTEGER NOT NULL DEFAULT 0,
+        created_at      TEXT NOT NULL
+      );
+      CREATE INDEX block_exports_of_volumes ON block_exports (pool, vid);
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions it applied. */

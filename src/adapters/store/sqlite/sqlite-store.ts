@@ -4,7 +4,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StoredEvent } from "../../../core/model/event";
 import type { HostRecord } from "../../../core/model/host";
-import type { GlobalPropertyRepository, LabelRepository, OperationRepository, PoolRepository, RequestRepository, RuntimeRepository, Store, VmRepository, VolumeAttachmentRepository, VolumeRepository } from "../../../ports/store";
+import type { BlockExportRepository, GlobalPropertyRepository, LabelRepository, OperationRepository, PoolRepository, RequestRepository, RuntimeRepository, Store, VmRepository, VolumeAttachmentRepository, VolumeRepository } from "../../../ports/store";
+import { SqliteBlockExportRepository } from "./block-export-repository";
 import { SqliteEventRepository, SqliteRequestRepository } from "./event-repository";
 import { GroupCommit } from "./group-commit";
 import { SqliteRuntimeRepository } from "./runtime-repository";
@@ -55,6 +56,7 @@ export class SqliteStore implements Store {
   readonly pools: PoolRepository;
   readonly volumes: VolumeRepository;
   readonly attachments: VolumeAttachmentRepository;
+  readonly blockExports: BlockExportRepository;
   private readonly commitListeners: ((events: readonly StoredEvent[]) => void)[] = [];
 
   private constructor(
@@ -73,6 +75,7 @@ export class SqliteStore implements Store {
     this.pools = new SqlitePoolRepository(db);
     this.volumes = new SqliteVolumeRepository(db);
     this.attachments = new SqliteVolumeAttachmentRepository(db);
+    this.blockExports = new SqliteBlockExportRepository(db);
   }
 
   /** Opens the state in `dataDir`; `now` is the clock that records when each VM was written. */

@@ -191,6 +191,36 @@ export interface StorageDriver {
   poolUsage(): Promise<PoolUsage>;
 }
 
+/** A persistent dirty bitmap of a volume: which of its blocks were written since it was added or last cleared. */
+export interface VolumeBitmap {
+  name: string;
+  /** The bytes one bit stands for. */
+  granularityBytes: number;
+  /** Whether writes are recorded in it (QEMU's "auto" flag: enabled whenever the image opens). */
+  recording: boolean;
+  /** Whether a QEMU that had it open ended without saving it (its "in-use" flag): it no longer tells what changed. */
+  inconsistent: boolean;
+}
+
+/**
+ * A driver whose images keep persistent dirty bitmaps (qcow2), as QEMU's block-dirty-bitmap-*
+ * and `qemu-img bitmap` make them: for incremental reads of what changed. A snapshot keeps them
+ * recording in the volume's new image; a revert drops them (the content they tracked is gone).
+ */
+export interface VolumeBitmaps {
+  bitmaps(vid: string): Promise<VolumeBitmap[]>;
+  /** Adds an empty, recording bitmap; ALREADY_EXISTS (BITMAP_EXISTS). */
+  addBitmap(vid: string, name: string, granularityBytes: number): Promise<void>;
+  /** Empties a bitmap; NOT_FOUND (BITMAP_NOT_FOUND). */
+  clearBitmap(vid: string, name: string): Promise<void>;
+  /** Removes a bitmap; false when there was none. */
+  removeBitmap(vid: string, name: string): Promise<boolean>;
+}
+
+export function keepsBitmaps(driver: StorageDriver): driver is StorageDriver & VolumeBitmaps {
+  return typeof (driver as Partial<VolumeBitmaps>).addBitmap === "function";
+}
+
 /** A driver that copies a volume at no cost in space or time: reflinks, qcow2 overlays, shared blocks. */
 export interface CheapClone {
   /**

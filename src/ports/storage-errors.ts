@@ -21,7 +21,18 @@ const R = declareReasons("storage-driver", [
   "IMAGE_INVALID",
   "IMAGE_NOT_FOUND",
   "INVALID_IMAGE_NAME",
+  "BITMAP_NOT_FOUND",
+  "BITMAP_EXISTS",
 ]);
+
+/** A volume without a dirty bitmap of that name. */
+export function bitmapNotFound(volume: string, bitmap: string): DomainError {
+  return notFound(R.BITMAP_NOT_FOUND, `${volume} has no bitmap ${bitmap}`, { volume, bitmap });
+}
+
+export function bitmapExists(volume: string, bitmap: string): DomainError {
+  return alreadyExists(R.BITMAP_EXISTS, `${volume} has a bitmap ${bitmap} already`, { volume, bitmap });
+}
 
 export function volumeNotFound(vid: string): DomainError {
   return notFound(R.VOLUME_NOT_FOUND, `no volume ${vid}`, { vid });

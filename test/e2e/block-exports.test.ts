@@ -11,6 +11,7 @@ import { BlockExportType, RemoveMode } from "../../gen/steward/v1/block_export_p
 import { BlockExportService } from "../../gen/steward/v1/block_export_service_pb";
 import { EventService } from "../../gen/steward/v1/event_service_pb";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
+import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { ChildServer } from "../fixtures/child-server";
@@ -106,8 +107,7 @@ describe("block exports through qemu-storage-daemon", () => {
     await exports.addBlockExport({ id: "spare-rw", volume: volume("spare"), writable: true });
     await run("qemu-io", ["-f", "raw", "-c", "write -P 0x5a 1M 64k", nbdUri("spare-rw")]);
     await removeAndWait("spare-rw", RemoveMode.SAFE);
-    const exported = path.join(server.dataDir, "pools", "default", "spare.raw");
-    const onDisk = fs.existsSync(exported) ? fs.readFileSync(exported) : await bytesOf("spare");
+    const onDisk = await bytesOf("spare");
     expect(onDisk.subarray(MiB, MiB + 64 * 1024).every((byte) => byte === 0x5a)).toBe(true);
     expect(onDisk.subarray(0, MiB).every((byte) => byte === 0)).toBe(true);
   });
@@ -175,6 +175,41 @@ describe("block exports through qemu-storage-daemon", () => {
     expect([address.code, address.info?.reason]).toEqual([grpc.status.INVALID_ARGUMENT, "INVALID_NBD_ADDRESS"]);
   });
 
+  it("exports a volume as a FUSE file in the exports folder, whose bytes are the volume's and whose writes persist", async () => {
+    const { export: added } = await exports.addBlockExport({
+      id: "as-file",
+      volume: volume("spare"),
+      writable: true,
+      type: BlockExportType.FUSE,
+      options: { case: "fuse", value: { mountpoint: "spare.raw" } },
+    });
+    const file = path.join(server.dataDir, "exports", "fuse", "spare.raw");
+    expect(added?.options).toMatchObject({ case: "fuse", value: { mountpoint: "spare.raw", mountpointPath: file } });
+    expect(fs.statSync(file).size).toBe(content.length);
+    const handle = fs.openSync(file, "r+");
+    fs.writeSync(handle, Buffer.alloc(4096, 0x77), 0, 4096, 2 * MiB);
+    fs.fsyncSync(handle);
+    fs.closeSync(handle);
+    await removeAndWait("as-file", RemoveMode.SAFE);
+    // Unmounted: the mount point is the empty file under it again.
+    expect(fs.statSync(file).size).toBe(0);
+    const written = await bytesOf("spare");
+    expect(written.subarray(2 * MiB, 2 * MiB + 4096).every((byte) => byte === 0x77)).toBe(true);
+  });
+
+  it("exports a volume as a vhost-user-blk socket in the exports folder, for another VMM", async () => {
+    const { export: added } = await exports.addBlockExport({
+      id: "as-blk",
+      volume: volume("data"),
+      type: BlockExportType.VHOST_USER_BLK,
+      options: { case: "vhostUserBlk", value: { socket: "data.sock", logicalBlockSize: 4096, numQueues: 2 } },
+    });
+    const socketPath = path.join(server.dataDir, "exports", "vhost-user-blk", "data.sock");
+    expect(added?.options).toMatchObject({ case: "vhostUserBlk", value: { socket: "data.sock", logicalBlockSize: 4096, numQueues: 2, socketPath } });
+    expect(fs.statSync(socketPath).isSocket()).toBe(true);
+    await removeAndWait("as-blk", RemoveMode.SAFE);
+  });
+
   it("stops the NBD server, which ends its exports", async () => {
     const deleted = deletedEvents();
     expect(await exports.stopNbdServer({})).toMatchObject({ stopped: true });
@@ -231,9 +266,9 @@ describe("block exports through qemu-storage-daemon", () => {
     };
   }
 
+  /** The volume's bytes as the pool keeps them (the file pool's `<vid>.img`). */
   async function bytesOf(vid: string): Promise<Buffer> {
-    const file = fs.readdirSync(path.join(server.dataDir, "pools", "default"), { recursive: true }).map(String).find((name) => name.includes(vid));
-    return fs.readFileSync(path.join(server.dataDir, "pools", "default", file!));
+    return fs.readFileSync(path.join(server.dataDir, "pools", "default", `${vid}.img`));
   }
 });
 
@@ -393,5 +428,94 @@ function makeNbdCertificates(dir: string, serverSet: string): void {
     fs.copyFileSync(path.join(dir, `${ca}.crt`), path.join(dir, name, "ca-cert.pem"));
     fs.copyFileSync(path.join(dir, `${name}.crt`), path.join(dir, name, "client-cert.pem"));
     fs.copyFileSync(path.join(dir, `${name}.key`), path.join(dir, name, "client-key.pem"));
+  }
+}
+
+/** Persistent dirty bitmaps of qcow2 volumes, exported for a client to read only what changed. */
+describe("dirty bitmaps exported over NBD", () => {
+  let server: TestServer;
+  let exports: StewardClient<typeof BlockExportService>;
+  let volumes: StewardClient<typeof VolumeService>;
+  let poolDir: string;
+  const disk = { pool: "q", vid: "disk", vm: "", name: "" };
+  const uri = (name: string) => `nbd+unix:///${name}?socket=${path.join(server.dataDir, "exports", "nbd", "nbd.sock")}`;
+
+  beforeAll(async () => {
+    poolDir = makeTempDir("steward-nbdq-");
+    server = await startTestServer();
+    exports = createClient(BlockExportService, server.tcp);
+    volumes = createClient(VolumeService, server.tcp);
+    const pools = createClient(PoolService, server.tcp);
+    await pools.addPool({ name: "q", driver: "qcow2", parameters: { dir_path: poolDir } });
+    pools.close();
+    await volumes.createVolume({ pool: "q", vid: "disk", sizeBytes: BigInt(8 * MiB) });
+    await volumes.createVolume({ pool: "default", vid: "plain", sizeBytes: BigInt(MiB) });
+    await exports.startNbdServer({ address: "unix:nbd.sock" });
+  });
+
+  afterAll(async () => {
+    exports?.close();
+    volumes?.close();
+    await server?.stop();
+    removeDir(poolDir);
+  });
+
+  /** The extents of a meta context, as nbdinfo --map tells them: [offset, length, dirty]. */
+  async function map(name: string, context: string): Promise<[number, number, boolean][]> {
+    const { stdout } = await run("nbdinfo", ["--json", `--map=${context}`, uri(name)]);
+    return (JSON.parse(stdout) as { offset: number; length: number; type: number }[]).map((entry) => [entry.offset, entry.length, (entry.type & 1) === 1]);
+  }
+
+  it("adds, lists, clears and removes a bitmap of a qcow2 volume, and refuses one of a raw pool", async () => {
+    const { bitmap } = await volumes.addVolumeBitmap({ volume: disk, name: "b1" });
+    expect(bitmap).toMatchObject({ name: "b1", granularityBytes: 65536n, recording: true, inconsistent: false });
+    await volumes.addVolumeBitmap({ volume: disk, name: "fine", granularityBytes: 4096n });
+    expect((await volumes.listVolumeBitmaps({ volume: disk })).bitmaps.map((each) => [each.name, each.granularityBytes])).toEqual([
+      ["b1", 65536n],
+      ["fine", 4096n],
+    ]);
+    expect((await rpcError(volumes.addVolumeBitmap({ volume: disk, name: "b1" }))).info?.reason).toBe("BITMAP_EXISTS");
+    expect((await rpcError(volumes.addVolumeBitmap({ volume: disk, name: "odd", granularityBytes: 1000n }))).info?.metadata.field).toBe("granularity_bytes");
+    await volumes.removeVolumeBitmap({ volume: disk, name: "fine" });
+    expect((await rpcError(volumes.removeVolumeBitmap({ volume: disk, name: "fine" }))).info?.reason).toBe("BITMAP_NOT_FOUND");
+    await volumes.removeVolumeBitmap({ volume: disk, name: "fine", allowMissing: true });
+    const raw = await rpcError(volumes.addVolumeBitmap({ volume: { pool: "default", vid: "plain", vm: "", name: "" }, name: "b1" }));
+    expect([raw.code, raw.info?.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "BITMAPS_UNSUPPORTED"]);
+  });
+
+  it("exports a bitmap that tells only the ranges written since it was added", async () => {
+    await exports.addBlockExport({ id: "writer", volume: disk, writable: true });
+    await run("qemu-io", ["-f", "raw", "-c", "write -P 0x11 1M 64k", "-c", "write -P 0x22 5M 128k", uri("writer")]);
+    // Bitmaps do not change under an export.
+    expect((await rpcError(volumes.clearVolumeBitmap({ volume: disk, name: "b1" }))).info?.reason).toBe("VOLUME_IN_USE");
+    await removeExport(exports, "writer");
+    await exports.addBlockExport({ id: "changes", volume: disk, options: { case: "nbd", value: { bitmaps: ["b1"] } } });
+    const { stdout: info } = await run("nbdinfo", ["--json", uri("changes")]);
+    expect((JSON.parse(info) as { exports: { contexts: string[] }[] }).exports[0].contexts).toContain("qemu:dirty-bitmap:b1");
+    const dirty = (await map("changes", "qemu:dirty-bitmap:b1")).filter(([, , isDirty]) => isDirty).map(([offset, length]) => [offset, length]);
+    expect(dirty).toEqual([
+      [MiB, 64 * 1024],
+      [5 * MiB, 128 * 1024],
+    ]);
+    const missing = await rpcError(exports.addBlockExport({ id: "nope", volume: disk, options: { case: "nbd", value: { bitmaps: ["absent"] } } }));
+    expect([missing.code, missing.info?.reason]).toEqual([grpc.status.NOT_FOUND, "BITMAP_NOT_FOUND"]);
+    await removeExport(exports, "changes");
+  });
+
+  it("clears a bitmap, after which it tells nothing changed", async () => {
+    const { bitmap } = await volumes.clearVolumeBitmap({ volume: disk, name: "b1" });
+    expect(bitmap?.name).toBe("b1");
+    await exports.addBlockExport({ id: "after", volume: disk, options: { case: "nbd", value: { bitmaps: ["b1"] } } });
+    expect((await map("after", "qemu:dirty-bitmap:b1")).some(([, , isDirty]) => isDirty)).toBe(false);
+    await removeExport(exports, "after");
+  });
+});
+
+/** Removes an export and waits until it is gone from the list (QEMU deleted it). */
+async function removeExport(exports: StewardClient<typeof BlockExportService>, id: string): Promise<void> {
+  await exports.removeBlockExport({ id });
+  for (let waited = 0; (await exports.listBlockExports({})).exports.some((each) => each.id === id); waited += 20) {
+    if (waited > 5000) throw new Error(`export ${id} was not deleted`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

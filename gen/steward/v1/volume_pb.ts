@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/volume.proto.
  */
 export const file_steward_v1_volume: GenFile = /*@__PURE__*/
-  fileDesc("ChdzdGV3YXJkL3YxL3ZvbHVtZS5wcm90bxIKc3Rld2FyZC52MSJACglWb2x1bWVSZWYSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIMCgRwb29sGAMgASgJEgsKA3ZpZBgEIAEoCSK6AwoGVm9sdW1lEgwKBHBvb2wYASABKAkSCwoDdmlkGAIgASgJEgoKAnZtGAMgASgJEgwKBG5hbWUYBCABKAkSEgoKc2l6ZV9ieXRlcxgFIAEoBBITCgt1c2FnZV9ieXRlcxgGIAEoBBIKCgJydxgHIAEoCBIOCgZzb3VyY2UYCCABKAkSFAoMc2F2ZV9vbl9zdG9wGAkgASgIEhUKDXNuYXBfb25fc3RhcnQYCiABKAgSGQoRcmV2aXNpb25zX3RvX2tlZXAYCyABKA0SEQoJZXBoZW1lcmFsGAwgASgIEhMKC2lzX291dGRhdGVkGA0gASgIEigKBmZvcm1hdBgOIAEoDjIYLnN0ZXdhcmQudjEuVm9sdW1lRm9ybWF0EhMKC2xpbWl0X2J5dGVzGA8gASgEEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghpbnRlcm5hbBgRIAEoCBIRCglob3N0X3BhdGgYEiABKAkSMQoLYXR0YWNobWVudHMYEyADKAsyHC5zdGV3YXJkLnYxLlZvbHVtZUF0dGFjaG1lbnQiRwoQVm9sdW1lQXR0YWNobWVudBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEgoKAnJ3GAMgASgIEg0KBW9yZGVyGAQgASgNImcKDlZvbHVtZVJldmlzaW9uEhAKCHJldmlzaW9uGAEgASgJEi8KC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzaXplX2J5dGVzGAMgASgEKl0KDFZvbHVtZUZvcm1hdBIdChlWT0xVTUVfRk9STUFUX1VOU1BFQ0lGSUVEEAASFQoRVk9MVU1FX0ZPUk1BVF9SQVcQARIXChNWT0xVTUVfRk9STUFUX1FDT1cyEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChdzdGV3YXJkL3YxL3ZvbHVtZS5wcm90bxIKc3Rld2FyZC52MSJACglWb2x1bWVSZWYSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIMCgRwb29sGAMgASgJEgsKA3ZpZBgEIAEoCSK6AwoGVm9sdW1lEgwKBHBvb2wYASABKAkSCwoDdmlkGAIgASgJEgoKAnZtGAMgASgJEgwKBG5hbWUYBCABKAkSEgoKc2l6ZV9ieXRlcxgFIAEoBBITCgt1c2FnZV9ieXRlcxgGIAEoBBIKCgJydxgHIAEoCBIOCgZzb3VyY2UYCCABKAkSFAoMc2F2ZV9vbl9zdG9wGAkgASgIEhUKDXNuYXBfb25fc3RhcnQYCiABKAgSGQoRcmV2aXNpb25zX3RvX2tlZXAYCyABKA0SEQoJZXBoZW1lcmFsGAwgASgIEhMKC2lzX291dGRhdGVkGA0gASgIEigKBmZvcm1hdBgOIAEoDjIYLnN0ZXdhcmQudjEuVm9sdW1lRm9ybWF0EhMKC2xpbWl0X2J5dGVzGA8gASgEEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghpbnRlcm5hbBgRIAEoCBIRCglob3N0X3BhdGgYEiABKAkSMQoLYXR0YWNobWVudHMYEyADKAsyHC5zdGV3YXJkLnYxLlZvbHVtZUF0dGFjaG1lbnQiRwoQVm9sdW1lQXR0YWNobWVudBIKCgJ2bRgBIAEoCRIMCgRuYW1lGAIgASgJEgoKAnJ3GAMgASgIEg0KBW9yZGVyGAQgASgNImcKDlZvbHVtZVJldmlzaW9uEhAKCHJldmlzaW9uGAEgASgJEi8KC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzaXplX2J5dGVzGAMgASgEImAKDFZvbHVtZUJpdG1hcBIMCgRuYW1lGAEgASgJEhkKEWdyYW51bGFyaXR5X2J5dGVzGAIgASgEEhEKCXJlY29yZGluZxgDIAEoCBIUCgxpbmNvbnNpc3RlbnQYBCABKAgqXQoMVm9sdW1lRm9ybWF0Eh0KGVZPTFVNRV9GT1JNQVRfVU5TUEVDSUZJRUQQABIVChFWT0xVTUVfRk9STUFUX1JBVxABEhcKE1ZPTFVNRV9GT1JNQVRfUUNPVzIQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * VolumeRef names a volume: by `vm` and `name` (its volume of that name), or by `pool` and
@@ -297,6 +297,50 @@ export type VolumeRevision = Message<"steward.v1.VolumeRevision"> & {
  */
 export const VolumeRevisionSchema: GenMessage<VolumeRevision> = /*@__PURE__*/
   messageDesc(file_steward_v1_volume, 3);
+
+/**
+ * VolumeBitmap is a persistent dirty bitmap of a volume (QEMU's, in its qcow2 image): which
+ * blocks were written since it was added or last cleared.
+ *
+ * @generated from message steward.v1.VolumeBitmap
+ */
+export type VolumeBitmap = Message<"steward.v1.VolumeBitmap"> & {
+  /**
+   * Its name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The bytes one bit stands for.
+   *
+   * @generated from field: uint64 granularity_bytes = 2;
+   */
+  granularityBytes: bigint;
+
+  /**
+   * Whether writes are recorded in it (its image's "auto" flag).
+   *
+   * @generated from field: bool recording = 3;
+   */
+  recording: boolean;
+
+  /**
+   * Whether a QEMU that had it open ended without saving it ("in-use"): it no longer tells
+   * what changed; remove it and add it again after a full read.
+   *
+   * @generated from field: bool inconsistent = 4;
+   */
+  inconsistent: boolean;
+};
+
+/**
+ * Describes the message steward.v1.VolumeBitmap.
+ * Use `create(VolumeBitmapSchema)` to create a new message.
+ */
+export const VolumeBitmapSchema: GenMessage<VolumeBitmap> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume, 4);
 
 /**
  * VolumeFormat is how a volume's bytes are stored.

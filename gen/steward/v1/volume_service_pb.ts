@@ -8,7 +8,7 @@ import type { OperationSchema } from "../../google/longrunning/operations_pb";
 import { file_google_longrunning_operations } from "../../google/longrunning/operations_pb";
 import type { CreateVmRequest } from "./vm_service_pb";
 import { file_steward_v1_vm_service } from "./vm_service_pb";
-import type { Volume, VolumeFormat, VolumeRef, VolumeRevision } from "./volume_pb";
+import type { Volume, VolumeBitmap, VolumeFormat, VolumeRef, VolumeRevision } from "./volume_pb";
 import { file_steward_v1_volume } from "./volume_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steward/v1/volume_service.proto.
  */
 export const file_steward_v1_volume_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zdGV3YXJkL3YxL3ZvbHVtZV9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIlUKEkxpc3RWb2x1bWVzUmVxdWVzdBIMCgRwb29sGAEgASgJEgoKAnZtGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIoIBChNMaXN0Vm9sdW1lc1Jlc3BvbnNlEiMKB3ZvbHVtZXMYASADKAsyEi5zdGV3YXJkLnYxLlZvbHVtZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGQoRdG90YWxfdXNhZ2VfYnl0ZXMYAyABKAQSEgoKdG90YWxfc2l6ZRgEIAEoBSI5ChBHZXRWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmIjcKEUdldFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIoIBChNDcmVhdGVWb2x1bWVSZXF1ZXN0EgwKBHBvb2wYASABKAkSCwoDdmlkGAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSKAoGZm9ybWF0GAQgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXQSEgoKcmVxdWVzdF9pZBgFIAEoCSJLChRDcmVhdGVWb2x1bWVSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZRIPCgdleGlzdGVkGAIgASgIIjAKE0RlbGV0ZVZvbHVtZVJlcXVlc3QSDAoEcG9vbBgBIAEoCRILCgN2aWQYAiABKAkiJwoURGVsZXRlVm9sdW1lUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCJkChRMaXN0U25hcHNob3RzUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChVMaXN0U25hcHNob3RzUmVzcG9uc2USLQoJcmV2aXNpb25zGAEgAygLMhouc3Rld2FyZC52MS5Wb2x1bWVSZXZpc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUgoVU25hcHNob3RWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhIKCnJlcXVlc3RfaWQYAiABKAkiRgoWU25hcHNob3RWb2x1bWVSZXNwb25zZRIsCghyZXZpc2lvbhgBIAEoCzIaLnN0ZXdhcmQudjEuVm9sdW1lUmV2aXNpb24iTgoTUmV2ZXJ0Vm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIQCghyZXZpc2lvbhgCIAEoCSI6ChRSZXZlcnRWb2x1bWVSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZSJmChNSZXNpemVWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhIKCnNpemVfYnl0ZXMYAiABKAQSFAoMYWxsb3dfc2hyaW5rGAMgASgIIjoKFFJlc2l6ZVZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIjsKEkNsZWFyVm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZiI5ChNDbGVhclZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lImAKE0ltcG9ydFZvbHVtZVJlcXVlc3QSMAoGaGVhZGVyGAEgASgLMh4uc3Rld2FyZC52MS5JbXBvcnRWb2x1bWVIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgYKBGtpbmQiygEKEkltcG9ydFZvbHVtZUhlYWRlchInCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZkgAEjMKDG5ld190ZW1wbGF0ZRgFIAEoCzIbLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0SAASEgoKc2l6ZV9ieXRlcxgCIAEoBBIOCgZzaGEyNTYYAyABKAkSKAoGZm9ybWF0GAQgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXRCCAoGdGFyZ2V0ImIKFEltcG9ydFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lEhYKDmJ5dGVzX3JlY2VpdmVkGAIgASgEEg4KBnNoYTI1NhgDIAEoCSKMAQoTRXhwb3J0Vm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIQCghyZXZpc2lvbhgCIAEoCRISCgpjaHVua19zaXplGAMgASgNEigKBmZvcm1hdBgEIAEoDjIYLnN0ZXdhcmQudjEuVm9sdW1lRm9ybWF0IuoBChRFeHBvcnRWb2x1bWVSZXNwb25zZRIwCgZoZWFkZXIYASABKAsyHi5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZUhlYWRlckgAEi4KBWNodW5rGAIgASgLMh0uc3Rld2FyZC52MS5FeHBvcnRWb2x1bWVDaHVua0gAEjQKCHByb2dyZXNzGAMgASgLMiAuc3Rld2FyZC52MS5FeHBvcnRWb2x1bWVQcm9ncmVzc0gAEjIKB3RyYWlsZXIYBCABKAsyHy5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZVRyYWlsZXJIAEIGCgRraW5kIkwKEkV4cG9ydFZvbHVtZUhlYWRlchIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZRISCgpzaXplX2J5dGVzGAIgASgEIjEKEUV4cG9ydFZvbHVtZUNodW5rEg4KBm9mZnNldBgBIAEoBBIMCgRkYXRhGAIgASgMIj8KFEV4cG9ydFZvbHVtZVByb2dyZXNzEhIKCmJ5dGVzX2RvbmUYASABKAQSEwoLYnl0ZXNfdG90YWwYAiABKAQiOQoTRXhwb3J0Vm9sdW1lVHJhaWxlchIOCgZzaGEyNTYYASABKAkSEgoKYnl0ZXNfc2VudBgCIAEoBCJ2ChJDbG9uZVZvbHVtZVJlcXVlc3QSJQoGc291cmNlGAEgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSJQoGdGFyZ2V0GAIgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSEgoKcmVxdWVzdF9pZBgDIAEoCSI5ChNDbG9uZVZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIo0BChhTZXRWb2x1bWVQcm9wZXJ0eVJlcXVlc3QSJQoGdm9sdW1lGAEgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSGwoRcmV2aXNpb25zX3RvX2tlZXAYAiABKA1IABIMCgJydxgDIAEoCEgAEhMKCWVwaGVtZXJhbBgEIAEoCEgAQgoKCHByb3BlcnR5Ij8KGVNldFZvbHVtZVByb3BlcnR5UmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUiUwoVU2V0Vm9sdW1lTGltaXRSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhMKC2xpbWl0X2J5dGVzGAIgASgEIjwKFlNldFZvbHVtZUxpbWl0UmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUicQoTQXR0YWNoVm9sdW1lUmVxdWVzdBIKCgJ2bRgBIAEoCRIlCgZ2b2x1bWUYAiABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIMCgRuYW1lGAMgASgJEgoKAnJ3GAQgASgIEg0KBW9yZGVyGAUgASgNIjoKFEF0dGFjaFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIkYKE0RldGFjaFZvbHVtZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIVCg1hbGxvd19taXNzaW5nGAMgASgIIhYKFERldGFjaFZvbHVtZVJlc3BvbnNlMs0LCg1Wb2x1bWVTZXJ2aWNlElMKC0xpc3RWb2x1bWVzEh4uc3Rld2FyZC52MS5MaXN0Vm9sdW1lc1JlcXVlc3QaHy5zdGV3YXJkLnYxLkxpc3RWb2x1bWVzUmVzcG9uc2UiA5ACARJNCglHZXRWb2x1bWUSHC5zdGV3YXJkLnYxLkdldFZvbHVtZVJlcXVlc3QaHS5zdGV3YXJkLnYxLkdldFZvbHVtZVJlc3BvbnNlIgOQAgESVgoMQ3JlYXRlVm9sdW1lEh8uc3Rld2FyZC52MS5DcmVhdGVWb2x1bWVSZXF1ZXN0GiAuc3Rld2FyZC52MS5DcmVhdGVWb2x1bWVSZXNwb25zZSIDkAICElYKDERlbGV0ZVZvbHVtZRIfLnN0ZXdhcmQudjEuRGVsZXRlVm9sdW1lUmVxdWVzdBogLnN0ZXdhcmQudjEuRGVsZXRlVm9sdW1lUmVzcG9uc2UiA5ACAhJZCg1MaXN0U25hcHNob3RzEiAuc3Rld2FyZC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBohLnN0ZXdhcmQudjEuTGlzdFNuYXBzaG90c1Jlc3BvbnNlIgOQAgESVwoOU25hcHNob3RWb2x1bWUSIS5zdGV3YXJkLnYxLlNuYXBzaG90Vm9sdW1lUmVxdWVzdBoiLnN0ZXdhcmQudjEuU25hcHNob3RWb2x1bWVSZXNwb25zZRJWCgxSZXZlcnRWb2x1bWUSHy5zdGV3YXJkLnYxLlJldmVydFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLlJldmVydFZvbHVtZVJlc3BvbnNlIgOQAgISVgoMUmVzaXplVm9sdW1lEh8uc3Rld2FyZC52MS5SZXNpemVWb2x1bWVSZXF1ZXN0GiAuc3Rld2FyZC52MS5SZXNpemVWb2x1bWVSZXNwb25zZSIDkAICElMKC0NsZWFyVm9sdW1lEh4uc3Rld2FyZC52MS5DbGVhclZvbHVtZVJlcXVlc3QaHy5zdGV3YXJkLnYxLkNsZWFyVm9sdW1lUmVzcG9uc2UiA5ACAhJTCgxJbXBvcnRWb2x1bWUSHy5zdGV3YXJkLnYxLkltcG9ydFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkltcG9ydFZvbHVtZVJlc3BvbnNlKAESWAoMRXhwb3J0Vm9sdW1lEh8uc3Rld2FyZC52MS5FeHBvcnRWb2x1bWVSZXF1ZXN0GiAuc3Rld2FyZC52MS5FeHBvcnRWb2x1bWVSZXNwb25zZSIDkAIBMAESjwEKC0Nsb25lVm9sdW1lEh4uc3Rld2FyZC52MS5DbG9uZVZvbHVtZVJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIkHKQT4KHnN0ZXdhcmQudjEuQ2xvbmVWb2x1bWVSZXNwb25zZRIcc3Rld2FyZC52MS5PcGVyYXRpb25NZXRhZGF0YRJWCgxBdHRhY2hWb2x1bWUSHy5zdGV3YXJkLnYxLkF0dGFjaFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkF0dGFjaFZvbHVtZVJlc3BvbnNlIgOQAgISUQoMRGV0YWNoVm9sdW1lEh8uc3Rld2FyZC52MS5EZXRhY2hWb2x1bWVSZXF1ZXN0GiAuc3Rld2FyZC52MS5EZXRhY2hWb2x1bWVSZXNwb25zZRJlChFTZXRWb2x1bWVQcm9wZXJ0eRIkLnN0ZXdhcmQudjEuU2V0Vm9sdW1lUHJvcGVydHlSZXF1ZXN0GiUuc3Rld2FyZC52MS5TZXRWb2x1bWVQcm9wZXJ0eVJlc3BvbnNlIgOQAgISXAoOU2V0Vm9sdW1lTGltaXQSIS5zdGV3YXJkLnYxLlNldFZvbHVtZUxpbWl0UmVxdWVzdBoiLnN0ZXdhcmQudjEuU2V0Vm9sdW1lTGltaXRSZXNwb25zZSIDkAICYgZwcm90bzM", [file_google_longrunning_operations, file_steward_v1_vm_service, file_steward_v1_volume]);
+  fileDesc("Ch9zdGV3YXJkL3YxL3ZvbHVtZV9zZXJ2aWNlLnByb3RvEgpzdGV3YXJkLnYxIlUKEkxpc3RWb2x1bWVzUmVxdWVzdBIMCgRwb29sGAEgASgJEgoKAnZtGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIoIBChNMaXN0Vm9sdW1lc1Jlc3BvbnNlEiMKB3ZvbHVtZXMYASADKAsyEi5zdGV3YXJkLnYxLlZvbHVtZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGQoRdG90YWxfdXNhZ2VfYnl0ZXMYAyABKAQSEgoKdG90YWxfc2l6ZRgEIAEoBSI5ChBHZXRWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmIjcKEUdldFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIoIBChNDcmVhdGVWb2x1bWVSZXF1ZXN0EgwKBHBvb2wYASABKAkSCwoDdmlkGAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSKAoGZm9ybWF0GAQgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXQSEgoKcmVxdWVzdF9pZBgFIAEoCSJLChRDcmVhdGVWb2x1bWVSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZRIPCgdleGlzdGVkGAIgASgIIjAKE0RlbGV0ZVZvbHVtZVJlcXVlc3QSDAoEcG9vbBgBIAEoCRILCgN2aWQYAiABKAkiJwoURGVsZXRlVm9sdW1lUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCJkChRMaXN0U25hcHNob3RzUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChVMaXN0U25hcHNob3RzUmVzcG9uc2USLQoJcmV2aXNpb25zGAEgAygLMhouc3Rld2FyZC52MS5Wb2x1bWVSZXZpc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUgoVU25hcHNob3RWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhIKCnJlcXVlc3RfaWQYAiABKAkiRgoWU25hcHNob3RWb2x1bWVSZXNwb25zZRIsCghyZXZpc2lvbhgBIAEoCzIaLnN0ZXdhcmQudjEuVm9sdW1lUmV2aXNpb24iTgoTUmV2ZXJ0Vm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIQCghyZXZpc2lvbhgCIAEoCSI6ChRSZXZlcnRWb2x1bWVSZXNwb25zZRIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZSJmChNSZXNpemVWb2x1bWVSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhIKCnNpemVfYnl0ZXMYAiABKAQSFAoMYWxsb3dfc2hyaW5rGAMgASgIIjoKFFJlc2l6ZVZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIjsKEkNsZWFyVm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZiI5ChNDbGVhclZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lImAKE0ltcG9ydFZvbHVtZVJlcXVlc3QSMAoGaGVhZGVyGAEgASgLMh4uc3Rld2FyZC52MS5JbXBvcnRWb2x1bWVIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgYKBGtpbmQiygEKEkltcG9ydFZvbHVtZUhlYWRlchInCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZkgAEjMKDG5ld190ZW1wbGF0ZRgFIAEoCzIbLnN0ZXdhcmQudjEuQ3JlYXRlVm1SZXF1ZXN0SAASEgoKc2l6ZV9ieXRlcxgCIAEoBBIOCgZzaGEyNTYYAyABKAkSKAoGZm9ybWF0GAQgASgOMhguc3Rld2FyZC52MS5Wb2x1bWVGb3JtYXRCCAoGdGFyZ2V0ImIKFEltcG9ydFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lEhYKDmJ5dGVzX3JlY2VpdmVkGAIgASgEEg4KBnNoYTI1NhgDIAEoCSKMAQoTRXhwb3J0Vm9sdW1lUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIQCghyZXZpc2lvbhgCIAEoCRISCgpjaHVua19zaXplGAMgASgNEigKBmZvcm1hdBgEIAEoDjIYLnN0ZXdhcmQudjEuVm9sdW1lRm9ybWF0IuoBChRFeHBvcnRWb2x1bWVSZXNwb25zZRIwCgZoZWFkZXIYASABKAsyHi5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZUhlYWRlckgAEi4KBWNodW5rGAIgASgLMh0uc3Rld2FyZC52MS5FeHBvcnRWb2x1bWVDaHVua0gAEjQKCHByb2dyZXNzGAMgASgLMiAuc3Rld2FyZC52MS5FeHBvcnRWb2x1bWVQcm9ncmVzc0gAEjIKB3RyYWlsZXIYBCABKAsyHy5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZVRyYWlsZXJIAEIGCgRraW5kIkwKEkV4cG9ydFZvbHVtZUhlYWRlchIiCgZ2b2x1bWUYASABKAsyEi5zdGV3YXJkLnYxLlZvbHVtZRISCgpzaXplX2J5dGVzGAIgASgEIjEKEUV4cG9ydFZvbHVtZUNodW5rEg4KBm9mZnNldBgBIAEoBBIMCgRkYXRhGAIgASgMIj8KFEV4cG9ydFZvbHVtZVByb2dyZXNzEhIKCmJ5dGVzX2RvbmUYASABKAQSEwoLYnl0ZXNfdG90YWwYAiABKAQiOQoTRXhwb3J0Vm9sdW1lVHJhaWxlchIOCgZzaGEyNTYYASABKAkSEgoKYnl0ZXNfc2VudBgCIAEoBCJ2ChJDbG9uZVZvbHVtZVJlcXVlc3QSJQoGc291cmNlGAEgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSJQoGdGFyZ2V0GAIgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSEgoKcmVxdWVzdF9pZBgDIAEoCSI5ChNDbG9uZVZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIo0BChhTZXRWb2x1bWVQcm9wZXJ0eVJlcXVlc3QSJQoGdm9sdW1lGAEgASgLMhUuc3Rld2FyZC52MS5Wb2x1bWVSZWYSGwoRcmV2aXNpb25zX3RvX2tlZXAYAiABKA1IABIMCgJydxgDIAEoCEgAEhMKCWVwaGVtZXJhbBgEIAEoCEgAQgoKCHByb3BlcnR5Ij8KGVNldFZvbHVtZVByb3BlcnR5UmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUiUwoVU2V0Vm9sdW1lTGltaXRSZXF1ZXN0EiUKBnZvbHVtZRgBIAEoCzIVLnN0ZXdhcmQudjEuVm9sdW1lUmVmEhMKC2xpbWl0X2J5dGVzGAIgASgEIjwKFlNldFZvbHVtZUxpbWl0UmVzcG9uc2USIgoGdm9sdW1lGAEgASgLMhIuc3Rld2FyZC52MS5Wb2x1bWUicQoTQXR0YWNoVm9sdW1lUmVxdWVzdBIKCgJ2bRgBIAEoCRIlCgZ2b2x1bWUYAiABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIMCgRuYW1lGAMgASgJEgoKAnJ3GAQgASgIEg0KBW9yZGVyGAUgASgNIjoKFEF0dGFjaFZvbHVtZVJlc3BvbnNlEiIKBnZvbHVtZRgBIAEoCzISLnN0ZXdhcmQudjEuVm9sdW1lIkYKE0RldGFjaFZvbHVtZVJlcXVlc3QSCgoCdm0YASABKAkSDAoEbmFtZRgCIAEoCRIVCg1hbGxvd19taXNzaW5nGAMgASgIIhYKFERldGFjaFZvbHVtZVJlc3BvbnNlImgKGExpc3RWb2x1bWVCaXRtYXBzUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChlMaXN0Vm9sdW1lQml0bWFwc1Jlc3BvbnNlEikKB2JpdG1hcHMYASADKAsyGC5zdGV3YXJkLnYxLlZvbHVtZUJpdG1hcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaAoWQWRkVm9sdW1lQml0bWFwUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIMCgRuYW1lGAIgASgJEhkKEWdyYW51bGFyaXR5X2J5dGVzGAMgASgEIkMKF0FkZFZvbHVtZUJpdG1hcFJlc3BvbnNlEigKBmJpdG1hcBgBIAEoCzIYLnN0ZXdhcmQudjEuVm9sdW1lQml0bWFwIk8KGENsZWFyVm9sdW1lQml0bWFwUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIMCgRuYW1lGAIgASgJIkUKGUNsZWFyVm9sdW1lQml0bWFwUmVzcG9uc2USKAoGYml0bWFwGAEgASgLMhguc3Rld2FyZC52MS5Wb2x1bWVCaXRtYXAiZwoZUmVtb3ZlVm9sdW1lQml0bWFwUmVxdWVzdBIlCgZ2b2x1bWUYASABKAsyFS5zdGV3YXJkLnYxLlZvbHVtZVJlZhIMCgRuYW1lGAIgASgJEhUKDWFsbG93X21pc3NpbmcYAyABKAgiHAoaUmVtb3ZlVm9sdW1lQml0bWFwUmVzcG9uc2Uy3A4KDVZvbHVtZVNlcnZpY2USUwoLTGlzdFZvbHVtZXMSHi5zdGV3YXJkLnYxLkxpc3RWb2x1bWVzUmVxdWVzdBofLnN0ZXdhcmQudjEuTGlzdFZvbHVtZXNSZXNwb25zZSIDkAIBEk0KCUdldFZvbHVtZRIcLnN0ZXdhcmQudjEuR2V0Vm9sdW1lUmVxdWVzdBodLnN0ZXdhcmQudjEuR2V0Vm9sdW1lUmVzcG9uc2UiA5ACARJWCgxDcmVhdGVWb2x1bWUSHy5zdGV3YXJkLnYxLkNyZWF0ZVZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkNyZWF0ZVZvbHVtZVJlc3BvbnNlIgOQAgISVgoMRGVsZXRlVm9sdW1lEh8uc3Rld2FyZC52MS5EZWxldGVWb2x1bWVSZXF1ZXN0GiAuc3Rld2FyZC52MS5EZWxldGVWb2x1bWVSZXNwb25zZSIDkAICElkKDUxpc3RTbmFwc2hvdHMSIC5zdGV3YXJkLnYxLkxpc3RTbmFwc2hvdHNSZXF1ZXN0GiEuc3Rld2FyZC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2UiA5ACARJXCg5TbmFwc2hvdFZvbHVtZRIhLnN0ZXdhcmQudjEuU25hcHNob3RWb2x1bWVSZXF1ZXN0GiIuc3Rld2FyZC52MS5TbmFwc2hvdFZvbHVtZVJlc3BvbnNlElYKDFJldmVydFZvbHVtZRIfLnN0ZXdhcmQudjEuUmV2ZXJ0Vm9sdW1lUmVxdWVzdBogLnN0ZXdhcmQudjEuUmV2ZXJ0Vm9sdW1lUmVzcG9uc2UiA5ACAhJWCgxSZXNpemVWb2x1bWUSHy5zdGV3YXJkLnYxLlJlc2l6ZVZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLlJlc2l6ZVZvbHVtZVJlc3BvbnNlIgOQAgISUwoLQ2xlYXJWb2x1bWUSHi5zdGV3YXJkLnYxLkNsZWFyVm9sdW1lUmVxdWVzdBofLnN0ZXdhcmQudjEuQ2xlYXJWb2x1bWVSZXNwb25zZSIDkAICElMKDEltcG9ydFZvbHVtZRIfLnN0ZXdhcmQudjEuSW1wb3J0Vm9sdW1lUmVxdWVzdBogLnN0ZXdhcmQudjEuSW1wb3J0Vm9sdW1lUmVzcG9uc2UoARJYCgxFeHBvcnRWb2x1bWUSHy5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkV4cG9ydFZvbHVtZVJlc3BvbnNlIgOQAgEwARKPAQoLQ2xvbmVWb2x1bWUSHi5zdGV3YXJkLnYxLkNsb25lVm9sdW1lUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iQcpBPgoec3Rld2FyZC52MS5DbG9uZVZvbHVtZVJlc3BvbnNlEhxzdGV3YXJkLnYxLk9wZXJhdGlvbk1ldGFkYXRhElYKDEF0dGFjaFZvbHVtZRIfLnN0ZXdhcmQudjEuQXR0YWNoVm9sdW1lUmVxdWVzdBogLnN0ZXdhcmQudjEuQXR0YWNoVm9sdW1lUmVzcG9uc2UiA5ACAhJRCgxEZXRhY2hWb2x1bWUSHy5zdGV3YXJkLnYxLkRldGFjaFZvbHVtZVJlcXVlc3QaIC5zdGV3YXJkLnYxLkRldGFjaFZvbHVtZVJlc3BvbnNlEmUKEVNldFZvbHVtZVByb3BlcnR5EiQuc3Rld2FyZC52MS5TZXRWb2x1bWVQcm9wZXJ0eVJlcXVlc3QaJS5zdGV3YXJkLnYxLlNldFZvbHVtZVByb3BlcnR5UmVzcG9uc2UiA5ACAhJcCg5TZXRWb2x1bWVMaW1pdBIhLnN0ZXdhcmQudjEuU2V0Vm9sdW1lTGltaXRSZXF1ZXN0GiIuc3Rld2FyZC52MS5TZXRWb2x1bWVMaW1pdFJlc3BvbnNlIgOQAgISZQoRTGlzdFZvbHVtZUJpdG1hcHMSJC5zdGV3YXJkLnYxLkxpc3RWb2x1bWVCaXRtYXBzUmVxdWVzdBolLnN0ZXdhcmQudjEuTGlzdFZvbHVtZUJpdG1hcHNSZXNwb25zZSIDkAIBEloKD0FkZFZvbHVtZUJpdG1hcBIiLnN0ZXdhcmQudjEuQWRkVm9sdW1lQml0bWFwUmVxdWVzdBojLnN0ZXdhcmQudjEuQWRkVm9sdW1lQml0bWFwUmVzcG9uc2USZQoRQ2xlYXJWb2x1bWVCaXRtYXASJC5zdGV3YXJkLnYxLkNsZWFyVm9sdW1lQml0bWFwUmVxdWVzdBolLnN0ZXdhcmQudjEuQ2xlYXJWb2x1bWVCaXRtYXBSZXNwb25zZSIDkAICEmMKElJlbW92ZVZvbHVtZUJpdG1hcBIlLnN0ZXdhcmQudjEuUmVtb3ZlVm9sdW1lQml0bWFwUmVxdWVzdBomLnN0ZXdhcmQudjEuUmVtb3ZlVm9sdW1lQml0bWFwUmVzcG9uc2ViBnByb3RvMw", [file_google_longrunning_operations, file_steward_v1_vm_service, file_steward_v1_volume]);
 
 /**
  * ListVolumesRequest selects the volumes of a pool or of a VM.
@@ -1179,6 +1179,226 @@ export const DetachVolumeResponseSchema: GenMessage<DetachVolumeResponse> = /*@_
   messageDesc(file_steward_v1_volume_service, 36);
 
 /**
+ * ListVolumeBitmapsRequest names the volume, and pages its bitmaps.
+ *
+ * @generated from message steward.v1.ListVolumeBitmapsRequest
+ */
+export type ListVolumeBitmapsRequest = Message<"steward.v1.ListVolumeBitmapsRequest"> & {
+  /**
+   * The volume. Required.
+   *
+   * @generated from field: steward.v1.VolumeRef volume = 1;
+   */
+  volume?: VolumeRef | undefined;
+
+  /**
+   * At most this many bitmaps: default 100, maximum 1000 (larger is lowered to it); negative is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous reply; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message steward.v1.ListVolumeBitmapsRequest.
+ * Use `create(ListVolumeBitmapsRequestSchema)` to create a new message.
+ */
+export const ListVolumeBitmapsRequestSchema: GenMessage<ListVolumeBitmapsRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 37);
+
+/**
+ * ListVolumeBitmapsResponse lists the bitmaps.
+ *
+ * @generated from message steward.v1.ListVolumeBitmapsResponse
+ */
+export type ListVolumeBitmapsResponse = Message<"steward.v1.ListVolumeBitmapsResponse"> & {
+  /**
+   * The bitmaps, by name.
+   *
+   * @generated from field: repeated steward.v1.VolumeBitmap bitmaps = 1;
+   */
+  bitmaps: VolumeBitmap[];
+
+  /**
+   * The token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message steward.v1.ListVolumeBitmapsResponse.
+ * Use `create(ListVolumeBitmapsResponseSchema)` to create a new message.
+ */
+export const ListVolumeBitmapsResponseSchema: GenMessage<ListVolumeBitmapsResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 38);
+
+/**
+ * AddVolumeBitmapRequest names the bitmap to add.
+ *
+ * @generated from message steward.v1.AddVolumeBitmapRequest
+ */
+export type AddVolumeBitmapRequest = Message<"steward.v1.AddVolumeBitmapRequest"> & {
+  /**
+   * The volume. Required.
+   *
+   * @generated from field: steward.v1.VolumeRef volume = 1;
+   */
+  volume?: VolumeRef | undefined;
+
+  /**
+   * The bitmap's name: a letter, then letters, digits, '_', '.' or '-', at most 64 characters.
+   * Required.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The bytes one bit stands for: a power of two from 512 to 2 GiB; 0 for 64 KiB.
+   *
+   * @generated from field: uint64 granularity_bytes = 3;
+   */
+  granularityBytes: bigint;
+};
+
+/**
+ * Describes the message steward.v1.AddVolumeBitmapRequest.
+ * Use `create(AddVolumeBitmapRequestSchema)` to create a new message.
+ */
+export const AddVolumeBitmapRequestSchema: GenMessage<AddVolumeBitmapRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 39);
+
+/**
+ * AddVolumeBitmapResponse carries the new bitmap.
+ *
+ * @generated from message steward.v1.AddVolumeBitmapResponse
+ */
+export type AddVolumeBitmapResponse = Message<"steward.v1.AddVolumeBitmapResponse"> & {
+  /**
+   * The bitmap.
+   *
+   * @generated from field: steward.v1.VolumeBitmap bitmap = 1;
+   */
+  bitmap?: VolumeBitmap | undefined;
+};
+
+/**
+ * Describes the message steward.v1.AddVolumeBitmapResponse.
+ * Use `create(AddVolumeBitmapResponseSchema)` to create a new message.
+ */
+export const AddVolumeBitmapResponseSchema: GenMessage<AddVolumeBitmapResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 40);
+
+/**
+ * ClearVolumeBitmapRequest names the bitmap to empty.
+ *
+ * @generated from message steward.v1.ClearVolumeBitmapRequest
+ */
+export type ClearVolumeBitmapRequest = Message<"steward.v1.ClearVolumeBitmapRequest"> & {
+  /**
+   * The volume. Required.
+   *
+   * @generated from field: steward.v1.VolumeRef volume = 1;
+   */
+  volume?: VolumeRef | undefined;
+
+  /**
+   * The bitmap's name. Required.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message steward.v1.ClearVolumeBitmapRequest.
+ * Use `create(ClearVolumeBitmapRequestSchema)` to create a new message.
+ */
+export const ClearVolumeBitmapRequestSchema: GenMessage<ClearVolumeBitmapRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 41);
+
+/**
+ * ClearVolumeBitmapResponse carries the emptied bitmap.
+ *
+ * @generated from message steward.v1.ClearVolumeBitmapResponse
+ */
+export type ClearVolumeBitmapResponse = Message<"steward.v1.ClearVolumeBitmapResponse"> & {
+  /**
+   * The bitmap.
+   *
+   * @generated from field: steward.v1.VolumeBitmap bitmap = 1;
+   */
+  bitmap?: VolumeBitmap | undefined;
+};
+
+/**
+ * Describes the message steward.v1.ClearVolumeBitmapResponse.
+ * Use `create(ClearVolumeBitmapResponseSchema)` to create a new message.
+ */
+export const ClearVolumeBitmapResponseSchema: GenMessage<ClearVolumeBitmapResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 42);
+
+/**
+ * RemoveVolumeBitmapRequest names the bitmap to remove.
+ *
+ * @generated from message steward.v1.RemoveVolumeBitmapRequest
+ */
+export type RemoveVolumeBitmapRequest = Message<"steward.v1.RemoveVolumeBitmapRequest"> & {
+  /**
+   * The volume. Required.
+   *
+   * @generated from field: steward.v1.VolumeRef volume = 1;
+   */
+  volume?: VolumeRef | undefined;
+
+  /**
+   * The bitmap's name. Required.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Succeed when the volume has no such bitmap, so that a retry is harmless.
+   *
+   * @generated from field: bool allow_missing = 3;
+   */
+  allowMissing: boolean;
+};
+
+/**
+ * Describes the message steward.v1.RemoveVolumeBitmapRequest.
+ * Use `create(RemoveVolumeBitmapRequestSchema)` to create a new message.
+ */
+export const RemoveVolumeBitmapRequestSchema: GenMessage<RemoveVolumeBitmapRequest> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 43);
+
+/**
+ * RemoveVolumeBitmapResponse is empty.
+ *
+ * @generated from message steward.v1.RemoveVolumeBitmapResponse
+ */
+export type RemoveVolumeBitmapResponse = Message<"steward.v1.RemoveVolumeBitmapResponse"> & {
+};
+
+/**
+ * Describes the message steward.v1.RemoveVolumeBitmapResponse.
+ * Use `create(RemoveVolumeBitmapResponseSchema)` to create a new message.
+ */
+export const RemoveVolumeBitmapResponseSchema: GenMessage<RemoveVolumeBitmapResponse> = /*@__PURE__*/
+  messageDesc(file_steward_v1_volume_service, 44);
+
+/**
  * VolumeService manages volumes: their revisions, size and bytes. A volume is named by a
  * VolumeRef; a missing one is NOT_FOUND (VOLUME_NOT_FOUND). What must wait for a VM to halt
  * (a revert, a clear, an import, a clone into it, a shrink) waits as well for every VM that has
@@ -1421,6 +1641,58 @@ export const VolumeService: GenService<{
     methodKind: "unary";
     input: typeof SetVolumeLimitRequestSchema;
     output: typeof SetVolumeLimitResponseSchema;
+  },
+  /**
+   * ListVolumeBitmaps lists a volume's persistent dirty bitmaps (qemu-img info's), by name; none
+   * for a volume of a pool whose images keep none (raw). NOT_FOUND (VOLUME_NOT_FOUND);
+   * INVALID_ARGUMENT for a negative page_size or a bad page_token (INVALID_PAGE_TOKEN).
+   *
+   * @generated from rpc steward.v1.VolumeService.ListVolumeBitmaps
+   */
+  listVolumeBitmaps: {
+    methodKind: "unary";
+    input: typeof ListVolumeBitmapsRequestSchema;
+    output: typeof ListVolumeBitmapsResponseSchema;
+  },
+  /**
+   * AddVolumeBitmap adds a persistent dirty bitmap to a volume of a qcow2 pool (qemu-img bitmap
+   * --add, QEMU's block-dirty-bitmap-add): from then on it records which blocks are written, and
+   * an NBD export names it in NbdExportOptions.bitmaps for a client to read only those
+   * (`qemu:dirty-bitmap:<name>`). A snapshot of the volume keeps it recording. Bitmaps change
+   * while no running VM has the volume (FAILED_PRECONDITION, VM_NOT_HALTED or VOLUME_IN_USE) and
+   * no export serves it (VOLUME_IN_USE). ALREADY_EXISTS (BITMAP_EXISTS); FAILED_PRECONDITION
+   * (BITMAPS_UNSUPPORTED) for a pool whose images keep none; INVALID_ARGUMENT for a bad name or
+   * granularity; NOT_FOUND (VOLUME_NOT_FOUND). Not idempotent: a retry finds the bitmap
+   * (BITMAP_EXISTS).
+   *
+   * @generated from rpc steward.v1.VolumeService.AddVolumeBitmap
+   */
+  addVolumeBitmap: {
+    methodKind: "unary";
+    input: typeof AddVolumeBitmapRequestSchema;
+    output: typeof AddVolumeBitmapResponseSchema;
+  },
+  /**
+   * ClearVolumeBitmap empties a bitmap (block-dirty-bitmap-clear), as a backup does once it has
+   * read what changed. As AddVolumeBitmap; NOT_FOUND (BITMAP_NOT_FOUND). Idempotent.
+   *
+   * @generated from rpc steward.v1.VolumeService.ClearVolumeBitmap
+   */
+  clearVolumeBitmap: {
+    methodKind: "unary";
+    input: typeof ClearVolumeBitmapRequestSchema;
+    output: typeof ClearVolumeBitmapResponseSchema;
+  },
+  /**
+   * RemoveVolumeBitmap removes a bitmap (block-dirty-bitmap-remove). As AddVolumeBitmap; NOT_FOUND
+   * (BITMAP_NOT_FOUND) unless allow_missing, which makes it idempotent.
+   *
+   * @generated from rpc steward.v1.VolumeService.RemoveVolumeBitmap
+   */
+  removeVolumeBitmap: {
+    methodKind: "unary";
+    input: typeof RemoveVolumeBitmapRequestSchema;
+    output: typeof RemoveVolumeBitmapResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_steward_v1_volume_service, 0);

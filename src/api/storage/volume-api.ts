@@ -14,7 +14,8 @@ import { checkSha256, type ExportItem, type Volumes } from "../../core/storage/v
 import type { ServiceImpl } from "../../server/service-impl";
 import { byteCount } from "../byte-counts";
 import { ExportChunkMessages } from "../encoding/export-chunk-encoding";
-import { revisionMessage, volumeFormatName, volumeMessage } from "./volume-messages";
+import type { VolumeBitmap } from "../../ports/storage-driver";
+import { bitmapMessage, revisionMessage, volumeFormatName, volumeMessage } from "./volume-messages";
 
 export interface VolumeParts {
   volumes: Volumes;
@@ -135,7 +136,25 @@ export function volumeApi({ volumes, attachments, operations, pageTokens, creati
       return { volume: volumeMessage(await volumes.setProperty(volumes.resolve(request.volume), change, ctx)) };
     },
     setVolumeLimit: async (request, ctx) => ({ volume: volumeMessage(await volumes.setLimit(volumes.resolve(request.volume), byteCount(request.limitBytes, "limit_bytes"), ctx)) }),
+    listVolumeBitmaps: async (request) => {
+      const key = volumes.resolve(request.volume);
+      const page = pageOf(await volumes.bitmaps(key), (bitmap) => bitmap.name, request, pageTokens, { list: "bitmaps", ...key });
+      return { bitmaps: page.items.map(bitmapMessage), nextPageToken: page.nextPageToken };
+    },
+    addVolumeBitmap: async (request, ctx) => {
+      const change = { kind: "add" as const, name: request.name, granularityBytes: byteCount(request.granularityBytes, "granularity_bytes") };
+      return { bitmap: optionalBitmap(await volumes.changeBitmap(volumes.resolve(request.volume), change, ctx)) };
+    },
+    clearVolumeBitmap: async (request, ctx) => ({ bitmap: optionalBitmap(await volumes.changeBitmap(volumes.resolve(request.volume), { kind: "clear", name: request.name }, ctx)) }),
+    removeVolumeBitmap: async (request, ctx) => {
+      await volumes.changeBitmap(volumes.resolve(request.volume), { kind: "remove", name: request.name, allowMissing: request.allowMissing }, ctx);
+      return {};
+    },
   };
+}
+
+function optionalBitmap(bitmap: VolumeBitmap | undefined) {
+  return bitmap && bitmapMessage(bitmap);
 }
 
 /** The largest chunk either stream carries. */

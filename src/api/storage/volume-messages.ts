@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { VolumeFormat, VolumeRevisionSchema, VolumeSchema, type Volume, type VolumeRevision } from "../../../gen/steward/v1/volume_pb";
+import { VolumeBitmapSchema, VolumeFormat, VolumeRevisionSchema, VolumeSchema, type Volume, type VolumeBitmap as VolumeBitmapMessage, type VolumeRevision } from "../../../gen/steward/v1/volume_pb";
 import { InvalidFieldError } from "../../core/errors";
 import type { VolumeFormat as DomainVolumeFormat } from "../../core/model/volume";
 import type { VolumeView } from "../../core/storage/volumes";
-import type { Revision } from "../../ports/storage-driver";
+import type { Revision, VolumeBitmap } from "../../ports/storage-driver";
 
 const FORMATS: Record<DomainVolumeFormat, VolumeFormat> = { raw: VolumeFormat.RAW, qcow2: VolumeFormat.QCOW2 };
 
@@ -48,4 +48,8 @@ export function volumeMessage(volume: VolumeView): Volume {
 
 export function revisionMessage(revision: Revision): VolumeRevision {
   return create(VolumeRevisionSchema, { revision: revision.id, createTime: timestampFromDate(revision.createdAt), sizeBytes: BigInt(revision.sizeBytes) });
+}
+
+export function bitmapMessage(bitmap: VolumeBitmap): VolumeBitmapMessage {
+  return create(VolumeBitmapSchema, { name: bitmap.name, granularityBytes: BigInt(bitmap.granularityBytes), recording: bitmap.recording, inconsistent: bitmap.inconsistent });
 }

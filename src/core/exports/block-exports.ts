@@ -16,7 +16,7 @@ import type { CallContext } from "../shared/call-context";
 import { KeyedQueue } from "../shared/keyed-queue";
 import type { RequestLedger } from "../shared/request-ledger";
 import { checkAddExport, checkNbdServer, EXPORT_ID, MAX_ID_LENGTH, type AddExportRequest, type NbdServerRequest, parseNbdAddress } from "./export-requests";
-import { exportEndpointTaken, exportExists, exportNotFound, exportTypeUnsupported, invalidExportId, nbdServerNotRunning, nbdServerRunning, tlsCredsNotFound, volumeNotExportable } from "./export-errors";
+import { bitmapNotFound, exportEndpointTaken, exportExists, exportNotFound, exportTypeUnsupported, invalidExportId, nbdServerNotRunning, nbdServerRunning, tlsCredsNotFound, volumeNotExportable } from "./export-errors";
 import { blockExportAdd, blockExportDeleted, blockExportShuttingDown, nbdServerStart, nbdServerStop } from "./export-events";
 import type { ExportableVolume, ExportableVolumes } from "./exportable-volumes";
 
@@ -127,6 +127,7 @@ export class BlockExports {
       this.checkEndpointFree(options);
       const volume = await this.volumes.exportable(request.volume, "volume");
       this.checkVolumeFree(volume, request.writable);
+      if (options.type === "nbd") for (const bitmap of options.bitmaps) if (!volume.bitmaps.includes(bitmap)) throw bitmapNotFound(volume.label, bitmap);
       const record: BlockExportRecord = {
         id: request.id,
         pool: volume.pool,

@@ -13,8 +13,10 @@ const R = declareReasons("exports", [
   "EXPORT_OPTIONS_MISMATCH",
   "EXPORT_TYPE_UNSUPPORTED",
   "VOLUME_NOT_EXPORTABLE",
-  "BITMAP_NOT_FOUND",
 ]);
+
+/** NOT_FOUND (BITMAP_NOT_FOUND): declared by the storage drivers, which keep the bitmaps. */
+export { bitmapNotFound } from "../../ports/storage-errors";
 
 export function nbdServerRunning(address: string): DomainError {
   return failedPrecondition(R.NBD_SERVER_RUNNING, `the NBD server runs already, on ${address}: stop it first`, { address });
@@ -64,8 +66,4 @@ export function exportTypeUnsupported(type: string, supported: readonly string[]
 
 export function volumeNotExportable(volume: string, why: string): DomainError {
   return failedPrecondition(R.VOLUME_NOT_EXPORTABLE, `${volume} cannot be exported: ${why}`, { volume });
-}
-
-export function bitmapNotFound(volume: string, bitmap: string): DomainError {
-  return notFound(R.BITMAP_NOT_FOUND, `${volume} has no bitmap ${bitmap}`, { volume, bitmap });
 }

@@ -27,6 +27,8 @@ export interface ExportableVolume {
   label: string;
   image: ExportImage;
   users: readonly VolumeUser[];
+  /** The names of its persistent dirty bitmaps, which an NBD export may expose. */
+  bitmaps: readonly string[];
 }
 
 export interface ExportableVolumes {

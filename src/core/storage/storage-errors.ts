@@ -20,7 +20,13 @@ const R = declareReasons("storage", [
   "INVALID_DISK_NAME",
   "EPHEMERAL_UNSUPPORTED",
   "VOLUME_READ_ONLY",
+  "BITMAPS_UNSUPPORTED",
 ]);
+
+/** A dirty bitmap asked of a pool whose images keep none (raw ones). */
+export function bitmapsUnsupported(pool: string, format: string): DomainError {
+  return failedPrecondition(R.BITMAPS_UNSUPPORTED, `pool ${pool} keeps its volumes ${format}, which holds no dirty bitmaps: a qcow2 pool's volumes do`, { pool });
+}
 
 /** NOT_FOUND (POOL_NOT_FOUND): declared where CreateVm first needed it. */
 export { poolNotFound } from "../vms/vm-errors";

@@ -84,3 +84,10 @@ export function volumeAttach(vm: EventSubject, volume: VolumeRecord, disk: strin
 export function volumeDetach(vm: EventSubject, volume: { pool: string; vid: string }, disk: string): NewEvent {
   return about(vm, "volume-detach", { pool: volume.pool, vid: volume.vid, vm: vm.name, name: disk });
 }
+
+/** A dirty bitmap of the volume was added, cleared or removed (volume-bitmap-add, -clear, -remove). */
+export function volumeBitmap(subject: EventSubject, volume: VolumeRecord, change: "add" | "clear" | "remove", bitmap: string): NewEvent {
+  return told(subject, BITMAP_EVENTS[change], volume, { bitmap });
+}
+
+const BITMAP_EVENTS = { add: "volume-bitmap-add", clear: "volume-bitmap-clear", remove: "volume-bitmap-remove" } as const;

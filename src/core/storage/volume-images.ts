@@ -4,6 +4,7 @@
  * that have it as a disk.
  */
 import type { ExportImage } from "../../ports/block-exporter";
+import { keepsBitmaps } from "../../ports/storage-driver";
 import type { Store } from "../../ports/store";
 import type { DomainError } from "../errors";
 import type { VolumeRecord } from "../model/volume";
@@ -17,6 +18,7 @@ export interface VolumeImage {
   label: string;
   image: ExportImage;
   users: { vm: string; writes: boolean }[];
+  bitmaps: string[];
 }
 
 export class VolumeImages {
@@ -46,7 +48,8 @@ export class VolumeImages {
     // A volume no start has made yet is made (empty), as a start would.
     await this.volumes.makeIfAbsent(record);
     const backing = driver.backingChain ? await driver.backingChain(vid) : [];
-    return { pool, vid, label, image: { path, format: driver.format, backing }, users: this.usersOf(record) };
+    const bitmaps = keepsBitmaps(driver) ? (await driver.bitmaps(vid)).map((bitmap) => bitmap.name) : [];
+    return { pool, vid, label, image: { path, format: driver.format, backing }, users: this.usersOf(record), bitmaps };
   }
 
   inUse(volume: { vid: string }, why: string, vms: readonly string[]): DomainError {

@@ -2,8 +2,8 @@ import { callCancelled, InvalidFieldError } from "../errors";
 import type { Clock } from "../../ports/clock";
 import type { Log } from "../../ports/log";
 import { isValidKernelName } from "../../ports/kernel-folder";
-import { canCloneCheaply, isValidRevisionId, isValidVid, transfersImages, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../ports/storage-driver";
-import { invalidVidField, invalidVolumeSize, isVolumeExists, isVolumeNotFound, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
+import { canCloneCheaply, isValidRevisionId, isValidVid, keepsBitmaps, transfersImages, type Revision, type VolumeBitmap, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../ports/storage-driver";
+import { bitmapNotFound, invalidVidField, invalidVolumeSize, isVolumeExists, isVolumeNotFound, revisionNotFound, volumeExists, volumeNotFound } from "../../ports/storage-errors";
 import type { Store } from "../../ports/store";
 import type { EventLog } from "../events/event-log";
 import { HOST_SUBJECT, type EventSubject } from "../model/event";
@@ -19,8 +19,9 @@ import type { PowerStates } from "../vms/power-states";
 import type { Digests } from "../../ports/digest";
 import { checkRevisionsToKeep, type Pools } from "./pools";
 import type { VmRecord } from "../model/vm-record";
-import { checksumMismatch, invalidVolumeRef, kernelModulesReadOnly, kernelVolumeReadOnly, volumeExported, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
+import { bitmapsUnsupported, checksumMismatch, invalidVolumeRef, kernelModulesReadOnly, kernelVolumeReadOnly, volumeExported, volumeInUse, volumeLimitExceeded, volumeOverLimit, volumeOwnedByVm } from "./storage-errors";
 import {
+  volumeBitmap,
   volumeClear,
   volumeCreate,
   volumeDelete,
@@ -506,6 +507,30 @@ export class Volumes {
     });
   }
 
+  /** The volume's persistent dirty bitmaps (none where its pool keeps none). */
+  async bitmaps(key: VolumeKey): Promise<VolumeBitmap[]> {
+    const driver = this.pools.driver(key.pool);
+    this.record(key);
+    return keepsBitmaps(driver) ? driver.bitmaps(key.vid) : [];
+  }
+
+  /**
+   * Adds, clears or removes a dirty bitmap (qcow2 pools): while no VM runs with the volume and
+   * no export serves it, as the image then has no other writer to keep the bitmap for.
+   */
+  async changeBitmap(key: VolumeKey, change: BitmapChange, ctx: CallContext): Promise<VolumeBitmap | undefined> {
+    checkBitmapName(change.name, "name");
+    if (change.kind === "add") checkGranularity(change.granularityBytes, "granularity_bytes");
+    return this.change(key, ctx, `${change.kind} a bitmap of`, { halted: `given a bitmap ${change.kind}` }, async (volume, driver) => {
+      if (!keepsBitmaps(driver)) throw bitmapsUnsupported(volume.pool, driver.format);
+      if (change.kind === "add") await driver.addBitmap(volume.vid, change.name, change.granularityBytes || DEFAULT_BITMAP_GRANULARITY);
+      else if (change.kind === "clear") await driver.clearBitmap(volume.vid, change.name);
+      else if (!(await driver.removeBitmap(volume.vid, change.name)) && !change.allowMissing) throw bitmapNotFound(volume.vid, change.name);
+      this.store.transaction(() => this.events.append(volumeBitmap(this.subjectOf(volume), volume, change.kind, change.name)));
+      return (await driver.bitmaps(volume.vid)).find((bitmap) => bitmap.name === change.name);
+    });
+  }
+
   /** Sets a quota on the volume's size; refused below its size. 0 removes it. */
   async setLimit(key: VolumeKey, limitBytes: number, ctx: CallContext): Promise<VolumeView> {
     return this.change(key, ctx, "set limit", {}, async (volume, driver) => {
@@ -970,6 +995,30 @@ export class Volumes {
 
 function checkVid(vid: string, field: string): void {
   if (!isValidVid(vid)) throw invalidVidField(field, vid);
+}
+
+/** QEMU's default for a dirty bitmap: a bit for 64 KiB. */
+const DEFAULT_BITMAP_GRANULARITY = 64 * 1024;
+/** What qcow2 keeps: from 512 bytes to 2 GiB a bit. */
+const MIN_BITMAP_GRANULARITY = 512;
+const MAX_BITMAP_GRANULARITY = 2 ** 31;
+const BITMAP_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/** What ChangeBitmap does. */
+export type BitmapChange =
+  | { kind: "add"; name: string; granularityBytes: number }
+  | { kind: "clear"; name: string }
+  | { kind: "remove"; name: string; allowMissing: boolean };
+
+function checkBitmapName(name: string, field: string): void {
+  if (!BITMAP_NAME.test(name)) throw new InvalidFieldError(field, "must be a letter, then letters, digits, '_', '.' or '-', at most 64 characters");
+}
+
+function checkGranularity(granularity: number, field: string): void {
+  if (granularity === 0) return;
+  if (granularity < MIN_BITMAP_GRANULARITY || granularity > MAX_BITMAP_GRANULARITY || (granularity & (granularity - 1)) !== 0) {
+    throw new InvalidFieldError(field, `${granularity} is not a power of two from ${MIN_BITMAP_GRANULARITY} to ${MAX_BITMAP_GRANULARITY}`);
+  }
 }
 
 function checkRevision(revision: string, field: string): void {

@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { systemClock, type Clock } from "../../../ports/clock";
-import { isValidVid, type CheapClone, type EphemeralEncryption, type EphemeralImage, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
-import { invalidVid, invalidVolumeSize, noRoomOnDisk, volumeTooLarge, shrinkRefused, unsafeVolumePath, volumeNotFound } from "../../../ports/storage-errors";
+import { isValidVid, type CheapClone, type EphemeralEncryption, type EphemeralImage, type ImageTransfer, type PoolUsage, type Revision, type StorageDriver, type VolumeBitmap, type VolumeBitmaps, type VolumeReader, type VolumeUsage, type VolumeWriter } from "../../../ports/storage-driver";
+import { bitmapExists, bitmapNotFound, invalidVid, invalidVolumeSize, noRoomOnDisk, volumeTooLarge, shrinkRefused, unsafeVolumePath, volumeNotFound } from "../../../ports/storage-errors";
 import { within } from "../shared/locations";
 import { fileStamp, isNoSpace, tooLargeFor, lstatOrUndefined, PoolFolder, removeFile } from "../shared/pool-folder";
-import { QEMU_IMG, type ImageFormat } from "../shared/qemu-img";
+import { imageBitmaps, QEMU_IMG, type ImageFormat } from "../shared/qemu-img";
 import { makeEncryptedImage } from "../shared/ephemeral-images";
 import { openImageReader, openImageWriter } from "../shared/image-transfer";
 import { RawFileReader, RawFileWriter } from "../shared/raw-file-io";
@@ -54,7 +54,7 @@ function qemuImg(args: string[]): Promise<unknown> {
  * Reads and writes go through raw files in the pool's temporary folder: a reader reads a raw
  * conversion of the chain; a writer's raw file is converted to a standalone image at finish().
  */
-export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTransfer, EphemeralEncryption {
+export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTransfer, EphemeralEncryption, VolumeBitmaps {
   /** Volumes' images, and revisions' (`<vid>.qcow2.<id>~`): immutable, and backing files of what came after them. */
   private readonly files: VolumeFiles;
   /**
@@ -148,6 +148,35 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
       const header = await this.checkedChain(vid, saved);
       await this.replaceWithOverlay(vid, file, saved, header.sizeBytes);
       await this.collectBases();
+    });
+  }
+
+  async bitmaps(vid: string): Promise<VolumeBitmap[]> {
+    return imageBitmaps(await this.volumeFile(vid));
+  }
+
+  addBitmap(vid: string, name: string, granularityBytes: number): Promise<void> {
+    return this.changes.run(async () => {
+      const file = await this.volumeFile(vid);
+      if ((await imageBitmaps(file)).some((bitmap) => bitmap.name === name)) throw bitmapExists(vid, name);
+      await this.tool(vid, ["bitmap", "--add", "-g", String(granularityBytes), "-f", "qcow2", file, name]);
+    });
+  }
+
+  clearBitmap(vid: string, name: string): Promise<void> {
+    return this.changes.run(async () => {
+      const file = await this.volumeFile(vid);
+      if (!(await imageBitmaps(file)).some((bitmap) => bitmap.name === name)) throw bitmapNotFound(vid, name);
+      await this.tool(vid, ["bitmap", "--clear", "-f", "qcow2", file, name]);
+    });
+  }
+
+  removeBitmap(vid: string, name: string): Promise<boolean> {
+    return this.changes.run(async () => {
+      const file = await this.volumeFile(vid);
+      if (!(await imageBitmaps(file)).some((bitmap) => bitmap.name === name)) return false;
+      await this.tool(vid, ["bitmap", "--remove", "-f", "qcow2", file, name]);
+      return true;
     });
   }
 
@@ -291,6 +320,7 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
    */
   private async freeze(vid: string, top: string, frozen: string, header: Qcow2Header): Promise<void> {
     const overlay = this.pool.temporary(VOLUME_SUFFIX);
+    const bitmaps = await imageBitmaps(top);
     try {
       await this.makeOverlay(overlay, top, frozen, header.sizeBytes);
       await fs.link(top, frozen);
@@ -299,6 +329,20 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
       throw this.translated(vid, error);
     } finally {
       await removeFile(overlay);
+    }
+    await this.carryBitmaps(vid, top, frozen, bitmaps);
+  }
+
+  /**
+   * Gives the volume's new image the bitmaps of the one it froze, with what they recorded, so
+   * that they go on telling what changed since they were made (a crash before leaves them in the
+   * revision only).
+   */
+  private async carryBitmaps(vid: string, top: string, frozen: string, bitmaps: readonly VolumeBitmap[]): Promise<void> {
+    for (const bitmap of bitmaps) {
+      await this.tool(vid, ["bitmap", "--add", "-g", String(bitmap.granularityBytes), "-f", "qcow2", top, bitmap.name]);
+      await this.tool(vid, ["bitmap", "--merge", bitmap.name, "-b", frozen, "-F", "qcow2", "-f", "qcow2", top, bitmap.name]);
+      if (!bitmap.recording) await this.tool(vid, ["bitmap", "--disable", "-f", "qcow2", top, bitmap.name]);
     }
   }
 

@@ -4,7 +4,7 @@
  * of a qcow2 image), and what the qcow2 driver asks it besides is to make, convert and check
  * images. Every argument is one argv entry.
  */
-import type { Extent } from "../../../ports/storage-driver";
+import type { Extent, VolumeBitmap } from "../../../ports/storage-driver";
 import { runTool } from "./run-tool";
 
 export type ImageFormat = "raw" | "qcow2";
@@ -48,4 +48,16 @@ export function tiledExtents(entries: readonly MapEntry[], sizeBytes: number): E
   }
   add(end, sizeBytes - end, false);
   return extents;
+}
+
+/** The persistent dirty bitmaps of a qcow2 image, as `qemu-img info` tells them (-U: a QEMU may hold the image). */
+export async function imageBitmaps(file: string): Promise<VolumeBitmap[]> {
+  const { stdout } = await runTool(QEMU_IMG, ["info", "--output=json", "-U", "-f", "qcow2", file]);
+  const info = JSON.parse(stdout) as { "format-specific"?: { data?: { bitmaps?: { name: string; granularity: number; flags: string[] }[] } } };
+  return (info["format-specific"]?.data?.bitmaps ?? []).map((bitmap) => ({
+    name: bitmap.name,
+    granularityBytes: bitmap.granularity,
+    recording: bitmap.flags.includes("auto"),
+    inconsistent: bitmap.flags.includes("in-use"),
+  }));
 }

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Qcow2StorageDriver } from "../../../../src/adapters/storage/qcow2/qcow2-storage-driver";
@@ -34,6 +34,37 @@ function backingOf(file: string): string | undefined {
   return info["backing-filename"];
 }
 
+/** The dirty ranges of a bitmap of the image, as a qemu-storage-daemon exports them over NBD and nbdinfo maps them. */
+async function dirtyRanges(file: string, bitmap: string): Promise<[number, number][]> {
+  const socket = `${file}.nbd`;
+  const daemon = spawn("qemu-storage-daemon", [
+    "--blockdev", `driver=file,node-name=f,filename=${file},read-only=on`,
+    "--blockdev", "driver=qcow2,node-name=q,file=f,read-only=on",
+    "--nbd-server", `addr.type=unix,addr.path=${socket}`,
+    "--export", `type=nbd,id=e,node-name=q,name=e,bitmaps.0=${bitmap}`,
+  ], { stdio: "ignore" });
+  try {
+    let out = "";
+    // The socket's file comes before the daemon listens on it.
+    for (let waited = 0; out === ""; waited += 20) {
+      if (daemon.exitCode !== null || waited > 5000) throw new Error("qemu-storage-daemon did not serve the image");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      try {
+        out = execFileSync("nbdinfo", ["--json", `--map=qemu:dirty-bitmap:${bitmap}`, `nbd+unix:///e?socket=${socket}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+      } catch {
+        // Not listening yet.
+      }
+    }
+    return (JSON.parse(out) as { offset: number; length: number; type: number }[]).filter((entry) => (entry.type & 1) === 1).map((entry) => [entry.offset, entry.length]);
+  } finally {
+    if (daemon.exitCode === null) {
+      const exited = new Promise((resolve) => daemon.once("exit", resolve));
+      daemon.kill("SIGKILL");
+      await exited;
+    }
+  }
+}
+
 describe("qcow2 pools", () => {
   let dir: string;
   let root: string;
@@ -44,6 +75,26 @@ describe("qcow2 pools", () => {
   });
 
   afterEach(() => removeDir(dir));
+
+  it("keep a volume's dirty bitmaps through a snapshot, with what they recorded before it and after", async () => {
+    const driver = await Qcow2StorageDriver.open(root);
+    await driver.create("disk", 8 * MiB);
+    await driver.addBitmap("disk", "b1", 65536);
+    const file = path.join(root, "disk.qcow2");
+    guestWrites(file, MiB, 1);
+    await driver.snapshot("disk");
+    guestWrites(file, 4 * MiB, 2);
+    expect(await driver.bitmaps("disk")).toEqual([{ name: "b1", granularityBytes: 65536, recording: true, inconsistent: false }]);
+    expect(await dirtyRanges(file, "b1")).toEqual([
+      [MiB, 64 * 1024],
+      [4 * MiB, 64 * 1024],
+    ]);
+    await driver.clearBitmap("disk", "b1");
+    expect(await dirtyRanges(file, "b1")).toEqual([]);
+    expect(await driver.removeBitmap("disk", "b1")).toBe(true);
+    expect(await driver.removeBitmap("disk", "b1")).toBe(false);
+    expect(await driver.bitmaps("disk")).toEqual([]);
+  });
 
   it("snapshot and clone a 10 GiB volume as overlays: the pool grows by headers, not by the volume", async () => {
     const driver = await Qcow2StorageDriver.open(root);

@@ -117,7 +117,7 @@ describe("BlockExports", () => {
   }
 
   function volumeOf(vid: string): ExportableVolume {
-    return { pool: "p", vid, label: `p:${vid}`, image: { ...image, path: `/pool/${vid}.raw` }, users: users.get(vid) ?? [] };
+    return { pool: "p", vid, label: `p:${vid}`, image: { ...image, path: `/pool/${vid}.raw` }, users: users.get(vid) ?? [], bitmaps: vid === "marked" ? ["b1"] : [] };
   }
 
   beforeEach(() => {
@@ -175,6 +175,14 @@ describe("BlockExports", () => {
     users.set("v1", [{ vm: "work", writes: true }]);
     await expect(exports.add(request("w", "v1", { writable: true }), ctx)).rejects.toMatchObject({ reason: "VOLUME_IN_USE", message: expect.stringContaining("work") });
     await expect(exports.add(request("r", "v1"), ctx)).rejects.toMatchObject({ reason: "VOLUME_NOT_EXPORTABLE" });
+  });
+
+  it("exposes only bitmaps the volume has", async () => {
+    await exports.startNbdServer(nbdServer, ctx);
+    const nbd = (bitmaps: string[]) => ({ type: "nbd" as const, name: "", description: "", bitmaps, allocationDepth: false });
+    await expect(exports.add(request("x", "v1", { options: nbd(["b1"]) }), ctx)).rejects.toMatchObject({ reason: "BITMAP_NOT_FOUND" });
+    await exports.add(request("m", "marked", { options: nbd(["b1"]) }), ctx);
+    expect(exporter.server.added.get("m")?.settings.options).toMatchObject({ bitmaps: ["b1"] });
   });
 
   it("lets a volume have one writable export, or read-only ones only", async () => {

@@ -521,6 +521,9 @@ export class Volumes {
   async changeBitmap(key: VolumeKey, change: BitmapChange, ctx: CallContext): Promise<VolumeBitmap | undefined> {
     checkBitmapName(change.name, "name");
     if (change.kind === "add") checkGranularity(change.granularityBytes, "granularity_bytes");
+    // Told before whether the volume may change now: a raw pool's never keeps one.
+    const pool = this.pools.driver(key.pool);
+    if (!keepsBitmaps(pool)) throw bitmapsUnsupported(key.pool, pool.format);
     return this.change(key, ctx, `${change.kind} a bitmap of`, { halted: `given a bitmap ${change.kind}` }, async (volume, driver) => {
       if (!keepsBitmaps(driver)) throw bitmapsUnsupported(volume.pool, driver.format);
       if (change.kind === "add") await driver.addBitmap(volume.vid, change.name, change.granularityBytes || DEFAULT_BITMAP_GRANULARITY);

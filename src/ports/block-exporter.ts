@@ -89,8 +89,11 @@ export type RemoveMode = "safe" | "hard";
 
 /** One QEMU process that serves exports, driven over its QMP socket. */
 export interface ExportServer {
-  /** Starts its NBD server (nbd-server-start); a server running already is replaced only by stopNbdServer first. */
-  startNbdServer(settings: NbdServerSettings): Promise<void>;
+  /**
+   * Starts its NBD server (nbd-server-start). One running already is replaced, unless `adopted`:
+   * then it is the one Steward started earlier with these settings, and is kept (its clients too).
+   */
+  startNbdServer(settings: NbdServerSettings, options?: { adopted: boolean }): Promise<void>;
   /** Stops its NBD server (nbd-server-stop), which ends its NBD exports; nothing when none runs. */
   stopNbdServer(): Promise<void>;
   /** Opens the image and exports it (blockdev-add, block-export-add); on failure nothing is left open. */

@@ -147,6 +147,9 @@ describe("block exports through qemu-storage-daemon", () => {
     expect(deleting.message).toContain("data-ro");
     const resizing = await rpcError(volumes.resizeVolume({ volume: volume("data"), sizeBytes: BigInt(16 * MiB) }));
     expect(resizing.info?.reason).toBe("VOLUME_IN_USE");
+    // A snapshot would freeze the image the daemon has open as the revision.
+    const snapshotting = await rpcError(volumes.snapshotVolume({ volume: volume("data") }));
+    expect(snapshotting.info?.reason).toBe("VOLUME_IN_USE");
   });
 
   it("checks every field before anything reaches QEMU, naming it", async () => {

@@ -21,7 +21,7 @@ export const file_steward_v1_block_export: GenFile = /*@__PURE__*/
  */
 export type NbdServer = Message<"steward.v1.NbdServer"> & {
   /**
-   * Where it listens: host:port or unix:<name> (a socket in Steward's run folder).
+   * Where it listens: host:port or unix:<name> (a socket in Steward's exports folder).
    *
    * @generated from field: string address = 1;
    */
@@ -126,8 +126,8 @@ export const NbdExportOptionsSchema: GenMessage<NbdExportOptions> = /*@__PURE__*
  */
 export type VhostUserBlkExportOptions = Message<"steward.v1.VhostUserBlkExportOptions"> & {
   /**
-   * The socket's name in Steward's run folder: `[A-Za-z0-9_.-]+`, at most 64 characters.
-   * Required.
+   * The socket's name in Steward's exports folder (`<data-dir>/exports/vhost-user-blk/<name>`):
+   * `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 64 characters. Required.
    *
    * @generated from field: string socket = 1;
    */
@@ -170,7 +170,8 @@ export const VhostUserBlkExportOptionsSchema: GenMessage<VhostUserBlkExportOptio
 export type FuseExportOptions = Message<"steward.v1.FuseExportOptions"> & {
   /**
    * The mount point's name in Steward's exports folder (a regular file is made there and
-   * mounted over): `[A-Za-z0-9_.-]+`, at most 64 characters. Required.
+   * mounted over, `<data-dir>/exports/fuse/<name>`): `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 64
+   * characters. Required.
    *
    * @generated from field: string mountpoint = 1;
    */

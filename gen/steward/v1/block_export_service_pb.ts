@@ -23,7 +23,8 @@ export const file_steward_v1_block_export_service: GenFile = /*@__PURE__*/
  */
 export type StartNbdServerRequest = Message<"steward.v1.StartNbdServerRequest"> & {
   /**
-   * host:port, or unix:<name> for a socket of that name in Steward's run folder. Required.
+   * host:port, or unix:<name> for a socket of that name in Steward's exports folder
+   * (`<data-dir>/exports/nbd/<name>`). Required.
    *
    * @generated from field: string address = 1;
    */
@@ -424,16 +425,17 @@ export const BlockExportService: GenService<{
    * AddBlockExport exports a volume (block-export-add), with the options of its type.
    * FAILED_PRECONDITION (NBD_SERVER_NOT_RUNNING) for an NBD export without a server,
    * ALREADY_EXISTS (EXPORT_EXISTS) for a taken id, FAILED_PRECONDITION (VOLUME_IN_USE) for a
-   * writable export of a volume a running VM writes (read-only ones are allowed),
+   * writable export of a volume a running VM writes, or beside another export of the volume,
+   * or any export beside a writable one,
    * (EXPORT_TYPE_UNSUPPORTED) for a type this host's QEMU lacks (GetHostInfo says which it has),
    * (VOLUME_NOT_EXPORTABLE) for a volume QEMU cannot open (a memory pool's, an ephemeral one) or,
-   * for now, one a running VM holds, (EXPORTER_UNAVAILABLE) when qemu-storage-daemon cannot be
+   * for now, a read-only export of one a running VM holds (its VM's QEMU is to serve it), (EXPORTER_UNAVAILABLE) when qemu-storage-daemon cannot be
    * started, (EXPORT_REFUSED, with QEMU's words) for what QEMU refuses of the host; INVALID_ARGUMENT
    * for a bad id (INVALID_EXPORT_ID), options that are not its type's (EXPORT_OPTIONS_MISMATCH,
    * naming the field) or a bad option (naming it); ALREADY_EXISTS (EXPORT_EXISTS) also for an NBD
    * name, socket or mount point another export has; NOT_FOUND (VOLUME_NOT_FOUND,
-   * BITMAP_NOT_FOUND). A volume an export serves is not deleted, reverted, resized, cleared or
-   * imported into, and its VM does not start, meanwhile (VOLUME_IN_USE). Retry-safe with request_id.
+   * BITMAP_NOT_FOUND). A volume an export serves is not deleted, reverted, snapshotted, resized,
+   * cleared, imported into or attached, and its VM does not start, meanwhile (VOLUME_IN_USE). Retry-safe with request_id.
    *
    * @generated from rpc steward.v1.BlockExportService.AddBlockExport
    */

@@ -41,6 +41,8 @@ const QUEUE_KEY = "exports";
 
 export class BlockExports {
   private readonly queue = new KeyedQueue();
+  /** The daemon restored and listened to; what the lists count connections of. */
+  private driven: ExportServer | undefined;
 
   constructor(
     private readonly store: Store,
@@ -65,9 +67,12 @@ export class BlockExports {
    */
   async adopt(): Promise<void> {
     if (this.store.blockExports.nbdServer() === undefined && this.store.blockExports.list().length === 0) return;
-    await this.queue.run(QUEUE_KEY, { what: "take up the block exports" }, async () => {
-      await this.daemon();
-    });
+    try {
+      await this.queue.run(QUEUE_KEY, { what: "take up the block exports" }, () => this.daemon());
+    } catch (error) {
+      // Steward serves its VMs all the same; the next call on the exports tries again, and says why it cannot.
+      this.log.error({ err: error }, "the block exports could not be taken up");
+    }
   }
 
   async startNbdServer(request: NbdServerRequest, ctx: CallContext): Promise<NbdServerView> {
@@ -99,11 +104,10 @@ export class BlockExports {
       if (running === undefined) return false;
       const server = await this.daemon();
       const nbdExports = this.store.blockExports.list().filter((record) => record.options.type === "nbd");
-      this.store.transaction(() => {
-        for (const record of nbdExports) this.store.blockExports.markShuttingDown(record.id);
-      });
       await server.stopNbdServer();
+      // QEMU tells each deleted as it goes; until then they are shutting down.
       this.store.transaction(() => {
+        for (const record of nbdExports) if (this.store.blockExports.get(record.id)) this.store.blockExports.markShuttingDown(record.id);
         this.store.blockExports.setNbdServer(undefined);
         this.events.append(nbdServerStop(running.address));
       });
@@ -186,32 +190,26 @@ export class BlockExports {
     };
   }
 
-  /** The exports of a volume, for the storage area's refusals (a volume is not deleted while exported). */
-  ofVolume(pool: string, vid: string): BlockExportRecord[] {
-    return this.store.blockExports.ofVolume(pool, vid);
-  }
-
   private available(): BlockExporter {
     if (this.exporter === undefined) throw exportTypeUnsupported("anything", []);
     return this.exporter;
   }
 
-  /** The storage daemon; a new one is given the server and the exports the store has (it holds none). */
+  /**
+   * The storage daemon; one this Steward has not driven yet is first given the server and the
+   * exports the store has (a new one holds none, an adopted one what it kept). Called within the
+   * queue only, so that no two calls restore one daemon.
+   */
   private async daemon(): Promise<ExportServer> {
     const exporter = this.available();
     const { server, fresh } = await exporter.daemon();
-    if (fresh) {
+    if (server !== this.driven) {
       server.onDeleted((id) => this.deleted(id));
-      await this.restore(server, exporter, []);
-    } else if (!this.watched.has(server)) {
-      server.onDeleted((id) => this.deleted(id));
-      await this.restore(server, exporter, await server.exports());
+      await this.restore(server, exporter, fresh ? [] : await server.exports());
+      this.driven = server;
     }
-    this.watched.add(server);
     return server;
   }
-
-  private readonly watched = new WeakSet<ExportServer>();
 
   /**
    * Makes the daemon serve what the store has: the NBD server, then each export it lacks
@@ -221,7 +219,7 @@ export class BlockExports {
   private async restore(server: ExportServer, exporter: BlockExporter, present: readonly { id: string }[]): Promise<void> {
     const have = new Set(present.map((state) => state.id));
     const serverRecord = this.store.blockExports.nbdServer();
-    if (serverRecord) await server.startNbdServer(await this.serverSettings(serverRecord, exporter));
+    if (serverRecord) await server.startNbdServer(await this.serverSettings(serverRecord, exporter), { adopted: true });
     for (const record of this.store.blockExports.list()) {
       if (have.has(record.id)) continue;
       if (record.shuttingDown || (record.options.type === "nbd" && serverRecord === undefined)) {
@@ -292,10 +290,11 @@ export class BlockExports {
     if (volume.users.length > 0) throw volumeNotExportable(volume.label, `${volume.users.map((user) => user.vm).join(", ")} runs with it as a disk, and this Steward exports only volumes no running VM holds`);
   }
 
+  /** The clients of the daemon's NBD server; a list does not wait for the queue, nor start a daemon. */
   private async nbdConnections(): Promise<number> {
-    if (this.exporter === undefined) return 0;
+    if (this.driven === undefined) return 0;
     try {
-      return await (await this.daemon()).nbdConnections();
+      return await this.driven.nbdConnections();
     } catch (error) {
       this.log.warn({ err: error }, "the NBD server's connections could not be counted");
       return 0;

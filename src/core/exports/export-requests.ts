@@ -37,7 +37,7 @@ export interface AddExportRequest {
 export const EXPORT_ID = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 export const MAX_ID_LENGTH = 64;
 /** A socket's or a mount point's name in Steward's exports folder: one file's name. */
-const ENDPOINT_NAME = /^[A-Za-z0-9_.-]+$/;
+const ENDPOINT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAX_ENDPOINT_NAME = 64;
 /** NBD's longest string (NBD_MAX_STRING_SIZE), for an export's name and description. */
 const MAX_NBD_STRING_BYTES = 4096;
@@ -140,11 +140,11 @@ function fuseOptions(given: Extract<GivenExportOptions, { type: "fuse" }> | unde
   return { type: "fuse", mountpoint: given.mountpoint, growable: given.growable, allowOther: given.allowOther };
 }
 
-const NAME_RULE = `must be letters, digits, '_', '.' or '-' (not . or ..), at most ${MAX_ENDPOINT_NAME} characters: it is a file in Steward's own folder`;
+const NAME_RULE = `must be a letter or digit, then letters, digits, '_', '.' or '-', at most ${MAX_ENDPOINT_NAME} characters: it is a file in Steward's own folder`;
 
-/** A name that is one file's in Steward's folder: no '/', not '.' or '..'. */
+/** A name that is one file's in Steward's folder: no '/', and no leading '.' (no '..', none of Steward's own dot-folders). */
 function isEndpointName(name: string): boolean {
-  return ENDPOINT_NAME.test(name) && name.length <= MAX_ENDPOINT_NAME && name !== "." && name !== "..";
+  return ENDPOINT_NAME.test(name) && name.length <= MAX_ENDPOINT_NAME;
 }
 
 function checkEndpointName(name: string, field: string, what: string): void {

@@ -11,7 +11,7 @@ import type { Pools } from "./pools";
 import { diskNameTaken, invalidDiskName, volumeAttached, volumeInUse, volumeNotAttached, volumeOwned } from "./storage-errors";
 import { attachedVmNames } from "./attached-vms";
 import { volumeAttach, volumeDetach } from "./storage-events";
-import type { VolumeName, Volumes, VolumeView } from "./volumes";
+import { refuseExported, type VolumeName, type Volumes, type VolumeView } from "./volumes";
 import { volumeNotFound } from "../../ports/storage-errors";
 
 /** A disk name: what the guest's disk is called, as VolumeAttachment.name says. */
@@ -68,6 +68,8 @@ export class VolumeAttachments {
       if (volume.vmQid === vm.qid) throw volumeOwned(vm.name, volume.name);
       this.checkNameFree(vm, attachment.name);
       this.checkSharing(vm, volume, attachment.rw);
+      // The storage daemon holds an exported volume's image: a running VM may not open it meanwhile.
+      refuseExported(this.store, volume);
       if (this.running.isRunning(vm)) await this.running.hotPlug(vm).attachDisk(this.disk(attachment, volume));
       this.store.transaction(() => {
         const now = this.ready(key);

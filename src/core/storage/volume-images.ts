@@ -45,7 +45,9 @@ export class VolumeImages {
     const driver = this.pools.driver(pool);
     const path = driver.hostPath(vid);
     if (path === undefined || (driver.format !== "raw" && driver.format !== "qcow2")) throw this.notExportable(label, `pool ${pool} keeps its volumes where QEMU cannot open them`);
-    // A volume no start has made yet is made (empty), as a start would.
+    // As a start does: the drop of old revisions a halt queued is done before QEMU opens the image,
+    // and a volume no start has made yet is made (empty).
+    await this.volumes.settled(record);
     await this.volumes.makeIfAbsent(record);
     const backing = driver.backingChain ? await driver.backingChain(vid) : [];
     const bitmaps = keepsBitmaps(driver) ? (await driver.bitmaps(vid)).map((bitmap) => bitmap.name) : [];

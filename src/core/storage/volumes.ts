@@ -447,7 +447,7 @@ export class Volumes {
   /** Saves the current content as a revision; the oldest past revisions_to_keep go. A retry with request_id returns the first one's revision. */
   async snapshot(key: VolumeKey, ctx: CallContext, requestId = ""): Promise<Revision> {
     this.ledger.checkKey(requestId);
-    return this.change(key, ctx, "snapshot", {}, async (volume, driver) => {
+    return this.change(key, ctx, "snapshot", { unexported: true }, async (volume, driver) => {
       const earlier = this.ledger.earlier(requestId, "SnapshotVolume", key);
       if (earlier !== undefined) {
         const saved = (await driver.revisions(volume.vid)).find((revision) => revision.id === earlier);
@@ -487,7 +487,7 @@ export class Volumes {
 
   /** Sets the volume's size; smaller only with allowShrink, which cuts its end off. */
   async resize(key: VolumeKey, sizeBytes: number, allowShrink: boolean, ctx: CallContext): Promise<VolumeView> {
-    return this.change(key, ctx, "resize", { halted: allowShrink ? "shrunk" : undefined }, async (volume, driver) => {
+    return this.change(key, ctx, "resize", { halted: allowShrink ? "shrunk" : undefined, unexported: true }, async (volume, driver) => {
       checkSize(volume.vid, sizeBytes, "size_bytes");
       if (volume.limitBytes > 0 && sizeBytes > volume.limitBytes) throw volumeLimitExceeded(volume.vid, volume.limitBytes, sizeBytes);
       const { sizeBytes: oldSize } = await driver.volumeUsage(volume.vid);
@@ -511,7 +511,14 @@ export class Volumes {
   async bitmaps(key: VolumeKey): Promise<VolumeBitmap[]> {
     const driver = this.pools.driver(key.pool);
     this.record(key);
-    return keepsBitmaps(driver) ? driver.bitmaps(key.vid) : [];
+    if (!keepsBitmaps(driver)) return [];
+    try {
+      return await driver.bitmaps(key.vid);
+    } catch (error) {
+      // A volume its VM's first start makes has no image yet, nor bitmaps.
+      if (isVolumeNotFound(error)) return [];
+      throw error;
+    }
   }
 
   /**
@@ -804,14 +811,14 @@ export class Volumes {
    * once its turn comes. With `halted`, a VM's volume changes only while the VM is halted, and
    * the VM is held meanwhile (no start can come between): FAILED_PRECONDITION (VM_NOT_HALTED).
    */
-  private change<T>(key: VolumeKey, ctx: CallContext, what: string, needs: { halted?: string }, work: (volume: VolumeRecord, driver: StorageDriver) => Promise<T>): Promise<T> {
+  private change<T>(key: VolumeKey, ctx: CallContext, what: string, needs: { halted?: string; unexported?: boolean }, work: (volume: VolumeRecord, driver: StorageDriver) => Promise<T>): Promise<T> {
     const volume = this.record(key);
     this.refuseTaken(key);
     const run = () =>
       this.queue.run(`${key.pool}/${key.vid}`, { caller: ctx, what: `${what} volume ${key.vid}` }, async () => {
         const current = this.record(key);
-        // What changes the content or the size under an export is refused while it serves the volume.
-        if (needs.halted !== undefined || what === "resize") refuseExported(this.store, current);
+        // What changes the content, the size or the image under an export is refused while it serves the volume.
+        if (needs.halted !== undefined || needs.unexported) refuseExported(this.store, current);
         await this.makeIfAbsent(current);
         return work(current, this.pools.driver(key.pool));
       });

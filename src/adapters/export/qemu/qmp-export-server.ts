@@ -31,12 +31,15 @@ export class QmpExportServer implements ExportServer {
     qmp.onEvent((event) => {
       if (event.name !== "BLOCK_EXPORT_DELETED") return;
       const id = typeof event.data.id === "string" ? event.data.id : "";
-      void this.closeImage(id).then(() => this.tellDeleted(id));
+      void this.closeImage(id)
+        .then(() => this.tellDeleted(id))
+        .catch(() => undefined);
     });
   }
 
-  async startNbdServer(settings: NbdServerSettings): Promise<void> {
-    if (settings.tls) await this.addTlsObjects(settings.tls);
+  async startNbdServer(settings: NbdServerSettings, options: { adopted: boolean } = { adopted: false }): Promise<void> {
+    if (!options.adopted) await this.stopNbdServer();
+    if (settings.tls && !(options.adopted && (await this.hasObject(TLS_CREDS_ID)))) await this.addTlsObjects(settings.tls);
     const args: Record<string, unknown> = { addr: socketAddress(settings.address) };
     if (settings.maxConnections > 0) args["max-connections"] = settings.maxConnections;
     if (settings.tls) {
@@ -47,7 +50,7 @@ export class QmpExportServer implements ExportServer {
       await this.qmp.execute("nbd-server-start", args);
     } catch (error) {
       // An adopted process runs the server Steward started in it already.
-      if (!qemuSays(error, "NBD server already running")) throw refused("start the NBD server", error);
+      if (!(options.adopted && qemuSays(error, "NBD server already running"))) throw refused("start the NBD server", error);
     }
     this.nbdAddress = settings.address;
   }
@@ -146,6 +149,10 @@ export class QmpExportServer implements ExportServer {
     } catch (error) {
       throw refused("load the NBD server's TLS credentials", error);
     }
+  }
+
+  private async hasObject(id: string): Promise<boolean> {
+    return this.qmp.execute("qom-list", { path: `/objects/${id}` }).then(() => true, () => false);
   }
 
   private async deleteObject(id: string): Promise<void> {

@@ -36,13 +36,19 @@ export interface RunningDaemon {
   qmp: QmpClient;
 }
 
-/** The daemon an earlier Steward left, when its pid is still a qemu-storage-daemon that answers on its QMP socket. */
+/**
+ * The daemon an earlier Steward left, when its pid is still this folder's qemu-storage-daemon
+ * and it answers on its QMP socket (one client at a time: never while this Steward holds it).
+ */
 export async function findDaemon(files: DaemonFiles): Promise<RunningDaemon | undefined> {
   const pid = Number((await fsp.readFile(files.pidfile, "utf8").catch(() => "")).trim());
   if (!Number.isInteger(pid) || pid <= 0 || !(await isDaemonOf(pid, files))) return undefined;
   try {
     return { pid, qmp: await QmpClient.connect(files.qmpSocket, { timeoutMs: 5000 }) };
   } catch {
+    // A daemon of this folder that does not answer cannot be driven: it is ended, so that the
+    // new one started in its place is the only one holding the volumes.
+    kill(pid);
     return undefined;
   }
 }

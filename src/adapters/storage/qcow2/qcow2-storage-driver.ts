@@ -339,7 +339,8 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
    * revision only).
    */
   private async carryBitmaps(vid: string, top: string, frozen: string, bitmaps: readonly VolumeBitmap[]): Promise<void> {
-    for (const bitmap of bitmaps) {
+    // An inconsistent one tells nothing, and QEMU would refuse to merge it.
+    for (const bitmap of bitmaps.filter((each) => !each.inconsistent)) {
       await this.tool(vid, ["bitmap", "--add", "-g", String(bitmap.granularityBytes), "-f", "qcow2", top, bitmap.name]);
       await this.tool(vid, ["bitmap", "--merge", bitmap.name, "-b", frozen, "-F", "qcow2", "-f", "qcow2", top, bitmap.name]);
       if (!bitmap.recording) await this.tool(vid, ["bitmap", "--disable", "-f", "qcow2", top, bitmap.name]);

@@ -211,6 +211,19 @@ describe("BlockExports", () => {
     expect(events().at(-1)).toEqual(["block-export-deleted", "going"]);
   });
 
+  it("lets Steward start when its daemon cannot be had, and tries again at the next call", async () => {
+    await exports.startNbdServer(nbdServer, ctx);
+    await exports.add(request("kept", "v1"), ctx);
+    exporter.restart();
+    const failing = jest.spyOn(exporter, "daemon").mockRejectedValueOnce(new Error("qemu-storage-daemon is gone"));
+    exports = build();
+    await expect(exports.adopt()).resolves.toBeUndefined();
+    expect((await exports.list()).exports.map((view) => view.connectionCount)).toEqual([0]);
+    failing.mockRestore();
+    await exports.add(request("next", "v2"), ctx);
+    expect([...exporter.server.added.keys()].sort()).toEqual(["kept", "next"]);
+  });
+
   it("re-adds to an adopted daemon only what it lost", async () => {
     await exports.startNbdServer(nbdServer, ctx);
     await exports.add(request("kept", "v1"), ctx);

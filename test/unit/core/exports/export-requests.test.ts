@@ -22,6 +22,8 @@ describe("NBD server requests", () => {
     expect(() => checkNbdServer({ ...server, allowedIdentities: ["CN=a"] })).toThrow(expect.objectContaining({ field: "allowed_identities" }));
     expect(() => checkNbdServer({ ...server, tls: true, allowedIdentities: ["CN=a\nCN=b"] })).toThrow(expect.objectContaining({ field: "allowed_identities[0]" }));
     expect(() => checkNbdServer({ ...server, tls: true, tlsCreds: "../etc" })).toThrow(expect.objectContaining({ field: "tls_creds" }));
+    // Steward's own set is put together in a dot-folder no request names.
+    expect(() => checkNbdServer({ ...server, tls: true, tlsCreds: ".steward" })).toThrow(expect.objectContaining({ field: "tls_creds" }));
   });
 });
 

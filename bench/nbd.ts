@@ -43,12 +43,24 @@ function readAll(uri: string): number {
 /** Waits for the first 4 KiB to be read (qemu-io, a client's own start included); the time to it from `since`. */
 function firstByte(uri: string, since: bigint): number {
   for (;;) {
+    if (Number(process.hrtime.bigint() - since) > 30e9) throw new Error(`${uri} served nothing within 30 s`);
     try {
       execFileSync("qemu-io", ["-r", "-f", "raw", "-c", "read 0 4k", uri], { stdio: "ignore", timeout: 5000 });
       return Number(process.hrtime.bigint() - since) / 1e6;
     } catch {
       // Not serving yet.
     }
+  }
+}
+
+/** The storage daemon outlives Steward by design; the benchmark's ends with it, found by its pidfile and command line. */
+function endDaemon(dataDir: string): void {
+  const folder = path.join(dataDir, "exports", "daemon");
+  try {
+    const pid = Number(fs.readFileSync(path.join(folder, "daemon.pid"), "utf8").trim());
+    if (fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(path.join(folder, "qmp.sock"))) process.kill(pid, "SIGTERM");
+  } catch {
+    // None ran, or it is gone already.
   }
 }
 
@@ -111,15 +123,7 @@ async function main(): Promise<void> {
     exports.close();
   } finally {
     await stopAll(children);
-    const pidfile = path.join(dir, "data", "exports", "daemon", "daemon.pid");
-    // The storage daemon outlives Steward by design; the benchmark's ends with it.
-    if (fs.existsSync(pidfile)) {
-      try {
-        process.kill(Number(fs.readFileSync(pidfile, "utf8").trim()), "SIGTERM");
-      } catch {
-        // Gone already.
-      }
-    }
+    endDaemon(path.join(dir, "data"));
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

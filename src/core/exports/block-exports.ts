@@ -9,6 +9,7 @@ import type { BlockExporter, ExportOptions, ExportServer, ExportSettings, NbdCre
 import type { Clock } from "../../ports/clock";
 import type { Log } from "../../ports/log";
 import type { Store } from "../../ports/store";
+import { InvalidFieldError } from "../errors";
 import type { EventLog } from "../events/event-log";
 import type { BlockExportKind, BlockExportOptionsRecord, BlockExportRecord, NbdServerRecord } from "../model/block-export";
 import { HOST_SUBJECT, type EventSubject } from "../model/event";
@@ -144,10 +145,16 @@ export class BlockExports {
         shuttingDown: false,
         createdAt: this.clock.now(),
       };
+      const settings = this.settingsOf(record, exporter);
       const server = await this.daemon();
-      await server.addExport(this.settingsOf(record, exporter), volume.image);
+      this.reserve(record, volume);
+      try {
+        await server.addExport(settings, volume.image);
+      } catch (error) {
+        this.store.transaction(() => this.store.blockExports.remove(record.id));
+        throw error;
+      }
       this.store.transaction(() => {
-        this.store.blockExports.insert(record);
         this.events.append(blockExportAdd(this.subjectOf(record), record));
         this.ledger.remember(request.requestId, "AddBlockExport", asked, record.id);
       });
@@ -256,6 +263,7 @@ export class BlockExports {
 
   private async serverSettings(record: NbdServerRecord, exporter: BlockExporter): Promise<NbdServerSettings> {
     const address = parseNbdAddress(record.address, (name) => exporter.endpointPath("nbd-socket", name));
+    if (address.kind === "unix") checkSocketPath(address.path, "address");
     if (!record.tls) return { address, maxConnections: record.maxConnections };
     const credsDir = await this.credentials.folder(record.tlsCreds);
     if (credsDir === undefined) throw tlsCredsNotFound(record.tlsCreds, this.credentials.expected(record.tlsCreds));
@@ -263,7 +271,20 @@ export class BlockExports {
   }
 
   private settingsOf(record: BlockExportRecord, exporter: BlockExporter): ExportSettings {
+    if (record.options.type === "vhost-user-blk") checkSocketPath(exporter.endpointPath("vhost-user-blk-socket", record.options.socket), "vhost_user_blk.socket");
     return { id: record.id, writable: record.writable, writethrough: record.writethrough, iothread: record.iothread, fixedIothread: record.fixedIothread, options: optionsOf(record.options, exporter) };
+  }
+
+  /**
+   * Stores the export before QEMU opens the volume: from then on the storage area refuses to
+   * delete or change the volume, or start its VM (each checks within its own transaction, so
+   * that either it or the export goes first). A volume being changed meanwhile is refused here.
+   */
+  private reserve(record: BlockExportRecord, volume: ExportableVolume): void {
+    this.store.transaction(() => {
+      if (!this.volumes.ready(record.pool, record.vid)) throw volumeNotExportable(volume.label, "it is being changed or deleted");
+      this.store.blockExports.insert(record);
+    });
   }
 
   /** No other export has the NBD name, the socket or the mount point asked. */
@@ -312,6 +333,14 @@ export class BlockExports {
   private async serverView(record: NbdServerRecord): Promise<NbdServerView> {
     return { record, connectionCount: await this.nbdConnections() };
   }
+}
+
+/** A unix socket's path must fit in sockaddr_un's 108 bytes, its ending NUL included. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+function checkSocketPath(socketPath: string, field: string): void {
+  const bytes = new TextEncoder().encode(socketPath).length;
+  if (bytes > MAX_SOCKET_PATH_BYTES) throw new InvalidFieldError(field, `makes the socket ${socketPath}, ${bytes} bytes: a unix socket's path has at most ${MAX_SOCKET_PATH_BYTES}; give a shorter name`);
 }
 
 /** The options as QEMU takes them: names turned into paths in Steward's exports folder. */

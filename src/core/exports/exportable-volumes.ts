@@ -39,6 +39,8 @@ export interface ExportableVolumes {
   exportable(ref: VolumeNaming | undefined, field: string): Promise<ExportableVolume>;
   /** The volume of an export made earlier, as it is now (a restart serves it again). */
   current(pool: string, vid: string): Promise<ExportableVolume>;
+  /** Whether the volume is there and not being changed, now (within the caller's transaction). */
+  ready(pool: string, vid: string): boolean;
   /** The storage area's VOLUME_IN_USE, for a volume an export cannot share. */
   inUse(volume: ExportableVolume, why: string, vms: readonly string[]): DomainError;
 }

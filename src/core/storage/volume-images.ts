@@ -54,6 +54,10 @@ export class VolumeImages {
     return { pool, vid, label, image: { path, format: driver.format, backing }, users: this.usersOf(record), bitmaps };
   }
 
+  ready(pool: string, vid: string): boolean {
+    return this.store.volumes.get(pool, vid)?.state === "ready";
+  }
+
   inUse(volume: { vid: string }, why: string, vms: readonly string[]): DomainError {
     return volumeInUse(volume.vid, why, vms);
   }

@@ -320,7 +320,8 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
    */
   private async freeze(vid: string, top: string, frozen: string, header: Qcow2Header): Promise<void> {
     const overlay = this.pool.temporary(VOLUME_SUFFIX);
-    const bitmaps = await imageBitmaps(top);
+    // Read off the header first: most images have none, and qemu-img costs a process.
+    const bitmaps = header.bitmaps ? await imageBitmaps(top) : [];
     try {
       await this.makeOverlay(overlay, top, frozen, header.sizeBytes);
       await fs.link(top, frozen);

@@ -14,6 +14,8 @@ const V2_HEADER_BYTES = 72;
 const V3_HEADER_BYTES = 104;
 /** Incompatible feature bit 2: the image's data are in another file, which the header names. */
 const EXTERNAL_DATA_FILE = 1n << 2n;
+/** Autoclear feature bit 0: QEMU keeps it set while the image's bitmaps extension is valid. */
+const BITMAPS_EXTENSION = 1n;
 /** QEMU refuses longer backing names too. */
 const MAX_BACKING_NAME = 1023;
 
@@ -28,6 +30,8 @@ export interface Qcow2Header {
   externalData: boolean;
   /** Whether its clusters are encrypted (AES or LUKS): reading them needs a key. */
   encrypted: boolean;
+  /** Whether it holds persistent dirty bitmaps (a valid bitmaps extension). */
+  bitmaps: boolean;
 }
 
 /** The L1 table of an image past this many bytes (one of 64 TiB, with 64 KiB clusters) is not read: it counts as not empty. */
@@ -49,6 +53,7 @@ export async function readQcow2Header(file: string): Promise<Qcow2Header> {
     if (bytesRead < V2_HEADER_BYTES || header.readUInt32BE(0) !== MAGIC) throw new Error(`${file} is not a qcow2 image`);
     const version = header.readUInt32BE(4);
     const incompatible = version >= 3 && bytesRead >= V3_HEADER_BYTES ? header.readBigUInt64BE(72) : 0n;
+    const autoclear = version >= 3 && bytesRead >= V3_HEADER_BYTES ? header.readBigUInt64BE(88) : 0n;
     const backingOffset = Number(header.readBigUInt64BE(8));
     const backingLength = header.readUInt32BE(16);
     const sizeBytes = Number(header.readBigUInt64BE(24));
@@ -67,6 +72,7 @@ export async function readQcow2Header(file: string): Promise<Qcow2Header> {
       empty: await noTableAllocated(handle, l1Entries, l1Offset),
       externalData: (incompatible & EXTERNAL_DATA_FILE) !== 0n,
       encrypted: header.readUInt32BE(32) !== 0,
+      bitmaps: (autoclear & BITMAPS_EXTENSION) !== 0n,
     };
   } finally {
     await handle.close();

@@ -61,9 +61,11 @@ class FakeExporter implements BlockExporter {
   readonly types = ["nbd", "vhost-user-blk"] as const;
   server = new FakeServer();
   fresh = true;
+  /** Where the exports folder is: a deep one makes long socket paths. */
+  root = "/exports";
 
   endpointPath(kind: string, name: string): string {
-    return `/exports/${kind}/${name}`;
+    return `${this.root}/${kind}/${name}`;
   }
 
   async daemon(): Promise<{ server: ExportServer; fresh: boolean }> {
@@ -110,6 +112,7 @@ describe("BlockExports", () => {
     const volumes: ExportableVolumes = {
       exportable: async (naming) => volumeOf(naming!.vid),
       current: async (_pool, vid) => volumeOf(vid),
+      ready: (_pool, vid) => vid !== "changing",
       inUse: (volume, why) => failedPrecondition("VOLUME_IN_USE" as DomainError["reason"], `${volume.vid}: ${why}`),
     };
     const store = opened.current;
@@ -147,6 +150,15 @@ describe("BlockExports", () => {
     expect(exporter.server.added.get("v")?.settings.options).toEqual({ type: "vhost-user-blk", socketPath: "/exports/vhost-user-blk-socket/blk.sock", logicalBlockSize: 512, numQueues: 1 });
   });
 
+  it("refuses a socket name that makes a path longer than a unix socket's, naming the field", async () => {
+    exporter.root = `/${"d".repeat(40)}`;
+    const longName = "s".repeat(64);
+    await expect(exports.startNbdServer({ ...nbdServer, address: `unix:${longName}` }, ctx)).rejects.toMatchObject({ kind: "invalid-argument", field: "address" });
+    const vhost = { type: "vhost-user-blk" as const, options: { type: "vhost-user-blk" as const, socket: longName, logicalBlockSize: 0, numQueues: 0 } };
+    await expect(exports.add(request("v", "v1", vhost), ctx)).rejects.toMatchObject({ kind: "invalid-argument", field: "vhost_user_blk.socket" });
+    expect(exporter.server.added.size).toBe(0);
+  });
+
   it("refuses a type the host lacks, and NBD without a server", async () => {
     await expect(exports.add(request("f", "v1", { type: "fuse", options: { type: "fuse", mountpoint: "m", growable: false, allowOther: "auto" } }), ctx)).rejects.toMatchObject({ reason: "EXPORT_TYPE_UNSUPPORTED" });
     await expect(exports.add(request("n", "v1"), ctx)).rejects.toMatchObject({ reason: "NBD_SERVER_NOT_RUNNING" });
@@ -175,6 +187,19 @@ describe("BlockExports", () => {
     users.set("v1", [{ vm: "work", writes: true }]);
     await expect(exports.add(request("w", "v1", { writable: true }), ctx)).rejects.toMatchObject({ reason: "VOLUME_IN_USE", message: expect.stringContaining("work") });
     await expect(exports.add(request("r", "v1"), ctx)).rejects.toMatchObject({ reason: "VOLUME_NOT_EXPORTABLE" });
+  });
+
+  it("stores an export before QEMU opens the volume, and forgets it when QEMU refuses", async () => {
+    await exports.startNbdServer(nbdServer, ctx);
+    jest.spyOn(exporter.server, "addExport").mockImplementationOnce(async (settings) => {
+      // The storage area sees the export while QEMU opens the volume.
+      expect(opened.current.blockExports.ofVolume("p", "v1").map((record) => record.id)).toEqual([settings.id]);
+      throw new Error("QEMU refused");
+    });
+    await expect(exports.add(request("e", "v1"), ctx)).rejects.toThrow("QEMU refused");
+    expect(opened.current.blockExports.list()).toEqual([]);
+    expect(events().map(([name]) => name)).not.toContain("block-export-add");
+    await expect(exports.add(request("c", "changing"), ctx)).rejects.toMatchObject({ reason: "VOLUME_NOT_EXPORTABLE" });
   });
 
   it("exposes only bitmaps the volume has", async () => {

@@ -13,6 +13,7 @@ import { EventService } from "../../gen/steward/v1/event_service_pb";
 import { HostService } from "../../gen/steward/v1/host_service_pb";
 import { PoolService } from "../../gen/steward/v1/pool_service_pb";
 import { VolumeService } from "../../gen/steward/v1/volume_service_pb";
+import { QmpClient } from "../../src/adapters/hypervisor/qemu/qmp/qmp-client";
 import { createClient, type StewardClient } from "../../src/client/steward-client";
 import { ChildServer } from "../fixtures/child-server";
 import { rpcError } from "../fixtures/expect-rpc-error";
@@ -200,7 +201,7 @@ describe("block exports through qemu-storage-daemon", () => {
     expect(written.subarray(2 * MiB, 2 * MiB + 4096).every((byte) => byte === 0x77)).toBe(true);
   });
 
-  it("exports a volume as a vhost-user-blk socket in the exports folder, for another VMM", async () => {
+  it("exports a volume as a vhost-user-blk socket in the exports folder, which another VMM's device takes", async () => {
     const { export: added } = await exports.addBlockExport({
       id: "as-blk",
       volume: volume("data"),
@@ -209,7 +210,10 @@ describe("block exports through qemu-storage-daemon", () => {
     });
     const socketPath = path.join(server.dataDir, "exports", "vhost-user-blk", "data.sock");
     expect(added?.options).toMatchObject({ case: "vhostUserBlk", value: { socket: "data.sock", logicalBlockSize: 4096, numQueues: 2, socketPath } });
-    expect(fs.statSync(socketPath).isSocket()).toBe(true);
+    // A VMM: a QEMU whose vhost-user-blk-pci device negotiates with the export as it is made
+    // (its CPUs never run). The export is read-only, and says so in its features.
+    const features = await vhostUserBlkFeatures(socketPath, scratch);
+    expect(features).toEqual(expect.arrayContaining([expect.stringMatching(/^VIRTIO_BLK_F_RO/), expect.stringMatching(/^VIRTIO_BLK_F_BLK_SIZE/), expect.stringMatching(/^VIRTIO_BLK_F_MQ/)]));
     await removeAndWait("as-blk", RemoveMode.SAFE);
   });
 
@@ -520,5 +524,42 @@ async function removeExport(exports: StewardClient<typeof BlockExportService>, i
   for (let waited = 0; (await exports.listBlockExports({})).exports.some((each) => each.id === id); waited += 20) {
     if (waited > 5000) throw new Error(`export ${id} was not deleted`);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * The device features a vhost-user-blk export offers, as a QEMU with a vhost-user-blk-pci
+ * device on its socket heard them while it made the device (x-query-virtio-status); the QEMU,
+ * started paused, is ended before this returns.
+ */
+async function vhostUserBlkFeatures(socketPath: string, scratch: string): Promise<string[]> {
+  const qmpSocket = path.join(scratch, "vmm-qmp.sock");
+  const vmm = spawn(
+    "qemu-system-x86_64",
+    [
+      "-M", "q35", "-accel", "tcg", "-S", "-display", "none", "-nodefaults", "-m", "128",
+      "-object", "memory-backend-memfd,id=mem,size=128M,share=on", "-numa", "node,memdev=mem",
+      "-chardev", `socket,id=blk,path=${socketPath}`, "-device", "vhost-user-blk-pci,chardev=blk,id=blk0,num-queues=2",
+      "-qmp", `unix:${qmpSocket},server=on,wait=off`,
+    ],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise((resolve) => vmm.once("exit", resolve));
+  try {
+    let qmp: QmpClient | undefined;
+    for (let waited = 0; qmp === undefined; waited += 20) {
+      if (vmm.exitCode !== null || waited > 15_000) throw new Error("the VMM did not start with the vhost-user-blk device");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      qmp = await QmpClient.connect(qmpSocket, { timeoutMs: 2000 }).catch(() => undefined);
+    }
+    try {
+      const status = await qmp.execute<{ "host-features": { "dev-features": string[] } }>("x-query-virtio-status", { path: "/machine/peripheral/blk0/virtio-backend" });
+      return status["host-features"]["dev-features"];
+    } finally {
+      qmp.close();
+    }
+  } finally {
+    vmm.kill("SIGKILL");
+    await exited;
   }
 }

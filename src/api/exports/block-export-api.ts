@@ -14,9 +14,8 @@ import {
 import type { AddBlockExportRequest, BlockExportService } from "../../../gen/steward/v1/block_export_service_pb";
 import { VolumeRefSchema } from "../../../gen/steward/v1/volume_pb";
 import type { AddExportRequest, BlockExports, BlockExportView, NbdServerView } from "../../core/exports/block-exports";
-import type { GivenExportOptions } from "../../core/exports/export-requests";
 import { InvalidFieldError } from "../../core/errors";
-import type { BlockExportKind } from "../../core/model/block-export";
+import type { BlockExportKind, BlockExportOptionsRecord } from "../../core/model/block-export";
 import { pageOf, type PageTokens } from "../../core/shared/page-token";
 import type { ServiceImpl } from "../../server/service-impl";
 
@@ -81,7 +80,7 @@ function exportType(type: BlockExportType): BlockExportKind | undefined {
   }
 }
 
-function givenOptions(options: AddBlockExportRequest["options"]): GivenExportOptions | undefined {
+function givenOptions(options: AddBlockExportRequest["options"]): BlockExportOptionsRecord | undefined {
   switch (options.case) {
     case undefined:
       return undefined;

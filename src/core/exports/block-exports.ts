@@ -132,7 +132,10 @@ export class BlockExports {
       this.checkEndpointFree(options);
       const volume = await this.volumes.exportable(request.volume, "volume");
       this.checkVolumeFree(volume, request.writable);
-      if (options.type === "nbd") for (const bitmap of options.bitmaps) if (!volume.bitmaps.includes(bitmap)) throw bitmapNotFound(volume.label, bitmap);
+      if (options.type === "nbd" && options.bitmaps.length > 0) {
+        const held = await this.volumes.bitmapsOf(volume.pool, volume.vid);
+        for (const bitmap of options.bitmaps) if (!held.includes(bitmap)) throw bitmapNotFound(volume.label, bitmap);
+      }
       const record: BlockExportRecord = {
         id: request.id,
         pool: volume.pool,
@@ -355,8 +358,8 @@ function optionsOf(options: BlockExportOptionsRecord, exporter: BlockExporter): 
   }
 }
 
+/** The path on the host of what the export serves through (its socket, its mount point); empty for NBD. */
 function endpointPathOf(options: BlockExportOptionsRecord, exporter: BlockExporter): string {
-  if (options.type === "vhost-user-blk") return exporter.endpointPath("vhost-user-blk-socket", options.socket);
-  if (options.type === "fuse") return exporter.endpointPath("fuse-mountpoint", options.mountpoint);
-  return "";
+  const given = optionsOf(options, exporter);
+  return given.type === "vhost-user-blk" ? given.socketPath : given.type === "fuse" ? given.mountpointPath : "";
 }

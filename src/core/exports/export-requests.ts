@@ -17,9 +17,6 @@ export interface NbdServerRequest {
   requestId: string;
 }
 
-/** The options a request gave, of the type they belong to (the oneof's case), before their defaults. */
-export type GivenExportOptions = BlockExportOptionsRecord;
-
 export interface AddExportRequest {
   id: string;
   volume: VolumeNaming | undefined;
@@ -27,7 +24,8 @@ export interface AddExportRequest {
   writethrough: boolean;
   /** The type asked; undefined when unset (NBD). */
   type: BlockExportKind | undefined;
-  options: GivenExportOptions | undefined;
+  /** The options the request gave, of the type they belong to (the oneof's case), before their defaults. */
+  options: BlockExportOptionsRecord | undefined;
   iothread: string;
   fixedIothread: boolean;
   requestId: string;
@@ -109,7 +107,7 @@ export function checkAddExport(request: AddExportRequest): BlockExportOptionsRec
   }
 }
 
-function nbdOptions(id: string, given: Extract<GivenExportOptions, { type: "nbd" }> | undefined): BlockExportOptionsRecord {
+function nbdOptions(id: string, given: Extract<BlockExportOptionsRecord, { type: "nbd" }> | undefined): BlockExportOptionsRecord {
   const name = given?.name || id;
   if (utf8Bytes(name) > MAX_NBD_STRING_BYTES) throw new InvalidFieldError("nbd.name", `is longer than NBD's ${MAX_NBD_STRING_BYTES} bytes`);
   const description = given?.description ?? "";
@@ -122,7 +120,7 @@ function nbdOptions(id: string, given: Extract<GivenExportOptions, { type: "nbd"
   return { type: "nbd", name, description, bitmaps: [...bitmaps], allocationDepth: given?.allocationDepth ?? false };
 }
 
-function vhostOptions(given: Extract<GivenExportOptions, { type: "vhost-user-blk" }> | undefined): BlockExportOptionsRecord {
+function vhostOptions(given: Extract<BlockExportOptionsRecord, { type: "vhost-user-blk" }> | undefined): BlockExportOptionsRecord {
   if (given === undefined || given.socket === "") throw new InvalidFieldError("vhost_user_blk.socket", "is required: the socket's name in Steward's exports folder");
   checkEndpointName(given.socket, "vhost_user_blk.socket", "the socket's name");
   const logicalBlockSize = given.logicalBlockSize || 512;
@@ -134,7 +132,7 @@ function vhostOptions(given: Extract<GivenExportOptions, { type: "vhost-user-blk
   return { type: "vhost-user-blk", socket: given.socket, logicalBlockSize, numQueues };
 }
 
-function fuseOptions(given: Extract<GivenExportOptions, { type: "fuse" }> | undefined): BlockExportOptionsRecord {
+function fuseOptions(given: Extract<BlockExportOptionsRecord, { type: "fuse" }> | undefined): BlockExportOptionsRecord {
   if (given === undefined || given.mountpoint === "") throw new InvalidFieldError("fuse.mountpoint", "is required: the mount point's name in Steward's exports folder");
   checkEndpointName(given.mountpoint, "fuse.mountpoint", "the mount point's name");
   return { type: "fuse", mountpoint: given.mountpoint, growable: given.growable, allowOther: given.allowOther };

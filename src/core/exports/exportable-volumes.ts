@@ -27,8 +27,6 @@ export interface ExportableVolume {
   label: string;
   image: ExportImage;
   users: readonly VolumeUser[];
-  /** The names of its persistent dirty bitmaps, which an NBD export may expose. */
-  bitmaps: readonly string[];
 }
 
 export interface ExportableVolumes {
@@ -39,6 +37,8 @@ export interface ExportableVolumes {
   exportable(ref: VolumeNaming | undefined, field: string): Promise<ExportableVolume>;
   /** The volume of an export made earlier, as it is now (a restart serves it again). */
   current(pool: string, vid: string): Promise<ExportableVolume>;
+  /** The names of the volume's persistent dirty bitmaps, which an NBD export may expose. */
+  bitmapsOf(pool: string, vid: string): Promise<string[]>;
   /** Whether the volume is there and not being changed, now (within the caller's transaction). */
   ready(pool: string, vid: string): boolean;
   /** The storage area's VOLUME_IN_USE, for a volume an export cannot share. */

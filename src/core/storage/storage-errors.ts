@@ -102,12 +102,12 @@ export function checksumMismatch(vid: string, expected: string, actual: string):
   return new DomainError("data-loss", R.CHECKSUM_MISMATCH, `the bytes imported into ${vid} have SHA-256 ${actual}, not ${expected}: the volume is as it was`, { vid, expected, actual });
 }
 
-/** A volume other VMs use in a way that excludes what was asked (a writable attachment, a write). */
 /** A change or removal of a volume that a block export serves: QEMU holds it open, and would serve what is no longer there. */
 export function volumeExported(vid: string, exportIds: readonly string[]): DomainError {
   return failedPrecondition(R.VOLUME_IN_USE, `${vid} is in use: block export ${exportIds.join(", ")} serves it: RemoveBlockExport first`, { vid, exports: exportIds.join(",") });
 }
 
+/** A volume other VMs use in a way that excludes what was asked (a writable attachment, a write). */
 export function volumeInUse(vid: string, why: string, vms: readonly string[]): DomainError {
   return failedPrecondition(R.VOLUME_IN_USE, `${vid} is in use: ${why}`, { vid, vms: vms.join(",") });
 }

@@ -4,7 +4,6 @@
  * that have it as a disk.
  */
 import type { ExportImage } from "../../ports/block-exporter";
-import { keepsBitmaps } from "../../ports/storage-driver";
 import type { Store } from "../../ports/store";
 import type { DomainError } from "../errors";
 import type { VolumeRecord } from "../model/volume";
@@ -18,7 +17,6 @@ export interface VolumeImage {
   label: string;
   image: ExportImage;
   users: { vm: string; writes: boolean }[];
-  bitmaps: string[];
 }
 
 export class VolumeImages {
@@ -50,8 +48,11 @@ export class VolumeImages {
     await this.volumes.settled(record);
     await this.volumes.makeIfAbsent(record);
     const backing = driver.backingChain ? await driver.backingChain(vid) : [];
-    const bitmaps = keepsBitmaps(driver) ? (await driver.bitmaps(vid)).map((bitmap) => bitmap.name) : [];
-    return { pool, vid, label, image: { path, format: driver.format, backing }, users: this.usersOf(record), bitmaps };
+    return { pool, vid, label, image: { path, format: driver.format, backing }, users: this.usersOf(record) };
+  }
+
+  async bitmapsOf(pool: string, vid: string): Promise<string[]> {
+    return (await this.volumes.bitmaps({ pool, vid })).map((bitmap) => bitmap.name);
   }
 
   ready(pool: string, vid: string): boolean {

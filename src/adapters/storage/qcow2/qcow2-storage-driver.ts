@@ -342,9 +342,8 @@ export class Qcow2StorageDriver implements StorageDriver, CheapClone, ImageTrans
   private async carryBitmaps(vid: string, top: string, frozen: string, bitmaps: readonly VolumeBitmap[]): Promise<void> {
     // An inconsistent one tells nothing, and QEMU would refuse to merge it.
     for (const bitmap of bitmaps.filter((each) => !each.inconsistent)) {
-      await this.tool(vid, ["bitmap", "--add", "-g", String(bitmap.granularityBytes), "-f", "qcow2", top, bitmap.name]);
-      await this.tool(vid, ["bitmap", "--merge", bitmap.name, "-b", frozen, "-F", "qcow2", "-f", "qcow2", top, bitmap.name]);
-      if (!bitmap.recording) await this.tool(vid, ["bitmap", "--disable", "-f", "qcow2", top, bitmap.name]);
+      const disable = bitmap.recording ? [] : ["--disable"];
+      await this.tool(vid, ["bitmap", "--add", "-g", String(bitmap.granularityBytes), "--merge", bitmap.name, "-b", frozen, "-F", "qcow2", ...disable, "-f", "qcow2", top, bitmap.name]);
     }
   }
 

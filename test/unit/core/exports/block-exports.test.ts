@@ -113,6 +113,7 @@ describe("BlockExports", () => {
       exportable: async (naming) => volumeOf(naming!.vid),
       current: async (_pool, vid) => volumeOf(vid),
       ready: (_pool, vid) => vid !== "changing",
+      bitmapsOf: async (_pool, vid) => (vid === "marked" ? ["b1"] : []),
       inUse: (volume, why) => failedPrecondition("VOLUME_IN_USE" as DomainError["reason"], `${volume.vid}: ${why}`),
     };
     const store = opened.current;
@@ -120,7 +121,7 @@ describe("BlockExports", () => {
   }
 
   function volumeOf(vid: string): ExportableVolume {
-    return { pool: "p", vid, label: `p:${vid}`, image: { ...image, path: `/pool/${vid}.raw` }, users: users.get(vid) ?? [], bitmaps: vid === "marked" ? ["b1"] : [] };
+    return { pool: "p", vid, label: `p:${vid}`, image: { ...image, path: `/pool/${vid}.raw` }, users: users.get(vid) ?? [] };
   }
 
   beforeEach(() => {
